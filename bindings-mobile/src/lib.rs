@@ -1,0 +1,1 @@
+//! UniFFI bindings of Erth Sync: placeholder until the bindings-mobile issue lands.

@@ -1,0 +1,1 @@
+//! WebAssembly bindings of Erth Sync: placeholder until the bindings-wasm issue lands.

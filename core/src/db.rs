@@ -1,0 +1,599 @@
+//! [`Database`]: one replica — a local store, an optional remote, a hybrid
+//! logical clock and subscribers. Local reads and writes never touch the
+//! network; [`Database::sync`] (in [`crate::sync`]) does.
+//!
+//! Writes are serialized by one async lock that also guards the clock, and
+//! each write persists the clock in the same transaction, so a reopened
+//! replica never reissues a clock value.
+
+use crate::endpoint::{AuthToken, Endpoint};
+use crate::error::{Error, Result};
+use crate::events::{ChangeEvent, ChangeOrigin, Listener, Registry, Subscription};
+use crate::hlc::{Clock, HybridClock, NodeId, Timestamp};
+use crate::hrana::{HranaClient, RetryPolicy};
+use crate::row::SyncRow;
+use crate::schema::{q, todos_table, TableDef};
+use crate::state;
+use crate::store::{Store, StoreError, StoreErrorKind};
+use crate::transport::Transport;
+use crate::value::{SqlValue, Statement};
+use futures::lock::Mutex as AsyncMutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// How a replica is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Server URL (`libsql://`, `https://`, or `http://` for local servers); `None` = local-only.
+    pub url: Option<String>,
+    /// Bearer token; also taken from an `authToken` query parameter of `url`.
+    pub auth_token: Option<String>,
+    /// Allow `http://` to non-private hosts (the token would travel in clear text).
+    pub allow_insecure_http: bool,
+    /// Synced tables (default: the built-in `todos`).
+    pub tables: Vec<TableDef>,
+    /// Rows per push round trip (one server transaction).
+    pub push_batch_rows: usize,
+    /// Rows per `INSERT` statement inside a push batch.
+    pub rows_per_statement: usize,
+    /// Rows per pull page (halved automatically if the server finds the answer too large).
+    pub pull_page_rows: usize,
+    /// How far ahead of local time a remote clock may pull the local clock (see [`crate::hlc`]).
+    pub max_clock_drift_ms: u64,
+    pub retry: RetryPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            url: None,
+            auth_token: None,
+            allow_insecure_http: false,
+            tables: vec![todos_table()],
+            push_batch_rows: 2_000,
+            rows_per_statement: 200,
+            pull_page_rows: 2_000,
+            max_clock_drift_ms: 3_600_000,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// What one [`Database::sync`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncReport {
+    /// Local rows sent to the server.
+    pub pushed: u64,
+    /// Server rows received.
+    pub pulled: u64,
+    pub duration_ms: u64,
+}
+
+/// Where a replica stands.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncStatus {
+    /// Rows with local changes not yet acknowledged by the server.
+    pub pending_changes: u64,
+    /// Wall-clock ms of the last successful sync (persisted).
+    pub last_sync_at_ms: Option<u64>,
+    /// The last sync's error, cleared by a successful sync.
+    pub last_error: Option<String>,
+    pub syncing: bool,
+    /// The server URL, without credentials.
+    pub remote_url: Option<String>,
+    /// Set when a pulled clock was further ahead than `max_clock_drift_ms` (how far).
+    pub clock_ahead_ms: Option<u64>,
+}
+
+/// Progress of a running sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncProgress {
+    Pushed { table: String, rows: u64 },
+    Pulled { table: String, rows: u64 },
+}
+
+pub(crate) struct Remote {
+    pub(crate) client: HranaClient,
+    pub(crate) bootstrapped: AtomicBool,
+}
+
+#[derive(Default)]
+pub(crate) struct StatusState {
+    pub(crate) last_sync_at_ms: Option<u64>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) syncing: bool,
+    pub(crate) clock_ahead_ms: Option<u64>,
+}
+
+/// A local replica, optionally synced with a server.
+pub struct Database {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: Config,
+    pub(crate) hlc: AsyncMutex<HybridClock>,
+    pub(crate) remote: RwLock<Option<Arc<Remote>>>,
+    pub(crate) sync_lock: AsyncMutex<()>,
+    pub(crate) status: Mutex<StatusState>,
+    pub(crate) events: Arc<Registry>,
+    /// Bumped by every local write (for coalescing concurrent syncs).
+    pub(crate) writes: AtomicU64,
+    /// `(writes seen at start, report)` of the last successful sync.
+    pub(crate) last_sync: Mutex<Option<(u64, u64, SyncReport)>>,
+    pub(crate) syncs_done: AtomicU64,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field(
+                "tables",
+                &self
+                    .config
+                    .tables
+                    .iter()
+                    .map(|t| &t.name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("remote", &self.remote_url())
+            .finish_non_exhaustive()
+    }
+}
+
+fn corrupt(what: String) -> Error {
+    Error::Storage(StoreError::new(StoreErrorKind::Corrupt, what))
+}
+
+impl Database {
+    /// Opens a replica on `store`, creating or migrating its tables.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+        config: Config,
+    ) -> Result<Database> {
+        let mut seen = Vec::new();
+        for t in &config.tables {
+            TableDef::new(&t.name, t.columns.clone()).map_err(Error::InvalidInput)?;
+            if seen.contains(&&t.name) {
+                return Err(Error::InvalidInput(format!(
+                    "table {} declared twice",
+                    t.name
+                )));
+            }
+            seen.push(&t.name);
+        }
+        if config.push_batch_rows == 0
+            || config.rows_per_statement == 0
+            || config.pull_page_rows == 0
+        {
+            return Err(Error::InvalidInput(
+                "batch and page sizes must be at least 1".into(),
+            ));
+        }
+        let version = store
+            .query(&Statement::plain("PRAGMA user_version"))
+            .await?;
+        let version = version
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(SqlValue::as_i64)
+            .unwrap_or(0);
+        if version > state::LOCAL_SCHEMA_VERSION {
+            return Err(Error::InvalidInput(format!(
+                "this database was written by a newer Erth Sync (format {version}, this build reads {})",
+                state::LOCAL_SCHEMA_VERSION
+            )));
+        }
+        let mut ddl = vec![
+            Statement::plain(state::CREATE),
+            state::init(state::KEY_NODE, format!("{:016x}", NodeId::random().0)),
+            state::init(state::KEY_HLC, format!("{:016x}", 0)),
+        ];
+        for t in &config.tables {
+            ddl.push(Statement::plain(t.create_table_sql()));
+            ddl.extend(t.local_index_sql().into_iter().map(Statement::plain));
+        }
+        ddl.push(Statement::plain(format!(
+            "PRAGMA user_version = {}",
+            state::LOCAL_SCHEMA_VERSION
+        )));
+        store.write(&ddl).await?;
+        for t in &config.tables {
+            let existing = store
+                .query(&Statement::plain(t.probe_columns_sql()))
+                .await?
+                .columns;
+            let alters = t.migration_sql(&existing).map_err(Error::InvalidInput)?;
+            if !alters.is_empty() {
+                store
+                    .write(&alters.into_iter().map(Statement::plain).collect::<Vec<_>>())
+                    .await?;
+            }
+        }
+
+        let kv = read_state(store.as_ref()).await?;
+        let node = kv
+            .get(state::KEY_NODE)
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+            .ok_or_else(|| corrupt("node id missing from _erth_state".into()))?;
+        let last = kv
+            .get(state::KEY_HLC)
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+            .ok_or_else(|| corrupt("clock missing from _erth_state".into()))?;
+        let status = StatusState {
+            last_sync_at_ms: kv.get(state::KEY_LAST_SYNC).and_then(|v| v.parse().ok()),
+            ..StatusState::default()
+        };
+        let db = Database {
+            store,
+            transport,
+            clock,
+            hlc: AsyncMutex::new(HybridClock::new(
+                NodeId(node),
+                last,
+                config.max_clock_drift_ms,
+            )),
+            config: config.clone(),
+            remote: RwLock::new(None),
+            sync_lock: AsyncMutex::new(()),
+            status: Mutex::new(status),
+            events: Arc::new(Registry::default()),
+            writes: AtomicU64::new(0),
+            last_sync: Mutex::new(None),
+            syncs_done: AtomicU64::new(0),
+        };
+        if let Some(url) = &config.url {
+            db.set_remote(Some(url), config.auth_token.as_deref())?;
+        }
+        Ok(db)
+    }
+
+    /// Sets (or with `None` removes) the server. Local changes made while
+    /// there was no server are pushed by the next sync.
+    pub fn set_remote(&self, url: Option<&str>, auth_token: Option<&str>) -> Result<()> {
+        let remote = match url {
+            None => None,
+            Some(url) => {
+                let (endpoint, url_token) = Endpoint::parse(url, self.config.allow_insecure_http)?;
+                let token = auth_token.and_then(AuthToken::new).or(url_token);
+                let client =
+                    HranaClient::new(endpoint, token, self.transport.clone(), self.config.retry);
+                Some(Arc::new(Remote {
+                    client,
+                    bootstrapped: AtomicBool::new(false),
+                }))
+            }
+        };
+        *self.remote.write().unwrap_or_else(|p| p.into_inner()) = remote;
+        Ok(())
+    }
+
+    /// Replaces the auth token used by the next requests.
+    pub fn set_auth_token(&self, token: Option<&str>) {
+        if let Some(r) = self.remote_handle() {
+            r.client.set_token(token.and_then(AuthToken::new));
+        }
+    }
+
+    pub(crate) fn remote_handle(&self) -> Option<Arc<Remote>> {
+        self.remote
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn remote_url(&self) -> Option<String> {
+        self.remote_handle()
+            .map(|r| r.client.endpoint().display_url())
+    }
+
+    /// The declared table with that name.
+    pub fn table(&self, name: &str) -> Result<&TableDef> {
+        self.config
+            .tables
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| Error::InvalidInput(format!("no synced table named {name:?}")))
+    }
+
+    /// The node id of this replica.
+    pub async fn node_id(&self) -> NodeId {
+        self.hlc.lock().await.node()
+    }
+
+    /// Calls `listener` after every committed change until the subscription is dropped.
+    pub fn subscribe(&self, listener: Listener) -> Subscription {
+        self.events.add(listener)
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Inserts a new row; `values` name user columns (missing ones take their
+    /// default, or NULL when nullable). Returns the new id.
+    pub async fn insert(&self, table: &str, values: &[(&str, SqlValue)]) -> Result<String> {
+        let def = self.table(table)?;
+        for (name, _) in values {
+            def.column(name).ok_or_else(|| {
+                Error::InvalidInput(format!("table {table} has no column {name:?}"))
+            })?;
+        }
+        let mut cells = Vec::with_capacity(def.columns.len());
+        for c in &def.columns {
+            let v = match values.iter().rev().find(|(n, _)| *n == c.name) {
+                Some((_, v)) => v.clone(),
+                None => match (&c.default, c.nullable) {
+                    (Some(d), _) => d.clone(),
+                    (None, true) => SqlValue::Null,
+                    (None, false) => {
+                        return Err(Error::InvalidInput(format!(
+                            "column {} of {table} needs a value",
+                            c.name
+                        )))
+                    }
+                },
+            };
+            c.check(&v).map_err(Error::InvalidInput)?;
+            cells.push(v);
+        }
+        let mut hlc = self.hlc.lock().await;
+        let ts = hlc.tick(self.now_ms());
+        let ms = ts.physical_ms() as i64;
+        let row = SyncRow {
+            id: crate::ids::new_id(),
+            values: cells,
+            is_deleted: false,
+            created_at: ms,
+            updated_at: ms,
+            clocks: vec![ts; def.columns.len() + 1],
+        };
+        let placeholders = vec!["?"; def.row_columns().len()].join(", ");
+        let insert = Statement::new(
+            format!(
+                "INSERT INTO {} ({}, \"_seq\", \"_dirty\") VALUES ({placeholders}, NULL, 1)",
+                q(&def.name),
+                def.row_column_list()
+            ),
+            row.to_cells(),
+        );
+        self.store.write(&[insert, persist_clock(&hlc)]).await?;
+        drop(hlc);
+        self.after_local_write(table, vec![row.id.clone()]);
+        Ok(row.id)
+    }
+
+    /// Changes columns of a live row. Returns `false` when every value was
+    /// already the same (nothing is written); `NotFound` when the row does
+    /// not exist or is deleted.
+    pub async fn update(
+        &self,
+        table: &str,
+        id: &str,
+        changes: &[(&str, SqlValue)],
+    ) -> Result<bool> {
+        let def = self.table(table)?;
+        let mut hlc = self.hlc.lock().await;
+        let current = self.live_row(def, id).await?;
+        let mut sets = Vec::new();
+        let mut args = Vec::new();
+        for (name, value) in changes {
+            let (i, col) = def.column(name).ok_or_else(|| {
+                Error::InvalidInput(format!("table {table} has no column {name:?}"))
+            })?;
+            col.check(value).map_err(Error::InvalidInput)?;
+            if current.values[i] != *value && !sets.iter().any(|(n, _)| n == name) {
+                sets.push((name.to_string(), value.clone()));
+            }
+        }
+        if sets.is_empty() {
+            return Ok(false);
+        }
+        let ts = hlc.tick(self.now_ms());
+        let mut assignments = Vec::new();
+        for (name, value) in sets {
+            assignments.push(format!(
+                "{} = ?, {} = ?",
+                q(&name),
+                q(&format!("_clk_{name}"))
+            ));
+            args.push(value);
+            args.push(SqlValue::Text(ts.to_string()));
+        }
+        args.push(SqlValue::Integer(ts.physical_ms() as i64));
+        args.push(SqlValue::Text(id.to_owned()));
+        let sql = format!(
+            "UPDATE {} SET {}, \"updated_at\" = MAX(\"updated_at\", ?), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = ? AND \"is_deleted\" = 0",
+            q(&def.name),
+            assignments.join(", ")
+        );
+        self.store
+            .write(&[Statement::new(sql, args), persist_clock(&hlc)])
+            .await?;
+        drop(hlc);
+        self.after_local_write(table, vec![id.to_owned()]);
+        Ok(true)
+    }
+
+    /// Deletes a row (a tombstone that syncs; the row never comes back).
+    /// Returns `false` when the row does not exist or is already deleted.
+    pub async fn delete(&self, table: &str, id: &str) -> Result<bool> {
+        let def = self.table(table)?;
+        crate::ids::parse_id(id).map_err(Error::InvalidInput)?;
+        let mut hlc = self.hlc.lock().await;
+        let ts = hlc.tick(self.now_ms());
+        let out = self
+            .store
+            .write(&[
+                Statement::new(
+                    format!(
+                        "UPDATE {} SET \"is_deleted\" = 1, \"_clk_is_deleted\" = ?, \"updated_at\" = MAX(\"updated_at\", ?), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = ? AND \"is_deleted\" = 0 RETURNING \"id\"",
+                        q(&def.name)
+                    ),
+                    vec![SqlValue::Text(ts.to_string()), SqlValue::Integer(ts.physical_ms() as i64), id.into()],
+                ),
+                persist_clock(&hlc),
+            ])
+            .await?;
+        drop(hlc);
+        let deleted = out.first().is_some_and(|r| !r.rows.is_empty());
+        if deleted {
+            self.after_local_write(table, vec![id.to_owned()]);
+        }
+        Ok(deleted)
+    }
+
+    fn after_local_write(&self, table: &str, ids: Vec<String>) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.events.emit(ChangeEvent {
+            table: table.to_owned(),
+            ids,
+            origin: ChangeOrigin::Local,
+        });
+    }
+
+    /// The row with that id, deleted or not (`None` when unknown).
+    pub async fn get_row(&self, table: &str, id: &str) -> Result<Option<SyncRow>> {
+        let def = self.table(table)?;
+        crate::ids::parse_id(id).map_err(Error::InvalidInput)?;
+        let rows = self
+            .store
+            .query(&Statement::new(
+                format!(
+                    "SELECT {} FROM {} WHERE \"id\" = ?",
+                    def.row_column_list(),
+                    q(&def.name)
+                ),
+                vec![id.into()],
+            ))
+            .await?;
+        rows.rows
+            .first()
+            .map(|cells| SyncRow::from_cells(def, cells).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn live_row(&self, def: &TableDef, id: &str) -> Result<SyncRow> {
+        match self.get_row(&def.name, id).await? {
+            Some(r) if !r.is_deleted => Ok(r),
+            _ => Err(Error::NotFound {
+                table: def.name.clone(),
+                id: id.to_owned(),
+            }),
+        }
+    }
+
+    /// Live rows, newest first.
+    pub async fn list_live(&self, table: &str) -> Result<Vec<SyncRow>> {
+        let def = self.table(table)?;
+        self.select_rows(
+            def,
+            &format!("WHERE \"is_deleted\" = 0 ORDER BY \"is_deleted\", \"created_at\" DESC, \"id\" DESC"),
+        )
+        .await
+    }
+
+    /// Every row including tombstones, sorted by id (for comparing replicas).
+    pub async fn dump(&self, table: &str) -> Result<Vec<SyncRow>> {
+        let def = self.table(table)?;
+        self.select_rows(def, "ORDER BY \"id\"").await
+    }
+
+    async fn select_rows(&self, def: &TableDef, tail: &str) -> Result<Vec<SyncRow>> {
+        let rows = self
+            .store
+            .query(&Statement::plain(format!(
+                "SELECT {} FROM {} {tail}",
+                def.row_column_list(),
+                q(&def.name)
+            )))
+            .await?;
+        rows.rows
+            .iter()
+            .map(|cells| SyncRow::from_cells(def, cells).map_err(corrupt))
+            .collect()
+    }
+
+    /// Rows with changes the server has not acknowledged, over all tables.
+    pub async fn pending_changes(&self) -> Result<u64> {
+        let mut total = 0;
+        for def in &self.config.tables {
+            let rows = self
+                .store
+                .query(&Statement::plain(format!(
+                    "SELECT count(*) FROM {} WHERE \"_dirty\" > 0",
+                    q(&def.name)
+                )))
+                .await?;
+            total += rows
+                .rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(SqlValue::as_i64)
+                .unwrap_or(0) as u64;
+        }
+        Ok(total)
+    }
+
+    /// Pending count, last sync, last error, remote.
+    pub async fn status(&self) -> Result<SyncStatus> {
+        let pending_changes = self.pending_changes().await?;
+        let s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(SyncStatus {
+            pending_changes,
+            last_sync_at_ms: s.last_sync_at_ms,
+            last_error: s.last_error.clone(),
+            syncing: s.syncing,
+            remote_url: self.remote_url(),
+            clock_ahead_ms: s.clock_ahead_ms,
+        })
+    }
+
+    /// The latest clock value this replica issued or observed.
+    pub async fn last_clock(&self) -> Timestamp {
+        let h = self.hlc.lock().await;
+        Timestamp {
+            hlc: h.last(),
+            node: h.node(),
+        }
+    }
+}
+
+pub(crate) fn persist_clock(hlc: &HybridClock) -> Statement {
+    state::set(state::KEY_HLC, format!("{:016x}", hlc.last()))
+}
+
+pub(crate) async fn read_state(store: &dyn Store) -> Result<HashMap<String, String>> {
+    let rows = store.query(&state::select_all()).await?;
+    Ok(rows
+        .rows
+        .into_iter()
+        .filter_map(|r| match (r.first(), r.get(1)) {
+            (Some(SqlValue::Text(k)), Some(SqlValue::Text(v))) => Some((k.clone(), v.clone())),
+            _ => None,
+        })
+        .collect())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Database {
+    /// Opens a replica in a local file with the native store, HTTP transport and wall clock.
+    pub async fn open_native(
+        path: impl AsRef<std::path::Path>,
+        config: Config,
+    ) -> Result<Database> {
+        let store = crate::store::sqlite::SqliteStore::open(path)?;
+        let transport =
+            crate::transport::native::NativeTransport::new(std::time::Duration::from_secs(30))?;
+        Database::open(
+            Arc::new(store),
+            Arc::new(transport),
+            Arc::new(crate::hlc::SystemClock),
+            config,
+        )
+        .await
+    }
+}

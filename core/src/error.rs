@@ -1,0 +1,132 @@
+//! The one rich error of the core, with sources, and its coarse [`ErrorKind`]
+//! that bindings map to their small public errors.
+//!
+//! No variant ever holds the auth token: transport errors are built from
+//! status codes and server bodies, never from request headers.
+
+use crate::store::StoreError;
+use crate::transport::TransportError;
+
+/// Result with the core [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in Erth Sync.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller passed something unusable (bad id, bad URL, bad table definition).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// No live row with that id.
+    #[error("not found: no row {id} in table {table}")]
+    NotFound { table: String, id: String },
+    /// The local database failed.
+    #[error("local storage error: {0}")]
+    Storage(#[source] StoreError),
+    /// Another process or tab holds the local database.
+    #[error("the local database is locked by another process or tab")]
+    DatabaseLocked,
+    /// The server could not be reached, or the connection broke.
+    #[error("network error: {0}")]
+    Network(#[source] TransportError),
+    /// The server refused the credentials (HTTP 401 or 403).
+    #[error("authentication failed: the server answered HTTP {status}; set a valid token")]
+    Auth { status: u16 },
+    /// The server executed the request and reported an error with a Hrana code.
+    #[error("server error {code}: {message}")]
+    Server { code: String, message: String },
+    /// The server answered with an HTTP error status.
+    #[error("server answered HTTP {status}: {body}")]
+    Http { status: u16, body: String },
+    /// The server's answer does not follow the Hrana protocol.
+    #[error("malformed server response: {0}")]
+    Protocol(String),
+    /// A row from the server breaks the row layout (types, ids, clocks).
+    #[error("invalid row from server in table {table}: {reason}")]
+    InvalidRemoteRow { table: String, reason: String },
+    /// `sync()` was called on a database that has no remote.
+    #[error("no remote configured: the database is local-only until a URL is set")]
+    NoRemote,
+}
+
+/// What a host can act on; bindings expose one error case per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    InvalidInput,
+    NotFound,
+    Storage,
+    DatabaseLocked,
+    Network,
+    Auth,
+    Server,
+    Protocol,
+    NoRemote,
+}
+
+impl Error {
+    /// The coarse kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Storage(_) => ErrorKind::Storage,
+            Error::DatabaseLocked => ErrorKind::DatabaseLocked,
+            Error::Network(_) => ErrorKind::Network,
+            Error::Auth { .. } => ErrorKind::Auth,
+            Error::Server { .. } | Error::Http { .. } => ErrorKind::Server,
+            Error::Protocol(_) | Error::InvalidRemoteRow { .. } => ErrorKind::Protocol,
+            Error::NoRemote => ErrorKind::NoRemote,
+        }
+    }
+
+    /// Worth retrying after a pause: network faults, overload, busy databases,
+    /// garbled (e.g. truncated) responses. Auth and SQL errors are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Network(_) | Error::Protocol(_) => true,
+            Error::Http { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            Error::Server { code, .. } => {
+                matches!(
+                    code.as_str(),
+                    "SQLITE_BUSY" | "SQLITE_LOCKED" | "STREAM_EXPIRED"
+                )
+            }
+            _ => false,
+        }
+    }
+
+    /// The server's Hrana error code, if the server reported one.
+    pub fn server_code(&self) -> Option<&str> {
+        match self {
+            Error::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        if e.is_locked() {
+            Error::DatabaseLocked
+        } else {
+            Error::Storage(e)
+        }
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Self {
+        Error::Network(e)
+    }
+}
+
+/// Shortens a server-provided text for inclusion in an error message.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}

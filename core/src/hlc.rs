@@ -1,0 +1,318 @@
+//! Hybrid logical clocks: every mergeable column value carries a
+//! [`Timestamp`] `(hlc, node)` where `hlc = physical_ms << 16 | counter`.
+//!
+//! The text form (`16 hex digits - 16 hex digits`, lowercase) sorts like the
+//! clock itself, so SQL compares clocks with plain `>` on text.
+//! Physical time comes from a [`Clock`] (tests inject a fake one).
+//!
+//! Drift policy: a remote clock further ahead of local physical time than
+//! `max_drift_ms` is still *accepted* (the row merges normally, so every
+//! replica converges on the same value), but the local clock does not jump
+//! past `now + max_drift_ms`; [`HybridClock::observe`] reports the clamp so
+//! the engine can surface it. Rejecting such rows would need every replica
+//! to agree on "now", which they cannot, and would stall the pull cursor on
+//! the offending page forever.
+
+use std::fmt;
+
+/// Source of physical time in milliseconds since the Unix epoch.
+pub trait Clock: crate::platform::SendOutsideWasm + crate::platform::SyncOutsideWasm {
+    fn now_ms(&self) -> u64;
+}
+
+/// The platform's wall clock (`SystemTime` natively, `Date.now()` on wasm).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[cfg(not(target_arch = "wasm32"))]
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn now_ms(&self) -> u64 {
+        js_sys::Date::now() as u64
+    }
+}
+
+/// Identifies one replica (random, persisted in the replica's database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u64);
+
+impl NodeId {
+    /// A random node id.
+    pub fn random() -> NodeId {
+        // Reuse the UUIDv7 random bits: a dedicated RNG dependency buys nothing.
+        let bits = crate::ids::new_uuid().as_u128();
+        NodeId((bits as u64) ^ ((bits >> 64) as u64).rotate_left(17))
+    }
+}
+
+/// Largest physical time a clock can hold (48 bits of milliseconds).
+pub const MAX_PHYSICAL_MS: u64 = (1 << 48) - 1;
+
+/// One clock value: ordered by `hlc`, then by `node`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    pub hlc: u64,
+    pub node: NodeId,
+}
+
+impl Timestamp {
+    /// Milliseconds since the epoch of this clock value.
+    pub fn physical_ms(&self) -> u64 {
+        self.hlc >> 16
+    }
+
+    /// Parses the canonical text form; anything else (case, length, sign) is refused.
+    pub fn parse(text: &str) -> Result<Timestamp, String> {
+        let bytes = text.as_bytes();
+        let ok = bytes.len() == 33
+            && bytes[16] == b'-'
+            && bytes
+                .iter()
+                .enumerate()
+                .all(|(i, b)| i == 16 || matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !ok {
+            return Err(format!(
+                "{:?} is not a clock (16 hex digits, '-', 16 hex digits)",
+                crate::error::clip(text, 64)
+            ));
+        }
+        let hlc = u64::from_str_radix(&text[..16], 16).map_err(|e| e.to_string())?;
+        let node = u64::from_str_radix(&text[17..], 16).map_err(|e| e.to_string())?;
+        Ok(Timestamp {
+            hlc,
+            node: NodeId(node),
+        })
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}-{:016x}", self.hlc, self.node.0)
+    }
+}
+
+/// What [`HybridClock::observe`] did with a remote clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// The local clock now is at least the remote one.
+    Advanced,
+    /// The remote clock is beyond the drift bound; the local clock stopped at the bound.
+    Clamped { ahead_ms: u64 },
+}
+
+/// The state of one replica's hybrid logical clock.
+#[derive(Debug, Clone)]
+pub struct HybridClock {
+    node: NodeId,
+    last: u64,
+    max_drift_ms: u64,
+}
+
+impl HybridClock {
+    /// A clock for `node` that has already issued `last` (0 for a new replica).
+    pub fn new(node: NodeId, last: u64, max_drift_ms: u64) -> Self {
+        HybridClock {
+            node,
+            last,
+            max_drift_ms,
+        }
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The last value issued or observed (persist it).
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// A new clock value for a local write: strictly greater than every value
+    /// issued or observed before, whatever the physical clock does.
+    pub fn tick(&mut self, physical_ms: u64) -> Timestamp {
+        let wall = physical_ms.min(MAX_PHYSICAL_MS) << 16;
+        self.last = if wall > self.last {
+            wall
+        } else {
+            // Stalled or backwards wall clock: count up (overflowing the
+            // counter moves into the next millisecond, still monotonic).
+            self.last.saturating_add(1)
+        };
+        Timestamp {
+            hlc: self.last,
+            node: self.node,
+        }
+    }
+
+    /// Standard HLC receive, bounded by the drift policy (see module docs).
+    pub fn observe(&mut self, remote: Timestamp, physical_ms: u64) -> Observed {
+        let bound = physical_ms
+            .saturating_add(self.max_drift_ms)
+            .min(MAX_PHYSICAL_MS)
+            << 16
+            | 0xffff;
+        if remote.hlc > bound {
+            self.last = self.last.max(bound & !0xffff);
+            Observed::Clamped {
+                ahead_ms: remote.physical_ms().saturating_sub(physical_ms),
+            }
+        } else {
+            self.last = self.last.max(remote.hlc);
+            Observed::Advanced
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: NodeId = NodeId(0xabc);
+
+    #[test]
+    fn text_form_sorts_like_clock() {
+        let a = Timestamp {
+            hlc: 5,
+            node: NodeId(u64::MAX),
+        };
+        let b = Timestamp {
+            hlc: 6,
+            node: NodeId(0),
+        };
+        let c = Timestamp {
+            hlc: 6,
+            node: NodeId(1),
+        };
+        assert!(a < b && b < c);
+        assert!(a.to_string() < b.to_string() && b.to_string() < c.to_string());
+        for t in [a, b, c] {
+            assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
+        }
+    }
+
+    #[test]
+    fn parse_refuses_non_canonical() {
+        let good = Timestamp {
+            hlc: 1 << 20,
+            node: NODE,
+        }
+        .to_string();
+        assert!(Timestamp::parse(&good).is_ok());
+        for bad in [
+            good.to_uppercase(),
+            good.replace('-', "+"),
+            format!("{good}0"),
+            good[1..].to_string(),
+            "+000000000000001-0000000000000abc".to_string(),
+            String::new(),
+        ] {
+            assert!(Timestamp::parse(&bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn monotonic_with_stalled_clock() {
+        let mut c = HybridClock::new(NODE, 0, 60_000);
+        let mut prev = c.tick(1_000);
+        for _ in 0..100_000 {
+            let t = c.tick(1_000);
+            assert!(t > prev);
+            prev = t;
+        }
+        // 100,000 ticks overflowed the 16-bit counter into later milliseconds.
+        assert!(prev.physical_ms() > 1_000);
+    }
+
+    #[test]
+    fn monotonic_with_backwards_clock() {
+        let mut c = HybridClock::new(NODE, 0, 60_000);
+        let a = c.tick(10_000);
+        let b = c.tick(5_000);
+        let d = c.tick(9_999);
+        assert!(a < b && b < d);
+        assert_eq!(d.physical_ms(), 10_000);
+        let e = c.tick(20_000);
+        assert_eq!(e.hlc, 20_000 << 16);
+    }
+
+    #[test]
+    fn resumes_from_persisted_last() {
+        let mut c = HybridClock::new(NODE, 50_000 << 16, 60_000);
+        assert!(c.tick(1_000).hlc > 50_000 << 16);
+    }
+
+    #[test]
+    fn receive_advances_past_remote() {
+        let mut c = HybridClock::new(NODE, 0, 60_000);
+        let remote = Timestamp {
+            hlc: (2_000 << 16) | 7,
+            node: NodeId(1),
+        };
+        assert_eq!(c.observe(remote, 1_000), Observed::Advanced);
+        let t = c.tick(1_000);
+        assert!(t > remote);
+        assert_eq!(t.hlc, (2_000 << 16) | 8);
+    }
+
+    #[test]
+    fn receive_of_older_remote_changes_nothing() {
+        let mut c = HybridClock::new(NODE, 0, 60_000);
+        let t1 = c.tick(5_000);
+        c.observe(
+            Timestamp {
+                hlc: 1 << 16,
+                node: NodeId(1),
+            },
+            5_000,
+        );
+        assert_eq!(c.last(), t1.hlc);
+    }
+
+    #[test]
+    fn far_future_remote_is_clamped_at_drift_bound() {
+        let mut c = HybridClock::new(NODE, 0, 60_000);
+        let remote = Timestamp {
+            hlc: (10_000_000 << 16),
+            node: NodeId(1),
+        };
+        let got = c.observe(remote, 1_000);
+        assert_eq!(
+            got,
+            Observed::Clamped {
+                ahead_ms: 9_999_000
+            }
+        );
+        let t = c.tick(1_000);
+        assert_eq!(
+            t.physical_ms(),
+            61_000,
+            "local clock stops at now + max drift"
+        );
+        assert!(
+            t < remote,
+            "the far-future value keeps winning until time catches up"
+        );
+        // Within the bound, receive is exact.
+        let near = Timestamp {
+            hlc: (61_500 << 16),
+            node: NodeId(1),
+        };
+        assert_eq!(c.observe(near, 1_500), Observed::Advanced);
+        assert!(c.tick(1_500) > near);
+    }
+
+    #[test]
+    fn physical_time_is_capped_at_48_bits() {
+        let mut c = HybridClock::new(NODE, 0, u64::MAX);
+        let t = c.tick(u64::MAX);
+        assert_eq!(t.physical_ms(), MAX_PHYSICAL_MS);
+        assert!(c.tick(u64::MAX) > t);
+    }
+}

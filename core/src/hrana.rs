@@ -1,0 +1,467 @@
+//! Hrana-over-HTTP v2 client on the `libsql_hrana::proto` types: builds
+//! pipeline requests (one batch per round trip), parses responses, maps
+//! errors by HTTP status and Hrana `code` (never by message), retries
+//! transient failures with backoff. Transport-agnostic: all I/O goes through
+//! [`Transport`].
+//!
+//! Server compatibility: positional arguments only; results are read from
+//! `RETURNING` rows, never from `affected_row_count`/`last_insert_rowid`;
+//! every pipeline ends with `close` (sqld keeps unclosed streams for 10 s)
+//! until a server rejects it (tursodb answers HTTP 500), after which this
+//! client remembers to leave it out.
+
+use crate::endpoint::{AuthToken, Endpoint};
+use crate::error::{clip, Error, Result};
+use crate::transport::{HttpRequest, Transport};
+use crate::value::{Rows, SqlValue, Statement};
+use libsql_hrana::proto;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
+
+pub use libsql_hrana::proto::BatchCond;
+
+const CLOSE_UNKNOWN: u8 = 0;
+const CLOSE_SUPPORTED: u8 = 1;
+const CLOSE_UNSUPPORTED: u8 = 2;
+
+/// How often and how patiently to retry transient failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts per request (1 = no retry).
+    pub attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            base_delay_ms: 150,
+            max_delay_ms: 2_000,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before retry number `n` (0-based), with jitter in [50%, 100%].
+    fn delay(&self, n: u32) -> u64 {
+        let full = self
+            .base_delay_ms
+            .saturating_mul(1 << n.min(16))
+            .min(self.max_delay_ms);
+        let jitter = (crate::ids::new_uuid().as_u128() as u64) % (full / 2 + 1);
+        full - jitter
+    }
+}
+
+/// One step of a batch: a statement and the condition under which it runs.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub cond: Option<BatchCond>,
+    pub stmt: Statement,
+}
+
+/// What a batch did, step by step.
+#[derive(Debug, Clone)]
+pub struct BatchOutcome {
+    /// Rows of each step that ran and succeeded.
+    pub results: Vec<Option<Rows>>,
+    /// Error of each step that ran and failed.
+    pub errors: Vec<Option<(String, String)>>,
+}
+
+impl BatchOutcome {
+    /// The first failed step as a typed error.
+    pub fn first_error(&self) -> Option<Error> {
+        self.errors
+            .iter()
+            .flatten()
+            .next()
+            .map(|(code, message)| Error::Server {
+                code: code.clone(),
+                message: message.clone(),
+            })
+    }
+}
+
+/// A Hrana client for one server.
+pub struct HranaClient {
+    endpoint: Endpoint,
+    token: RwLock<Option<AuthToken>>,
+    close: AtomicU8,
+    transport: Arc<dyn Transport>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for HranaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HranaClient")
+            .field("url", &self.endpoint.display_url())
+            .field("has_token", &self.has_token())
+            .finish_non_exhaustive()
+    }
+}
+
+fn to_proto(v: &SqlValue) -> proto::Value {
+    match v {
+        SqlValue::Null => proto::Value::Null,
+        SqlValue::Integer(i) => proto::Value::Integer { value: *i },
+        SqlValue::Real(r) => proto::Value::Float { value: *r },
+        SqlValue::Text(t) => proto::Value::Text {
+            value: Arc::from(t.as_str()),
+        },
+        SqlValue::Blob(b) => proto::Value::Blob {
+            value: bytes::Bytes::from(b.clone()),
+        },
+    }
+}
+
+fn from_proto(v: proto::Value) -> Result<SqlValue> {
+    Ok(match v {
+        proto::Value::Null => SqlValue::Null,
+        proto::Value::Integer { value } => SqlValue::Integer(value),
+        proto::Value::Float { value } => SqlValue::Real(value),
+        proto::Value::Text { value } => SqlValue::Text(value.to_string()),
+        proto::Value::Blob { value } => SqlValue::Blob(value.to_vec()),
+        proto::Value::None => return Err(Error::Protocol("value without a type".into())),
+    })
+}
+
+fn stmt_to_proto(s: &Statement) -> proto::Stmt {
+    let mut p = proto::Stmt::new(s.sql.clone(), true);
+    p.args = s.args.iter().map(to_proto).collect();
+    p
+}
+
+fn rows_from_proto(r: proto::StmtResult) -> Result<Rows> {
+    let columns = r
+        .cols
+        .into_iter()
+        .map(|c| c.name.unwrap_or_default())
+        .collect::<Vec<_>>();
+    let mut rows = Vec::with_capacity(r.rows.len());
+    for row in r.rows {
+        if row.values.len() != columns.len() {
+            return Err(Error::Protocol(format!(
+                "row has {} values for {} columns",
+                row.values.len(),
+                columns.len()
+            )));
+        }
+        rows.push(
+            row.values
+                .into_iter()
+                .map(from_proto)
+                .collect::<Result<Vec<_>>>()?,
+        );
+    }
+    Ok(Rows { columns, rows })
+}
+
+/// Parses a pipeline response body holding one batch result (and maybe a
+/// `close` result). Also says whether the server rejected `close`.
+pub fn parse_batch_response(body: &[u8], steps: usize) -> Result<(BatchOutcome, bool)> {
+    let resp: proto::PipelineRespBody = serde_json::from_slice(body).map_err(|e| {
+        Error::Protocol(format!(
+            "not a Hrana pipeline response ({e}): {}",
+            clip(&String::from_utf8_lossy(body), 200)
+        ))
+    })?;
+    let mut results = resp.results.into_iter();
+    let batch = match results.next() {
+        Some(proto::StreamResult::Ok {
+            response: proto::StreamResponse::Batch(b),
+        }) => b.result,
+        Some(proto::StreamResult::Error { error }) => {
+            return Err(Error::Server {
+                code: error.code,
+                message: error.message,
+            })
+        }
+        Some(other) => {
+            return Err(Error::Protocol(format!(
+                "expected a batch result, got {other:?}"
+            )))
+        }
+        None => return Err(Error::Protocol("pipeline response has no results".into())),
+    };
+    let close_rejected = matches!(results.next(), Some(proto::StreamResult::Error { .. }));
+    if batch.step_results.len() != steps || batch.step_errors.len() != steps {
+        return Err(Error::Protocol(format!(
+            "batch of {steps} steps answered with {} results and {} errors",
+            batch.step_results.len(),
+            batch.step_errors.len()
+        )));
+    }
+    let results = batch
+        .step_results
+        .into_iter()
+        .map(|r| r.map(rows_from_proto).transpose())
+        .collect::<Result<Vec<_>>>()?;
+    let errors = batch
+        .step_errors
+        .into_iter()
+        .map(|e| e.map(|e| (e.code, e.message)))
+        .collect();
+    Ok((BatchOutcome { results, errors }, close_rejected))
+}
+
+impl HranaClient {
+    pub fn new(
+        endpoint: Endpoint,
+        token: Option<AuthToken>,
+        transport: Arc<dyn Transport>,
+        retry: RetryPolicy,
+    ) -> Self {
+        HranaClient {
+            endpoint,
+            token: RwLock::new(token),
+            close: AtomicU8::new(CLOSE_UNKNOWN),
+            transport,
+            retry,
+        }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Replaces the token for the next requests.
+    pub fn set_token(&self, token: Option<AuthToken>) {
+        *self.token.write().unwrap_or_else(|p| p.into_inner()) = token;
+    }
+
+    pub fn has_token(&self) -> bool {
+        self.token
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Runs a batch, retrying transient failures (a batch must be safe to
+    /// run twice: every batch the engine sends is idempotent).
+    pub async fn batch(&self, steps: &[Step]) -> Result<BatchOutcome> {
+        let mut attempt = 0;
+        loop {
+            match self.batch_once(steps).await {
+                Err(e) if e.is_transient() && attempt + 1 < self.retry.attempts => {
+                    let delay = self.retry.delay(attempt);
+                    tracing::debug!(error = %e, attempt, delay, "transient Hrana failure; retrying");
+                    self.transport.sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs one statement (no transaction).
+    pub async fn execute(&self, stmt: Statement) -> Result<Rows> {
+        let out = self.batch(&[Step { cond: None, stmt }]).await?;
+        if let Some(e) = out.first_error() {
+            return Err(e);
+        }
+        out.results
+            .into_iter()
+            .next()
+            .flatten()
+            .ok_or_else(|| Error::Protocol("statement has no result".into()))
+    }
+
+    async fn batch_once(&self, steps: &[Step]) -> Result<BatchOutcome> {
+        let with_close = self.close.load(Ordering::Relaxed) != CLOSE_UNSUPPORTED;
+        match self.post(steps, with_close).await {
+            Ok((out, close_rejected)) => {
+                if with_close {
+                    let state = if close_rejected {
+                        CLOSE_UNSUPPORTED
+                    } else {
+                        CLOSE_SUPPORTED
+                    };
+                    self.close.store(state, Ordering::Relaxed);
+                }
+                Ok(out)
+            }
+            // A server that does not know `close` rejects the whole pipeline
+            // (tursodb: HTTP 500). Try once without it and remember if that works.
+            Err(Error::Http {
+                status: 400 | 500, ..
+            }) if self.close.load(Ordering::Relaxed) == CLOSE_UNKNOWN => {
+                let (out, _) = self.post(steps, false).await?;
+                tracing::debug!("server rejects the close request; not sending it again");
+                self.close.store(CLOSE_UNSUPPORTED, Ordering::Relaxed);
+                Ok(out)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn post(&self, steps: &[Step], with_close: bool) -> Result<(BatchOutcome, bool)> {
+        let batch = proto::Batch {
+            steps: steps
+                .iter()
+                .map(|s| proto::BatchStep {
+                    condition: s.cond.clone(),
+                    stmt: stmt_to_proto(&s.stmt),
+                })
+                .collect(),
+            replication_index: None,
+        };
+        let mut requests = vec![proto::StreamRequest::Batch(proto::BatchStreamReq { batch })];
+        if with_close {
+            requests.push(proto::StreamRequest::Close(proto::CloseStreamReq {}));
+        }
+        let body = serde_json::to_vec(&proto::PipelineReqBody {
+            baton: None,
+            requests,
+        })
+        .map_err(|e| Error::InvalidInput(format!("cannot encode request: {e}")))?;
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        if let Some(t) = self
+            .token
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            headers.push(("authorization".to_owned(), format!("Bearer {}", t.expose())));
+        }
+        let resp = self
+            .transport
+            .post(HttpRequest {
+                url: self.endpoint.pipeline_url(),
+                headers,
+                body,
+            })
+            .await?;
+        match resp.status {
+            200 => parse_batch_response(&resp.body, steps.len()),
+            401 | 403 => Err(Error::Auth {
+                status: resp.status,
+            }),
+            status => Err(Error::Http {
+                status,
+                body: clip(&String::from_utf8_lossy(&resp.body), 300),
+            }),
+        }
+    }
+}
+
+/// `ok(step)`.
+pub fn ok(step: usize) -> BatchCond {
+    BatchCond::Ok { step: step as u32 }
+}
+
+/// `not(ok(step))`.
+pub fn not_ok(step: usize) -> BatchCond {
+    BatchCond::Not {
+        cond: Box::new(ok(step)),
+    }
+}
+
+/// Wraps `stmts` in `BEGIN IMMEDIATE` .. `COMMIT`, each step conditioned on
+/// the previous one, with `ROLLBACK` when the commit did not happen.
+/// Returns the steps and the index of the `COMMIT` step.
+pub fn transaction(stmts: Vec<Statement>) -> (Vec<Step>, usize) {
+    let mut steps = vec![Step {
+        cond: None,
+        stmt: Statement::plain("BEGIN IMMEDIATE"),
+    }];
+    for stmt in stmts {
+        let prev = steps.len() - 1;
+        steps.push(Step {
+            cond: Some(ok(prev)),
+            stmt,
+        });
+    }
+    let commit = steps.len();
+    steps.push(Step {
+        cond: Some(ok(commit - 1)),
+        stmt: Statement::plain("COMMIT"),
+    });
+    steps.push(Step {
+        cond: Some(not_ok(commit)),
+        stmt: Statement::plain("ROLLBACK"),
+    });
+    (steps, commit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_tursodb_style_response() {
+        let body = br#"{"baton":null,"base_url":null,"results":[{"type":"ok","response":{"type":"batch","result":{
+            "step_results":[{"cols":[{"name":"a","decltype":null},{"name":"b"}],"rows":[[{"type":"integer","value":"5"},{"type":"blob","base64":"AAE"}]],
+            "affected_row_count":0,"last_insert_rowid":null,"extra_field":1}, null],
+            "step_errors":[null,{"message":"boom","code":"SQLITE_BUSY"}]}}}]}"#;
+        let (out, close_rejected) = parse_batch_response(body, 2).unwrap();
+        assert!(!close_rejected);
+        let rows = out.results[0].as_ref().unwrap();
+        assert_eq!(
+            rows.rows[0],
+            vec![SqlValue::Integer(5), SqlValue::Blob(vec![0, 1])]
+        );
+        let e = out.first_error().unwrap();
+        assert_eq!(e.server_code(), Some("SQLITE_BUSY"));
+        assert!(e.is_transient());
+    }
+
+    #[test]
+    fn padded_base64_is_accepted() {
+        let body = br#"{"results":[{"type":"ok","response":{"type":"batch","result":{
+            "step_results":[{"cols":[{"name":"b"}],"rows":[[{"type":"blob","base64":"AAE="}]],"affected_row_count":0,"last_insert_rowid":null}],
+            "step_errors":[null]}}},{"type":"error","error":{"message":"no close","code":"X"}}]}"#;
+        let (out, close_rejected) = parse_batch_response(body, 1).unwrap();
+        assert!(close_rejected);
+        assert_eq!(
+            out.results[0].as_ref().unwrap().rows[0][0],
+            SqlValue::Blob(vec![0, 1])
+        );
+    }
+
+    #[test]
+    fn malformed_responses_are_typed_errors() {
+        let cases: [&[u8]; 7] = [
+            b"",
+            b"<html>oops</html>",
+            b"{\"results\":[]}",
+            b"{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"execute\",\"result\":{\"cols\":[],\"rows\":[],\"affected_row_count\":0,\"last_insert_rowid\":null}}}]}",
+            b"{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"batch\",\"result\":{\"step_results\":[],\"step_errors\":[]}}}]}",
+            b"{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"batch\",\"result\":{\"step_results\":[{\"cols\":[{\"name\":\"a\"}],\"rows\":[[]],\"affected_row_count\":0,\"last_insert_rowid\":null}],\"step_errors\":[null]}}}]}",
+            b"{\"results\":[{\"type\":\"ok\",\"response\":{\"type\":\"batch\",\"result\":{\"step_results\":[{\"cols\":[{\"name\":\"a\"}],\"rows\":[[{\"type\":\"integer\",\"value\":\"x\"}]],\"affected_row_count\":0,\"last_insert_rowid\":null}],\"step_errors\":[null]}}}]}",
+        ];
+        for body in cases {
+            let e = parse_batch_response(body, 1).expect_err(&String::from_utf8_lossy(body));
+            assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+        }
+        let e = parse_batch_response(
+            br#"{"results":[{"type":"error","error":{"message":"m","code":"ARGS_INVALID"}}]}"#,
+            1,
+        )
+        .unwrap_err();
+        assert_eq!(e.server_code(), Some("ARGS_INVALID"));
+    }
+
+    #[test]
+    fn transaction_steps_are_chained() {
+        let (steps, commit) = transaction(vec![Statement::plain("A"), Statement::plain("B")]);
+        assert_eq!(steps.len(), 5);
+        assert_eq!(commit, 3);
+        assert!(matches!(steps[2].cond, Some(BatchCond::Ok { step: 1 })));
+        assert!(matches!(steps[4].cond, Some(BatchCond::Not { .. })));
+    }
+
+    #[test]
+    fn retry_delays_grow_and_stay_bounded() {
+        let p = RetryPolicy::default();
+        for n in 0..10 {
+            let d = p.delay(n);
+            assert!(
+                d <= p.max_delay_ms && d >= p.base_delay_ms.min(p.max_delay_ms) / 2,
+                "{n}: {d}"
+            );
+        }
+    }
+}

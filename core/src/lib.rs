@@ -1,0 +1,45 @@
+//! Erth Sync core: everything that is not a binding.
+//!
+//! A local-first sync engine: every read and write hits a local SQLite store
+//! first; [`Database::sync`] exchanges changes with a remote libSQL server over
+//! Hrana-over-HTTP. The layers, bottom up:
+//!
+//! - [`value`]: SQL values, statements and result rows shared by stores and the
+//!   Hrana client;
+//! - [`ids`], [`hlc`]: UUIDv7 row ids and hybrid logical clocks;
+//! - [`schema`]: declared tables ([`TableDef`]) and the DDL/DML generated from them;
+//! - [`row`]: a full, validated row as it travels between replicas;
+//! - [`merge`]: the conflict rules as SQL, plus a pure-Rust oracle of the same rules;
+//! - [`store`], [`transport`]: the only I/O, each behind a small trait;
+//! - [`endpoint`], [`hrana`]: where the server is and how to talk to it;
+//! - [`sync`]: push, pull, bootstrap and retries;
+//! - [`db`], [`todos`]: the public API (generic rows, and the typed todo API).
+//!
+//! See `ARCHITECTURE.md` at the repository root for the diagram and the rules.
+
+pub mod db;
+pub mod endpoint;
+pub mod error;
+pub mod events;
+pub mod hlc;
+pub mod hrana;
+pub mod ids;
+pub mod merge;
+pub mod platform;
+pub mod row;
+pub mod schema;
+mod state;
+pub mod store;
+pub mod sync;
+pub mod todos;
+pub mod transport;
+pub mod value;
+
+pub use db::{Config, Database, SyncReport, SyncStatus};
+pub use endpoint::{AuthToken, Endpoint};
+pub use error::{Error, ErrorKind, Result};
+pub use events::{ChangeEvent, ChangeOrigin, Subscription};
+pub use hlc::{Clock, NodeId, SystemClock, Timestamp};
+pub use schema::{ColumnDef, SqlType, TableDef};
+pub use todos::Todo;
+pub use value::{Rows, SqlValue, Statement};

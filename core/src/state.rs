@@ -1,0 +1,44 @@
+//! The replica's own bookkeeping in the `_erth_state` table of the same
+//! database (node id, last clock, pull cursor per table, the server it last
+//! synced with), and the local schema version in `PRAGMA user_version`.
+//!
+//! Keys and values are bound as parameters; cursors are updated in the same
+//! transaction as the page they acknowledge.
+
+use crate::value::{SqlValue, Statement};
+
+/// Local schema format this build writes (`PRAGMA user_version`).
+pub const LOCAL_SCHEMA_VERSION: i64 = 1;
+
+pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS \"_erth_state\" (\"k\" TEXT PRIMARY KEY NOT NULL, \"v\" TEXT NOT NULL)";
+
+pub const KEY_NODE: &str = "node";
+pub const KEY_HLC: &str = "hlc";
+pub const KEY_SERVER_DB: &str = "server_db_id";
+pub const KEY_LAST_SYNC: &str = "last_sync_at";
+
+/// The cursor key of a table.
+pub fn cursor_key(table: &str) -> String {
+    format!("cursor:{table}")
+}
+
+/// `INSERT` a key unless it exists.
+pub fn init(key: &str, value: String) -> Statement {
+    Statement::new(
+        "INSERT INTO \"_erth_state\" (\"k\", \"v\") VALUES (?, ?) ON CONFLICT (\"k\") DO NOTHING",
+        vec![key.into(), SqlValue::Text(value)],
+    )
+}
+
+/// Sets a key.
+pub fn set(key: &str, value: String) -> Statement {
+    Statement::new(
+        "INSERT INTO \"_erth_state\" (\"k\", \"v\") VALUES (?, ?) ON CONFLICT (\"k\") DO UPDATE SET \"v\" = excluded.\"v\"",
+        vec![key.into(), SqlValue::Text(value)],
+    )
+}
+
+/// Reads every key.
+pub fn select_all() -> Statement {
+    Statement::plain("SELECT \"k\", \"v\" FROM \"_erth_state\"")
+}

@@ -1,0 +1,187 @@
+//! The local database behind a small trait: run a read, or run a list of
+//! statements as one transaction. The engine generates all SQL; a store only
+//! executes it, so one conformance suite (`tests` below and the wasm suite)
+//! holds every implementation to the same behaviour.
+//!
+//! Implementation: [`sqlite`] (rusqlite; a bundled SQLite file natively,
+//! sqlite-wasm-rs on OPFS in the browser).
+
+use crate::platform::{SendOutsideWasm, SyncOutsideWasm};
+use crate::value::{Rows, Statement};
+
+pub mod sqlite;
+
+/// A local SQLite database.
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+pub trait Store: SendOutsideWasm + SyncOutsideWasm {
+    /// Runs one read-only statement.
+    async fn query(&self, stmt: &Statement) -> Result<Rows, StoreError>;
+
+    /// Runs `stmts` in order in one write transaction (`BEGIN IMMEDIATE`):
+    /// all of them commit, or none (the first error rolls back and is returned).
+    /// Returns each statement's rows (for `RETURNING`).
+    async fn write(&self, stmts: &[Statement]) -> Result<Vec<Rows>, StoreError>;
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// Another connection holds the database (SQLITE_BUSY / SQLITE_LOCKED, a Web Lock).
+    Locked,
+    /// The file is not a database or is damaged.
+    Corrupt,
+    /// A constraint failed (NOT NULL, CHECK, ...).
+    Constraint,
+    /// Anything else (I/O, misuse, full disk).
+    Other,
+}
+
+/// A failed store operation, with the SQLite message.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    pub kind: StoreErrorKind,
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        StoreError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Classifies an SQLite primary result code.
+    pub fn from_sqlite_code(code: i32, message: impl Into<String>) -> Self {
+        let kind = match code & 0xff {
+            5 | 6 => StoreErrorKind::Locked,
+            11 | 26 => StoreErrorKind::Corrupt,
+            19 => StoreErrorKind::Constraint,
+            _ => StoreErrorKind::Other,
+        };
+        StoreError::new(kind, message)
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.kind == StoreErrorKind::Locked
+    }
+}
+
+/// The conformance suite every [`Store`] must pass; called by each
+/// implementation's tests (native here, browser in the wasm suite).
+#[doc(hidden)]
+pub mod conformance {
+    use super::*;
+    use crate::value::SqlValue;
+
+    /// Runs every check against a fresh, empty store.
+    pub async fn run(store: &dyn Store) {
+        round_trips_every_value_type(store).await;
+        write_is_atomic(store).await;
+        returning_rows_come_back(store).await;
+        hostile_text_is_data(store).await;
+    }
+
+    async fn round_trips_every_value_type(store: &dyn Store) {
+        store
+            .write(&[Statement::plain("CREATE TABLE conf_v (a, b, c, d, e)")])
+            .await
+            .expect("create");
+        let vals = vec![
+            SqlValue::Null,
+            SqlValue::Integer(i64::MIN),
+            SqlValue::Real(1.5),
+            SqlValue::Text("héllo \u{0} wörld 🎉".into()),
+            SqlValue::Blob(vec![0, 255, 1]),
+        ];
+        store
+            .write(&[Statement::new(
+                "INSERT INTO conf_v VALUES (?, ?, ?, ?, ?)",
+                vals.clone(),
+            )])
+            .await
+            .expect("insert");
+        let rows = store
+            .query(&Statement::plain("SELECT a, b, c, d, e FROM conf_v"))
+            .await
+            .expect("select");
+        assert_eq!(rows.columns, ["a", "b", "c", "d", "e"]);
+        assert_eq!(rows.rows, vec![vals]);
+    }
+
+    async fn write_is_atomic(store: &dyn Store) {
+        store
+            .write(&[Statement::plain("CREATE TABLE conf_a (x INTEGER NOT NULL)")])
+            .await
+            .expect("create");
+        let err = store
+            .write(&[
+                Statement::new("INSERT INTO conf_a VALUES (?)", vec![SqlValue::Integer(1)]),
+                Statement::new("INSERT INTO conf_a VALUES (?)", vec![SqlValue::Null]),
+            ])
+            .await
+            .expect_err("NOT NULL must fail");
+        assert_eq!(err.kind, StoreErrorKind::Constraint, "{err}");
+        let rows = store
+            .query(&Statement::plain("SELECT count(*) FROM conf_a"))
+            .await
+            .expect("count");
+        assert_eq!(
+            rows.rows[0][0],
+            SqlValue::Integer(0),
+            "first insert rolled back"
+        );
+        // The store is usable after a failed transaction.
+        store
+            .write(&[Statement::new(
+                "INSERT INTO conf_a VALUES (?)",
+                vec![SqlValue::Integer(2)],
+            )])
+            .await
+            .expect("insert after rollback");
+    }
+
+    async fn returning_rows_come_back(store: &dyn Store) {
+        let out = store
+            .write(&[
+                Statement::plain("CREATE TABLE conf_r (id TEXT PRIMARY KEY, n INTEGER)"),
+                Statement::new(
+                    "INSERT INTO conf_r VALUES (?, ?), (?, ?) RETURNING id",
+                    vec!["a".into(), 1.into(), "b".into(), 2.into()],
+                ),
+                Statement::new(
+                    "UPDATE conf_r SET n = n + 1 WHERE id = ? RETURNING n",
+                    vec!["zzz".into()],
+                ),
+            ])
+            .await
+            .expect("write");
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            out[1].rows,
+            vec![vec![SqlValue::from("a")], vec![SqlValue::from("b")]]
+        );
+        assert!(out[2].rows.is_empty());
+    }
+
+    async fn hostile_text_is_data(store: &dyn Store) {
+        let hostile = "'; DROP TABLE conf_r; --";
+        store
+            .write(&[Statement::new(
+                "INSERT INTO conf_r VALUES (?, ?)",
+                vec![hostile.into(), SqlValue::Null],
+            )])
+            .await
+            .expect("insert");
+        let rows = store
+            .query(&Statement::new(
+                "SELECT id FROM conf_r WHERE id = ?",
+                vec![hostile.into()],
+            ))
+            .await
+            .expect("select");
+        assert_eq!(rows.rows, vec![vec![SqlValue::from(hostile)]]);
+    }
+}

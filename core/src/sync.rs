@@ -1,0 +1,503 @@
+//! The sync engine: bootstrap the server schema, push pending changes, pull
+//! remote changes by cursor, apply them through the merge rules.
+//!
+//! - **Push**: dirty rows in id order, in batches; each batch is one Hrana
+//!   request and one server transaction (`BEGIN IMMEDIATE`, multi-row merge
+//!   upserts taking fresh `_seq` values, bump of `_erth_meta.seq`, `COMMIT`
+//!   only if all succeeded). Afterwards `_dirty` is cleared only where it
+//!   still equals the pushed value, so edits made during the push stay
+//!   pending. A push whose answer was lost is retried; the merge makes the
+//!   repeat a no-op.
+//! - **Pull**: keyset pages `WHERE _seq > cursor ORDER BY _seq`; each page is
+//!   validated whole, then merged in one local transaction together with the
+//!   new cursor and clock, so a crash never loses or double-applies a page.
+//! - **Echo skip**: when a push's sequence numbers directly follow the
+//!   replica's cursor, the cursor jumps over them: those rows are what the
+//!   replica just sent, merged with what it had already pulled.
+//! - **Server identity**: the server keeps a random `db_id`; when it changes
+//!   (a new URL, a reset server) the replica re-pushes everything and pulls
+//!   from the start.
+//! - `sync()` calls that overlap coalesce: a caller that waited for a
+//!   running sync reuses its report if that sync already saw all of the
+//!   caller's writes.
+
+use crate::db::{persist_clock, read_state, Database, Remote, SyncProgress, SyncReport};
+use crate::error::{Error, Result};
+use crate::events::{ChangeEvent, ChangeOrigin};
+use crate::hlc::Observed;
+use crate::hrana::{self, Step};
+use crate::merge::{self, Target, META_TABLE};
+use crate::row::SyncRow;
+use crate::schema::{q, TableDef};
+use crate::state;
+use crate::value::{SqlValue, Statement};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+/// Largest approximate request body for one push batch.
+const PUSH_BATCH_BYTES: usize = 4_000_000;
+
+fn meta_bootstrap() -> Vec<Statement> {
+    vec![
+        Statement::plain(format!(
+            "CREATE TABLE IF NOT EXISTS {} (\"k\" TEXT PRIMARY KEY NOT NULL, \"v\" INTEGER NOT NULL)",
+            q(META_TABLE)
+        )),
+        Statement::new(
+            format!("INSERT INTO {} (\"k\", \"v\") VALUES ('seq', 0), ('schema_version', 1), ('db_id', ?) ON CONFLICT (\"k\") DO NOTHING", q(META_TABLE)),
+            vec![SqlValue::Integer((crate::ids::new_uuid().as_u128() as i64) & i64::MAX)],
+        ),
+    ]
+}
+
+fn invalid_row(table: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidRemoteRow {
+        table: table.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl Database {
+    /// Pushes local changes, then pulls remote ones.
+    pub async fn sync(&self) -> Result<SyncReport> {
+        self.sync_with_progress(&|_| {}).await
+    }
+
+    /// [`Database::sync`], reporting progress after every batch and page.
+    pub async fn sync_with_progress(
+        &self,
+        progress: &(dyn Fn(SyncProgress) + Sync),
+    ) -> Result<SyncReport> {
+        let remote = self.remote_handle().ok_or(Error::NoRemote)?;
+        let writes_at_call = self.writes.load(Ordering::SeqCst);
+        let done_at_call = self.syncs_done.load(Ordering::SeqCst);
+        let _guard = self.sync_lock.lock().await;
+        if self.syncs_done.load(Ordering::SeqCst) > done_at_call {
+            let last = *self.last_sync.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((writes_seen, _, report)) = last {
+                if writes_seen >= writes_at_call {
+                    return Ok(report);
+                }
+            }
+        }
+        let writes_at_start = self.writes.load(Ordering::SeqCst);
+        self.set_syncing(true);
+        let started = self.now_ms();
+        let result = self.sync_once(&remote, progress).await;
+        let finished = self.now_ms();
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.syncing = false;
+        match result {
+            Ok((pushed, pulled)) => {
+                let report = SyncReport {
+                    pushed,
+                    pulled,
+                    duration_ms: finished.saturating_sub(started),
+                };
+                status.last_error = None;
+                status.last_sync_at_ms = Some(finished);
+                drop(status);
+                self.store
+                    .write(&[state::set(state::KEY_LAST_SYNC, finished.to_string())])
+                    .await?;
+                *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((writes_at_start, finished, report));
+                self.syncs_done.fetch_add(1, Ordering::SeqCst);
+                Ok(report)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sync failed");
+                status.last_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn set_syncing(&self, on: bool) {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .syncing = on;
+    }
+
+    async fn sync_once(
+        &self,
+        remote: &Remote,
+        progress: &(dyn Fn(SyncProgress) + Sync),
+    ) -> Result<(u64, u64)> {
+        self.bootstrap(remote).await?;
+        let mut pushed = 0;
+        let mut pulled = 0;
+        for def in &self.config.tables {
+            pushed += self.push_table(remote, def, progress).await?;
+        }
+        for def in &self.config.tables {
+            pulled += self.pull_table(remote, def, progress).await?;
+        }
+        Ok((pushed, pulled))
+    }
+
+    /// Creates or migrates the server tables (idempotent), and notices a new
+    /// or reset server.
+    async fn bootstrap(&self, remote: &Remote) -> Result<()> {
+        if remote.bootstrapped.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut stmts = meta_bootstrap();
+        for def in &self.config.tables {
+            stmts.push(Statement::plain(def.create_table_sql()));
+            stmts.extend(def.server_index_sql().into_iter().map(Statement::plain));
+        }
+        stmts.push(Statement::plain(format!(
+            "SELECT \"k\", \"v\" FROM {}",
+            q(META_TABLE)
+        )));
+        let steps: Vec<Step> = stmts
+            .into_iter()
+            .enumerate()
+            .map(|(i, stmt)| Step {
+                cond: (i > 0).then(|| hrana::ok(i - 1)),
+                stmt,
+            })
+            .collect();
+        let n = steps.len();
+        let out = remote.client.batch(&steps).await?;
+        if let Some(e) = out.first_error() {
+            return Err(e);
+        }
+        let meta = out
+            .results
+            .get(n - 1)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| Error::Protocol("bootstrap returned no meta rows".into()))?;
+        let db_id = meta
+            .rows
+            .iter()
+            .find(|r| r.first().and_then(SqlValue::as_str) == Some("db_id"))
+            .and_then(|r| r.get(1).and_then(SqlValue::as_i64))
+            .ok_or_else(|| Error::Protocol("server _erth_meta has no db_id".into()))?;
+
+        for def in &self.config.tables {
+            let existing = remote
+                .client
+                .execute(Statement::plain(def.probe_columns_sql()))
+                .await?
+                .columns;
+            let alters = def.migration_sql(&existing).map_err(Error::InvalidInput)?;
+            if !alters.is_empty() {
+                let steps: Vec<Step> = alters
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, sql)| Step {
+                        cond: (i > 0).then(|| hrana::ok(i - 1)),
+                        stmt: Statement::plain(sql),
+                    })
+                    .collect();
+                let out = remote.client.batch(&steps).await?;
+                if let Some(e) = out.first_error() {
+                    // Another replica may have migrated concurrently: re-check once.
+                    let existing = remote
+                        .client
+                        .execute(Statement::plain(def.probe_columns_sql()))
+                        .await?
+                        .columns;
+                    if !def
+                        .migration_sql(&existing)
+                        .map_err(Error::InvalidInput)?
+                        .is_empty()
+                    {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+
+        let kv = read_state(self.store.as_ref()).await?;
+        let known = kv.get(state::KEY_SERVER_DB).cloned();
+        if known.as_deref() != Some(&db_id.to_string()) {
+            let mut stmts = vec![state::set(state::KEY_SERVER_DB, db_id.to_string())];
+            if known.is_some() {
+                tracing::info!("server changed or was reset: pushing everything again");
+                for def in &self.config.tables {
+                    stmts.push(state::set(&state::cursor_key(&def.name), "0".into()));
+                    stmts.push(Statement::plain(format!(
+                        "UPDATE {} SET \"_dirty\" = \"_dirty\" + 1",
+                        q(&def.name)
+                    )));
+                }
+                self.writes.fetch_add(1, Ordering::SeqCst);
+            }
+            self.store.write(&stmts).await?;
+        }
+        remote.bootstrapped.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn cursor(&self, table: &str) -> Result<i64> {
+        let kv = read_state(self.store.as_ref()).await?;
+        Ok(kv
+            .get(&state::cursor_key(table))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    async fn push_table(
+        &self,
+        remote: &Remote,
+        def: &TableDef,
+        progress: &(dyn Fn(SyncProgress) + Sync),
+    ) -> Result<u64> {
+        let mut after = String::new();
+        let mut pushed = 0u64;
+        loop {
+            let rows = self
+                .store
+                .query(&Statement::new(
+                    format!(
+                        "SELECT {}, \"_dirty\" FROM {} WHERE \"_dirty\" > 0 AND \"id\" > ? ORDER BY \"id\" LIMIT ?",
+                        def.row_column_list(),
+                        q(&def.name)
+                    ),
+                    vec![SqlValue::Text(after.clone()), SqlValue::Integer(self.config.push_batch_rows as i64)],
+                ))
+                .await?;
+            if rows.rows.is_empty() {
+                return Ok(pushed);
+            }
+            let full_page = rows.rows.len() == self.config.push_batch_rows;
+            let mut batch: Vec<(SyncRow, i64)> = Vec::new();
+            let mut bytes = 0;
+            for cells in &rows.rows {
+                let row = SyncRow::from_cells(def, cells).map_err(|e| {
+                    Error::Storage(crate::store::StoreError::new(
+                        crate::store::StoreErrorKind::Corrupt,
+                        e,
+                    ))
+                })?;
+                let dirty = cells.last().and_then(SqlValue::as_i64).unwrap_or(0);
+                let size = row.approx_size();
+                if !batch.is_empty() && bytes + size > PUSH_BATCH_BYTES {
+                    self.push_batch(remote, def, &batch).await?;
+                    pushed += batch.len() as u64;
+                    progress(SyncProgress::Pushed {
+                        table: def.name.clone(),
+                        rows: pushed,
+                    });
+                    batch.clear();
+                    bytes = 0;
+                }
+                bytes += size;
+                batch.push((row, dirty));
+            }
+            after = batch.last().map(|(r, _)| r.id.clone()).unwrap_or_default();
+            self.push_batch(remote, def, &batch).await?;
+            pushed += batch.len() as u64;
+            progress(SyncProgress::Pushed {
+                table: def.name.clone(),
+                rows: pushed,
+            });
+            if !full_page {
+                return Ok(pushed);
+            }
+        }
+    }
+
+    async fn push_batch(
+        &self,
+        remote: &Remote,
+        def: &TableDef,
+        batch: &[(SyncRow, i64)],
+    ) -> Result<()> {
+        let rows: Vec<SyncRow> = batch.iter().map(|(r, _)| r.clone()).collect();
+        let n = rows.len() as i64;
+        let offsets: Vec<i64> = (1..=n).collect();
+        let mut stmts = Vec::new();
+        for (chunk, offs) in rows
+            .chunks(self.config.rows_per_statement)
+            .zip(offsets.chunks(self.config.rows_per_statement))
+        {
+            stmts.push(merge::upsert(def, chunk, offs, Target::Server));
+        }
+        let merges = stmts.len();
+        stmts.push(Statement::new(
+            format!(
+                "UPDATE {} SET \"v\" = \"v\" + ? WHERE \"k\" = 'seq'",
+                q(META_TABLE)
+            ),
+            vec![SqlValue::Integer(n)],
+        ));
+        let (steps, commit) = hrana::transaction(stmts);
+        let out = remote.client.batch(&steps).await?;
+        if out.results.get(commit).is_none_or(Option::is_none) {
+            return Err(out
+                .first_error()
+                .unwrap_or_else(|| Error::Protocol("push transaction did not commit".into())));
+        }
+
+        // Echo skip: the sequence numbers this push took, if they follow our cursor.
+        let offset_of: HashMap<&str, i64> = rows
+            .iter()
+            .map(|r| r.id.as_str())
+            .zip(offsets.iter().copied())
+            .collect();
+        let mut base = None;
+        for res in out.results[1..=merges].iter().flatten() {
+            for r in &res.rows {
+                if let (Some(SqlValue::Text(id)), Some(SqlValue::Integer(seq))) =
+                    (r.first(), r.get(1))
+                {
+                    if let Some(off) = offset_of.get(id.as_str()) {
+                        base = Some(seq - off);
+                        break;
+                    }
+                }
+            }
+            if base.is_some() {
+                break;
+            }
+        }
+
+        let mut local = Vec::new();
+        for chunk in batch.chunks(400) {
+            let tuples = vec!["(?, ?)"; chunk.len()].join(", ");
+            let mut args = Vec::with_capacity(chunk.len() * 2);
+            for (row, dirty) in chunk {
+                args.push(SqlValue::Text(row.id.clone()));
+                args.push(SqlValue::Integer(*dirty));
+            }
+            local.push(Statement::new(
+                format!(
+                    "UPDATE {} SET \"_dirty\" = 0 WHERE (\"id\", \"_dirty\") IN (VALUES {tuples})",
+                    q(&def.name)
+                ),
+                args,
+            ));
+        }
+        if let Some(base) = base {
+            if base == self.cursor(&def.name).await? {
+                local.push(state::set(
+                    &state::cursor_key(&def.name),
+                    (base + n).to_string(),
+                ));
+            }
+        }
+        self.store.write(&local).await?;
+        Ok(())
+    }
+
+    async fn pull_table(
+        &self,
+        remote: &Remote,
+        def: &TableDef,
+        progress: &(dyn Fn(SyncProgress) + Sync),
+    ) -> Result<u64> {
+        let mut cursor = self.cursor(&def.name).await?;
+        let mut page_rows = self.config.pull_page_rows;
+        let mut pulled = 0u64;
+        let select = format!(
+            "SELECT {}, \"_seq\" FROM {} WHERE \"_seq\" > ? ORDER BY \"_seq\" LIMIT ?",
+            def.row_column_list(),
+            q(&def.name)
+        );
+        loop {
+            let stmt = Statement::new(
+                select.clone(),
+                vec![
+                    SqlValue::Integer(cursor),
+                    SqlValue::Integer(page_rows as i64),
+                ],
+            );
+            let page = match remote.client.execute(stmt).await {
+                Ok(p) => p,
+                Err(e) if e.server_code() == Some("RESPONSE_TOO_LARGE") && page_rows > 1 => {
+                    page_rows /= 2;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if page.rows.is_empty() {
+                return Ok(pulled);
+            }
+            let expected = def.row_columns().len() + 1;
+            let mut rows = Vec::with_capacity(page.rows.len());
+            let mut seqs = Vec::with_capacity(page.rows.len());
+            let mut last = cursor;
+            for cells in &page.rows {
+                if cells.len() != expected {
+                    return Err(invalid_row(
+                        &def.name,
+                        format!("expected {expected} columns, got {}", cells.len()),
+                    ));
+                }
+                let row = SyncRow::from_cells(def, cells).map_err(|e| invalid_row(&def.name, e))?;
+                let seq = cells[expected - 1].as_i64().ok_or_else(|| {
+                    invalid_row(&def.name, format!("row {}: _seq is not an integer", row.id))
+                })?;
+                if seq <= last {
+                    return Err(invalid_row(
+                        &def.name,
+                        format!("_seq {seq} does not increase after {last}"),
+                    ));
+                }
+                last = seq;
+                rows.push(row);
+                seqs.push(seq);
+            }
+            let n = rows.len();
+            let changed = self.apply_page(def, &rows, &seqs, last).await?;
+            cursor = last;
+            pulled += n as u64;
+            progress(SyncProgress::Pulled {
+                table: def.name.clone(),
+                rows: pulled,
+            });
+            self.events.emit(ChangeEvent {
+                table: def.name.clone(),
+                ids: changed,
+                origin: ChangeOrigin::Remote,
+            });
+            if n < page_rows {
+                return Ok(pulled);
+            }
+        }
+    }
+
+    /// Merges a validated page and moves the cursor, in one local transaction.
+    async fn apply_page(
+        &self,
+        def: &TableDef,
+        rows: &[SyncRow],
+        seqs: &[i64],
+        last: i64,
+    ) -> Result<Vec<String>> {
+        let mut hlc = self.hlc.lock().await;
+        let now = self.now_ms();
+        for row in rows {
+            if let Some(max) = row.max_clock() {
+                if let Observed::Clamped { ahead_ms } = hlc.observe(max, now) {
+                    tracing::warn!(ahead_ms, row = %row.id, "remote clock far ahead; local clock clamped");
+                    self.status
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clock_ahead_ms = Some(ahead_ms);
+                }
+            }
+        }
+        let mut stmts: Vec<Statement> = rows
+            .chunks(self.config.rows_per_statement)
+            .zip(seqs.chunks(self.config.rows_per_statement))
+            .map(|(r, s)| merge::upsert(def, r, s, Target::Replica))
+            .collect();
+        let merges = stmts.len();
+        stmts.push(persist_clock(&hlc));
+        stmts.push(state::set(&state::cursor_key(&def.name), last.to_string()));
+        let out = self.store.write(&stmts).await?;
+        drop(hlc);
+        Ok(out[..merges]
+            .iter()
+            .flat_map(|r| r.rows.iter())
+            .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
+            .collect())
+    }
+}

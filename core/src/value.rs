@@ -1,0 +1,106 @@
+//! SQL values, statements and result sets: the common currency of the local
+//! stores ([`crate::store`]) and the Hrana client ([`crate::hrana`]).
+//!
+//! Statements only ever carry positional arguments (`?`), which every server
+//! we target binds the same way.
+
+/// One SQLite value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl SqlValue {
+    /// The value as an integer, if it is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            SqlValue::Integer(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The value as text, if it is text.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            SqlValue::Text(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// SQLite's name of the value's storage class, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SqlValue::Null => "NULL",
+            SqlValue::Integer(_) => "INTEGER",
+            SqlValue::Real(_) => "REAL",
+            SqlValue::Text(_) => "TEXT",
+            SqlValue::Blob(_) => "BLOB",
+        }
+    }
+
+    /// Approximate encoded size in bytes, used to keep requests under server limits.
+    pub fn approx_size(&self) -> usize {
+        match self {
+            SqlValue::Null | SqlValue::Integer(_) | SqlValue::Real(_) => 24,
+            SqlValue::Text(v) => v.len() + 24,
+            SqlValue::Blob(v) => v.len() * 4 / 3 + 24,
+        }
+    }
+}
+
+impl From<i64> for SqlValue {
+    fn from(v: i64) -> Self {
+        SqlValue::Integer(v)
+    }
+}
+
+impl From<bool> for SqlValue {
+    fn from(v: bool) -> Self {
+        SqlValue::Integer(i64::from(v))
+    }
+}
+
+impl From<&str> for SqlValue {
+    fn from(v: &str) -> Self {
+        SqlValue::Text(v.to_owned())
+    }
+}
+
+impl From<String> for SqlValue {
+    fn from(v: String) -> Self {
+        SqlValue::Text(v)
+    }
+}
+
+/// A SQL statement with positional arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sql: String,
+    pub args: Vec<SqlValue>,
+}
+
+impl Statement {
+    /// A statement with arguments bound in order to its `?` placeholders.
+    pub fn new(sql: impl Into<String>, args: Vec<SqlValue>) -> Self {
+        Statement {
+            sql: sql.into(),
+            args,
+        }
+    }
+
+    /// A statement without arguments.
+    pub fn plain(sql: impl Into<String>) -> Self {
+        Statement::new(sql, Vec::new())
+    }
+}
+
+/// The rows a statement returned (empty for statements without `RETURNING`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<SqlValue>>,
+}
