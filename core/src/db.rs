@@ -385,8 +385,8 @@ impl Database {
                 Error::InvalidInput(format!("table {table} has no column {name:?}"))
             })?;
             col.check(value).map_err(Error::InvalidInput)?;
-            if current.values[i] != *value && !sets.iter().any(|(n, _)| n == name) {
-                sets.push((name.to_string(), value.clone()));
+            if current.values[i] != *value && !sets.iter().any(|(_, n, _)| n == name) {
+                sets.push((i, name.to_string(), value.clone()));
             }
         }
         if sets.is_empty() {
@@ -394,16 +394,30 @@ impl Database {
         }
         let ts = hlc.tick(self.now_ms());
         let mut assignments = Vec::new();
-        for (name, value) in sets {
+        let mut newest = ts;
+        for (i, name, value) in sets {
+            // A column may carry a clock beyond ours (a remote clock past the
+            // drift bound, see `hlc`): the edit must still win, so it takes
+            // that clock + 1 for this column, leaving the replica's clock alone.
+            let current = current.clocks[i];
+            let clock = if current >= ts {
+                Timestamp {
+                    hlc: current.hlc.saturating_add(1),
+                    node: ts.node,
+                }
+            } else {
+                ts
+            };
+            newest = newest.max(clock);
             assignments.push(format!(
                 "{} = ?, {} = ?",
                 q(&name),
                 q(&format!("_clk_{name}"))
             ));
             args.push(value);
-            args.push(SqlValue::Text(ts.to_string()));
+            args.push(SqlValue::Text(clock.to_string()));
         }
-        args.push(SqlValue::Integer(ts.physical_ms() as i64));
+        args.push(SqlValue::Integer(newest.physical_ms() as i64));
         args.push(SqlValue::Text(id.to_owned()));
         let sql = format!(
             "UPDATE {} SET {}, \"updated_at\" = MAX(\"updated_at\", ?), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = ? AND \"is_deleted\" = 0",
@@ -491,7 +505,7 @@ impl Database {
         let def = self.table(table)?;
         self.select_rows(
             def,
-            &format!("WHERE \"is_deleted\" = 0 ORDER BY \"is_deleted\", \"created_at\" DESC, \"id\" DESC"),
+            "WHERE \"is_deleted\" = 0 ORDER BY \"is_deleted\", \"created_at\" DESC, \"id\" DESC",
         )
         .await
     }

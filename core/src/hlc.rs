@@ -11,7 +11,10 @@
 //! past `now + max_drift_ms`; [`HybridClock::observe`] reports the clamp so
 //! the engine can surface it. Rejecting such rows would need every replica
 //! to agree on "now", which they cannot, and would stall the pull cursor on
-//! the offending page forever.
+//! the offending page forever. A local edit of a column whose clock is past
+//! the bound still wins: it takes that column's clock + 1 (see
+//! `Database::update`), so user intent and convergence both hold while the
+//! replica's own clock stays bounded.
 
 use std::fmt;
 

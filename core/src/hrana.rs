@@ -453,6 +453,119 @@ mod tests {
         assert!(matches!(steps[4].cond, Some(BatchCond::Not { .. })));
     }
 
+    /// A scripted server: answers each request from `answer`, records bodies.
+    struct Scripted {
+        answer: fn(&str) -> (u16, String),
+        seen: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for Scripted {
+        async fn post(
+            &self,
+            request: HttpRequest,
+        ) -> Result<crate::transport::HttpResponse, crate::transport::TransportError> {
+            let body = String::from_utf8(request.body).unwrap();
+            let (status, text) = (self.answer)(&body);
+            self.seen.lock().unwrap().push(body);
+            Ok(crate::transport::HttpResponse {
+                status,
+                body: text.into_bytes(),
+            })
+        }
+        async fn sleep(&self, _ms: u64) {}
+    }
+
+    const OK_BATCH: &str = r#"{"type":"ok","response":{"type":"batch","result":{"step_results":[{"cols":[],"rows":[],"affected_row_count":0,"last_insert_rowid":null}],"step_errors":[null]}}}"#;
+
+    fn client(answer: fn(&str) -> (u16, String)) -> (HranaClient, Arc<Scripted>) {
+        let t = Arc::new(Scripted {
+            answer,
+            seen: Default::default(),
+        });
+        let (endpoint, _) = Endpoint::parse("http://127.0.0.1:9", false).unwrap();
+        let token = AuthToken::new("s3cret-token");
+        (
+            HranaClient::new(
+                endpoint,
+                token,
+                t.clone(),
+                RetryPolicy {
+                    attempts: 3,
+                    base_delay_ms: 1,
+                    max_delay_ms: 1,
+                },
+            ),
+            t,
+        )
+    }
+
+    #[tokio::test]
+    async fn close_is_sent_to_servers_that_accept_it() {
+        let (c, t) = client(|_| {
+            (
+                200,
+                format!(
+                    r#"{{"results":[{OK_BATCH},{{"type":"ok","response":{{"type":"close"}}}}]}}"#
+                ),
+            )
+        });
+        for _ in 0..2 {
+            c.execute(Statement::plain("SELECT 1")).await.unwrap();
+        }
+        let seen = t.seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(seen.iter().all(|b| b.contains(r#""type":"close""#)));
+    }
+
+    #[tokio::test]
+    async fn close_is_dropped_once_for_servers_that_reject_it() {
+        let (c, t) = client(|body| {
+            if body.contains(r#""type":"close""#) {
+                (500, "unknown variant `close`".into())
+            } else {
+                (200, format!(r#"{{"results":[{OK_BATCH}]}}"#))
+            }
+        });
+        for _ in 0..3 {
+            c.execute(Statement::plain("SELECT 1")).await.unwrap();
+        }
+        let seen = t.seen.lock().unwrap();
+        assert_eq!(
+            seen.len(),
+            4,
+            "one rejected request, then three without close"
+        );
+        assert!(!seen[1..].iter().any(|b| b.contains(r#""type":"close""#)));
+    }
+
+    #[tokio::test]
+    async fn auth_errors_are_typed_and_not_retried() {
+        let (c, t) = client(|_| (401, "Unauthorized".into()));
+        let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+        assert!(matches!(e, Error::Auth { status: 401 }), "{e:?}");
+        assert_eq!(t.seen.lock().unwrap().len(), 1);
+        assert!(!format!("{e} {e:?} {c:?}").contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried_then_surface_typed() {
+        let (c, t) = client(|_| (503, "busy".into()));
+        let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+        assert!(matches!(e, Error::Http { status: 503, .. }), "{e:?}");
+        assert!(e.is_transient());
+        assert_eq!(t.seen.lock().unwrap().len(), 3, "attempts = 3");
+    }
+
+    #[tokio::test]
+    async fn token_travels_only_in_the_header() {
+        let (c, t) = client(|_| (200, format!(r#"{{"results":[{OK_BATCH}]}}"#)));
+        c.execute(Statement::plain("SELECT 1")).await.unwrap();
+        assert!(!t.seen.lock().unwrap()[0].contains("s3cret"));
+        c.set_token(None);
+        assert!(!c.has_token());
+    }
+
     #[test]
     fn retry_delays_grow_and_stay_bounded() {
         let p = RetryPolicy::default();

@@ -286,7 +286,7 @@ impl TableDef {
         let mut out = Vec::new();
         for c in &self.columns {
             let clk = format!("_clk_{}", c.name);
-            if !existing.iter().any(|e| *e == c.name) {
+            if !existing.contains(&c.name) {
                 if !c.nullable && c.default.is_none() {
                     return Err(format!(
                         "column {} of table {} is NOT NULL without a default: an added column needs one",
@@ -299,7 +299,7 @@ impl TableDef {
                     self.column_ddl(c)
                 ));
             }
-            if !existing.iter().any(|e| *e == clk) {
+            if !existing.contains(&clk) {
                 out.push(format!(
                     "ALTER TABLE {} ADD COLUMN {} TEXT NOT NULL DEFAULT '{ZERO_CLOCK}'",
                     q(&self.name),

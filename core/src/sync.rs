@@ -85,6 +85,15 @@ impl Database {
         let started = self.now_ms();
         let result = self.sync_once(&remote, progress).await;
         let finished = self.now_ms();
+        let result = match result {
+            Ok(counts) => self
+                .store
+                .write(&[state::set(state::KEY_LAST_SYNC, finished.to_string())])
+                .await
+                .map(|_| counts)
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.syncing = false;
         match result {
@@ -97,9 +106,6 @@ impl Database {
                 status.last_error = None;
                 status.last_sync_at_ms = Some(finished);
                 drop(status);
-                self.store
-                    .write(&[state::set(state::KEY_LAST_SYNC, finished.to_string())])
-                    .await?;
                 *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some((writes_at_start, finished, report));
                 self.syncs_done.fetch_add(1, Ordering::SeqCst);

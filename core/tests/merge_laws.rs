@@ -3,6 +3,8 @@
 //! the generated SQL agrees with the oracle on every case, on three
 //! replicas applying the same changes in different orders with duplicates.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use erth_core::hlc::{NodeId, Timestamp};
 use erth_core::merge::{self, Target};
 use erth_core::row::SyncRow;
@@ -26,9 +28,24 @@ struct Change {
 }
 
 fn change() -> impl Strategy<Value = Change> {
-    (0..3usize, 0..4u8, any::<bool>(), prop::bool::weighted(0.2), any::<[u8; 3]>(), 0..5u8, 0..3u8).prop_map(
-        |(id, title, done, deleted, clocks, created, node)| Change { id, title, done, deleted, clocks, created, node },
+    (
+        0..3usize,
+        0..4u8,
+        any::<bool>(),
+        prop::bool::weighted(0.2),
+        any::<[u8; 3]>(),
+        0..5u8,
+        0..3u8,
     )
+        .prop_map(|(id, title, done, deleted, clocks, created, node)| Change {
+            id,
+            title,
+            done,
+            deleted,
+            clocks,
+            created,
+            node,
+        })
 }
 
 /// Turns changes into rows; every clock is unique (its low bits are the
@@ -42,12 +59,18 @@ fn rows(ids: &[String], changes: &[Change]) -> Vec<SyncRow> {
                 .clocks
                 .iter()
                 .enumerate()
-                .map(|(col, &base)| Timestamp { hlc: (u64::from(base) << 24) | ((k as u64) << 2) | col as u64, node: NodeId(u64::from(c.node)) })
+                .map(|(col, &base)| Timestamp {
+                    hlc: (u64::from(base) << 24) | ((k as u64) << 2) | col as u64,
+                    node: NodeId(u64::from(c.node)),
+                })
                 .collect();
             let updated = clocks.iter().map(|t| t.hlc >> 16).max().unwrap_or(0) as i64;
             SyncRow {
                 id: ids[c.id].clone(),
-                values: vec![SqlValue::Text(format!("title {}", c.title)), SqlValue::from(c.done)],
+                values: vec![
+                    SqlValue::Text(format!("title {}", c.title)),
+                    SqlValue::from(c.done),
+                ],
                 is_deleted: c.deleted,
                 created_at: i64::from(c.created),
                 updated_at: updated,
@@ -84,13 +107,19 @@ fn case() -> impl Strategy<Value = (Vec<Change>, Vec<usize>, Vec<usize>, Vec<usi
     })
 }
 
-async fn sql_replica(order: &[usize], rows: &[SyncRow], target: Target) -> (BTreeMap<String, SyncRow>, usize) {
+async fn sql_replica(
+    order: &[usize],
+    rows: &[SyncRow],
+    target: Target,
+) -> (BTreeMap<String, SyncRow>, usize) {
     let def = todos_table();
     let store = SqliteStore::memory().unwrap();
     store
         .write(&[
             Statement::plain(def.create_table_sql()),
-            Statement::plain("CREATE TABLE \"_erth_meta\" (\"k\" TEXT PRIMARY KEY, \"v\" INTEGER NOT NULL)"),
+            Statement::plain(
+                "CREATE TABLE \"_erth_meta\" (\"k\" TEXT PRIMARY KEY, \"v\" INTEGER NOT NULL)",
+            ),
             Statement::plain("INSERT INTO \"_erth_meta\" VALUES ('seq', 0)"),
         ])
         .await
@@ -99,16 +128,26 @@ async fn sql_replica(order: &[usize], rows: &[SyncRow], target: Target) -> (BTre
     for (k, &i) in order.iter().enumerate() {
         let mut stmts = vec![merge::upsert(&def, &rows[i..=i], &[k as i64 + 1], target)];
         if target == Target::Server {
-            stmts.push(Statement::plain("UPDATE \"_erth_meta\" SET \"v\" = \"v\" + 1 WHERE \"k\" = 'seq'"));
+            stmts.push(Statement::plain(
+                "UPDATE \"_erth_meta\" SET \"v\" = \"v\" + 1 WHERE \"k\" = 'seq'",
+            ));
         }
         let out = store.write(&stmts).await.unwrap();
         changed += out[0].rows.len();
     }
     let dump = store
-        .query(&Statement::plain(format!("SELECT {} FROM \"todos\" ORDER BY \"id\"", def.row_column_list())))
+        .query(&Statement::plain(format!(
+            "SELECT {} FROM \"todos\" ORDER BY \"id\"",
+            def.row_column_list()
+        )))
         .await
         .unwrap();
-    let rows = dump.rows.iter().map(|c| SyncRow::from_cells(&def, c).unwrap()).map(|r| (r.id.clone(), r)).collect();
+    let rows = dump
+        .rows
+        .iter()
+        .map(|c| SyncRow::from_cells(&def, c).unwrap())
+        .map(|r| (r.id.clone(), r))
+        .collect();
     (rows, changed)
 }
 
@@ -179,8 +218,18 @@ proptest! {
 #[test]
 fn concurrent_edits_of_different_columns_both_survive_in_sql() {
     let id = erth_core::ids::new_id();
-    let t = |h: u64, n: u64| Timestamp { hlc: h << 16, node: NodeId(n) };
-    let base = SyncRow { id: id.clone(), values: vec!["t".into(), SqlValue::Integer(0)], is_deleted: false, created_at: 1, updated_at: 1, clocks: vec![t(1, 1); 3] };
+    let t = |h: u64, n: u64| Timestamp {
+        hlc: h << 16,
+        node: NodeId(n),
+    };
+    let base = SyncRow {
+        id: id.clone(),
+        values: vec!["t".into(), SqlValue::Integer(0)],
+        is_deleted: false,
+        created_at: 1,
+        updated_at: 1,
+        clocks: vec![t(1, 1); 3],
+    };
     let mut renamed = base.clone();
     renamed.values[0] = "renamed".into();
     renamed.clocks[0] = t(5, 1);
@@ -188,9 +237,14 @@ fn concurrent_edits_of_different_columns_both_survive_in_sql() {
     done.values[1] = SqlValue::Integer(1);
     done.clocks[1] = t(6, 2);
     let rows = vec![base, renamed, done];
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     for order in [[0, 1, 2], [0, 2, 1], [2, 1, 0]] {
         let (state, _) = rt.block_on(sql_replica(&order, &rows, Target::Replica));
-        assert_eq!(state[&id].values, vec![SqlValue::from("renamed"), SqlValue::Integer(1)]);
+        assert_eq!(
+            state[&id].values,
+            vec![SqlValue::from("renamed"), SqlValue::Integer(1)]
+        );
     }
 }

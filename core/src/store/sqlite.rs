@@ -135,11 +135,7 @@ impl SqliteStore {
 
 fn run(conn: &rusqlite::Connection, stmt: &Statement) -> Result<Rows, StoreError> {
     let mut prepared = conn.prepare_cached(&stmt.sql).map_err(err)?;
-    let columns: Vec<String> = prepared
-        .column_names()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let columns: Vec<String> = prepared.column_names().map(str::to_owned).collect();
     let n = columns.len();
     let params = rusqlite::params_from_iter(stmt.args.iter().map(to_sql));
     let mut rows = prepared.query(params).map_err(err)?;
