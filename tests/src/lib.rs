@@ -1,0 +1,33 @@
+//! Erth Sync's integration-test harness.
+//!
+//! - [`cache`]: the shared on-disk cache (`$ERTH_CACHE` or `~/.cache/erth`),
+//!   a cross-process lock, idempotent installs.
+//! - [`tools`]: installs the pinned `tursodb` binary from npm into the cache.
+//! - [`launch`]: a local `tursodb --sync-server` process (synchronous, used by
+//!   xtask too).
+//! - [`server`]: [`TestServer`], the Hrana server a test talks to (local, or
+//!   the external one named by `ERTH_TEST_HRANA_URL`).
+//! - [`proxy`]: [`FaultProxy`] and [`AuthProxy`], an HTTP/1.1 reverse proxy
+//!   that injects network faults or checks a bearer token.
+//! - [`hrana`]: a tiny raw `POST /v2/pipeline` helper for setup and checks.
+//!
+//! Everything behind the default `harness` feature needs a tokio runtime; the
+//! rest is plain blocking code.
+
+pub mod cache;
+mod error;
+pub mod launch;
+pub mod tools;
+
+#[cfg(feature = "harness")]
+pub mod hrana;
+#[cfg(feature = "harness")]
+pub mod proxy;
+#[cfg(feature = "harness")]
+pub mod server;
+
+pub use error::{Error, Result};
+#[cfg(feature = "harness")]
+pub use proxy::{AuthProxy, FaultProxy, FaultStats, Faults};
+#[cfg(feature = "harness")]
+pub use server::TestServer;

@@ -1,0 +1,270 @@
+//! An HTTP/1.1 reverse proxy on 127.0.0.1 in front of a Hrana server, for
+//! fault injection ([`FaultProxy`]) and bearer-token checks ([`AuthProxy`]).
+//!
+//! Each client request is read whole, sent upstream as a fresh request (no
+//! upstream connection is kept open: tursodb serves one connection at a
+//! time), and answered on the client's connection, which may stay open for
+//! more requests, unless a fault or the token check decides otherwise.
+//! Faults are drawn from an RNG seeded at start, so a failing run can be
+//! replayed with its seed (given the same request order). The proxy never
+//! logs or echoes tokens. Dropping the proxy stops it and every connection.
+
+mod conn;
+mod faults;
+mod http;
+#[cfg(test)]
+mod tests;
+
+pub use faults::{FaultStats, Faults};
+
+use crate::error::{io_err, Error, Result};
+use faults::Fault;
+use http::Request;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A fault-injecting reverse proxy; see the module docs.
+pub struct FaultProxy {
+    url: String,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+/// State shared by the proxy handle and its connection tasks.
+struct Shared {
+    upstream: String,
+    client: reqwest::Client,
+    control: Mutex<Control>,
+}
+
+/// Everything the handle can change at run time, and the counters.
+struct Control {
+    faults: Faults,
+    rng: StdRng,
+    drop_next: u64,
+    token: Option<String>,
+    stats: FaultStats,
+}
+
+/// What to do with one request.
+#[derive(Debug)]
+enum Plan {
+    Unauthorized,
+    Reset,
+    DropRequest,
+    Status(u16),
+    Forward { delay: Duration, then: After },
+}
+
+/// What to do with the upstream's answer.
+#[derive(Debug)]
+enum After {
+    Answer,
+    DropResponse,
+    Truncate,
+    NonJson,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on a free 127.0.0.1 port in front of `upstream` (a base
+    /// URL such as `http://127.0.0.1:8080`; `libsql://` means `https://`),
+    /// with no faults and no token check. `seed` seeds the fault RNG.
+    pub async fn start(upstream: &str, seed: u64) -> Result<FaultProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(io_err("binding the proxy to 127.0.0.1:0"))?;
+        let port = listener
+            .local_addr()
+            .map_err(io_err("reading the proxy's port"))?
+            .port();
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|source| Error::Http {
+                what: "building the proxy's HTTP client".into(),
+                source,
+            })?;
+        let shared = Arc::new(Shared {
+            upstream: crate::hrana::http_base(upstream),
+            client,
+            control: Mutex::new(Control {
+                faults: Faults::none(),
+                rng: StdRng::seed_from_u64(seed),
+                drop_next: 0,
+                token: None,
+                stats: FaultStats::default(),
+            }),
+        });
+        let task = tokio::spawn(conn::accept_loop(listener, Arc::clone(&shared)));
+        Ok(FaultProxy {
+            url: format!("http://127.0.0.1:{port}"),
+            shared,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`: give this to the client instead of the
+    /// upstream URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Replaces the fault settings for the requests that follow.
+    ///
+    /// # Panics
+    ///
+    /// If `faults` is invalid (see [`Faults::validate`]): that is a bug in
+    /// the test that wrote it.
+    pub fn set_faults(&self, faults: Faults) {
+        if let Err(e) = faults.validate() {
+            panic!("FaultProxy::set_faults: {e}");
+        }
+        self.shared.control().faults = faults;
+    }
+
+    /// Forwards the next `n` requests upstream, then closes each client
+    /// connection without answering (the server commits, the client never
+    /// learns it). Takes precedence over [`Faults`]; adds to any pending count.
+    pub fn drop_next_responses(&self, n: u64) {
+        self.shared.control().drop_next += n;
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every request except CORS
+    /// preflights (`OPTIONS`, forwarded as they are); others get 401
+    /// `Unauthorized` without being forwarded. `None` turns the check off.
+    pub fn set_token(&self, token: Option<String>) {
+        self.shared.control().token = token;
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> FaultStats {
+        self.shared.control().stats
+    }
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Deliberately leaves out the token.
+        f.debug_struct("FaultProxy")
+            .field("url", &self.url)
+            .field("upstream", &self.shared.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        // The accept task owns the connection tasks: aborting it ends them all.
+        self.task.abort();
+    }
+}
+
+impl Shared {
+    fn control(&self) -> MutexGuard<'_, Control> {
+        // A panicking connection task cannot leave the counters inconsistent
+        // in a way that matters to a test: keep going.
+        self.control.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Control {
+    /// Decides what happens to `request`, and counts it.
+    fn plan(&mut self, request: &Request) -> Plan {
+        self.stats.requests += 1;
+        if let Some(token) = &self.token {
+            if request.method != reqwest::Method::OPTIONS && !has_token(request, token) {
+                self.stats.rejected += 1;
+                return Plan::Unauthorized;
+            }
+        }
+        if self.drop_next > 0 {
+            self.drop_next -= 1;
+            self.stats.count(Fault::DropResponse);
+            return Plan::Forward {
+                delay: Duration::ZERO,
+                then: After::DropResponse,
+            };
+        }
+        let fault = self.faults.pick(&mut self.rng);
+        if let Some(fault) = fault {
+            self.stats.count(fault);
+        }
+        let then = match fault {
+            Some(Fault::Reset) => return Plan::Reset,
+            Some(Fault::DropRequest) => return Plan::DropRequest,
+            Some(Fault::Status5xx) => {
+                let codes = [500, 502, 503];
+                return Plan::Status(codes[rand::Rng::random_range(&mut self.rng, 0..codes.len())]);
+            }
+            Some(Fault::DropResponse) => After::DropResponse,
+            Some(Fault::Truncate) => After::Truncate,
+            Some(Fault::NonJson) => After::NonJson,
+            None => After::Answer,
+        };
+        let delay = self.faults.delay(&mut self.rng);
+        if delay > 0 {
+            self.stats.delayed += 1;
+        }
+        Plan::Forward {
+            delay: Duration::from_millis(delay),
+            then,
+        }
+    }
+}
+
+fn has_token(request: &Request, token: &str) -> bool {
+    let Some(value) = request.header("authorization") else {
+        return false;
+    };
+    let value = String::from_utf8_lossy(value);
+    let mut parts = value.trim().splitn(2, ' ');
+    let scheme_ok = parts
+        .next()
+        .is_some_and(|s| s.eq_ignore_ascii_case("bearer"));
+    scheme_ok && parts.next().is_some_and(|t| t.trim() == token)
+}
+
+/// A [`FaultProxy`] that checks `Authorization: Bearer <token>` like sqld:
+/// a missing or wrong token gets 401 `Unauthorized` (plain text) and is not
+/// forwarded; CORS preflights pass unchecked. No faults unless set through
+/// [`AuthProxy::proxy`].
+#[derive(Debug)]
+pub struct AuthProxy {
+    proxy: FaultProxy,
+}
+
+impl AuthProxy {
+    /// Starts a proxy in front of `upstream` that requires `token`.
+    pub async fn start(upstream: &str, token: &str) -> Result<AuthProxy> {
+        let proxy = FaultProxy::start(upstream, 0).await?;
+        proxy.set_token(Some(token.to_string()));
+        Ok(AuthProxy { proxy })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        self.proxy.url()
+    }
+
+    /// Changes the required token at run time (`None`: accept everything).
+    pub fn set_token(&self, token: Option<String>) {
+        self.proxy.set_token(token);
+    }
+
+    /// How many requests were refused with 401 so far.
+    pub fn rejected(&self) -> u64 {
+        self.proxy.stats().rejected
+    }
+
+    /// The underlying proxy, for fault injection and the full counters.
+    pub fn proxy(&self) -> &FaultProxy {
+        &self.proxy
+    }
+}
