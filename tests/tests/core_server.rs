@@ -1,0 +1,305 @@
+//! The core engine against a real Hrana server (`tursodb --sync-server`
+//! started by the harness, or `ERTH_TEST_HRANA_URL`): offline edits
+//! converge in every order, deletes stick, a lost push response is retried
+//! without duplicates, 10,000 rows page through, a reopened replica keeps
+//! its pending changes, hostile text round-trips, bad answers are typed
+//! errors that change nothing.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use erth_core::{Config, Database, Error, ErrorKind};
+use erth_tests::proxy::{FaultProxy, Faults};
+use erth_tests::server::TestServer;
+use std::path::Path;
+
+async fn replica(dir: &Path, name: &str, url: &str, token: Option<&str>) -> Database {
+    let config = Config {
+        url: Some(url.to_owned()),
+        auth_token: token.map(str::to_owned),
+        ..Config::default()
+    };
+    Database::open_native(dir.join(format!("{name}.db")), config)
+        .await
+        .unwrap()
+}
+
+async fn assert_converged(dbs: &[&Database]) {
+    let first = dbs[0].dump("todos").await.unwrap();
+    for db in &dbs[1..] {
+        assert_eq!(db.dump("todos").await.unwrap(), first, "replicas differ");
+    }
+    for db in dbs {
+        assert_eq!(db.status().await.unwrap().pending_changes, 0);
+    }
+}
+
+#[tokio::test]
+async fn offline_edits_converge_in_several_orders_and_deletes_stick() {
+    for order in [[0usize, 1, 0], [1, 0, 1]] {
+        let server = TestServer::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let a = replica(dir.path(), "a", server.url(), server.token()).await;
+        let b = replica(dir.path(), "b", server.url(), server.token()).await;
+        let t1 = a.add_todo("buy milk").await.unwrap();
+        let t2 = a.add_todo("walk dog").await.unwrap();
+        let t3 = a.add_todo("file taxes").await.unwrap();
+        a.sync().await.unwrap();
+        assert_eq!(b.sync().await.unwrap().pulled, 3);
+
+        // Offline on both, including the same todos.
+        a.rename_todo(&t1.id, "buy oat milk").await.unwrap();
+        a.set_todo_completed(&t2.id, true).await.unwrap();
+        assert!(a.delete_todo(&t3.id).await.unwrap());
+        b.set_todo_completed(&t1.id, true).await.unwrap();
+        b.rename_todo(&t3.id, "file taxes (late)").await.unwrap();
+        let t4 = b.add_todo("call mom").await.unwrap();
+
+        let dbs = [&a, &b];
+        for i in order {
+            dbs[i].sync().await.unwrap();
+        }
+        assert_converged(&dbs).await;
+        let list = a.list_active_todos().await.unwrap();
+        let got: Vec<_> = list
+            .iter()
+            .map(|t| (t.id.as_str(), t.title.as_str(), t.is_completed))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (t4.id.as_str(), "call mom", false),
+                (t2.id.as_str(), "walk dog", true),
+                (t1.id.as_str(), "buy oat milk", true)
+            ],
+            "order {order:?}"
+        );
+        // The deleted todo never comes back: not on a fresh replica, not after edits.
+        assert!(matches!(
+            b.get_todo(&t3.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        let c = replica(dir.path(), "c", server.url(), server.token()).await;
+        c.sync().await.unwrap();
+        assert_converged(&[&a, &b, &c]).await;
+        assert!(
+            c.get_row("todos", &t3.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .is_deleted
+        );
+    }
+}
+
+#[tokio::test]
+async fn lost_push_response_is_retried_without_duplicates_or_loss() {
+    let server = TestServer::start().await.unwrap();
+    let proxy = FaultProxy::start(server.url(), 7).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = replica(dir.path(), "a", proxy.url(), server.token()).await;
+    let b = replica(dir.path(), "b", server.url(), server.token()).await;
+    a.sync().await.unwrap(); // bootstrap through the proxy
+    for i in 0..5 {
+        a.add_todo(&format!("todo {i}")).await.unwrap();
+    }
+    // The server commits the push, the answer never arrives; the client retries.
+    proxy.drop_next_responses(1);
+    let report = a.sync().await.unwrap();
+    assert_eq!(report.pushed, 5);
+    assert!(
+        proxy.stats().faults_injected >= 1,
+        "the fault really happened"
+    );
+    b.sync().await.unwrap();
+    assert_eq!(b.list_active_todos().await.unwrap().len(), 5);
+    a.sync().await.unwrap();
+    assert_converged(&[&a, &b]).await;
+}
+
+#[tokio::test]
+async fn ten_thousand_todos_sync_to_a_fresh_replica_in_pages() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = replica(dir.path(), "a", server.url(), server.token()).await;
+    for i in 0..10_000 {
+        a.insert("todos", &[("title", format!("todo #{i}").into())])
+            .await
+            .unwrap();
+    }
+    let pushed = a.sync().await.unwrap();
+    assert_eq!(pushed.pushed, 10_000);
+    assert_eq!(
+        pushed.pulled, 0,
+        "a replica does not pull back its own push"
+    );
+    let b = replica(dir.path(), "b", server.url(), server.token()).await;
+    let pages = std::sync::Mutex::new(0);
+    let report = b
+        .sync_with_progress(&|p| {
+            if matches!(p, erth_core::db::SyncProgress::Pulled { .. }) {
+                *pages.lock().unwrap() += 1;
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.pulled, 10_000);
+    assert!(
+        *pages.lock().unwrap() >= 5,
+        "pulled in pages of at most 2,000 rows"
+    );
+    assert_eq!(b.list_active_todos().await.unwrap().len(), 10_000);
+    assert_converged(&[&a, &b]).await;
+}
+
+#[tokio::test]
+async fn reopened_replica_keeps_rows_pending_changes_and_clock() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, clock, kept) = {
+        let a = replica(dir.path(), "a", server.url(), server.token()).await;
+        let synced = a.add_todo("synced").await.unwrap();
+        a.sync().await.unwrap();
+        a.add_todo("pending 1").await.unwrap();
+        a.rename_todo(&synced.id, "renamed while offline")
+            .await
+            .unwrap();
+        (a.node_id().await, a.last_clock().await, synced.id)
+    };
+    let a = replica(dir.path(), "a", server.url(), server.token()).await;
+    assert_eq!(a.node_id().await, node);
+    assert!(a.last_clock().await >= clock);
+    assert_eq!(a.status().await.unwrap().pending_changes, 2);
+    assert!(a.status().await.unwrap().last_sync_at_ms.is_some());
+    assert_eq!(
+        a.get_todo(&kept).await.unwrap().title,
+        "renamed while offline"
+    );
+    let t = a.add_todo("after reopen").await.unwrap();
+    assert!(a.get_row("todos", &t.id).await.unwrap().unwrap().clocks[0] > clock);
+    assert_eq!(a.sync().await.unwrap().pushed, 3);
+    let b = replica(dir.path(), "b", server.url(), server.token()).await;
+    b.sync().await.unwrap();
+    assert_converged(&[&a, &b]).await;
+}
+
+#[tokio::test]
+async fn hostile_titles_round_trip_unchanged() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = replica(dir.path(), "a", server.url(), server.token()).await;
+    let b = replica(dir.path(), "b", server.url(), server.token()).await;
+    let titles = [
+        "it's \"quoted\" `back` \\ slash".to_owned(),
+        "'; DROP TABLE todos; --".to_owned(),
+        "Robert'); DELETE FROM _erth_meta; --".to_owned(),
+        "ünïcødé 日本語 🎉 \u{202e}rtl".to_owned(),
+        "nul \u{0} inside".to_owned(),
+        "x".repeat(1_000_000),
+        " \t\n ".to_owned(),
+        String::new(),
+    ];
+    let mut ids = Vec::new();
+    for t in &titles {
+        ids.push(a.add_todo(t).await.unwrap().id);
+    }
+    a.sync().await.unwrap();
+    b.sync().await.unwrap();
+    for (id, title) in ids.iter().zip(&titles) {
+        assert_eq!(&b.get_todo(id).await.unwrap().title, title);
+    }
+    assert_converged(&[&a, &b]).await;
+}
+
+#[tokio::test]
+async fn bad_ids_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_native(dir.path().join("x.db"), Config::default())
+        .await
+        .unwrap();
+    let unknown = erth_core::ids::new_id();
+    for e in [
+        db.get_todo(&unknown).await.unwrap_err(),
+        db.rename_todo(&unknown, "x").await.unwrap_err(),
+        db.set_todo_completed(&unknown, true).await.unwrap_err(),
+    ] {
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    }
+    assert!(!db.delete_todo(&unknown).await.unwrap());
+    for bad in [
+        "",
+        "'; DROP TABLE todos; --",
+        "01A20EB5-82A3-7688-BF9C-D0D1958E1E52",
+    ] {
+        assert_eq!(
+            db.get_todo(bad).await.unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            db.delete_todo(bad).await.unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+    }
+    assert_eq!(db.sync().await.unwrap_err().kind(), ErrorKind::NoRemote);
+}
+
+#[tokio::test]
+async fn malformed_server_responses_are_typed_errors_and_change_nothing() {
+    let server = TestServer::start().await.unwrap();
+    let proxy = FaultProxy::start(server.url(), 11).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = replica(dir.path(), "a", proxy.url(), server.token()).await;
+    let seed = replica(dir.path(), "seed", server.url(), server.token()).await;
+    seed.add_todo("on the server").await.unwrap();
+    seed.sync().await.unwrap();
+    a.add_todo("local").await.unwrap();
+    let before = a.dump("todos").await.unwrap();
+    for (faults, kind) in [
+        (
+            Faults {
+                non_json: 1.0,
+                ..Faults::none()
+            },
+            ErrorKind::Protocol,
+        ),
+        (
+            Faults {
+                truncate: 1.0,
+                ..Faults::none()
+            },
+            ErrorKind::Protocol,
+        ),
+        (
+            Faults {
+                status_5xx: 1.0,
+                ..Faults::none()
+            },
+            ErrorKind::Server,
+        ),
+        (
+            Faults {
+                reset: 1.0,
+                ..Faults::none()
+            },
+            ErrorKind::Network,
+        ),
+    ] {
+        proxy.set_faults(faults);
+        let e = a.sync().await.unwrap_err();
+        assert!(e.kind() == kind || e.kind() == ErrorKind::Network, "{e:?}");
+        assert_eq!(
+            a.dump("todos").await.unwrap(),
+            before,
+            "local rows changed after {e}"
+        );
+        assert_eq!(a.status().await.unwrap().pending_changes, 1);
+        assert_eq!(a.status().await.unwrap().last_error, Some(e.to_string()));
+    }
+    proxy.set_faults(Faults::none());
+    let r = a.sync().await.unwrap();
+    assert_eq!(r.pushed, 1);
+    // Faulty answers may have hidden a push the server committed: that row
+    // comes back once as an (idempotent) echo.
+    assert!((1..=2).contains(&r.pulled), "pulled {}", r.pulled);
+    seed.sync().await.unwrap();
+    assert_converged(&[&a, &seed]).await;
+}

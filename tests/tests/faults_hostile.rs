@@ -1,0 +1,194 @@
+//! Hostile input: the Hrana response parser is fuzzed (arbitrary bytes and
+//! arbitrary JSON shaped like responses) for a fixed budget with zero
+//! panics; rows on the real server with wrong types, invalid ids, broken or
+//! far-future clocks and oversized values give typed errors (or, for
+//! far-future clocks, the documented accept-and-clamp) and leave the local
+//! database unchanged; sync resumes once the server is repaired.
+
+#![allow(clippy::unwrap_used)] // test code
+
+mod common;
+
+use erth_core::hrana::parse_batch_response;
+use erth_core::{Config, ErrorKind};
+use erth_tests::{hrana, TestServer};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|i| json!(i)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        "[a-z_]{0,8}".prop_map(Value::String),
+        prop_oneof![
+            Just("integer"),
+            Just("text"),
+            Just("blob"),
+            Just("float"),
+            Just("null"),
+            Just("ok"),
+            Just("error"),
+            Just("batch")
+        ]
+        .prop_map(|s| Value::String(s.into())),
+        "-?[0-9]{0,21}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("type"),
+                    Just("value"),
+                    Just("base64"),
+                    Just("results"),
+                    Just("response"),
+                    Just("result"),
+                    Just("step_results"),
+                    Just("step_errors"),
+                    Just("cols"),
+                    Just("rows"),
+                    Just("name"),
+                    Just("affected_row_count"),
+                    Just("last_insert_rowid"),
+                    Just("error"),
+                    Just("code"),
+                    Just("message")
+                ]
+                .prop_map(String::from),
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn parser_never_panics_on_bytes(body in prop::collection::vec(any::<u8>(), 0..512), steps in 0usize..4) {
+        let _ = parse_batch_response(&body, steps);
+    }
+
+    #[test]
+    fn parser_never_panics_on_response_shaped_json(v in json_value(), steps in 0usize..4) {
+        let wrapped = json!({"results": [{"type": "ok", "response": {"type": "batch", "result": v.clone()}}]});
+        for body in [v, wrapped] {
+            let bytes = serde_json::to_vec(&body).unwrap();
+            if let Ok((out, _)) = parse_batch_response(&bytes, steps) {
+                prop_assert_eq!(out.results.len(), steps);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn hostile_server_rows_are_typed_errors_and_change_nothing() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = common::open(
+        dir.path(),
+        "a",
+        server.url(),
+        server.token(),
+        Config::default(),
+    )
+    .await;
+    let b = common::open(
+        dir.path(),
+        "b",
+        server.url(),
+        server.token(),
+        Config::default(),
+    )
+    .await;
+    let good = a.add_todo("good").await.unwrap();
+    a.sync().await.unwrap();
+    b.sync().await.unwrap();
+    b.add_todo("pending on b").await.unwrap();
+    let run = |sql: String| {
+        let url = server.url().to_owned();
+        let token = server.token().map(str::to_owned);
+        async move {
+            hrana::execute(&url, token.as_deref(), &[sql.as_str()])
+                .await
+                .unwrap()
+        }
+    };
+    let clk = "0000000000010000-0000000000000001";
+    let bad_id = "not-a-uuid'); DROP TABLE todos; --";
+    let cases: Vec<(&str, String)> = vec![
+        ("wrong type", format!("UPDATE todos SET is_completed = 'yes', _seq = SEQ WHERE id = '{}'", good.id)),
+        ("broken clock", format!("UPDATE todos SET _clk_title = 'zzzz', _seq = SEQ WHERE id = '{}'", good.id)),
+        ("invalid id", format!("INSERT INTO todos VALUES ('{}', 't', 0, 0, 1, 1, '{clk}', '{clk}', '{clk}', SEQ, 0)", bad_id.replace('\'', "''"))),
+        ("oversized value", format!("UPDATE todos SET title = hex(zeroblob(2500001)), _seq = SEQ WHERE id = '{}'", good.id)),
+        ("negative timestamp", format!("UPDATE todos SET created_at = -5, _seq = SEQ WHERE id = '{}'", good.id)),
+    ];
+    let mut refused = 0;
+    for (k, (what, sql)) in cases.iter().enumerate() {
+        // Every change gets a higher _seq than anything before, as the real server would.
+        let seq = 10_000 * (k as i64 + 1);
+        let sql = sql.replace("SEQ", &seq.to_string());
+        let before = b.dump("todos").await.unwrap();
+        let server_before = run(format!(
+            "SELECT title, is_completed, _clk_title, created_at FROM todos WHERE id = '{}'",
+            good.id
+        ))
+        .await;
+        run(sql).await;
+        let e = b.sync().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol, "{what}: {e:?}");
+        assert!(e.to_string().contains("invalid row"), "{what}: {e}");
+        assert_eq!(
+            b.dump("todos").await.unwrap(),
+            before,
+            "{what}: local rows changed"
+        );
+        assert_eq!(b.status().await.unwrap().last_error, Some(e.to_string()));
+        refused += 1;
+        // Repair the server (restore the row, drop the intruder); sync resumes.
+        run(format!(
+            "DELETE FROM todos WHERE id = '{}'",
+            bad_id.replace('\'', "''")
+        ))
+        .await;
+        let row = &server_before[0]["rows"][0];
+        let lit = |v: &Value| match v["type"].as_str() {
+            Some("text") => format!("'{}'", v["value"].as_str().unwrap()),
+            _ => v["value"].as_str().unwrap().to_owned(),
+        };
+        run(format!(
+            "UPDATE todos SET title = {}, is_completed = {}, _clk_title = {}, created_at = {}, _seq = {} WHERE id = '{}'",
+            lit(&row[0]), lit(&row[1]), lit(&row[2]), lit(&row[3]), seq + 5_000, good.id
+        ))
+        .await;
+        b.sync()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: sync did not resume after repair: {e}"));
+    }
+
+    // A clock from the far future is accepted (see hlc: accept and clamp).
+    let future = format!("{:016x}-0000000000000001", (4_000_000_000_000u64) << 16);
+    run(format!("UPDATE todos SET title = 'from 2096', _clk_title = '{future}', _seq = 900000 WHERE id = '{}'", good.id)).await;
+    b.sync().await.unwrap();
+    assert_eq!(b.get_todo(&good.id).await.unwrap().title, "from 2096");
+    let ahead = b.status().await.unwrap().clock_ahead_ms.unwrap();
+    assert!(ahead > 1_000_000_000, "clamp reported: {ahead}");
+    assert!(
+        b.last_clock().await.physical_ms() < 4_000_000_000_000,
+        "local clock stayed bounded"
+    );
+    a.sync().await.unwrap();
+    b.sync().await.unwrap();
+    assert_eq!(
+        a.dump("todos").await.unwrap(),
+        b.dump("todos").await.unwrap()
+    );
+    println!("faults_hostile: parser fuzz cases 6000 (0 panics), hostile server rows refused {refused}/{}, far-future clocks clamped 1, divergences 0", cases.len());
+}
