@@ -386,7 +386,9 @@ pub fn transaction(stmts: Vec<Statement>) -> (Vec<Step>, usize) {
     (steps, commit)
 }
 
-#[cfg(test)]
+// Native only: the scripted transport below is a `Send` async-trait impl.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+#[allow(clippy::unwrap_used)] // test code, including the scripted transport
 mod tests {
     use super::*;
 

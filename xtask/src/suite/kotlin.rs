@@ -1,0 +1,196 @@
+//! Suite `kotlin`: the generated Kotlin bindings on the JVM. Builds the
+//! release `liberth_mobile.so`, generates `dev.erth.sync` from it, compiles
+//! the JUnit 4 tests in `bindings-mobile/tests/kotlin/` with kotlinc and runs
+//! them against a local tursodb (URL in `ERTH_TEST_URL`).
+//!
+//! Tools: kotlinc from the npm package `kotlin-compiler` (a full JVM
+//! distribution with the stdlib and kotlinx-coroutines) in the cache; a JRE,
+//! JNA and JUnit 4 from Debian.
+
+use super::mobile::{self, number_after, Counts};
+use super::{install_tursodb, Suite};
+use crate::cargo::repo_root;
+use crate::Result;
+use erth_tests::cache;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const SUITE: Suite = Suite {
+    name: "kotlin",
+    about: "UniFFI Kotlin bindings: JUnit tests on the JVM against a local tursodb",
+    install,
+    run: run_suite,
+};
+
+const KOTLIN_VERSION: &str = "2.4.20";
+const JAVA: &str = "/usr/bin/java";
+const JNA: &str = "/usr/share/java/jna.jar";
+const JUNIT: &str = "/usr/share/java/junit4.jar";
+const HAMCREST: &str = "/usr/share/java/hamcrest-core.jar";
+
+fn install() -> Result<()> {
+    install_tursodb()?;
+    mobile::apt_ensure(&[JAVA], &["default-jre-headless"])?;
+    mobile::apt_ensure(&[JNA, JUNIT, HAMCREST], &["libjna-java", "junit4"])?;
+    let home = kotlin_home()?;
+    println!("kotlinc: {}", home.join("bin").join("kotlinc").display());
+    Ok(())
+}
+
+/// The kotlin-compiler npm package in the cache, installed if missing.
+fn kotlin_home() -> Result<PathBuf> {
+    let dir = cache::install_dir(&format!("kotlin-compiler-{KOTLIN_VERSION}"), |dir| {
+        let spec = format!("kotlin-compiler@{KOTLIN_VERSION}");
+        println!("installing kotlinc (npm install {spec}) into the cache ...");
+        let ok = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(dir)
+            .arg(&spec)
+            .status()
+            .is_ok_and(|s| s.success());
+        let kotlinc = dir.join(home_in_package()).join("bin").join("kotlinc");
+        if ok && kotlinc.is_file() {
+            Ok(())
+        } else {
+            Err(erth_tests::Error::Install(format!(
+                "`npm install {spec}` did not produce {}: needs Node.js/npm (apt-get install -y npm) \
+                 and the npm registry",
+                kotlinc.display()
+            )))
+        }
+    })?;
+    Ok(dir.join(home_in_package()))
+}
+
+fn home_in_package() -> PathBuf {
+    Path::new("node_modules").join("kotlin-compiler")
+}
+
+fn run_suite() -> Result<()> {
+    let kotlin = kotlin_home()?;
+    let built = mobile::build("kotlin")?;
+    let work = built.work.path();
+
+    let tests_dir = repo_root()
+        .join("bindings-mobile")
+        .join("tests")
+        .join("kotlin");
+    let tests = kotlin_files(&tests_dir)?;
+    let classes: Vec<String> = tests
+        .iter()
+        .filter(|p| {
+            p.file_stem()
+                .is_some_and(|s| s.to_string_lossy().ends_with("Test"))
+        })
+        .filter_map(|p| {
+            let rel = p.strip_prefix(&tests_dir).ok()?.with_extension("");
+            Some(rel.to_string_lossy().replace('/', "."))
+        })
+        .collect();
+    if classes.is_empty() {
+        return Err(format!("no *Test.kt under {}", tests_dir.display()).into());
+    }
+    let generated = kotlin_files(&built.bindings)?;
+    let lib = kotlin.join("lib");
+    let jar = work.join("tests.jar");
+    let compile_cp = join_paths(&[
+        PathBuf::from(JNA),
+        PathBuf::from(JUNIT),
+        lib.join("kotlinx-coroutines-core-jvm.jar"),
+    ]);
+    crate::cargo::run(
+        Command::new(kotlin.join("bin").join("kotlinc"))
+            .args(["-cp", &compile_cp, "-d"])
+            .arg(&jar)
+            .args(&generated)
+            .args(&tests),
+    )?;
+
+    let server = mobile::start_server(work)?;
+    let run_cp = join_paths(&[
+        jar,
+        PathBuf::from(JNA),
+        PathBuf::from(JUNIT),
+        PathBuf::from(HAMCREST),
+        lib.join("kotlin-stdlib.jar"),
+        lib.join("kotlinx-coroutines-core-jvm.jar"),
+    ]);
+    let (ok, output) = mobile::run_captured(
+        Command::new(JAVA)
+            .arg(format!("-Djna.library.path={}", built.lib_dir.display()))
+            .args(["-cp", &run_cp, "org.junit.runner.JUnitCore"])
+            .args(&classes)
+            .env("ERTH_TEST_URL", server.url()),
+    )?;
+    drop(server);
+    mobile::report("junit", ok, junit_counts(&output))
+}
+
+/// Counts from JUnitCore's closing line: `OK (7 tests)` or
+/// `Tests run: 7,  Failures: 2`.
+fn junit_counts(output: &str) -> Option<Counts> {
+    if let Some(passed) = number_after(output, "\nOK (") {
+        return Some(Counts { passed, failed: 0 });
+    }
+    let run = number_after(output, "Tests run:")?;
+    let failed = number_after(output, "Failures:")?;
+    Some(Counts {
+        passed: run.saturating_sub(failed),
+        failed,
+    })
+}
+
+/// Every `.kt` file under `dir`, sorted.
+fn kotlin_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries = fs::read_dir(&d).map_err(|e| format!("listing {}: {e}", d.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "kt") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        return Err(format!("no .kt files under {}", dir.display()).into());
+    }
+    Ok(found)
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_junit_closing_lines() {
+        assert_eq!(
+            junit_counts("JUnit version 4.13.2\n...\nTime: 1\n\nOK (7 tests)\n"),
+            Some(Counts {
+                passed: 7,
+                failed: 0
+            })
+        );
+        assert_eq!(
+            junit_counts("FAILURES!!!\nTests run: 7,  Failures: 2\n"),
+            Some(Counts {
+                passed: 5,
+                failed: 2
+            })
+        );
+        assert_eq!(junit_counts("Exception in thread main"), None);
+    }
+}

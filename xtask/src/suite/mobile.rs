@@ -1,0 +1,236 @@
+//! What the `kotlin` and `swift` suites share: check and build the UniFFI
+//! crate, generate the bindings from the freshly built library, report the
+//! stripped release library's size, start a local tursodb, install Debian
+//! packages, and run a test command while showing and keeping its output.
+
+use crate::cargo::{self, cargo, repo_root, target_dir};
+use crate::Result;
+use erth_tests::launch::LocalServer;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use tempfile::TempDir;
+
+/// The crate with the UniFFI API and the pinned generator binary.
+const MOBILE_PACKAGE: &str = "erth-mobile";
+const BINDGEN_PACKAGE: &str = "uniffi-bindgen";
+/// File name of the Linux build of the library.
+pub const LIBRARY: &str = "liberth_mobile.so";
+
+/// A fresh build: the stripped release library and the bindings generated
+/// from it, in a temporary directory removed on drop.
+#[derive(Debug)]
+pub struct Built {
+    /// Directory holding [`LIBRARY`] (release, stripped).
+    pub lib_dir: PathBuf,
+    /// `uniffi-bindgen generate --out-dir` of the chosen language.
+    pub bindings: PathBuf,
+    /// Scratch space for the suite (compiled tests, server database, logs).
+    pub work: TempDir,
+}
+
+/// Clippy and the Rust tests of the mobile crates, a release build of the
+/// library, its stripped size, and the `language` bindings generated from it.
+pub fn build(language: &str) -> Result<Built> {
+    let checks: [&[&str]; 3] = [
+        &[
+            "clippy",
+            "-p",
+            MOBILE_PACKAGE,
+            "-p",
+            BINDGEN_PACKAGE,
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &["test", "-p", MOBILE_PACKAGE],
+        &["build", "-p", BINDGEN_PACKAGE],
+    ];
+    for args in checks {
+        cargo::run(&mut cargo(args))?;
+    }
+    cargo::run(&mut cargo(&["build", "-p", MOBILE_PACKAGE, "--release"]))?;
+
+    let target = target_dir();
+    let built_lib = target.join("release").join(LIBRARY);
+    let work = tempfile::Builder::new()
+        .prefix(&format!("erth-{language}-"))
+        .tempdir()
+        .map_err(|e| format!("creating a work directory: {e}"))?;
+    let lib_dir = work.path().join("lib");
+    fs::create_dir_all(&lib_dir).map_err(|e| format!("creating {}: {e}", lib_dir.display()))?;
+    let stripped = lib_dir.join(LIBRARY);
+    cargo::run(
+        Command::new("strip")
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(&built_lib),
+    )
+    .map_err(|e| format!("{e} (strip comes with binutils: apt-get install -y binutils)"))?;
+    let size = |p: &Path| {
+        fs::metadata(p)
+            .map(|m| m.len())
+            .map_err(|e| format!("reading {}: {e}", p.display()))
+    };
+    let (full, small) = (size(&built_lib)?, size(&stripped)?);
+    println!(
+        "{LIBRARY} (release, x86_64 Linux): {:.2} MiB stripped ({small} bytes; {:.2} MiB unstripped)",
+        mib(small),
+        mib(full)
+    );
+
+    // Generated from the unstripped library: its symbol table carries the
+    // UniFFI metadata. Run from the repo root so `uniffi.toml` is found.
+    let bindings = work.path().join(format!("bindings-{language}"));
+    cargo::run(
+        Command::new(target.join("debug").join(BINDGEN_PACKAGE))
+            .args(["generate", "--no-format", "--library"])
+            .arg(&built_lib)
+            .args(["--language", language, "--out-dir"])
+            .arg(&bindings)
+            .current_dir(repo_root()),
+    )?;
+    Ok(Built {
+        lib_dir,
+        bindings,
+        work,
+    })
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// A local `tursodb --sync-server` on a fresh database inside `work`.
+pub fn start_server(work: &Path) -> Result<LocalServer> {
+    let server = LocalServer::start(&work.join("server.db"), &work.join("server.log"), None)?;
+    println!("tursodb --sync-server at {}", server.url());
+    Ok(server)
+}
+
+/// Whether `path` is a regular file (following symlinks).
+fn present(path: &str) -> bool {
+    Path::new(path).is_file()
+}
+
+/// Makes sure `files` exist, installing the Debian `packages` that provide
+/// them if not (`apt-get update` first when a plain install fails).
+pub fn apt_ensure(files: &[&str], packages: &[&str]) -> Result<()> {
+    if files.iter().all(|f| present(f)) {
+        return Ok(());
+    }
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    println!("installing {} with apt-get", packages.join(" "));
+    if !install() {
+        let updated = Command::new("apt-get")
+            .arg("update")
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !updated || !install() {
+            return Err(format!(
+                "could not install the Debian packages {pkgs} (needs root and Debian's package \
+                 mirror); install them by hand: apt-get update && apt-get install -y {pkgs}",
+                pkgs = packages.join(" ")
+            )
+            .into());
+        }
+    }
+    match files.iter().find(|f| !present(f)) {
+        None => Ok(()),
+        Some(missing) => Err(format!(
+            "{missing} is still missing after installing {}",
+            packages.join(" ")
+        )
+        .into()),
+    }
+}
+
+/// Test counts read from a runner's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub passed: u64,
+    pub failed: u64,
+}
+
+/// Runs `cmd`, streaming its output, and returns its exit success and the
+/// combined stdout+stderr text (for reading the test counts).
+pub fn run_captured(cmd: &mut Command) -> Result<(bool, String)> {
+    let shown = cargo::display(cmd);
+    println!("$ {shown}");
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("could not start `{shown}`: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    print!("{text}");
+    Ok((output.status.success(), text))
+}
+
+/// The number right after `prefix` in `text` (first occurrence).
+pub fn number_after(text: &str, prefix: &str) -> Option<u64> {
+    let start = text.find(prefix)? + prefix.len();
+    let digits: String = text[start..]
+        .chars()
+        .skip_while(|c| *c == ' ')
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Prints `<runner>: N passed, N failed` and turns a failed run, a run
+/// without tests or unreadable counts into an error.
+pub fn report(runner: &str, ok: bool, counts: Option<Counts>) -> Result<()> {
+    if let Some(c) = counts {
+        println!("{runner}: {} passed, {} failed", c.passed, c.failed);
+    }
+    match counts {
+        Some(c) if c.failed > 0 => Err(format!("{runner}: {} test(s) failed", c.failed).into()),
+        _ if !ok => Err(format!("{runner} failed (see its output above)").into()),
+        None => Err(format!("{runner}: could not read the test counts from its output").into()),
+        Some(c) if c.passed == 0 => Err(format!("{runner}: ran no test").into()),
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_runner_counts() {
+        let junit_ok = "JUnit version 4.13.2\n.......\nTime: 8.4\n\nOK (7 tests)\n";
+        assert_eq!(number_after(junit_ok, "OK ("), Some(7));
+        let junit_bad = "FAILURES!!!\nTests run: 7,  Failures: 2\n";
+        assert_eq!(number_after(junit_bad, "Tests run:"), Some(7));
+        assert_eq!(number_after(junit_bad, "Failures:"), Some(2));
+        let xctest = "\t Executed 7 tests, with 1 failure (0 unexpected) in 8.55 (8.55) seconds";
+        assert_eq!(number_after(xctest, "Executed"), Some(7));
+        assert_eq!(number_after(xctest, "with"), Some(1));
+        assert_eq!(number_after("nothing here", "Executed"), None);
+    }
+
+    #[test]
+    fn a_run_without_tests_or_with_failures_is_an_error() {
+        let counts = |passed, failed| Some(Counts { passed, failed });
+        assert!(report("t", true, counts(3, 0)).is_ok());
+        assert!(report("t", true, counts(0, 0)).is_err());
+        assert!(report("t", false, counts(2, 1)).is_err());
+        assert!(report("t", false, counts(3, 0)).is_err());
+        assert!(report("t", true, None).is_err());
+    }
+}

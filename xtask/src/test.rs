@@ -1,0 +1,90 @@
+//! `cargo xtask test [SUITE...]`: runs the chosen suites (all by default) in
+//! order, each after its install step, times them, keeps going after a
+//! failure, and ends with a summary and `xtask: N passed, N failed`.
+
+use crate::suite::{Suite, SUITES};
+use crate::Result;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+struct Outcome {
+    name: &'static str,
+    elapsed: Duration,
+    error: Option<String>,
+}
+
+pub fn run(args: &[String]) -> Result<ExitCode> {
+    // `--long`: the fault suites run 100x more rounds (read by the tests).
+    let (long, args): (Vec<String>, Vec<String>) =
+        args.iter().cloned().partition(|a| a == "--long");
+    if !long.is_empty() {
+        std::env::set_var("ERTH_FAULTS_LONG", "1");
+    }
+    let suites = select(&args)?;
+    let mut outcomes = Vec::new();
+    for suite in suites {
+        println!("\n==== suite {}: {} ====", suite.name, suite.about);
+        let start = Instant::now();
+        let result = (suite.install)()
+            .map_err(|e| format!("installing its tools failed: {e}"))
+            .and_then(|()| (suite.run)().map_err(|e| e.to_string()));
+        let outcome = Outcome {
+            name: suite.name,
+            elapsed: start.elapsed(),
+            error: result.err(),
+        };
+        match &outcome.error {
+            None => println!(
+                "==== suite {} passed ({})",
+                suite.name,
+                secs(outcome.elapsed)
+            ),
+            Some(e) => println!(
+                "==== suite {} FAILED ({}): {e}",
+                suite.name,
+                secs(outcome.elapsed)
+            ),
+        }
+        outcomes.push(outcome);
+    }
+
+    println!("\n==== summary");
+    for outcome in &outcomes {
+        let verdict = if outcome.error.is_none() {
+            "passed"
+        } else {
+            "FAILED"
+        };
+        println!(
+            "{:<10} {verdict}  {:>8}",
+            outcome.name,
+            secs(outcome.elapsed)
+        );
+    }
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    println!("xtask: {} passed, {failed} failed", outcomes.len() - failed);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The suites named in `args` (deduplicated, in suite order), or all.
+fn select(args: &[String]) -> Result<Vec<&'static Suite>> {
+    let valid = || SUITES.iter().map(|s| s.name).collect::<Vec<_>>().join(", ");
+    if let Some(unknown) = args
+        .iter()
+        .find(|a| !SUITES.iter().any(|s| s.name == a.as_str()))
+    {
+        return Err(format!("unknown suite {unknown:?}; valid suites: {}", valid()).into());
+    }
+    Ok(SUITES
+        .iter()
+        .filter(|s| args.is_empty() || args.iter().any(|a| a == s.name))
+        .collect())
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
