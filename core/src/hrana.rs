@@ -103,7 +103,8 @@ impl std::fmt::Debug for HranaClient {
     }
 }
 
-fn to_proto(v: &SqlValue) -> proto::Value {
+/// A value as the Hrana protocol types carry it.
+pub fn to_proto(v: &SqlValue) -> proto::Value {
     match v {
         SqlValue::Null => proto::Value::Null,
         SqlValue::Integer(i) => proto::Value::Integer { value: *i },
@@ -117,7 +118,8 @@ fn to_proto(v: &SqlValue) -> proto::Value {
     }
 }
 
-fn from_proto(v: proto::Value) -> Result<SqlValue> {
+/// A protocol value as a [`SqlValue`] (`Protocol` error for a value without a type).
+pub fn from_proto(v: proto::Value) -> Result<SqlValue> {
     Ok(match v {
         proto::Value::Null => SqlValue::Null,
         proto::Value::Integer { value } => SqlValue::Integer(value),

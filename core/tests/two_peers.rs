@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use erth_core::hlc::Clock;
+use erth_core::hrana::{from_proto, to_proto};
 use erth_core::store::sqlite::SqliteStore;
 use erth_core::store::Store;
 use erth_core::transport::{HttpRequest, HttpResponse, Transport, TransportError};
@@ -64,7 +65,12 @@ impl LocalServer {
                     continue;
                 }
             }
-            let args = step.stmt.args.into_iter().map(from_proto).collect();
+            let args = step
+                .stmt
+                .args
+                .into_iter()
+                .map(|v| from_proto(v).unwrap())
+                .collect();
             match store
                 .query(&Statement::new(step.stmt.sql.unwrap_or_default(), args))
                 .await
@@ -114,30 +120,6 @@ fn eval(cond: &proto::BatchCond, out: &proto::BatchResult) -> bool {
         proto::BatchCond::And(l) => l.conds.iter().all(|c| eval(c, out)),
         proto::BatchCond::Or(l) => l.conds.iter().any(|c| eval(c, out)),
         _ => false,
-    }
-}
-
-fn from_proto(v: proto::Value) -> SqlValue {
-    match v {
-        proto::Value::Integer { value } => SqlValue::Integer(value),
-        proto::Value::Float { value } => SqlValue::Real(value),
-        proto::Value::Text { value } => SqlValue::Text(value.to_string()),
-        proto::Value::Blob { value } => SqlValue::Blob(value.to_vec()),
-        _ => SqlValue::Null,
-    }
-}
-
-fn to_proto(v: &SqlValue) -> proto::Value {
-    match v {
-        SqlValue::Null => proto::Value::Null,
-        SqlValue::Integer(i) => proto::Value::Integer { value: *i },
-        SqlValue::Real(r) => proto::Value::Float { value: *r },
-        SqlValue::Text(t) => proto::Value::Text {
-            value: t.as_str().into(),
-        },
-        SqlValue::Blob(b) => proto::Value::Blob {
-            value: b.clone().into(),
-        },
     }
 }
 
