@@ -1,1 +1,27 @@
-//! WebAssembly bindings of Erth Sync: placeholder until the bindings-wasm issue lands.
+//! WebAssembly bindings of Erth Sync, the engine behind the npm package
+//! `erth-sync`.
+//!
+//! This crate is thin: it converts values to and from JS, maps core errors to
+//! `ErthError` (an `Error` subclass with a `code`, defined in
+//! `js/errors.js`), and wires the browser store (OPFS, in a dedicated
+//! Worker) and transport (`fetch`) from `erth-core`. Its one class,
+//! [`Replica`], is what the package's worker script (`js/worker.js`) drives;
+//! apps use the Promise API of `js/index.js` on the main thread.
+//!
+//! Every export returns `Result<_, JsValue>`: errors become rejected
+//! Promises, never panics. A panic (a bug) is reported on the console by the
+//! hook installed at start-up; with `panic = "abort"` it then traps, which
+//! the worker reports as an `Internal` error. No error or log ever contains
+//! the auth token.
+//!
+//! On targets other than wasm32 the crate is empty.
+
+#[cfg(target_arch = "wasm32")]
+mod error;
+#[cfg(target_arch = "wasm32")]
+mod replica;
+
+#[cfg(target_arch = "wasm32")]
+pub use error::{code_of, ErthError};
+#[cfg(target_arch = "wasm32")]
+pub use replica::{Replica, Subscription};

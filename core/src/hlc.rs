@@ -176,6 +176,9 @@ impl HybridClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // On wasm these vectors run in Node through wasm-bindgen-test.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     const NODE: NodeId = NodeId(0xabc);
 

@@ -75,6 +75,9 @@ fn clip_id(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // On wasm these vectors run in Node through wasm-bindgen-test.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn hundred_thousand_ids_strictly_increase() {

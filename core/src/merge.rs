@@ -151,6 +151,9 @@ mod tests {
     use super::*;
     use crate::hlc::{NodeId, Timestamp};
     use crate::schema::todos_table;
+    // On wasm these vectors run in Node through wasm-bindgen-test.
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn row(id: &str, title: &str, done: i64, deleted: bool, clocks: [u64; 3]) -> SyncRow {
         SyncRow {

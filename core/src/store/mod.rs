@@ -9,6 +9,8 @@
 use crate::platform::{SendOutsideWasm, SyncOutsideWasm};
 use crate::value::{Rows, Statement};
 
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
 pub mod sqlite;
 
 /// A local SQLite database.

@@ -1,6 +1,6 @@
 //! The SQLite store: `rusqlite` on one connection, natively on a bundled
-//! SQLite file and in the browser on `sqlite-wasm-rs` (opened by the wasm
-//! binding on the OPFS VFS). One implementation for both targets, so the
+//! SQLite file and in the browser on `sqlite-wasm-rs` (opened on the OPFS
+//! VFS by [`super::browser`]). One implementation for both targets, so the
 //! conformance suite proves the same code on each.
 //!
 //! SQLite playbook for files: WAL journal, `synchronous = NORMAL` (durable

@@ -7,6 +7,8 @@
 
 use crate::platform::{SendOutsideWasm, SyncOutsideWasm};
 
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 

@@ -1,0 +1,38 @@
+// ErthError: the one error type of erth-sync. Shared by the worker side
+// (imported by the wasm module) and the main-thread API (index.js).
+
+/** Every `code` an ErthError can carry. */
+export const ErrorCode = Object.freeze({
+  /** The caller passed something unusable (bad id, URL, name, argument type). */
+  InvalidInput: "InvalidInput",
+  /** No live todo with that id. */
+  NotFound: "NotFound",
+  /** The local database failed (OPFS unavailable, disk full, damaged file). */
+  Storage: "Storage",
+  /** Another tab (or worker) has this database open. */
+  DatabaseLocked: "DatabaseLocked",
+  /** The server could not be reached, the request timed out, or the network is switched off. */
+  Network: "Network",
+  /** The server refused the credentials (HTTP 401/403): set a valid token. */
+  Auth: "Auth",
+  /** The server reported an error (see `serverCode`) or answered with an HTTP error status. */
+  Server: "Server",
+  /** The server's answer is not valid Hrana, or a row breaks the row layout. */
+  Protocol: "Protocol",
+  /** `sync()` on a database without a server URL. */
+  NoRemote: "NoRemote",
+  /** A bug in erth-sync (its worker crashed or was closed): reopen the database. */
+  Internal: "Internal",
+});
+
+/** An error from erth-sync; `code` says what a program can do about it. */
+export class ErthError extends Error {
+  constructor(code, message, serverCode) {
+    super(message);
+    this.name = "ErthError";
+    this.code = code;
+    if (serverCode !== undefined && serverCode !== null) {
+      this.serverCode = serverCode;
+    }
+  }
+}

@@ -1,0 +1,343 @@
+//! [`Replica`]: one open database, exported to JS. Values cross as plain JS
+//! objects (so the worker can `postMessage` them unchanged); errors as
+//! `ErthError`s.
+
+use crate::error::{code_of, console_error, invalid, to_js};
+use erth_core::store::browser::{open_memory, open_opfs};
+use erth_core::transport::browser::BrowserTransport;
+use erth_core::{
+    ChangeEvent, ChangeOrigin, Config, Database, ErrorKind, SyncReport, SyncStatus, SystemClock,
+    Todo,
+};
+use js_sys::{Array, Function, Object, Reflect};
+use std::cell::Cell;
+use std::sync::Arc;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+/** Options of `Replica.open`. */
+export interface ReplicaOptions {
+  /** Database name: 1-64 of `A-Z a-z 0-9 . _ -`, not starting with `.`. */
+  name: string;
+  /** `"opfs"` (default; persistent, dedicated Worker only) or `"memory"`. */
+  storage?: "opfs" | "memory";
+  /** Server URL (`libsql://`, `https://`, or `http://` for local servers). */
+  url?: string | null;
+  authToken?: string | null;
+  /** Allow `http://` to non-private hosts (the token would travel in clear text). */
+  allowInsecureHttp?: boolean;
+  /** How long to wait for another tab to close the database (default 5000; 0 = fail at once). */
+  lockTimeoutMs?: number;
+  /** Per-request timeout (default 30000). */
+  requestTimeoutMs?: number;
+}
+export interface Todo { id: string; title: string; completed: boolean; createdAt: number; updatedAt: number; }
+export interface SyncReport { pushed: number; pulled: number; durationMs: number; }
+export interface ReplicaStatus {
+  pendingChanges: number;
+  lastSyncAt: number | null;
+  lastError: string | null;
+  lastErrorCode: string | null;
+  syncing: boolean;
+  remoteUrl: string | null;
+  clockAheadMs: number | null;
+}
+export interface ChangeEvent { table: string; ids: string[]; origin: "local" | "remote"; }
+"#;
+
+const DEFAULT_LOCK_TIMEOUT_MS: u32 = 5_000;
+const DEFAULT_REQUEST_TIMEOUT_MS: u32 = 30_000;
+
+/// Sets `key` on a fresh plain object (which cannot throw).
+fn set(obj: &Object, key: &str, value: JsValue) {
+    let _ = Reflect::set(obj, &JsValue::from_str(key), &value);
+}
+
+fn nullable<T: Into<JsValue>>(value: Option<T>) -> JsValue {
+    value.map_or(JsValue::NULL, Into::into)
+}
+
+fn todo_js(t: &Todo) -> JsValue {
+    let o = Object::new();
+    set(&o, "id", t.id.as_str().into());
+    set(&o, "title", t.title.as_str().into());
+    set(&o, "completed", t.is_completed.into());
+    set(&o, "createdAt", (t.created_at as f64).into());
+    set(&o, "updatedAt", (t.updated_at as f64).into());
+    o.into()
+}
+
+fn report_js(r: &SyncReport) -> JsValue {
+    let o = Object::new();
+    set(&o, "pushed", (r.pushed as f64).into());
+    set(&o, "pulled", (r.pulled as f64).into());
+    set(&o, "durationMs", (r.duration_ms as f64).into());
+    o.into()
+}
+
+fn status_js(s: &SyncStatus, last_error_code: Option<ErrorKind>) -> JsValue {
+    let o = Object::new();
+    set(&o, "pendingChanges", (s.pending_changes as f64).into());
+    set(
+        &o,
+        "lastSyncAt",
+        nullable(s.last_sync_at_ms.map(|v| v as f64)),
+    );
+    set(&o, "lastError", nullable(s.last_error.as_deref()));
+    set(&o, "lastErrorCode", nullable(last_error_code.map(code_of)));
+    set(&o, "syncing", s.syncing.into());
+    set(&o, "remoteUrl", nullable(s.remote_url.as_deref()));
+    set(
+        &o,
+        "clockAheadMs",
+        nullable(s.clock_ahead_ms.map(|v| v as f64)),
+    );
+    o.into()
+}
+
+fn event_js(e: &ChangeEvent) -> JsValue {
+    let o = Object::new();
+    set(&o, "table", e.table.as_str().into());
+    let ids: Array = e.ids.iter().map(|id| JsValue::from_str(id)).collect();
+    set(&o, "ids", ids.into());
+    let origin = match e.origin {
+        ChangeOrigin::Local => "local",
+        ChangeOrigin::Remote => "remote",
+    };
+    set(&o, "origin", origin.into());
+    o.into()
+}
+
+/// Reads option `key`: absent/`null`/`undefined` is `None`. Messages name the
+/// option, never its value (it may be the token).
+fn option(options: &JsValue, key: &str) -> Result<Option<JsValue>, JsValue> {
+    let v = Reflect::get(options, &JsValue::from_str(key))
+        .map_err(|_| invalid(format!("cannot read option {key}")))?;
+    Ok((!v.is_undefined() && !v.is_null()).then_some(v))
+}
+
+fn string_option(options: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
+    option(options, key)?
+        .map(|v| {
+            v.as_string()
+                .ok_or_else(|| invalid(format!("option {key} must be a string")))
+        })
+        .transpose()
+}
+
+fn bool_option(options: &JsValue, key: &str) -> Result<Option<bool>, JsValue> {
+    option(options, key)?
+        .map(|v| {
+            v.as_bool()
+                .ok_or_else(|| invalid(format!("option {key} must be a boolean")))
+        })
+        .transpose()
+}
+
+fn ms_option(options: &JsValue, key: &str) -> Result<Option<u32>, JsValue> {
+    option(options, key)?
+        .map(|v| match v.as_f64() {
+            Some(ms) if ms.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&ms) => {
+                Ok(ms as u32)
+            }
+            _ => Err(invalid(format!(
+                "option {key} must be a whole number of milliseconds"
+            ))),
+        })
+        .transpose()
+}
+
+/// One open database. Methods are async and may run concurrently: local
+/// reads and writes never wait for a running sync.
+#[wasm_bindgen]
+pub struct Replica {
+    db: Database,
+    last_error_code: Cell<Option<ErrorKind>>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica").field("db", &self.db).finish()
+    }
+}
+
+#[wasm_bindgen]
+impl Replica {
+    /// Opens (creating if needed) a database. `storage: "opfs"` (the
+    /// default) persists it in the Origin Private File System and works only
+    /// in a dedicated Worker; it fails with `DatabaseLocked` when another tab
+    /// keeps the database open for longer than `lockTimeoutMs`.
+    pub async fn open(
+        #[wasm_bindgen(unchecked_param_type = "ReplicaOptions")] options: JsValue,
+    ) -> Result<Replica, JsValue> {
+        if !options.is_object() {
+            return Err(invalid("options must be an object with at least a name"));
+        }
+        let name =
+            string_option(&options, "name")?.ok_or_else(|| invalid("option name is required"))?;
+        let lock_timeout = ms_option(&options, "lockTimeoutMs")?.unwrap_or(DEFAULT_LOCK_TIMEOUT_MS);
+        let request_timeout =
+            ms_option(&options, "requestTimeoutMs")?.unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS);
+        let config = Config {
+            url: string_option(&options, "url")?,
+            auth_token: string_option(&options, "authToken")?,
+            allow_insecure_http: bool_option(&options, "allowInsecureHttp")?.unwrap_or(false),
+            ..Config::default()
+        };
+        let store = match string_option(&options, "storage")?.as_deref() {
+            None | Some("opfs") => open_opfs(&name, lock_timeout).await,
+            Some("memory") => {
+                erth_core::store::browser::check_name(&name).and_then(|()| open_memory())
+            }
+            Some(_) => return Err(invalid("option storage must be \"opfs\" or \"memory\"")),
+        }
+        .map_err(|e| to_js(&e))?;
+        // Core takes `Arc<dyn Store>` on every target; wasm has one thread.
+        #[allow(clippy::arc_with_non_send_sync)]
+        let store = Arc::new(store);
+        let db = Database::open(
+            store,
+            Arc::new(BrowserTransport::new(request_timeout)),
+            Arc::new(SystemClock),
+            config,
+        )
+        .await
+        .map_err(|e| to_js(&e))?;
+        Ok(Replica {
+            db,
+            last_error_code: Cell::new(None),
+        })
+    }
+
+    /// Adds a todo; resolves to it.
+    #[wasm_bindgen(js_name = addTodo, unchecked_return_type = "Todo")]
+    pub async fn add_todo(&self, title: String) -> Result<JsValue, JsValue> {
+        let todo = self.db.add_todo(&title).await.map_err(|e| to_js(&e))?;
+        Ok(todo_js(&todo))
+    }
+
+    /// Live todos, newest first.
+    #[wasm_bindgen(js_name = listActive, unchecked_return_type = "Todo[]")]
+    pub async fn list_active(&self) -> Result<JsValue, JsValue> {
+        let todos = self.db.list_active_todos().await.map_err(|e| to_js(&e))?;
+        Ok(todos.iter().map(todo_js).collect::<Array>().into())
+    }
+
+    /// The todo with that id; `NotFound` when unknown or deleted.
+    #[wasm_bindgen(js_name = getTodo, unchecked_return_type = "Todo")]
+    pub async fn get_todo(&self, id: String) -> Result<JsValue, JsValue> {
+        let todo = self.db.get_todo(&id).await.map_err(|e| to_js(&e))?;
+        Ok(todo_js(&todo))
+    }
+
+    /// Renames a todo; resolves to it.
+    #[wasm_bindgen(js_name = renameTodo, unchecked_return_type = "Todo")]
+    pub async fn rename_todo(&self, id: String, title: String) -> Result<JsValue, JsValue> {
+        let todo = self
+            .db
+            .rename_todo(&id, &title)
+            .await
+            .map_err(|e| to_js(&e))?;
+        Ok(todo_js(&todo))
+    }
+
+    /// Marks a todo completed or not; resolves to it.
+    #[wasm_bindgen(js_name = setCompleted, unchecked_return_type = "Todo")]
+    pub async fn set_completed(&self, id: String, completed: bool) -> Result<JsValue, JsValue> {
+        let todo = self
+            .db
+            .set_todo_completed(&id, completed)
+            .await
+            .map_err(|e| to_js(&e))?;
+        Ok(todo_js(&todo))
+    }
+
+    /// Deletes a todo (a tombstone that syncs); `false` when it was missing
+    /// or already deleted.
+    #[wasm_bindgen(js_name = deleteTodo)]
+    pub async fn delete_todo(&self, id: String) -> Result<bool, JsValue> {
+        self.db.delete_todo(&id).await.map_err(|e| to_js(&e))
+    }
+
+    /// Pushes local changes, then pulls remote ones.
+    #[wasm_bindgen(unchecked_return_type = "SyncReport")]
+    pub async fn sync(&self) -> Result<JsValue, JsValue> {
+        match self.db.sync().await {
+            Ok(report) => {
+                self.last_error_code.set(None);
+                Ok(report_js(&report))
+            }
+            Err(e) => {
+                self.last_error_code.set(Some(e.kind()));
+                Err(to_js(&e))
+            }
+        }
+    }
+
+    /// Pending changes, last sync, last error, remote.
+    #[wasm_bindgen(unchecked_return_type = "ReplicaStatus")]
+    pub async fn status(&self) -> Result<JsValue, JsValue> {
+        let status = self.db.status().await.map_err(|e| to_js(&e))?;
+        Ok(status_js(&status, self.last_error_code.get()))
+    }
+
+    /// Replaces the auth token for the next requests (`null` removes it).
+    #[wasm_bindgen(js_name = setAuthToken)]
+    pub fn set_auth_token(&self, token: Option<String>) -> Result<(), JsValue> {
+        self.db.set_auth_token(token.as_deref());
+        Ok(())
+    }
+
+    /// Sets the server (`null` makes the database local-only); local
+    /// changes made meanwhile sync later.
+    #[wasm_bindgen(js_name = setRemote)]
+    pub fn set_remote(&self, url: Option<String>, token: Option<String>) -> Result<(), JsValue> {
+        self.db
+            .set_remote(url.as_deref(), token.as_deref())
+            .map_err(|e| to_js(&e))?;
+        self.last_error_code.set(None);
+        Ok(())
+    }
+
+    /// Calls `listener(event)` after every committed change (local writes
+    /// and pulled rows) until the subscription is dropped or unsubscribed.
+    /// A listener that throws is reported on the console.
+    pub fn subscribe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: ChangeEvent) => void")] listener: Function,
+    ) -> Result<Subscription, JsValue> {
+        let sub = self.db.subscribe(Arc::new(move |event: &ChangeEvent| {
+            if let Err(e) = listener.call1(&JsValue::NULL, &event_js(event)) {
+                console_error(&format!(
+                    "erth-sync: a change listener threw: {}",
+                    erth_core::transport::browser::describe_js(&e)
+                ));
+            }
+        }));
+        Ok(Subscription {
+            inner: Cell::new(Some(sub)),
+        })
+    }
+}
+
+/// A change subscription; `unsubscribe()` (or `free()`) ends it.
+#[wasm_bindgen]
+pub struct Subscription {
+    inner: Cell<Option<erth_core::Subscription>>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
+#[wasm_bindgen]
+impl Subscription {
+    /// Stops the listener now; calling it again does nothing.
+    pub fn unsubscribe(&self) -> Result<(), JsValue> {
+        drop(self.inner.take());
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! The wasm build in a dedicated Worker (headless Chromium), where OPFS
+//! works: the store conformance suite on the OPFS store, durability across
+//! close and reopen, one owner per database (Web Locks), the API on OPFS, and
+//! sync through `fetch` with a real `tursodb --sync-server`.
+//!
+//! The server URL is compiled in from `ERTH_TEST_HRANA_URL` (set by
+//! `cargo xtask test wasm`, which starts a fresh server); without it the sync
+//! test fails and says so.
+
+#![cfg(target_arch = "wasm32")]
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use common::{api_round_trip, code, field, message, number, options, text, unique};
+use erth_core::store::browser::open_opfs;
+use erth_core::store::{conformance, Store};
+use erth_core::{SqlValue, Statement};
+use erth_wasm::Replica;
+use js_sys::Array;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+async fn opfs(name: &str, extra: &[(&str, JsValue)]) -> Result<Replica, JsValue> {
+    Replica::open(options(name, "opfs", extra)).await
+}
+
+fn titles(list: &JsValue) -> Vec<String> {
+    Array::from(list)
+        .iter()
+        .map(|t| text(&t, "title"))
+        .collect()
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &js_sys::Function, ms: i32) -> JsValue;
+}
+
+async fn sleep(ms: i32) {
+    let p = js_sys::Promise::new(&mut |resolve, _| {
+        set_timeout(&resolve, ms);
+    });
+    wasm_bindgen_futures::JsFuture::from(p).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn store_conformance_on_opfs() {
+    let name = unique("conf");
+    {
+        let store = open_opfs(&name, 0).await.expect("open OPFS store");
+        conformance::run(&store).await;
+        let mode = store
+            .query(&Statement::plain("PRAGMA journal_mode"))
+            .await
+            .unwrap();
+        assert_eq!(mode.rows[0][0], SqlValue::from("truncate"));
+        let sync = store
+            .query(&Statement::plain("PRAGMA synchronous"))
+            .await
+            .unwrap();
+        assert_eq!(sync.rows[0][0], SqlValue::Integer(2), "FULL");
+    }
+    // Closed and reopened: every committed row is still there. (The Web Lock
+    // is released asynchronously after a close, so the reopen may wait a bit.)
+    let store = open_opfs(&name, 2000).await.expect("reopen");
+    let rows = store
+        .query(&Statement::plain("SELECT count(*) FROM conf_r"))
+        .await
+        .unwrap();
+    assert_eq!(rows.rows[0][0], SqlValue::Integer(3));
+}
+
+#[wasm_bindgen_test]
+async fn api_on_opfs() {
+    api_round_trip(&opfs(&unique("api"), &[]).await.unwrap()).await;
+}
+
+#[wasm_bindgen_test]
+async fn data_and_pending_changes_survive_close_and_reopen() {
+    let name = unique("persist");
+    let db = opfs(&name, &[]).await.unwrap();
+    let keep = db.add_todo("keep me".into()).await.unwrap();
+    let gone = db.add_todo("delete me".into()).await.unwrap();
+    db.set_completed(text(&keep, "id"), true).await.unwrap();
+    assert!(db.delete_todo(text(&gone, "id")).await.unwrap());
+    drop(db);
+
+    let db = opfs(&name, &[]).await.unwrap();
+    let list = db.list_active().await.unwrap();
+    assert_eq!(titles(&list), ["keep me"]);
+    assert_eq!(
+        field(&Array::from(&list).get(0), "completed"),
+        JsValue::TRUE
+    );
+    assert_eq!(code(db.get_todo(text(&gone, "id")).await), "NotFound");
+    let status = db.status().await.unwrap();
+    assert_eq!(
+        number(&status, "pendingChanges"),
+        2.0,
+        "the tombstone is pending too"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_second_owner_waits_then_gets_database_locked() {
+    let name = unique("lock");
+    let first = opfs(&name, &[]).await.unwrap();
+    first.add_todo("owned".into()).await.unwrap();
+
+    // Fail at once, or after the timeout; the owner is untouched.
+    let impatient = [("lockTimeoutMs", 0.0.into())];
+    assert_eq!(code(opfs(&name, &impatient).await), "DatabaseLocked");
+    let msg = message(opfs(&name, &impatient).await);
+    assert!(msg.contains("locked by another"), "{msg}");
+    let started = js_sys::Date::now();
+    let later = opfs(&name, &[("lockTimeoutMs", 300.0.into())]).await;
+    assert_eq!(code(later), "DatabaseLocked");
+    assert!(
+        js_sys::Date::now() - started >= 250.0,
+        "waited for the lock"
+    );
+    assert_eq!(titles(&first.list_active().await.unwrap()), ["owned"]);
+
+    // A waiting opener gets the database as soon as the owner closes it.
+    let patient = [("lockTimeoutMs", 5000.0.into())];
+    let waiting = opfs(&name, &patient);
+    let close_soon = async move {
+        sleep(100).await;
+        drop(first);
+    };
+    let (second, ()) = futures::join!(waiting, close_soon);
+    let second = second.expect("opened after the first owner closed");
+    assert_eq!(titles(&second.list_active().await.unwrap()), ["owned"]);
+}
+
+fn server_url() -> &'static str {
+    match option_env!("ERTH_TEST_HRANA_URL") {
+        Some(url) => url,
+        None => panic!(
+            "ERTH_TEST_HRANA_URL was not set at compile time: run `cargo xtask test wasm`, \
+             which starts tursodb --sync-server and passes its URL"
+        ),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn two_replicas_converge_through_a_real_server() {
+    let url = server_url();
+    let a = opfs(&unique("sync-a"), &[("url", url.into())])
+        .await
+        .unwrap();
+    let b = Replica::open(options(&unique("sync-b"), "memory", &[("url", url.into())]))
+        .await
+        .unwrap();
+
+    let t1 = a.add_todo("from worker a".into()).await.unwrap();
+    let t2 = a.add_todo("also from a".into()).await.unwrap();
+    let report = a.sync().await.expect("a pushes");
+    assert_eq!(number(&report, "pushed"), 2.0);
+    assert!(number(&report, "durationMs") >= 0.0);
+    b.sync().await.expect("b pulls");
+    let seen = titles(&b.list_active().await.unwrap());
+    assert!(seen.contains(&"from worker a".to_owned()), "{seen:?}");
+    assert!(seen.contains(&"also from a".to_owned()), "{seen:?}");
+
+    // Concurrent edits of different columns and a delete, then converge.
+    a.rename_todo(text(&t1, "id"), "renamed by a".into())
+        .await
+        .unwrap();
+    b.set_completed(text(&t1, "id"), true).await.unwrap();
+    b.delete_todo(text(&t2, "id")).await.unwrap();
+    a.sync().await.unwrap();
+    b.sync().await.unwrap();
+    a.sync().await.unwrap();
+    let on_a = a.get_todo(text(&t1, "id")).await.unwrap();
+    let on_b = b.get_todo(text(&t1, "id")).await.unwrap();
+    for t in [&on_a, &on_b] {
+        assert_eq!(text(t, "title"), "renamed by a");
+        assert_eq!(field(t, "completed"), JsValue::TRUE);
+    }
+    assert_eq!(code(a.get_todo(text(&t2, "id")).await), "NotFound");
+    assert_eq!(
+        titles(&a.list_active().await.unwrap()),
+        titles(&b.list_active().await.unwrap())
+    );
+    for db in [&a, &b] {
+        let status = db.status().await.unwrap();
+        assert_eq!(number(&status, "pendingChanges"), 0.0);
+        assert!(number(&status, "lastSyncAt") > 1.6e12);
+        assert_eq!(field(&status, "lastError"), JsValue::NULL);
+        assert_eq!(text(&status, "remoteUrl"), url.trim_end_matches('/'));
+    }
+}
