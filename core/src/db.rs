@@ -316,6 +316,11 @@ impl Database {
     /// Inserts a new row; `values` name user columns (missing ones take their
     /// default, or NULL when nullable). Returns the new id.
     pub async fn insert(&self, table: &str, values: &[(&str, SqlValue)]) -> Result<String> {
+        Ok(self.insert_row(table, values).await?.id)
+    }
+
+    /// [`Database::insert`], returning the whole new row.
+    pub async fn insert_row(&self, table: &str, values: &[(&str, SqlValue)]) -> Result<SyncRow> {
         let def = self.table(table)?;
         for (name, _) in values {
             def.column(name).ok_or_else(|| {
@@ -363,7 +368,7 @@ impl Database {
         self.store.write(&[insert, persist_clock(&hlc)]).await?;
         drop(hlc);
         self.after_local_write(table, vec![row.id.clone()]);
-        Ok(row.id)
+        Ok(row)
     }
 
     /// Changes columns of a live row. Returns `false` when every value was

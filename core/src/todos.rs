@@ -4,7 +4,8 @@
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::row::SyncRow;
-use crate::value::SqlValue;
+use crate::store::{StoreError, StoreErrorKind};
+use crate::value::{SqlValue, Statement};
 
 const TABLE: &str = "todos";
 
@@ -40,17 +41,21 @@ impl TryFrom<SyncRow> for Todo {
 impl Database {
     /// Adds a todo; returns it.
     pub async fn add_todo(&self, title: &str) -> Result<Todo> {
-        let id = self.insert(TABLE, &[("title", title.into())]).await?;
-        self.get_todo(&id).await
+        Todo::try_from(self.insert_row(TABLE, &[("title", title.into())]).await?)
     }
 
     /// Live todos, newest first.
     pub async fn list_active_todos(&self) -> Result<Vec<Todo>> {
-        self.list_live(TABLE)
-            .await?
-            .into_iter()
-            .map(Todo::try_from)
-            .collect()
+        // Only the five columns a Todo shows: no clocks to parse.
+        let rows = self
+            .store
+            .query(&Statement::plain(
+                "SELECT \"id\", \"title\", \"is_completed\", \"created_at\", \"updated_at\" \
+                 FROM \"todos\" WHERE \"is_deleted\" = 0 \
+                 ORDER BY \"is_deleted\", \"created_at\" DESC, \"id\" DESC",
+            ))
+            .await?;
+        rows.rows.into_iter().map(todo_from_cells).collect()
     }
 
     /// The todo with that id; `NotFound` when unknown or deleted.
@@ -80,5 +85,23 @@ impl Database {
     /// Deletes a todo (tombstone); `false` when missing or already deleted.
     pub async fn delete_todo(&self, id: &str) -> Result<bool> {
         self.delete(TABLE, id).await
+    }
+}
+
+fn todo_from_cells(cells: Vec<SqlValue>) -> Result<Todo> {
+    match <[SqlValue; 5]>::try_from(cells) {
+        Ok(
+            [SqlValue::Text(id), SqlValue::Text(title), SqlValue::Integer(done), SqlValue::Integer(created_at), SqlValue::Integer(updated_at)],
+        ) => Ok(Todo {
+            id,
+            title,
+            is_completed: done != 0,
+            created_at,
+            updated_at,
+        }),
+        _ => Err(Error::Storage(StoreError::new(
+            StoreErrorKind::Corrupt,
+            "a todos row has unexpected types",
+        ))),
     }
 }
