@@ -258,13 +258,16 @@ fn run_suite() -> Result<()> {
     let built = mobile::build("swift")?;
     let _chroot_lock = cache::lock(&format!("use-{CHROOT}"))?;
 
-    // The package, assembled inside the chroot's /tmp (removed on drop).
+    // Scratch space inside the chroot's /tmp, removed on drop: the package,
+    // and the TMPDIR of the swift tools and tests (they leave files there).
     let tmp = root.join("tmp");
-    let package = tempfile::Builder::new()
+    let scratch = tempfile::Builder::new()
         .prefix("erth-swift-")
         .tempdir_in(&tmp)
-        .map_err(|e| format!("creating a package dir in {}: {e}", tmp.display()))?;
-    let pkg = package.path();
+        .map_err(|e| format!("creating a scratch dir in {}: {e}", tmp.display()))?;
+    let pkg = &scratch.path().join("package");
+    let tmpdir = scratch.path().join("tmp");
+    fs::create_dir_all(&tmpdir).map_err(|e| format!("creating {}: {e}", tmpdir.display()))?;
     copy_tree(
         &repo_root()
             .join("bindings-mobile")
@@ -292,10 +295,13 @@ fn run_suite() -> Result<()> {
     for (from, to) in &copies {
         copy_file(from, to)?;
     }
-    let inside = Path::new("/").join(
-        pkg.strip_prefix(&root)
-            .map_err(|e| format!("{} is not inside the chroot: {e}", pkg.display()))?,
-    );
+    let inside = |path: &Path| -> Result<PathBuf> {
+        let rel = path
+            .strip_prefix(&root)
+            .map_err(|e| format!("{} is not inside the chroot: {e}", path.display()))?;
+        Ok(Path::new("/").join(rel))
+    };
+    let (pkg_inside, tmp_inside) = (inside(pkg)?, inside(&tmpdir)?);
 
     let mounts = Mounts::new(&root)?;
     let server = mobile::start_server(built.work.path())?;
@@ -303,11 +309,12 @@ fn run_suite() -> Result<()> {
         let mut cmd = Command::new("chroot");
         cmd.arg(&root)
             .args(["/usr/bin/env", "-i", PATH_IN_CHROOT, "HOME=/root"])
+            .arg(format!("TMPDIR={}", tmp_inside.display()))
             .arg(format!("ERTH_TEST_URL={}", server.url()))
             .arg("swift")
             .args(args)
             .arg("--package-path")
-            .arg(&inside);
+            .arg(&pkg_inside);
         cmd
     };
     cargo::run(&mut swift(&["build", "--build-tests"]))?;

@@ -1,0 +1,18 @@
+// swift-tools-version:5.9
+// The Erth Sync Swift package, copied by scripts/build-apple.sh next to the
+// XCFramework it builds (ErthSyncFFI.xcframework: static liberth_mobile.a
+// per platform, the C header and module map) and the generated Swift
+// bindings (Sources/ErthSync/ErthSync.swift).
+import PackageDescription
+
+let package = Package(
+    name: "ErthSync",
+    platforms: [.iOS(.v13), .macOS(.v11)],
+    products: [
+        .library(name: "ErthSync", targets: ["ErthSync"]),
+    ],
+    targets: [
+        .binaryTarget(name: "ErthSyncFFI", path: "ErthSyncFFI.xcframework"),
+        .target(name: "ErthSync", dependencies: ["ErthSyncFFI"], path: "Sources/ErthSync"),
+    ]
+)

@@ -1,0 +1,239 @@
+//! [`ErthDb`]: one local replica, optionally synced. Every method that
+//! touches the database or the network is async (Kotlin `suspend`, Swift
+//! `async`) and runs on tokio; calls from many coroutines / tasks at once are
+//! safe (the core serializes writes and coalesces overlapping syncs).
+
+use crate::error::{guard, guard_sync, ErthError};
+use crate::events::{core_listener, ChangeListener, Subscription};
+use crate::types::{ErthConfig, SyncReport, SyncStatus, Todo};
+use std::sync::Arc;
+
+/// A local-first todo database. Reads and writes hit the local file; only
+/// `sync()` talks to the server.
+#[derive(Debug, uniffi::Object)]
+pub struct ErthDb {
+    db: erth_core::Database,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl ErthDb {
+    /// Opens (or creates) the database at `config.path`. Fails with
+    /// `DatabaseLocked` while another handle has the file open.
+    #[uniffi::constructor]
+    pub async fn open(config: ErthConfig) -> Result<Arc<ErthDb>, ErthError> {
+        let core = config.to_core();
+        let db = guard(erth_core::Database::open_native(config.path, core)).await?;
+        Ok(Arc::new(ErthDb { db }))
+    }
+
+    /// Adds a todo and returns it.
+    pub async fn add_todo(&self, title: String) -> Result<Todo, ErthError> {
+        guard(self.db.add_todo(&title)).await.map(Todo::from)
+    }
+
+    /// Live todos, newest first.
+    pub async fn list_active_todos(&self) -> Result<Vec<Todo>, ErthError> {
+        let todos = guard(self.db.list_active_todos()).await?;
+        Ok(todos.into_iter().map(Todo::from).collect())
+    }
+
+    /// The todo with that id; `NotFound` when unknown or deleted.
+    pub async fn get_todo(&self, id: String) -> Result<Todo, ErthError> {
+        guard(self.db.get_todo(&id)).await.map(Todo::from)
+    }
+
+    /// Renames a todo and returns it; `NotFound` when unknown or deleted.
+    pub async fn rename_todo(&self, id: String, title: String) -> Result<Todo, ErthError> {
+        guard(self.db.rename_todo(&id, &title))
+            .await
+            .map(Todo::from)
+    }
+
+    /// Marks a todo completed (or not) and returns it.
+    pub async fn set_todo_completed(&self, id: String, completed: bool) -> Result<Todo, ErthError> {
+        guard(self.db.set_todo_completed(&id, completed))
+            .await
+            .map(Todo::from)
+    }
+
+    /// Deletes a todo; `false` when it was unknown or already deleted.
+    pub async fn delete_todo(&self, id: String) -> Result<bool, ErthError> {
+        guard(self.db.delete_todo(&id)).await
+    }
+
+    /// Pushes local changes, then pulls remote ones. Overlapping calls
+    /// share one sync. `NoRemote` without a server URL.
+    pub async fn sync(&self) -> Result<SyncReport, ErthError> {
+        guard(self.db.sync()).await.map(SyncReport::from)
+    }
+
+    /// Pending changes, last sync, last error, server URL.
+    pub async fn status(&self) -> Result<SyncStatus, ErthError> {
+        guard(self.db.status()).await.map(SyncStatus::from)
+    }
+
+    /// Replaces the token used by the next requests (`None` removes it).
+    pub fn set_auth_token(&self, token: Option<String>) -> Result<(), ErthError> {
+        guard_sync(|| {
+            self.db.set_auth_token(token.as_deref());
+            Ok(())
+        })
+    }
+
+    /// Sets the server (or with `url = None` makes the database local-only).
+    /// Changes made while local-only are pushed by the next sync.
+    pub fn set_remote(
+        &self,
+        url: Option<String>,
+        auth_token: Option<String>,
+    ) -> Result<(), ErthError> {
+        guard_sync(|| {
+            self.db
+                .set_remote(url.as_deref(), auth_token.as_deref())
+                .map_err(ErthError::from)
+        })
+    }
+
+    /// Calls `listener` after every committed change (local writes and
+    /// pulled rows) until the returned subscription is unsubscribed or
+    /// dropped.
+    pub fn subscribe(
+        &self,
+        listener: Box<dyn ChangeListener>,
+    ) -> Result<Arc<Subscription>, ErthError> {
+        guard_sync(|| {
+            let sub = self.db.subscribe(core_listener(listener));
+            Ok(Arc::new(Subscription::new(sub)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{ChangeEvent, ChangeOrigin};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Recorder {
+        events: Mutex<Vec<ChangeEvent>>,
+        fail: bool,
+    }
+
+    struct Shared(Arc<Recorder>);
+
+    impl ChangeListener for Shared {
+        fn on_change(&self, event: ChangeEvent) -> Result<(), ErthError> {
+            self.0.events.lock().expect("recorder lock").push(event);
+            if self.0.fail {
+                Err(ErthError::Internal {
+                    message: "listener exploded".into(),
+                })
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    fn config(dir: &tempfile::TempDir) -> ErthConfig {
+        ErthConfig {
+            path: dir.path().join("a.db").display().to_string(),
+            url: None,
+            auth_token: None,
+            allow_insecure_http: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn local_todo_lifecycle_and_typed_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = ErthDb::open(config(&dir)).await.expect("open");
+        let a = db.add_todo("milk".into()).await.expect("add");
+        let b = db.add_todo("eggs".into()).await.expect("add");
+        let renamed = db
+            .rename_todo(a.id.clone(), "oat milk".into())
+            .await
+            .expect("rename");
+        assert_eq!(renamed.title, "oat milk");
+        assert!(
+            db.set_todo_completed(b.id.clone(), true)
+                .await
+                .expect("complete")
+                .is_completed
+        );
+        assert!(db.delete_todo(a.id.clone()).await.expect("delete"));
+        assert!(!db.delete_todo(a.id.clone()).await.expect("delete again"));
+        let list = db.list_active_todos().await.expect("list");
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].id, b.id);
+        assert!(matches!(
+            db.get_todo(a.id.clone()).await,
+            Err(ErthError::NotFound { .. })
+        ));
+        assert!(matches!(
+            db.rename_todo(a.id, "x".into()).await,
+            Err(ErthError::NotFound { .. })
+        ));
+        assert!(matches!(db.sync().await, Err(ErthError::NoRemote { .. })));
+        let status = db.status().await.expect("status");
+        assert_eq!(status.pending_changes, 2);
+        assert_eq!(status.remote_url, None);
+        assert!(matches!(
+            db.set_remote(Some("ftp://nope".into()), None),
+            Err(ErthError::InvalidInput { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_second_handle_on_the_same_file_is_locked_out() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = ErthDb::open(config(&dir)).await.expect("open");
+        let second = ErthDb::open(config(&dir)).await;
+        assert!(
+            matches!(second, Err(ErthError::DatabaseLocked { .. })),
+            "{second:?}"
+        );
+        drop(first);
+        ErthDb::open(config(&dir))
+            .await
+            .expect("reopen after close");
+    }
+
+    #[tokio::test]
+    async fn failing_listeners_do_not_break_writes_or_other_listeners() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = ErthDb::open(config(&dir)).await.expect("open");
+        let failing = Arc::new(Recorder {
+            fail: true,
+            ..Recorder::default()
+        });
+        let good = Arc::new(Recorder::default());
+        let _f = db
+            .subscribe(Box::new(Shared(failing.clone())))
+            .expect("subscribe");
+        let sub = db
+            .subscribe(Box::new(Shared(good.clone())))
+            .expect("subscribe");
+        let todo = db
+            .add_todo("one".into())
+            .await
+            .expect("add despite listener");
+        assert_eq!(failing.events.lock().expect("lock").len(), 1);
+        let seen = good.events.lock().expect("lock").clone();
+        assert_eq!(
+            seen,
+            vec![ChangeEvent {
+                table: "todos".into(),
+                ids: vec![todo.id],
+                origin: ChangeOrigin::Local,
+            }]
+        );
+        assert!(sub.is_active());
+        sub.unsubscribe().expect("unsubscribe");
+        sub.unsubscribe().expect("unsubscribe is idempotent");
+        assert!(!sub.is_active());
+        db.add_todo("two".into()).await.expect("add");
+        assert_eq!(good.events.lock().expect("lock").len(), 1);
+        assert_eq!(failing.events.lock().expect("lock").len(), 2);
+    }
+}

@@ -1,0 +1,178 @@
+//! [`ErthError`]: the one error Kotlin (`ErthException`) and Swift
+//! (`ErthError`) see, one case per [`erth_core::ErrorKind`] plus
+//! [`ErthError::Internal`] for bugs (a caught panic, a listener that failed
+//! in an unexpected way). Each case carries the core's message, which never
+//! contains the auth token.
+//!
+//! [`guard`] and [`guard_sync`] run every exported call and catch panics, so
+//! none unwinds into foreign code.
+
+use erth_core::ErrorKind;
+use futures::FutureExt;
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Why an Erth Sync call failed. Flat: every case has a human-readable
+/// message; the case says what the host can do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+#[uniffi(flat_error)]
+pub enum ErthError {
+    /// The caller passed something unusable (empty title, bad URL, bad id): fix the input.
+    #[error("{message}")]
+    InvalidInput { message: String },
+    /// No live todo with that id (unknown or deleted): refresh the list.
+    #[error("{message}")]
+    NotFound { message: String },
+    /// The local database failed (disk full, corrupt file, permissions).
+    #[error("{message}")]
+    Storage { message: String },
+    /// Another process (or another open handle) holds the database file: close it first.
+    #[error("{message}")]
+    DatabaseLocked { message: String },
+    /// The server could not be reached or the connection broke: retry later (local data is safe).
+    #[error("{message}")]
+    Network { message: String },
+    /// The server refused the credentials: set a valid token with `setAuthToken`.
+    #[error("{message}")]
+    Auth { message: String },
+    /// The server reported an error (the Hrana code or HTTP status is in the message).
+    #[error("{message}")]
+    Server { message: String },
+    /// The server's answer did not follow the protocol (wrong URL or incompatible server).
+    #[error("{message}")]
+    Protocol { message: String },
+    /// `sync()` on a database without a server URL: set one with `setRemote`.
+    #[error("{message}")]
+    NoRemote { message: String },
+    /// A bug in Erth Sync (a caught panic) or a listener that failed unexpectedly; please report it.
+    #[error("{message}")]
+    Internal { message: String },
+}
+
+impl From<erth_core::Error> for ErthError {
+    fn from(e: erth_core::Error) -> Self {
+        let message = e.to_string();
+        match e.kind() {
+            ErrorKind::InvalidInput => ErthError::InvalidInput { message },
+            ErrorKind::NotFound => ErthError::NotFound { message },
+            ErrorKind::Storage => ErthError::Storage { message },
+            ErrorKind::DatabaseLocked => ErthError::DatabaseLocked { message },
+            ErrorKind::Network => ErthError::Network { message },
+            ErrorKind::Auth => ErthError::Auth { message },
+            ErrorKind::Server => ErthError::Server { message },
+            ErrorKind::Protocol => ErthError::Protocol { message },
+            ErrorKind::NoRemote => ErthError::NoRemote { message },
+        }
+    }
+}
+
+/// What a foreign callback threw when it was not an `ErthError` (any Kotlin
+/// exception, any Swift error).
+impl From<uniffi::UnexpectedUniFFICallbackError> for ErthError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        ErthError::Internal {
+            message: format!("callback failed: {}", e.reason),
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".to_owned());
+    format!("internal error (panic): {what}")
+}
+
+/// Runs a core future, mapping its error and turning a panic into
+/// [`ErthError::Internal`].
+pub(crate) async fn guard<T, F>(future: F) -> Result<T, ErthError>
+where
+    F: Future<Output = Result<T, erth_core::Error>>,
+{
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(result) => result.map_err(ErthError::from),
+        Err(payload) => Err(ErthError::Internal {
+            message: panic_message(payload.as_ref()),
+        }),
+    }
+}
+
+/// [`guard`] for synchronous calls.
+pub(crate) fn guard_sync<T>(f: impl FnOnce() -> Result<T, ErthError>) -> Result<T, ErthError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(ErthError::Internal {
+            message: panic_message(payload.as_ref()),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_future_becomes_an_internal_error() {
+        let err = guard(async {
+            if "x".len() == 1 {
+                panic!("boom in a future");
+            }
+            Ok(())
+        })
+        .await
+        .expect_err("the panic must become an error");
+        assert_eq!(
+            err,
+            ErthError::Internal {
+                message: "internal error (panic): boom in a future".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_panicking_call_becomes_an_internal_error() {
+        let err = guard_sync::<()>(|| panic!("boom {}", 42)).expect_err("panic");
+        assert_eq!(err.to_string(), "internal error (panic): boom 42");
+    }
+
+    #[test]
+    fn every_core_kind_maps_to_its_own_case() {
+        let cases = [
+            (erth_core::Error::InvalidInput("bad".into()), "InvalidInput"),
+            (
+                erth_core::Error::NotFound {
+                    table: "todos".into(),
+                    id: "x".into(),
+                },
+                "NotFound",
+            ),
+            (erth_core::Error::DatabaseLocked, "DatabaseLocked"),
+            (erth_core::Error::Auth { status: 401 }, "Auth"),
+            (
+                erth_core::Error::Server {
+                    code: "SQLITE_ERROR".into(),
+                    message: "no such table".into(),
+                },
+                "Server",
+            ),
+            (
+                erth_core::Error::Http {
+                    status: 500,
+                    body: "oops".into(),
+                },
+                "Server",
+            ),
+            (erth_core::Error::Protocol("garbage".into()), "Protocol"),
+            (erth_core::Error::NoRemote, "NoRemote"),
+        ];
+        for (core, case) in cases {
+            let text = core.to_string();
+            let mapped = ErthError::from(core);
+            let debug = format!("{mapped:?}");
+            assert!(debug.starts_with(case), "{debug} should be {case}");
+            assert_eq!(mapped.to_string(), text);
+        }
+    }
+}

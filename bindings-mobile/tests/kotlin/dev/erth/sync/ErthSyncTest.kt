@@ -1,0 +1,275 @@
+// JUnit 4 tests of the generated Kotlin bindings (package dev.erth.sync),
+// run on the JVM against the Linux build of liberth_mobile.so and a real
+// `tursodb --sync-server` whose URL is in ERTH_TEST_URL.
+// Run them with `cargo xtask test kotlin`, which builds the library,
+// generates the bindings, starts the server and sets the variables.
+package dev.erth.sync
+
+import java.nio.file.Files
+import java.nio.file.Path
+import java.util.concurrent.LinkedBlockingQueue
+import java.util.concurrent.TimeUnit
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.runBlocking
+import org.junit.After
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertFalse
+import org.junit.Assert.assertNotNull
+import org.junit.Assert.assertNull
+import org.junit.Assert.assertTrue
+import org.junit.Before
+import org.junit.Test
+
+class ErthSyncTest {
+    private val url: String = System.getenv("ERTH_TEST_URL")
+        ?: error("ERTH_TEST_URL is not set: run these tests with `cargo xtask test kotlin`")
+
+    private lateinit var dir: Path
+    private val opened = mutableListOf<AutoCloseable>()
+
+    @Before
+    fun setUp() {
+        dir = Files.createTempDirectory("erth-kotlin-test")
+    }
+
+    @After
+    fun tearDown() {
+        opened.asReversed().forEach { it.close() }
+        dir.toFile().deleteRecursively()
+    }
+
+    private suspend fun open(name: String, url: String? = this.url, token: String? = null): ErthDb {
+        val db = ErthDb.open(ErthConfig(path = dir.resolve(name).toString(), url = url, authToken = token))
+        opened.add(db)
+        return db
+    }
+
+    /** What two replicas must agree on: id, title, completion. */
+    private fun view(todos: List<Todo>) = todos.map { Triple(it.id, it.title, it.isCompleted) }.sortedBy { it.first }
+
+    private inline fun <reified E : ErthException> assertThrowsErth(block: () -> Unit): E {
+        try {
+            block()
+        } catch (e: ErthException) {
+            if (e is E) return e
+            throw AssertionError("expected ${E::class.simpleName}, got ${e::class.simpleName}: ${e.message}", e)
+        }
+        throw AssertionError("expected ${E::class.simpleName}, nothing was thrown")
+    }
+
+    @Test
+    fun offlineEditsOnTwoReplicasConvergeAfterSync() = runBlocking {
+        val a = open("a.db")
+        val b = open("b.db")
+        // The server outlives one test: titles carry a tag unique to this run.
+        val tag = java.util.UUID.randomUUID().toString().take(8)
+
+        val a1 = a.addTodo("$tag a1")
+        val a2 = a.addTodo("$tag a2")
+        val a3 = a.addTodo("$tag a3")
+        assertEquals("$tag a1 renamed", a.renameTodo(a1.id, "$tag a1 renamed").title)
+        assertTrue(a.setTodoCompleted(a2.id, true).isCompleted)
+        assertTrue(a.deleteTodo(a3.id))
+
+        val b1 = b.addTodo("$tag b1")
+        val b2 = b.addTodo("$tag b2")
+        val b3 = b.addTodo("$tag b3")
+        b.renameTodo(b1.id, "$tag b1 renamed")
+        b.setTodoCompleted(b2.id, true)
+        assertTrue(b.deleteTodo(b3.id))
+        assertFalse("deleting twice reports false", b.deleteTodo(b3.id))
+
+        // Offline: nothing crossed over, everything is pending.
+        assertEquals(setOf("$tag a1 renamed", "$tag a2"), a.listActiveTodos().map { it.title }.toSet())
+        assertEquals(3UL, a.status().pendingChanges)
+        assertEquals(3UL, b.status().pendingChanges)
+
+        val pushA = a.sync()
+        assertEquals(3UL, pushA.pushed)
+        val syncB = b.sync()
+        assertEquals(3UL, syncB.pushed)
+        assertTrue("B pulls A's three rows", syncB.pulled >= 3UL)
+        val syncA = a.sync()
+        assertTrue("A pulls B's three rows", syncA.pulled >= 3UL)
+
+        val listA = a.listActiveTodos()
+        val listB = b.listActiveTodos()
+        assertEquals(view(listA), view(listB))
+        val byTitle = listA.filter { it.title.startsWith(tag) }.associateBy { it.title }
+        assertEquals(4, byTitle.size)
+        assertTrue(byTitle.keys.containsAll(listOf("$tag a1 renamed", "$tag a2", "$tag b1 renamed", "$tag b2")))
+        assertFalse(byTitle.keys.contains("$tag a3"))
+        assertFalse(byTitle.keys.contains("$tag b3"))
+        assertTrue(byTitle.getValue("$tag a2").isCompleted)
+        assertTrue(byTitle.getValue("$tag b2").isCompleted)
+        assertFalse(byTitle.getValue("$tag a1 renamed").isCompleted)
+
+        // A concurrent offline edit of the same todo: last writer wins, on both.
+        a.renameTodo(b1.id, "$tag from A")
+        delay(5) // B's edit is later on the wall clock too, so it must win
+        b.renameTodo(b1.id, "$tag from B")
+        a.sync(); b.sync(); a.sync()
+        assertEquals("$tag from B", a.getTodo(b1.id).title)
+        assertEquals(view(a.listActiveTodos()), view(b.listActiveTodos()))
+
+        for (db in listOf(a, b)) {
+            val status = db.status()
+            assertEquals(0UL, status.pendingChanges)
+            assertNotNull(status.lastSyncAtMs)
+            assertNull(status.lastError)
+            assertEquals(url, status.remoteUrl)
+        }
+    }
+
+    @Test
+    fun subscriptionSeesLocalAndPulledChangesAndStopsAfterUnsubscribe() = runBlocking {
+        val a = open("a.db")
+        val b = open("b.db")
+        val events = LinkedBlockingQueue<ChangeEvent>()
+        val sub = b.subscribe(object : ChangeListener {
+            override fun onChange(event: ChangeEvent) {
+                events.add(event)
+            }
+        })
+        assertTrue(sub.isActive())
+
+        val local = b.addTodo("local")
+        val first = events.poll(5, TimeUnit.SECONDS) ?: throw AssertionError("no event for a local write")
+        assertEquals(ChangeEvent("todos", listOf(local.id), ChangeOrigin.LOCAL), first)
+
+        b.sync()
+        events.clear() // the push itself may or may not report rows; only pulls matter next
+        val remote = a.addTodo("remote")
+        a.sync()
+        b.sync()
+        val pulled = generateSequence { events.poll(5, TimeUnit.SECONDS) }
+            .firstOrNull { it.origin == ChangeOrigin.REMOTE }
+            ?: throw AssertionError("no REMOTE event after B pulled A's todo")
+        assertEquals("todos", pulled.table)
+        assertTrue("pulled event names ${remote.id}: $pulled", pulled.ids.contains(remote.id))
+
+        sub.unsubscribe()
+        assertFalse(sub.isActive())
+        events.clear()
+        b.addTodo("after unsubscribe")
+        a.addTodo("remote after unsubscribe")
+        a.sync()
+        b.sync()
+        assertNull("no event after unsubscribe", events.poll(300, TimeUnit.MILLISECONDS))
+
+        // Kotlin's close() (AutoCloseable) drops the handle and unsubscribes too.
+        val closed = LinkedBlockingQueue<ChangeEvent>()
+        b.subscribe(object : ChangeListener {
+            override fun onChange(event: ChangeEvent) {
+                closed.add(event)
+            }
+        }).use { b.addTodo("seen") }
+        assertEquals(1, closed.size)
+        b.addTodo("not seen")
+        assertEquals(1, closed.size)
+    }
+
+    @Test
+    fun aThrowingListenerBreaksNeitherTheWriteNorOtherListeners() = runBlocking {
+        val db = open("a.db")
+        val seen = LinkedBlockingQueue<ChangeEvent>()
+        db.subscribe(object : ChangeListener {
+            override fun onChange(event: ChangeEvent): Unit = throw IllegalStateException("listener bug")
+        }).use {
+            db.subscribe(object : ChangeListener {
+                override fun onChange(event: ChangeEvent) {
+                    seen.add(event)
+                }
+            }).use {
+                val todo = db.addTodo("still saved")
+                assertEquals(listOf(todo.id), seen.poll(5, TimeUnit.SECONDS)?.ids)
+                assertEquals("still saved", db.getTodo(todo.id).title)
+            }
+        }
+    }
+
+    @Test
+    fun anUnreachableServerGivesTheTypedNetworkError() = runBlocking {
+        val db = open("a.db", url = "http://127.0.0.1:1")
+        val todo = db.addTodo("works offline")
+        val err = assertThrowsErth<ErthException.Network> { db.sync() }
+        assertTrue(err.message!!.isNotBlank())
+        val status = db.status()
+        assertNotNull("status keeps the error", status.lastError)
+        assertEquals(1UL, status.pendingChanges)
+        assertEquals(todo, db.getTodo(todo.id))
+    }
+
+    @Test
+    fun typedErrorsForHostMistakes() = runBlocking {
+        val db = open("a.db", url = null)
+        assertThrowsErth<ErthException.NoRemote> { db.sync() }
+        assertThrowsErth<ErthException.NotFound> { db.renameTodo("0190a0a0-0000-7000-8000-000000000000", "x") }
+        assertThrowsErth<ErthException.InvalidInput> { db.setRemote("ftp://example.com", null) }
+        assertThrowsErth<ErthException.InvalidInput> {
+            open("b.db", url = "http://db.example.com") // clear text to a public host
+        }
+        assertThrowsErth<ErthException.DatabaseLocked> { open("a.db") }
+
+        // Local-only changes are pushed once a server is set.
+        val early = db.addTodo("made before the server was known")
+        db.setRemote(url, null)
+        assertEquals(1UL, db.sync().pushed)
+        val other = open("c.db")
+        other.sync()
+        assertEquals(early.title, other.getTodo(early.id).title)
+
+        // Closing releases the file.
+        db.close()
+        opened.remove(db)
+        val reopened = open("a.db")
+        assertEquals(early.id, reopened.getTodo(early.id).id)
+    }
+
+    @Test
+    fun concurrentCallsFromManyCoroutinesAreSafe() = runBlocking {
+        val db = open("a.db")
+        val perWorker = 10
+        val workers = 8
+        val results = (0 until workers).map { w ->
+            async(Dispatchers.Default) {
+                val ids = (0 until perWorker).map { i -> db.addTodo("w$w-$i").id }
+                val report = db.sync()
+                db.renameTodo(ids.first(), "w$w-renamed")
+                db.listActiveTodos()
+                db.status()
+                Pair(ids, report)
+            }
+        }.awaitAll()
+        val ids = results.flatMap { it.first }
+        assertEquals(workers * perWorker, ids.toSet().size)
+        db.sync()
+        assertEquals(0UL, db.status().pendingChanges)
+
+        val other = open("b.db")
+        val pulls = (0 until 4).map { async(Dispatchers.Default) { other.sync() } }.awaitAll()
+        assertTrue(pulls.all { it.pushed == 0UL })
+        val mine = db.listActiveTodos().filter { it.id in ids }
+        val theirs = other.listActiveTodos().filter { it.id in ids }
+        assertEquals(workers * perWorker, theirs.size)
+        assertEquals(view(mine), view(theirs))
+        assertEquals(workers, theirs.count { it.title.endsWith("-renamed") })
+    }
+
+    @Test
+    fun theTokenNeverShowsInToString() {
+        val config = ErthConfig(
+            path = "/data/todos.db",
+            url = "libsql://db.example.io?authToken=url-s3cret",
+            authToken = "field-s3cret",
+        )
+        val text = config.toString()
+        assertFalse(text, text.contains("s3cret"))
+        assertTrue(text, text.contains("<redacted>"))
+        assertTrue(text, text.contains("https://db.example.io"))
+        assertEquals("field-s3cret", config.authToken)
+    }
+}

@@ -1,0 +1,346 @@
+// XCTest tests of the generated Swift bindings (module ErthSync), run on
+// Linux against liberth_mobile.so and a real `tursodb --sync-server` whose
+// URL is in ERTH_TEST_URL. Run them with `cargo xtask test swift`.
+import ErthSync
+import Foundation
+import XCTest
+
+/// Collects events; safe to call from the Rust thread that commits.
+final class Recorder: ChangeListener, @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [ChangeEvent] = []
+    private let fails: Bool
+
+    init(fails: Bool = false) {
+        self.fails = fails
+    }
+
+    func onChange(event: ChangeEvent) throws {
+        lock.lock()
+        events.append(event)
+        lock.unlock()
+        if fails {
+            throw RecorderFailure.onPurpose
+        }
+    }
+
+    var all: [ChangeEvent] {
+        lock.lock()
+        defer { lock.unlock() }
+        return events
+    }
+
+    func clear() {
+        lock.lock()
+        events.removeAll()
+        lock.unlock()
+    }
+}
+
+enum RecorderFailure: Error {
+    case onPurpose
+}
+
+/// What two replicas must agree on: id, title, completion.
+struct View: Equatable, CustomStringConvertible {
+    let id: String
+    let title: String
+    let done: Bool
+    var description: String { "\(title)\(done ? " (done)" : "")" }
+}
+
+func view(_ todos: [Todo]) -> [View] {
+    todos.map { View(id: $0.id, title: $0.title, done: $0.isCompleted) }.sorted { $0.id < $1.id }
+}
+
+final class ErthSyncTests: XCTestCase {
+    var dir: URL!
+    var url: String!
+
+    override func setUpWithError() throws {
+        guard let url = ProcessInfo.processInfo.environment["ERTH_TEST_URL"], !url.isEmpty else {
+            XCTFail("ERTH_TEST_URL is not set: run these tests with `cargo xtask test swift`")
+            throw RecorderFailure.onPurpose
+        }
+        self.url = url
+        dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("erth-swift-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        if let dir {
+            try FileManager.default.removeItem(at: dir)
+        }
+    }
+
+    func open(_ name: String, url: String?? = .none, token: String? = nil) async throws -> ErthDb {
+        let server: String? = url ?? self.url
+        return try await ErthDb.open(config: ErthConfig(
+            path: dir.appendingPathComponent(name).path, url: server, authToken: token
+        ))
+    }
+
+    /// Runs `body`, which must throw the ErthError case `matches` accepts.
+    func assertErth(
+        _ what: String,
+        _ matches: (ErthError) -> Bool,
+        _ body: () async throws -> Void,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async {
+        do {
+            try await body()
+            XCTFail("\(what): nothing was thrown", file: file, line: line)
+        } catch let error as ErthError {
+            XCTAssertTrue(matches(error), "\(what): got \(error)", file: file, line: line)
+        } catch {
+            XCTFail("\(what): not an ErthError: \(error)", file: file, line: line)
+        }
+    }
+
+    func testOfflineEditsOnTwoReplicasConvergeAfterSync() async throws {
+        let a = try await open("a.db")
+        let b = try await open("b.db")
+        // The server outlives one test: titles carry a tag unique to this run.
+        let tag = UUID().uuidString.prefix(8)
+
+        let a1 = try await a.addTodo(title: "\(tag) a1")
+        let a2 = try await a.addTodo(title: "\(tag) a2")
+        let a3 = try await a.addTodo(title: "\(tag) a3")
+        let renamed = try await a.renameTodo(id: a1.id, title: "\(tag) a1 renamed")
+        XCTAssertEqual(renamed.title, "\(tag) a1 renamed")
+        let done = try await a.setTodoCompleted(id: a2.id, completed: true)
+        XCTAssertTrue(done.isCompleted)
+        let deleted = try await a.deleteTodo(id: a3.id)
+        XCTAssertTrue(deleted)
+
+        let b1 = try await b.addTodo(title: "\(tag) b1")
+        let b2 = try await b.addTodo(title: "\(tag) b2")
+        let b3 = try await b.addTodo(title: "\(tag) b3")
+        _ = try await b.renameTodo(id: b1.id, title: "\(tag) b1 renamed")
+        _ = try await b.setTodoCompleted(id: b2.id, completed: true)
+        let bDeleted = try await b.deleteTodo(id: b3.id)
+        XCTAssertTrue(bDeleted)
+        let again = try await b.deleteTodo(id: b3.id)
+        XCTAssertFalse(again, "deleting twice reports false")
+
+        let offline = try await a.listActiveTodos()
+        XCTAssertEqual(Set(offline.map(\.title)), ["\(tag) a1 renamed", "\(tag) a2"])
+        let pendingA = try await a.status().pendingChanges
+        let pendingB = try await b.status().pendingChanges
+        XCTAssertEqual(pendingA, 3)
+        XCTAssertEqual(pendingB, 3)
+
+        let pushA = try await a.sync()
+        XCTAssertEqual(pushA.pushed, 3)
+        let syncB = try await b.sync()
+        XCTAssertEqual(syncB.pushed, 3)
+        XCTAssertGreaterThanOrEqual(syncB.pulled, 3)
+        let syncA = try await a.sync()
+        XCTAssertGreaterThanOrEqual(syncA.pulled, 3)
+
+        let listA = try await a.listActiveTodos()
+        let listB = try await b.listActiveTodos()
+        XCTAssertEqual(view(listA), view(listB))
+        let ours = listA.filter { $0.title.hasPrefix(tag) }
+        XCTAssertEqual(ours.count, 4, "\(view(ours))")
+        let byTitle = Dictionary(ours.map { ($0.title, $0) }, uniquingKeysWith: { first, _ in first })
+        for title in ["a1 renamed", "a2", "b1 renamed", "b2"].map({ "\(tag) \($0)" }) {
+            XCTAssertNotNil(byTitle[title], "\(title) missing from \(view(listA))")
+        }
+        XCTAssertNil(byTitle["\(tag) a3"])
+        XCTAssertNil(byTitle["\(tag) b3"])
+        XCTAssertEqual(byTitle["\(tag) a2"]?.isCompleted, true)
+        XCTAssertEqual(byTitle["\(tag) b2"]?.isCompleted, true)
+        XCTAssertEqual(byTitle["\(tag) a1 renamed"]?.isCompleted, false)
+
+        // A concurrent offline edit of the same todo: last writer wins, on both.
+        _ = try await a.renameTodo(id: b1.id, title: "\(tag) from A")
+        try await Task.sleep(nanoseconds: 5_000_000) // B's edit is later on the wall clock too
+        _ = try await b.renameTodo(id: b1.id, title: "\(tag) from B")
+        _ = try await a.sync()
+        _ = try await b.sync()
+        _ = try await a.sync()
+        let winner = try await a.getTodo(id: b1.id)
+        XCTAssertEqual(winner.title, "\(tag) from B")
+        let finalA = try await a.listActiveTodos()
+        let finalB = try await b.listActiveTodos()
+        XCTAssertEqual(view(finalA), view(finalB))
+
+        for db in [a, b] {
+            let status = try await db.status()
+            XCTAssertEqual(status.pendingChanges, 0)
+            XCTAssertNotNil(status.lastSyncAtMs)
+            XCTAssertNil(status.lastError)
+            XCTAssertEqual(status.remoteUrl, url)
+        }
+    }
+
+    func testSubscriptionSeesLocalAndPulledChangesAndStopsAfterUnsubscribe() async throws {
+        let a = try await open("a.db")
+        let b = try await open("b.db")
+        let recorder = Recorder()
+        let sub = try b.subscribe(listener: recorder)
+        XCTAssertTrue(sub.isActive())
+
+        // Listeners run before the write returns.
+        let local = try await b.addTodo(title: "local")
+        XCTAssertEqual(recorder.all, [ChangeEvent(table: "todos", ids: [local.id], origin: .local)])
+
+        _ = try await b.sync()
+        recorder.clear()
+        let remote = try await a.addTodo(title: "remote")
+        _ = try await a.sync()
+        _ = try await b.sync()
+        let pulled = recorder.all.filter { $0.origin == .remote }
+        XCTAssertFalse(pulled.isEmpty, "no remote event after B pulled A's todo")
+        XCTAssertTrue(pulled.contains { $0.table == "todos" && $0.ids.contains(remote.id) }, "\(pulled)")
+
+        try sub.unsubscribe()
+        XCTAssertFalse(sub.isActive())
+        recorder.clear()
+        _ = try await b.addTodo(title: "after unsubscribe")
+        _ = try await a.addTodo(title: "remote after unsubscribe")
+        _ = try await a.sync()
+        _ = try await b.sync()
+        XCTAssertEqual(recorder.all, [], "no event after unsubscribe")
+
+        // Releasing the last reference to a subscription unsubscribes too.
+        let dropped = Recorder()
+        var handle: Subscription? = try b.subscribe(listener: dropped)
+        _ = try await b.addTodo(title: "seen")
+        XCTAssertEqual(dropped.all.count, 1)
+        XCTAssertNotNil(handle)
+        handle = nil
+        _ = try await b.addTodo(title: "not seen")
+        XCTAssertEqual(dropped.all.count, 1)
+    }
+
+    func testAThrowingListenerBreaksNeitherTheWriteNorOtherListeners() async throws {
+        let db = try await open("a.db")
+        let failing = Recorder(fails: true)
+        let good = Recorder()
+        let s1 = try db.subscribe(listener: failing)
+        let s2 = try db.subscribe(listener: good)
+        let todo = try await db.addTodo(title: "still saved")
+        XCTAssertEqual(failing.all.count, 1)
+        XCTAssertEqual(good.all.map(\.ids), [[todo.id]])
+        let stored = try await db.getTodo(id: todo.id)
+        XCTAssertEqual(stored.title, "still saved")
+        try s1.unsubscribe()
+        try s2.unsubscribe()
+    }
+
+    func testAnUnreachableServerGivesTheTypedNetworkError() async throws {
+        let db = try await open("a.db", url: "http://127.0.0.1:1")
+        let todo = try await db.addTodo(title: "works offline")
+        await assertErth("sync to a closed port", { if case .Network = $0 { return true }; return false }) {
+            _ = try await db.sync()
+        }
+        let status = try await db.status()
+        XCTAssertNotNil(status.lastError, "status keeps the error")
+        XCTAssertEqual(status.pendingChanges, 1)
+        let stored = try await db.getTodo(id: todo.id)
+        XCTAssertEqual(stored, todo)
+    }
+
+    func testTypedErrorsForHostMistakes() async throws {
+        let early = try await localOnlyThenSynced()
+        // `localOnlyThenSynced` released its handle, which closed the file.
+        let reopened = try await open("a.db")
+        let again = try await reopened.getTodo(id: early.id)
+        XCTAssertEqual(again.id, early.id)
+    }
+
+    /// Opens a.db without a server, checks the typed errors, then sets the
+    /// server and syncs. Returns the todo made before the server was known.
+    func localOnlyThenSynced() async throws -> Todo {
+        let db = try await open("a.db", url: .some(nil))
+        await assertErth("sync without a server", { if case .NoRemote = $0 { return true }; return false }) {
+            _ = try await db.sync()
+        }
+        await assertErth("rename unknown", { if case .NotFound = $0 { return true }; return false }) {
+            _ = try await db.renameTodo(id: "0190a0a0-0000-7000-8000-000000000000", title: "x")
+        }
+        await assertErth("bad scheme", { if case .InvalidInput = $0 { return true }; return false }) {
+            try db.setRemote(url: "ftp://example.com", authToken: nil)
+        }
+        await assertErth("clear text to a public host", { if case .InvalidInput = $0 { return true }; return false }) {
+            _ = try await self.open("b.db", url: "http://db.example.com")
+        }
+        await assertErth("second handle", { if case .DatabaseLocked = $0 { return true }; return false }) {
+            _ = try await self.open("a.db")
+        }
+
+        // Local-only changes are pushed once a server is set.
+        let early = try await db.addTodo(title: "made before the server was known")
+        try db.setRemote(url: url, authToken: nil)
+        let report = try await db.sync()
+        XCTAssertEqual(report.pushed, 1)
+        let other = try await open("c.db")
+        _ = try await other.sync()
+        let seen = try await other.getTodo(id: early.id)
+        XCTAssertEqual(seen.title, early.title)
+        return early
+    }
+
+    func testConcurrentCallsFromManyTasksAreSafe() async throws {
+        let db = try await open("a.db")
+        let workers = 8
+        let perWorker = 10
+        let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+            for w in 0..<workers {
+                group.addTask {
+                    var mine: [String] = []
+                    for i in 0..<perWorker {
+                        mine.append(try await db.addTodo(title: "w\(w)-\(i)").id)
+                    }
+                    _ = try await db.sync()
+                    _ = try await db.renameTodo(id: mine[0], title: "w\(w)-renamed")
+                    _ = try await db.listActiveTodos()
+                    _ = try await db.status()
+                    return mine
+                }
+            }
+            var all: [String] = []
+            for try await mine in group {
+                all += mine
+            }
+            return all
+        }
+        XCTAssertEqual(Set(ids).count, workers * perWorker)
+        _ = try await db.sync()
+        let pending = try await db.status().pendingChanges
+        XCTAssertEqual(pending, 0)
+
+        let other = try await open("b.db")
+        let pushed = try await withThrowingTaskGroup(of: UInt64.self) { group in
+            for _ in 0..<4 {
+                group.addTask { try await other.sync().pushed }
+            }
+            return try await group.reduce(0, +)
+        }
+        XCTAssertEqual(pushed, 0)
+        let wanted = Set(ids)
+        let mine = try await db.listActiveTodos().filter { wanted.contains($0.id) }
+        let theirs = try await other.listActiveTodos().filter { wanted.contains($0.id) }
+        XCTAssertEqual(theirs.count, workers * perWorker)
+        XCTAssertEqual(view(mine), view(theirs))
+        XCTAssertEqual(theirs.filter { $0.title.hasSuffix("-renamed") }.count, workers)
+    }
+
+    func testTheTokenNeverShowsInDescriptions() {
+        let config = ErthConfig(
+            path: "/data/todos.db",
+            url: "libsql://db.example.io?authToken=url-s3cret",
+            authToken: "field-s3cret"
+        )
+        for text in [config.description, config.debugDescription, "\(config)", String(reflecting: config)] {
+            XCTAssertFalse(text.contains("s3cret"), text)
+            XCTAssertTrue(text.contains("<redacted>"), text)
+            XCTAssertTrue(text.contains("https://db.example.io"), text)
+        }
+        XCTAssertEqual(config.authToken, "field-s3cret")
+    }
+}
