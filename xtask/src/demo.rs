@@ -1,24 +1,44 @@
-//! `cargo xtask demo [--port P] [--remote URL]`: starts a local tursodb
-//! (database kept in `$CACHE/demo/server.db` between runs), builds the `erth`
-//! CLI and runs a scripted story with two fresh replicas, A and B, that edit
-//! offline, sync, and end byte-identical.
+//! `cargo xtask demo [--port P] [--remote URL] [--cli]`.
 //!
-//! Ctrl-C: tursodb runs in xtask's process group, so the terminal's SIGINT
-//! reaches it directly, and tursodb exits cleanly on SIGINT.
+//! By default, the web demo: builds the `erth-sync` npm package
+//! ([`crate::wasm::build_wasm_package`], installing its tools on first use),
+//! starts `tursodb --sync-server` on a free 127.0.0.1 port (database
+//! `$CACHE/demo/server.db`, kept between runs), serves `web-demo/` and the
+//! package on `127.0.0.1:8780` (or `--port P`; a free port if 8780 is
+//! taken) with [`crate::serve`], prints both URLs and how to open a second
+//! device, and runs until Ctrl-C (SIGINT) or SIGTERM, then stops both
+//! servers.
+//!
+//! `--remote URL` (or `ERTH_DATABASE_URL`) syncs with that server instead of
+//! a local tursodb, with the token from `ERTH_AUTH_TOKEN`; the page gets
+//! both through `/config.json`, served to loopback clients only.
+//!
+//! `--cli` runs the terminal story instead: two fresh `erth` CLI replicas,
+//! A and B, edit offline, sync, and end byte-identical.
 
-use crate::cargo::{self, cargo, target_dir};
+use crate::cargo::{self, cargo, repo_root, target_dir};
+use crate::serve::{self, Site};
 use crate::Result;
 use erth_tests::launch::LocalServer;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Environment variable holding the token for `--remote`.
+/// Environment variable holding the token for a remote server.
 const TOKEN_ENV: &str = "ERTH_AUTH_TOKEN";
+/// Environment variable naming a remote server when `--remote` is absent.
+const URL_ENV: &str = "ERTH_DATABASE_URL";
+/// The page's port unless `--port` says otherwise: a stable origin keeps
+/// the browser's databases between runs.
+const DEFAULT_PAGE_PORT: u16 = 8780;
+const USAGE: &str = "usage: cargo xtask demo [--port P] [--remote URL] [--cli]";
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Options {
     port: Option<u16>,
     remote: Option<String>,
+    cli: bool,
 }
 
 impl Options {
@@ -32,35 +52,176 @@ impl Options {
                     let port = value()?;
                     options.port = Some(
                         port.parse()
-                            .map_err(|_| format!("--port {port:?} is not a port number"))?,
+                            .ok()
+                            .filter(|p| *p != 0)
+                            .ok_or_else(|| format!("--port {port:?} is not a port number"))?,
                     );
                 }
                 "--remote" => options.remote = Some(value()?.clone()),
-                other => {
-                    return Err(format!(
-                        "demo: unknown argument {other:?} (usage: cargo xtask demo \
-                         [--port P] [--remote URL])"
-                    )
-                    .into())
-                }
+                "--cli" => options.cli = true,
+                other => return Err(format!("demo: unknown argument {other:?} ({USAGE})").into()),
             }
         }
-        if options.port.is_some() && options.remote.is_some() {
-            return Err("demo: --port starts a local server, --remote skips it: pick one".into());
+        if options.cli && options.port.is_some() {
+            return Err("demo: --port is the web page's port; --cli serves no page".into());
         }
         Ok(options)
     }
 }
 
+/// The server the demo syncs with when it is not the local tursodb.
+#[derive(Debug)]
+struct Remote {
+    url: String,
+    /// Where the URL came from, for the printout.
+    source: &'static str,
+}
+
+impl Remote {
+    fn from(options: &Options) -> Option<Remote> {
+        if let Some(url) = &options.remote {
+            return Some(Remote {
+                url: url.clone(),
+                source: "--remote",
+            });
+        }
+        std::env::var(URL_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .map(|url| Remote {
+                url,
+                source: URL_ENV,
+            })
+    }
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     let options = Options::parse(args)?;
-    let mut server = match &options.remote {
+    let remote = Remote::from(&options);
+    if options.cli {
+        run_cli(remote.as_ref())
+    } else {
+        run_web(options.port, remote.as_ref())
+    }
+}
+
+/// The URL without its query (which may carry an `authToken`).
+fn shown_url(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+fn start_local_server() -> Result<LocalServer> {
+    let bin = erth_tests::tools::tursodb()?;
+    let dir = erth_tests::cache::cache_dir().join("demo");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let db = dir.join("server.db");
+    let server = LocalServer::start(&db, &dir.join("server.log"), None)?;
+    println!(
+        "server: {} --sync-server at {} (database {}, log {})",
+        bin.display(),
+        server.url(),
+        db.display(),
+        server.log_path().display()
+    );
+    Ok(server)
+}
+
+fn stop_local_server(server: Option<LocalServer>) {
+    if let Some(mut server) = server {
+        match server.stop() {
+            Ok(status) => println!("tursodb stopped ({status})"),
+            Err(e) => eprintln!("stopping tursodb failed: {e}"),
+        }
+    }
+}
+
+// ---- the web demo ----
+
+fn run_web(port: Option<u16>, remote: Option<&Remote>) -> Result<()> {
+    let package = crate::wasm::build_wasm_package()?;
+    // Registered before any server starts, so a signal always stops both.
+    let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("installing the Ctrl-C handler: {e}"))?;
+    let local = match remote {
         Some(_) => None,
-        None => Some(start_server(options.port)?),
+        None => Some(start_local_server()?),
+    };
+    let (url, token) = match (remote, &local) {
+        (Some(remote), _) => (remote.url.clone(), std::env::var(TOKEN_ENV).ok()),
+        (None, Some(server)) => (server.url().to_string(), None),
+        (None, None) => return Err("demo: no server to sync with".into()),
+    };
+    let site = Site {
+        page_dir: repo_root().join("web-demo"),
+        package_dir: package.dir.clone(),
+        config_json: serve::config_json(Some(&url), token.as_deref().filter(|t| !t.is_empty())),
+    };
+    let (mut page, moved) = match serve::start_preferring(site, port, DEFAULT_PAGE_PORT) {
+        Ok(started) => started,
+        Err(e) => {
+            stop_local_server(local);
+            return Err(e);
+        }
+    };
+    let page_url = page.url();
+
+    println!("\n==== Erth Sync web demo ====\n");
+    println!("  page:    {page_url}");
+    match remote {
+        Some(remote) => {
+            let token = match token.as_deref() {
+                Some(t) if !t.is_empty() => format!("token from {TOKEN_ENV}"),
+                _ => format!("no token: {TOKEN_ENV} is not set"),
+            };
+            println!(
+                "  server:  {} (from {}; {token})",
+                shown_url(&remote.url),
+                remote.source
+            );
+        }
+        None => {
+            println!("  server:  {url}  (tursodb --sync-server; its database is kept between runs)")
+        }
+    }
+    if let Some(moved) = moved {
+        println!("  note:    {moved}");
+    }
+    println!(
+        "\nOpen the page on two \"devices\"; each browser profile keeps its own database:\n\
+         \x20 device 1: {page_url} in your browser\n\
+         \x20 device 2: the same address in a private window or another browser profile,\n\
+         \x20           e.g. chromium --user-data-dir=$(mktemp -d) {page_url}\n\
+         \x20           or, in the same browser, {page_url}?device=2 (a second database)\n\
+         Switch one device's Online switch off, edit on both, switch it back on:\n\
+         both lists converge. A page address with ?url=SERVER syncs elsewhere;\n\
+         ?url= alone keeps that page local-only.\n\
+         \nCtrl-C stops the demo."
+    );
+
+    let signal = signals.forever().next();
+    println!(
+        "\nstopping ({})",
+        match signal {
+            Some(SIGTERM) => "SIGTERM",
+            _ => "Ctrl-C",
+        }
+    );
+    page.stop();
+    println!("page server stopped");
+    stop_local_server(local);
+    Ok(())
+}
+
+// ---- the CLI story ----
+
+fn run_cli(remote: Option<&Remote>) -> Result<()> {
+    let server = match remote {
+        Some(_) => None,
+        None => Some(start_local_server()?),
     };
     let result = build_cli().and_then(|erth| {
-        let (remote, token_env) = match (&options.remote, &server) {
-            (Some(url), _) => (url.clone(), Some(TOKEN_ENV)),
+        let (url, token_env) = match (remote, &server) {
+            (Some(remote), _) => (remote.url.clone(), Some(TOKEN_ENV)),
             (None, Some(server)) => (server.url().to_string(), None),
             (None, None) => return Err("demo: no server to sync with".into()),
         };
@@ -70,36 +231,15 @@ pub fn run(args: &[String]) -> Result<()> {
             .map_err(|e| format!("creating a temp dir for the replicas: {e}"))?;
         Story {
             erth,
-            remote,
+            remote: url,
             token_env,
             a: dir.path().join("a.db"),
             b: dir.path().join("b.db"),
         }
         .run()
     });
-    if let Some(server) = &mut server {
-        match server.stop() {
-            Ok(status) => println!("\nserver stopped ({status})"),
-            Err(e) => eprintln!("\nstopping the server failed: {e}"),
-        }
-    }
+    stop_local_server(server);
     result
-}
-
-fn start_server(port: Option<u16>) -> Result<LocalServer> {
-    let bin = erth_tests::tools::tursodb()?;
-    let dir = erth_tests::cache::cache_dir().join("demo");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let db = dir.join("server.db");
-    let server = LocalServer::start(&db, &dir.join("server.log"), port)?;
-    println!(
-        "server: {} --sync-server at {} (database {}, log {})",
-        bin.display(),
-        server.url(),
-        db.display(),
-        server.log_path().display()
-    );
-    Ok(server)
 }
 
 fn build_cli() -> Result<PathBuf> {
@@ -212,16 +352,32 @@ mod tests {
     #[test]
     fn options_parse_and_reject_nonsense() {
         let o = Options::parse(&args(&["--port", "8080"])).expect("port");
-        assert_eq!((o.port, o.remote), (Some(8080), None));
-        let o = Options::parse(&args(&["--remote", "libsql://x"])).expect("remote");
-        assert_eq!(o.remote.as_deref(), Some("libsql://x"));
+        assert_eq!((o.port, o.remote, o.cli), (Some(8080), None, false));
+        let o = Options::parse(&args(&["--remote", "libsql://x", "--port", "9"])).expect("both");
+        assert_eq!((o.port, o.remote.as_deref()), (Some(9), Some("libsql://x")));
+        let o = Options::parse(&args(&["--cli", "--remote", "http://127.0.0.1:1"])).expect("cli");
+        assert!(o.cli);
+        assert_eq!(Options::parse(&[]).expect("none"), Options::default());
         for bad in [
             &["--port"][..],
             &["--port", "http"],
+            &["--port", "0"],
+            &["--port", "70000"],
             &["--bogus"],
-            &["--port", "1", "--remote", "http://x"],
+            &["--remote"],
+            &["--cli", "--port", "1"],
         ] {
             assert!(Options::parse(&args(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn remote_urls_are_shown_without_their_query() {
+        assert_eq!(
+            shown_url("libsql://db.turso.io?authToken=secret"),
+            "libsql://db.turso.io"
+        );
+        assert_eq!(shown_url("https://h/x#t"), "https://h/x");
+        assert_eq!(shown_url("http://127.0.0.1:1"), "http://127.0.0.1:1");
     }
 }

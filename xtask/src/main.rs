@@ -2,14 +2,16 @@
 //!
 //! - `cargo xtask test [SUITE...]` installs what each suite needs into the
 //!   cache and runs the suites (all of them, in order, by default).
-//! - `cargo xtask demo [--port P] [--remote URL]` runs a scripted
-//!   two-replica story with the `erth` CLI against a local tursodb.
+//! - `cargo xtask demo [--port P] [--remote URL] [--cli]` builds the npm
+//!   package, starts a local tursodb and serves the web demo (`--cli`: a
+//!   scripted two-replica story with the `erth` CLI instead).
 //! - `cargo xtask bench [--quick] [--only SECTIONS]` installs the baselines,
 //!   runs the benchmarks in release and rewrites `BENCHMARKS.md`.
 
 mod bench;
 mod cargo;
 mod demo;
+mod serve;
 mod suite;
 mod test;
 mod wasm;
@@ -21,7 +23,8 @@ type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Resu
 
 const USAGE: &str = "usage:
   cargo xtask test [SUITE...]                  run test suites (default: all)
-  cargo xtask demo [--port P] [--remote URL]   two-replica sync story with the erth CLI
+  cargo xtask demo [--port P] [--remote URL] [--cli]
+                                               web demo: two devices syncing (--cli: the CLI story)
   cargo xtask bench [--quick] [--only SECTIONS]  benchmarks vs baselines, rewrites BENCHMARKS.md";
 
 fn main() -> ExitCode {

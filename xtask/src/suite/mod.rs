@@ -5,6 +5,7 @@
 //! write the module and list it in [`SUITES`].
 
 mod core;
+mod e2e;
 mod faults;
 mod kotlin;
 pub(crate) mod mobile;
@@ -34,6 +35,7 @@ pub const SUITES: &[Suite] = &[
     kotlin::SUITE,
     swift::SUITE,
     crate::wasm::SUITE,
+    e2e::SUITE,
 ];
 
 /// The package holding the harness and the cross-crate integration tests.

@@ -1,0 +1,468 @@
+// The Erth Sync web demo: a todo list on the `erth-sync` package, plus a
+// sync panel. No build step: plain ES modules, and "erth-sync" resolves
+// through the page's import map to the built package.
+//
+// Configuration, from the page's address:
+//   ?url=SERVER   sync with SERVER (`?url=` alone: local-only); without it
+//                 the URL (and token) come from ./config.json, which
+//                 `cargo xtask demo` serves; no config.json: local-only.
+//   ?device=NAME  a separate database (and label) in this browser, to play
+//                 two devices in one browser profile.
+//
+// Every write goes to the local database first and shows at once; the
+// package syncs in the background (autoSync). The page re-reads the list on
+// every change event (local writes and pulled rows) and redraws the sync
+// panel on every status event.
+
+import { ErthDb, ErthError, ErrorCode } from "erth-sync";
+
+/** Sync 300 ms after a local write, and every 3 s to pull other devices' changes. */
+const AUTO_SYNC = { debounceMs: 300, intervalMs: 3000 };
+/** "Syncing…" shows only for syncs that take longer than this (no flicker). */
+const SYNCING_DELAY_MS = 250;
+const DEVICE_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  banner: $("banner"),
+  deviceName: $("device-name"),
+  counts: $("counts"),
+  form: $("add-form"),
+  newTitle: $("new-title"),
+  addButton: document.querySelector("#add-form button"),
+  list: $("list"),
+  empty: $("empty"),
+  state: $("state"),
+  stateText: $("state-text"),
+  online: $("online"),
+  pending: $("pending"),
+  lastSync: $("last-sync"),
+  lastError: $("last-error"),
+  server: $("server"),
+  syncNow: $("sync-now"),
+  note: $("note"),
+};
+
+/** Everything the page shows. */
+const app = {
+  db: null,
+  todos: [],
+  status: null,
+  /** The Online switch (the user's choice; the browser may still be offline). */
+  online: true,
+  /** Id of the todo whose title is being edited, or null. */
+  editing: null,
+  syncingVisible: false,
+  syncingTimer: null,
+};
+
+// ---- configuration ----
+
+/** `{ name, label, url, authToken }` from the address and ./config.json. */
+async function loadConfig() {
+  const params = new URLSearchParams(location.search);
+  const device = (params.get("device") ?? "").trim();
+  if (device !== "" && !DEVICE_PATTERN.test(device)) {
+    throw new Error("?device= takes 1-32 letters, digits, '-' or '_'.");
+  }
+  const name = device === "" ? "erth-demo" : `erth-demo-${device}`;
+  const label = device === "" ? "this browser" : device;
+  if (params.has("url")) {
+    return { name, label, url: params.get("url").trim() || null, authToken: null };
+  }
+  let served = {};
+  try {
+    const response = await fetch("./config.json", { cache: "no-store" });
+    if (response.ok) served = await response.json();
+  } catch {
+    // Served by a plain static server: no config, local-only.
+  }
+  const text = (value) => (typeof value === "string" && value !== "" ? value : null);
+  return { name, label, url: text(served.url), authToken: text(served.authToken) };
+}
+
+// ---- small helpers ----
+
+function message(error) {
+  if (error instanceof ErthError) {
+    if (error.code === ErrorCode.DatabaseLocked) {
+      return "This device's database is open in another tab. Close that tab and reload, or add ?device=2 to the address to open a second database in this browser.";
+    }
+    return error.message;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+function quoted(title) {
+  return `“${title}”`;
+}
+
+function showBanner(text) {
+  ui.banner.textContent = text;
+  ui.banner.hidden = false;
+}
+
+/** Shows a one-line message under Sync now; `data-seq` counts them (tests wait on it). */
+function note(text, isError = false) {
+  ui.note.dataset.seq = String(Number(ui.note.dataset.seq ?? 0) + 1);
+  ui.note.textContent = text;
+  ui.note.classList.toggle("is-error", isError);
+}
+
+function ago(ms) {
+  const seconds = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (seconds < 5) return "just now";
+  if (seconds < 60) return `${seconds} s ago`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ago`;
+  return new Date(ms).toLocaleString();
+}
+
+/** Runs a todo operation; failures show in the sync panel's note. */
+async function act(what, operation) {
+  try {
+    await operation();
+  } catch (e) {
+    note(`Could not ${what}: ${message(e)}`, true);
+  }
+  refreshList();
+}
+
+// ---- the list ----
+
+let refreshing = null;
+let refreshAgain = false;
+
+/** Re-reads the list (calls made while one runs coalesce into one more). */
+function refreshList() {
+  if (refreshing) {
+    refreshAgain = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    do {
+      refreshAgain = false;
+      try {
+        app.todos = await app.db.todos.listActive();
+        renderList();
+      } catch (e) {
+        note(`Could not read the list: ${message(e)}`, true);
+      }
+    } while (refreshAgain);
+    refreshing = null;
+  })();
+  return refreshing;
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const ICONS = {
+  rename: "M4 20h4L19 9l-4-4L4 16v4zM14 6l4 4",
+  save: "M5 12.5l4.5 4.5L19 7.5",
+  delete: "M5 7h14M10 7V5h4v2M7 7l1 13h8l1-13M10.5 11v5M13.5 11v5",
+};
+
+function icon(name) {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(SVG_NS, "path");
+  path.setAttribute("d", ICONS[name]);
+  svg.append(path);
+  return svg;
+}
+
+/** One list row's elements, by todo id. */
+const rows = new Map();
+
+function createRow(id) {
+  const li = document.createElement("li");
+  li.className = "item";
+  li.dataset.id = id;
+
+  const check = document.createElement("input");
+  check.type = "checkbox";
+  check.className = "check";
+  check.id = `todo-${id}`;
+  check.addEventListener("change", () =>
+    act("update the todo", () => app.db.todos.setCompleted(id, check.checked)),
+  );
+
+  const title = document.createElement("label");
+  title.className = "title";
+  title.htmlFor = check.id;
+
+  const edit = document.createElement("input");
+  edit.type = "text";
+  edit.className = "edit";
+  edit.maxLength = 500;
+  edit.hidden = true;
+  edit.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      commitEdit(id, { focusAfter: true });
+    } else if (e.key === "Escape") {
+      e.preventDefault();
+      stopEdit(id, { focusAfter: true });
+    }
+  });
+  edit.addEventListener("blur", (e) => {
+    // Moving to this row's Save button saves through its click instead.
+    if (e.relatedTarget !== row.rename && app.editing === id) commitEdit(id, { focusAfter: false });
+  });
+
+  const rename = document.createElement("button");
+  rename.type = "button";
+  rename.className = "icon-button rename";
+  rename.addEventListener("click", () => {
+    if (app.editing === id) commitEdit(id, { focusAfter: true });
+    else startEdit(id);
+  });
+
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "icon-button delete";
+  remove.append(icon("delete"));
+  remove.addEventListener("click", () => removeTodo(id));
+
+  li.append(check, title, edit, rename, remove);
+  const row = { li, check, title, edit, rename, remove, todo: null };
+  return row;
+}
+
+function updateRow(row, todo) {
+  row.todo = todo;
+  row.li.classList.toggle("is-done", todo.completed);
+  row.check.checked = todo.completed;
+  row.title.textContent = todo.title;
+  row.check.setAttribute("aria-label", todo.title);
+  row.remove.setAttribute("aria-label", `Delete ${quoted(todo.title)}`);
+  const editing = app.editing === todo.id;
+  row.li.classList.toggle("is-editing", editing);
+  row.title.hidden = editing;
+  row.edit.hidden = !editing;
+  row.rename.replaceChildren(icon(editing ? "save" : "rename"));
+  row.rename.setAttribute("aria-label", editing ? "Save the new title" : `Rename ${quoted(todo.title)}`);
+  row.edit.setAttribute("aria-label", `New title for ${quoted(todo.title)}`);
+}
+
+function renderList() {
+  const live = new Set(app.todos.map((t) => t.id));
+  for (const [id, row] of rows) {
+    if (!live.has(id)) {
+      row.li.remove();
+      rows.delete(id);
+      if (app.editing === id) app.editing = null;
+    }
+  }
+  let previous = null;
+  for (const todo of app.todos) {
+    let row = rows.get(todo.id);
+    if (!row) {
+      row = createRow(todo.id);
+      rows.set(todo.id, row);
+    }
+    updateRow(row, todo);
+    const expected = previous ? previous.nextSibling : ui.list.firstChild;
+    if (expected !== row.li) ui.list.insertBefore(row.li, expected);
+    previous = row.li;
+  }
+  const done = app.todos.filter((t) => t.completed).length;
+  const open = app.todos.length - done;
+  const counts = app.todos.length === 0 ? "" : `${open} open · ${done} done`;
+  // A live region: only write when the text changes, so it is announced once.
+  if (ui.counts.textContent !== counts) ui.counts.textContent = counts;
+  ui.empty.textContent = "Nothing to do. Add a todo above.";
+  ui.empty.hidden = app.todos.length > 0;
+}
+
+function startEdit(id) {
+  const row = rows.get(id);
+  if (!row) return;
+  if (app.editing !== null && app.editing !== id) commitEdit(app.editing, { focusAfter: false });
+  app.editing = id;
+  row.edit.value = row.todo.title;
+  updateRow(row, row.todo);
+  row.edit.focus();
+  row.edit.select();
+}
+
+function stopEdit(id, { focusAfter }) {
+  if (app.editing !== id) return;
+  app.editing = null;
+  const row = rows.get(id);
+  if (!row) return;
+  updateRow(row, row.todo);
+  if (focusAfter) row.rename.focus();
+}
+
+function commitEdit(id, { focusAfter }) {
+  const row = rows.get(id);
+  if (!row || app.editing !== id) return;
+  const title = row.edit.value.trim();
+  const changed = title !== "" && title !== row.todo.title;
+  if (changed) {
+    // Show the new title at once; the change event re-reads the row.
+    row.todo = { ...row.todo, title };
+  }
+  stopEdit(id, { focusAfter });
+  if (changed) act("rename the todo", () => app.db.todos.rename(id, title));
+}
+
+function removeTodo(id) {
+  const row = rows.get(id);
+  if (!row) return;
+  // Keep keyboard focus in the list: the next row, else the previous, else the input.
+  const neighbour = row.li.nextElementSibling ?? row.li.previousElementSibling;
+  const focusTarget = neighbour ? rows.get(neighbour.dataset.id)?.remove : ui.newTitle;
+  if (row.li.contains(document.activeElement)) focusTarget?.focus();
+  act("delete the todo", () => app.db.todos.delete(id));
+}
+
+// ---- the sync panel ----
+
+async function refreshStatus() {
+  try {
+    renderStatus(await app.db.status());
+  } catch (e) {
+    note(`Could not read the sync status: ${message(e)}`, true);
+  }
+}
+
+function renderLastSync() {
+  const at = app.status?.lastSyncAt ?? null;
+  if (at === null) {
+    ui.lastSync.textContent = app.status?.remoteUrl ? "never" : "–";
+    delete ui.lastSync.dataset.at;
+    ui.lastSync.removeAttribute("title");
+    return;
+  }
+  ui.lastSync.textContent = ago(at);
+  ui.lastSync.dataset.at = String(at);
+  ui.lastSync.title = new Date(at).toLocaleString();
+}
+
+function renderStatus(status) {
+  app.status = status;
+  const remote = status.remoteUrl !== null;
+  ui.pending.textContent = String(status.pendingChanges);
+  ui.pending.dataset.count = String(status.pendingChanges);
+  renderLastSync();
+  ui.lastError.textContent = status.lastError ?? "none";
+  ui.lastError.classList.toggle("is-error", status.lastError !== null);
+  ui.lastError.parentElement.classList.toggle("stack", status.lastError !== null);
+  ui.server.textContent = remote ? status.remoteUrl : "none: local only";
+  ui.online.disabled = !remote;
+  ui.online.setAttribute("aria-checked", String(remote && app.online));
+  ui.syncNow.disabled = !remote || !status.online;
+
+  clearTimeout(app.syncingTimer);
+  if (status.syncing && !app.syncingVisible) {
+    app.syncingTimer = setTimeout(() => {
+      app.syncingVisible = true;
+      renderState();
+    }, SYNCING_DELAY_MS);
+  } else if (!status.syncing) {
+    app.syncingVisible = false;
+  }
+  renderState();
+}
+
+/** The one-word summary next to the Sync heading. */
+function renderState() {
+  const s = app.status;
+  let state;
+  let text;
+  if (s.remoteUrl === null) [state, text] = ["local", "Local only"];
+  else if (!app.online) [state, text] = ["offline", "Offline"];
+  else if (!s.online) [state, text] = ["offline", "Browser offline"];
+  else if (s.syncing && app.syncingVisible) [state, text] = ["syncing", "Syncing…"];
+  else if (s.lastError !== null) [state, text] = ["error", "Sync failed"];
+  else if (s.pendingChanges > 0) [state, text] = ["pending", "Changes pending"];
+  else [state, text] = ["synced", "Up to date"];
+  ui.state.dataset.state = state;
+  ui.stateText.textContent = text;
+}
+
+async function toggleOnline() {
+  const next = !app.online;
+  app.online = next;
+  ui.online.setAttribute("aria-checked", String(next));
+  try {
+    await app.db.setOnline(next);
+    note(next ? "Online: syncing this device's changes." : "Offline: changes stay on this device until it is back online.");
+  } catch (e) {
+    app.online = !next;
+    note(`Could not switch the network: ${message(e)}`, true);
+  }
+  await refreshStatus();
+}
+
+async function syncNow() {
+  ui.syncNow.setAttribute("aria-busy", "true");
+  try {
+    const report = await app.db.sync();
+    note(`Synced: sent ${report.pushed}, received ${report.pulled} (${Math.round(report.durationMs)} ms).`);
+  } catch (e) {
+    note(`Sync failed: ${message(e)}`, true);
+  } finally {
+    ui.syncNow.removeAttribute("aria-busy");
+  }
+  await refreshStatus();
+}
+
+// ---- start ----
+
+async function main() {
+  let config;
+  try {
+    config = await loadConfig();
+  } catch (e) {
+    ui.empty.textContent = "Could not start.";
+    showBanner(message(e));
+    return;
+  }
+  ui.deviceName.textContent = config.label;
+  try {
+    app.db = await ErthDb.open({
+      name: config.name,
+      url: config.url,
+      authToken: config.authToken,
+      autoSync: AUTO_SYNC,
+    });
+  } catch (e) {
+    ui.empty.textContent = "The database could not be opened.";
+    ui.stateText.textContent = "Not open";
+    showBanner(message(e));
+    return;
+  }
+  app.db.subscribe((event) => {
+    if (event.type === "change") refreshList();
+    else if (event.type === "status") renderStatus(event.status);
+  });
+
+  ui.form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const title = ui.newTitle.value.trim();
+    if (title === "") {
+      ui.newTitle.focus();
+      return;
+    }
+    ui.newTitle.value = "";
+    act("add the todo", () => app.db.todos.add(title));
+  });
+  ui.online.addEventListener("click", toggleOnline);
+  ui.syncNow.addEventListener("click", syncNow);
+  setInterval(renderLastSync, 1000);
+
+  await Promise.all([refreshList(), refreshStatus()]);
+  ui.newTitle.disabled = false;
+  ui.addButton.disabled = false;
+  if (app.status?.remoteUrl) {
+    note(`Auto-sync: ${AUTO_SYNC.debounceMs} ms after each change, and every ${AUTO_SYNC.intervalMs / 1000} s.`);
+  } else {
+    note("No server: this device keeps its todos to itself. Add ?url=SERVER to the address to sync.");
+  }
+  document.documentElement.dataset.ready = "true";
+}
+
+main();
