@@ -6,7 +6,8 @@
 //! Baselines, pinned: `tursodb` (the test harness's), a Python venv with
 //! `sqlmodel` (the original design) and `pyturso` (Turso Sync for Python),
 //! and `@tursodatabase/sync` with its linux-x64 binary package (Turso Sync
-//! for Node). `--only` runs a subset and prints it without touching
+//! for Node), plus `playwright-core` to drive Debian's Chromium for the
+//! browser numbers. `--only` runs a subset and prints it without touching
 //! `BENCHMARKS.md`.
 
 use crate::cargo::{cargo, repo_root};
@@ -19,6 +20,8 @@ use std::process::Command;
 const SQLMODEL: &str = "0.0.50";
 const PYTURSO: &str = "0.8.3";
 const TURSO_SYNC: &str = "0.7.2";
+/// Drives headless Chromium for the browser numbers.
+const PLAYWRIGHT_CORE: &str = "1.65.1";
 /// The Node packages, pinned exactly (the sync package's own dependencies
 /// are caret ranges).
 const NODE_PACKAGES: [&str; 4] = [
@@ -102,15 +105,19 @@ fn python_env() -> Result<PathBuf> {
     Ok(dir.join("venv").join("bin").join("python"))
 }
 
-/// The directory whose `node_modules` holds the pinned Turso Sync packages.
+/// The directory whose `node_modules` holds the pinned Turso Sync packages
+/// and playwright-core.
 fn node_env() -> Result<PathBuf> {
     Ok(cache::install_dir(
-        &format!("bench-node-turso-sync-{TURSO_SYNC}"),
+        &format!("bench-node-turso-sync-{TURSO_SYNC}-playwright-core-{PLAYWRIGHT_CORE}"),
         |dir| {
-            eprintln!("xtask bench: installing @tursodatabase/sync {TURSO_SYNC} ...");
+            eprintln!(
+                "xtask bench: installing @tursodatabase/sync {TURSO_SYNC} and playwright-core {PLAYWRIGHT_CORE} ..."
+            );
             let deps: Vec<String> = NODE_PACKAGES
                 .iter()
                 .map(|p| format!("\"{p}\": \"{TURSO_SYNC}\""))
+                .chain([format!("\"playwright-core\": \"{PLAYWRIGHT_CORE}\"")])
                 .collect();
             fs::write(
                 dir.join("package.json"),

@@ -7,10 +7,11 @@ use crate::cargo::{cargo, run};
 use crate::Result;
 
 /// Packages clippy checks with `-D warnings` (all targets).
-pub const CLIPPY_PACKAGES: &[&str] = &["erth-core", "erth-cli", "erth-tests", "xtask"];
+pub const CLIPPY_PACKAGES: &[&str] =
+    &["erth-core", "erth-cli", "erth-tests", "erth-bench", "xtask"];
 /// Packages whose tests run in full (the harness package is handled apart;
 /// erth-cli's only integration test, `faults_crash`, is the faults suite's).
-pub const TEST_PACKAGES: &[&str] = &["erth-core"];
+pub const TEST_PACKAGES: &[&str] = &["erth-core", "erth-bench", "xtask"];
 
 pub const SUITE: Suite = Suite {
     name: "core",
