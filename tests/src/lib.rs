@@ -14,6 +14,10 @@
 //! Everything behind the default `harness` feature needs a tokio runtime; the
 //! rest is plain blocking code.
 
+// Native-only: it starts processes and binds sockets. Empty on wasm32, so
+// workspace-wide wasm commands work from the repository root.
+#![cfg(not(target_arch = "wasm32"))]
+
 pub mod cache;
 mod error;
 pub mod launch;
