@@ -27,19 +27,8 @@ async fn random_operations_and_interleavings_converge() {
         pull_page_rows: 5,
         ..Config::default()
     };
-    let mut fleet = Vec::new();
-    for i in 0..replicas {
-        fleet.push(
-            common::open(
-                dir.path(),
-                &format!("r{i}"),
-                server.url(),
-                server.token(),
-                config.clone(),
-            )
-            .await,
-        );
-    }
+    let fleet =
+        common::open_fleet(dir.path(), replicas, server.url(), server.token(), &config).await;
     let mut known: Vec<Vec<String>> = vec![Vec::new(); replicas];
     let mut ledger = common::Ledger::default();
     let mut syncs = 0;
@@ -53,22 +42,10 @@ async fn random_operations_and_interleavings_converge() {
             fleet[s].sync().await.unwrap();
             syncs += 1;
             // What a replica pulled it may now edit too.
-            known[s] = fleet[s]
-                .list_active_todos()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|t| t.id)
-                .collect();
+            known[s] = common::live_ids(&fleet[s]).await;
         }
     }
-    // Final round: everyone pushes, then everyone pulls.
-    for _ in 0..2 {
-        for db in &fleet {
-            db.sync().await.unwrap();
-            syncs += 1;
-        }
-    }
+    syncs += common::final_round(&fleet).await;
     let refs: Vec<_> = fleet.iter().collect();
     let divergences = common::check(&refs, &ledger).await;
     let rows = fleet[0].dump("todos").await.unwrap();

@@ -35,19 +35,8 @@ async fn syncs_through_faults_lose_nothing_and_resume() {
         },
         ..Config::default()
     };
-    let mut fleet = Vec::new();
-    for i in 0..replicas {
-        fleet.push(
-            common::open(
-                dir.path(),
-                &format!("r{i}"),
-                proxy.url(),
-                server.token(),
-                config.clone(),
-            )
-            .await,
-        );
-    }
+    let fleet =
+        common::open_fleet(dir.path(), replicas, proxy.url(), server.token(), &config).await;
     proxy.set_faults(Faults {
         drop_request: 0.06,
         drop_response: 0.08,
@@ -70,13 +59,7 @@ async fn syncs_through_faults_lose_nothing_and_resume() {
         match fleet[r].sync().await {
             Ok(_) => {
                 ok += 1;
-                known[r] = fleet[r]
-                    .list_active_todos()
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .map(|t| t.id)
-                    .collect();
+                known[r] = common::live_ids(&fleet[r]).await;
             }
             Err(e) => {
                 assert!(
@@ -96,11 +79,7 @@ async fn syncs_through_faults_lose_nothing_and_resume() {
     }
     let stats = proxy.stats();
     proxy.set_faults(Faults::none());
-    for _ in 0..2 {
-        for db in &fleet {
-            db.sync().await.unwrap();
-        }
-    }
+    common::final_round(&fleet).await;
     let refs: Vec<_> = fleet.iter().collect();
     let divergences = common::check(&refs, &ledger).await;
     // No duplicates: every row id exactly once on the server side (a fresh replica).

@@ -50,6 +50,41 @@ pub async fn open(
         .unwrap()
 }
 
+/// Opens `n` replicas `r0..r{n-1}` on `url`.
+pub async fn open_fleet(
+    dir: &Path,
+    n: usize,
+    url: &str,
+    token: Option<&str>,
+    config: &Config,
+) -> Vec<Database> {
+    let mut fleet = Vec::with_capacity(n);
+    for i in 0..n {
+        fleet.push(open(dir, &format!("r{i}"), url, token, config.clone()).await);
+    }
+    fleet
+}
+
+/// Ids of the live todos a replica holds (what it may edit next).
+pub async fn live_ids(db: &Database) -> Vec<String> {
+    db.list_active_todos()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect()
+}
+
+/// The final clean round: everyone pushes, then everyone pulls. Returns the syncs made.
+pub async fn final_round(fleet: &[Database]) -> usize {
+    for _ in 0..2 {
+        for db in fleet {
+            db.sync().await.unwrap();
+        }
+    }
+    2 * fleet.len()
+}
+
 /// Every acknowledged write: (id, column index) -> (clock, value); column 2 is `is_deleted`.
 #[derive(Default)]
 pub struct Ledger {
