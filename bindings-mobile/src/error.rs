@@ -21,6 +21,14 @@ pub enum ErthError {
     /// The caller passed something unusable (empty title, bad URL, bad id): fix the input.
     #[error("{message}")]
     InvalidInput { message: String },
+    /// The schema passed at open changes the database in a way that is not
+    /// additive (a dropped, renamed or retyped column or table): nothing was changed.
+    #[error("{message}")]
+    SchemaChange { message: String },
+    /// An SQL statement failed (syntax, constraint, a statement Erth Sync
+    /// cannot sync): nothing was changed; the message is SQLite's or the engine's.
+    #[error("{message}")]
+    Sql { message: String },
     /// No live todo with that id (unknown or deleted): refresh the list.
     #[error("{message}")]
     NotFound { message: String },
@@ -55,6 +63,8 @@ impl From<erth_core::Error> for ErthError {
         let message = e.to_string();
         match e.kind() {
             ErrorKind::InvalidInput => ErthError::InvalidInput { message },
+            ErrorKind::SchemaChange => ErthError::SchemaChange { message },
+            ErrorKind::Sql => ErthError::Sql { message },
             ErrorKind::NotFound => ErthError::NotFound { message },
             ErrorKind::Storage => ErthError::Storage { message },
             ErrorKind::DatabaseLocked => ErthError::DatabaseLocked { message },

@@ -5,6 +5,10 @@
 export const ErrorCode = Object.freeze({
   /** The caller passed something unusable (bad id, URL, name, argument type). */
   InvalidInput: "InvalidInput",
+  /** The schema changes the database in a way that is not additive (nothing was changed). */
+  SchemaChange: "SchemaChange",
+  /** An SQL statement failed or cannot be synced (nothing was changed). */
+  Sql: "Sql",
   /** No live todo with that id. */
   NotFound: "NotFound",
   /** The local database failed (OPFS unavailable, disk full, damaged file). */

@@ -3,6 +3,8 @@
 /** What went wrong, as a program can act on it. */
 export type ErthErrorCode =
   | "InvalidInput"
+  | "SchemaChange"
+  | "Sql"
   | "NotFound"
   | "Storage"
   | "DatabaseLocked"

@@ -31,6 +31,8 @@ extern "C" {
 pub fn code_of(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::InvalidInput => "InvalidInput",
+        ErrorKind::SchemaChange => "SchemaChange",
+        ErrorKind::Sql => "Sql",
         ErrorKind::NotFound => "NotFound",
         ErrorKind::Storage => "Storage",
         ErrorKind::DatabaseLocked => "DatabaseLocked",

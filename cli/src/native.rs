@@ -1,12 +1,21 @@
 //! `erth`: a native face of the engine and a tool to inspect a replica.
 //!
-//! `erth --db FILE [--remote URL] [--token-env VAR] [--json] <command>`;
-//! the server URL and token default to `ERTH_DATABASE_URL` and
-//! `ERTH_AUTH_TOKEN`; with neither the replica is local-only. Exit codes:
-//! 0 ok, 1 error, 2 usage, 3 not found, 4 auth, 5 network.
+//! `erth --db FILE [--schema SCHEMA.json] [--remote URL] [--token-env VAR] [--json] <command>`;
+//! the schema defaults to `ERTH_SCHEMA` (a path, or the JSON itself), and
+//! without one the replica has the built-in `todos` table; the server URL and
+//! token default to `ERTH_DATABASE_URL` and `ERTH_AUTH_TOKEN`; with neither
+//! the replica is local-only. Exit codes: 0 ok, 1 error, 2 usage or invalid
+//! input (bad SQL included), 3 not found, 4 auth, 5 network.
+//!
+//! `erth sql "STATEMENT" [--params JSON_ARRAY]` runs the app's SQL on the
+//! replica: a query prints its rows (a table, or with `--json` one JSON array
+//! of objects keyed by column name), a write prints how many rows changed.
+//! In JSON, integers are exact, reals are numbers, blobs are lowercase hex
+//! strings. Parameters are a JSON array: numbers (integers exact), strings,
+//! `null`, `true`/`false` (1/0), and `{"blob": "HEX"}` for a blob.
 
 use clap::{Parser, Subcommand};
-use erth_core::{Config, Database, ErrorKind, SqlValue};
+use erth_core::{Config, Database, Error, ErrorKind, Rows, SqlValue};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -19,6 +28,10 @@ struct Args {
     /// The replica's SQLite file (created if missing).
     #[arg(long, env = "ERTH_DB")]
     db: std::path::PathBuf,
+    /// The synced tables: a schema JSON file (or the JSON itself); default
+    /// $ERTH_SCHEMA, else the built-in todos table.
+    #[arg(long, env = "ERTH_SCHEMA")]
+    schema: Option<String>,
     /// Server URL (libsql://, https://, http:// for local servers); default $ERTH_DATABASE_URL.
     #[arg(long)]
     remote: Option<String>,
@@ -53,8 +66,142 @@ enum Command {
     Sync,
     /// Pending changes, last sync, last error.
     Status,
-    /// Every row with tombstones and clocks, sorted by id (compare replicas byte for byte).
-    Dump,
+    /// Every row with tombstones and clocks, sorted by id (compare replicas
+    /// byte for byte); every table, or only TABLE.
+    Dump { table: Option<String> },
+    /// Run one SQL statement on the replica (writes to synced tables sync).
+    Sql {
+        statement: String,
+        /// Positional parameters as a JSON array, e.g. '[1, "x", null, {"blob": "00ff"}]'.
+        #[arg(long)]
+        params: Option<String>,
+    },
+}
+
+/// The schema text of `--schema`: the JSON itself, or a file holding it.
+fn schema_text(arg: &str) -> erth_core::Result<String> {
+    if arg.trim_start().starts_with('{') {
+        return Ok(arg.to_owned());
+    }
+    std::fs::read_to_string(arg)
+        .map_err(|e| Error::InvalidInput(format!("cannot read the schema file {arg}: {e}")))
+}
+
+/// `--params`: a JSON array of values.
+fn params(json: Option<&str>) -> erth_core::Result<Vec<SqlValue>> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let bad = |what: String| Error::InvalidInput(format!("--params: {what}"));
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| bad(format!("not a JSON array: {e}")))?;
+    list.into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            Ok(match v {
+                serde_json::Value::Null => SqlValue::Null,
+                serde_json::Value::Bool(b) => SqlValue::Integer(i64::from(b)),
+                serde_json::Value::String(s) => SqlValue::Text(s),
+                serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                    (Some(i), _) => SqlValue::Integer(i),
+                    (None, Some(f)) if !n.is_u64() => SqlValue::Real(f),
+                    _ => {
+                        return Err(bad(format!(
+                            "parameter {}: {n} does not fit in 64 bits",
+                            i + 1
+                        )))
+                    }
+                },
+                serde_json::Value::Object(o) => match o.get("blob").and_then(|h| h.as_str()) {
+                    Some(hex) if o.len() == 1 => {
+                        SqlValue::Blob(erth_core::value::from_hex(hex).ok_or_else(|| {
+                            bad(format!("parameter {}: blob is not lowercase hex", i + 1))
+                        })?)
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "parameter {}: objects are {{\"blob\": \"HEX\"}}",
+                            i + 1
+                        )))
+                    }
+                },
+                serde_json::Value::Array(_) => {
+                    return Err(bad(format!(
+                        "parameter {}: arrays are not SQL values",
+                        i + 1
+                    )))
+                }
+            })
+        })
+        .collect()
+}
+
+/// Rows as JSON objects keyed by column name.
+fn rows_json(rows: &Rows) -> serde_json::Value {
+    rows.rows
+        .iter()
+        .map(|r| {
+            serde_json::Value::Object(
+                rows.columns
+                    .iter()
+                    .cloned()
+                    .zip(r.iter().map(cell_json))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// A cell as a person reads it in a table.
+fn cell_text(v: &SqlValue) -> String {
+    match v {
+        SqlValue::Null => "NULL".into(),
+        SqlValue::Text(t) => t.clone(),
+        SqlValue::Blob(_) => format!("x'{}'", cell_json(v).as_str().unwrap_or_default()),
+        other => cell_json(other).to_string(),
+    }
+}
+
+/// Rows as an aligned text table.
+fn print_table(rows: &Rows) {
+    let cells: Vec<Vec<String>> = rows
+        .rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(cell_text)
+                .map(|c| c.replace(['\n', '\t'], " "))
+                .collect()
+        })
+        .collect();
+    let mut widths: Vec<usize> = rows.columns.iter().map(|c| c.chars().count()).collect();
+    for r in &cells {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |r: &[String]| {
+        r.iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", line(&rows.columns));
+    println!(
+        "{}",
+        line(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>())
+    );
+    for r in &cells {
+        println!("{}", line(r));
+    }
+    println!(
+        "({} row{})",
+        cells.len(),
+        if cells.len() == 1 { "" } else { "s" }
+    );
 }
 
 fn exit_code(kind: ErrorKind) -> u8 {
@@ -62,7 +209,7 @@ fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::NotFound => 3,
         ErrorKind::Auth => 4,
         ErrorKind::Network => 5,
-        ErrorKind::InvalidInput => 2,
+        ErrorKind::InvalidInput | ErrorKind::Sql | ErrorKind::SchemaChange => 2,
         _ => 1,
     }
 }
@@ -73,11 +220,7 @@ fn cell_json(v: &SqlValue) -> serde_json::Value {
         SqlValue::Integer(i) => (*i).into(),
         SqlValue::Real(r) => (*r).into(),
         SqlValue::Text(t) => t.clone().into(),
-        SqlValue::Blob(b) => b
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<String>()
-            .into(),
+        SqlValue::Blob(b) => erth_core::value::to_hex(b).into(),
     }
 }
 
@@ -88,12 +231,15 @@ async fn run(args: Args) -> erth_core::Result<()> {
         .or_else(|| std::env::var("ERTH_DATABASE_URL").ok())
         .filter(|u| !u.trim().is_empty());
     let token = std::env::var(&args.token_env).ok();
-    let config = Config {
+    let mut config = Config {
         url,
         auth_token: token,
         allow_insecure_http: args.allow_insecure_http,
         ..Config::default()
     };
+    if let Some(schema) = args.schema.as_deref().filter(|s| !s.trim().is_empty()) {
+        config = config.with_schema_json(&schema_text(schema)?)?;
+    }
     let db = Database::open_native(&args.db, config).await?;
     let print_todo = |t: &erth_core::Todo| {
         if args.json {
@@ -174,34 +320,70 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 );
             }
         }
-        Command::Dump => {
-            let def = db.table("todos")?.clone();
-            let cols = def.row_columns();
-            let rows = db.dump("todos").await?;
-            if args.json {
-                let out: Vec<serde_json::Value> = rows
-                    .iter()
-                    .map(|r| {
-                        let cells = r.to_cells();
-                        serde_json::Value::Object(
-                            cols.iter()
-                                .cloned()
-                                .zip(cells.iter().map(cell_json))
-                                .collect(),
-                        )
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-            } else {
-                println!("{}", cols.join("\t"));
-                for r in rows {
-                    let cells: Vec<String> = r
-                        .to_cells()
+        Command::Dump { table } => {
+            let names: Vec<String> = match table {
+                Some(t) => vec![db.table(t)?.name.clone()],
+                None => db.tables().iter().map(|t| t.name.clone()).collect(),
+            };
+            let mut all = serde_json::Map::new();
+            for name in &names {
+                let def = db.table(name)?.clone();
+                let cols = def.row_columns();
+                let rows = db.dump(name).await?;
+                if args.json {
+                    let out: Vec<serde_json::Value> = rows
                         .iter()
-                        .map(|c| cell_json(c).to_string())
+                        .map(|r| {
+                            serde_json::Value::Object(
+                                cols.iter()
+                                    .cloned()
+                                    .zip(r.to_cells().iter().map(cell_json))
+                                    .collect(),
+                            )
+                        })
                         .collect();
-                    println!("{}", cells.join("\t"));
+                    all.insert(name.clone(), out.into());
+                } else {
+                    if table.is_none() {
+                        println!("== {name} ==");
+                    }
+                    println!("{}", cols.join("\t"));
+                    for r in rows {
+                        let cells: Vec<String> = r
+                            .to_cells()
+                            .iter()
+                            .map(|c| cell_json(c).to_string())
+                            .collect();
+                        println!("{}", cells.join("\t"));
+                    }
                 }
+            }
+            if args.json {
+                let out = match table {
+                    Some(t) => all.remove(t).unwrap_or_default(),
+                    None => serde_json::Value::Object(all),
+                };
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            }
+        }
+        Command::Sql {
+            statement,
+            params: p,
+        } => {
+            let out = db.execute(statement, &params(p.as_deref())?).await?;
+            let is_query = !out.rows.columns.is_empty();
+            match (is_query, args.json) {
+                (true, true) => println!("{}", rows_json(&out.rows)),
+                (true, false) => print_table(&out.rows),
+                (false, true) => println!(
+                    "{}",
+                    serde_json::json!({"rows_affected": out.rows_affected})
+                ),
+                (false, false) => println!(
+                    "{} row{} changed",
+                    out.rows_affected,
+                    if out.rows_affected == 1 { "" } else { "s" }
+                ),
             }
         }
     }

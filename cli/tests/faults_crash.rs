@@ -135,7 +135,7 @@ async fn killed_at_random_points_loses_nothing() {
             assert_eq!(acked, 0, "schema lost after acknowledged writes");
             continue;
         }
-        let rows = raw(&w, "SELECT count(*), sum(_dirty > 0) FROM todos").await;
+        let rows = raw(&w, "SELECT count(*), sum(_dirty > 0) FROM _erth_rows_todos").await;
         let (n, dirty) = (
             rows[0][0].as_i64().unwrap(),
             rows[0][1].as_i64().unwrap_or(0),
@@ -163,7 +163,7 @@ async fn killed_at_random_points_loses_nothing() {
             kills += 1;
         }
         integrity_ok(&p).await;
-        let clean: BTreeSet<String> = raw(&p, "SELECT id FROM todos WHERE _dirty = 0")
+        let clean: BTreeSet<String> = raw(&p, "SELECT id FROM _erth_rows_todos WHERE _dirty = 0")
             .await
             .into_iter()
             .map(|r| r[0].as_str().unwrap().to_owned())
@@ -199,7 +199,7 @@ async fn killed_at_random_points_loses_nothing() {
             .and_then(|r| r[0].as_str())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let local: BTreeSet<String> = raw(&q, "SELECT id FROM todos")
+        let local: BTreeSet<String> = raw(&q, "SELECT id FROM _erth_rows_todos")
             .await
             .into_iter()
             .map(|r| r[0].as_str().unwrap().to_owned())

@@ -31,7 +31,8 @@ pub struct Config {
     pub auth_token: Option<String>,
     /// Allow `http://` to non-private hosts (the token would travel in clear text).
     pub allow_insecure_http: bool,
-    /// Synced tables (default: the built-in `todos`).
+    /// Synced tables (default: the built-in `todos`); [`Config::with_schema_json`]
+    /// sets them from the schema format every face uses.
     pub tables: Vec<TableDef>,
     /// Rows per push round trip (one server transaction).
     pub push_batch_rows: usize,
@@ -42,6 +43,17 @@ pub struct Config {
     /// How far ahead of local time a remote clock may pull the local clock (see [`crate::hlc`]).
     pub max_clock_drift_ms: u64,
     pub retry: RetryPolicy,
+}
+
+impl Config {
+    /// Declares the synced tables from the JSON schema format
+    /// ([`crate::schema::json`]).
+    ///
+    /// Errors: [`Error::InvalidSchema`] naming the table and column at fault.
+    pub fn with_schema_json(mut self, schema: &str) -> Result<Config> {
+        self.tables = crate::schema::Schema::from_json(schema)?.tables;
+        Ok(self)
+    }
 }
 
 impl Default for Config {
@@ -84,6 +96,10 @@ pub struct SyncStatus {
     pub remote_url: Option<String>,
     /// Set when a pulled clock was further ahead than `max_clock_drift_ms` (how far).
     pub clock_ahead_ms: Option<u64>,
+    /// Columns the server's tables have and this replica's schema does not
+    /// (`table.column`), as of the last sync: newer replicas added them.
+    /// This replica leaves them alone; declaring them backfills their values.
+    pub unknown_server_columns: Vec<String>,
 }
 
 /// Progress of a running sync.
@@ -104,6 +120,7 @@ pub(crate) struct StatusState {
     pub(crate) last_error: Option<String>,
     pub(crate) syncing: bool,
     pub(crate) clock_ahead_ms: Option<u64>,
+    pub(crate) unknown_server_columns: Vec<String>,
 }
 
 /// A local replica, optionally synced with a server.
@@ -153,16 +170,18 @@ impl Database {
         clock: Arc<dyn Clock>,
         config: Config,
     ) -> Result<Database> {
-        let mut seen = Vec::new();
-        for t in &config.tables {
-            TableDef::new(&t.name, t.columns.clone()).map_err(Error::InvalidInput)?;
-            if seen.contains(&&t.name) {
-                return Err(Error::InvalidInput(format!(
-                    "table {} declared twice",
-                    t.name
-                )));
+        for (i, t) in config.tables.iter().enumerate() {
+            t.validate()?;
+            if config.tables[..i]
+                .iter()
+                .any(|o| o.name.eq_ignore_ascii_case(&t.name))
+            {
+                return Err(Error::InvalidSchema {
+                    table: t.name.clone(),
+                    column: None,
+                    reason: "the table is declared twice".into(),
+                });
             }
-            seen.push(&t.name);
         }
         if config.push_batch_rows == 0
             || config.rows_per_statement == 0
@@ -172,47 +191,7 @@ impl Database {
                 "batch and page sizes must be at least 1".into(),
             ));
         }
-        let version = store
-            .query(&Statement::plain("PRAGMA user_version"))
-            .await?;
-        let version = version
-            .rows
-            .first()
-            .and_then(|r| r.first())
-            .and_then(SqlValue::as_i64)
-            .unwrap_or(0);
-        if version > state::LOCAL_SCHEMA_VERSION {
-            return Err(Error::InvalidInput(format!(
-                "this database was written by a newer Erth Sync (format {version}, this build reads {})",
-                state::LOCAL_SCHEMA_VERSION
-            )));
-        }
-        let mut ddl = vec![
-            Statement::plain(state::CREATE),
-            state::init(state::KEY_NODE, format!("{:016x}", NodeId::random().0)),
-            state::init(state::KEY_HLC, format!("{:016x}", 0)),
-        ];
-        for t in &config.tables {
-            ddl.push(Statement::plain(t.create_table_sql()));
-            ddl.extend(t.local_index_sql().into_iter().map(Statement::plain));
-        }
-        ddl.push(Statement::plain(format!(
-            "PRAGMA user_version = {}",
-            state::LOCAL_SCHEMA_VERSION
-        )));
-        store.write(&ddl).await?;
-        for t in &config.tables {
-            let existing = store
-                .query(&Statement::plain(t.probe_columns_sql()))
-                .await?
-                .columns;
-            let alters = t.migration_sql(&existing).map_err(Error::InvalidInput)?;
-            if !alters.is_empty() {
-                store
-                    .write(&alters.into_iter().map(Statement::plain).collect::<Vec<_>>())
-                    .await?;
-            }
-        }
+        crate::migrate::open_local(store.as_ref(), &config.tables).await?;
 
         let kv = read_state(store.as_ref()).await?;
         let node = kv
@@ -290,6 +269,11 @@ impl Database {
             .map(|r| r.client.endpoint().display_url())
     }
 
+    /// The synced tables, as declared.
+    pub fn tables(&self) -> &[TableDef] {
+        &self.config.tables
+    }
+
     /// The declared table with that name.
     pub fn table(&self, name: &str) -> Result<&TableDef> {
         self.config
@@ -360,7 +344,7 @@ impl Database {
         let insert = Statement::new(
             format!(
                 "INSERT INTO {} ({}, \"_seq\", \"_dirty\") VALUES ({placeholders}, NULL, 1)",
-                q(&def.name),
+                q(&def.local_name()),
                 def.row_column_list()
             ),
             row.to_cells(),
@@ -404,15 +388,7 @@ impl Database {
             // A column may carry a clock beyond ours (a remote clock past the
             // drift bound, see `hlc`): the edit must still win, so it takes
             // that clock + 1 for this column, leaving the replica's clock alone.
-            let current = current.clocks[i];
-            let clock = if current >= ts {
-                Timestamp {
-                    hlc: current.hlc.saturating_add(1),
-                    node: ts.node,
-                }
-            } else {
-                ts
-            };
+            let clock = crate::hlc::clock_after(ts, current.clocks[i]);
             newest = newest.max(clock);
             assignments.push(format!(
                 "{} = ?, {} = ?",
@@ -426,7 +402,7 @@ impl Database {
         args.push(SqlValue::Text(id.to_owned()));
         let sql = format!(
             "UPDATE {} SET {}, \"updated_at\" = MAX(\"updated_at\", ?), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = ? AND \"is_deleted\" = 0",
-            q(&def.name),
+            q(&def.local_name()),
             assignments.join(", ")
         );
         self.store
@@ -450,7 +426,7 @@ impl Database {
                 Statement::new(
                     format!(
                         "UPDATE {} SET \"is_deleted\" = 1, \"_clk_is_deleted\" = ?, \"updated_at\" = MAX(\"updated_at\", ?), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = ? AND \"is_deleted\" = 0 RETURNING \"id\"",
-                        q(&def.name)
+                        q(&def.local_name())
                     ),
                     vec![SqlValue::Text(ts.to_string()), SqlValue::Integer(ts.physical_ms() as i64), id.into()],
                 ),
@@ -465,7 +441,7 @@ impl Database {
         Ok(deleted)
     }
 
-    fn after_local_write(&self, table: &str, ids: Vec<String>) {
+    pub(crate) fn after_local_write(&self, table: &str, ids: Vec<String>) {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.events.emit(ChangeEvent {
             table: table.to_owned(),
@@ -484,7 +460,7 @@ impl Database {
                 format!(
                     "SELECT {} FROM {} WHERE \"id\" = ?",
                     def.row_column_list(),
-                    q(&def.name)
+                    q(&def.local_name())
                 ),
                 vec![id.into()],
             ))
@@ -527,7 +503,7 @@ impl Database {
             .query(&Statement::plain(format!(
                 "SELECT {} FROM {} {tail}",
                 def.row_column_list(),
-                q(&def.name)
+                q(&def.local_name())
             )))
             .await?;
         rows.rows
@@ -544,7 +520,7 @@ impl Database {
                 .store
                 .query(&Statement::plain(format!(
                     "SELECT count(*) FROM {} WHERE \"_dirty\" > 0",
-                    q(&def.name)
+                    q(&def.local_name())
                 )))
                 .await?;
             total += rows
@@ -568,6 +544,7 @@ impl Database {
             syncing: s.syncing,
             remote_url: self.remote_url(),
             clock_ahead_ms: s.clock_ahead_ms,
+            unknown_server_columns: s.unknown_server_columns.clone(),
         })
     }
 

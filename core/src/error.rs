@@ -16,6 +16,26 @@ pub enum Error {
     /// The caller passed something unusable (bad id, bad URL, bad table definition).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A table definition breaks the naming or type rules (see [`crate::schema`]).
+    #[error("invalid schema: table {table}{}: {reason}", column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default())]
+    InvalidSchema {
+        table: String,
+        column: Option<String>,
+        reason: String,
+    },
+    /// The declared schema differs from the database's in a way that is not
+    /// additive (a dropped, renamed or retyped column or table, NOT NULL
+    /// without a default). Nothing was changed.
+    #[error("schema change refused: table {table}{}: {reason}", column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default())]
+    SchemaChange {
+        table: String,
+        column: Option<String>,
+        reason: String,
+    },
+    /// An app's SQL statement failed (syntax, constraint, a statement the
+    /// engine cannot sync); SQLite's or the engine's message. Nothing was changed.
+    #[error("SQL error: {message}")]
+    Sql { message: String },
     /// No live row with that id.
     #[error("not found: no row {id} in table {table}")]
     NotFound { table: String, id: String },
@@ -52,6 +72,8 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     InvalidInput,
+    SchemaChange,
+    Sql,
     NotFound,
     Storage,
     DatabaseLocked,
@@ -66,7 +88,9 @@ impl Error {
     /// The coarse kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::InvalidInput(_) | Error::InvalidSchema { .. } => ErrorKind::InvalidInput,
+            Error::SchemaChange { .. } => ErrorKind::SchemaChange,
+            Error::Sql { .. } => ErrorKind::Sql,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Storage(_) => ErrorKind::Storage,
             Error::DatabaseLocked => ErrorKind::DatabaseLocked,

@@ -101,6 +101,21 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// The clock a local write gives a column whose current clock is `old`,
+/// when the write's own clock is `now`: `now`, or `old + 1` (on `now`'s node)
+/// when `old` is not older — a remote clock past the drift bound, which the
+/// local clock does not follow, must still lose to a later local edit.
+pub fn clock_after(now: Timestamp, old: Timestamp) -> Timestamp {
+    if old >= now {
+        Timestamp {
+            hlc: old.hlc.saturating_add(1),
+            node: now.node,
+        }
+    } else {
+        now
+    }
+}
+
 /// What [`HybridClock::observe`] did with a remote clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observed {

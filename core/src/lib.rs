@@ -13,7 +13,9 @@
 //! - [`store`], [`transport`]: the only I/O, each behind a small trait;
 //! - [`endpoint`], [`hrana`]: where the server is and how to talk to it;
 //! - [`sync`]: push, pull, bootstrap and retries;
-//! - [`db`], [`todos`]: the public API (generic rows, and the typed todo API).
+//! - [`migrate`]: opening a replica file (schema checks, local formats, backfills);
+//! - [`db`], [`todos`]: the public API (generic rows, and the typed todo API);
+//! - [`sql`], [`watch`]: the app's plain SQL and live queries.
 //!
 //! See `ARCHITECTURE.md` at the repository root for the diagram and the rules.
 
@@ -30,21 +32,26 @@ pub mod hlc;
 pub mod hrana;
 pub mod ids;
 pub mod merge;
+mod migrate;
 pub mod platform;
 pub mod row;
 pub mod schema;
+pub mod sql;
 mod state;
 pub mod store;
 pub mod sync;
 pub mod todos;
 pub mod transport;
 pub mod value;
+pub mod watch;
 
 pub use db::{Config, Database, SyncReport, SyncStatus};
 pub use endpoint::{AuthToken, Endpoint};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{ChangeEvent, ChangeOrigin, Subscription};
 pub use hlc::{Clock, NodeId, SystemClock, Timestamp};
-pub use schema::{ColumnDef, SqlType, TableDef};
+pub use schema::{ColumnDef, Schema, SqlType, TableDef};
+pub use sql::ExecuteResult;
 pub use todos::Todo;
 pub use value::{Rows, SqlValue, Statement};
+pub use watch::{LiveQuery, RowsListener};

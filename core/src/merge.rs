@@ -32,10 +32,22 @@ pub enum Target {
 /// Name of the server's bookkeeping table.
 pub const META_TABLE: &str = "_erth_meta";
 
-/// One `INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING` for `rows`.
+/// One `INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING` for `rows`
+/// into the table named like `def` (the server's tables).
 /// `seqs` are, per row, the offset added to the server counter (`Server`)
 /// or the server's `_seq` (`Replica`).
 pub fn upsert(def: &TableDef, rows: &[SyncRow], seqs: &[i64], target: Target) -> Statement {
+    upsert_into(&def.name, def, rows, seqs, target)
+}
+
+/// [`upsert`] into `table` (a replica's engine table, [`TableDef::local_name`]).
+pub fn upsert_into(
+    table: &str,
+    def: &TableDef,
+    rows: &[SyncRow],
+    seqs: &[i64],
+    target: Target,
+) -> Statement {
     debug_assert_eq!(rows.len(), seqs.len());
     let cols = def.row_columns();
     let placeholders = vec!["?"; cols.len()].join(", ");
@@ -47,7 +59,7 @@ pub fn upsert(def: &TableDef, rows: &[SyncRow], seqs: &[i64], target: Target) ->
         Target::Replica => "?".to_owned(),
     };
     let tuple = format!("({placeholders}, {seq_expr}, 0)");
-    let t = q(&def.name);
+    let t = q(table);
     let ex = |c: &str| format!("excluded.{}", q(c));
     let old = |c: &str| format!("{t}.{}", q(c));
 

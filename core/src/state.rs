@@ -8,7 +8,7 @@
 use crate::value::{SqlValue, Statement};
 
 /// Local schema format this build writes (`PRAGMA user_version`).
-pub const LOCAL_SCHEMA_VERSION: i64 = 1;
+pub const LOCAL_SCHEMA_VERSION: i64 = 2;
 
 pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS \"_erth_state\" (\"k\" TEXT PRIMARY KEY NOT NULL, \"v\" TEXT NOT NULL)";
 
@@ -20,6 +20,19 @@ pub const KEY_LAST_SYNC: &str = "last_sync_at";
 /// The cursor key of a table.
 pub fn cursor_key(table: &str) -> String {
     format!("cursor:{table}")
+}
+
+/// The key of a table's pending backfill (see [`crate::migrate`]).
+pub fn backfill_key(table: &str) -> String {
+    format!("backfill:{table}")
+}
+
+/// Deletes a key.
+pub fn delete(key: &str) -> Statement {
+    Statement::new(
+        "DELETE FROM \"_erth_state\" WHERE \"k\" = ?",
+        vec![key.into()],
+    )
 }
 
 /// `INSERT` a key unless it exists.

@@ -14,6 +14,12 @@
 //! - **Echo skip**: when a push's sequence numbers directly follow the
 //!   replica's cursor, the cursor jumps over them: those rows are what the
 //!   replica just sent, merged with what it had already pulled.
+//! - **Backfill**: a column this replica added after pulling rows is filled
+//!   in by pulling again only the rows up to the upgrade's cursor whose new
+//!   column carries a clock (see [`crate::migrate`]).
+//! - **Unknown columns**: columns of the server's tables this replica does
+//!   not declare are never selected or written (pushes list only declared
+//!   columns, so an upsert leaves the others alone); `status()` lists them.
 //! - **Server identity**: the server keeps a random `db_id`; when it changes
 //!   (a new URL, a reset server) the replica re-pushes everything and pulls
 //!   from the start.
@@ -27,8 +33,9 @@ use crate::events::{ChangeEvent, ChangeOrigin};
 use crate::hlc::Observed;
 use crate::hrana::{self, Step};
 use crate::merge::{self, Target, META_TABLE};
+use crate::migrate::Backfill;
 use crate::row::SyncRow;
-use crate::schema::{q, TableDef};
+use crate::schema::{q, TableDef, ZERO_CLOCK};
 use crate::state;
 use crate::value::{SqlValue, Statement};
 use std::collections::HashMap;
@@ -48,6 +55,15 @@ fn meta_bootstrap() -> Vec<Statement> {
             vec![SqlValue::Integer((crate::ids::new_uuid().as_u128() as i64) & i64::MAX)],
         ),
     ]
+}
+
+/// Which rows of a server table a pull asks for: `_seq` in `(after, upto]`,
+/// and when `clocked` is not empty, only rows where one of those columns
+/// carries a clock (a backfill).
+struct PullRange {
+    after: i64,
+    upto: Option<i64>,
+    clocked: Vec<String>,
 }
 
 fn invalid_row(table: &str, reason: impl Into<String>) -> Error {
@@ -184,13 +200,32 @@ impl Database {
             .and_then(|r| r.get(1).and_then(SqlValue::as_i64))
             .ok_or_else(|| Error::Protocol("server _erth_meta has no db_id".into()))?;
 
+        let mut unknown_columns = Vec::new();
         for def in &self.config.tables {
             let existing = remote
                 .client
-                .execute(Statement::plain(def.probe_columns_sql()))
+                .execute(Statement::plain(def.probe_columns_sql(&def.name)))
                 .await?
                 .columns;
-            let alters = def.migration_sql(&existing).map_err(Error::InvalidInput)?;
+            unknown_columns.extend(
+                existing
+                    .iter()
+                    .filter(|c| {
+                        !c.starts_with("_clk_")
+                            && ![
+                                "id",
+                                "is_deleted",
+                                "created_at",
+                                "updated_at",
+                                "_seq",
+                                "_dirty",
+                            ]
+                            .contains(&c.as_str())
+                            && def.column(c).is_none()
+                    })
+                    .map(|c| format!("{}.{c}", def.name)),
+            );
+            let alters = def.migration_sql(&def.name, &existing)?;
             if !alters.is_empty() {
                 let steps: Vec<Step> = alters
                     .into_iter()
@@ -205,14 +240,10 @@ impl Database {
                     // Another replica may have migrated concurrently: re-check once.
                     let existing = remote
                         .client
-                        .execute(Statement::plain(def.probe_columns_sql()))
+                        .execute(Statement::plain(def.probe_columns_sql(&def.name)))
                         .await?
                         .columns;
-                    if !def
-                        .migration_sql(&existing)
-                        .map_err(Error::InvalidInput)?
-                        .is_empty()
-                    {
+                    if !def.migration_sql(&def.name, &existing)?.is_empty() {
                         return Err(e);
                     }
                 }
@@ -227,15 +258,20 @@ impl Database {
                 tracing::info!("server changed or was reset: pushing everything again");
                 for def in &self.config.tables {
                     stmts.push(state::set(&state::cursor_key(&def.name), "0".into()));
+                    stmts.push(state::delete(&state::backfill_key(&def.name)));
                     stmts.push(Statement::plain(format!(
                         "UPDATE {} SET \"_dirty\" = \"_dirty\" + 1",
-                        q(&def.name)
+                        q(&def.local_name())
                     )));
                 }
                 self.writes.fetch_add(1, Ordering::SeqCst);
             }
             self.store.write(&stmts).await?;
         }
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unknown_server_columns = unknown_columns;
         remote.bootstrapped.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -263,7 +299,7 @@ impl Database {
                     format!(
                         "SELECT {}, \"_dirty\" FROM {} WHERE \"_dirty\" > 0 AND \"id\" > ? ORDER BY \"id\" LIMIT ?",
                         def.row_column_list(),
-                        q(&def.name)
+                        q(&def.local_name())
                     ),
                     vec![SqlValue::Text(after.clone()), SqlValue::Integer(self.config.push_batch_rows as i64)],
                 ))
@@ -375,7 +411,7 @@ impl Database {
             local.push(Statement::new(
                 format!(
                     "UPDATE {} SET \"_dirty\" = 0 WHERE (\"id\", \"_dirty\") IN (VALUES {tuples})",
-                    q(&def.name)
+                    q(&def.local_name())
                 ),
                 args,
             ));
@@ -398,23 +434,108 @@ impl Database {
         def: &TableDef,
         progress: &(dyn Fn(SyncProgress) + Sync),
     ) -> Result<u64> {
-        let mut cursor = self.cursor(&def.name).await?;
+        let mut pulled = self.backfill_table(remote, def, progress).await?;
+        let cursor_key = state::cursor_key(&def.name);
+        let range = PullRange {
+            after: self.cursor(&def.name).await?,
+            upto: None,
+            clocked: Vec::new(),
+        };
+        pulled += self
+            .pull_range(remote, def, range, pulled, progress, &|last| {
+                state::set(&cursor_key, last.to_string())
+            })
+            .await?;
+        Ok(pulled)
+    }
+
+    /// Pulls again the rows a column added since they were pulled is
+    /// missing (see [`crate::migrate`]): rows up to the cursor of the upgrade
+    /// whose new columns carry a clock. Resumable: its own cursor moves with
+    /// every page.
+    async fn backfill_table(
+        &self,
+        remote: &Remote,
+        def: &TableDef,
+        progress: &(dyn Fn(SyncProgress) + Sync),
+    ) -> Result<u64> {
+        let key = state::backfill_key(&def.name);
+        let Some(backfill) = read_state(self.store.as_ref())
+            .await?
+            .get(&key)
+            .and_then(|v| Backfill::parse(v))
+        else {
+            return Ok(0);
+        };
+        let range = PullRange {
+            after: backfill.after,
+            upto: Some(backfill.upto),
+            clocked: backfill
+                .columns
+                .iter()
+                .filter(|c| def.column(c).is_some())
+                .cloned()
+                .collect(),
+        };
+        let pulled = if range.clocked.is_empty() {
+            0
+        } else {
+            self.pull_range(remote, def, range, 0, progress, &|last| {
+                let moved = Backfill {
+                    after: last,
+                    ..backfill.clone()
+                };
+                state::set(&key, moved.text())
+            })
+            .await?
+        };
+        self.store.write(&[state::delete(&key)]).await?;
+        Ok(pulled)
+    }
+
+    /// Pulls the pages of `range` and merges each with `cursor(last _seq)`
+    /// in one local transaction. `pulled_before` only offsets progress.
+    async fn pull_range(
+        &self,
+        remote: &Remote,
+        def: &TableDef,
+        range: PullRange,
+        pulled_before: u64,
+        progress: &(dyn Fn(SyncProgress) + Sync),
+        cursor: &(dyn Fn(i64) -> Statement + Sync),
+    ) -> Result<u64> {
+        let mut after = range.after;
         let mut page_rows = self.config.pull_page_rows;
         let mut pulled = 0u64;
+        let mut filter = String::new();
+        let mut fixed_args = Vec::new();
+        if let Some(upto) = range.upto {
+            filter.push_str(" AND \"_seq\" <= ?");
+            fixed_args.push(SqlValue::Integer(upto));
+        }
+        if !range.clocked.is_empty() {
+            let any: Vec<String> = range
+                .clocked
+                .iter()
+                .map(|c| format!("{} > ?", q(&format!("_clk_{c}"))))
+                .collect();
+            filter.push_str(&format!(" AND ({})", any.join(" OR ")));
+            fixed_args.extend(range.clocked.iter().map(|_| SqlValue::from(ZERO_CLOCK)));
+        }
         let select = format!(
-            "SELECT {}, \"_seq\" FROM {} WHERE \"_seq\" > ? ORDER BY \"_seq\" LIMIT ?",
+            "SELECT {}, \"_seq\" FROM {} WHERE \"_seq\" > ?{filter} ORDER BY \"_seq\" LIMIT ?",
             def.row_column_list(),
             q(&def.name)
         );
         loop {
-            let stmt = Statement::new(
-                select.clone(),
-                vec![
-                    SqlValue::Integer(cursor),
-                    SqlValue::Integer(page_rows as i64),
-                ],
-            );
-            let page = match remote.client.execute(stmt).await {
+            let mut args = vec![SqlValue::Integer(after)];
+            args.extend(fixed_args.iter().cloned());
+            args.push(SqlValue::Integer(page_rows as i64));
+            let page = match remote
+                .client
+                .execute(Statement::new(select.clone(), args))
+                .await
+            {
                 Ok(p) => p,
                 Err(e) if e.server_code() == Some("RESPONSE_TOO_LARGE") && page_rows > 1 => {
                     page_rows /= 2;
@@ -428,7 +549,7 @@ impl Database {
             let expected = def.row_columns().len() + 1;
             let mut rows = Vec::with_capacity(page.rows.len());
             let mut seqs = Vec::with_capacity(page.rows.len());
-            let mut last = cursor;
+            let mut last = after;
             for cells in &page.rows {
                 if cells.len() != expected {
                     return Err(invalid_row(
@@ -451,12 +572,12 @@ impl Database {
                 seqs.push(seq);
             }
             let n = rows.len();
-            let changed = self.apply_page(def, &rows, &seqs, last).await?;
-            cursor = last;
+            let changed = self.apply_page(def, &rows, &seqs, cursor(last)).await?;
+            after = last;
             pulled += n as u64;
             progress(SyncProgress::Pulled {
                 table: def.name.clone(),
-                rows: pulled,
+                rows: pulled_before + pulled,
             });
             self.events.emit(ChangeEvent {
                 table: def.name.clone(),
@@ -475,7 +596,7 @@ impl Database {
         def: &TableDef,
         rows: &[SyncRow],
         seqs: &[i64],
-        last: i64,
+        cursor: Statement,
     ) -> Result<Vec<String>> {
         let mut hlc = self.hlc.lock().await;
         let now = self.now_ms();
@@ -493,11 +614,11 @@ impl Database {
         let mut stmts: Vec<Statement> = rows
             .chunks(self.config.rows_per_statement)
             .zip(seqs.chunks(self.config.rows_per_statement))
-            .map(|(r, s)| merge::upsert(def, r, s, Target::Replica))
+            .map(|(r, s)| merge::upsert_into(&def.local_name(), def, r, s, Target::Replica))
             .collect();
         let merges = stmts.len();
         stmts.push(persist_clock(&hlc));
-        stmts.push(state::set(&state::cursor_key(&def.name), last.to_string()));
+        stmts.push(cursor);
         let out = self.store.write(&stmts).await?;
         drop(hlc);
         Ok(out[..merges]

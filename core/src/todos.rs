@@ -51,7 +51,7 @@ impl Database {
             .store
             .query(&Statement::plain(
                 "SELECT \"id\", \"title\", \"is_completed\", \"created_at\", \"updated_at\" \
-                 FROM \"todos\" WHERE \"is_deleted\" = 0 \
+                 FROM \"_erth_rows_todos\" WHERE \"is_deleted\" = 0 \
                  ORDER BY \"is_deleted\", \"created_at\" DESC, \"id\" DESC",
             ))
             .await?;

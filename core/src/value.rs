@@ -52,6 +52,24 @@ impl SqlValue {
     }
 }
 
+/// Lowercase hex of `bytes` (how blobs appear in JSON on every face).
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of lowercase hex text; `None` for anything else (odd length,
+/// uppercase, other characters).
+pub fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect()
+}
+
 impl From<i64> for SqlValue {
     fn from(v: i64) -> Self {
         SqlValue::Integer(v)

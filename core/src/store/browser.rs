@@ -15,7 +15,7 @@
 //! survives a reload, a browser restart or a crash.
 
 use super::sqlite::{err, SqliteStore};
-use super::{Store, StoreError, StoreErrorKind};
+use super::{AppContext, AppWrite, Store, StoreError, StoreErrorKind};
 use crate::error::{Error, Result};
 use crate::transport::browser::describe_js;
 use crate::value::{Rows, Statement};
@@ -213,5 +213,22 @@ impl Store for BrowserStore {
 
     async fn write(&self, stmts: &[Statement]) -> Result<Vec<Rows>, StoreError> {
         self.inner.write(stmts).await
+    }
+
+    fn write_app(
+        &self,
+        ctx: &AppContext<'_>,
+        stmts: &[Statement],
+        after: &[Statement],
+    ) -> Result<AppWrite, StoreError> {
+        self.inner.write_app(ctx, stmts, after)
+    }
+
+    fn query_app(&self, protected: &[String], stmt: &Statement) -> Result<Rows, StoreError> {
+        self.inner.query_app(protected, stmt)
+    }
+
+    fn tables_read(&self, sql: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.tables_read(sql)
     }
 }

@@ -6,6 +6,7 @@
 //! Implementation: [`sqlite`] (rusqlite; a bundled SQLite file natively,
 //! sqlite-wasm-rs on OPFS in the browser).
 
+use crate::hlc::Timestamp;
 use crate::platform::{SendOutsideWasm, SyncOutsideWasm};
 use crate::value::{Rows, Statement};
 
@@ -24,6 +25,48 @@ pub trait Store: SendOutsideWasm + SyncOutsideWasm {
     /// all of them commit, or none (the first error rolls back and is returned).
     /// Returns each statement's rows (for `RETURNING`).
     async fn write(&self, stmts: &[Statement]) -> Result<Vec<Rows>, StoreError>;
+
+    /// Runs the app's own SQL (`stmts`, each checked by [`crate::sql::check_access`]
+    /// when prepared, with the engine's SQL functions bound to `ctx.clock`),
+    /// then the engine's `after` statements unchecked, all in one write
+    /// transaction. Synchronous: local statements take microseconds and run
+    /// inline, as [`Store::write`] does.
+    fn write_app(
+        &self,
+        ctx: &AppContext<'_>,
+        stmts: &[Statement],
+        after: &[Statement],
+    ) -> Result<AppWrite, StoreError>;
+
+    /// Runs one read-only app statement (checked like [`Store::write_app`]);
+    /// a statement that would write is refused. Synchronous, so live queries
+    /// re-run inside the commit notification.
+    fn query_app(&self, protected: &[String], stmt: &Statement) -> Result<Rows, StoreError>;
+
+    /// The tables (and views' underlying tables) a read-only statement reads,
+    /// as SQLite reports them while preparing it (the authorizer).
+    fn tables_read(&self, sql: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// What the engine gives a store for app statements.
+#[derive(Debug, Clone, Copy)]
+pub struct AppContext<'a> {
+    /// The clock of this transaction: every column it changes takes it (or,
+    /// past a far-future clock, that clock + 1; see `crate::hlc`).
+    pub clock: Timestamp,
+    /// Names the app may not change the shape of (synced tables' views).
+    pub protected: &'a [String],
+}
+
+/// What [`Store::write_app`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppWrite {
+    /// Per app statement: its rows (a query, or `RETURNING`) and how many
+    /// rows of tables it changed (triggers included).
+    pub results: Vec<(Rows, u64)>,
+    /// Rows changed by the app statements: table name and rowids, in order
+    /// of the table's first change.
+    pub changed: Vec<(String, Vec<i64>)>,
 }
 
 /// Why a store operation failed.
@@ -35,6 +78,8 @@ pub enum StoreErrorKind {
     Corrupt,
     /// A constraint failed (NOT NULL, CHECK, ...).
     Constraint,
+    /// The engine refused an app statement (see [`crate::sql::check_access`]).
+    Refused,
     /// Anything else (I/O, misuse, full disk).
     Other,
 }

@@ -10,20 +10,66 @@
 //! mutex (one writer; statements never interleave). Local statements take
 //! microseconds, so they run inline on the caller's task.
 //!
+//! App SQL ([`Store::write_app`], [`Store::query_app`]) runs on the same
+//! connection with three extras installed once at open: the engine's SQL
+//! functions (`erth_clock()`, `erth_clock_after(old)`, `erth_now_ms()`,
+//! `erth_new_id(id)`, called by the views' `INSTEAD OF` triggers, see
+//! [`crate::schema::local`], and the public `uuid7()`), an authorizer that
+//! holds app statements to [`crate::sql::check_access`], and an update hook
+//! that records which rows app statements changed. All three read one small
+//! shared state that says whose statement is being prepared or run.
+//!
 //! Why not the `libsql` crate natively: `libsql` 0.10 reads TEXT through a
 //! C string (`value.rs`, `CStr::from_ptr(..).to_str().unwrap()`), which
 //! truncates text at the first NUL and panics on invalid UTF-8; rusqlite
 //! reads text by length.
 
-use super::{Store, StoreError, StoreErrorKind};
+use super::{AppContext, AppWrite, Store, StoreError, StoreErrorKind};
+use crate::hlc::Timestamp;
+use crate::sql::{check_access, Access};
 use crate::value::{Rows, SqlValue, Statement};
+use rusqlite::functions::FunctionFlags;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value, ValueRef};
-use std::sync::Mutex;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 /// A replica database on one SQLite connection.
 pub struct SqliteStore {
     conn: Mutex<rusqlite::Connection>,
+    hooks: Arc<Mutex<Hooks>>,
 }
+
+/// Whose statement the connection is preparing or running.
+#[derive(Debug, Default)]
+enum Mode {
+    /// The engine's own SQL: everything allowed, nothing recorded.
+    #[default]
+    Engine,
+    /// The app's SQL, held to the access rules; `protected` are the synced tables' names.
+    App { protected: Vec<String> },
+    /// Preparing a live query to learn the tables it reads.
+    Probe,
+}
+
+/// State the SQL functions, the authorizer and the update hook share.
+#[derive(Debug, Default)]
+struct Hooks {
+    mode: Mode,
+    /// The clock of the running app transaction.
+    clock: Option<Timestamp>,
+    /// Rows changed by app statements: (table, rowid).
+    changes: Vec<(String, i64)>,
+    /// Why the authorizer refused the last statement.
+    denied: Option<String>,
+    /// Tables read by the probed statement.
+    reads: BTreeSet<String>,
+}
+
+/// The prefix that keeps app statements apart from the engine's in the
+/// connection's statement cache: an engine statement is never served to the
+/// app without the app's checks.
+const APP_CACHE_PREFIX: &str = "/*app*/ ";
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,8 +120,12 @@ impl SqliteStore {
             let mut rows = stmt.query([]).map_err(err)?;
             while rows.next().map_err(err)?.is_some() {}
         }
+        let mut conn = conn;
+        let hooks = Arc::new(Mutex::new(Hooks::default()));
+        install(&mut conn, &hooks).map_err(err)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
+            hooks,
         };
         // Take the write lock once now, so a second owner fails at open.
         store.write_sync(&[])?;
@@ -131,10 +181,287 @@ impl SqliteStore {
         }
         Ok(out)
     }
+
+    /// Sets whose statements run next; returns the previous state's leftovers cleared.
+    fn set_mode(&self, mode: Mode, clock: Option<Timestamp>) {
+        let mut g = lock_hooks(&self.hooks);
+        g.mode = mode;
+        g.clock = clock;
+        g.changes.clear();
+        g.denied = None;
+        g.reads.clear();
+    }
+
+    /// An app statement's error: the authorizer's reason when it refused.
+    fn app_error(&self, e: rusqlite::Error) -> StoreError {
+        let denied = lock_hooks(&self.hooks).denied.take();
+        match denied {
+            Some(why) => StoreError::new(StoreErrorKind::Refused, why),
+            None => match e {
+                rusqlite::Error::MultipleStatement => StoreError::new(
+                    StoreErrorKind::Other,
+                    "one statement per call: use a transaction for several",
+                ),
+                // SQLite's message about the app's text, without the cache prefix.
+                rusqlite::Error::SqlInputError { msg, offset, .. } => StoreError::new(
+                    StoreErrorKind::Other,
+                    format!(
+                        "{msg} (at byte {})",
+                        (offset.max(0) as usize).saturating_sub(APP_CACHE_PREFIX.len())
+                    ),
+                ),
+                e => err(e),
+            },
+        }
+    }
+
+    /// Prepares an app statement (cached apart from the engine's) and checks
+    /// its parameter count.
+    fn prepare_app<'c>(
+        &self,
+        conn: &'c rusqlite::Connection,
+        stmt: &Statement,
+    ) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
+        let prepared = conn
+            .prepare_cached(&format!("{APP_CACHE_PREFIX}{}", stmt.sql))
+            .map_err(|e| self.app_error(e))?;
+        let wanted = prepared.parameter_count();
+        if wanted != stmt.args.len() {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                format!(
+                    "the statement takes {wanted} parameter(s) but {} were given",
+                    stmt.args.len()
+                ),
+            ));
+        }
+        Ok(prepared)
+    }
+
+    fn write_app_sync(
+        &self,
+        ctx: &AppContext<'_>,
+        stmts: &[Statement],
+        after: &[Statement],
+    ) -> Result<AppWrite, StoreError> {
+        let conn = self.lock();
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        self.set_mode(
+            Mode::App {
+                protected: ctx.protected.to_vec(),
+            },
+            Some(ctx.clock),
+        );
+        let result = self.app_statements(&conn, stmts, after);
+        self.set_mode(Mode::Engine, None);
+        let out = match result {
+            Ok(out) => conn.execute_batch("COMMIT").map_err(err).map(|()| out),
+            Err(e) => Err(e),
+        };
+        if out.is_err() {
+            // The statement's error matters more than a failed rollback.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        out
+    }
+
+    fn app_statements(
+        &self,
+        conn: &rusqlite::Connection,
+        stmts: &[Statement],
+        after: &[Statement],
+    ) -> Result<AppWrite, StoreError> {
+        let mut out = AppWrite::default();
+        for stmt in stmts {
+            let before = lock_hooks(&self.hooks).changes.len();
+            let mut prepared = self.prepare_app(conn, stmt)?;
+            let rows = rows_of(&mut prepared, stmt).map_err(|e| {
+                let denied = lock_hooks(&self.hooks).denied.take();
+                denied.map_or(e, |why| StoreError::new(StoreErrorKind::Refused, why))
+            })?;
+            let changed = lock_hooks(&self.hooks).changes.len() - before;
+            out.results.push((rows, changed as u64));
+        }
+        let changes = std::mem::take(&mut lock_hooks(&self.hooks).changes);
+        for (table, rowid) in changes {
+            match out.changed.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, ids)) => ids.push(rowid),
+                None => out.changed.push((table, vec![rowid])),
+            }
+        }
+        {
+            let mut g = lock_hooks(&self.hooks);
+            g.mode = Mode::Engine;
+            g.clock = None;
+        }
+        for stmt in after {
+            run(conn, stmt)?;
+        }
+        Ok(out)
+    }
+
+    fn query_app_sync(&self, protected: &[String], stmt: &Statement) -> Result<Rows, StoreError> {
+        let conn = self.lock();
+        self.set_mode(
+            Mode::App {
+                protected: protected.to_vec(),
+            },
+            None,
+        );
+        let result = self.prepare_app(&conn, stmt).and_then(|mut prepared| {
+            if !prepared.readonly() {
+                return Err(StoreError::new(
+                    StoreErrorKind::Refused,
+                    "query() runs read-only statements; use execute() to write",
+                ));
+            }
+            rows_of(&mut prepared, stmt)
+        });
+        self.set_mode(Mode::Engine, None);
+        result
+    }
+
+    fn tables_read_sync(&self, sql: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        self.set_mode(Mode::Probe, None);
+        // Not the statement cache: a cached statement is not prepared again,
+        // so the authorizer would not see it.
+        let prepared = conn.prepare(sql).map(|p| p.readonly());
+        let reads = std::mem::take(&mut lock_hooks(&self.hooks).reads);
+        self.set_mode(Mode::Engine, None);
+        match prepared {
+            Ok(true) => Ok(reads.into_iter().collect()),
+            Ok(false) => Err(StoreError::new(
+                StoreErrorKind::Refused,
+                "a live query must be read-only",
+            )),
+            Err(e) => Err(err(e)),
+        }
+    }
+}
+
+fn lock_hooks(hooks: &Mutex<Hooks>) -> std::sync::MutexGuard<'_, Hooks> {
+    hooks.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn user_error(message: impl Into<String>) -> rusqlite::Error {
+    rusqlite::Error::UserFunctionError(message.into().into())
+}
+
+/// The engine's SQL functions, the authorizer and the update hook (see the module docs).
+fn install(conn: &mut rusqlite::Connection, hooks: &Arc<Mutex<Hooks>>) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8;
+    let clock_of = |hooks: &Mutex<Hooks>| {
+        lock_hooks(hooks).clock.ok_or_else(|| {
+            user_error("the engine's clock functions run only inside its write triggers")
+        })
+    };
+    let h = hooks.clone();
+    conn.create_scalar_function("erth_clock", 0, flags, move |_| {
+        Ok(clock_of(&h)?.to_string())
+    })?;
+    let h = hooks.clone();
+    conn.create_scalar_function("erth_now_ms", 0, flags, move |_| {
+        Ok(clock_of(&h)?.physical_ms() as i64)
+    })?;
+    let h = hooks.clone();
+    conn.create_scalar_function("erth_clock_after", 1, flags, move |ctx| {
+        let now = clock_of(&h)?;
+        let old: String = ctx.get(0)?;
+        let old = Timestamp::parse(&old).map_err(user_error)?;
+        Ok(crate::hlc::clock_after(now, old).to_string())
+    })?;
+    conn.create_scalar_function("erth_new_id", 1, flags, |ctx| match ctx.get_raw(0) {
+        ValueRef::Null => Ok(crate::ids::new_id()),
+        ValueRef::Text(t) => {
+            let text = std::str::from_utf8(t).map_err(|_| user_error("id is not UTF-8"))?;
+            crate::ids::parse_id(text).map_err(|e| user_error(format!("bad id: {e}")))?;
+            Ok(text.to_owned())
+        }
+        other => Err(user_error(format!(
+            "bad id: ids are UUIDv7 text, not {:?}",
+            other.data_type()
+        ))),
+    })?;
+    conn.create_scalar_function("uuid7", 0, flags, |_| Ok(crate::ids::new_id()))?;
+    let h = hooks.clone();
+    conn.update_hook(Some(move |_action, _db: &str, table: &str, rowid: i64| {
+        let mut g = lock_hooks(&h);
+        if matches!(g.mode, Mode::App { .. }) {
+            g.changes.push((table.to_owned(), rowid));
+        }
+    }))?;
+    let h = hooks.clone();
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(&h, ctx)))?;
+    Ok(())
+}
+
+fn authorize(hooks: &Mutex<Hooks>, ctx: AuthContext<'_>) -> Authorization {
+    let mut g = lock_hooks(hooks);
+    match &g.mode {
+        Mode::Engine => Authorization::Allow,
+        Mode::Probe => {
+            if let AuthAction::Read { table_name, .. } = ctx.action {
+                g.reads.insert(table_name.to_owned());
+            }
+            Authorization::Allow
+        }
+        Mode::App { protected } => {
+            let access = access_of(&ctx.action);
+            match check_access(access, ctx.accessor, protected) {
+                Ok(()) => Authorization::Allow,
+                Err(why) => {
+                    g.denied = Some(why);
+                    Authorization::Deny
+                }
+            }
+        }
+    }
+}
+
+/// The authorizer's action in the engine's terms ([`Access`]).
+fn access_of<'a>(action: &AuthAction<'a>) -> Access<'a> {
+    use AuthAction as A;
+    match *action {
+        A::Insert { table_name } | A::Delete { table_name } => Access::Write(table_name),
+        A::Update { table_name, .. } => Access::Write(table_name),
+        A::Read { table_name, .. } => Access::Read(table_name),
+        A::CreateIndex { table_name, .. }
+        | A::CreateTempIndex { table_name, .. }
+        | A::CreateTable { table_name }
+        | A::CreateTempTable { table_name }
+        | A::CreateTrigger { table_name, .. }
+        | A::CreateTempTrigger { table_name, .. }
+        | A::DropIndex { table_name, .. }
+        | A::DropTempIndex { table_name, .. }
+        | A::DropTable { table_name }
+        | A::DropTempTable { table_name }
+        | A::DropTrigger { table_name, .. }
+        | A::DropTempTrigger { table_name, .. }
+        | A::AlterTable { table_name, .. }
+        | A::CreateVtable { table_name, .. }
+        | A::DropVtable { table_name, .. } => Access::Schema(table_name),
+        A::CreateView { view_name }
+        | A::CreateTempView { view_name }
+        | A::DropView { view_name }
+        | A::DropTempView { view_name } => Access::Schema(view_name),
+        A::Attach { .. } | A::Detach { .. } => Access::Attach,
+        A::Transaction { .. } | A::Savepoint { .. } => Access::Transaction,
+        A::Pragma {
+            pragma_name,
+            pragma_value,
+        } => Access::Pragma(pragma_name, pragma_value),
+        A::Function { function_name } => Access::Function(function_name),
+        _ => Access::Other,
+    }
 }
 
 fn run(conn: &rusqlite::Connection, stmt: &Statement) -> Result<Rows, StoreError> {
     let mut prepared = conn.prepare_cached(&stmt.sql).map_err(err)?;
+    rows_of(&mut prepared, stmt)
+}
+
+fn rows_of(prepared: &mut rusqlite::Statement<'_>, stmt: &Statement) -> Result<Rows, StoreError> {
     let columns: Vec<String> = prepared.column_names().map(str::to_owned).collect();
     let n = columns.len();
     let params = rusqlite::params_from_iter(stmt.args.iter().map(to_sql));
@@ -159,6 +486,23 @@ impl Store for SqliteStore {
 
     async fn write(&self, stmts: &[Statement]) -> Result<Vec<Rows>, StoreError> {
         self.write_sync(stmts)
+    }
+
+    fn write_app(
+        &self,
+        ctx: &AppContext<'_>,
+        stmts: &[Statement],
+        after: &[Statement],
+    ) -> Result<AppWrite, StoreError> {
+        self.write_app_sync(ctx, stmts, after)
+    }
+
+    fn query_app(&self, protected: &[String], stmt: &Statement) -> Result<Rows, StoreError> {
+        self.query_app_sync(protected, stmt)
+    }
+
+    fn tables_read(&self, sql: &str) -> Result<Vec<String>, StoreError> {
+        self.tables_read_sync(sql)
     }
 }
 

@@ -8,7 +8,17 @@
 //!
 //! Table and column names are validated here, once; everything else in the
 //! engine binds values as parameters.
+//!
+//! - [`json`]: the schema format every face passes in (`{"tables": ...}`);
+//! - [`local`]: what only replicas have: the engine table's local name, the
+//!   view the app reads and writes, its `INSTEAD OF` triggers.
 
+pub mod json;
+pub mod local;
+
+pub use json::Schema;
+
+use crate::error::Error;
 use crate::value::SqlValue;
 
 /// The clock value of a column nobody has written: every real write wins over it.
@@ -17,8 +27,23 @@ pub const ZERO_CLOCK: &str = "0000000000000000-0000000000000000";
 /// Largest text or blob value accepted (sqld refuses arguments over 5 MB).
 pub const MAX_VALUE_BYTES: usize = 5_000_000;
 
-/// Names the engine uses itself; user columns may not take them.
-const RESERVED: [&str; 4] = ["id", "is_deleted", "created_at", "updated_at"];
+/// Names the engine uses itself; user columns may not take them (compared
+/// without regard to case, as SQLite compares identifiers).
+const RESERVED: [&str; 6] = [
+    "id",
+    "is_deleted",
+    "created_at",
+    "updated_at",
+    "_seq",
+    "_dirty",
+];
+
+/// Prefixes of the engine's own objects; no table or column may start with one.
+const ENGINE_PREFIXES: [&str; 3] = ["_erth", "_clk_", "sqlite_"];
+
+/// Longest table or column name, in bytes (the engine adds prefixes such as
+/// `_erth_rows_` and `_clk_` to it).
+pub const MAX_NAME_LEN: usize = 64;
 
 /// The SQLite type of a user column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +55,8 @@ pub enum SqlType {
 }
 
 impl SqlType {
-    fn sql(self) -> &'static str {
+    /// SQLite's name of the type (`TEXT`, `INTEGER`, `REAL`, `BLOB`).
+    pub fn sql(self) -> &'static str {
         match self {
             SqlType::Text => "TEXT",
             SqlType::Integer => "INTEGER",
@@ -118,11 +144,13 @@ impl ColumnDef {
     }
 }
 
-/// A synced table: its name and user columns, in order.
+/// A synced table: its name, user columns in order, and the app's indexes
+/// (each a list of user column names).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableDef {
     pub name: String,
     pub columns: Vec<ColumnDef>,
+    pub indexes: Vec<Vec<String>>,
 }
 
 /// Quotes a validated identifier.
@@ -130,14 +158,38 @@ pub(crate) fn q(ident: &str) -> String {
     format!("\"{ident}\"")
 }
 
-fn valid_ident(name: &str) -> bool {
+/// Why `name` cannot name a table or column, if it cannot: identifier rules
+/// (ASCII letters, digits and `_`, not starting with a digit), length, and
+/// the engine's prefixes.
+fn name_problem(name: &str) -> Option<String> {
     let mut chars = name.chars();
-    matches!(chars.next(), Some('a'..='z'))
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
-        && name.len() <= 48
+    let ident = matches!(chars.next(), Some('a'..='z' | 'A'..='Z' | '_'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ident {
+        return Some("use ASCII letters, digits and _, starting with a letter or _".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Some(format!(
+            "{} bytes is over the {MAX_NAME_LEN}-byte limit",
+            name.len()
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    ENGINE_PREFIXES
+        .iter()
+        .find(|p| lower.starts_with(*p))
+        .map(|p| format!("names starting with {p} belong to the engine"))
 }
 
-fn literal(value: &SqlValue) -> String {
+fn invalid(table: &str, column: Option<&str>, reason: String) -> Error {
+    Error::InvalidSchema {
+        table: crate::error::clip(table, 80),
+        column: column.map(|c| crate::error::clip(c, 80)),
+        reason,
+    }
+}
+
+pub(crate) fn literal(value: &SqlValue) -> String {
     match value {
         SqlValue::Null => "NULL".into(),
         SqlValue::Integer(i) => i.to_string(),
@@ -151,26 +203,88 @@ fn literal(value: &SqlValue) -> String {
 }
 
 impl TableDef {
-    /// Validates and builds a table definition.
-    pub fn new(name: &str, columns: Vec<ColumnDef>) -> Result<Self, String> {
-        if !valid_ident(name) {
-            return Err(format!("table name {name:?}: use lowercase letters, digits and _ (starting with a letter, at most 48)"));
-        }
-        for (i, c) in columns.iter().enumerate() {
-            if !valid_ident(&c.name) || RESERVED.contains(&c.name.as_str()) {
-                return Err(format!("column name {:?} in table {name}: use lowercase letters, digits and _, not one of {RESERVED:?}", c.name));
-            }
-            if columns[..i].iter().any(|o| o.name == c.name) {
-                return Err(format!("column {} appears twice in table {name}", c.name));
-            }
-            if let Some(d) = &c.default {
-                c.check(d).map_err(|e| format!("default of {e}"))?;
-            }
-        }
-        Ok(TableDef {
+    /// Validates and builds a table definition without app indexes.
+    ///
+    /// Errors: [`Error::InvalidSchema`] naming the table or column at fault.
+    pub fn new(name: &str, columns: Vec<ColumnDef>) -> Result<Self, Error> {
+        TableDef::with_indexes(name, columns, Vec::new())
+    }
+
+    /// Validates and builds a table definition with app indexes.
+    ///
+    /// Errors: [`Error::InvalidSchema`] naming the table or column at fault.
+    pub fn with_indexes(
+        name: &str,
+        columns: Vec<ColumnDef>,
+        indexes: Vec<Vec<String>>,
+    ) -> Result<Self, Error> {
+        let def = TableDef {
             name: name.to_owned(),
             columns,
-        })
+            indexes,
+        };
+        def.validate()?;
+        Ok(def)
+    }
+
+    /// Checks names, defaults and indexes (see [`TableDef::with_indexes`]).
+    pub fn validate(&self) -> Result<(), Error> {
+        let name = self.name.as_str();
+        if let Some(why) = name_problem(name) {
+            return Err(invalid(name, None, format!("bad table name: {why}")));
+        }
+        for (i, c) in self.columns.iter().enumerate() {
+            if let Some(why) = name_problem(&c.name) {
+                return Err(invalid(
+                    name,
+                    Some(&c.name),
+                    format!("bad column name: {why}"),
+                ));
+            }
+            let lower = c.name.to_ascii_lowercase();
+            if RESERVED.contains(&lower.as_str()) {
+                return Err(invalid(
+                    name,
+                    Some(&c.name),
+                    format!("{} is a system column (reserved: {RESERVED:?})", c.name),
+                ));
+            }
+            if self.columns[..i]
+                .iter()
+                .any(|o| o.name.eq_ignore_ascii_case(&c.name))
+            {
+                return Err(invalid(
+                    name,
+                    Some(&c.name),
+                    "the column is declared twice".into(),
+                ));
+            }
+            if let Some(d) = &c.default {
+                c.check(d)
+                    .map_err(|e| invalid(name, Some(&c.name), format!("bad default: {e}")))?;
+            }
+        }
+        for index in &self.indexes {
+            if index.is_empty() {
+                return Err(invalid(
+                    name,
+                    None,
+                    "an index needs at least one column".into(),
+                ));
+            }
+            for col in index {
+                let known = self.columns.iter().any(|c| &c.name == col)
+                    || ["id", "created_at", "updated_at"].contains(&col.as_str());
+                if !known {
+                    return Err(invalid(
+                        name,
+                        Some(col),
+                        "an index names a column the table does not declare".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The column with that name.
@@ -207,8 +321,15 @@ impl TableDef {
             .join(", ")
     }
 
-    /// `CREATE TABLE IF NOT EXISTS` for this table (same on server and replicas).
+    /// `CREATE TABLE IF NOT EXISTS` for this table on the server.
     pub fn create_table_sql(&self) -> String {
+        self.create_table_sql_as(&self.name)
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS` with this table's row layout under
+    /// `table` (the server uses the table's name, replicas its
+    /// [`TableDef::local_name`]).
+    pub fn create_table_sql_as(&self, table: &str) -> String {
         let mut cols = vec![format!("{} TEXT PRIMARY KEY NOT NULL", q("id"))];
         for c in &self.columns {
             cols.push(self.column_ddl(c));
@@ -226,7 +347,7 @@ impl TableDef {
         cols.push(format!("{} INTEGER NOT NULL DEFAULT 0", q("_dirty")));
         format!(
             "CREATE TABLE IF NOT EXISTS {} ({})",
-            q(&self.name),
+            q(table),
             cols.join(", ")
         )
     }
@@ -243,7 +364,7 @@ impl TableDef {
         s
     }
 
-    /// Indexes every database needs: `_seq` for keyset pulls.
+    /// Indexes the server needs: `_seq` for keyset pulls.
     pub fn server_index_sql(&self) -> Vec<String> {
         vec![format!(
             "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
@@ -253,59 +374,37 @@ impl TableDef {
         )]
     }
 
-    /// Indexes only replicas need: pending changes and live rows by age.
-    pub fn local_index_sql(&self) -> Vec<String> {
-        let mut v = self.server_index_sql();
-        // Pending rows in id order (the push keyset): serves the filter and
-        // the order together, so finding 10 pending rows among 1,000,000 is
-        // an index range, not a table scan.
-        v.push(format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {} ({}) WHERE {} > 0",
-            q(&format!("{}__pending", self.name)),
-            q(&self.name),
-            q("id"),
-            q("_dirty")
-        ));
-        v.push(format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {} ({}, {}, {})",
-            q(&format!("{}__live", self.name)),
-            q(&self.name),
-            q("is_deleted"),
-            q("created_at"),
-            q("id")
-        ));
-        v
+    /// `SELECT * ... LIMIT 0` on `table`: reads the existing column names.
+    pub fn probe_columns_sql(&self, table: &str) -> String {
+        format!("SELECT * FROM {} LIMIT 0", q(table))
     }
 
-    /// `SELECT * ... LIMIT 0`: reads the existing column names.
-    pub fn probe_columns_sql(&self) -> String {
-        format!("SELECT * FROM {} LIMIT 0", q(&self.name))
-    }
-
-    /// Additive migration: `ALTER TABLE ADD COLUMN` for every user column
-    /// (and its clock) missing from `existing`. New rows' values start at the
-    /// column default with the zero clock, so every replica agrees.
-    pub fn migration_sql(&self, existing: &[String]) -> Result<Vec<String>, String> {
+    /// Additive migration of `table`: `ALTER TABLE ADD COLUMN` for every
+    /// user column (and its clock) missing from `existing`. Rows that exist
+    /// take the column default with the zero clock, so every replica agrees
+    /// and any real write wins over it.
+    pub fn migration_sql(&self, table: &str, existing: &[String]) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
         for c in &self.columns {
             let clk = format!("_clk_{}", c.name);
             if !existing.contains(&c.name) {
                 if !c.nullable && c.default.is_none() {
-                    return Err(format!(
-                        "column {} of table {} is NOT NULL without a default: an added column needs one",
-                        c.name, self.name
-                    ));
+                    return Err(Error::SchemaChange {
+                        table: self.name.clone(),
+                        column: Some(c.name.clone()),
+                        reason: "an added column must be nullable or have a default".into(),
+                    });
                 }
                 out.push(format!(
                     "ALTER TABLE {} ADD COLUMN {}",
-                    q(&self.name),
+                    q(table),
                     self.column_ddl(c)
                 ));
             }
             if !existing.contains(&clk) {
                 out.push(format!(
                     "ALTER TABLE {} ADD COLUMN {} TEXT NOT NULL DEFAULT '{ZERO_CLOCK}'",
-                    q(&self.name),
+                    q(table),
                     q(&clk)
                 ));
             }
@@ -322,6 +421,7 @@ pub fn todos_table() -> TableDef {
             ColumnDef::new("title", SqlType::Text),
             ColumnDef::new("is_completed", SqlType::Integer).default_value(0),
         ],
+        indexes: Vec::new(),
     }
 }
 
@@ -334,6 +434,7 @@ mod tests {
         let t = todos_table();
         assert_eq!(TableDef::new(&t.name, t.columns.clone()).unwrap(), t);
         let ddl = t.create_table_sql();
+        assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS \"todos\" ("));
         for col in [
             "\"id\" TEXT PRIMARY KEY",
             "\"title\" TEXT NOT NULL",
@@ -351,10 +452,38 @@ mod tests {
 
     #[test]
     fn hostile_names_are_refused() {
-        for name in ["", "Todos", "todos; DROP TABLE x", "_erth", "a\"b", "1abc"] {
-            assert!(TableDef::new(name, vec![]).is_err(), "{name}");
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        for name in [
+            "",
+            "todos; DROP TABLE x",
+            "_erth",
+            "_ERTH_x",
+            "a\"b",
+            "1abc",
+            "sqlite_x",
+            "na\u{e9}me",
+            &long,
+        ] {
+            let e = TableDef::new(name, vec![]).unwrap_err();
+            assert!(
+                matches!(&e, Error::InvalidSchema { column: None, .. }),
+                "{name}: {e}"
+            );
         }
-        for col in ["id", "is_deleted", "_clk_x", "x y", "updated_at"] {
+        assert!(TableDef::new("Todos", vec![]).is_ok());
+        assert!(TableDef::new(&"x".repeat(MAX_NAME_LEN), vec![]).is_ok());
+        for col in [
+            "id",
+            "ID",
+            "is_deleted",
+            "_clk_x",
+            "x y",
+            "updated_at",
+            "_seq",
+            "_dirty",
+            "a'b",
+            "a;b",
+        ] {
             assert!(
                 TableDef::new("t", vec![ColumnDef::new(col, SqlType::Text)]).is_err(),
                 "{col}"
@@ -362,9 +491,16 @@ mod tests {
         }
         let dup = vec![
             ColumnDef::new("a", SqlType::Text),
-            ColumnDef::new("a", SqlType::Integer),
+            ColumnDef::new("A", SqlType::Integer),
         ];
-        assert!(TableDef::new("t", dup).is_err());
+        let e = TableDef::new("t", dup).unwrap_err();
+        assert!(e.to_string().contains("column A"), "{e}");
+        let bad_index = TableDef::with_indexes(
+            "t",
+            vec![ColumnDef::new("a", SqlType::Text)],
+            vec![vec!["b".into()]],
+        );
+        assert!(bad_index.is_err());
     }
 
     #[test]
@@ -386,15 +522,19 @@ mod tests {
     fn migration_adds_missing_columns_and_clocks() {
         let mut t = todos_table();
         let existing = t.row_columns();
-        assert!(t.migration_sql(&existing).unwrap().is_empty());
+        assert!(t.migration_sql("todos", &existing).unwrap().is_empty());
         t.columns
             .push(ColumnDef::new("note", SqlType::Text).nullable());
-        let sql = t.migration_sql(&existing).unwrap();
+        let sql = t.migration_sql("todos", &existing).unwrap();
         assert_eq!(sql.len(), 2);
         assert!(sql[0].contains("ADD COLUMN \"note\" TEXT"));
         assert!(sql[1].contains("ADD COLUMN \"_clk_note\""));
         t.columns.push(ColumnDef::new("must", SqlType::Text));
-        assert!(t.migration_sql(&existing).is_err());
+        let e = t.migration_sql("todos", &existing).unwrap_err();
+        assert!(
+            matches!(&e, Error::SchemaChange { column: Some(c), .. } if c == "must"),
+            "{e}"
+        );
     }
 
     #[test]

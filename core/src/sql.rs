@@ -1,0 +1,253 @@
+//! The app's plain SQL on the local replica: [`Database::execute`],
+//! [`Database::query`] and [`Database::transaction`], and the access rules
+//! every app statement is held to while SQLite prepares it
+//! ([`check_access`], called from the store's authorizer).
+//!
+//! A synced table's name is a view of its live rows
+//! ([`crate::schema::local`]); writes to it go through `INSTEAD OF`
+//! triggers that clock every changed column and mark the row pending. The
+//! engine ticks the hybrid clock once per call (one clock per transaction:
+//! only the committed state of a row ever leaves the replica), binds it to
+//! the triggers' functions, and persists it in the same transaction.
+//!
+//! Refused (typed [`Error::Sql`], nothing changes): DDL on a synced table's
+//! view or on the engine's objects (`_erth_*`), writes to the engine's
+//! tables, `ATTACH`/`DETACH`, transaction control (`BEGIN`, `SAVEPOINT`:
+//! the engine owns transactions), `PRAGMA`s that change settings, and calls
+//! of the engine's functions outside its triggers. Everything else — local
+//! tables of the app's own, views, indexes on them — is plain SQLite.
+
+use crate::db::{persist_clock, Database};
+use crate::error::{Error, Result};
+use crate::schema::local::{is_engine_object, LOCAL_PREFIX};
+use crate::schema::q;
+use crate::store::{AppContext, StoreError, StoreErrorKind};
+use crate::value::{Rows, SqlValue, Statement};
+
+/// What the authorizer asks about, in the engine's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access<'a> {
+    Read(&'a str),
+    /// `INSERT`, `UPDATE` or `DELETE` on a table or view.
+    Write(&'a str),
+    /// Creating, dropping or altering a table, view, index or trigger on this table.
+    Schema(&'a str),
+    Attach,
+    Transaction,
+    Pragma(&'a str, Option<&'a str>),
+    Function(&'a str),
+    Other,
+}
+
+/// Pragmas that take an argument but only read.
+const READ_PRAGMAS: [&str; 11] = [
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "foreign_key_check",
+    "integrity_check",
+    "quick_check",
+    "function_list",
+];
+
+/// Whether an app statement may do `access`; `accessor` is the trigger or
+/// view SQLite is coding it for (`None` at top level), `protected` the
+/// synced tables' names. `Err` holds the reason the app is told.
+pub fn check_access(
+    access: Access<'_>,
+    accessor: Option<&str>,
+    protected: &[String],
+) -> std::result::Result<(), String> {
+    if accessor.is_some_and(is_engine_object) {
+        // The engine's own triggers, run on the app's behalf.
+        return Ok(());
+    }
+    let synced = |name: &str| protected.iter().any(|p| p.eq_ignore_ascii_case(name));
+    match access {
+        Access::Read(_) | Access::Other => Ok(()),
+        Access::Write(t) if is_engine_object(t) => Err(format!(
+            "{t} is the engine's own table: write to the synced table's name instead"
+        )),
+        Access::Write(_) => Ok(()),
+        Access::Schema(t) if synced(t) || is_engine_object(t) => Err(format!(
+            "{t} is synced by Erth Sync: change its shape through the schema passed at open (additive changes only), not with DDL"
+        )),
+        Access::Schema(_) => Ok(()),
+        Access::Attach => Err("ATTACH and DETACH are not allowed on a replica".into()),
+        Access::Transaction => Err(
+            "BEGIN, COMMIT and SAVEPOINT are not allowed: every call is its own transaction; use transaction() to run several statements as one".into(),
+        ),
+        Access::Pragma(name, Some(_))
+            if !READ_PRAGMAS.iter().any(|p| p.eq_ignore_ascii_case(name)) =>
+        {
+            Err(format!(
+                "PRAGMA {name} with a value would change how the replica works; only reading pragmas are allowed"
+            ))
+        }
+        Access::Pragma(..) => Ok(()),
+        Access::Function(f) if f.to_ascii_lowercase().starts_with("erth_") => Err(format!(
+            "{f}() belongs to Erth Sync's write triggers"
+        )),
+        Access::Function(_) => Ok(()),
+    }
+}
+
+/// One statement's outcome.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecuteResult {
+    /// Rows the statement returned (a query, or `RETURNING` on a local table).
+    pub rows: Rows,
+    /// Rows it inserted, updated or deleted, in synced tables (through
+    /// their views) and local ones.
+    pub rows_affected: u64,
+}
+
+/// The error of an app statement: SQLite's or the engine's message.
+fn app_error(e: StoreError) -> Error {
+    match e.kind {
+        StoreErrorKind::Locked => Error::DatabaseLocked,
+        StoreErrorKind::Corrupt => Error::Storage(e),
+        _ => Error::Sql { message: e.message },
+    }
+}
+
+impl Database {
+    /// The synced tables' names: views the app may not restructure.
+    pub(crate) fn protected_names(&self) -> Vec<String> {
+        self.config.tables.iter().map(|t| t.name.clone()).collect()
+    }
+
+    /// Runs one statement of the app's SQL with positional parameters (`?`,
+    /// `?NNN`) on the local replica, as its own transaction. Writes to a
+    /// synced table (through its name) become local changes that sync.
+    ///
+    /// Errors: [`Error::Sql`] with SQLite's or the engine's message (syntax,
+    /// constraint, wrong parameter count, a refused statement; see the
+    /// module docs) — nothing is changed; [`Error::DatabaseLocked`].
+    pub async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<ExecuteResult> {
+        let mut out = self
+            .transaction(&[Statement::new(sql, params.to_vec())])
+            .await?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Runs `stmts` as one local transaction: all of them commit, or none
+    /// (the first error rolls back and is returned). Live queries and
+    /// subscribers hear of the changes once, after the commit.
+    pub async fn transaction(&self, stmts: &[Statement]) -> Result<Vec<ExecuteResult>> {
+        let protected = self.protected_names();
+        let mut hlc = self.hlc.lock().await;
+        let clock = hlc.tick(self.now_ms());
+        let ctx = AppContext {
+            clock,
+            protected: &protected,
+        };
+        let out = self
+            .store
+            .write_app(&ctx, stmts, &[persist_clock(&hlc)])
+            .map_err(app_error)?;
+        drop(hlc);
+        for (table, rowids) in &out.changed {
+            let (name, ids) = match table.strip_prefix(LOCAL_PREFIX) {
+                Some(name) => (name.to_owned(), self.ids_of_rowids(table, rowids).await?),
+                None => (table.clone(), rowids.iter().map(i64::to_string).collect()),
+            };
+            self.after_local_write(&name, ids);
+        }
+        Ok(out
+            .results
+            .into_iter()
+            .map(|(rows, rows_affected)| ExecuteResult {
+                rows,
+                rows_affected,
+            })
+            .collect())
+    }
+
+    /// Runs one read-only statement of the app's SQL on the local replica.
+    ///
+    /// Errors: [`Error::Sql`] (a statement that would write is refused:
+    /// use [`Database::execute`]).
+    pub async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Rows> {
+        self.store
+            .query_app(
+                &self.protected_names(),
+                &Statement::new(sql, params.to_vec()),
+            )
+            .map_err(app_error)
+    }
+
+    /// The ids of rows of an engine table, by rowid (rows are never
+    /// physically deleted, so a rowid keeps its row).
+    async fn ids_of_rowids(&self, table: &str, rowids: &[i64]) -> Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(rowids.len());
+        for chunk in rowids.chunks(500) {
+            let rows = self
+                .store
+                .query(&Statement::new(
+                    format!(
+                        "SELECT \"id\" FROM {} WHERE \"rowid\" IN ({})",
+                        q(table),
+                        vec!["?"; chunk.len()].join(", ")
+                    ),
+                    chunk.iter().map(|r| SqlValue::Integer(*r)).collect(),
+                ))
+                .await?;
+            ids.extend(
+                rows.rows
+                    .into_iter()
+                    .filter_map(|r| r.into_iter().next())
+                    .filter_map(|v| match v {
+                        SqlValue::Text(t) => Some(t),
+                        _ => None,
+                    }),
+            );
+        }
+        ids.dedup();
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn access_rules() {
+        let p = vec!["notes".to_string()];
+        let ok = |a, by| check_access(a, by, &p).is_ok();
+        assert!(ok(Access::Write("notes"), None));
+        assert!(ok(Access::Write("my_local"), None));
+        assert!(!ok(Access::Write("_erth_rows_notes"), None));
+        assert!(!ok(Access::Write("_ERTH_state"), None));
+        assert!(ok(
+            Access::Write("_erth_rows_notes"),
+            Some("_erth_insert_notes")
+        ));
+        assert!(!ok(Access::Write("_erth_rows_notes"), Some("my_trigger")));
+        assert!(!ok(Access::Schema("notes"), None));
+        assert!(!ok(Access::Schema("NOTES"), None));
+        assert!(!ok(Access::Schema("_erth_rows_notes"), None));
+        assert!(ok(Access::Schema("my_local"), None));
+        assert!(!ok(Access::Attach, None));
+        assert!(!ok(Access::Transaction, None));
+        assert!(!ok(Access::Pragma("user_version", Some("9")), None));
+        assert!(!ok(Access::Pragma("writable_schema", Some("1")), None));
+        assert!(ok(Access::Pragma("user_version", None), None));
+        assert!(ok(Access::Pragma("table_info", Some("notes")), None));
+        assert!(!ok(Access::Function("erth_clock"), None));
+        assert!(!ok(Access::Function("ERTH_NEW_ID"), Some("my_view")));
+        assert!(ok(
+            Access::Function("erth_clock"),
+            Some("_erth_update_notes")
+        ));
+        assert!(ok(Access::Function("uuid7"), None));
+        assert!(ok(Access::Read("_erth_rows_notes"), None));
+    }
+}

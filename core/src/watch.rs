@@ -1,0 +1,145 @@
+//! Live queries: [`Database::watch`] runs a read-only statement, then again
+//! after every committed change (a local write, a pulled page) to a table
+//! it reads, and calls back only when the result differs from the last one
+//! it delivered.
+//!
+//! Which tables a statement reads comes from SQLite itself: the store
+//! prepares it once under an authorizer that records every table read
+//! ([`crate::store::Store::tables_read`]); reading a synced table's view
+//! reads its engine table, which maps back to the synced name. Re-runs
+//! happen on the task that committed the change, right after the commit
+//! (local statements take microseconds), outside every engine lock.
+
+use crate::db::Database;
+use crate::error::{Error, Result};
+use crate::events::{ChangeEvent, Subscription};
+use crate::schema::local::LOCAL_PREFIX;
+use crate::store::Store;
+use crate::value::{Rows, Statement};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Called with the query's rows: once at the start, then on every change.
+#[cfg(not(target_arch = "wasm32"))]
+pub type RowsListener = Arc<dyn Fn(&Rows) + Send + Sync>;
+#[cfg(target_arch = "wasm32")]
+pub type RowsListener = Arc<dyn Fn(&Rows)>;
+
+/// A running live query; dropping it (or [`LiveQuery::stop`]) stops it.
+/// After `stop` returns, no callback starts.
+pub struct LiveQuery {
+    active: Arc<AtomicBool>,
+    tables: Vec<String>,
+    _subscription: Subscription,
+}
+
+impl std::fmt::Debug for LiveQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveQuery")
+            .field("tables", &self.tables)
+            .field("active", &self.active.load(Ordering::SeqCst))
+            .finish()
+    }
+}
+
+impl LiveQuery {
+    /// The tables whose changes re-run the query (synced tables by name).
+    pub fn tables(&self) -> &[String] {
+        &self.tables
+    }
+
+    /// Stops the query now (same as dropping it).
+    pub fn stop(self) {}
+}
+
+impl Drop for LiveQuery {
+    fn drop(&mut self) {
+        self.active.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The state one live query keeps between re-runs.
+struct Watcher {
+    store: Arc<dyn Store>,
+    protected: Vec<String>,
+    stmt: Statement,
+    last: Mutex<Rows>,
+    active: Arc<AtomicBool>,
+    callback: RowsListener,
+}
+
+impl Watcher {
+    fn on_change(&self) {
+        if !self.active.load(Ordering::SeqCst) {
+            return;
+        }
+        let rows = match self.store.query_app(&self.protected, &self.stmt) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "live query failed to re-run");
+                return;
+            }
+        };
+        {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if *last == rows {
+                return;
+            }
+            *last = rows.clone();
+        }
+        if self.active.load(Ordering::SeqCst) {
+            (self.callback)(&rows);
+        }
+    }
+}
+
+impl Database {
+    /// Starts a live query: `callback` gets the rows of `sql` now, then
+    /// again after each committed change to a table the statement reads,
+    /// when the rows differ from the last ones it got. Synchronous: the first
+    /// call happens before `watch` returns.
+    ///
+    /// Errors: [`Error::Sql`] for bad SQL or a statement that writes.
+    pub fn watch(
+        &self,
+        sql: &str,
+        params: &[crate::value::SqlValue],
+        callback: RowsListener,
+    ) -> Result<LiveQuery> {
+        let sql_error = |e: crate::store::StoreError| Error::Sql { message: e.message };
+        let tables: Vec<String> = self
+            .store
+            .tables_read(sql)
+            .map_err(sql_error)?
+            .into_iter()
+            .map(|t| match t.strip_prefix(LOCAL_PREFIX) {
+                Some(name) => name.to_owned(),
+                None => t,
+            })
+            .collect();
+        let protected = self.protected_names();
+        let stmt = Statement::new(sql, params.to_vec());
+        let first = self.store.query_app(&protected, &stmt).map_err(sql_error)?;
+        let active = Arc::new(AtomicBool::new(true));
+        let watcher = Arc::new(Watcher {
+            store: self.store.clone(),
+            protected,
+            stmt,
+            last: Mutex::new(first.clone()),
+            active: active.clone(),
+            callback: callback.clone(),
+        });
+        callback(&first);
+        let watched = tables.clone();
+        let subscription = self.subscribe(Arc::new(move |ev: &ChangeEvent| {
+            if watched.iter().any(|t| t.eq_ignore_ascii_case(&ev.table)) {
+                watcher.on_change();
+            }
+        }));
+        Ok(LiveQuery {
+            active,
+            tables,
+            _subscription: subscription,
+        })
+    }
+}
