@@ -31,16 +31,6 @@ use crate::store::Store;
 use crate::value::{SqlValue, Statement};
 use std::collections::HashMap;
 
-/// The system columns of the row layout (not user columns).
-const SYSTEM: [&str; 6] = [
-    "id",
-    "is_deleted",
-    "created_at",
-    "updated_at",
-    "_seq",
-    "_dirty",
-];
-
 /// One object of `sqlite_schema`.
 struct Object {
     kind: String,
@@ -104,7 +94,7 @@ async fn read_columns(store: &dyn Store, table: &str) -> Result<Vec<Column>> {
 }
 
 fn is_user_column(name: &str) -> bool {
-    !SYSTEM.contains(&name) && !name.starts_with("_clk_")
+    !crate::schema::is_system_column(name)
 }
 
 /// Checks that `def` only adds to what `columns` (the file's table) has.

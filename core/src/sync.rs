@@ -64,6 +64,9 @@ struct PullRange {
     after: i64,
     upto: Option<i64>,
     clocked: Vec<String>,
+    /// Read the server table's columns with the first page (same request),
+    /// to report the ones this replica does not know.
+    probe_columns: bool,
 }
 
 fn invalid_row(table: &str, reason: impl Into<String>) -> Error {
@@ -200,31 +203,12 @@ impl Database {
             .and_then(|r| r.get(1).and_then(SqlValue::as_i64))
             .ok_or_else(|| Error::Protocol("server _erth_meta has no db_id".into()))?;
 
-        let mut unknown_columns = Vec::new();
         for def in &self.config.tables {
             let existing = remote
                 .client
                 .execute(Statement::plain(def.probe_columns_sql(&def.name)))
                 .await?
                 .columns;
-            unknown_columns.extend(
-                existing
-                    .iter()
-                    .filter(|c| {
-                        !c.starts_with("_clk_")
-                            && ![
-                                "id",
-                                "is_deleted",
-                                "created_at",
-                                "updated_at",
-                                "_seq",
-                                "_dirty",
-                            ]
-                            .contains(&c.as_str())
-                            && def.column(c).is_none()
-                    })
-                    .map(|c| format!("{}.{c}", def.name)),
-            );
             let alters = def.migration_sql(&def.name, &existing)?;
             if !alters.is_empty() {
                 let steps: Vec<Step> = alters
@@ -268,10 +252,6 @@ impl Database {
             }
             self.store.write(&stmts).await?;
         }
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .unknown_server_columns = unknown_columns;
         remote.bootstrapped.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -440,6 +420,7 @@ impl Database {
             after: self.cursor(&def.name).await?,
             upto: None,
             clocked: Vec::new(),
+            probe_columns: true,
         };
         pulled += self
             .pull_range(remote, def, range, pulled, progress, &|last| {
@@ -476,6 +457,7 @@ impl Database {
                 .filter(|c| def.column(c).is_some())
                 .cloned()
                 .collect(),
+            probe_columns: false,
         };
         let pulled = if range.clocked.is_empty() {
             0
@@ -505,6 +487,7 @@ impl Database {
         cursor: &(dyn Fn(i64) -> Statement + Sync),
     ) -> Result<u64> {
         let mut after = range.after;
+        let mut probe = range.probe_columns;
         let mut page_rows = self.config.pull_page_rows;
         let mut pulled = 0u64;
         let mut filter = String::new();
@@ -531,11 +514,13 @@ impl Database {
             let mut args = vec![SqlValue::Integer(after)];
             args.extend(fixed_args.iter().cloned());
             args.push(SqlValue::Integer(page_rows as i64));
-            let page = match remote
-                .client
-                .execute(Statement::new(select.clone(), args))
-                .await
-            {
+            let stmt = Statement::new(select.clone(), args);
+            let page = if std::mem::take(&mut probe) {
+                self.probe_and_page(remote, def, stmt).await
+            } else {
+                remote.client.execute(stmt).await
+            };
+            let page = match page {
                 Ok(p) => p,
                 Err(e) if e.server_code() == Some("RESPONSE_TOO_LARGE") && page_rows > 1 => {
                     page_rows /= 2;
@@ -588,6 +573,49 @@ impl Database {
                 return Ok(pulled);
             }
         }
+    }
+
+    /// The first page of a pull together with the server table's columns
+    /// (one request); records the columns this replica does not declare.
+    async fn probe_and_page(
+        &self,
+        remote: &Remote,
+        def: &TableDef,
+        page: Statement,
+    ) -> Result<crate::value::Rows> {
+        let steps = [
+            Step {
+                cond: None,
+                stmt: Statement::plain(def.probe_columns_sql(&def.name)),
+            },
+            Step {
+                cond: None,
+                stmt: page,
+            },
+        ];
+        let mut out = remote.client.batch(&steps).await?;
+        if let Some(e) = out.first_error() {
+            return Err(e);
+        }
+        let columns = out.results.first().cloned().flatten().map(|r| r.columns);
+        let page = out
+            .results
+            .get_mut(1)
+            .and_then(Option::take)
+            .ok_or_else(|| Error::Protocol("the pull batch returned no page".into()))?;
+        if let Some(columns) = columns {
+            let prefix = format!("{}.", def.name);
+            let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            let unknown = &mut status.unknown_server_columns;
+            unknown.retain(|c| !c.starts_with(&prefix));
+            unknown.extend(
+                columns
+                    .iter()
+                    .filter(|c| !crate::schema::is_system_column(c) && def.column(c).is_none())
+                    .map(|c| format!("{prefix}{c}")),
+            );
+        }
+        Ok(page)
     }
 
     /// Merges a validated page and moves the cursor, in one local transaction.

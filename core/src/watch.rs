@@ -107,7 +107,7 @@ impl Database {
         callback: RowsListener,
     ) -> Result<LiveQuery> {
         let sql_error = |e: crate::store::StoreError| Error::Sql { message: e.message };
-        let tables: Vec<String> = self
+        let mut tables: Vec<String> = self
             .store
             .tables_read(sql)
             .map_err(sql_error)?
@@ -117,6 +117,9 @@ impl Database {
                 None => t,
             })
             .collect();
+        // A view and its engine table both report a read.
+        tables.sort();
+        tables.dedup();
         let protected = self.protected_names();
         let stmt = Statement::new(sql, params.to_vec());
         let first = self.store.query_app(&protected, &stmt).map_err(sql_error)?;

@@ -8,9 +8,8 @@
 //! `ERTH_TEST_HRANA_TOKEN`), tests use that server instead (e.g. a local
 //! `sqld` or a Turso Cloud database). They then share one database, so a
 //! `TestServer` holds a global cross-process lock for its whole life (tests
-//! run one at a time) and **wipes the database on start** by dropping the
-//! `todos` and `_erth_meta` tables. Only ever point `ERTH_TEST_HRANA_URL` at
-//! a throwaway database.
+//! run one at a time) and **wipes the database on start** by dropping every
+//! table in it. Only ever point `ERTH_TEST_HRANA_URL` at a throwaway database.
 
 use crate::cache::{self, CacheLock};
 use crate::error::{Error, Result};
@@ -22,11 +21,10 @@ use tempfile::TempDir;
 pub const URL_ENV: &str = "ERTH_TEST_HRANA_URL";
 /// Environment variable holding the external server's auth token.
 pub const TOKEN_ENV: &str = "ERTH_TEST_HRANA_TOKEN";
-/// Tables wiped on start in external mode.
-const RESET: [&str; 2] = [
-    "DROP TABLE IF EXISTS todos",
-    "DROP TABLE IF EXISTS _erth_meta",
-];
+/// Lists the tables wiped on start in external mode (every table: tests
+/// declare tables of their own).
+const LIST_TABLES: &str =
+    "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
 
 /// A Hrana server for one test; see the module docs. Dropping it kills the
 /// local server and deletes its database, or releases the external lock.
@@ -82,9 +80,23 @@ impl TestServer {
     async fn external(url: String) -> Result<TestServer> {
         let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
         let lock = blocking(|| cache::lock("external-hrana-server")).await?;
-        hrana::execute(&url, token.as_deref(), &RESET)
+        let failed = |e| Error::Server(format!("resetting the {URL_ENV} database failed: {e}"));
+        let listed = hrana::execute(&url, token.as_deref(), &[LIST_TABLES])
             .await
-            .map_err(|e| Error::Server(format!("resetting the {URL_ENV} database failed: {e}")))?;
+            .map_err(failed)?;
+        let drops: Vec<String> = listed[0]["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r[0]["value"].as_str())
+            .map(|t| format!("DROP TABLE IF EXISTS \"{}\"", t.replace('"', "\"\"")))
+            .collect();
+        if !drops.is_empty() {
+            let drops: Vec<&str> = drops.iter().map(String::as_str).collect();
+            hrana::execute(&url, token.as_deref(), &drops)
+                .await
+                .map_err(failed)?;
+        }
         Ok(TestServer {
             url,
             token,

@@ -38,6 +38,12 @@ const RESERVED: [&str; 6] = [
     "_dirty",
 ];
 
+/// Whether `name` is a column of the row layout the engine owns (a system
+/// column or a clock), as opposed to a user column.
+pub fn is_system_column(name: &str) -> bool {
+    RESERVED.contains(&name) || name.starts_with("_clk_")
+}
+
 /// Prefixes of the engine's own objects; no table or column may start with one.
 const ENGINE_PREFIXES: [&str; 3] = ["_erth", "_clk_", "sqlite_"];
 
