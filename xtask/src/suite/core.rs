@@ -1,6 +1,7 @@
 //! Suite `core`: formatting, clippy and the native tests (unit, property
-//! and integration tests against a real local tursodb), except the `faults_*`
-//! integration tests, which are the `faults` suite's.
+//! and integration tests against a real local tursodb, the `erth sql`
+//! CLI tests), except the `faults_*` integration tests, which are the
+//! `faults` suite's.
 
 use super::{harness_test_targets, install_tursodb, Suite, FAULTS_PREFIX, HARNESS_PACKAGE};
 use crate::cargo::{cargo, run};
@@ -10,7 +11,7 @@ use crate::Result;
 pub const CLIPPY_PACKAGES: &[&str] =
     &["erth-core", "erth-cli", "erth-tests", "erth-bench", "xtask"];
 /// Packages whose tests run in full (the harness package is handled apart;
-/// erth-cli's only integration test, `faults_crash`, is the faults suite's).
+/// of erth-cli only `sql_cli` runs here: `faults_crash` is the faults suite's).
 pub const TEST_PACKAGES: &[&str] = &["erth-core", "erth-bench", "xtask"];
 
 pub const SUITE: Suite = Suite {
@@ -38,6 +39,7 @@ fn run_suite() -> Result<()> {
         ]
         .concat(),
         [&["test"][..], &packages(TEST_PACKAGES)].concat(),
+        vec!["test", "-p", "erth-cli", "--test", "sql_cli"],
         harness,
     ];
     // Run every step so one report shows all problems.

@@ -1,0 +1,234 @@
+//! `erth sql` and `erth dump` as scripts drive them: the exact output
+//! shapes (JSON integers exact at 2^53+1 and i64::MIN, reals as numbers,
+//! blobs as lowercase hex), the schema from `--schema` or `ERTH_SCHEMA`
+//! (a file or the JSON itself), and exit code 2 for bad SQL, bad
+//! parameters and refused schema changes — against a real tursodb for sync.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use erth_tests::server::TestServer;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Output};
+
+const ERTH: &str = env!("CARGO_BIN_EXE_erth");
+
+const SCHEMA: &str = r#"{"tables": {"notes": {"columns": {
+    "title": {"type": "text", "notNull": true, "default": ""},
+    "n": {"type": "integer"}, "score": {"type": "real"}, "data": {"type": "blob"}}}}}"#;
+
+fn erth(db: &Path, args: &[&str], schema_env: Option<&str>) -> Output {
+    let mut cmd = Command::new(ERTH);
+    cmd.arg("--db").arg(db).args(args);
+    cmd.env_remove("ERTH_DATABASE_URL")
+        .env_remove("ERTH_AUTH_TOKEN")
+        .env_remove("ERTH_SCHEMA");
+    if let Some(s) = schema_env {
+        cmd.env("ERTH_SCHEMA", s);
+    }
+    cmd.output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "erth failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn sql_prints_exact_json_and_counts_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, SCHEMA).unwrap();
+    let s = schema.to_str().unwrap();
+    let insert = "INSERT INTO notes (title, n, score, data) VALUES (?, ?, ?, ?)";
+    let params = r#"["it's \"x\"; DROP TABLE notes", 9007199254740993, 0.25, {"blob": "00ff10"}]"#;
+    let out = ok(&erth(
+        &db,
+        &["--schema", s, "sql", insert, "--params", params],
+        None,
+    ));
+    assert_eq!(out, "1 row changed\n");
+    // The schema from ERTH_SCHEMA, as the JSON itself.
+    let out = ok(&erth(
+        &db,
+        &[
+            "--json",
+            "sql",
+            insert,
+            "--params",
+            r#"["", -9223372036854775808, null, null]"#,
+        ],
+        Some(SCHEMA),
+    ));
+    assert_eq!(out.trim(), r#"{"rows_affected":1}"#);
+    let out = ok(&erth(
+        &db,
+        &[
+            "--json",
+            "--schema",
+            s,
+            "sql",
+            "SELECT title, n, score, data FROM notes ORDER BY n",
+        ],
+        None,
+    ));
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        rows,
+        json!([
+            {"title": "", "n": i64::MIN, "score": null, "data": null},
+            {"title": "it's \"x\"; DROP TABLE notes", "n": 9007199254740993_i64, "score": 0.25, "data": "00ff10"},
+        ])
+    );
+    // Exact digits in the text, not a rounded double.
+    assert!(
+        out.contains("9007199254740993") && out.contains("-9223372036854775808"),
+        "{out}"
+    );
+    // A table for people.
+    let table = ok(&erth(
+        &db,
+        &["--schema", s, "sql", "SELECT n, data FROM notes ORDER BY n"],
+        None,
+    ));
+    assert!(
+        table.contains("x'00ff10'") && table.ends_with("(2 rows)\n"),
+        "{table}"
+    );
+    let out = ok(&erth(
+        &db,
+        &["--schema", s, "sql", "UPDATE notes SET score = 1.5"],
+        None,
+    ));
+    assert_eq!(out, "2 rows changed\n");
+    // dump covers every table (an object keyed by table), or one.
+    let all: Value =
+        serde_json::from_str(&ok(&erth(&db, &["--schema", s, "--json", "dump"], None))).unwrap();
+    assert_eq!(all["notes"].as_array().unwrap().len(), 2);
+    let one: Value = serde_json::from_str(&ok(&erth(
+        &db,
+        &["--schema", s, "--json", "dump", "notes"],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(one, all["notes"]);
+}
+
+#[test]
+fn mistakes_exit_2_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let cases: &[(&[&str], &str)] = &[
+        (&["sql", "SELEC 1"], "syntax error"),
+        (&["sql", "DROP VIEW notes"], "synced by Erth Sync"),
+        (
+            &[
+                "sql",
+                "INSERT INTO notes (n) VALUES (?)",
+                "--params",
+                "[1, 2]",
+            ],
+            "parameter",
+        ),
+        (
+            &[
+                "sql",
+                "INSERT INTO notes (n) VALUES (?)",
+                "--params",
+                "[18446744073709551615]",
+            ],
+            "64 bits",
+        ),
+        (
+            &[
+                "sql",
+                "INSERT INTO notes (n) VALUES (?)",
+                "--params",
+                "[{\"blob\": \"XY\"}]",
+            ],
+            "hex",
+        ),
+        (
+            &["sql", "INSERT INTO notes (n) VALUES (?)", "--params", "{}"],
+            "JSON array",
+        ),
+        (
+            &["sql", "INSERT INTO notes (n) VALUES ('text')"],
+            "takes integer values",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = erth(&db, args, Some(SCHEMA));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // A non-additive schema change: exit 2, the column named.
+    ok(&erth(&db, &["sql", "SELECT 1"], Some(SCHEMA)));
+    let narrower = r#"{"tables": {"notes": {"columns": {"title": {"type": "text", "notNull": true, "default": ""}}}}}"#;
+    let out = erth(&db, &["sql", "SELECT 1"], Some(narrower));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("schema change refused") && err.contains("column n"),
+        "{err}"
+    );
+    let bad = erth(
+        &db,
+        &["sql", "SELECT 1"],
+        Some(r#"{"tables": {"a b": {"columns": {}}}}"#),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn two_cli_replicas_sync_a_custom_table() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url().to_owned();
+    let token = server.token().map(str::to_owned);
+    let run = move |name: &str, args: &[&str]| {
+        let db = dir.path().join(name);
+        let mut cmd = Command::new(ERTH);
+        cmd.arg("--db")
+            .arg(&db)
+            .arg("--remote")
+            .arg(&url)
+            .args(args);
+        cmd.env("ERTH_SCHEMA", SCHEMA)
+            .env_remove("ERTH_DATABASE_URL");
+        match &token {
+            Some(t) => cmd.env("ERTH_AUTH_TOKEN", t),
+            None => cmd.env_remove("ERTH_AUTH_TOKEN"),
+        };
+        ok(&cmd.output().unwrap())
+    };
+    let run = std::sync::Arc::new(run);
+    let r = run.clone();
+    tokio::task::spawn_blocking(move || {
+        r(
+            "a.db",
+            &["sql", "INSERT INTO notes (title, n) VALUES ('from a', 1)"],
+        );
+        r("a.db", &["sync"]);
+        r("b.db", &["sync"]);
+        r("b.db", &["sql", "UPDATE notes SET n = 2"]);
+        r("b.db", &["sync"]);
+        r("a.db", &["sync"]);
+        let a = r("a.db", &["--json", "dump"]);
+        let b = r("b.db", &["--json", "dump"]);
+        assert_eq!(a, b, "the replicas differ");
+        let rows: Value =
+            serde_json::from_str(&r("a.db", &["--json", "sql", "SELECT title, n FROM notes"]))
+                .unwrap();
+        assert_eq!(rows, json!([{"title": "from a", "n": 2}]));
+    })
+    .await
+    .unwrap();
+}
