@@ -5,10 +5,17 @@
 //! [`Transport`].
 //!
 //! Server compatibility: positional arguments only; results are read from
-//! `RETURNING` rows, never from `affected_row_count`/`last_insert_rowid`;
-//! every pipeline ends with `close` (sqld keeps unclosed streams for 10 s)
-//! until a server rejects it (tursodb answers HTTP 500), after which this
-//! client remembers to leave it out.
+//! `RETURNING` rows, never from `affected_row_count`/`last_insert_rowid`.
+//!
+//! Streams and `close`: sqld (and Turso Cloud) keeps a stream that a
+//! pipeline does not close for 10 s and answers HTTP 429 after 128 of them,
+//! so pipelines to it must end with `close`; tursodb has no streams and
+//! answers HTTP 500 to a `close` (measured, see TOOLCHAIN.md). The client
+//! learns which server it talks to without a failing request: its first
+//! pipeline carries no `close`; a server that kept the stream answers with a
+//! baton, which the client closes at once (`{"baton": b, "requests":
+//! [close]}`) and from then on ends every pipeline with `close`; a server
+//! that answers `"baton": null` kept nothing and never gets a `close`.
 
 use crate::endpoint::{AuthToken, Endpoint};
 use crate::error::{clip, Error, Result};
@@ -164,12 +171,28 @@ fn rows_from_proto(r: proto::StmtResult) -> Result<Rows> {
 /// Parses a pipeline response body holding one batch result (and maybe a
 /// `close` result). Also says whether the server rejected `close`.
 pub fn parse_batch_response(body: &[u8], steps: usize) -> Result<(BatchOutcome, bool)> {
+    parse_pipeline_response(body, steps).map(|a| (a.outcome, a.close_rejected))
+}
+
+/// What one pipeline response says.
+#[derive(Debug)]
+pub struct PipelineAnswer {
+    pub outcome: BatchOutcome,
+    /// The server answered the `close` request with an error.
+    pub close_rejected: bool,
+    /// The stream the server kept open (`None`: it kept none).
+    pub baton: Option<String>,
+}
+
+/// [`parse_batch_response`], with the stream's baton.
+pub fn parse_pipeline_response(body: &[u8], steps: usize) -> Result<PipelineAnswer> {
     let resp: proto::PipelineRespBody = serde_json::from_slice(body).map_err(|e| {
         Error::Protocol(format!(
             "not a Hrana pipeline response ({e}): {}",
             clip(&String::from_utf8_lossy(body), 200)
         ))
     })?;
+    let baton = resp.baton;
     let mut results = resp.results.into_iter();
     let batch = match results.next() {
         Some(proto::StreamResult::Ok {
@@ -206,7 +229,11 @@ pub fn parse_batch_response(body: &[u8], steps: usize) -> Result<(BatchOutcome, 
         .into_iter()
         .map(|e| e.map(|e| (e.code, e.message)))
         .collect();
-    Ok((BatchOutcome { results, errors }, close_rejected))
+    Ok(PipelineAnswer {
+        outcome: BatchOutcome { results, errors },
+        close_rejected,
+        baton,
+    })
 }
 
 impl HranaClient {
@@ -272,34 +299,56 @@ impl HranaClient {
     }
 
     async fn batch_once(&self, steps: &[Step]) -> Result<BatchOutcome> {
-        let with_close = self.close.load(Ordering::Relaxed) != CLOSE_UNSUPPORTED;
-        match self.post(steps, with_close).await {
-            Ok((out, close_rejected)) => {
-                if with_close {
-                    let state = if close_rejected {
-                        CLOSE_UNSUPPORTED
-                    } else {
-                        CLOSE_SUPPORTED
-                    };
-                    self.close.store(state, Ordering::Relaxed);
+        let state = self.close.load(Ordering::Relaxed);
+        let answer = self.post(steps, state == CLOSE_SUPPORTED).await?;
+        if answer.close_rejected {
+            tracing::debug!("server rejects the close request; not sending it again");
+            self.close.store(CLOSE_UNSUPPORTED, Ordering::Relaxed);
+        } else if state == CLOSE_UNKNOWN {
+            match answer.baton {
+                Some(baton) => {
+                    self.close.store(CLOSE_SUPPORTED, Ordering::Relaxed);
+                    self.close_stream(baton).await;
                 }
-                Ok(out)
+                None => self.close.store(CLOSE_UNSUPPORTED, Ordering::Relaxed),
             }
-            // A server that does not know `close` rejects the whole pipeline
-            // (tursodb: HTTP 500). Try once without it and remember if that works.
-            Err(Error::Http {
-                status: 400 | 500, ..
-            }) if self.close.load(Ordering::Relaxed) == CLOSE_UNKNOWN => {
-                let (out, _) = self.post(steps, false).await?;
-                tracing::debug!("server rejects the close request; not sending it again");
-                self.close.store(CLOSE_UNSUPPORTED, Ordering::Relaxed);
-                Ok(out)
+        }
+        Ok(answer.outcome)
+    }
+
+    /// Closes the stream a server kept open for a pipeline without `close`.
+    /// Best effort: an unclosed stream expires on its own (sqld: 10 s).
+    async fn close_stream(&self, baton: String) {
+        let body = serde_json::to_vec(&proto::PipelineReqBody {
+            baton: Some(baton),
+            requests: vec![proto::StreamRequest::Close(proto::CloseStreamReq {})],
+        });
+        if let Ok(body) = body {
+            let request = HttpRequest {
+                url: self.endpoint.pipeline_url(),
+                headers: self.headers(),
+                body,
+            };
+            if let Err(e) = self.transport.post(request).await {
+                tracing::debug!(error = %e, "closing the first stream failed; it expires on its own");
             }
-            Err(e) => Err(e),
         }
     }
 
-    async fn post(&self, steps: &[Step], with_close: bool) -> Result<(BatchOutcome, bool)> {
+    fn headers(&self) -> Vec<(String, String)> {
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        if let Some(t) = self
+            .token
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            headers.push(("authorization".to_owned(), format!("Bearer {}", t.expose())));
+        }
+        headers
+    }
+
+    async fn post(&self, steps: &[Step], with_close: bool) -> Result<PipelineAnswer> {
         let batch = proto::Batch {
             steps: steps
                 .iter()
@@ -319,15 +368,7 @@ impl HranaClient {
             requests,
         })
         .map_err(|e| Error::InvalidInput(format!("cannot encode request: {e}")))?;
-        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-        if let Some(t) = self
-            .token
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            headers.push(("authorization".to_owned(), format!("Bearer {}", t.expose())));
-        }
+        let headers = self.headers();
         let resp = self
             .transport
             .post(HttpRequest {
@@ -337,7 +378,7 @@ impl HranaClient {
             })
             .await?;
         match resp.status {
-            200 => parse_batch_response(&resp.body, steps.len()),
+            200 => parse_pipeline_response(&resp.body, steps.len()),
             401 | 403 => Err(Error::Auth {
                 status: resp.status,
             }),
@@ -505,30 +546,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn close_is_sent_to_servers_that_accept_it() {
-        let (c, t) = client(|_| {
-            (
-                200,
-                format!(
-                    r#"{{"results":[{OK_BATCH},{{"type":"ok","response":{{"type":"close"}}}}]}}"#
-                ),
-            )
-        });
-        for _ in 0..2 {
-            c.execute(Statement::plain("SELECT 1")).await.unwrap();
-        }
-        let seen = t.seen.lock().unwrap();
-        assert_eq!(seen.len(), 2);
-        assert!(seen.iter().all(|b| b.contains(r#""type":"close""#)));
-    }
-
-    #[tokio::test]
-    async fn close_is_dropped_once_for_servers_that_reject_it() {
+    async fn servers_that_keep_streams_get_close() {
+        // sqld's behaviour: a pipeline without close keeps its stream and
+        // answers with a baton; with close, the baton is null.
         let (c, t) = client(|body| {
-            if body.contains(r#""type":"close""#) {
-                (500, "unknown variant `close`".into())
+            if body.contains(r#""type":"batch""#) && !body.contains(r#""type":"close""#) {
+                (200, format!(r#"{{"baton":"b1","results":[{OK_BATCH}]}}"#))
+            } else if body.contains(r#""type":"batch""#) {
+                (
+                    200,
+                    format!(
+                        r#"{{"baton":null,"results":[{OK_BATCH},{{"type":"ok","response":{{"type":"close"}}}}]}}"#
+                    ),
+                )
             } else {
-                (200, format!(r#"{{"results":[{OK_BATCH}]}}"#))
+                (
+                    200,
+                    r#"{"baton":null,"results":[{"type":"ok","response":{"type":"close"}}]}"#
+                        .into(),
+                )
             }
         });
         for _ in 0..3 {
@@ -538,9 +574,30 @@ mod tests {
         assert_eq!(
             seen.len(),
             4,
-            "one rejected request, then three without close"
+            "first pipeline, its close, two closed pipelines"
         );
-        assert!(!seen[1..].iter().any(|b| b.contains(r#""type":"close""#)));
+        assert!(!seen[0].contains(r#""type":"close""#));
+        assert!(seen[1].contains(r#""baton":"b1""#) && seen[1].contains(r#""type":"close""#));
+        assert!(!seen[1].contains(r#""type":"batch""#));
+        assert!(seen[2..].iter().all(|b| b.contains(r#""type":"close""#)));
+    }
+
+    #[tokio::test]
+    async fn servers_without_streams_never_see_close() {
+        // tursodb's behaviour: no batons, and HTTP 500 to a close.
+        let (c, t) = client(|body| {
+            if body.contains(r#""type":"close""#) {
+                (500, "unknown variant `close`".into())
+            } else {
+                (200, format!(r#"{{"baton":null,"results":[{OK_BATCH}]}}"#))
+            }
+        });
+        for _ in 0..3 {
+            c.execute(Statement::plain("SELECT 1")).await.unwrap();
+        }
+        let seen = t.seen.lock().unwrap();
+        assert_eq!(seen.len(), 3, "no failed request");
+        assert!(!seen.iter().any(|b| b.contains(r#""type":"close""#)));
     }
 
     #[tokio::test]
