@@ -5,6 +5,15 @@
 //! Writes are serialized by one async lock that also guards the clock, and
 //! each write persists the clock in the same transaction, so a reopened
 //! replica never reissues a clock value.
+//!
+//! **A copied replica stays itself.** A replica file can be copied (a phone
+//! restored from a backup, a cloned browser profile or VM): two copies then
+//! hold the same persisted clock. Every open therefore draws a new random
+//! node id (64 bits) while the clock value carries on. A clock is
+//! `(hlc, node)`, so two copies — or two sessions of one file — never issue
+//! the same clock, and two different values of one column always have
+//! different clocks: the merge's last-writer-wins picks the same winner
+//! everywhere. (The node id only breaks ties; nothing else is keyed on it.)
 
 use crate::endpoint::{AuthToken, Endpoint};
 use crate::error::{Error, Result};

@@ -212,7 +212,9 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
 
     let mut stmts = vec![
         Statement::plain(state::CREATE),
-        state::init(state::KEY_NODE, format!("{:016x}", NodeId::random().0)),
+        // A fresh node id on every open (see `crate::db`): two copies of one
+        // file never issue the same clock.
+        state::set(state::KEY_NODE, format!("{:016x}", NodeId::random().0)),
         state::init(state::KEY_HLC, format!("{:016x}", 0)),
     ];
     for def in tables {

@@ -166,8 +166,10 @@ async fn reopened_replica_keeps_rows_pending_changes_and_clock() {
         (a.node_id().await, a.last_clock().await, synced.id)
     };
     let a = replica(dir.path(), "a", server.url(), server.token()).await;
-    assert_eq!(a.node_id().await, node);
-    assert!(a.last_clock().await >= clock);
+    // Every open is a new node (a copied file must not reissue clocks); the
+    // clock value carries on.
+    assert_ne!(a.node_id().await, node);
+    assert!(a.last_clock().await.hlc >= clock.hlc);
     assert_eq!(a.status().await.unwrap().pending_changes, 2);
     assert!(a.status().await.unwrap().last_sync_at_ms.is_some());
     assert_eq!(
@@ -302,4 +304,76 @@ async fn malformed_server_responses_are_typed_errors_and_change_nothing() {
     assert!((1..=2).contains(&r.pulled), "pulled {}", r.pulled);
     seed.sync().await.unwrap();
     assert_converged(&[&a, &seed]).await;
+}
+
+/// A wall clock running `ahead_ms` fast (a device with a wrong clock).
+#[derive(Debug)]
+struct FastClock(u64);
+
+impl erth_core::Clock for FastClock {
+    fn now_ms(&self) -> u64 {
+        erth_core::SystemClock.now_ms() + self.0
+    }
+}
+
+#[tokio::test]
+async fn copies_of_one_replica_file_never_issue_the_same_clock() {
+    use erth_core::store::sqlite::SqliteStore;
+    use erth_core::transport::native::NativeTransport;
+    use std::sync::Arc;
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        url: Some(server.url().to_owned()),
+        auth_token: server.token().map(str::to_owned),
+        ..Config::default()
+    };
+    // A device running 30 minutes fast (inside the 1 h drift bound) edits a todo.
+    let fast = Database::open(
+        Arc::new(SqliteStore::open(dir.path().join("fast.db")).unwrap()),
+        Arc::new(NativeTransport::new(std::time::Duration::from_secs(30)).unwrap()),
+        Arc::new(FastClock(30 * 60 * 1000)),
+        config.clone(),
+    )
+    .await
+    .unwrap();
+    let todo = fast.add_todo("shared").await.unwrap();
+    fast.sync().await.unwrap();
+    // A pulls it: its clock is now ahead of its wall clock. Then its file is copied.
+    {
+        let a = replica(dir.path(), "a", server.url(), server.token()).await;
+        a.sync().await.unwrap();
+        use erth_core::Clock;
+        assert!(a.last_clock().await.physical_ms() > erth_core::SystemClock.now_ms() + 60_000);
+    }
+    std::fs::copy(dir.path().join("a.db"), dir.path().join("copy.db")).unwrap();
+    let a = replica(dir.path(), "a", server.url(), server.token()).await;
+    let copy = replica(dir.path(), "copy", server.url(), server.token()).await;
+    // Both copies rename the same todo while their clocks stand still (wall < last).
+    a.rename_todo(&todo.id, "renamed on a").await.unwrap();
+    copy.rename_todo(&todo.id, "renamed on the copy")
+        .await
+        .unwrap();
+    let clock_a = a.get_row("todos", &todo.id).await.unwrap().unwrap().clocks[0];
+    let clock_copy = copy
+        .get_row("todos", &todo.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .clocks[0];
+    assert_eq!(
+        clock_a.hlc, clock_copy.hlc,
+        "the copies carry on from one clock"
+    );
+    assert_ne!(clock_a, clock_copy, "but never issue the same clock");
+    for db in [&a, &copy, &a, &fast] {
+        db.sync().await.unwrap();
+    }
+    assert_converged(&[&a, &copy, &fast]).await;
+    let winner = if clock_a > clock_copy {
+        "renamed on a"
+    } else {
+        "renamed on the copy"
+    };
+    assert_eq!(fast.get_todo(&todo.id).await.unwrap().title, winner);
 }
