@@ -2,8 +2,8 @@
 //! plain SQL through the views (clocks, tombstones, pending marks, value
 //! checks, refused statements that change nothing), live queries, and
 //! opening files with a changed schema (additive changes applied,
-//! everything else refused with the file left byte-identical), including a
-//! file written by the release before views existed.
+//! everything else refused with the file left byte-identical). A file
+//! written by the release before views existed: `tests/tests/schema_sql.rs`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -562,53 +562,4 @@ async fn additive_schema_changes_apply_and_others_leave_the_file_untouched() {
     // Reopening with the same schema changes no table, view or trigger.
     let db = open(&path, v2).await.unwrap();
     assert_eq!(db.query(objects, &[]).await.unwrap(), settled);
-}
-
-#[tokio::test]
-async fn a_file_from_the_previous_release_opens_with_its_pending_changes() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/replica-v1.db");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.db");
-    std::fs::copy(&fixture, &path).unwrap();
-    let db = Database::open_native(&path, Config::default())
-        .await
-        .unwrap();
-    assert_eq!(db.status().await.unwrap().pending_changes, 4);
-    let titles: Vec<(String, bool)> = db
-        .list_active_todos()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| (t.title, t.is_completed))
-        .collect();
-    assert_eq!(
-        titles,
-        [
-            ("added offline".to_string(), false),
-            ("synced, untouched".to_string(), true),
-            ("renamed offline".to_string(), false),
-        ]
-    );
-    assert_eq!(
-        db.dump("todos").await.unwrap().len(),
-        4,
-        "the tombstone is kept"
-    );
-    // The SQL face works on it, and the old engine table is gone.
-    assert_eq!(
-        one(&db, "SELECT count(*) FROM todos WHERE is_completed = 1").await,
-        [SqlValue::Integer(1)]
-    );
-    assert_eq!(
-        one(&db, "SELECT type FROM sqlite_schema WHERE name = 'todos'").await,
-        [text("view")]
-    );
-    assert_eq!(
-        one(&db, "PRAGMA user_version").await,
-        [SqlValue::Integer(2)]
-    );
-    assert_eq!(
-        one(&db, "SELECT v FROM _erth_state WHERE k = 'cursor:todos'").await,
-        [text("3")]
-    );
 }

@@ -350,7 +350,26 @@ async fn a_replica_file_of_the_previous_release_syncs() {
     let old = Database::open_native(dir.path().join("old.db"), config.clone())
         .await
         .unwrap();
+    // Opened and converted in place: rows, the tombstone, pending changes
+    // and the cursor kept; `todos` is now the view.
     assert_eq!(old.status().await.unwrap().pending_changes, 4);
+    assert_eq!(old.dump("todos").await.unwrap().len(), 4);
+    assert_eq!(
+        rows(&old, "SELECT type FROM sqlite_schema WHERE name = 'todos'").await,
+        vec![vec![text("view")]]
+    );
+    assert_eq!(
+        rows(&old, "SELECT count(*) FROM todos WHERE is_completed = 1").await,
+        vec![vec![SqlValue::Integer(1)]]
+    );
+    assert_eq!(
+        rows(&old, "SELECT v FROM _erth_state WHERE k = 'cursor:todos'").await,
+        vec![vec![text("3")]]
+    );
+    assert_eq!(
+        rows(&old, "PRAGMA user_version").await,
+        vec![vec![SqlValue::Integer(2)]]
+    );
     // A server it never saw: it pushes everything it has.
     old.sync().await.unwrap();
     assert_eq!(old.status().await.unwrap().pending_changes, 0);
