@@ -296,6 +296,21 @@ async fn statements_the_engine_cannot_sync_are_refused_and_change_nothing() {
             vec![text(&"x".repeat(5_000_001))],
             "byte limit",
         ),
+        (
+            "INSERT OR REPLACE INTO notes (id, title) SELECT id, 'replaced' FROM notes",
+            vec![],
+            "with this id exists",
+        ),
+        (
+            "INSERT INTO notes (id) SELECT id FROM notes",
+            vec![],
+            "with this id exists",
+        ),
+        (
+            "INSERT INTO notes (title) VALUES ('a') ON CONFLICT DO NOTHING",
+            vec![],
+            "UPSERT",
+        ),
         ("SELEC 1", vec![], "syntax error"),
         ("SELECT * FROM nowhere", vec![], "no such table"),
         ("INSERT INTO notes (title) VALUES (?)", vec![], "parameter"),

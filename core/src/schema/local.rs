@@ -18,6 +18,10 @@
 //! integer column, a value over [`super::MAX_VALUE_BYTES`] or an infinite
 //! real aborts the statement with a message naming the column.
 //!
+//! `INSERT OR REPLACE`, `INSERT OR IGNORE` with an id that exists, and
+//! upserts (SQLite refuses `ON CONFLICT` on a view) are refused: a row's id
+//! is taken for good, even once deleted; change rows with `UPDATE`.
+//!
 //! A view has no column defaults, so the insert trigger applies the declared
 //! default for a column given as NULL or not given (SQLite cannot tell the
 //! two apart in a trigger): a nullable column with a default takes the default.
@@ -118,8 +122,16 @@ impl TableDef {
         }
         cols.extend(["_seq", "_dirty"].map(q));
         vals.extend(["NULL", "1"].map(String::from));
+        // An existing id (live or a tombstone) is refused before the inner
+        // INSERT: an outer `INSERT OR REPLACE` would otherwise impose REPLACE
+        // on it (SQLite's rule for trigger bodies) and physically replace the
+        // engine row, clocks and tombstone included.
+        let exists = format!(
+            "SELECT RAISE(ABORT, 'a row of {} with this id exists (deleted rows keep their id): use UPDATE') WHERE EXISTS (SELECT 1 FROM {t} WHERE \"id\" = NEW.\"id\");",
+            self.name
+        );
         let insert = format!(
-            "CREATE TRIGGER {} INSTEAD OF INSERT ON {view} BEGIN {engine_only} INSERT INTO {t} ({}) VALUES ({}); {} END",
+            "CREATE TRIGGER {} INSTEAD OF INSERT ON {view} BEGIN {engine_only} {exists} INSERT INTO {t} ({}) VALUES ({}); {} END",
             q(&trig("insert")),
             cols.join(", "),
             vals.join(", "),
