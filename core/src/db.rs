@@ -141,6 +141,22 @@ impl std::fmt::Debug for Database {
     }
 }
 
+/// The clock of a local write to a column whose clock is `current`: the
+/// tick `ts`, or `current` + 1 when the column carries a clock at or past
+/// it (a remote clock beyond the drift bound, see `hlc`). The write must
+/// still win, and a column's clock never goes back, while the replica's
+/// own clock stays bounded.
+fn write_clock(current: Timestamp, ts: Timestamp) -> Timestamp {
+    if current >= ts {
+        Timestamp {
+            hlc: current.hlc.saturating_add(1),
+            node: ts.node,
+        }
+    } else {
+        ts
+    }
+}
+
 fn corrupt(what: String) -> Error {
     Error::Storage(StoreError::new(StoreErrorKind::Corrupt, what))
 }
@@ -401,18 +417,7 @@ impl Database {
         let mut assignments = Vec::new();
         let mut newest = ts;
         for (i, name, value) in sets {
-            // A column may carry a clock beyond ours (a remote clock past the
-            // drift bound, see `hlc`): the edit must still win, so it takes
-            // that clock + 1 for this column, leaving the replica's clock alone.
-            let current = current.clocks[i];
-            let clock = if current >= ts {
-                Timestamp {
-                    hlc: current.hlc.saturating_add(1),
-                    node: ts.node,
-                }
-            } else {
-                ts
-            };
+            let clock = write_clock(current.clocks[i], ts);
             newest = newest.max(clock);
             assignments.push(format!(
                 "{} = ?, {} = ?",
@@ -443,7 +448,10 @@ impl Database {
         let def = self.table(table)?;
         crate::ids::parse_id(id).map_err(Error::InvalidInput)?;
         let mut hlc = self.hlc.lock().await;
-        let ts = hlc.tick(self.now_ms());
+        let Some(current) = self.get_row(table, id).await?.filter(|r| !r.is_deleted) else {
+            return Ok(false);
+        };
+        let ts = write_clock(current.clocks[def.columns.len()], hlc.tick(self.now_ms()));
         let out = self
             .store
             .write(&[

@@ -376,6 +376,35 @@ async fn far_future_clock_is_accepted_but_clamped() {
 const CLK: &str = "0000000000000001-0000000000000001";
 
 #[tokio::test]
+async fn far_future_row_deleted_by_a_clamped_replica_converges() {
+    let server = LocalServer::new();
+    let ten_days = 10 * 24 * 3_600_000;
+    let (a, b) = (peer(&server, ten_days).await, peer(&server, 0).await);
+    let t = a.db.add_todo("from the future").await.unwrap();
+    a.db.sync().await.unwrap();
+    b.db.sync().await.unwrap();
+    // B's clock stops at now + max drift, below the row's clocks; its
+    // delete must still not take the row's is_deleted clock backwards.
+    assert!(b.db.delete_todo(&t.id).await.unwrap());
+    let row = b.db.get_row("todos", &t.id).await.unwrap().unwrap();
+    let added = a.db.get_row("todos", &t.id).await.unwrap().unwrap();
+    assert!(
+        row.clocks[2] > added.clocks[2],
+        "the delete's clock went back"
+    );
+    b.db.sync().await.unwrap();
+    a.db.sync().await.unwrap();
+    assert_converged(&[&a, &b]).await;
+    assert!(
+        a.db.get_row("todos", &t.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_deleted
+    );
+}
+
+#[tokio::test]
 async fn invalid_server_rows_are_typed_errors_and_change_nothing() {
     let server = LocalServer::new();
     // A server whose `todos` ignores the row layout's types and NOT NULLs
