@@ -228,6 +228,23 @@ impl Counts {
         assert_eq!(rows, vec![vec![SqlValue::from("ok")]], "{}", path.display());
         self.integrity_checks += 1;
     }
+
+    /// One `erth sync` of phase `phase` (1 push, 2 pull), counted, then
+    /// the integrity check.
+    async fn sync_run(
+        &mut self,
+        delays: &mut Delays,
+        rng: &mut StdRng,
+        path: &Path,
+        url: &str,
+        phase: usize,
+    ) {
+        match delays.run(rng, path, url, &["sync"]) {
+            Run::Finished(..) => self.syncs_completed[phase - 1] += 1,
+            Run::Killed => self.kills[phase] += 1,
+        }
+        self.integrity_ok(path).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,11 +321,7 @@ async fn killed_at_random_points_loses_nothing() {
     add_rows(&p, &url, "push", 3_000, &mut pushed).await;
     let mut delays = Delays::new(120);
     for k in 0..iterations {
-        match delays.run(&mut rng, &p, &url, &["sync"]) {
-            Run::Finished(..) => n.syncs_completed[0] += 1,
-            Run::Killed => n.kills[1] += 1,
-        }
-        n.integrity_ok(&p).await;
+        n.sync_run(&mut delays, &mut rng, &p, &url, 1).await;
         let rows = replica_rows(&p).await;
         for (id, title) in &pushed {
             let have = rows.get(id).map(|(t, _)| t);
@@ -330,11 +343,7 @@ async fn killed_at_random_points_loses_nothing() {
     // Pulls: kill mid-pull; the cursor never runs ahead of the applied rows.
     let mut delays = Delays::new(150);
     for _ in 0..iterations {
-        match delays.run(&mut rng, &q, &url, &["sync"]) {
-            Run::Finished(..) => n.syncs_completed[1] += 1,
-            Run::Killed => n.kills[2] += 1,
-        }
-        n.integrity_ok(&q).await;
+        n.sync_run(&mut delays, &mut rng, &q, &url, 2).await;
         if !has_schema(&q).await {
             continue;
         }

@@ -457,10 +457,11 @@ mod tests {
         assert!(matches!(steps[4].cond, Some(BatchCond::Not { .. })));
     }
 
-    /// A scripted server: answers each request from `answer`, records
-    /// bodies and the backoff sleeps between them.
+    /// A scripted server: answers each request from `answer` (given the
+    /// body and how many requests came before), records bodies and the
+    /// backoff sleeps between them.
     struct Scripted {
-        answer: fn(&str) -> (u16, String),
+        answer: fn(&str, usize) -> (u16, String),
         seen: std::sync::Mutex<Vec<String>>,
         slept: std::sync::Mutex<Vec<u64>>,
     }
@@ -472,7 +473,8 @@ mod tests {
             request: HttpRequest,
         ) -> Result<crate::transport::HttpResponse, crate::transport::TransportError> {
             let body = String::from_utf8(request.body).unwrap();
-            let (status, text) = (self.answer)(&body);
+            let before = self.seen.lock().unwrap().len();
+            let (status, text) = (self.answer)(&body, before);
             self.seen.lock().unwrap().push(body);
             Ok(crate::transport::HttpResponse {
                 status,
@@ -486,7 +488,7 @@ mod tests {
 
     const OK_BATCH: &str = r#"{"type":"ok","response":{"type":"batch","result":{"step_results":[{"cols":[],"rows":[],"affected_row_count":0,"last_insert_rowid":null}],"step_errors":[null]}}}"#;
 
-    fn client(answer: fn(&str) -> (u16, String)) -> (HranaClient, Arc<Scripted>) {
+    fn client(answer: fn(&str, usize) -> (u16, String)) -> (HranaClient, Arc<Scripted>) {
         client_with(
             answer,
             RetryPolicy {
@@ -498,7 +500,7 @@ mod tests {
     }
 
     fn client_with(
-        answer: fn(&str) -> (u16, String),
+        answer: fn(&str, usize) -> (u16, String),
         retry: RetryPolicy,
     ) -> (HranaClient, Arc<Scripted>) {
         let t = Arc::new(Scripted {
@@ -520,7 +522,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_is_sent_to_servers_that_accept_it() {
-        let (c, t) = client(|_| {
+        let (c, t) = client(|_, _| {
             (
                 200,
                 format!(
@@ -538,7 +540,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_is_dropped_once_for_servers_that_reject_it() {
-        let (c, t) = client(|body| {
+        let (c, t) = client(|body, _| {
             if body.contains(r#""type":"close""#) {
                 (500, "unknown variant `close`".into())
             } else {
@@ -559,7 +561,7 @@ mod tests {
 
     #[tokio::test]
     async fn auth_errors_are_typed_and_not_retried() {
-        let (c, t) = client(|_| (401, "Unauthorized".into()));
+        let (c, t) = client(|_, _| (401, "Unauthorized".into()));
         let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
         assert!(matches!(e, Error::Auth { status: 401 }), "{e:?}");
         assert_eq!(t.seen.lock().unwrap().len(), 1);
@@ -568,7 +570,7 @@ mod tests {
 
     #[tokio::test]
     async fn transient_errors_are_retried_then_surface_typed() {
-        let (c, t) = client(|_| (503, "busy".into()));
+        let (c, t) = client(|_, _| (503, "busy".into()));
         let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
         assert!(matches!(e, Error::Http { status: 503, .. }), "{e:?}");
         assert!(e.is_transient());
@@ -577,7 +579,7 @@ mod tests {
 
     #[tokio::test]
     async fn token_travels_only_in_the_header() {
-        let (c, t) = client(|_| (200, format!(r#"{{"results":[{OK_BATCH}]}}"#)));
+        let (c, t) = client(|_, _| (200, format!(r#"{{"results":[{OK_BATCH}]}}"#)));
         c.execute(Statement::plain("SELECT 1")).await.unwrap();
         assert!(!t.seen.lock().unwrap()[0].contains("s3cret"));
         c.set_token(None);
@@ -613,7 +615,7 @@ mod tests {
             base_delay_ms: 100,
             max_delay_ms: 250,
         };
-        let (c, t) = client_with(|_| (503, "busy".into()), retry);
+        let (c, t) = client_with(|_, _| (503, "busy".into()), retry);
         c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
         assert_eq!(t.seen.lock().unwrap().len(), 4);
         let slept = t.slept.lock().unwrap().clone();
@@ -629,7 +631,7 @@ mod tests {
 
     #[tokio::test]
     async fn http_429_is_retried_then_surfaces_as_a_server_error() {
-        let (c, t) = client(|_| (429, "Too Many Requests".into()));
+        let (c, t) = client(|_, _| (429, "Too Many Requests".into()));
         let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
         assert!(matches!(e, Error::Http { status: 429, .. }), "{e:?}");
         assert_eq!(e.kind(), crate::error::ErrorKind::Server);
@@ -637,16 +639,18 @@ mod tests {
         assert_eq!(t.slept.lock().unwrap().len(), 2);
     }
 
+    /// `first` for the first request, then an ok batch.
+    fn first_then_ok(before: usize, first: (u16, &str)) -> (u16, String) {
+        if before == 0 {
+            (first.0, first.1.to_owned())
+        } else {
+            (200, format!(r#"{{"results":[{OK_BATCH}]}}"#))
+        }
+    }
+
     #[tokio::test]
     async fn http_429_then_ok_succeeds_on_the_retry() {
-        static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let (c, t) = client(|_| {
-            if CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
-                (429, "Too Many Requests".into())
-            } else {
-                (200, format!(r#"{{"results":[{OK_BATCH}]}}"#))
-            }
-        });
+        let (c, t) = client(|_, n| first_then_ok(n, (429, "Too Many Requests")));
         c.execute(Statement::plain("SELECT 1")).await.unwrap();
         assert_eq!(t.seen.lock().unwrap().len(), 2);
         assert_eq!(t.slept.lock().unwrap().len(), 1);
@@ -655,20 +659,14 @@ mod tests {
     #[tokio::test]
     async fn sqlite_busy_is_retried_for_the_request_but_not_inside_a_batch() {
         // The whole request refused with SQLITE_BUSY: retried.
-        static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let (c, t) = client(|_| {
-            if CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
-                (200, r#"{"results":[{"type":"error","error":{"message":"database is locked","code":"SQLITE_BUSY"}}]}"#.into())
-            } else {
-                (200, format!(r#"{{"results":[{OK_BATCH}]}}"#))
-            }
-        });
+        const BUSY: &str = r#"{"results":[{"type":"error","error":{"message":"database is locked","code":"SQLITE_BUSY"}}]}"#;
+        let (c, t) = client(|_, n| first_then_ok(n, (200, BUSY)));
         c.execute(Statement::plain("SELECT 1")).await.unwrap();
         assert_eq!(t.seen.lock().unwrap().len(), 2);
         // One step of a batch failing with SQLITE_BUSY: the batch ran (and
         // rolled back, for a transaction), so it is not resent; the caller
         // gets the typed error (a failed sync; the next sync redoes it).
-        let (c, t) = client(|_| {
+        let (c, t) = client(|_, _| {
             (
                 200,
                 r#"{"results":[{"type":"ok","response":{"type":"batch","result":{"step_results":[null],"step_errors":[{"message":"database is locked","code":"SQLITE_BUSY"}]}}}]}"#.into(),

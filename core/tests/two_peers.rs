@@ -347,17 +347,25 @@ async fn skewed_clocks_are_ordered_by_hlc_and_receive_catches_up() {
     assert!(b.db.status().await.unwrap().clock_ahead_ms.is_none());
 }
 
-#[tokio::test]
-async fn far_future_clock_is_accepted_but_clamped() {
-    let server = LocalServer::new();
-    let ten_days = 10 * 24 * 3_600_000;
-    let (a, b) = (peer(&server, ten_days).await, peer(&server, 0).await);
+const TEN_DAYS: i64 = 10 * 24 * 3_600_000;
+
+/// A, ten days ahead, adds a row; A then B sync: B holds a row whose clocks
+/// are far past its drift bound.
+async fn row_from_the_future(server: &Arc<LocalServer>) -> (Peer, Peer, erth_core::Todo) {
+    let (a, b) = (peer(server, TEN_DAYS).await, peer(server, 0).await);
     let t = a.db.add_todo("from the future").await.unwrap();
     a.db.sync().await.unwrap();
     b.db.sync().await.unwrap();
+    (a, b, t)
+}
+
+#[tokio::test]
+async fn far_future_clock_is_accepted_but_clamped() {
+    let server = LocalServer::new();
+    let (a, b, t) = row_from_the_future(&server).await;
     assert_eq!(b.db.get_todo(&t.id).await.unwrap().title, "from the future");
     let s = b.db.status().await.unwrap();
-    assert!(s.clock_ahead_ms.unwrap() >= ten_days as u64 - 1_000);
+    assert!(s.clock_ahead_ms.unwrap() >= TEN_DAYS as u64 - 1_000);
     let clk = b.db.last_clock().await;
     assert!(
         clk.physical_ms() <= T0 + 3_600_000,
@@ -378,11 +386,7 @@ const CLK: &str = "0000000000000001-0000000000000001";
 #[tokio::test]
 async fn far_future_row_deleted_by_a_clamped_replica_converges() {
     let server = LocalServer::new();
-    let ten_days = 10 * 24 * 3_600_000;
-    let (a, b) = (peer(&server, ten_days).await, peer(&server, 0).await);
-    let t = a.db.add_todo("from the future").await.unwrap();
-    a.db.sync().await.unwrap();
-    b.db.sync().await.unwrap();
+    let (a, b, t) = row_from_the_future(&server).await;
     // B's clock stops at now + max drift, below the row's clocks; its
     // delete must still not take the row's is_deleted clock backwards.
     assert!(b.db.delete_todo(&t.id).await.unwrap());

@@ -257,39 +257,26 @@ async fn malformed_server_responses_are_typed_errors_and_change_nothing() {
     // answer that is not Hrana is `Protocol`, an HTTP error status is
     // `Server`, a connection that fails before or during the answer
     // (including a body cut short) is `Network`.
-    let only = |f: fn(&mut Faults)| {
-        let mut faults = Faults::none();
-        f(&mut faults);
-        faults
-    };
-    for (what, faults, kind) in [
-        (
-            "non-JSON answer",
-            only(|f| f.non_json = 1.0),
-            ErrorKind::Protocol,
-        ),
-        (
-            "truncated body",
-            only(|f| f.truncate = 1.0),
-            ErrorKind::Network,
-        ),
-        ("HTTP 5xx", only(|f| f.status_5xx = 1.0), ErrorKind::Server),
-        (
-            "connection reset",
-            only(|f| f.reset = 1.0),
-            ErrorKind::Network,
-        ),
+    type Case = (&'static str, fn(&mut Faults), ErrorKind);
+    let cases: [Case; 6] = [
+        ("non-JSON answer", |f| f.non_json = 1.0, ErrorKind::Protocol),
+        ("truncated body", |f| f.truncate = 1.0, ErrorKind::Network),
+        ("HTTP 5xx", |f| f.status_5xx = 1.0, ErrorKind::Server),
+        ("connection reset", |f| f.reset = 1.0, ErrorKind::Network),
         (
             "dropped request",
-            only(|f| f.drop_request = 1.0),
+            |f| f.drop_request = 1.0,
             ErrorKind::Network,
         ),
         (
             "lost response",
-            only(|f| f.drop_response = 1.0),
+            |f| f.drop_response = 1.0,
             ErrorKind::Network,
         ),
-    ] {
+    ];
+    for (what, set, kind) in cases {
+        let mut faults = Faults::none();
+        set(&mut faults);
         proxy.set_faults(faults);
         let e = a.sync().await.unwrap_err();
         assert_eq!(e.kind(), kind, "{what}: {e:?}");
