@@ -566,6 +566,11 @@ mod tests {
         assert!(matches!(e, Error::Auth { status: 401 }), "{e:?}");
         assert_eq!(t.seen.lock().unwrap().len(), 1);
         assert!(!format!("{e} {e:?} {c:?}").contains("s3cret"));
+        // A read-only token writing (sqld): 403, the same way.
+        let (c, t) = client(|_, _| (403, "Forbidden".into()));
+        let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+        assert!(matches!(e, Error::Auth { status: 403 }), "{e:?}");
+        assert_eq!(t.seen.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

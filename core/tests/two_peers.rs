@@ -466,10 +466,18 @@ async fn invalid_server_rows_are_typed_errors_and_change_nothing() {
         let seq = 100 * (k as i64 + 1);
         let before = b.db.dump("todos").await.unwrap();
         let store = server.store();
+        // A valid row right after the hostile one, on the same pull page.
+        let bystander = erth_core::ids::new_id();
         store
-            .write(&[Statement::new(sql.clone(), vec![SqlValue::Integer(seq)])])
+            .write(&[
+                Statement::new(sql.clone(), vec![SqlValue::Integer(seq)]),
+                Statement::new(
+                    format!("INSERT INTO todos VALUES (?, 'bystander', 0, 0, 1, 1, '{CLK}', '{CLK}', '{CLK}', ?, 0)"),
+                    vec![bystander.clone().into(), SqlValue::Integer(seq + 1)],
+                ),
+            ])
             .await
-            .unwrap_or_else(|e| panic!("{what}: could not plant the row: {e}"));
+            .unwrap_or_else(|e| panic!("{what}: could not plant the rows: {e}"));
         let e = b.db.sync().await.expect_err(what);
         match &e {
             Error::InvalidRemoteRow { table, reason } => {
@@ -490,7 +498,7 @@ async fn invalid_server_rows_are_typed_errors_and_change_nothing() {
         assert_eq!(b.db.status().await.unwrap().last_error, Some(e.to_string()));
         // Repair: drop the intruder, restore the good row with a newer _seq.
         let mut args = saved.clone();
-        args.push(SqlValue::Integer(seq + 1));
+        args.push(SqlValue::Integer(seq + 2));
         store
             .write(&[
                 Statement::plain("DELETE FROM todos WHERE id = 'not-an-id'"),
@@ -505,6 +513,12 @@ async fn invalid_server_rows_are_typed_errors_and_change_nothing() {
             .await
             .unwrap_or_else(|e| panic!("{what}: sync did not resume after the repair: {e}"));
         assert_eq!(b.db.get_todo(id).await.unwrap().title, "good", "{what}");
+        // The failed page moved no cursor: the bystander arrives now.
+        assert_eq!(
+            b.db.get_todo(&bystander).await.unwrap().title,
+            "bystander",
+            "{what}"
+        );
     }
 }
 
