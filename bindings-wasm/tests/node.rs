@@ -1,23 +1,21 @@
 //! The wasm build in Node: the exported API on an in-memory store, option
 //! checking, error codes, token hygiene, `fetch` failures, and the merge
-//! rules run as generated SQL on the wasm SQLite against the pure-Rust
-//! oracle (the native property test's vectors, drawn deterministically).
+//! laws with the generated SQL on the wasm SQLite against the pure-Rust
+//! oracle (the native property test's cases, `core/tests/support/
+//! merge_cases.rs`, drawn from fixed seeds).
 
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
+#[path = "../../core/tests/support/merge_cases.rs"]
+mod merge_cases;
 
 use common::{api_round_trip, code, field, message, number, options, text, unique};
-use erth_core::hlc::{NodeId, Timestamp};
-use erth_core::merge::{self, Target};
-use erth_core::row::SyncRow;
-use erth_core::schema::todos_table;
 use erth_core::store::browser::open_memory;
 use erth_core::store::Store;
-use erth_core::{SqlValue, Statement};
 use erth_wasm::Replica;
-use std::collections::BTreeMap;
+use merge_cases::{check_oracle_laws, check_sql, check_sql_exchange, Case};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -117,141 +115,16 @@ async fn unreachable_server_is_a_network_error_and_loses_nothing() {
     );
 }
 
-/// A small deterministic generator (the native suite uses proptest).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
-/// Same shape as the native property test's changes: 3 ids, 4 titles,
-/// done flags, 20% deletes, small clocks made unique by the change index.
-fn changes(rng: &mut Lcg, ids: &[String]) -> Vec<SyncRow> {
-    let n = 1 + rng.next(8) as usize;
-    (0..n)
-        .map(|k| {
-            let node = NodeId(rng.next(3));
-            let clocks = (0..3)
-                .map(|_| Timestamp {
-                    hlc: (rng.next(256) << 16) | k as u64,
-                    node,
-                })
-                .collect::<Vec<_>>();
-            let created = rng.next(5) as i64;
-            SyncRow {
-                id: ids[rng.next(3) as usize].clone(),
-                values: vec![
-                    SqlValue::Text(format!("t{}", rng.next(4))),
-                    SqlValue::Integer(rng.next(2) as i64),
-                ],
-                is_deleted: rng.next(5) == 0,
-                created_at: created,
-                updated_at: created + clocks.iter().map(|c| c.physical_ms()).max().unwrap() as i64,
-                clocks,
-            }
-        })
-        .collect()
-}
-
-fn oracle(order: &[usize], rows: &[SyncRow]) -> BTreeMap<String, SyncRow> {
-    let mut state: BTreeMap<String, SyncRow> = BTreeMap::new();
-    for &i in order {
-        let incoming = &rows[i];
-        if let Some(merged) = merge::merge(state.get(&incoming.id), incoming) {
-            state.insert(merged.id.clone(), merged);
-        }
-    }
-    state
-}
-
-async fn sql_replica(
-    order: &[usize],
-    rows: &[SyncRow],
-    target: Target,
-) -> BTreeMap<String, SyncRow> {
-    let def = todos_table();
-    let store = open_memory().unwrap();
-    store
-        .write(&[
-            Statement::plain(def.create_table_sql()),
-            Statement::plain(
-                "CREATE TABLE \"_erth_meta\" (\"k\" TEXT PRIMARY KEY, \"v\" INTEGER NOT NULL)",
-            ),
-            Statement::plain("INSERT INTO \"_erth_meta\" VALUES ('seq', 0)"),
-        ])
-        .await
-        .unwrap();
-    for (k, &i) in order.iter().enumerate() {
-        let mut stmts = vec![merge::upsert(&def, &rows[i..=i], &[k as i64 + 1], target)];
-        if target == Target::Server {
-            stmts.push(Statement::plain(
-                "UPDATE \"_erth_meta\" SET \"v\" = \"v\" + 1 WHERE \"k\" = 'seq'",
-            ));
-        }
-        store.write(&stmts).await.unwrap();
-    }
-    let dump = store
-        .query(&Statement::plain(format!(
-            "SELECT {} FROM \"todos\" ORDER BY \"id\"",
-            def.row_column_list()
-        )))
-        .await
-        .unwrap();
-    dump.rows
-        .iter()
-        .map(|c| SyncRow::from_cells(&def, c).unwrap())
-        .map(|r| (r.id.clone(), r))
-        .collect()
-}
-
-/// A random order of `0..n` with every change once, plus some duplicates.
-fn order(rng: &mut Lcg, n: usize) -> Vec<usize> {
-    let mut o: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        o.swap(i, rng.next(i as u64 + 1) as usize);
-    }
-    for _ in 0..rng.next(3) {
-        o.push(rng.next(n as u64) as usize);
-    }
-    o
+fn memory() -> Box<dyn Store> {
+    Box::new(open_memory().unwrap())
 }
 
 #[wasm_bindgen_test]
-async fn generated_merge_sql_agrees_with_the_oracle_on_wasm_sqlite() {
-    let mut rng = Lcg(0x5eed);
-    let ids: Vec<String> = (0..3).map(|_| erth_core::ids::new_id()).collect();
-    for case in 0..150 {
-        let rows = changes(&mut rng, &ids);
-        let orders = [
-            order(&mut rng, rows.len()),
-            order(&mut rng, rows.len()),
-            order(&mut rng, rows.len()),
-        ];
-        let expected = oracle(&orders[0], &rows);
-        // The oracle itself is order- and duplicate-independent.
-        assert_eq!(oracle(&orders[1], &rows), expected, "case {case}");
-        for (k, o) in orders.iter().enumerate() {
-            let target = if k == 0 {
-                Target::Server
-            } else {
-                Target::Replica
-            };
-            let got = sql_replica(o, &rows, target).await;
-            assert_eq!(got.len(), expected.len(), "case {case}");
-            for (id, want) in &expected {
-                let have = &got[id];
-                assert_eq!(have.values, want.values, "case {case} {id}");
-                assert_eq!(have.is_deleted, want.is_deleted, "case {case} {id}");
-                assert_eq!(have.clocks, want.clocks, "case {case} {id}");
-                assert_eq!(have.created_at, want.created_at, "case {case} {id}");
-                assert_eq!(have.updated_at, want.updated_at, "case {case} {id}");
-            }
-        }
+async fn merge_laws_hold_and_generated_sql_agrees_with_the_oracle_on_wasm_sqlite() {
+    for seed in 0..150 {
+        let case = Case::generate(seed);
+        check_oracle_laws(&case).unwrap();
+        check_sql(&case, &memory).await.unwrap();
+        check_sql_exchange(&case, &memory).await.unwrap();
     }
 }

@@ -394,9 +394,6 @@ impl Database {
         let mut assignments = Vec::new();
         let mut newest = ts;
         for (i, name, value) in sets {
-            // A column may carry a clock beyond ours (a remote clock past the
-            // drift bound, see `hlc`): the edit must still win, so it takes
-            // that clock + 1 for this column, leaving the replica's clock alone.
             let clock = crate::hlc::clock_after(ts, current.clocks[i]);
             newest = newest.max(clock);
             assignments.push(format!(
@@ -428,7 +425,11 @@ impl Database {
         let def = self.table(table)?;
         crate::ids::parse_id(id).map_err(Error::InvalidInput)?;
         let mut hlc = self.hlc.lock().await;
-        let ts = hlc.tick(self.now_ms());
+        let Some(current) = self.get_row(table, id).await?.filter(|r| !r.is_deleted) else {
+            return Ok(false);
+        };
+        let ts =
+            crate::hlc::clock_after(hlc.tick(self.now_ms()), current.clocks[def.columns.len()]);
         let out = self
             .store
             .write(&[

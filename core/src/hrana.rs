@@ -498,10 +498,13 @@ mod tests {
         assert!(matches!(steps[4].cond, Some(BatchCond::Not { .. })));
     }
 
-    /// A scripted server: answers each request from `answer`, records bodies.
+    /// A scripted server: answers each request from `answer` (given the
+    /// body and how many requests came before), records bodies and the
+    /// backoff sleeps between them.
     struct Scripted {
-        answer: fn(&str) -> (u16, String),
+        answer: fn(&str, usize) -> (u16, String),
         seen: std::sync::Mutex<Vec<String>>,
+        slept: std::sync::Mutex<Vec<u64>>,
     }
 
     #[async_trait::async_trait]
@@ -511,45 +514,58 @@ mod tests {
             request: HttpRequest,
         ) -> Result<crate::transport::HttpResponse, crate::transport::TransportError> {
             let body = String::from_utf8(request.body).unwrap();
-            let (status, text) = (self.answer)(&body);
+            let before = self.seen.lock().unwrap().len();
+            let (status, text) = (self.answer)(&body, before);
             self.seen.lock().unwrap().push(body);
             Ok(crate::transport::HttpResponse {
                 status,
                 body: text.into_bytes(),
             })
         }
-        async fn sleep(&self, _ms: u64) {}
+        async fn sleep(&self, ms: u64) {
+            self.slept.lock().unwrap().push(ms);
+        }
     }
 
     const OK_BATCH: &str = r#"{"type":"ok","response":{"type":"batch","result":{"step_results":[{"cols":[],"rows":[],"affected_row_count":0,"last_insert_rowid":null}],"step_errors":[null]}}}"#;
 
-    fn client(answer: fn(&str) -> (u16, String)) -> (HranaClient, Arc<Scripted>) {
+    fn client(answer: fn(&str, usize) -> (u16, String)) -> (HranaClient, Arc<Scripted>) {
+        client_with(
+            answer,
+            RetryPolicy {
+                attempts: 3,
+                base_delay_ms: 1,
+                max_delay_ms: 1,
+            },
+        )
+    }
+
+    fn client_with(
+        answer: fn(&str, usize) -> (u16, String),
+        retry: RetryPolicy,
+    ) -> (HranaClient, Arc<Scripted>) {
         let t = Arc::new(Scripted {
             answer,
             seen: Default::default(),
+            slept: Default::default(),
         });
         let (endpoint, _) = Endpoint::parse("http://127.0.0.1:9", false).unwrap();
         let token = AuthToken::new("s3cret-token");
-        (
-            HranaClient::new(
-                endpoint,
-                token,
-                t.clone(),
-                RetryPolicy {
-                    attempts: 3,
-                    base_delay_ms: 1,
-                    max_delay_ms: 1,
-                },
-            ),
-            t,
-        )
+        (HranaClient::new(endpoint, token, t.clone(), retry), t)
+    }
+
+    /// `(lowest, highest)` delay before retry `n`: the exponential step,
+    /// capped, minus up to half of it as jitter.
+    fn delay_range(p: &RetryPolicy, n: u32) -> (u64, u64) {
+        let full = (p.base_delay_ms << n).min(p.max_delay_ms);
+        (full - full / 2, full)
     }
 
     #[tokio::test]
     async fn servers_that_keep_streams_get_close() {
         // sqld's behaviour: a pipeline without close keeps its stream and
         // answers with a baton; with close, the baton is null.
-        let (c, t) = client(|body| {
+        let (c, t) = client(|body, _| {
             if body.contains(r#""type":"batch""#) && !body.contains(r#""type":"close""#) {
                 (200, format!(r#"{{"baton":"b1","results":[{OK_BATCH}]}}"#))
             } else if body.contains(r#""type":"batch""#) {
@@ -585,7 +601,7 @@ mod tests {
     #[tokio::test]
     async fn servers_without_streams_never_see_close() {
         // tursodb's behaviour: no batons, and HTTP 500 to a close.
-        let (c, t) = client(|body| {
+        let (c, t) = client(|body, _| {
             if body.contains(r#""type":"close""#) {
                 (500, "unknown variant `close`".into())
             } else {
@@ -602,16 +618,21 @@ mod tests {
 
     #[tokio::test]
     async fn auth_errors_are_typed_and_not_retried() {
-        let (c, t) = client(|_| (401, "Unauthorized".into()));
+        let (c, t) = client(|_, _| (401, "Unauthorized".into()));
         let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
         assert!(matches!(e, Error::Auth { status: 401 }), "{e:?}");
         assert_eq!(t.seen.lock().unwrap().len(), 1);
         assert!(!format!("{e} {e:?} {c:?}").contains("s3cret"));
+        // A read-only token writing (sqld): 403, the same way.
+        let (c, t) = client(|_, _| (403, "Forbidden".into()));
+        let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+        assert!(matches!(e, Error::Auth { status: 403 }), "{e:?}");
+        assert_eq!(t.seen.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
     async fn transient_errors_are_retried_then_surface_typed() {
-        let (c, t) = client(|_| (503, "busy".into()));
+        let (c, t) = client(|_, _| (503, "busy".into()));
         let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
         assert!(matches!(e, Error::Http { status: 503, .. }), "{e:?}");
         assert!(e.is_transient());
@@ -620,7 +641,7 @@ mod tests {
 
     #[tokio::test]
     async fn token_travels_only_in_the_header() {
-        let (c, t) = client(|_| (200, format!(r#"{{"results":[{OK_BATCH}]}}"#)));
+        let (c, t) = client(|_, _| (200, format!(r#"{{"results":[{OK_BATCH}]}}"#)));
         c.execute(Statement::plain("SELECT 1")).await.unwrap();
         assert!(!t.seen.lock().unwrap()[0].contains("s3cret"));
         c.set_token(None);
@@ -628,14 +649,93 @@ mod tests {
     }
 
     #[test]
-    fn retry_delays_grow_and_stay_bounded() {
+    fn retry_delays_double_with_jitter_up_to_the_cap() {
         let p = RetryPolicy::default();
         for n in 0..10 {
-            let d = p.delay(n);
+            let (low, high) = delay_range(&p, n);
+            let drawn: std::collections::BTreeSet<u64> = (0..200).map(|_| p.delay(n)).collect();
             assert!(
-                d <= p.max_delay_ms && d >= p.base_delay_ms.min(p.max_delay_ms) / 2,
-                "{n}: {d}"
+                drawn.iter().all(|d| (low..=high).contains(d)),
+                "retry {n}: {drawn:?} outside {low}..={high}"
+            );
+            // Jitter: 200 draws from [full/2, full] are not all the same.
+            assert!(drawn.len() > 1, "retry {n}: no jitter, always {drawn:?}");
+        }
+        // Growth: each step doubles until the cap.
+        let highs: Vec<u64> = (0..6).map(|n| delay_range(&p, n).1).collect();
+        assert_eq!(highs, [150, 300, 600, 1_200, 2_000, 2_000]);
+        assert!(
+            p.delay(3) > delay_range(&p, 0).1,
+            "retry 3 waits longer than any retry 0"
+        );
+    }
+
+    #[tokio::test]
+    async fn retries_back_off_between_attempts() {
+        let retry = RetryPolicy {
+            attempts: 4,
+            base_delay_ms: 100,
+            max_delay_ms: 250,
+        };
+        let (c, t) = client_with(|_, _| (503, "busy".into()), retry);
+        c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+        assert_eq!(t.seen.lock().unwrap().len(), 4);
+        let slept = t.slept.lock().unwrap().clone();
+        assert_eq!(slept.len(), 3, "a pause before each retry: {slept:?}");
+        for (n, ms) in slept.iter().enumerate() {
+            let (low, high) = delay_range(&retry, n as u32);
+            assert!(
+                (low..=high).contains(ms),
+                "pause {n}: {ms} ms, not in {low}..={high}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn http_429_is_retried_then_surfaces_as_a_server_error() {
+        let (c, t) = client(|_, _| (429, "Too Many Requests".into()));
+        let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+        assert!(matches!(e, Error::Http { status: 429, .. }), "{e:?}");
+        assert_eq!(e.kind(), crate::error::ErrorKind::Server);
+        assert_eq!(t.seen.lock().unwrap().len(), 3, "attempts = 3");
+        assert_eq!(t.slept.lock().unwrap().len(), 2);
+    }
+
+    /// `first` for the first request, then an ok batch.
+    fn first_then_ok(before: usize, first: (u16, &str)) -> (u16, String) {
+        if before == 0 {
+            (first.0, first.1.to_owned())
+        } else {
+            (200, format!(r#"{{"results":[{OK_BATCH}]}}"#))
+        }
+    }
+
+    #[tokio::test]
+    async fn http_429_then_ok_succeeds_on_the_retry() {
+        let (c, t) = client(|_, n| first_then_ok(n, (429, "Too Many Requests")));
+        c.execute(Statement::plain("SELECT 1")).await.unwrap();
+        assert_eq!(t.seen.lock().unwrap().len(), 2);
+        assert_eq!(t.slept.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn sqlite_busy_is_retried_for_the_request_but_not_inside_a_batch() {
+        // The whole request refused with SQLITE_BUSY: retried.
+        const BUSY: &str = r#"{"results":[{"type":"error","error":{"message":"database is locked","code":"SQLITE_BUSY"}}]}"#;
+        let (c, t) = client(|_, n| first_then_ok(n, (200, BUSY)));
+        c.execute(Statement::plain("SELECT 1")).await.unwrap();
+        assert_eq!(t.seen.lock().unwrap().len(), 2);
+        // One step of a batch failing with SQLITE_BUSY: the batch ran (and
+        // rolled back, for a transaction), so it is not resent; the caller
+        // gets the typed error (a failed sync; the next sync redoes it).
+        let (c, t) = client(|_, _| {
+            (
+                200,
+                r#"{"results":[{"type":"ok","response":{"type":"batch","result":{"step_results":[null],"step_errors":[{"message":"database is locked","code":"SQLITE_BUSY"}]}}}]}"#.into(),
+            )
+        });
+        let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+        assert_eq!(e.server_code(), Some("SQLITE_BUSY"));
+        assert_eq!(t.seen.lock().unwrap().len(), 1);
     }
 }

@@ -1,250 +1,110 @@
 //! Property tests of the merge rules: the pure-Rust oracle obeys the laws
-//! (commutative, idempotent, delete wins, independent columns survive), and
-//! the generated SQL agrees with the oracle on every case, on three
-//! replicas applying the same changes in different orders with duplicates.
+//! (commutative, associative, idempotent, delete wins, last writer wins per
+//! column with the node breaking equal clocks), and the generated SQL agrees
+//! with the oracle on replicas and on the server, in multi-row statements,
+//! on a migrated table, and when replicas merge each other's merged states.
+//! The cases (`support/merge_cases.rs`) are shared with the wasm suite.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+#[path = "support/merge_cases.rs"]
+mod merge_cases;
+
 use erth_core::hlc::{NodeId, Timestamp};
-use erth_core::merge::{self, Target};
 use erth_core::row::SyncRow;
-use erth_core::schema::todos_table;
 use erth_core::store::sqlite::SqliteStore;
 use erth_core::store::Store;
-use erth_core::{SqlValue, Statement};
+use erth_core::SqlValue;
+use merge_cases::{check_oracle_laws, check_sql, check_sql_exchange, merged_in_sql, oracle, Case};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
+use proptest::test_runner::TestCaseError;
 
-/// A change as a replica would push it: a full row with its clocks.
-#[derive(Debug, Clone)]
-struct Change {
-    id: usize,
-    title: u8,
-    done: bool,
-    deleted: bool,
-    clocks: [u8; 3],
-    created: u8,
-    node: u8,
+fn memory() -> Box<dyn Store> {
+    Box::new(SqliteStore::memory().unwrap())
 }
 
-fn change() -> impl Strategy<Value = Change> {
-    (
-        0..3usize,
-        0..4u8,
-        any::<bool>(),
-        prop::bool::weighted(0.2),
-        any::<[u8; 3]>(),
-        0..5u8,
-        0..3u8,
-    )
-        .prop_map(|(id, title, done, deleted, clocks, created, node)| Change {
-            id,
-            title,
-            done,
-            deleted,
-            clocks,
-            created,
-            node,
-        })
-}
-
-/// Turns changes into rows; every clock is unique (its low bits are the
-/// change's index), as real clocks are, so one clock always means one value.
-fn rows(ids: &[String], changes: &[Change]) -> Vec<SyncRow> {
-    changes
-        .iter()
-        .enumerate()
-        .map(|(k, c)| {
-            let clocks: Vec<Timestamp> = c
-                .clocks
-                .iter()
-                .enumerate()
-                .map(|(col, &base)| Timestamp {
-                    hlc: (u64::from(base) << 24) | ((k as u64) << 2) | col as u64,
-                    node: NodeId(u64::from(c.node)),
-                })
-                .collect();
-            let updated = clocks.iter().map(|t| t.hlc >> 16).max().unwrap_or(0) as i64;
-            SyncRow {
-                id: ids[c.id].clone(),
-                values: vec![
-                    SqlValue::Text(format!("title {}", c.title)),
-                    SqlValue::from(c.done),
-                ],
-                is_deleted: c.deleted,
-                created_at: i64::from(c.created),
-                updated_at: updated,
-                clocks,
-            }
-        })
-        .collect()
-}
-
-fn oracle(order: &[usize], rows: &[SyncRow]) -> BTreeMap<String, SyncRow> {
-    let mut state = BTreeMap::new();
-    for &i in order {
-        let r = &rows[i];
-        if let Some(m) = merge::merge(state.get(&r.id), r) {
-            state.insert(r.id.clone(), m);
-        }
-    }
-    state
-}
-
-/// An order of all change indices, plus duplicates, shuffled.
-fn order(n: usize) -> impl Strategy<Value = Vec<usize>> {
-    prop::collection::vec(0..n.max(1), 0..n + 1).prop_flat_map(move |dups| {
-        let mut all: Vec<usize> = (0..n).collect();
-        all.extend(dups.into_iter().filter(|_| n > 0));
-        Just(all).prop_shuffle()
-    })
-}
-
-fn case() -> impl Strategy<Value = (Vec<Change>, Vec<usize>, Vec<usize>, Vec<usize>)> {
-    prop::collection::vec(change(), 1..24).prop_flat_map(|changes| {
-        let n = changes.len();
-        (Just(changes), order(n), order(n), order(n))
-    })
-}
-
-async fn sql_replica(
-    order: &[usize],
-    rows: &[SyncRow],
-    target: Target,
-) -> (BTreeMap<String, SyncRow>, usize) {
-    let def = todos_table();
-    let store = SqliteStore::memory().unwrap();
-    store
-        .write(&[
-            Statement::plain(def.create_table_sql()),
-            Statement::plain(
-                "CREATE TABLE \"_erth_meta\" (\"k\" TEXT PRIMARY KEY, \"v\" INTEGER NOT NULL)",
-            ),
-            Statement::plain("INSERT INTO \"_erth_meta\" VALUES ('seq', 0)"),
-        ])
-        .await
-        .unwrap();
-    let mut changed = 0;
-    for (k, &i) in order.iter().enumerate() {
-        let mut stmts = vec![merge::upsert(&def, &rows[i..=i], &[k as i64 + 1], target)];
-        if target == Target::Server {
-            stmts.push(Statement::plain(
-                "UPDATE \"_erth_meta\" SET \"v\" = \"v\" + 1 WHERE \"k\" = 'seq'",
-            ));
-        }
-        let out = store.write(&stmts).await.unwrap();
-        changed += out[0].rows.len();
-    }
-    let dump = store
-        .query(&Statement::plain(format!(
-            "SELECT {} FROM \"todos\" ORDER BY \"id\"",
-            def.row_column_list()
-        )))
-        .await
-        .unwrap();
-    let rows = dump
-        .rows
-        .iter()
-        .map(|c| SyncRow::from_cells(&def, c).unwrap())
-        .map(|r| (r.id.clone(), r))
-        .collect();
-    (rows, changed)
-}
-
-fn ids() -> Vec<String> {
-    (0..3).map(|_| erth_core::ids::new_id()).collect()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn oracle_is_order_and_duplicate_independent((changes, a, b, c) in case()) {
-        let rows = rows(&ids(), &changes);
-        let ra = oracle(&a, &rows);
-        prop_assert_eq!(&ra, &oracle(&b, &rows));
-        prop_assert_eq!(&ra, &oracle(&c, &rows));
-        // Idempotent: applying everything again changes nothing.
-        let mut again = ra.clone();
-        for r in &rows {
-            if let Some(m) = merge::merge(again.get(&r.id), r) {
-                prop_assert_eq!(Some(&m), ra.get(&r.id));
-                again.insert(r.id.clone(), m);
-            }
-        }
-        prop_assert_eq!(&again, &ra);
+    fn oracle_obeys_the_laws(seed in any::<u64>()) {
+        check_oracle_laws(&Case::generate(seed)).map_err(TestCaseError::fail)?;
     }
 
     #[test]
-    fn deletes_win_and_columns_are_last_writer_wins((changes, a, _b, _c) in case()) {
-        let rows = rows(&ids(), &changes);
-        let state = oracle(&a, &rows);
-        for (id, row) in &state {
-            let mine: Vec<&SyncRow> = rows.iter().filter(|r| &r.id == id).collect();
-            prop_assert_eq!(row.is_deleted, mine.iter().any(|r| r.is_deleted), "delete wins");
-            for col in 0..2 {
-                let newest = mine.iter().max_by_key(|r| r.clocks[col]).unwrap();
-                prop_assert_eq!(&row.values[col], &newest.values[col], "column {} is the newest write", col);
-            }
-            prop_assert_eq!(row.created_at, mine.iter().map(|r| r.created_at).min().unwrap());
-            prop_assert_eq!(row.updated_at, mine.iter().map(|r| r.updated_at).max().unwrap());
-        }
+    fn generated_sql_agrees_with_the_oracle(seed in any::<u64>()) {
+        let case = Case::generate(seed);
+        let rt = runtime();
+        rt.block_on(check_sql(&case, &memory)).map_err(TestCaseError::fail)?;
+        rt.block_on(check_sql_exchange(&case, &memory)).map_err(TestCaseError::fail)?;
     }
+}
 
-    #[test]
-    fn generated_sql_agrees_with_oracle_on_three_replicas((changes, a, b, c) in case()) {
-        let rows = rows(&ids(), &changes);
-        let expected = oracle(&a, &rows);
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let (ra, _) = rt.block_on(sql_replica(&a, &rows, Target::Replica));
-        let (rb, _) = rt.block_on(sql_replica(&b, &rows, Target::Replica));
-        let (rc, changed) = rt.block_on(sql_replica(&c, &rows, Target::Server));
-        prop_assert_eq!(&ra, &expected);
-        prop_assert_eq!(&rb, &expected);
-        prop_assert_eq!(&rc, &expected);
-        // A merge that changes nothing returns nothing: exactly the oracle's changes.
-        let mut state = BTreeMap::new();
-        let mut oracle_changes = 0;
-        for &i in &c {
-            if let Some(m) = merge::merge(state.get(&rows[i].id), &rows[i]) {
-                oracle_changes += 1;
-                state.insert(rows[i].id.clone(), m);
-            }
-        }
-        prop_assert_eq!(changed, oracle_changes);
+fn row(id: &str, title: &str, n: i64, clocks: [(u64, u64); 6]) -> SyncRow {
+    let clocks: Vec<Timestamp> = clocks
+        .iter()
+        .map(|&(hlc, node)| Timestamp {
+            hlc: hlc << 16,
+            node: NodeId(node),
+        })
+        .collect();
+    SyncRow {
+        id: id.to_owned(),
+        values: vec![
+            title.into(),
+            SqlValue::Integer(n),
+            SqlValue::Null,
+            SqlValue::Null,
+            "d".into(),
+        ],
+        is_deleted: false,
+        created_at: 1,
+        updated_at: clocks.iter().map(Timestamp::physical_ms).max().unwrap() as i64,
+        clocks,
     }
 }
 
 #[test]
 fn concurrent_edits_of_different_columns_both_survive_in_sql() {
     let id = erth_core::ids::new_id();
-    let t = |h: u64, n: u64| Timestamp {
-        hlc: h << 16,
-        node: NodeId(n),
+    let base = row(&id, "t", 0, [(1, 1); 6]);
+    let mut renamed = row(&id, "renamed", 0, [(1, 1); 6]);
+    renamed.clocks[0].hlc = 5 << 16;
+    let mut counted = row(&id, "t", 9, [(1, 1); 6]);
+    counted.clocks[1] = Timestamp {
+        hlc: 6 << 16,
+        node: NodeId(2),
     };
-    let base = SyncRow {
-        id: id.clone(),
-        values: vec!["t".into(), SqlValue::Integer(0)],
-        is_deleted: false,
-        created_at: 1,
-        updated_at: 1,
-        clocks: vec![t(1, 1); 3],
-    };
-    let mut renamed = base.clone();
-    renamed.values[0] = "renamed".into();
-    renamed.clocks[0] = t(5, 1);
-    let mut done = base.clone();
-    done.values[1] = SqlValue::Integer(1);
-    done.clocks[1] = t(6, 2);
-    let rows = vec![base, renamed, done];
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let rows = [base, renamed, counted];
     for order in [[0, 1, 2], [0, 2, 1], [2, 1, 0]] {
-        let (state, _) = rt.block_on(sql_replica(&order, &rows, Target::Replica));
+        let rows: Vec<SyncRow> = order.iter().map(|&i| rows[i].clone()).collect();
+        let state = runtime().block_on(merged_in_sql(&rows, &memory));
         assert_eq!(
-            state[&id].values,
-            vec![SqlValue::from("renamed"), SqlValue::Integer(1)]
+            state[&id].values[..2],
+            ["renamed".into(), SqlValue::Integer(9)]
         );
+        assert_eq!(state, oracle(&rows));
+    }
+}
+
+#[test]
+fn equal_clocks_are_broken_by_the_node_in_sql_and_in_the_oracle() {
+    let id = erth_core::ids::new_id();
+    // The same hlc on every column, written by node 7 and by node 9: node 9 wins.
+    let low = row(&id, "from node 7", 7, [(4, 7); 6]);
+    let high = row(&id, "from node 9", 9, [(4, 9); 6]);
+    for rows in [[low.clone(), high.clone()], [high.clone(), low.clone()]] {
+        let state = runtime().block_on(merged_in_sql(&rows, &memory));
+        assert_eq!(
+            state[&id].values[..2],
+            ["from node 9".into(), SqlValue::Integer(9)]
+        );
+        assert_eq!(state, oracle(&rows));
     }
 }

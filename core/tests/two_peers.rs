@@ -1,7 +1,9 @@
 //! Deterministic multi-replica tests without a network or wall-clock time:
 //! replicas sync through `LocalServer`, a Transport that executes Hrana
 //! pipelines against an in-memory SQLite database (conditions included),
-//! and each replica reads time from its own fake clock.
+//! and each replica reads time from its own fake clock. The server can lose
+//! a response after committing its request, and hold a push after
+//! committing it, so a test can edit while the push is in flight.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -14,6 +16,7 @@ use erth_core::{ChangeOrigin, Config, Database, Error, ErrorKind, SqlValue, Stat
 use libsql_hrana::proto;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
 
 struct FakeClock(AtomicU64);
 
@@ -25,12 +28,23 @@ impl Clock for FakeClock {
 
 const T0: u64 = 1_800_000_000_000;
 
+/// A push the server holds after executing it: it says so on `executed`
+/// and answers only once `release` fires.
+struct HeldPush {
+    executed: oneshot::Sender<()>,
+    release: oneshot::Receiver<()>,
+}
+
 /// A Hrana server in memory.
 struct LocalServer {
     db: Mutex<Arc<SqliteStore>>,
     requests: AtomicU32,
     /// Execute the next N requests, then fail as if the response was lost.
     lose_responses: AtomicU32,
+    /// `(id, _seq)` of every row at the moment a response was lost.
+    seqs_at_loss: Mutex<Option<Vec<Vec<SqlValue>>>>,
+    /// Hold the next push request (see [`HeldPush`]).
+    held_push: Mutex<Option<HeldPush>>,
 }
 
 impl LocalServer {
@@ -39,7 +53,30 @@ impl LocalServer {
             db: Mutex::new(Arc::new(SqliteStore::memory().unwrap())),
             requests: AtomicU32::new(0),
             lose_responses: AtomicU32::new(0),
+            seqs_at_loss: Mutex::new(None),
+            held_push: Mutex::new(None),
         })
+    }
+
+    /// `(id, _seq)` of every server row, by id.
+    async fn seqs(&self) -> Vec<Vec<SqlValue>> {
+        self.store()
+            .query(&Statement::plain("SELECT id, _seq FROM todos ORDER BY id"))
+            .await
+            .unwrap()
+            .rows
+    }
+
+    /// Holds the next push after the server committed it: returns a
+    /// receiver that fires then, and the sender that lets the answer go.
+    fn hold_next_push(&self) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
+        let (executed, in_flight) = oneshot::channel();
+        let (release, released) = oneshot::channel();
+        *self.held_push.lock().unwrap() = Some(HeldPush {
+            executed,
+            release: released,
+        });
+        (in_flight, release)
     }
 
     fn store(&self) -> Arc<SqliteStore> {
@@ -130,6 +167,11 @@ impl Transport for LocalServer {
         // Yield like a real network round trip, so concurrent callers interleave.
         tokio::task::yield_now().await;
         let body: proto::PipelineReqBody = serde_json::from_slice(&request.body).unwrap();
+        let is_push = body.requests.iter().any(|r| {
+            matches!(r, proto::StreamRequest::Batch(b) if b.batch.steps.iter().any(|s| {
+                s.stmt.sql.as_deref().is_some_and(|sql| sql.starts_with("INSERT INTO \"todos\""))
+            }))
+        });
         let mut results = Vec::new();
         for r in body.requests {
             results.push(match r {
@@ -144,9 +186,19 @@ impl Transport for LocalServer {
                 other => panic!("unexpected request {other:?}"),
             });
         }
+        let held = if is_push {
+            self.held_push.lock().unwrap().take()
+        } else {
+            None
+        };
+        if let Some(held) = held {
+            held.executed.send(()).unwrap();
+            held.release.await.unwrap();
+        }
         let lose = self.lose_responses.load(Ordering::SeqCst);
         if lose > 0 {
             self.lose_responses.store(lose - 1, Ordering::SeqCst);
+            *self.seqs_at_loss.lock().unwrap() = Some(self.seqs().await);
             return Err(TransportError::Io("connection reset after commit".into()));
         }
         let body = serde_json::to_vec(&proto::PipelineRespBody {
@@ -248,29 +300,33 @@ async fn offline_edits_converge_in_every_sync_order() {
 }
 
 #[tokio::test]
-async fn lost_push_response_is_retried_without_duplicates() {
+async fn lost_push_response_is_retried_without_reapplying() {
     let server = LocalServer::new();
     let (a, b) = (peer(&server, 0).await, peer(&server, 0).await);
     a.db.sync().await.unwrap();
     for i in 0..3 {
         a.db.add_todo(&format!("t{i}")).await.unwrap();
     }
+    // The server commits the push, its answer is lost, the client retries.
     server.lose_responses.store(1, Ordering::SeqCst);
     let report = a.db.sync().await.unwrap();
     assert_eq!(report.pushed, 3);
+    let at_loss = server
+        .seqs_at_loss
+        .lock()
+        .unwrap()
+        .take()
+        .expect("a response was lost");
+    assert_eq!(at_loss.len(), 3, "the lost push had committed");
+    // A duplicate apply would give the rows new sequence numbers (and send
+    // them to every replica again): the retry must leave them untouched.
+    assert_eq!(
+        server.seqs().await,
+        at_loss,
+        "the retried push re-applied rows"
+    );
     b.db.sync().await.unwrap();
     assert_eq!(b.db.list_active_todos().await.unwrap().len(), 3);
-    let seq = server
-        .store()
-        .query(&Statement::plain(
-            "SELECT count(*), count(DISTINCT _seq) FROM todos",
-        ))
-        .await
-        .unwrap();
-    assert_eq!(
-        seq.rows[0],
-        vec![SqlValue::Integer(3), SqlValue::Integer(3)]
-    );
     assert_converged(&[&a, &b]).await;
 }
 
@@ -291,17 +347,25 @@ async fn skewed_clocks_are_ordered_by_hlc_and_receive_catches_up() {
     assert!(b.db.status().await.unwrap().clock_ahead_ms.is_none());
 }
 
-#[tokio::test]
-async fn far_future_clock_is_accepted_but_clamped() {
-    let server = LocalServer::new();
-    let ten_days = 10 * 24 * 3_600_000;
-    let (a, b) = (peer(&server, ten_days).await, peer(&server, 0).await);
+const TEN_DAYS: i64 = 10 * 24 * 3_600_000;
+
+/// A, ten days ahead, adds a row; A then B sync: B holds a row whose clocks
+/// are far past its drift bound.
+async fn row_from_the_future(server: &Arc<LocalServer>) -> (Peer, Peer, erth_core::Todo) {
+    let (a, b) = (peer(server, TEN_DAYS).await, peer(server, 0).await);
     let t = a.db.add_todo("from the future").await.unwrap();
     a.db.sync().await.unwrap();
     b.db.sync().await.unwrap();
+    (a, b, t)
+}
+
+#[tokio::test]
+async fn far_future_clock_is_accepted_but_clamped() {
+    let server = LocalServer::new();
+    let (a, b, t) = row_from_the_future(&server).await;
     assert_eq!(b.db.get_todo(&t.id).await.unwrap().title, "from the future");
     let s = b.db.status().await.unwrap();
-    assert!(s.clock_ahead_ms.unwrap() >= ten_days as u64 - 1_000);
+    assert!(s.clock_ahead_ms.unwrap() >= TEN_DAYS as u64 - 1_000);
     let clk = b.db.last_clock().await;
     assert!(
         clk.physical_ms() <= T0 + 3_600_000,
@@ -317,38 +381,144 @@ async fn far_future_clock_is_accepted_but_clamped() {
     assert_eq!(a.db.get_todo(&t.id).await.unwrap().title, "edited on B");
 }
 
+const CLK: &str = "0000000000000001-0000000000000001";
+
+#[tokio::test]
+async fn far_future_row_deleted_by_a_clamped_replica_converges() {
+    let server = LocalServer::new();
+    let (a, b, t) = row_from_the_future(&server).await;
+    // B's clock stops at now + max drift, below the row's clocks; its
+    // delete must still not take the row's is_deleted clock backwards.
+    assert!(b.db.delete_todo(&t.id).await.unwrap());
+    let row = b.db.get_row("todos", &t.id).await.unwrap().unwrap();
+    let added = a.db.get_row("todos", &t.id).await.unwrap().unwrap();
+    assert!(
+        row.clocks[2] > added.clocks[2],
+        "the delete's clock went back"
+    );
+    b.db.sync().await.unwrap();
+    a.db.sync().await.unwrap();
+    assert_converged(&[&a, &b]).await;
+    assert!(
+        a.db.get_row("todos", &t.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_deleted
+    );
+}
+
 #[tokio::test]
 async fn invalid_server_rows_are_typed_errors_and_change_nothing() {
     let server = LocalServer::new();
+    // A server whose `todos` ignores the row layout's types and NOT NULLs
+    // (made before the first sync, which keeps an existing table), so every
+    // hostile row below can be planted.
+    server
+        .store()
+        .write(&[Statement::plain(
+            "CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title, is_completed, is_deleted, \
+             created_at, updated_at, _clk_title, _clk_is_completed, _clk_is_deleted, _seq INTEGER, _dirty)",
+        )])
+        .await
+        .unwrap();
     let (a, b) = (peer(&server, 0).await, peer(&server, 0).await);
-    a.db.add_todo("good").await.unwrap();
+    let good = a.db.add_todo("good").await.unwrap();
     a.db.sync().await.unwrap();
+    b.db.sync().await.unwrap();
     b.db.add_todo("pending on B").await.unwrap();
-    let before = b.db.dump("todos").await.unwrap();
-    let bad_rows = [
-        "INSERT INTO todos VALUES ('not-an-id', 't', 0, 0, 1, 1, '0000000000000001-0000000000000001', '0000000000000001-0000000000000001', '0000000000000001-0000000000000001', 100, 0)",
-        "UPDATE todos SET _clk_title = 'garbage', _seq = 101",
-        "UPDATE todos SET title = NULL, _seq = 102",
-        "UPDATE todos SET is_completed = 'yes', _seq = 103",
+    let cols = "id, title, is_completed, is_deleted, created_at, updated_at, _clk_title, _clk_is_completed, _clk_is_deleted";
+    let saved = server
+        .store()
+        .query(&Statement::new(
+            format!("SELECT {cols} FROM todos WHERE id = ?"),
+            vec![good.id.clone().into()],
+        ))
+        .await
+        .unwrap()
+        .rows
+        .remove(0);
+    let id = &good.id;
+    // (what, SQL planting it with _seq = ?1, what the error must name)
+    let cases = [
+        (
+            "invalid id",
+            format!("INSERT INTO todos VALUES ('not-an-id', 't', 0, 0, 1, 1, '{CLK}', '{CLK}', '{CLK}', ?1, 0)"),
+            "\"not-an-id\" is not a UUID",
+        ),
+        (
+            "broken clock",
+            format!("UPDATE todos SET _clk_title = 'garbage', _seq = ?1 WHERE id = '{id}'"),
+            "clock of title",
+        ),
+        (
+            "NULL in a NOT NULL column",
+            format!("UPDATE todos SET title = NULL, _seq = ?1 WHERE id = '{id}'"),
+            "column title may not be NULL",
+        ),
+        (
+            "wrong type",
+            format!("UPDATE todos SET is_completed = 'yes', _seq = ?1 WHERE id = '{id}'"),
+            "column is_completed is INTEGER but got TEXT",
+        ),
     ];
-    for sql in bad_rows {
+    for (k, (what, sql, names)) in cases.iter().enumerate() {
+        let seq = 100 * (k as i64 + 1);
+        let before = b.db.dump("todos").await.unwrap();
         let store = server.store();
+        // A valid row right after the hostile one, on the same pull page.
+        let bystander = erth_core::ids::new_id();
         store
-            .query(&Statement::plain(
-                "DELETE FROM todos WHERE id = 'not-an-id'",
-            ))
+            .write(&[
+                Statement::new(sql.clone(), vec![SqlValue::Integer(seq)]),
+                Statement::new(
+                    format!("INSERT INTO todos VALUES (?, 'bystander', 0, 0, 1, 1, '{CLK}', '{CLK}', '{CLK}', ?, 0)"),
+                    vec![bystander.clone().into(), SqlValue::Integer(seq + 1)],
+                ),
+            ])
+            .await
+            .unwrap_or_else(|e| panic!("{what}: could not plant the rows: {e}"));
+        let e = b.db.sync().await.expect_err(what);
+        match &e {
+            Error::InvalidRemoteRow { table, reason } => {
+                assert_eq!(table, "todos", "{what}");
+                assert!(
+                    reason.contains(names),
+                    "{what}: the error names another fault: {reason}"
+                );
+            }
+            other => panic!("{what}: not an invalid-row error: {other:?}"),
+        }
+        assert_eq!(e.kind(), ErrorKind::Protocol, "{what}");
+        assert_eq!(
+            b.db.dump("todos").await.unwrap(),
+            before,
+            "{what}: local rows changed"
+        );
+        assert_eq!(b.db.status().await.unwrap().last_error, Some(e.to_string()));
+        // Repair: drop the intruder, restore the good row with a newer _seq.
+        let mut args = saved.clone();
+        args.push(SqlValue::Integer(seq + 2));
+        store
+            .write(&[
+                Statement::plain("DELETE FROM todos WHERE id = 'not-an-id'"),
+                Statement::new(
+                    format!("INSERT OR REPLACE INTO todos ({cols}, _seq, _dirty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"),
+                    args,
+                ),
+            ])
             .await
             .unwrap();
-        let _ = store.query(&Statement::plain(sql)).await; // NOT NULL may refuse; then the row stays good
-        let r = b.db.sync().await;
-        if let Err(e) = r {
-            assert_eq!(e.kind(), ErrorKind::Protocol, "{sql}: {e}");
-            let after = b.db.dump("todos").await.unwrap();
-            assert_eq!(after, before, "{sql}: local rows changed");
-            assert_eq!(b.db.status().await.unwrap().last_error, Some(e.to_string()));
-        } else {
-            panic!("{sql}: sync accepted an invalid row");
-        }
+        b.db.sync()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: sync did not resume after the repair: {e}"));
+        assert_eq!(b.db.get_todo(id).await.unwrap().title, "good", "{what}");
+        // The failed page moved no cursor: the bystander arrives now.
+        assert_eq!(
+            b.db.get_todo(&bystander).await.unwrap().title,
+            "bystander",
+            "{what}"
+        );
     }
 }
 
@@ -430,6 +600,14 @@ async fn subscriptions_see_local_and_remote_changes_and_progress_is_reported() {
 
 #[tokio::test]
 async fn concurrent_syncs_coalesce() {
+    // What one sync costs: a fresh replica with one pending row, synced once.
+    let lone = LocalServer::new();
+    let p = peer(&lone, 0).await;
+    p.db.add_todo("x").await.unwrap();
+    p.db.sync().await.unwrap();
+    let one_sync = lone.requests.load(Ordering::SeqCst);
+    assert!(one_sync > 0);
+    // Two overlapping calls on a replica in the same state.
     let server = LocalServer::new();
     let a = peer(&server, 0).await;
     a.db.add_todo("x").await.unwrap();
@@ -439,19 +617,53 @@ async fn concurrent_syncs_coalesce() {
         r2.unwrap(),
         "the second caller reused the first sync's report"
     );
+    assert_eq!(
+        server.requests.load(Ordering::SeqCst),
+        one_sync,
+        "the server saw the requests of one sync, not two"
+    );
     assert_eq!(a.db.status().await.unwrap().pending_changes, 0);
 }
 
 #[tokio::test]
 async fn edits_during_push_stay_pending() {
     let server = LocalServer::new();
-    let a = peer(&server, 0).await;
+    let (a, b) = (peer(&server, 0).await, peer(&server, 0).await);
     let t = a.db.add_todo("x").await.unwrap();
     a.db.sync().await.unwrap();
-    // Simulate "edited while the push was in flight": the pushed _dirty value no longer matches.
-    a.db.rename_todo(&t.id, "y").await.unwrap();
-    let dirty_before = a.db.status().await.unwrap().pending_changes;
-    assert_eq!(dirty_before, 1);
-    a.db.sync().await.unwrap();
-    assert_eq!(a.db.status().await.unwrap().pending_changes, 0);
+    b.db.sync().await.unwrap();
+    a.advance(1);
+    a.db.rename_todo(&t.id, "pushed").await.unwrap();
+    // The server holds the push after committing it; meanwhile A edits the
+    // row again, then the answer arrives.
+    let (in_flight, release) = server.hold_next_push();
+    let edit = async {
+        in_flight.await.unwrap();
+        a.advance(1);
+        a.db.rename_todo(&t.id, "edited during the push")
+            .await
+            .unwrap();
+        release.send(()).unwrap();
+    };
+    let (report, ()) = tokio::join!(a.db.sync(), edit);
+    assert_eq!(report.unwrap().pushed, 1);
+    assert_eq!(
+        a.db.status().await.unwrap().pending_changes,
+        1,
+        "the edit made during the push is still pending"
+    );
+    assert_eq!(
+        a.db.get_todo(&t.id).await.unwrap().title,
+        "edited during the push"
+    );
+    b.db.sync().await.unwrap();
+    assert_eq!(b.db.get_todo(&t.id).await.unwrap().title, "pushed");
+    // The next sync sends the edit, and B gets it.
+    assert_eq!(a.db.sync().await.unwrap().pushed, 1);
+    b.db.sync().await.unwrap();
+    assert_eq!(
+        b.db.get_todo(&t.id).await.unwrap().title,
+        "edited during the push"
+    );
+    assert_converged(&[&a, &b]).await;
 }

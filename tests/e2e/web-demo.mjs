@@ -71,14 +71,28 @@ const LATE_TITLE = "Plan the weekend";
 
 // ---- browsers and pages ----
 
-/** Console errors and uncaught exceptions of every page and worker. */
+/** Console errors and uncaught exceptions of every page. */
 const consoleErrors = [];
+/** Console errors of the engine's Workers, where a panic is logged. */
+const workerErrors = [];
+/** Logged on a worker's console by a step, to prove the watch sees it. */
+const WORKER_PROBE = "erth-e2e: worker console probe";
+/** What the engine logs when it panics (see bindings-wasm/src/error.rs). */
+const PANIC = "internal error";
 
 function watch(page, device) {
+  // Playwright also repeats a worker's messages on the page, marked with
+  // `msg.worker()`: those are counted once, as the worker's.
   page.on("console", (msg) => {
-    if (msg.type() === "error") consoleErrors.push(`${device}: ${msg.text()}`);
+    if (msg.type() === "error" && !msg.worker?.()) consoleErrors.push(`${device}: ${msg.text()}`);
   });
   page.on("pageerror", (e) => consoleErrors.push(`${device}: ${e}`));
+  const watchWorker = (worker) =>
+    worker.on("console", (msg) => {
+      if (msg.type() === "error") workerErrors.push(`${device} worker: ${msg.text()}`);
+    });
+  page.on("worker", watchWorker);
+  page.workers().forEach(watchWorker);
 }
 
 /** Device `name`'s browser: a persistent profile, so it survives a restart. */
@@ -278,6 +292,16 @@ step("devices A and B (two browser profiles) open the page, online and empty", a
   }
 });
 
+step("the engine Worker's console is watched on both devices", async () => {
+  for (const d of [A, B]) {
+    const worker = await until(`${d.name}'s engine worker`, async () => d.page.workers()[0]);
+    await worker.evaluate((text) => console.error(text), `${WORKER_PROBE} ${d.name}`);
+    await until(`the probe, heard through ${d.name}'s worker console`, async () =>
+      workerErrors.includes(`${d.name} worker: ${WORKER_PROBE} ${d.name}`),
+    );
+  }
+});
+
 step("A adds three todos online; auto-sync sends them", async () => {
   for (const title of TITLES) await addTodo(A, title);
   const list = await listOf(A);
@@ -421,6 +445,8 @@ step("screenshots of both devices", async () => {
 
 step("no errors in any page's or worker's console", async () => {
   assert.deepEqual(consoleErrors, []);
+  assert.deepEqual(workerErrors.filter((text) => text.includes(PANIC)), [], "a panic reached a worker's console");
+  assert.deepEqual(workerErrors.filter((text) => !text.includes(WORKER_PROBE)), []);
 });
 
 // ---- run ----
@@ -445,7 +471,8 @@ try {
     } catch (e) {
       failed += 1;
       console.log(`FAIL ${name} (${Date.now() - started} ms)\n${e && e.stack ? e.stack : e}`);
-      if (consoleErrors.length > 0) console.log(`console errors so far:\n  ${consoleErrors.join("\n  ")}`);
+      const errors = [...consoleErrors, ...workerErrors];
+      if (errors.length > 0) console.log(`console errors so far:\n  ${errors.join("\n  ")}`);
       for (const d of [A, B]) {
         if (!d) continue;
         const file = join(SHOTS, `failure-${d.name.toLowerCase()}.png`);

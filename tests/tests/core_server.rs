@@ -255,39 +255,33 @@ async fn malformed_server_responses_are_typed_errors_and_change_nothing() {
     seed.sync().await.unwrap();
     a.add_todo("local").await.unwrap();
     let before = a.dump("todos").await.unwrap();
-    for (faults, kind) in [
+    // Each fault has one class, the same the browser suite asserts: an
+    // answer that is not Hrana is `Protocol`, an HTTP error status is
+    // `Server`, a connection that fails before or during the answer
+    // (including a body cut short) is `Network`.
+    type Case = (&'static str, fn(&mut Faults), ErrorKind);
+    let cases: [Case; 6] = [
+        ("non-JSON answer", |f| f.non_json = 1.0, ErrorKind::Protocol),
+        ("truncated body", |f| f.truncate = 1.0, ErrorKind::Network),
+        ("HTTP 5xx", |f| f.status_5xx = 1.0, ErrorKind::Server),
+        ("connection reset", |f| f.reset = 1.0, ErrorKind::Network),
         (
-            Faults {
-                non_json: 1.0,
-                ..Faults::none()
-            },
-            ErrorKind::Protocol,
-        ),
-        (
-            Faults {
-                truncate: 1.0,
-                ..Faults::none()
-            },
-            ErrorKind::Protocol,
-        ),
-        (
-            Faults {
-                status_5xx: 1.0,
-                ..Faults::none()
-            },
-            ErrorKind::Server,
-        ),
-        (
-            Faults {
-                reset: 1.0,
-                ..Faults::none()
-            },
+            "dropped request",
+            |f| f.drop_request = 1.0,
             ErrorKind::Network,
         ),
-    ] {
+        (
+            "lost response",
+            |f| f.drop_response = 1.0,
+            ErrorKind::Network,
+        ),
+    ];
+    for (what, set, kind) in cases {
+        let mut faults = Faults::none();
+        set(&mut faults);
         proxy.set_faults(faults);
         let e = a.sync().await.unwrap_err();
-        assert!(e.kind() == kind || e.kind() == ErrorKind::Network, "{e:?}");
+        assert_eq!(e.kind(), kind, "{what}: {e:?}");
         assert_eq!(
             a.dump("todos").await.unwrap(),
             before,
@@ -296,6 +290,15 @@ async fn malformed_server_responses_are_typed_errors_and_change_nothing() {
         assert_eq!(a.status().await.unwrap().pending_changes, 1);
         assert_eq!(a.status().await.unwrap().last_error, Some(e.to_string()));
     }
+    // Nobody listening at all: `Network` too.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    a.set_remote(Some(&closed_url), server.token()).unwrap();
+    let e = a.sync().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Network, "connection refused: {e:?}");
+    assert_eq!(a.dump("todos").await.unwrap(), before);
+    a.set_remote(Some(proxy.url()), server.token()).unwrap();
     proxy.set_faults(Faults::none());
     let r = a.sync().await.unwrap();
     assert_eq!(r.pushed, 1);

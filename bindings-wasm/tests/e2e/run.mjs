@@ -119,11 +119,23 @@ async function launch(profile) {
 }
 
 function watch(page) {
+  // The engine runs in a dedicated Worker, so its panics are logged on the
+  // worker's console: listen there. (Playwright also repeats a worker's
+  // messages on the page, marked with `msg.worker()`: counted once.)
   page.on("console", (msg) => {
-    if (msg.type() === "error") consoleErrors.push(msg.text());
+    if (msg.type() === "error" && !msg.worker?.()) consoleErrors.push(msg.text());
   });
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  const watchWorker = (worker) =>
+    worker.on("console", (msg) => {
+      if (msg.type() === "error") consoleErrors.push(`worker: ${msg.text()}`);
+    });
+  page.on("worker", watchWorker);
+  page.workers().forEach(watchWorker);
 }
+
+/** Logged on a worker's console by a test, to prove the watch sees it. */
+const WORKER_PROBE = "erth-e2e: worker console probe";
 
 /** A page of `context` (its first one unless `fresh`) with the package loaded. */
 async function openPage(context, fresh = false) {
@@ -179,6 +191,21 @@ function cli(db, ...args) {
 
 const tests = [];
 const test = (name, fn) => tests.push({ name, fn });
+
+test("the engine Worker's console is watched", async () => {
+  const ctx = await launch("console");
+  try {
+    const page = await openPage(ctx);
+    await page.evaluate(() => erth.open({ name: "console", storage: "memory" }));
+    const worker = await until("the engine's worker", async () => page.workers()[0]);
+    await worker.evaluate((text) => console.error(text), WORKER_PROBE);
+    await until("the probe, heard through the worker's console", async () =>
+      consoleErrors.includes(`worker: ${WORKER_PROBE}`),
+    );
+  } finally {
+    await ctx.close();
+  }
+});
 
 test("typed errors, CRUD and events through the package's main-thread API", async () => {
   const ctx = await launch("api");
@@ -530,14 +557,15 @@ for (const { name, fn } of tests) {
     console.log(`FAIL ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)\n     ${String(e?.stack ?? e).replaceAll("\n", "\n     ")}`);
   }
 }
-const panics = consoleErrors.filter((text) => text.includes("internal error"));
+const seen = consoleErrors.filter((text) => !text.includes(WORKER_PROBE));
+const panics = seen.filter((text) => text.includes("internal error"));
 if (panics.length > 0) {
   failed++;
-  console.log(`FAIL no panic reached the console\n     ${panics.join("\n     ")}`);
+  console.log(`FAIL no panic reached a page's or worker's console\n     ${panics.join("\n     ")}`);
 } else {
   passed++;
-  console.log(`ok   no panic reached the console (${consoleErrors.length} other console errors)`);
-  for (const text of consoleErrors) console.log(`     console: ${text.slice(0, 160)}`);
+  console.log(`ok   no panic reached a page's or worker's console (${seen.length} other console errors)`);
+  for (const text of seen) console.log(`     console: ${text.slice(0, 160)}`);
 }
 pageServer.closeAllConnections();
 pageServer.close();

@@ -233,4 +233,35 @@ mod tests {
         assert!(report("t", false, counts(3, 0)).is_err());
         assert!(report("t", true, None).is_err());
     }
+
+    /// The phone build scripts cannot run here (no NDK, no Xcode), so
+    /// `bindings-mobile/README.md` promises only that they parse: check it.
+    #[test]
+    fn phone_build_scripts_parse_with_bash_n() {
+        let dir = repo_root().join("bindings-mobile").join("scripts");
+        let scripts: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+            .collect();
+        assert!(
+            scripts.len() >= 2,
+            "expected build-android.sh and build-apple.sh in {}",
+            dir.display()
+        );
+        for script in scripts {
+            let out = Command::new("bash")
+                .arg("-n")
+                .arg(&script)
+                .output()
+                .unwrap_or_else(|e| panic!("running bash -n: {e}"));
+            assert!(
+                out.status.success(),
+                "bash -n {}: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }
