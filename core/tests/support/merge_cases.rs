@@ -340,11 +340,11 @@ impl SqlReplica {
             .unwrap();
         if migrated {
             let existing = store
-                .query(&Statement::plain(table().probe_columns_sql()))
+                .query(&Statement::plain(table().probe_columns_sql(&table().name)))
                 .await
                 .unwrap()
                 .columns;
-            let alters = table().migration_sql(&existing).unwrap();
+            let alters = table().migration_sql(&table().name, &existing).unwrap();
             assert_eq!(
                 alters.len(),
                 2,
