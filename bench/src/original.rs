@@ -387,7 +387,7 @@ fn list_floor(path: &std::path::Path, n: u64, reps: usize) -> Result<Samples> {
     type Tuple = (String, String, i64, i64, i64);
     let conn = rusqlite::Connection::open(path)?;
     let mut stmt = conn.prepare(
-        "SELECT id, title, is_completed, created_at, updated_at FROM todos \
+        "SELECT id, title, is_completed, created_at, updated_at FROM _erth_rows_todos \
          WHERE is_deleted = 0 ORDER BY is_deleted, created_at DESC, id DESC",
     )?;
     let mut samples = Samples::new();
