@@ -345,13 +345,14 @@ fn sqlite_floor(path: &std::path::Path, ops: usize) -> Result<Samples> {
         // Some pragmas answer with a row, some with none.
         conn.prepare(pragma)?.query([])?.next()?;
     }
-    conn.execute_batch(&def.create_table_sql())?;
+    conn.execute_batch(&def.create_local_table_sql())?;
     for index in def.local_index_sql() {
         conn.execute_batch(&index)?;
     }
     let columns = def.row_columns();
     let sql = format!(
-        "INSERT INTO todos ({}, _dirty) VALUES ({}, 1)",
+        "INSERT INTO {} ({}, _dirty) VALUES ({}, 1)",
+        def.local_name(),
         def.row_column_list(),
         vec!["?"; columns.len()].join(", ")
     );
