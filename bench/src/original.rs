@@ -345,13 +345,14 @@ fn sqlite_floor(path: &std::path::Path, ops: usize) -> Result<Samples> {
         // Some pragmas answer with a row, some with none.
         conn.prepare(pragma)?.query([])?.next()?;
     }
-    conn.execute_batch(&def.create_table_sql())?;
+    conn.execute_batch(&def.create_local_table_sql())?;
     for index in def.local_index_sql() {
         conn.execute_batch(&index)?;
     }
     let columns = def.row_columns();
     let sql = format!(
-        "INSERT INTO todos ({}, _dirty) VALUES ({}, 1)",
+        "INSERT INTO {} ({}, _dirty) VALUES ({}, 1)",
+        def.local_name(),
         def.row_column_list(),
         vec!["?"; columns.len()].join(", ")
     );
@@ -387,7 +388,7 @@ fn list_floor(path: &std::path::Path, n: u64, reps: usize) -> Result<Samples> {
     type Tuple = (String, String, i64, i64, i64);
     let conn = rusqlite::Connection::open(path)?;
     let mut stmt = conn.prepare(
-        "SELECT id, title, is_completed, created_at, updated_at FROM todos \
+        "SELECT id, title, is_completed, created_at, updated_at FROM _erth_rows_todos \
          WHERE is_deleted = 0 ORDER BY is_deleted, created_at DESC, id DESC",
     )?;
     let mut samples = Samples::new();

@@ -287,16 +287,24 @@ async fn run(args: Args) -> erth_core::Result<()> {
         }
         Command::Sync => {
             let r = db.sync().await?;
+            let unknown = db.status().await?.unknown_server_columns;
             if args.json {
                 println!(
                     "{}",
-                    serde_json::json!({"pushed": r.pushed, "pulled": r.pulled, "duration_ms": r.duration_ms})
+                    serde_json::json!({"pushed": r.pushed, "pulled": r.pulled, "duration_ms": r.duration_ms,
+                        "unknown_server_columns": unknown})
                 );
             } else {
                 println!(
                     "pushed {} rows, pulled {} rows in {} ms",
                     r.pushed, r.pulled, r.duration_ms
                 );
+                if !unknown.is_empty() {
+                    println!(
+                        "the server has columns this schema does not declare (left alone): {}",
+                        unknown.join(", ")
+                    );
+                }
             }
         }
         Command::Status => {

@@ -228,6 +228,9 @@ async fn two_cli_replicas_sync_a_custom_table() {
             serde_json::from_str(&r("a.db", &["--json", "sql", "SELECT title, n FROM notes"]))
                 .unwrap();
         assert_eq!(rows, json!([{"title": "from a", "n": 2}]));
+        let synced: Value = serde_json::from_str(&r("a.db", &["--json", "sync"])).unwrap();
+        assert_eq!(synced["unknown_server_columns"], json!([]));
+        assert_eq!(synced["pushed"], json!(0));
     })
     .await
     .unwrap();

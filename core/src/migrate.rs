@@ -203,10 +203,13 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
         .iter()
         .find(|(name, _)| !tables.iter().any(|t| &t.name == name))
     {
+        let synced: Vec<&str> = in_file.iter().map(|(n, _)| n.as_str()).collect();
         return Err(change(
             name,
             None,
-            "the database has this table but the schema does not: dropping or renaming a table is not supported (declare it)",
+            format!(
+                "the database syncs the tables {synced:?} but the schema does not declare {name}: open it with the schema it was created with (the CLI's --schema or ERTH_SCHEMA; Config::with_schema_json); dropping or renaming a synced table is not supported"
+            ),
         ));
     }
 

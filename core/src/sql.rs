@@ -111,8 +111,33 @@ fn app_error(e: StoreError) -> Error {
     match e.kind {
         StoreErrorKind::Locked => Error::DatabaseLocked,
         StoreErrorKind::Corrupt => Error::Storage(e),
-        _ => Error::Sql { message: e.message },
+        // SQLite names the engine table (`NOT NULL constraint failed:
+        // _erth_rows_items.list_id`); the app knows the table as `items`.
+        StoreErrorKind::Refused => Error::Sql { message: e.message },
+        _ => Error::Sql {
+            message: e.message.replace(LOCAL_PREFIX, ""),
+        },
     }
+}
+
+/// Refuses parameters SQLite would silently store as something else (a NaN
+/// becomes NULL), as rows from the server are refused.
+fn check_params(stmts: &[Statement]) -> Result<()> {
+    for stmt in stmts {
+        for (i, arg) in stmt.args.iter().enumerate() {
+            if let SqlValue::Real(r) = arg {
+                if !r.is_finite() {
+                    return Err(Error::Sql {
+                        message: format!(
+                            "parameter {} is {r}: only finite numbers are stored",
+                            i + 1
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Database {
@@ -139,6 +164,7 @@ impl Database {
     /// (the first error rolls back and is returned). Live queries and
     /// subscribers hear of the changes once, after the commit.
     pub async fn transaction(&self, stmts: &[Statement]) -> Result<Vec<ExecuteResult>> {
+        check_params(stmts)?;
         let protected = self.protected_names();
         let mut hlc = self.hlc.lock().await;
         let clock = hlc.tick(self.now_ms());

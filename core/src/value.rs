@@ -70,6 +70,37 @@ pub fn from_hex(hex: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+impl From<i32> for SqlValue {
+    fn from(v: i32) -> Self {
+        SqlValue::Integer(v.into())
+    }
+}
+
+impl From<f64> for SqlValue {
+    fn from(v: f64) -> Self {
+        SqlValue::Real(v)
+    }
+}
+
+impl From<Vec<u8>> for SqlValue {
+    fn from(v: Vec<u8>) -> Self {
+        SqlValue::Blob(v)
+    }
+}
+
+impl From<&[u8]> for SqlValue {
+    fn from(v: &[u8]) -> Self {
+        SqlValue::Blob(v.to_vec())
+    }
+}
+
+/// `None` is NULL.
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
 impl From<i64> for SqlValue {
     fn from(v: i64) -> Self {
         SqlValue::Integer(v)

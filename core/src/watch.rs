@@ -27,6 +27,7 @@ pub type RowsListener = Arc<dyn Fn(&Rows)>;
 
 /// A running live query; dropping it (or [`LiveQuery::stop`]) stops it.
 /// After `stop` returns, no callback starts.
+#[must_use = "a live query stops when this handle is dropped"]
 pub struct LiveQuery {
     active: Arc<AtomicBool>,
     tables: Vec<String>,

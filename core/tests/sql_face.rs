@@ -279,7 +279,11 @@ async fn statements_the_engine_cannot_sync_are_refused_and_change_nothing() {
             vec![text("0190c0de-0000-4000-8000-000000000000")],
             "not a UUIDv7",
         ),
-        ("INSERT INTO tags (name) VALUES (NULL)", vec![], "NOT NULL"),
+        (
+            "INSERT INTO tags (name) VALUES (NULL)",
+            vec![],
+            "NOT NULL constraint failed: tags.name",
+        ),
         (
             "INSERT INTO notes (title) VALUES (x'00')",
             vec![],
@@ -310,6 +314,21 @@ async fn statements_the_engine_cannot_sync_are_refused_and_change_nothing() {
             "INSERT INTO notes (title) VALUES ('a') ON CONFLICT DO NOTHING",
             vec![],
             "UPSERT",
+        ),
+        (
+            "INSERT INTO notes (title) VALUES ('r') RETURNING id",
+            vec![],
+            "RETURNING does not work",
+        ),
+        (
+            "UPDATE notes SET n = 1 RETURNING n",
+            vec![],
+            "RETURNING does not work",
+        ),
+        (
+            "INSERT INTO notes (score) VALUES (?)",
+            vec![SqlValue::Real(f64::NAN)],
+            "only finite numbers",
         ),
         ("SELEC 1", vec![], "syntax error"),
         ("SELECT * FROM nowhere", vec![], "no such table"),
@@ -577,4 +596,19 @@ async fn additive_schema_changes_apply_and_others_leave_the_file_untouched() {
     // Reopening with the same schema changes no table, view or trigger.
     let db = open(&path, v2).await.unwrap();
     assert_eq!(db.query(objects, &[]).await.unwrap(), settled);
+    drop(db);
+    // An index the schema no longer lists is dropped.
+    let fewer = v2.replace(r#", ["pinned", "n"]"#, "");
+    assert_ne!(fewer, v2);
+    let db = open(&path, &fewer).await.unwrap();
+    assert_eq!(
+        db.query(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE '\\_erth\\_ix\\_notes(%' ESCAPE '\\'",
+            &[]
+        )
+        .await
+        .unwrap()
+        .rows,
+        vec![vec![text("_erth_ix_notes(title)")]]
+    );
 }

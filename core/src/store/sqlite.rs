@@ -64,6 +64,8 @@ struct Hooks {
     denied: Option<String>,
     /// Tables read by the probed statement.
     reads: BTreeSet<String>,
+    /// The app statement being prepared writes a synced table's view.
+    writes_view: bool,
 }
 
 /// The prefix that keeps app statements apart from the engine's in the
@@ -222,9 +224,19 @@ impl SqliteStore {
         conn: &'c rusqlite::Connection,
         stmt: &Statement,
     ) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
+        lock_hooks(&self.hooks).writes_view = false;
         let prepared = conn
             .prepare_cached(&format!("{APP_CACHE_PREFIX}{}", stmt.sql))
             .map_err(|e| self.app_error(e))?;
+        // A first prepare ran the authorizer; a cached statement passed it before.
+        let writes_view = std::mem::take(&mut lock_hooks(&self.hooks).writes_view);
+        if writes_view && prepared.column_count() > 0 {
+            prepared.discard();
+            return Err(StoreError::new(
+                StoreErrorKind::Refused,
+                "RETURNING does not work on synced tables (SQLite runs their writes in INSTEAD OF triggers and returns NULLs): read the row afterwards, passing your own id (e.g. uuid7())",
+            ));
+        }
         let wanted = prepared.parameter_count();
         if wanted != stmt.args.len() {
             return Err(StoreError::new(
@@ -408,7 +420,11 @@ fn authorize(hooks: &Mutex<Hooks>, ctx: AuthContext<'_>) -> Authorization {
         }
         Mode::App { protected } => {
             let access = access_of(&ctx.action);
-            match check_access(access, ctx.accessor, protected) {
+            let writes_view = matches!((access, ctx.accessor), (Access::Write(t), None)
+                if protected.iter().any(|p| p.eq_ignore_ascii_case(t)));
+            let checked = check_access(access, ctx.accessor, protected);
+            g.writes_view |= writes_view;
+            match checked {
                 Ok(()) => Authorization::Allow,
                 Err(why) => {
                     g.denied = Some(why);
