@@ -255,3 +255,125 @@ async fn generated_merge_sql_agrees_with_the_oracle_on_wasm_sqlite() {
         }
     }
 }
+
+/// `[a, b, ...]` as a JS array.
+fn array(items: &[JsValue]) -> JsValue {
+    items.iter().collect::<js_sys::Array>().into()
+}
+
+fn row(rows: &JsValue, i: u32) -> JsValue {
+    js_sys::Array::from(rows).get(i)
+}
+
+#[wasm_bindgen_test]
+async fn sql_values_cross_exactly_and_bad_parameters_name_their_index() {
+    let schema = r#"{"tables":{"v":{"columns":{"i":{"type":"integer"},"r":{"type":"real"},"t":{"type":"text"},"b":{"type":"blob"}}}}}"#;
+    let db = memory_db(&[("schema", schema.into()), ("url", "".into())]).await;
+    let big = js_sys::BigInt::from(i64::MAX);
+    let min = js_sys::BigInt::from(i64::MIN);
+    let blob = js_sys::Uint8Array::from(&[0u8, 255, 7][..]);
+    let insert = "INSERT INTO v (i, r, t, b) VALUES (?, ?, ?, ?)";
+    let out = db
+        .execute(
+            insert.into(),
+            array(&[big.clone().into(), 0.25.into(), "".into(), blob.into()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(number(&out, "rowsAffected"), 1.0);
+    db.execute(
+        insert.into(),
+        array(&[min.clone().into(), 3.0.into(), JsValue::NULL, JsValue::TRUE]),
+    )
+    .await
+    .unwrap();
+    db.execute(
+        insert.into(),
+        array(&[
+            (2f64.powi(53) - 1.0).into(),
+            JsValue::UNDEFINED,
+            "é\0🦀".into(),
+            JsValue::NULL,
+        ]),
+    )
+    .await
+    .unwrap();
+    let rows = db
+        .query(
+            "SELECT i, r, t, b FROM v ORDER BY rowid".into(),
+            JsValue::UNDEFINED,
+        )
+        .await
+        .unwrap();
+    let (first, second, third) = (row(&rows, 0), row(&rows, 1), row(&rows, 2));
+    // Unsafe integers are bigints, exact; safe ones numbers.
+    assert!(field(&first, "i").is_bigint());
+    assert_eq!(field(&first, "i"), JsValue::from(big));
+    assert_eq!(field(&second, "i"), JsValue::from(min));
+    assert_eq!(number(&third, "i"), 2f64.powi(53) - 1.0);
+    assert_eq!(number(&first, "r"), 0.25);
+    // 3.0 bound as INTEGER, stored as REAL by the column's affinity.
+    assert_eq!(number(&second, "r"), 3.0);
+    assert!(field(&third, "r").is_null());
+    assert_eq!(text(&first, "t"), "");
+    assert!(field(&second, "t").is_null());
+    assert_eq!(text(&third, "t"), "é\0🦀");
+    let bytes = field(&first, "b");
+    assert!(bytes.is_instance_of::<js_sys::Uint8Array>());
+    assert_eq!(js_sys::Uint8Array::from(bytes).to_vec(), vec![0, 255, 7]);
+    // `true` is 1 (in a blob column: no affinity).
+    assert_eq!(number(&second, "b"), 1.0);
+    assert!(field(&third, "b").is_null());
+
+    let over = js_sys::BigInt::new(&JsValue::from_str("9223372036854775808")).unwrap();
+    let bad = db
+        .execute("SELECT ?, ?".into(), array(&[1.into(), over.into()]))
+        .await;
+    assert!(message(bad).contains("parameter 2 is a bigint outside"));
+    let bad = db
+        .execute("SELECT ?".into(), array(&[js_sys::Object::new().into()]))
+        .await;
+    assert_eq!(code(bad), "InvalidInput");
+    let bad = db.query("SELECT 1".into(), "not an array".into()).await;
+    assert_eq!(code(bad), "InvalidInput");
+    assert_eq!(
+        code(db.query("DELETE FROM v".into(), JsValue::UNDEFINED).await),
+        "Sql"
+    );
+
+    // A live query: first rows before `watch` returns, then on a change; none after stop.
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    let listener = Closure::<dyn Fn(JsValue)>::new(move |rows: JsValue| {
+        sink.borrow_mut().push(js_sys::Array::from(&rows).length());
+    });
+    let live = db
+        .watch(
+            "SELECT i FROM v WHERE t IS NOT NULL".into(),
+            JsValue::UNDEFINED,
+            listener
+                .as_ref()
+                .unchecked_ref::<js_sys::Function>()
+                .clone(),
+        )
+        .unwrap();
+    assert_eq!(*seen.borrow(), vec![2]);
+    db.execute(
+        "UPDATE v SET t = 'x' WHERE t IS NULL".into(),
+        JsValue::UNDEFINED,
+    )
+    .await
+    .unwrap();
+    assert_eq!(*seen.borrow(), vec![2, 3]);
+    live.stop().unwrap();
+    db.execute("DELETE FROM v".into(), JsValue::UNDEFINED)
+        .await
+        .unwrap();
+    assert_eq!(*seen.borrow(), vec![2, 3]);
+    let status = db.status().await.unwrap();
+    assert!(js_sys::Array::is_array(&field(
+        &status,
+        "unknownServerColumns"
+    )));
+    assert!(field(&status, "remoteUrl").is_null());
+}
