@@ -54,7 +54,7 @@ function schemaText(schema) {
 function workerHref() {
   const file = ["worker", "js"].join(".");
   try {
-    return new URL(`./${file}`, import.meta.url).href;
+    return new URL("./" + file, import.meta.url).href;
   } catch {
     return file;
   }
@@ -92,7 +92,7 @@ export class ErthDb {
   #failure = null;
   #closed = null;
   #onNetwork = null;
-  /** Live queries by id: `{ callback, onError }`. */
+  /** Live queries by id: `{ callback }`. */
   #watches = new Map();
   #nextWatch = 1;
   /** Set once the worker answered anything (so it loaded). */
@@ -111,14 +111,16 @@ export class ErthDb {
     };
     worker.onerror = (e) => {
       e.preventDefault();
-      if (!this.#heard && !e.message) {
-        // A module worker that cannot be fetched or parsed (404, 403, wrong
-        // MIME type, a module it imports missing) fails with a bare event.
+      if (!this.#heard) {
+        // Before its first answer: a module worker that cannot be fetched or
+        // parsed (404, 403, wrong MIME type, a module it imports missing;
+        // Chromium gives no details) or whose code fails to start.
+        const detail = e.message ? ` (${e.message})` : "";
         this.#fail(
           new ErthError(
             ErrorCode.LoadFailed,
-            `could not load the erth-sync worker from ${workerUrl} (or a module it imports: erth_wasm.js, errors.js; ` +
-              "a bundler may have renamed them): " +
+            `could not load the erth-sync worker from ${workerUrl}${detail} (or a module it imports: erth_wasm.js, ` +
+              "errors.js; a bundler may have renamed them): " +
               "check that the file is served with HTTP 200 as JavaScript, and, with a bundler, that the package's " +
               "worker.js, erth_wasm.js and erth_wasm_bg.wasm are emitted next to each other (see the erth-sync README, Bundlers)",
           ),
@@ -172,9 +174,10 @@ export class ErthDb {
     const schema = schemaText(options.schema);
     const problem = contextProblem(storage);
     if (problem) throw new ErthError(ErrorCode.Storage, problem);
-    // This exact form (`new Worker(new URL("./worker.js", import.meta.url))`)
-    // is what bundlers (Vite, webpack 5, Parcel) recognise to emit the worker.
-    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `erth-sync ${name}` });
+    // This exact form (`new Worker(new URL("./worker.js", import.meta.url),
+    // { type: "module" })`, options static) is what bundlers (Vite, webpack 5,
+    // Parcel) recognise to emit the worker.
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     const db = new ErthDb(CONSTRUCT, worker, name, workerHref());
     const browserOnline = typeof navigator === "object" && navigator.onLine !== false;
     try {
