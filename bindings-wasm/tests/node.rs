@@ -272,58 +272,63 @@ async fn sql_values_cross_exactly_and_bad_parameters_name_their_index() {
     let big = js_sys::BigInt::from(i64::MAX);
     let min = js_sys::BigInt::from(i64::MIN);
     let blob = js_sys::Uint8Array::from(&[0u8, 255, 7][..]);
-    let insert = "INSERT INTO v (i, r, t, b) VALUES (?, ?, ?, ?)";
-    let out = db
-        .execute(
-            insert.into(),
-            array(&[big.clone().into(), 0.25.into(), "".into(), blob.into()]),
+    let insert = |values: &[JsValue]| {
+        db.execute(
+            "INSERT INTO v (i, r, t, b) VALUES (?, ?, ?, ?)".into(),
+            array(values),
         )
+    };
+    let out = insert(&[big.clone().into(), 0.25.into(), "".into(), blob.into()])
         .await
         .unwrap();
     assert_eq!(number(&out, "rowsAffected"), 1.0);
-    db.execute(
-        insert.into(),
-        array(&[min.clone().into(), 3.0.into(), JsValue::NULL, JsValue::TRUE]),
-    )
+    // 3.0 binds as INTEGER; the REAL column's affinity stores 3.0.
+    insert(&[min.clone().into(), 3.0.into(), JsValue::NULL, JsValue::NULL])
+        .await
+        .unwrap();
+    let safe = 2f64.powi(53) - 1.0;
+    insert(&[
+        safe.into(),
+        JsValue::UNDEFINED,
+        "é\0🦀".into(),
+        JsValue::NULL,
+    ])
     .await
     .unwrap();
-    db.execute(
-        insert.into(),
-        array(&[
-            (2f64.powi(53) - 1.0).into(),
-            JsValue::UNDEFINED,
-            "é\0🦀".into(),
-            JsValue::NULL,
-        ]),
-    )
+    // Booleans are integers 1/0.
+    insert(&[
+        JsValue::TRUE,
+        JsValue::FALSE,
+        "t".into(),
+        JsValue::UNDEFINED,
+    ])
     .await
     .unwrap();
     let rows = db
         .query(
-            "SELECT i, r, t, b FROM v ORDER BY rowid".into(),
+            "SELECT i, r, t, b FROM v ORDER BY created_at, id".into(),
             JsValue::UNDEFINED,
         )
         .await
         .unwrap();
-    let (first, second, third) = (row(&rows, 0), row(&rows, 1), row(&rows, 2));
+    let [first, second, third, fourth] = [0, 1, 2, 3].map(|i| row(&rows, i));
     // Unsafe integers are bigints, exact; safe ones numbers.
     assert!(field(&first, "i").is_bigint());
     assert_eq!(field(&first, "i"), JsValue::from(big));
     assert_eq!(field(&second, "i"), JsValue::from(min));
-    assert_eq!(number(&third, "i"), 2f64.powi(53) - 1.0);
+    assert_eq!(number(&third, "i"), safe);
+    assert_eq!(number(&fourth, "i"), 1.0);
     assert_eq!(number(&first, "r"), 0.25);
-    // 3.0 bound as INTEGER, stored as REAL by the column's affinity.
     assert_eq!(number(&second, "r"), 3.0);
     assert!(field(&third, "r").is_null());
+    assert_eq!(number(&fourth, "r"), 0.0);
     assert_eq!(text(&first, "t"), "");
     assert!(field(&second, "t").is_null());
     assert_eq!(text(&third, "t"), "é\0🦀");
     let bytes = field(&first, "b");
     assert!(bytes.is_instance_of::<js_sys::Uint8Array>());
     assert_eq!(js_sys::Uint8Array::from(bytes).to_vec(), vec![0, 255, 7]);
-    // `true` is 1 (in a blob column: no affinity).
-    assert_eq!(number(&second, "b"), 1.0);
-    assert!(field(&third, "b").is_null());
+    assert!(field(&second, "b").is_null());
 
     let over = js_sys::BigInt::new(&JsValue::from_str("9223372036854775808")).unwrap();
     let bad = db
@@ -357,19 +362,19 @@ async fn sql_values_cross_exactly_and_bad_parameters_name_their_index() {
                 .clone(),
         )
         .unwrap();
-    assert_eq!(*seen.borrow(), vec![2]);
+    assert_eq!(*seen.borrow(), vec![3]);
     db.execute(
         "UPDATE v SET t = 'x' WHERE t IS NULL".into(),
         JsValue::UNDEFINED,
     )
     .await
     .unwrap();
-    assert_eq!(*seen.borrow(), vec![2, 3]);
+    assert_eq!(*seen.borrow(), vec![3, 4]);
     live.stop().unwrap();
     db.execute("DELETE FROM v".into(), JsValue::UNDEFINED)
         .await
         .unwrap();
-    assert_eq!(*seen.borrow(), vec![2, 3]);
+    assert_eq!(*seen.borrow(), vec![3, 4]);
     let status = db.status().await.unwrap();
     assert!(js_sys::Array::is_array(&field(
         &status,

@@ -14,12 +14,15 @@
 //! wasm-bindgen-test suites in Node, a headless Chromium page and a
 //! dedicated worker (OPFS, sync with a fresh tursodb); the package build;
 //! and the Playwright tests of the built package (`tests/e2e/run.mjs`)
-//! against another fresh tursodb, with the `erth` CLI as a native replica.
+//! against another fresh tursodb, with the `erth` CLI as a native replica;
+//! then the package packed with `npm pack`, installed into a fresh app and
+//! built with Vite 8, Vite 5 and esbuild (`tests/e2e/bundlers.mjs`).
 //!
 //! Tools, installed into the cache when missing (idempotent): the rustup
 //! target, Debian's clang (SQLite's C), chromium, chromium-driver, node/npm
 //! and gzip, wasm-bindgen-cli (`$CACHE/tools/wasm-bindgen-<v>`, built once,
-//! about 10 minutes) and the npm packages binaryen and playwright-core.
+//! about 10 minutes), the npm packages binaryen and playwright-core, and the
+//! bundlers vite, vite 5 (as `vite5`) and esbuild.
 
 use crate::cargo::{self, cargo, repo_root, target_dir};
 use crate::suite::mobile::{apt_ensure, report, run_captured, Counts};
@@ -45,6 +48,13 @@ const TARGET: &str = "wasm32-unknown-unknown";
 const WASM_BINDGEN_VERSION: &str = "0.2.130";
 const BINARYEN_VERSION: &str = "132.0.0";
 const PLAYWRIGHT_VERSION: &str = "1.65.1";
+/// The bundlers the packed package is built with (the README's recipes):
+/// Vite 8 (Rolldown), Vite 5 (Rollup; installed as the alias `vite5`), esbuild.
+const VITE_VERSION: &str = "8.4.0";
+const VITE_OLD_VERSION: &str = "5.4.21";
+const ESBUILD_VERSION: &str = "0.28.2";
+/// Type-checks an app against the package's `index.d.ts`.
+const TYPESCRIPT_VERSION: &str = "7.0.2";
 const PACKAGE_CRATE: &str = "erth-wasm";
 /// File stem wasm-bindgen writes (`erth_wasm.js`, `erth_wasm_bg.wasm`).
 const OUT_NAME: &str = "erth_wasm";
@@ -92,10 +102,12 @@ fn install() -> Result<()> {
     let tools = tools()?;
     apt_ensure(&[CHROMIUM, CHROMEDRIVER], &["chromium", "chromium-driver"])?;
     let tursodb = erth_tests::tools::tursodb()?;
+    let bundlers = bundler_tools()?;
     println!(
-        "wasm-bindgen: {}\nnode_modules: {}\ntursodb: {}",
+        "wasm-bindgen: {}\nnode_modules: {}\nbundlers: {}\ntursodb: {}",
         tools.wasm_bindgen_bin.display(),
         tools.node_modules.display(),
+        bundlers.display(),
         tursodb.display()
     );
     Ok(())
@@ -174,22 +186,19 @@ fn wasm_bindgen_cli() -> Result<PathBuf> {
     }
 }
 
-/// `node_modules` with the pinned binaryen (wasm-opt) and playwright-core.
-fn node_tools() -> Result<PathBuf> {
-    let specs = [
-        format!("binaryen@{BINARYEN_VERSION}"),
-        format!("playwright-core@{PLAYWRIGHT_VERSION}"),
-    ];
-    let name = format!("npm-binaryen-{BINARYEN_VERSION}-playwright-core-{PLAYWRIGHT_VERSION}");
-    let dir = cache::install_dir(&name, |dir| {
+/// `$CACHE/<name>/node_modules` holding `specs`, installed with npm on first
+/// use; `expect` are files (relative to `node_modules`) a good install has.
+fn npm_tools(name: &str, specs: &[String], expect: &[&str]) -> Result<PathBuf> {
+    let dir = cache::install_dir(name, |dir| {
         println!("installing {} into the cache (npm)", specs.join(" "));
         let ok = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--prefix"])
             .arg(dir)
-            .args(&specs)
+            .args(specs)
             .status()
             .is_ok_and(|s| s.success());
-        if ok && wasm_opt_in(&dir.join("node_modules")).is_file() {
+        let modules = dir.join("node_modules");
+        if ok && expect.iter().all(|f| modules.join(f).is_file()) {
             Ok(())
         } else {
             Err(erth_tests::Error::Install(format!(
@@ -199,6 +208,39 @@ fn node_tools() -> Result<PathBuf> {
         }
     })?;
     Ok(dir.join("node_modules"))
+}
+
+/// `node_modules` with the pinned binaryen (wasm-opt) and playwright-core.
+fn node_tools() -> Result<PathBuf> {
+    npm_tools(
+        &format!("npm-binaryen-{BINARYEN_VERSION}-playwright-core-{PLAYWRIGHT_VERSION}"),
+        &[
+            format!("binaryen@{BINARYEN_VERSION}"),
+            format!("playwright-core@{PLAYWRIGHT_VERSION}"),
+        ],
+        &[".bin/wasm-opt"],
+    )
+}
+
+/// `node_modules` with the pinned bundlers (`vite`, `vite5`, `esbuild`) and `typescript`.
+fn bundler_tools() -> Result<PathBuf> {
+    npm_tools(
+        &format!(
+            "npm-vite-{VITE_VERSION}-vite-{VITE_OLD_VERSION}-esbuild-{ESBUILD_VERSION}-typescript-{TYPESCRIPT_VERSION}"
+        ),
+        &[
+            format!("vite@{VITE_VERSION}"),
+            format!("vite5@npm:vite@{VITE_OLD_VERSION}"),
+            format!("esbuild@{ESBUILD_VERSION}"),
+            format!("typescript@{TYPESCRIPT_VERSION}"),
+        ],
+        &[
+            "vite/bin/vite.js",
+            "vite5/bin/vite.js",
+            ".bin/esbuild",
+            ".bin/tsc",
+        ],
+    )
 }
 
 fn wasm_opt_in(node_modules: &Path) -> PathBuf {
@@ -596,6 +638,16 @@ fn run_suite() -> Result<()> {
         timed("Playwright e2e of the built package", &mut || {
             e2e(&tools, package, work.path())
         });
+        let mut bundlers = None;
+        timed("bundler tools (npm, cached)", &mut || {
+            bundlers = Some(bundler_tools()?);
+            Ok(None)
+        });
+        if let Some(bundlers) = &bundlers {
+            timed("npm pack -> tsc, Vite 8, Vite 5, esbuild apps", &mut || {
+                bundled_apps(&tools, bundlers, package, work.path())
+            });
+        }
     }
 
     println!("\n---- wasm suite summary");
@@ -652,6 +704,42 @@ fn e2e(tools: &Tools, package: &Package, work: &Path) -> Result<Option<Counts>> 
     drop(server);
     let counts = e2e_counts(&out);
     report("e2e", ok, counts)?;
+    Ok(counts)
+}
+
+/// `tests/e2e/bundlers.mjs`: the packed package in apps built by Vite and
+/// esbuild, in Chromium, against a fresh tursodb.
+fn bundled_apps(
+    tools: &Tools,
+    bundlers: &Path,
+    package: &Package,
+    work: &Path,
+) -> Result<Option<Counts>> {
+    cargo::run(&mut cargo(&["build", "-p", "erth-cli"]))?;
+    let cli = target_dir().join("debug").join("erth");
+    let scratch = work.join("bundlers");
+    fs::create_dir_all(&scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
+    let server = LocalServer::start(&work.join("bundlers.db"), &work.join("bundlers.log"), None)?;
+    let script = repo_root()
+        .join("bindings-wasm")
+        .join("tests")
+        .join("e2e")
+        .join("bundlers.mjs");
+    let (ok, out) = run_captured(
+        Command::new("node")
+            .arg(&script)
+            .current_dir(repo_root())
+            .env("ERTH_PKG_DIR", &package.dir)
+            .env("ERTH_BUNDLERS", bundlers)
+            .env("ERTH_TEST_HRANA_URL", server.url())
+            .env("ERTH_CLI", &cli)
+            .env("ERTH_NODE_MODULES", &tools.node_modules)
+            .env("ERTH_CHROMIUM", CHROMIUM)
+            .env("ERTH_E2E_WORK", &scratch),
+    )?;
+    drop(server);
+    let counts = e2e_counts(&out);
+    report("bundlers", ok, counts)?;
     Ok(counts)
 }
 

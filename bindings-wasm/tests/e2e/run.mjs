@@ -18,37 +18,18 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFile, readdir, readlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
-import { createRequire } from "node:module";
 import { extname, join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`e2e: ${name} is not set: run this through \`cargo xtask test wasm\``);
-    process.exit(2);
-  }
-  return value;
-}
+import { env, FLAGS, playwrightChromium } from "./harness.mjs";
 
 const PKG_DIR = resolve(env("ERTH_PKG_DIR"));
 const SERVER = env("ERTH_TEST_HRANA_URL").replace(/\/$/, "");
 const CLI = env("ERTH_CLI");
 const CHROMIUM = env("ERTH_CHROMIUM");
 const WORK = env("ERTH_E2E_WORK");
-const { chromium } = createRequire(join(env("ERTH_NODE_MODULES"), "noop.js"))("playwright-core");
+const chromium = playwrightChromium();
 const PAGE_HTML = join(fileURLToPath(new URL(".", import.meta.url)), "page.html");
 
-// Chromium flags that work on these machines (see TOOLCHAIN.md).
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const TOKEN = "s3cret-e2e-token";
 
 // ---- the page server: test page, built package, fault endpoints ----
@@ -112,11 +93,11 @@ const ORIGIN = `http://127.0.0.1:${pageServer.address().port}`;
 /** Console errors of every page and worker: no panic may ever show up. */
 const consoleErrors = [];
 
-async function launch(profile) {
+async function launch(profile, extraArgs = []) {
   const context = await chromium.launchPersistentContext(join(WORK, profile), {
     executablePath: CHROMIUM,
     headless: true,
-    args: FLAGS,
+    args: [...FLAGS, ...extraArgs],
   });
   context.on("page", watch);
   context.pages().forEach(watch);
@@ -884,9 +865,23 @@ test("watch: fires on a local write and on a pulled change, never after unsubscr
   }
 });
 
-test("a worker or .wasm that cannot be loaded fails with LoadFailed naming its URL", async () => {
-  const ctx = await launch("load");
+test("a worker or .wasm that cannot be loaded fails with LoadFailed naming its URL; a non-secure origin is refused", async () => {
+  // erth-lan.test plays a LAN address: plain http there is not a secure context.
+  const ctx = await launch("load", ["--host-resolver-rules=MAP erth-lan.test 127.0.0.1"]);
   try {
+    const lan = await ctx.newPage();
+    await lan.goto(ORIGIN.replace("127.0.0.1", "erth-lan.test") + "/");
+    await lan.waitForFunction(() => window.erthReady === true);
+    const insecure = await lan.evaluate(async () => ({
+      secure: window.isSecureContext,
+      error: await erth.failure(() => erth.ErthDb.open({ name: "insecure" })),
+    }));
+    assert.equal(insecure.secure, false);
+    assert.equal(insecure.error?.code, "Storage", JSON.stringify(insecure.error));
+    assert.match(insecure.error.message, /not a secure context/);
+    assert.match(insecure.error.message, /https/);
+    assert.match(insecure.error.message, /localhost/);
+    await lan.close();
     const page = await openPage(ctx);
     const out = await page.evaluate(async () => {
       const attempt = async (path, name) => {
