@@ -1,12 +1,12 @@
 // The packed npm package in apps built by bundlers, as users build them:
 // `npm pack` of the built package, `npm install` of the tarball into a
 // fresh app, its TypeScript checked against the package's types, then one
-// app source built three ways (Vite 8 with Rolldown,
-// Vite 5 with Rollup, esbuild) with the recipes of the package README. Each
-// build is served on 127.0.0.1 and opened in Debian's Chromium (one browser,
-// one persistent profile): the app opens a database with its own schema,
-// writes a row, syncs with tursodb, and after a reload (local-only) still
-// has it; a native `erth` CLI replica then sees every app's row. Run by
+// app source built three ways with the recipes of the package README (Vite 8
+// with Rolldown, Vite 5 with Rollup, esbuild) and served by `vite dev`. Each
+// is opened in Debian's Chromium (one browser, one persistent profile): the
+// app opens a database with its own schema, writes a row, syncs with
+// tursodb, and after a reload (local-only) still has it; a native `erth` CLI
+// replica then sees every app's row. Run by
 // `cargo xtask test wasm`, which passes:
 //
 //   ERTH_PKG_DIR          the built package (bindings-wasm/pkg)
@@ -20,7 +20,7 @@
 // It prints one line per step with its time and `e2e: N passed, M failed`.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { copyFile, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { extname, join, normalize, resolve, sep } from "node:path";
@@ -70,7 +70,7 @@ window.app = (async () => {
 
 const INDEX_HTML = (src) => `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>erth-sync bundler test</title></head>
+<head><meta charset="utf-8"><title>erth-sync bundler test</title><link rel="icon" href="data:,"></head>
 <body><p>erth-sync bundled</p><script type="module" src="${src}"></script></body>
 </html>
 `;
@@ -248,6 +248,43 @@ step("each build opens a database, writes its schema's table and syncs; after a 
   }
 });
 
+step("vite dev (Vite 8) with the README's config serves the app unbundled: it writes, syncs and reloads", async () => {
+  const port = await new Promise((ok) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => ok(port));
+    });
+  });
+  const dev = spawn("node", [join(BUNDLERS, "vite", "bin", "vite.js"), "--host", "127.0.0.1", "--port", String(port), "--strictPort"], {
+    cwd: APP,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  dev.stdout.on("data", (d) => (output += d));
+  dev.stderr.on("data", (d) => (output += d));
+  try {
+    const origin = `http://127.0.0.1:${port}`;
+    await new Promise((ok, fail) => {
+      dev.stdout.on("data", () => output.includes(origin) && ok());
+      dev.on("exit", (code) => fail(new Error(`vite dev exited (${code}): ${output}`)));
+    });
+    const page = context.pages()[0] ?? (await context.newPage());
+    const visitDev = async (query) => {
+      await page.goto(`${origin}/?${new URLSearchParams(query)}`);
+      await page.waitForFunction(() => window.app !== undefined);
+      return page.evaluate(() => window.app);
+    };
+    const first = await visitDev({ name: "vite-dev", url: SERVER, write: "from vite dev" });
+    assert.equal(first.error, undefined, `vite dev: ${first.error}\n${output}`);
+    assert.ok(first.notes.includes("from vite dev"), JSON.stringify(first));
+    assert.equal(first.pushed, 1);
+    const reloaded = await visitDev({ name: "vite-dev", url: "" });
+    assert.deepEqual(reloaded, { notes: first.notes, pushed: null, remoteUrl: null });
+  } finally {
+    dev.kill();
+  }
+});
+
 step("a native replica sees every build's row", async () => {
   const schema = join(WORK, "notes.schema.json");
   await writeFile(schema, JSON.stringify(SCHEMA));
@@ -255,7 +292,7 @@ step("a native replica sees every build's row", async () => {
     run(CLI, ["--db", join(WORK, "native.db"), "--schema", schema, "--remote", SERVER, "--json", ...args], WORK);
   erth("sync");
   const bodies = JSON.parse(erth("sql", "SELECT body FROM notes ORDER BY body")).map((r) => r.body);
-  for (const app of ["vite8", "vite5", "esbuild"]) assert.ok(bodies.includes(`from ${app}`), `${app}: ${bodies}`);
+  for (const app of ["vite8", "vite5", "esbuild", "vite dev"]) assert.ok(bodies.includes(`from ${app}`), `${app}: ${bodies}`);
 });
 
 step("no errors in the console", async () => {
