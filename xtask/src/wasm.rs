@@ -636,7 +636,7 @@ fn run_suite() -> Result<()> {
 
     if let Some(package) = &package {
         timed("Playwright e2e of the built package", &mut || {
-            e2e(&tools, package, work.path())
+            browser_script("run", &tools, package, work.path(), &[])
         });
         let mut bundlers = None;
         timed("bundler tools (npm, cached)", &mut || {
@@ -644,8 +644,15 @@ fn run_suite() -> Result<()> {
             Ok(None)
         });
         if let Some(bundlers) = &bundlers {
+            // The packed package in apps built by Vite and esbuild.
             timed("npm pack -> tsc, Vite 8, Vite 5, esbuild apps", &mut || {
-                bundled_apps(&tools, bundlers, package, work.path())
+                browser_script(
+                    "bundlers",
+                    &tools,
+                    package,
+                    work.path(),
+                    &[("ERTH_BUNDLERS", bundlers)],
+                )
             });
         }
     }
@@ -675,71 +682,47 @@ fn run_suite() -> Result<()> {
     }
 }
 
-fn e2e(tools: &Tools, package: &Package, work: &Path) -> Result<Option<Counts>> {
-    cargo::run(&mut cargo(&["build", "-p", "erth-cli"]))?;
-    let cli = target_dir().join("debug").join("erth");
-    let scratch = work.join("e2e");
-    fs::create_dir_all(&scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
-    let server = LocalServer::start(&work.join("e2e.db"), &work.join("e2e.log"), None)?;
-    println!(
-        "tursodb --sync-server for the e2e tests at {}",
-        server.url()
-    );
-    let script = repo_root()
-        .join("bindings-wasm")
-        .join("tests")
-        .join("e2e")
-        .join("run.mjs");
-    let (ok, out) = run_captured(
-        Command::new("node")
-            .arg(&script)
-            .current_dir(repo_root())
-            .env("ERTH_PKG_DIR", &package.dir)
-            .env("ERTH_TEST_HRANA_URL", server.url())
-            .env("ERTH_CLI", &cli)
-            .env("ERTH_NODE_MODULES", &tools.node_modules)
-            .env("ERTH_CHROMIUM", CHROMIUM)
-            .env("ERTH_E2E_WORK", &scratch),
-    )?;
-    drop(server);
-    let counts = e2e_counts(&out);
-    report("e2e", ok, counts)?;
-    Ok(counts)
-}
-
-/// `tests/e2e/bundlers.mjs`: the packed package in apps built by Vite and
-/// esbuild, in Chromium, against a fresh tursodb.
-fn bundled_apps(
+/// Runs the browser script `bindings-wasm/tests/e2e/<name>.mjs` with the
+/// built package, a fresh tursodb, the `erth` CLI, playwright-core, Chromium
+/// and a scratch directory (plus `extra` variables); its counts.
+fn browser_script(
+    name: &str,
     tools: &Tools,
-    bundlers: &Path,
     package: &Package,
     work: &Path,
+    extra: &[(&str, &Path)],
 ) -> Result<Option<Counts>> {
     cargo::run(&mut cargo(&["build", "-p", "erth-cli"]))?;
     let cli = target_dir().join("debug").join("erth");
-    let scratch = work.join("bundlers");
+    let scratch = work.join(name);
     fs::create_dir_all(&scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
-    let server = LocalServer::start(&work.join("bundlers.db"), &work.join("bundlers.log"), None)?;
+    let server = LocalServer::start(
+        &work.join(format!("{name}.db")),
+        &work.join(format!("{name}.log")),
+        None,
+    )?;
+    println!("tursodb --sync-server for {name}.mjs at {}", server.url());
     let script = repo_root()
         .join("bindings-wasm")
         .join("tests")
         .join("e2e")
-        .join("bundlers.mjs");
-    let (ok, out) = run_captured(
-        Command::new("node")
-            .arg(&script)
-            .current_dir(repo_root())
-            .env("ERTH_PKG_DIR", &package.dir)
-            .env("ERTH_BUNDLERS", bundlers)
-            .env("ERTH_TEST_HRANA_URL", server.url())
-            .env("ERTH_CLI", &cli)
-            .env("ERTH_NODE_MODULES", &tools.node_modules)
-            .env("ERTH_CHROMIUM", CHROMIUM)
-            .env("ERTH_E2E_WORK", &scratch),
-    )?;
+        .join(format!("{name}.mjs"));
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
+        .current_dir(repo_root())
+        .env("ERTH_PKG_DIR", &package.dir)
+        .env("ERTH_TEST_HRANA_URL", server.url())
+        .env("ERTH_CLI", &cli)
+        .env("ERTH_NODE_MODULES", &tools.node_modules)
+        .env("ERTH_CHROMIUM", CHROMIUM)
+        .env("ERTH_E2E_WORK", &scratch);
+    for (key, value) in extra {
+        cmd.env(key, value);
+    }
+    let (ok, out) = run_captured(&mut cmd)?;
     drop(server);
     let counts = e2e_counts(&out);
-    report("bundlers", ok, counts)?;
+    report(name, ok, counts)?;
     Ok(counts)
 }
 

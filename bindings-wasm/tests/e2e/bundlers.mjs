@@ -21,10 +21,10 @@
 
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { copyFile, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
-import { extname, join, normalize, resolve, sep } from "node:path";
-import { env, FLAGS, playwrightChromium } from "./harness.mjs";
+import { join, normalize, resolve, sep } from "node:path";
+import { env, FLAGS, playwrightChromium, runTests, serveFile } from "./harness.mjs";
 
 const PKG_DIR = resolve(env("ERTH_PKG_DIR"));
 const BUNDLERS = resolve(env("ERTH_BUNDLERS"));
@@ -191,25 +191,13 @@ step("esbuild: the app and the package's worker as two entry points, plus the .w
 
 // ---- serving the builds ----
 
-const MIME = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".wasm": "application/wasm",
-  ".css": "text/css",
-};
 const server = createServer(async (req, res) => {
   let path = decodeURIComponent(new URL(req.url, "http://x").pathname);
   if (path === "/favicon.ico") return res.writeHead(204).end();
   if (path.endsWith("/")) path += "index.html";
   const file = normalize(join(DIST, path));
   if (!file.startsWith(DIST + sep)) return res.writeHead(403).end();
-  try {
-    const body = await readFile(file);
-    res.writeHead(200, { "content-type": MIME[extname(file)] ?? "application/octet-stream", "cache-control": "no-store" });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end("not found");
-  }
+  return serveFile(res, file);
 });
 await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
 const ORIGIN = `http://127.0.0.1:${server.address().port}`;
@@ -304,18 +292,7 @@ step("no errors in the console", async () => {
 let passed = 0;
 let failed = 0;
 try {
-  for (const { name, fn } of steps) {
-    const started = Date.now();
-    try {
-      await fn();
-      passed++;
-      console.log(`ok   ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-    } catch (e) {
-      failed++;
-      const detail = [e?.stack ?? String(e), e?.stderr ? `stderr: ${e.stderr}` : "", e?.stdout ? `stdout: ${e.stdout}` : ""];
-      console.log(`FAIL ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)\n     ${detail.join("\n").replaceAll("\n", "\n     ")}`);
-    }
-  }
+  ({ passed, failed } = await runTests(steps));
 } finally {
   await context?.close().catch(() => {});
   server.closeAllConnections();

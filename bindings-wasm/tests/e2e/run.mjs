@@ -18,9 +18,9 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFile, readdir, readlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
-import { extname, join, normalize, resolve, sep } from "node:path";
+import { join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { env, FLAGS, playwrightChromium } from "./harness.mjs";
+import { env, FLAGS, playwrightChromium, runTests, serveFile } from "./harness.mjs";
 
 const PKG_DIR = resolve(env("ERTH_PKG_DIR"));
 const SERVER = env("ERTH_TEST_HRANA_URL").replace(/\/$/, "");
@@ -34,27 +34,8 @@ const TOKEN = "s3cret-e2e-token";
 
 // ---- the page server: test page, built package, fault endpoints ----
 
-const MIME = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".mjs": "text/javascript; charset=utf-8",
-  ".wasm": "application/wasm",
-  ".json": "application/json",
-  ".ts": "text/plain; charset=utf-8",
-  ".md": "text/markdown; charset=utf-8",
-};
 /** Requests seen per fault endpoint. */
 const faultHits = new Map();
-
-async function serveFile(res, file) {
-  try {
-    const body = await readFile(file);
-    res.writeHead(200, { "content-type": MIME[extname(file)] ?? "application/octet-stream", "cache-control": "no-store" });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end("not found");
-  }
-}
 
 const pageServer = createServer((req, res) => {
   const path = new URL(req.url, "http://x").pathname;
@@ -910,19 +891,7 @@ test("a worker or .wasm that cannot be loaded fails with LoadFailed naming its U
 
 // ---- run ----
 
-let passed = 0;
-let failed = 0;
-for (const { name, fn } of tests) {
-  const started = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)\n     ${String(e?.stack ?? e).replaceAll("\n", "\n     ")}`);
-  }
-}
+let { passed, failed } = await runTests(tests);
 const panics = consoleErrors.filter((text) => text.includes("internal error"));
 if (panics.length > 0) {
   failed++;
