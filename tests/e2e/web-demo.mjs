@@ -416,6 +416,35 @@ step("lists (schema v2, a live query): A adds a list and a todo in it; B sees th
   assert.ok(cliList("native-lists.db").some((t) => t.id === plants.id && t.completed));
 });
 
+step("an older app version (?schema=1, no list per todo) syncs with them and shows the column it does not know", async () => {
+  const tab = await A.context.newPage();
+  watch(tab, "old version");
+  const old = { name: "old", page: tab };
+  try {
+    await open(old, "&schema=1");
+    assert.equal(await tab.locator("#schema-version").textContent(), "schema v1");
+    assert.equal(await tab.getByLabel("In list").isHidden(), true, "no list picker in version 1");
+    await syncNow(old);
+    await settled(old);
+    assert.deepEqual(await listOf(old), await listOf(A), "the same todos as version 2");
+    // The lists sync too; version 1 has no count (no list_id).
+    assert.deepEqual(await listsOf(old), [{ name: "Home", open: null }]);
+    assert.equal(await tab.locator("#unknown").textContent(), "todos.list_id");
+    assert.equal(await tab.locator("#unknown-row").isVisible(), true);
+    assert.equal(await A.page.locator("#unknown-row").isVisible(), false, "version 2 knows every column");
+    await addTodo(old, "From the old version");
+    await settled(old);
+    await until("B to show the old version's todo", async () =>
+      (await listOf(B)).some((t) => t.title === "From the old version"),
+    );
+    await settled(B);
+    // Its count in version 2 is unchanged: the todo has no list.
+    assert.deepEqual(await listsOf(B), [{ name: "Home", open: "0 open" }]);
+  } finally {
+    await tab.close();
+  }
+});
+
 step("screenshots of both devices", async () => {
   await mkdir(SHOTS, { recursive: true });
   const shots = {};

@@ -191,6 +191,7 @@ fn wasm_bindgen_cli() -> Result<PathBuf> {
 fn npm_tools(name: &str, specs: &[String], expect: &[&str]) -> Result<PathBuf> {
     let dir = cache::install_dir(name, |dir| {
         println!("installing {} into the cache (npm)", specs.join(" "));
+        let started = Instant::now();
         let ok = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--prefix"])
             .arg(dir)
@@ -199,6 +200,11 @@ fn npm_tools(name: &str, specs: &[String], expect: &[&str]) -> Result<PathBuf> {
             .is_ok_and(|s| s.success());
         let modules = dir.join("node_modules");
         if ok && expect.iter().all(|f| modules.join(f).is_file()) {
+            println!(
+                "installed {} in {:.1} s",
+                specs.join(" "),
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         } else {
             Err(erth_tests::Error::Install(format!(
