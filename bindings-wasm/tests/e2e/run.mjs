@@ -597,7 +597,21 @@ test("custom schema: plain SQL, values, transactions and typed errors", async ()
       const deleted = await db.execute("DELETE FROM samples WHERE label = ?", ["three"]);
       const status = await db.status();
       const local = await db.getAll("SELECT count(*) AS n FROM _erth_rows_samples WHERE is_deleted = 1");
+      // Schema versions: dropping a column is refused; adding one migrates in place.
+      await db.close();
+      const columns = schema.tables.samples.columns;
+      const { b: _dropped, ...withoutB } = columns;
+      errors.dropColumn = await f(() =>
+        erth.ErthDb.open({ name: "sql-api", schema: { tables: { samples: { columns: withoutB } } } }),
+      );
+      const v2 = await erth.ErthDb.open({
+        name: "sql-api",
+        schema: { tables: { samples: { columns: { ...columns, note: { type: "text", default: "none" } } } } },
+      });
+      const migrated = await v2.getAll("SELECT label, note FROM samples ORDER BY label");
+      await v2.close();
       return {
+        migrated,
         errors,
         id,
         inserted: { rowsAffected: inserted.rowsAffected, rows: inserted.rows.length },
@@ -635,11 +649,16 @@ test("custom schema: plain SQL, values, transactions and typed errors", async ()
       fnParam: "InvalidInput",
       badTxParam: "InvalidInput",
       noRemote: "NoRemote",
+      dropColumn: "SchemaChange",
     })) {
       assert.ok(errors[what], `${what} should have failed`);
       assert.equal(errors[what].code, code, `${what}: ${JSON.stringify(errors[what])}`);
       assert.equal(errors[what].isErthError, true, what);
     }
+    assert.deepEqual(out.migrated, [
+      { label: "one", note: "none" },
+      { label: "two", note: "none" },
+    ]);
     assert.match(errors.badSchema.message, /table t, column x/);
     assert.match(errors.badParam.message, /parameter 2 /);
     assert.match(errors.badTxParam.message, /statement 1: parameter 2/);
