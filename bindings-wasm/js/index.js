@@ -47,17 +47,14 @@ function schemaText(schema) {
 }
 
 /**
- * Where the worker is expected, for error messages. Built so bundlers do not
- * treat it as a second reference to the file (after bundling, the worker may
- * have another name: the message says so).
+ * Where the worker is expected, for error messages. Deliberately not
+ * `new URL(..., import.meta.url)`: bundlers would take that for another
+ * reference to the file (webpack even for every file of the package).
+ * After bundling, the worker may have another name: the message says so.
  */
 function workerHref() {
-  const file = ["worker", "js"].join(".");
-  try {
-    return new URL("./" + file, import.meta.url).href;
-  } catch {
-    return file;
-  }
+  const here = String(import.meta.url);
+  return here.slice(0, here.lastIndexOf("/") + 1) + "worker.js";
 }
 
 /** Why a database cannot be kept in this context, or null. */

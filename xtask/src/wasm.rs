@@ -15,14 +15,16 @@
 //! dedicated worker (OPFS, sync with a fresh tursodb); the package build;
 //! and the Playwright tests of the built package (`tests/e2e/run.mjs`)
 //! against another fresh tursodb, with the `erth` CLI as a native replica;
-//! then the package packed with `npm pack`, installed into a fresh app and
-//! built with Vite 8, Vite 5 and esbuild (`tests/e2e/bundlers.mjs`).
+//! then the package packed with `npm pack`, installed into a fresh app,
+//! type-checked with tsc and built with Vite 8, Vite 5, esbuild, Rollup and
+//! webpack, and served by `vite dev` (`tests/e2e/bundlers.mjs`).
 //!
 //! Tools, installed into the cache when missing (idempotent): the rustup
 //! target, Debian's clang (SQLite's C), chromium, chromium-driver, node/npm
 //! and gzip, wasm-bindgen-cli (`$CACHE/tools/wasm-bindgen-<v>`, built once,
 //! about 10 minutes), the npm packages binaryen and playwright-core, and the
-//! bundlers vite, vite 5 (as `vite5`) and esbuild.
+//! bundlers vite, vite 5 (as `vite5`), esbuild, rollup (with
+//! @rollup/plugin-node-resolve) and webpack, plus typescript.
 
 use crate::cargo::{self, cargo, repo_root, target_dir};
 use crate::suite::mobile::{apt_ensure, report, run_captured, Counts};
@@ -53,6 +55,9 @@ const PLAYWRIGHT_VERSION: &str = "1.65.1";
 const VITE_VERSION: &str = "8.4.0";
 const VITE_OLD_VERSION: &str = "5.4.21";
 const ESBUILD_VERSION: &str = "0.28.2";
+const ROLLUP_VERSION: &str = "4.68.8";
+const ROLLUP_RESOLVE_VERSION: &str = "16.0.3";
+const WEBPACK_VERSION: &str = "5.113.0";
 /// Type-checks an app against the package's `index.d.ts`.
 const TYPESCRIPT_VERSION: &str = "7.0.2";
 const PACKAGE_CRATE: &str = "erth-wasm";
@@ -228,22 +233,29 @@ fn node_tools() -> Result<PathBuf> {
     )
 }
 
-/// `node_modules` with the pinned bundlers (`vite`, `vite5`, `esbuild`) and `typescript`.
+/// `node_modules` with the pinned bundlers (`vite`, `vite5`, `esbuild`,
+/// `rollup` with its node-resolve plugin, `webpack`) and `typescript`.
 fn bundler_tools() -> Result<PathBuf> {
     npm_tools(
         &format!(
-            "npm-vite-{VITE_VERSION}-vite-{VITE_OLD_VERSION}-esbuild-{ESBUILD_VERSION}-typescript-{TYPESCRIPT_VERSION}"
+            "npm-bundlers-vite-{VITE_VERSION}-{VITE_OLD_VERSION}-esbuild-{ESBUILD_VERSION}-rollup-{ROLLUP_VERSION}-webpack-{WEBPACK_VERSION}-typescript-{TYPESCRIPT_VERSION}"
         ),
         &[
             format!("vite@{VITE_VERSION}"),
             format!("vite5@npm:vite@{VITE_OLD_VERSION}"),
             format!("esbuild@{ESBUILD_VERSION}"),
+            format!("rollup@{ROLLUP_VERSION}"),
+            format!("@rollup/plugin-node-resolve@{ROLLUP_RESOLVE_VERSION}"),
+            format!("webpack@{WEBPACK_VERSION}"),
             format!("typescript@{TYPESCRIPT_VERSION}"),
         ],
         &[
             "vite/bin/vite.js",
             "vite5/bin/vite.js",
             ".bin/esbuild",
+            "rollup/package.json",
+            "@rollup/plugin-node-resolve/package.json",
+            "webpack/package.json",
             ".bin/tsc",
         ],
     )
@@ -650,8 +662,8 @@ fn run_suite() -> Result<()> {
             Ok(None)
         });
         if let Some(bundlers) = &bundlers {
-            // The packed package in apps built by Vite and esbuild.
-            timed("npm pack -> tsc, Vite 8, Vite 5, esbuild apps", &mut || {
+            // The packed package in apps built by every bundler of the README.
+            timed("npm pack -> tsc and 5 bundlers' apps", &mut || {
                 browser_script(
                     "bundlers",
                     &tools,

@@ -1,8 +1,9 @@
 // The packed npm package in apps built by bundlers, as users build them:
 // `npm pack` of the built package, `npm install` of the tarball into a
 // fresh app, its TypeScript checked against the package's types, then one
-// app source built three ways with the recipes of the package README (Vite 8
-// with Rolldown, Vite 5 with Rollup, esbuild) and served by `vite dev`. Each
+// app source built five ways with the recipes of the package README (Vite 8
+// with Rolldown, Vite 5 with Rollup, esbuild, Rollup, webpack 5) and served
+// by `vite dev`. Each
 // is opened in Debian's Chromium (one browser, one persistent profile): the
 // app opens a database with its own schema, writes a row, syncs with
 // tursodb, and after a reload (local-only) still has it; a native `erth` CLI
@@ -10,7 +11,8 @@
 // `cargo xtask test wasm`, which passes:
 //
 //   ERTH_PKG_DIR          the built package (bindings-wasm/pkg)
-//   ERTH_BUNDLERS         node_modules holding vite (8), vite5 (an alias of vite 5), esbuild and typescript
+//   ERTH_BUNDLERS         node_modules holding vite (8), vite5 (an alias of vite 5), esbuild,
+//                         rollup, @rollup/plugin-node-resolve, webpack and typescript
 //   ERTH_NODE_MODULES     node_modules holding playwright-core
 //   ERTH_TEST_HRANA_URL   the tursodb server
 //   ERTH_CLI              the native `erth` binary
@@ -23,6 +25,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { copyFile, mkdir, readdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
+import { createRequire } from "node:module";
 import { join, normalize, resolve, sep } from "node:path";
 import { env, FLAGS, playwrightChromium, runTests, serveFile } from "./harness.mjs";
 
@@ -134,6 +137,7 @@ const TSCONFIG = {
 const steps = [];
 const step = (name, fn) => steps.push({ name, fn });
 const apps = [];
+const ALL_APPS = ["vite8", "vite5", "esbuild", "rollup", "webpack"];
 
 step("npm pack the built package and npm install the tarball into a fresh app", async () => {
   await mkdir(APP, { recursive: true });
@@ -164,6 +168,8 @@ for (const [name, bin] of [
     run("node", [join(BUNDLERS, bin, "bin", "vite.js"), "build", "--logLevel", "warn", "--outDir", join(DIST, name)], APP);
     const assets = await readdir(join(DIST, name, "assets"));
     assert.ok(assets.some((f) => f.endsWith(".wasm")), `${name} emitted the .wasm: ${assets.join(", ")}`);
+    // The app, the worker and the .wasm: one file each.
+    assert.equal(assets.length, 3, `${name} emitted: ${assets.join(", ")}`);
     apps.push(name);
   });
 }
@@ -187,6 +193,40 @@ step("esbuild: the app and the package's worker as two entry points, plus the .w
   await copyFile(join(APP, "node_modules", "erth-sync", "erth_wasm_bg.wasm"), join(out, "erth_wasm_bg.wasm"));
   await writeFile(join(out, "index.html"), INDEX_HTML("./main.js"));
   apps.push("esbuild");
+});
+
+step("Rollup (the README's options, through its API): the app and the worker as two inputs, plus the .wasm", async () => {
+  const bundlers = createRequire(join(BUNDLERS, "noop.js"));
+  const { rollup } = bundlers("rollup");
+  const { nodeResolve } = bundlers("@rollup/plugin-node-resolve");
+  const out = join(DIST, "rollup");
+  const bundle = await rollup({
+    input: { main: join(APP, "main.js"), worker: join(APP, "node_modules", "erth-sync", "worker.js") },
+    plugins: [nodeResolve()],
+  });
+  await bundle.write({ dir: out, format: "es", entryFileNames: "[name].js" });
+  await bundle.close();
+  await copyFile(join(APP, "node_modules", "erth-sync", "erth_wasm_bg.wasm"), join(out, "erth_wasm_bg.wasm"));
+  await writeFile(join(out, "index.html"), INDEX_HTML("./main.js"));
+  apps.push("rollup");
+});
+
+step("webpack 5 (its API, no extra config): the worker becomes a chunk, the .wasm an asset", async () => {
+  const webpack = createRequire(join(BUNDLERS, "noop.js"))("webpack");
+  const out = join(DIST, "webpack");
+  const stats = await new Promise((ok, fail) =>
+    webpack(
+      { mode: "production", context: APP, entry: "./main.js", output: { path: out, filename: "main.js" } },
+      (err, result) => (err ? fail(err) : ok(result)),
+    ),
+  );
+  assert.ok(!stats.hasErrors(), stats.toString({ all: false, errors: true }));
+  const files = await readdir(out);
+  assert.ok(files.some((f) => f.endsWith(".wasm")), `webpack emitted the .wasm: ${files.join(", ")}`);
+  // Only code and the .wasm: no copy of the package's other files.
+  assert.deepEqual(files.filter((f) => !/\.(js|wasm)$/.test(f)), [], `webpack emitted: ${files.join(", ")}`);
+  await writeFile(join(out, "index.html"), INDEX_HTML("./main.js"));
+  apps.push("webpack");
 });
 
 // ---- serving the builds ----
@@ -220,7 +260,7 @@ step("each build opens a database, writes its schema's table and syncs; after a 
   });
   context.on("page", (page) => page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text())));
   context.pages().forEach((page) => page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text())));
-  assert.deepEqual(apps, ["vite8", "vite5", "esbuild"], "every build step passed");
+  assert.deepEqual(apps, ALL_APPS, "every build step passed");
   const done = [];
   for (const app of apps) {
     const first = await visit(app, { name: app, url: SERVER, write: `from ${app}` });
@@ -280,7 +320,7 @@ step("a native replica sees every build's row", async () => {
     run(CLI, ["--db", join(WORK, "native.db"), "--schema", schema, "--remote", SERVER, "--json", ...args], WORK);
   erth("sync");
   const bodies = JSON.parse(erth("sql", "SELECT body FROM notes ORDER BY body")).map((r) => r.body);
-  for (const app of ["vite8", "vite5", "esbuild", "vite dev"]) assert.ok(bodies.includes(`from ${app}`), `${app}: ${bodies}`);
+  for (const app of [...ALL_APPS, "vite dev"]) assert.ok(bodies.includes(`from ${app}`), `${app}: ${bodies}`);
 });
 
 step("no errors in the console", async () => {
