@@ -1,6 +1,10 @@
-// The Erth Sync web demo: a todo list on the `erth-sync` package, plus a
+// The Erth Sync web demo: todos in lists on the `erth-sync` package, plus a
 // sync panel. No build step: plain ES modules, and "erth-sync" resolves
 // through the page's import map to the built package.
+//
+// The page declares its own schema (SCHEMA below): `todos` (the columns the
+// package's `db.todos` API uses) and `lists`; version 2 gives each todo a
+// `list_id`. The Lists card is a live query (`db.watch`) in plain SQL.
 //
 // Configuration, from the page's address:
 //   ?url=SERVER   sync with SERVER (`?url=` alone: local-only); without it
@@ -8,6 +12,10 @@
 //                 `cargo xtask demo` serves; no config.json: local-only.
 //   ?device=NAME  a separate database (and label) in this browser, to play
 //                 two devices in one browser profile.
+//   ?schema=1     open with the previous schema version (no list per todo),
+//                 as an older app would; it syncs with version-2 devices.
+//                 (A database opened with version 2 cannot go back: use a
+//                 new ?device= for it.)
 //
 // Every write goes to the local database first and shows at once; the
 // package syncs in the background (autoSync). The page re-reads the list on
@@ -22,6 +30,40 @@ const AUTO_SYNC = { debounceMs: 300, intervalMs: 3000 };
 const SYNCING_DELAY_MS = 250;
 const DEVICE_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 
+/** Version 1 of the app's schema: todos and lists, not yet related. */
+const SCHEMA_V1 = {
+  tables: {
+    todos: {
+      columns: {
+        title: { type: "text", notNull: true },
+        is_completed: { type: "integer", notNull: true, default: 0 },
+      },
+    },
+    lists: {
+      columns: {
+        name: { type: "text", notNull: true },
+      },
+    },
+  },
+};
+/** Version 2 adds a column: the list a todo belongs to (NULL: none). */
+const SCHEMA_V2 = {
+  tables: {
+    ...SCHEMA_V1.tables,
+    todos: {
+      columns: { ...SCHEMA_V1.tables.todos.columns, list_id: { type: "text" } },
+      indexes: [["list_id"]],
+    },
+  },
+};
+/** The Lists card's live query, per schema version. */
+const LISTS_SQL = {
+  1: "SELECT id, name, NULL AS open FROM lists ORDER BY name COLLATE NOCASE, id",
+  2: `SELECT l.id, l.name, count(t.id) AS open
+        FROM lists AS l LEFT JOIN todos AS t ON t.list_id = l.id AND t.is_completed = 0
+       GROUP BY l.id ORDER BY l.name COLLATE NOCASE, l.id`,
+};
+
 const $ = (id) => document.getElementById(id);
 const ui = {
   banner: $("banner"),
@@ -30,6 +72,14 @@ const ui = {
   form: $("add-form"),
   newTitle: $("new-title"),
   addButton: document.querySelector("#add-form button"),
+  newList: $("new-list"),
+  lists: $("lists"),
+  listForm: $("list-form"),
+  newListName: $("new-list-name"),
+  addListButton: document.querySelector("#list-form button"),
+  schemaVersion: $("schema-version"),
+  unknownRow: $("unknown-row"),
+  unknown: $("unknown"),
   list: $("list"),
   empty: $("empty"),
   state: $("state"),
@@ -47,6 +97,10 @@ const ui = {
 const app = {
   db: null,
   todos: [],
+  /** The Lists card's rows: `{ id, name, open }`. */
+  lists: [],
+  /** The schema version this page opened with (1 or 2). */
+  version: 2,
   status: null,
   /** The Online switch (the user's choice; the browser may still be offline). */
   online: true,
@@ -58,7 +112,7 @@ const app = {
 
 // ---- configuration ----
 
-/** `{ name, label, url, authToken }` from the address and ./config.json. */
+/** `{ name, label, version, url, authToken }` from the address and ./config.json. */
 async function loadConfig() {
   const params = new URLSearchParams(location.search);
   const device = (params.get("device") ?? "").trim();
@@ -67,8 +121,12 @@ async function loadConfig() {
   }
   const name = device === "" ? "erth-demo" : `erth-demo-${device}`;
   const label = device === "" ? "this browser" : device;
+  const schema = params.get("schema") ?? "2";
+  if (schema !== "1" && schema !== "2") throw new Error("?schema= takes 1 or 2.");
+  const version = Number(schema);
   if (params.has("url")) {
-    return { name, label, url: params.get("url").trim() || null, authToken: null };
+    // `?url=` alone: "" is local-only.
+    return { name, label, version, url: params.get("url").trim(), authToken: null };
   }
   let served = {};
   try {
@@ -78,7 +136,7 @@ async function loadConfig() {
     // Served by a plain static server: no config, local-only.
   }
   const text = (value) => (typeof value === "string" && value !== "" ? value : null);
-  return { name, label, url: text(served.url), authToken: text(served.authToken) };
+  return { name, label, version, url: text(served.url) ?? "", authToken: text(served.authToken) };
 }
 
 // ---- small helpers ----
@@ -318,6 +376,56 @@ function removeTodo(id) {
   act("delete the todo", () => app.db.todos.delete(id));
 }
 
+// ---- lists (a live query) ----
+
+function renderLists(rows) {
+  app.lists = rows;
+  const items = rows.map((list) => {
+    const li = document.createElement("li");
+    li.dataset.id = list.id;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = list.name;
+    li.append(name);
+    if (list.open !== null) {
+      const open = document.createElement("span");
+      open.className = "open";
+      open.textContent = `${list.open} open`;
+      li.append(open);
+    }
+    return li;
+  });
+  ui.lists.replaceChildren(...items);
+  if (rows.length === 0) {
+    const li = document.createElement("li");
+    li.className = "empty-lists";
+    li.textContent = "No lists yet.";
+    ui.lists.append(li);
+  }
+  // The add form's list picker (version 2: a todo can belong to a list).
+  const chosen = ui.newList.value;
+  const options = [new Option("No list", "")];
+  for (const list of rows) options.push(new Option(list.name, list.id));
+  ui.newList.replaceChildren(...options);
+  ui.newList.value = rows.some((l) => l.id === chosen) ? chosen : "";
+}
+
+function addList(name) {
+  act("add the list", () => app.db.execute("INSERT INTO lists (name) VALUES (?)", [name]));
+}
+
+function addTodo(title) {
+  const listId = app.version === 2 ? ui.newList.value : "";
+  if (listId === "") {
+    act("add the todo", () => app.db.todos.add(title));
+  } else {
+    // Plain SQL on the synced table: the id is a UUIDv7 made by the engine.
+    act("add the todo", () =>
+      app.db.execute("INSERT INTO todos (title, list_id) VALUES (?, ?)", [title, listId]),
+    );
+  }
+}
+
 // ---- the sync panel ----
 
 async function refreshStatus() {
@@ -351,6 +459,9 @@ function renderStatus(status) {
   ui.lastError.classList.toggle("is-error", status.lastError !== null);
   ui.lastError.parentElement.classList.toggle("stack", status.lastError !== null);
   ui.server.textContent = remote ? status.remoteUrl : "none: local only";
+  const unknown = status.unknownServerColumns ?? [];
+  ui.unknownRow.hidden = unknown.length === 0;
+  ui.unknown.textContent = unknown.join(", ");
   ui.online.disabled = !remote;
   ui.online.setAttribute("aria-checked", String(remote && app.online));
   ui.syncNow.disabled = !remote || !status.online;
@@ -422,11 +533,14 @@ async function main() {
     return;
   }
   ui.deviceName.textContent = config.label;
+  app.version = config.version;
+  ui.schemaVersion.textContent = `schema v${config.version}`;
   try {
     app.db = await ErthDb.open({
       name: config.name,
       url: config.url,
       authToken: config.authToken,
+      schema: config.version === 2 ? SCHEMA_V2 : SCHEMA_V1,
       autoSync: AUTO_SYNC,
     });
   } catch (e) {
@@ -448,15 +562,32 @@ async function main() {
       return;
     }
     ui.newTitle.value = "";
-    act("add the todo", () => app.db.todos.add(title));
+    addTodo(title);
+  });
+  ui.listForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const name = ui.newListName.value.trim();
+    if (name === "") {
+      ui.newListName.focus();
+      return;
+    }
+    ui.newListName.value = "";
+    addList(name);
+  });
+  const lists = app.db.watch(LISTS_SQL[app.version], [], renderLists, {
+    onError: (e) => note(`Could not read the lists: ${message(e)}`, true),
   });
   ui.online.addEventListener("click", toggleOnline);
   ui.syncNow.addEventListener("click", syncNow);
   setInterval(renderLastSync, 1000);
 
-  await Promise.all([refreshList(), refreshStatus()]);
+  await Promise.all([refreshList(), refreshStatus(), lists.ready.catch(() => {})]);
   ui.newTitle.disabled = false;
   ui.addButton.disabled = false;
+  ui.newListName.disabled = false;
+  ui.addListButton.disabled = false;
+  ui.newList.hidden = app.version !== 2;
+  ui.newList.disabled = app.version !== 2;
   if (app.status?.remoteUrl) {
     note(`Auto-sync: ${AUTO_SYNC.debounceMs} ms after each change, and every ${AUTO_SYNC.intervalMs / 1000} s.`);
   } else {

@@ -9,9 +9,9 @@ export const ErrorCode = Object.freeze({
   SchemaChange: "SchemaChange",
   /** An SQL statement failed or cannot be synced (nothing was changed). */
   Sql: "Sql",
-  /** No live todo with that id. */
+  /** No live todo with that id, or `get()`'s query returned no row. */
   NotFound: "NotFound",
-  /** The local database failed (OPFS unavailable, disk full, damaged file). */
+  /** The local database failed (OPFS unavailable, e.g. not a secure context; disk full; damaged file). */
   Storage: "Storage",
   /** Another tab (or worker) has this database open. */
   DatabaseLocked: "DatabaseLocked",
@@ -25,6 +25,8 @@ export const ErrorCode = Object.freeze({
   Protocol: "Protocol",
   /** `sync()` on a database without a server URL. */
   NoRemote: "NoRemote",
+  /** The package's worker or .wasm could not be loaded (HTTP 404/403, wrong MIME type, a bundler that did not emit it); the message names the URL. */
+  LoadFailed: "LoadFailed",
   /** A bug in erth-sync (its worker crashed or was closed): reopen the database. */
   Internal: "Internal",
 });

@@ -13,6 +13,7 @@ export type ErthErrorCode =
   | "Server"
   | "Protocol"
   | "NoRemote"
+  | "LoadFailed"
   | "Internal";
 
 /** Every code, as constants: `ErrorCode.DatabaseLocked === "DatabaseLocked"`. */
@@ -59,6 +60,11 @@ export interface SyncStatus {
   remoteUrl: string | null;
   /** Set when a pulled clock was further ahead of this device's clock than allowed (by how much). */
   clockAheadMs: number | null;
+  /**
+   * Columns the server's tables have and this schema does not (`"table.column"`), as of the
+   * last sync: newer app versions added them. They are left alone; declaring them backfills them.
+   */
+  unknownServerColumns: string[];
   /** False while `setOnline(false)` is in effect or the browser reports being offline. */
   online: boolean;
   autoSync: boolean;
@@ -71,16 +77,88 @@ export interface AutoSyncOptions {
   intervalMs?: number;
 }
 
+/** A column of a synced table. Types are SQLite's; booleans are integers 0/1. */
+export interface ColumnSchema {
+  type: "text" | "integer" | "real" | "blob";
+  /** Refuse NULL (default false). */
+  notNull?: boolean;
+  /** Default value: matches `type` (`true`/`false` for integers; lowercase hex for a blob). */
+  default?: string | number | boolean | null;
+}
+
+/** A synced table: its columns (in order) and indexes (each a list of column names). */
+export interface TableSchema {
+  columns: Record<string, ColumnSchema>;
+  indexes?: string[][];
+}
+
+/**
+ * The app's synced tables. Every table also gets `id` (a UUIDv7 text key),
+ * `created_at` and `updated_at` (ms since the epoch). A later version may
+ * add tables and nullable (or defaulted) columns; anything else is refused
+ * with `SchemaChange`.
+ */
+export interface Schema {
+  tables: Record<string, TableSchema>;
+}
+
+/** A value in a row: INTEGER → `number` when safe (`Number.isSafeInteger`), else `bigint`. */
+export type SqlValue = null | number | bigint | string | Uint8Array;
+
+/**
+ * A query parameter: `number` (an integer value binds as INTEGER, others as REAL), `bigint`
+ * (64-bit signed range), `string`, `Uint8Array`/`ArrayBuffer` (BLOB), `boolean` (1/0), `null`
+ * or `undefined` (NULL). Anything else rejects with `InvalidInput` naming the parameter.
+ */
+export type SqlParam = SqlValue | ArrayBuffer | boolean | undefined;
+
+/** A result row: column name → value (of two columns with one name, the last one wins). */
+export type Row = Record<string, SqlValue>;
+
+export interface ExecuteResult<T = Row> {
+  /** Rows inserted, updated or deleted. */
+  rowsAffected: number;
+  /** The rows the statement returned (a query; `RETURNING` works on local tables, not synced views). */
+  rows: T[];
+}
+
+/** What a transaction callback gets: it queues writes, it cannot read. */
+export interface Transaction {
+  /**
+   * Queues a statement; nothing runs yet. All queued statements commit together when the
+   * callback returns, or none do. Results come from `transaction()`'s Promise, in order.
+   * Throws `InvalidInput` once the callback has returned.
+   */
+  execute(sql: string, params?: SqlParam[]): void;
+}
+
+/** Stops a live query; no callback runs after it returns. */
+export interface Unsubscribe {
+  (): void;
+  /** Settles once the query ran the first time: rejects with `Sql` for bad SQL or a write. */
+  readonly ready: Promise<void>;
+}
+
+export interface WatchOptions {
+  /** Called if the query cannot start (default: `reportError`). */
+  onError?: (error: ErthError) => void;
+}
+
 export interface OpenOptions {
   /** Database name: 1-64 of `A-Z a-z 0-9 . _ -`, not starting with `.`. */
   name: string;
-  /** Server URL: `libsql://…`, `https://…`, or `http://` for local/private servers. Omit for local-only. */
+  /** Server URL: `libsql://…`, `https://…`, or `http://` for local/private servers. `""`, `null` or omitted: local-only. */
   url?: string | null;
+  /**
+   * The synced tables, as an object or its JSON text (handed to the core unchanged).
+   * Omitted: the built-in `todos` table (`title`, `is_completed`), which `db.todos` uses.
+   */
+  schema?: Schema | string | null;
   /** Bearer token (also accepted as an `authToken` query parameter of `url`). Never logged. */
   authToken?: string | null;
   /** Sync automatically after writes, on an interval and when the network returns (default off). */
   autoSync?: boolean | AutoSyncOptions;
-  /** `"opfs"` (default): persistent. `"memory"`: gone when closed. */
+  /** `"opfs"` (default): persistent; needs a secure context (https, or http://localhost). `"memory"`: gone when closed. */
   storage?: "opfs" | "memory";
   /** How long to wait for another tab to close this database before `DatabaseLocked` (default 5000; 0 = fail at once). */
   lockTimeoutMs?: number;
@@ -123,12 +201,40 @@ export declare class ErthDb {
   /** Opens (creating if needed) a database; its data lives in a dedicated Worker. */
   static open(options: OpenOptions): Promise<ErthDb>;
   readonly name: string;
+  /** The typed todo API, on the built-in `todos` table (declare it, with `title` and `is_completed`, in a custom schema). */
   readonly todos: Todos;
+  /**
+   * Runs one statement with positional parameters (`?`, `?NNN`) as its own transaction.
+   * Synced tables are views of live rows: an INSERT without `id` gets a UUIDv7 (need the id?
+   * make one client-side or `SELECT uuid7()` first: RETURNING does not work on views), UPDATE
+   * and DELETE become changes that sync. Rejects with `Sql` (nothing changed) for bad SQL,
+   * constraint failures, DDL on synced tables, writes to `_erth_*`, BEGIN/COMMIT, ATTACH.
+   */
+  execute<T = Row>(sql: string, params?: SqlParam[]): Promise<ExecuteResult<T>>;
+  /** Every row of a read-only statement (a write rejects with `Sql`). */
+  getAll<T = Row>(sql: string, params?: SqlParam[]): Promise<T[]>;
+  /** The first row, or `null`. */
+  getOptional<T = Row>(sql: string, params?: SqlParam[]): Promise<T | null>;
+  /** The first row; rejects with `NotFound` when there is none. */
+  get<T = Row>(sql: string, params?: SqlParam[]): Promise<T>;
+  /**
+   * Runs the statements `fn` queues with `tx.execute` as one local transaction once `fn`
+   * returns (or its Promise resolves): all commit or none (the first failing statement's
+   * error rejects, nothing is written). Resolves to each statement's result, in order.
+   * A transaction cannot read its own writes or branch on them: reads through `db` inside
+   * `fn` see committed data only. If `fn` throws, nothing is sent.
+   */
+  transaction<T = Row>(fn: (tx: Transaction) => void | Promise<void>): Promise<ExecuteResult<T>[]>;
+  /**
+   * A live query: `callback(rows)` now, then after each committed change (local write or
+   * pulled rows) to a table the statement reads, when the rows differ.
+   */
+  watch<T = Row>(sql: string, params: SqlParam[] | undefined, callback: (rows: T[]) => void, options?: WatchOptions): Unsubscribe;
   /** Push local changes, then pull remote ones. */
   sync(): Promise<SyncReport>;
   status(): Promise<SyncStatus>;
   setAuthToken(token: string | null): Promise<void>;
-  /** `url === null` makes the database local-only. */
+  /** `url === null` (or `""`) makes the database local-only. */
   setRemote(url: string | null, token?: string | null): Promise<void>;
   /** Switch this database's network use off or on (simulated offline). */
   setOnline(online: boolean): Promise<void>;

@@ -1,5 +1,6 @@
-// erth-sync: a local-first todo database for the browser that syncs with a
-// libSQL server (Turso, sqld, tursodb --sync-server).
+// erth-sync: local-first SQLite for the browser, with the app's own schema,
+// plain SQL and live queries, that syncs with a libSQL server (Turso, sqld,
+// tursodb --sync-server).
 //
 // This is the main-thread API. The database itself runs in a dedicated
 // Worker (worker.js; OPFS persistence needs one): every method here sends
@@ -28,6 +29,48 @@ function checkOptionalString(value, what) {
   }
 }
 
+function checkParams(params, what = "params") {
+  if (params !== undefined && params !== null && !Array.isArray(params)) {
+    throw invalid(`${what} must be an array of values (or omitted)`);
+  }
+}
+
+/** The schema option as the JSON text the core reads (an object is stringified). */
+function schemaText(schema) {
+  if (schema === undefined || schema === null || typeof schema === "string") return schema ?? undefined;
+  if (typeof schema !== "object") throw invalid("schema must be an object or its JSON text");
+  try {
+    return JSON.stringify(schema);
+  } catch (e) {
+    throw invalid(`schema cannot be written as JSON: ${e.message}`);
+  }
+}
+
+/**
+ * Where the worker is expected, for error messages. Deliberately not
+ * `new URL(..., import.meta.url)`: bundlers would take that for another
+ * reference to the file (webpack even for every file of the package).
+ * After bundling, the worker may have another name: the message says so.
+ */
+function workerHref() {
+  const here = String(import.meta.url);
+  return here.slice(0, here.lastIndexOf("/") + 1) + "worker.js";
+}
+
+/** Why a database cannot be kept in this context, or null. */
+function contextProblem(storage) {
+  if (typeof Worker !== "function") return "erth-sync needs Web Workers (a browser page or worker)";
+  if (storage !== "memory" && globalThis.isSecureContext === false) {
+    return (
+      `this page (${globalThis.location?.origin ?? "this origin"}) is not a secure context: the origin private ` +
+      "file system (OPFS) and Web Locks that erth-sync keeps the database with exist only on https:// pages " +
+      "and on http://localhost or http://127.0.0.1. Serve the page over https (or from localhost), " +
+      "or open the database with storage: \"memory\" (nothing is kept)"
+    );
+  }
+  return null;
+}
+
 function report(error) {
   if (typeof globalThis.reportError === "function") {
     globalThis.reportError(error);
@@ -46,18 +89,42 @@ export class ErthDb {
   #failure = null;
   #closed = null;
   #onNetwork = null;
+  /** Live queries by id: `{ callback }`. */
+  #watches = new Map();
+  #nextWatch = 1;
+  /** Set once the worker answered anything (so it loaded). */
+  #heard = false;
 
-  /** The typed todo API. */
+  /** The typed todo API (the built-in `todos` table; needs it in the schema). */
   todos;
 
-  constructor(token, worker, name) {
+  constructor(token, worker, name, workerUrl) {
     if (token !== CONSTRUCT) throw new TypeError("use ErthDb.open(options)");
     this.#worker = worker;
     this.#name = name;
-    worker.onmessage = (e) => this.#receive(e.data);
+    worker.onmessage = (e) => {
+      this.#heard = true;
+      this.#receive(e.data);
+    };
     worker.onerror = (e) => {
       e.preventDefault();
-      this.#fail(new ErthError(ErrorCode.Internal, `the erth-sync worker failed: ${e.message || "it could not be loaded"}`));
+      if (!this.#heard) {
+        // Before its first answer: a module worker that cannot be fetched or
+        // parsed (404, 403, wrong MIME type, a module it imports missing;
+        // Chromium gives no details) or whose code fails to start.
+        const detail = e.message ? ` (${e.message})` : "";
+        this.#fail(
+          new ErthError(
+            ErrorCode.LoadFailed,
+            `could not load the erth-sync worker from ${workerUrl}${detail} (or a module it imports: erth_wasm.js, ` +
+              "errors.js; a bundler may have renamed them): " +
+              "check that the file is served with HTTP 200 as JavaScript, and, with a bundler, that the package's " +
+              "worker.js, erth_wasm.js and erth_wasm_bg.wasm are emitted next to each other (see the erth-sync README, Bundlers)",
+          ),
+        );
+        return;
+      }
+      this.#fail(new ErthError(ErrorCode.Internal, `the erth-sync worker failed: ${e.message || "unknown error"}`));
     };
     worker.onmessageerror = () => {
       this.#fail(new ErthError(ErrorCode.Internal, "the erth-sync worker sent a message that could not be read"));
@@ -101,15 +168,29 @@ export class ErthDb {
     checkString(name, "name");
     checkOptionalString(url, "url");
     checkOptionalString(authToken, "authToken");
-    if (typeof Worker !== "function") {
-      throw new ErthError(ErrorCode.Storage, "erth-sync needs Web Workers (a browser page or worker)");
-    }
-    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `erth-sync ${name}` });
-    const db = new ErthDb(CONSTRUCT, worker, name);
+    const schema = schemaText(options.schema);
+    const problem = contextProblem(storage);
+    if (problem) throw new ErthError(ErrorCode.Storage, problem);
+    // This exact form (`new Worker(new URL("./worker.js", import.meta.url),
+    // { type: "module" })`, options static) is what bundlers (Vite, webpack 5,
+    // Parcel) recognise to emit the worker.
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    const db = new ErthDb(CONSTRUCT, worker, name, workerHref());
     const browserOnline = typeof navigator === "object" && navigator.onLine !== false;
     try {
       await db.#call("open", [
-        { name, url, authToken, autoSync, storage, lockTimeoutMs, requestTimeoutMs, allowInsecureHttp, browserOnline },
+        {
+          name,
+          url,
+          authToken,
+          schema,
+          autoSync,
+          storage,
+          lockTimeoutMs,
+          requestTimeoutMs,
+          allowInsecureHttp,
+          browserOnline,
+        },
       ]);
     } catch (e) {
       db.#stop(e);
@@ -122,6 +203,102 @@ export class ErthDb {
   /** The database name given to `open`. */
   get name() {
     return this.#name;
+  }
+
+  /**
+   * Runs one SQL statement with positional parameters (`?`, `?NNN`) as its
+   * own transaction: `{ rowsAffected, rows }`. Writes to synced tables sync.
+   */
+  async execute(sql, params) {
+    checkString(sql, "sql");
+    checkParams(params);
+    return this.#call("execute", [sql, params ?? []]);
+  }
+
+  /** Runs a read-only statement: every row, as objects keyed by column name. */
+  async getAll(sql, params) {
+    checkString(sql, "sql");
+    checkParams(params);
+    return this.#call("query", [sql, params ?? []]);
+  }
+
+  /** The first row of a read-only statement, or `null` when it has none. */
+  async getOptional(sql, params) {
+    const rows = await this.getAll(sql, params);
+    return rows.length > 0 ? rows[0] : null;
+  }
+
+  /** The first row of a read-only statement; rejects with `NotFound` when it has none. */
+  async get(sql, params) {
+    const row = await this.getOptional(sql, params);
+    if (row === null) throw new ErthError(ErrorCode.NotFound, "the query returned no row");
+    return row;
+  }
+
+  /**
+   * Runs the statements `fn(tx)` queues with `tx.execute(sql, params)` as one
+   * local transaction once `fn` (sync or async) returns: all commit or none.
+   * Resolves to each statement's `{ rowsAffected, rows }`, in order. A tx
+   * only queues writes: it cannot read its own uncommitted writes (reads
+   * through `db` see committed data), and `fn` throwing sends nothing.
+   */
+  async transaction(fn) {
+    if (typeof fn !== "function") throw invalid("transaction takes a function (tx) => { tx.execute(...) }");
+    const statements = [];
+    let open = true;
+    const tx = Object.freeze({
+      execute(sql, params) {
+        if (!open) {
+          throw invalid("this transaction has ended: call tx.execute() before the transaction callback returns");
+        }
+        checkString(sql, "sql");
+        checkParams(params);
+        statements.push({ sql, params: params ?? [] });
+      },
+    });
+    try {
+      await fn(tx);
+    } finally {
+      open = false;
+    }
+    if (statements.length === 0) return [];
+    return this.#call("transaction", [statements]);
+  }
+
+  /**
+   * A live query: `callback(rows)` with the rows of the read-only statement
+   * `sql` now, then after each committed change (a local write, pulled rows)
+   * to a table it reads, whenever the rows differ. Returns a function that
+   * stops it (no callback runs after it returned); its `ready` Promise
+   * settles once the query runs (rejecting for bad SQL, which also goes to
+   * `options.onError`, else to `reportError`).
+   */
+  watch(sql, params, callback, options = {}) {
+    checkString(sql, "sql");
+    checkParams(params);
+    if (typeof callback !== "function") throw invalid("callback must be a function");
+    const onError = options?.onError;
+    if (onError !== undefined && typeof onError !== "function") throw invalid("onError must be a function");
+    const id = this.#nextWatch++;
+    this.#watches.set(id, { callback });
+    const ready = this.#call("watch", [id, sql, params ?? []]).then(
+      () => undefined,
+      (error) => {
+        if (this.#watches.delete(id)) {
+          if (onError) onError(error);
+          else report(error);
+        }
+        throw error;
+      },
+    );
+    ready.catch(() => {});
+    const unsubscribe = () => {
+      if (this.#watches.delete(id) && !this.#closed && !this.#failure) {
+        this.#send("unwatch", [id]).catch(() => {});
+      }
+    };
+    unsubscribe.ready = ready;
+    return unsubscribe;
   }
 
   /** Pushes local changes, then pulls remote ones: `{ pushed, pulled, durationMs }`. */
@@ -140,7 +317,7 @@ export class ErthDb {
     await this.#call("setAuthToken", [token ?? null]);
   }
 
-  /** Sets the server (`null` = local-only); changes made meanwhile sync later. */
+  /** Sets the server (`null` or `""` = local-only); changes made meanwhile sync later. */
   async setRemote(url, token) {
     checkOptionalString(url, "url");
     checkOptionalString(token, "token");
@@ -213,12 +390,29 @@ export class ErthDb {
     if (this.#failure) return Promise.reject(this.#failure);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
+      try {
+        this.#worker.postMessage({ id, method, args });
+      } catch (e) {
+        // DataCloneError: a function, symbol or class instance in the arguments.
+        reject(invalid(`the arguments of ${method} cannot be sent to the database worker: ${e.message}`));
+        return;
+      }
       this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, method, args });
     });
   }
 
   #receive(message) {
+    if (message.rows) {
+      const entry = this.#watches.get(message.rows.watch);
+      if (entry) {
+        try {
+          entry.callback(message.rows.rows);
+        } catch (e) {
+          report(e);
+        }
+      }
+      return;
+    }
     if (message.event) {
       for (const { listener } of [...this.#listeners]) {
         try {
@@ -250,6 +444,7 @@ export class ErthDb {
     this.#fail(error);
     this.#worker.terminate();
     this.#listeners.clear();
+    this.#watches.clear();
     if (this.#onNetwork) {
       window.removeEventListener("online", this.#onNetwork);
       window.removeEventListener("offline", this.#onNetwork);

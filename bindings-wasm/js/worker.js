@@ -5,6 +5,7 @@
 //   main -> worker  { id, method, args }
 //   worker -> main  { id, ok: true, value } | { id, ok: false, error: { code, message, serverCode? } }
 //                   { event }   (a change or status event, no id)
+//                   { rows: { watch, rows } }   (a live query's rows)
 //
 // Auto-sync lives here too: a sync shortly after local writes (debounced),
 // on an interval, and when the network comes back. Its failures are not
@@ -15,6 +16,8 @@ import { ErthError } from "./errors.js";
 
 let replica = null;
 let subscription = null;
+/** Live queries by the main thread's id. */
+const watches = new Map();
 /** Set once the wasm module trapped (a bug): every later call fails with it. */
 let crashed = null;
 let closing = false;
@@ -129,14 +132,38 @@ function startAutoSync({ debounceMs, intervalMs }) {
   schedule(0);
 }
 
+/** Loads the .wasm, with errors that name its URL. */
+async function loadWasm() {
+  const url = new URL("./erth_wasm_bg.wasm", import.meta.url);
+  const failed = (why) =>
+    new ErthError(
+      "LoadFailed",
+      `could not load erth-sync's WebAssembly from ${url.href}: ${why}. Check that the file is served ` +
+        "(as application/wasm) next to worker.js, and, with a bundler, that it is emitted (see the erth-sync README, Bundlers)",
+    );
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw failed(`the request failed (${e.message})`);
+  }
+  if (!response.ok) throw failed(`HTTP ${response.status}`);
+  try {
+    await init({ module_or_path: response });
+  } catch (e) {
+    const type = response.headers.get("content-type") ?? "no content type";
+    throw failed(`it is not a WebAssembly module (${type}; ${e.message})`);
+  }
+}
+
 async function open(options) {
   if (replica) throw new ErthError("InvalidInput", "this worker already has a database open");
   const { autoSync: autoOption, browserOnline: browserState, ...replicaOptions } = options;
   const autoSettings = autoSyncOptions(autoOption);
-  await init();
+  await loadWasm();
   replica = await Replica.open(replicaOptions);
   browserOnline = browserState !== false;
-  hasRemote = typeof replicaOptions.url === "string" && replicaOptions.url !== "";
+  hasRemote = typeof replicaOptions.url === "string" && replicaOptions.url.trim() !== "";
   subscription = replica.subscribe(onChange);
   if (autoSettings) startAutoSync(autoSettings);
 }
@@ -146,7 +173,8 @@ async function close() {
   clearTimeout(auto.timer);
   clearInterval(auto.interval);
   await Promise.allSettled([...running]);
-  const held = [subscription, replica];
+  const held = [...watches.values(), subscription, replica];
+  watches.clear();
   subscription = null;
   replica = null;
   // Dropping the replica closes SQLite, then releases the OPFS handles and
@@ -165,6 +193,19 @@ const methods = {
   rename: (id, title) => replica.renameTodo(id, title),
   setCompleted: (id, completed) => replica.setCompleted(id, completed),
   delete: (id) => replica.deleteTodo(id),
+  execute: (sql, params) => replica.execute(sql, params),
+  query: (sql, params) => replica.query(sql, params),
+  transaction: (statements) => replica.transaction(statements),
+  watch(id, sql, params) {
+    // The first rows are posted (synchronously) before this call's answer.
+    const live = replica.watch(sql, params, (rows) => post({ rows: { watch: id, rows } }));
+    watches.set(id, live);
+  },
+  unwatch(id) {
+    const live = watches.get(id);
+    watches.delete(id);
+    if (live) live.free();
+  },
   sync,
   status: fullStatus,
   setAuthToken(token) {
@@ -173,7 +214,7 @@ const methods = {
   },
   setRemote(url, token) {
     replica.setRemote(url ?? undefined, token ?? undefined);
-    hasRemote = typeof url === "string" && url !== "";
+    hasRemote = typeof url === "string" && url.trim() !== "";
     queueStatus();
     schedule(0);
   },

@@ -20,8 +20,10 @@
 mod error;
 #[cfg(target_arch = "wasm32")]
 mod replica;
+#[cfg(target_arch = "wasm32")]
+mod values;
 
 #[cfg(target_arch = "wasm32")]
 pub use error::{code_of, ErthError};
 #[cfg(target_arch = "wasm32")]
-pub use replica::{Replica, Subscription};
+pub use replica::{Replica, Subscription, Watch};

@@ -3,11 +3,12 @@
 //! `ErthError`s.
 
 use crate::error::{code_of, console_error, invalid, to_js};
+use crate::values::{params_from_js, result_js, rows_js, statements_from_js};
 use erth_core::store::browser::{open_memory, open_opfs};
 use erth_core::transport::browser::BrowserTransport;
 use erth_core::{
-    ChangeEvent, ChangeOrigin, Config, Database, ErrorKind, SyncReport, SyncStatus, SystemClock,
-    Todo,
+    ChangeEvent, ChangeOrigin, Config, Database, ErrorKind, LiveQuery, Rows, SyncReport,
+    SyncStatus, SystemClock, Todo,
 };
 use js_sys::{Array, Function, Object, Reflect};
 use std::cell::Cell;
@@ -22,8 +23,10 @@ export interface ReplicaOptions {
   name: string;
   /** `"opfs"` (default; persistent, dedicated Worker only) or `"memory"`. */
   storage?: "opfs" | "memory";
-  /** Server URL (`libsql://`, `https://`, or `http://` for local servers). */
+  /** Server URL (`libsql://`, `https://`, or `http://` for local servers); `""` or absent: local-only. */
   url?: string | null;
+  /** The synced tables: the schema's JSON text (passed to the core unchanged); absent: the built-in `todos` table. */
+  schema?: string | null;
   authToken?: string | null;
   /** Allow `http://` to non-private hosts (the token would travel in clear text). */
   allowInsecureHttp?: boolean;
@@ -42,7 +45,14 @@ export interface ReplicaStatus {
   syncing: boolean;
   remoteUrl: string | null;
   clockAheadMs: number | null;
+  unknownServerColumns: string[];
 }
+/** One result row: column name to value. */
+export type Row = Record<string, null | number | bigint | string | Uint8Array>;
+/** A parameter: integers as `number` or `bigint`, booleans as 1/0, `undefined` as NULL. */
+export type SqlParam = null | undefined | boolean | number | bigint | string | Uint8Array | ArrayBuffer;
+export interface ExecuteResult { rowsAffected: number; rows: Row[]; }
+export interface Statement { sql: string; params?: SqlParam[]; }
 export interface ChangeEvent { table: string; ids: string[]; origin: "local" | "remote"; }
 "#;
 
@@ -93,6 +103,12 @@ fn status_js(s: &SyncStatus, last_error_code: Option<ErrorKind>) -> JsValue {
         "clockAheadMs",
         nullable(s.clock_ahead_ms.map(|v| v as f64)),
     );
+    let unknown: Array = s
+        .unknown_server_columns
+        .iter()
+        .map(|c| JsValue::from_str(c))
+        .collect();
+    set(&o, "unknownServerColumns", unknown.into());
     o.into()
 }
 
@@ -179,12 +195,15 @@ impl Replica {
         let lock_timeout = ms_option(&options, "lockTimeoutMs")?.unwrap_or(DEFAULT_LOCK_TIMEOUT_MS);
         let request_timeout =
             ms_option(&options, "requestTimeoutMs")?.unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS);
-        let config = Config {
+        let mut config = Config {
             url: string_option(&options, "url")?,
             auth_token: string_option(&options, "authToken")?,
             allow_insecure_http: bool_option(&options, "allowInsecureHttp")?.unwrap_or(false),
             ..Config::default()
         };
+        if let Some(schema) = string_option(&options, "schema")? {
+            config = config.with_schema_json(&schema).map_err(|e| to_js(&e))?;
+        }
         let store = match string_option(&options, "storage")?.as_deref() {
             None | Some("opfs") => open_opfs(&name, lock_timeout).await,
             Some("memory") => {
@@ -258,6 +277,83 @@ impl Replica {
     #[wasm_bindgen(js_name = deleteTodo)]
     pub async fn delete_todo(&self, id: String) -> Result<bool, JsValue> {
         self.db.delete_todo(&id).await.map_err(|e| to_js(&e))
+    }
+
+    /// Runs one statement of the app's SQL (positional `?` parameters) as
+    /// its own transaction: `{ rowsAffected, rows }`.
+    #[wasm_bindgen(unchecked_return_type = "ExecuteResult")]
+    pub async fn execute(
+        &self,
+        sql: String,
+        #[wasm_bindgen(unchecked_param_type = "SqlParam[] | undefined")] params: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let params = params_from_js(&params)?;
+        let out = self
+            .db
+            .execute(&sql, &params)
+            .await
+            .map_err(|e| to_js(&e))?;
+        result_js(&out)
+    }
+
+    /// Runs one read-only statement: its rows as objects keyed by column name.
+    #[wasm_bindgen(unchecked_return_type = "Row[]")]
+    pub async fn query(
+        &self,
+        sql: String,
+        #[wasm_bindgen(unchecked_param_type = "SqlParam[] | undefined")] params: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let params = params_from_js(&params)?;
+        let rows = self.db.query(&sql, &params).await.map_err(|e| to_js(&e))?;
+        rows_js(&rows)
+    }
+
+    /// Runs `statements` (`[{ sql, params }]`) as one local transaction:
+    /// all commit or none; resolves to each statement's result.
+    #[wasm_bindgen(unchecked_return_type = "ExecuteResult[]")]
+    pub async fn transaction(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Statement[]")] statements: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let stmts = statements_from_js(&statements)?;
+        let out = self.db.transaction(&stmts).await.map_err(|e| to_js(&e))?;
+        let results = Array::new();
+        for r in &out {
+            results.push(&result_js(r)?);
+        }
+        Ok(results.into())
+    }
+
+    /// Starts a live query: `listener(rows)` now (before this returns), then
+    /// after each committed change to a table it reads, when the rows
+    /// differ. Ends when the returned handle is stopped or freed.
+    pub fn watch(
+        &self,
+        sql: String,
+        #[wasm_bindgen(unchecked_param_type = "SqlParam[] | undefined")] params: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "(rows: Row[]) => void")] listener: Function,
+    ) -> Result<Watch, JsValue> {
+        let params = params_from_js(&params)?;
+        let live = self
+            .db
+            .watch(
+                &sql,
+                &params,
+                std::sync::Arc::new(move |rows: &Rows| {
+                    let delivered = rows_js(rows)
+                        .and_then(|rows| listener.call1(&JsValue::NULL, &rows).map(drop));
+                    if let Err(e) = delivered {
+                        console_error(&format!(
+                            "erth-sync: a live query listener failed: {}",
+                            erth_core::transport::browser::describe_js(&e)
+                        ));
+                    }
+                }),
+            )
+            .map_err(|e| to_js(&e))?;
+        Ok(Watch {
+            inner: Cell::new(Some(live)),
+        })
     }
 
     /// Pushes local changes, then pulls remote ones.
@@ -337,6 +433,27 @@ impl std::fmt::Debug for Subscription {
 impl Subscription {
     /// Stops the listener now; calling it again does nothing.
     pub fn unsubscribe(&self) -> Result<(), JsValue> {
+        drop(self.inner.take());
+        Ok(())
+    }
+}
+
+/// A live query; `stop()` (or `free()`) ends it.
+#[wasm_bindgen]
+pub struct Watch {
+    inner: Cell<Option<LiveQuery>>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").finish_non_exhaustive()
+    }
+}
+
+#[wasm_bindgen]
+impl Watch {
+    /// Stops the live query now: no listener call starts after this; calling it again does nothing.
+    pub fn stop(&self) -> Result<(), JsValue> {
         drop(self.inner.take());
         Ok(())
     }

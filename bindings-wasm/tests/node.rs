@@ -128,3 +128,130 @@ async fn merge_laws_hold_and_generated_sql_agrees_with_the_oracle_on_wasm_sqlite
         check_sql_exchange(&case, &memory).await.unwrap();
     }
 }
+
+/// `[a, b, ...]` as a JS array.
+fn array(items: &[JsValue]) -> JsValue {
+    items.iter().collect::<js_sys::Array>().into()
+}
+
+fn row(rows: &JsValue, i: u32) -> JsValue {
+    js_sys::Array::from(rows).get(i)
+}
+
+#[wasm_bindgen_test]
+async fn sql_values_cross_exactly_and_bad_parameters_name_their_index() {
+    let schema = r#"{"tables":{"v":{"columns":{"i":{"type":"integer"},"r":{"type":"real"},"t":{"type":"text"},"b":{"type":"blob"}}}}}"#;
+    let db = memory_db(&[("schema", schema.into()), ("url", "".into())]).await;
+    let big = js_sys::BigInt::from(i64::MAX);
+    let min = js_sys::BigInt::from(i64::MIN);
+    let blob = js_sys::Uint8Array::from(&[0u8, 255, 7][..]);
+    let insert = |values: &[JsValue]| {
+        db.execute(
+            "INSERT INTO v (i, r, t, b) VALUES (?, ?, ?, ?)".into(),
+            array(values),
+        )
+    };
+    let out = insert(&[big.clone().into(), 0.25.into(), "".into(), blob.into()])
+        .await
+        .unwrap();
+    assert_eq!(number(&out, "rowsAffected"), 1.0);
+    // 3.0 binds as INTEGER; the REAL column's affinity stores 3.0.
+    insert(&[min.clone().into(), 3.0.into(), JsValue::NULL, JsValue::NULL])
+        .await
+        .unwrap();
+    let safe = 2f64.powi(53) - 1.0;
+    insert(&[
+        safe.into(),
+        JsValue::UNDEFINED,
+        "é\0🦀".into(),
+        JsValue::NULL,
+    ])
+    .await
+    .unwrap();
+    // Booleans are integers 1/0.
+    insert(&[
+        JsValue::TRUE,
+        JsValue::FALSE,
+        "t".into(),
+        JsValue::UNDEFINED,
+    ])
+    .await
+    .unwrap();
+    let rows = db
+        .query(
+            "SELECT i, r, t, b FROM v ORDER BY created_at, id".into(),
+            JsValue::UNDEFINED,
+        )
+        .await
+        .unwrap();
+    let [first, second, third, fourth] = [0, 1, 2, 3].map(|i| row(&rows, i));
+    // Unsafe integers are bigints, exact; safe ones numbers.
+    assert!(field(&first, "i").is_bigint());
+    assert_eq!(field(&first, "i"), JsValue::from(big));
+    assert_eq!(field(&second, "i"), JsValue::from(min));
+    assert_eq!(number(&third, "i"), safe);
+    assert_eq!(number(&fourth, "i"), 1.0);
+    assert_eq!(number(&first, "r"), 0.25);
+    assert_eq!(number(&second, "r"), 3.0);
+    assert!(field(&third, "r").is_null());
+    assert_eq!(number(&fourth, "r"), 0.0);
+    assert_eq!(text(&first, "t"), "");
+    assert!(field(&second, "t").is_null());
+    assert_eq!(text(&third, "t"), "é\0🦀");
+    let bytes = field(&first, "b");
+    assert!(bytes.is_instance_of::<js_sys::Uint8Array>());
+    assert_eq!(js_sys::Uint8Array::from(bytes).to_vec(), vec![0, 255, 7]);
+    assert!(field(&second, "b").is_null());
+
+    let over = js_sys::BigInt::new(&JsValue::from_str("9223372036854775808")).unwrap();
+    let bad = db
+        .execute("SELECT ?, ?".into(), array(&[1.into(), over.into()]))
+        .await;
+    assert!(message(bad).contains("parameter 2 is a bigint outside"));
+    let bad = db
+        .execute("SELECT ?".into(), array(&[js_sys::Object::new().into()]))
+        .await;
+    assert_eq!(code(bad), "InvalidInput");
+    let bad = db.query("SELECT 1".into(), "not an array".into()).await;
+    assert_eq!(code(bad), "InvalidInput");
+    assert_eq!(
+        code(db.query("DELETE FROM v".into(), JsValue::UNDEFINED).await),
+        "Sql"
+    );
+
+    // A live query: first rows before `watch` returns, then on a change; none after stop.
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    let listener = Closure::<dyn Fn(JsValue)>::new(move |rows: JsValue| {
+        sink.borrow_mut().push(js_sys::Array::from(&rows).length());
+    });
+    let live = db
+        .watch(
+            "SELECT i FROM v WHERE t IS NOT NULL".into(),
+            JsValue::UNDEFINED,
+            listener
+                .as_ref()
+                .unchecked_ref::<js_sys::Function>()
+                .clone(),
+        )
+        .unwrap();
+    assert_eq!(*seen.borrow(), vec![3]);
+    db.execute(
+        "UPDATE v SET t = 'x' WHERE t IS NULL".into(),
+        JsValue::UNDEFINED,
+    )
+    .await
+    .unwrap();
+    assert_eq!(*seen.borrow(), vec![3, 4]);
+    live.stop().unwrap();
+    db.execute("DELETE FROM v".into(), JsValue::UNDEFINED)
+        .await
+        .unwrap();
+    assert_eq!(*seen.borrow(), vec![3, 4]);
+    let status = db.status().await.unwrap();
+    assert!(js_sys::Array::is_array(&field(
+        &status,
+        "unknownServerColumns"
+    )));
+    assert!(field(&status, "remoteUrl").is_null());
+}

@@ -242,7 +242,8 @@ impl Database {
     /// Sets (or with `None` removes) the server. Local changes made while
     /// there was no server are pushed by the next sync.
     pub fn set_remote(&self, url: Option<&str>, auth_token: Option<&str>) -> Result<()> {
-        let remote = match url {
+        // An empty URL means local-only on every face (`url: ""`, `--remote ""`).
+        let remote = match url.filter(|u| !u.trim().is_empty()) {
             None => None,
             Some(url) => {
                 let (endpoint, url_token) = Endpoint::parse(url, self.config.allow_insecure_http)?;

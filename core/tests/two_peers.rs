@@ -548,12 +548,19 @@ async fn local_only_until_a_remote_is_set() {
         Arc::new(SqliteStore::memory().unwrap()),
         server.clone(),
         clock,
-        Config::default(),
+        Config {
+            // An empty URL is local-only, not an invalid URL.
+            url: Some(String::new()),
+            ..Config::default()
+        },
     )
     .await
     .unwrap();
     db.add_todo("offline").await.unwrap();
     assert!(matches!(db.sync().await, Err(Error::NoRemote)));
+    db.set_remote(Some(" "), None).unwrap();
+    assert!(matches!(db.sync().await, Err(Error::NoRemote)));
+    assert_eq!(db.status().await.unwrap().remote_url, None);
     assert_eq!(server.requests.load(Ordering::SeqCst), 0);
     assert_eq!(db.status().await.unwrap().pending_changes, 1);
     db.set_remote(Some("http://127.0.0.1:1"), Some("tok"))

@@ -150,6 +150,12 @@ const panelOf = (device) =>
     lastError: document.getElementById("last-error").textContent,
   }));
 
+/** The Lists card (a live query): `[{ name, open }]`, top to bottom. */
+const listsOf = (device) =>
+  device.page.$$eval("#lists > li[data-id]", (items) =>
+    items.map((li) => ({ name: li.querySelector(".name").textContent, open: li.querySelector(".open")?.textContent ?? null })),
+  );
+
 const row = (device, id) => device.page.locator(`#list > li[data-id="${id}"]`);
 const onlineSwitch = (device) => device.page.getByRole("switch", { name: "Online" });
 const syncButton = (device) => device.page.getByRole("button", { name: "Sync now" });
@@ -411,6 +417,56 @@ step("auto-sync: a todo added on A shows up on B without a click", async () => {
   await until("B to show A's new todo", async () => (await listOf(B)).some((t) => t.title === LATE_TITLE));
   await settled(B);
   assert.deepEqual(await listOf(B), await listOf(A));
+});
+
+step("lists (schema v2, a live query): A adds a list and a todo in it; B sees the count; completing it on B clears both", async () => {
+  const input = A.page.getByLabel("New list");
+  await input.fill("Home");
+  await input.press("Enter");
+  await until("A to show the list", async () => JSON.stringify(await listsOf(A)) === JSON.stringify([{ name: "Home", open: "0 open" }]));
+  await A.page.getByLabel("In list").selectOption({ label: "Home" });
+  await addTodo(A, "Water the plants");
+  await until("A's live count", async () => JSON.stringify(await listsOf(A)) === JSON.stringify([{ name: "Home", open: "1 open" }]));
+  await settled(A);
+  await until("B's live count, pulled by auto-sync", async () =>
+    JSON.stringify(await listsOf(B)) === JSON.stringify([{ name: "Home", open: "1 open" }]),
+  );
+  const plants = (await listOf(B)).find((t) => t.title === "Water the plants");
+  await completeTodo(B, plants.id);
+  await until("B's count after completing", async () => JSON.stringify(await listsOf(B)) === JSON.stringify([{ name: "Home", open: "0 open" }]));
+  await settled(B);
+  await until("A's count after B's change", async () => JSON.stringify(await listsOf(A)) === JSON.stringify([{ name: "Home", open: "0 open" }]));
+  // The native CLI (no schema: the built-in todos table) leaves list_id alone and still lists the todo.
+  assert.ok(cliList("native-lists.db").some((t) => t.id === plants.id && t.completed));
+});
+
+step("an older app version (?schema=1, no list per todo) syncs with them and shows the column it does not know", async () => {
+  const tab = await A.context.newPage();
+  watch(tab, "old version");
+  const old = { name: "old", page: tab };
+  try {
+    await open(old, "&schema=1");
+    assert.equal(await tab.locator("#schema-version").textContent(), "schema v1");
+    assert.equal(await tab.getByLabel("In list").isHidden(), true, "no list picker in version 1");
+    await syncNow(old);
+    await settled(old);
+    assert.deepEqual(await listOf(old), await listOf(A), "the same todos as version 2");
+    // The lists sync too; version 1 has no count (no list_id).
+    assert.deepEqual(await listsOf(old), [{ name: "Home", open: null }]);
+    assert.equal(await tab.locator("#unknown").textContent(), "todos.list_id");
+    assert.equal(await tab.locator("#unknown-row").isVisible(), true);
+    assert.equal(await A.page.locator("#unknown-row").isVisible(), false, "version 2 knows every column");
+    await addTodo(old, "From the old version");
+    await settled(old);
+    await until("B to show the old version's todo", async () =>
+      (await listOf(B)).some((t) => t.title === "From the old version"),
+    );
+    await settled(B);
+    // Its count in version 2 is unchanged: the todo has no list.
+    assert.deepEqual(await listsOf(B), [{ name: "Home", open: "0 open" }]);
+  } finally {
+    await tab.close();
+  }
 });
 
 step("screenshots of both devices", async () => {

@@ -14,12 +14,17 @@
 //! wasm-bindgen-test suites in Node, a headless Chromium page and a
 //! dedicated worker (OPFS, sync with a fresh tursodb); the package build;
 //! and the Playwright tests of the built package (`tests/e2e/run.mjs`)
-//! against another fresh tursodb, with the `erth` CLI as a native replica.
+//! against another fresh tursodb, with the `erth` CLI as a native replica;
+//! then the package packed with `npm pack`, installed into a fresh app,
+//! type-checked with tsc and built with Vite 8, Vite 5, esbuild, Rollup and
+//! webpack, and served by `vite dev` (`tests/e2e/bundlers.mjs`).
 //!
 //! Tools, installed into the cache when missing (idempotent): the rustup
 //! target, Debian's clang (SQLite's C), chromium, chromium-driver, node/npm
 //! and gzip, wasm-bindgen-cli (`$CACHE/tools/wasm-bindgen-<v>`, built once,
-//! about 10 minutes) and the npm packages binaryen and playwright-core.
+//! about 10 minutes), the npm packages binaryen and playwright-core, and the
+//! bundlers vite, vite 5 (as `vite5`), esbuild, rollup (with
+//! @rollup/plugin-node-resolve) and webpack, plus typescript.
 
 use crate::cargo::{self, cargo, repo_root, target_dir};
 use crate::suite::mobile::{apt_ensure, report, run_captured, Counts};
@@ -45,6 +50,16 @@ const TARGET: &str = "wasm32-unknown-unknown";
 const WASM_BINDGEN_VERSION: &str = "0.2.130";
 const BINARYEN_VERSION: &str = "132.0.0";
 const PLAYWRIGHT_VERSION: &str = "1.65.1";
+/// The bundlers the packed package is built with (the README's recipes):
+/// Vite 8 (Rolldown), Vite 5 (Rollup; installed as the alias `vite5`), esbuild.
+const VITE_VERSION: &str = "8.4.0";
+const VITE_OLD_VERSION: &str = "5.4.21";
+const ESBUILD_VERSION: &str = "0.28.2";
+const ROLLUP_VERSION: &str = "4.68.8";
+const ROLLUP_RESOLVE_VERSION: &str = "16.0.3";
+const WEBPACK_VERSION: &str = "5.113.0";
+/// Type-checks an app against the package's `index.d.ts`.
+const TYPESCRIPT_VERSION: &str = "7.0.2";
 const PACKAGE_CRATE: &str = "erth-wasm";
 /// File stem wasm-bindgen writes (`erth_wasm.js`, `erth_wasm_bg.wasm`).
 const OUT_NAME: &str = "erth_wasm";
@@ -92,10 +107,12 @@ fn install() -> Result<()> {
     let tools = tools()?;
     apt_ensure(&[CHROMIUM, CHROMEDRIVER], &["chromium", "chromium-driver"])?;
     let tursodb = erth_tests::tools::tursodb()?;
+    let bundlers = bundler_tools()?;
     println!(
-        "wasm-bindgen: {}\nnode_modules: {}\ntursodb: {}",
+        "wasm-bindgen: {}\nnode_modules: {}\nbundlers: {}\ntursodb: {}",
         tools.wasm_bindgen_bin.display(),
         tools.node_modules.display(),
+        bundlers.display(),
         tursodb.display()
     );
     Ok(())
@@ -174,22 +191,25 @@ fn wasm_bindgen_cli() -> Result<PathBuf> {
     }
 }
 
-/// `node_modules` with the pinned binaryen (wasm-opt) and playwright-core.
-fn node_tools() -> Result<PathBuf> {
-    let specs = [
-        format!("binaryen@{BINARYEN_VERSION}"),
-        format!("playwright-core@{PLAYWRIGHT_VERSION}"),
-    ];
-    let name = format!("npm-binaryen-{BINARYEN_VERSION}-playwright-core-{PLAYWRIGHT_VERSION}");
-    let dir = cache::install_dir(&name, |dir| {
+/// `$CACHE/<name>/node_modules` holding `specs`, installed with npm on first
+/// use; `expect` are files (relative to `node_modules`) a good install has.
+fn npm_tools(name: &str, specs: &[String], expect: &[&str]) -> Result<PathBuf> {
+    let dir = cache::install_dir(name, |dir| {
         println!("installing {} into the cache (npm)", specs.join(" "));
+        let started = Instant::now();
         let ok = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--prefix"])
             .arg(dir)
-            .args(&specs)
+            .args(specs)
             .status()
             .is_ok_and(|s| s.success());
-        if ok && wasm_opt_in(&dir.join("node_modules")).is_file() {
+        let modules = dir.join("node_modules");
+        if ok && expect.iter().all(|f| modules.join(f).is_file()) {
+            println!(
+                "installed {} in {:.1} s",
+                specs.join(" "),
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         } else {
             Err(erth_tests::Error::Install(format!(
@@ -199,6 +219,46 @@ fn node_tools() -> Result<PathBuf> {
         }
     })?;
     Ok(dir.join("node_modules"))
+}
+
+/// `node_modules` with the pinned binaryen (wasm-opt) and playwright-core.
+fn node_tools() -> Result<PathBuf> {
+    npm_tools(
+        &format!("npm-binaryen-{BINARYEN_VERSION}-playwright-core-{PLAYWRIGHT_VERSION}"),
+        &[
+            format!("binaryen@{BINARYEN_VERSION}"),
+            format!("playwright-core@{PLAYWRIGHT_VERSION}"),
+        ],
+        &[".bin/wasm-opt"],
+    )
+}
+
+/// `node_modules` with the pinned bundlers (`vite`, `vite5`, `esbuild`,
+/// `rollup` with its node-resolve plugin, `webpack`) and `typescript`.
+fn bundler_tools() -> Result<PathBuf> {
+    npm_tools(
+        &format!(
+            "npm-bundlers-vite-{VITE_VERSION}-{VITE_OLD_VERSION}-esbuild-{ESBUILD_VERSION}-rollup-{ROLLUP_VERSION}-webpack-{WEBPACK_VERSION}-typescript-{TYPESCRIPT_VERSION}"
+        ),
+        &[
+            format!("vite@{VITE_VERSION}"),
+            format!("vite5@npm:vite@{VITE_OLD_VERSION}"),
+            format!("esbuild@{ESBUILD_VERSION}"),
+            format!("rollup@{ROLLUP_VERSION}"),
+            format!("@rollup/plugin-node-resolve@{ROLLUP_RESOLVE_VERSION}"),
+            format!("webpack@{WEBPACK_VERSION}"),
+            format!("typescript@{TYPESCRIPT_VERSION}"),
+        ],
+        &[
+            "vite/bin/vite.js",
+            "vite5/bin/vite.js",
+            ".bin/esbuild",
+            "rollup/package.json",
+            "@rollup/plugin-node-resolve/package.json",
+            "webpack/package.json",
+            ".bin/tsc",
+        ],
+    )
 }
 
 fn wasm_opt_in(node_modules: &Path) -> PathBuf {
@@ -594,8 +654,25 @@ fn run_suite() -> Result<()> {
 
     if let Some(package) = &package {
         timed("Playwright e2e of the built package", &mut || {
-            e2e(&tools, package, work.path())
+            browser_script("run", &tools, package, work.path(), &[])
         });
+        let mut bundlers = None;
+        timed("bundler tools (npm, cached)", &mut || {
+            bundlers = Some(bundler_tools()?);
+            Ok(None)
+        });
+        if let Some(bundlers) = &bundlers {
+            // The packed package in apps built by every bundler of the README.
+            timed("npm pack -> tsc and 5 bundlers' apps", &mut || {
+                browser_script(
+                    "bundlers",
+                    &tools,
+                    package,
+                    work.path(),
+                    &[("ERTH_BUNDLERS", bundlers)],
+                )
+            });
+        }
     }
 
     println!("\n---- wasm suite summary");
@@ -623,35 +700,47 @@ fn run_suite() -> Result<()> {
     }
 }
 
-fn e2e(tools: &Tools, package: &Package, work: &Path) -> Result<Option<Counts>> {
+/// Runs the browser script `bindings-wasm/tests/e2e/<name>.mjs` with the
+/// built package, a fresh tursodb, the `erth` CLI, playwright-core, Chromium
+/// and a scratch directory (plus `extra` variables); its counts.
+fn browser_script(
+    name: &str,
+    tools: &Tools,
+    package: &Package,
+    work: &Path,
+    extra: &[(&str, &Path)],
+) -> Result<Option<Counts>> {
     cargo::run(&mut cargo(&["build", "-p", "erth-cli"]))?;
     let cli = target_dir().join("debug").join("erth");
-    let scratch = work.join("e2e");
+    let scratch = work.join(name);
     fs::create_dir_all(&scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
-    let server = LocalServer::start(&work.join("e2e.db"), &work.join("e2e.log"), None)?;
-    println!(
-        "tursodb --sync-server for the e2e tests at {}",
-        server.url()
-    );
+    let server = LocalServer::start(
+        &work.join(format!("{name}.db")),
+        &work.join(format!("{name}.log")),
+        None,
+    )?;
+    println!("tursodb --sync-server for {name}.mjs at {}", server.url());
     let script = repo_root()
         .join("bindings-wasm")
         .join("tests")
         .join("e2e")
-        .join("run.mjs");
-    let (ok, out) = run_captured(
-        Command::new("node")
-            .arg(&script)
-            .current_dir(repo_root())
-            .env("ERTH_PKG_DIR", &package.dir)
-            .env("ERTH_TEST_HRANA_URL", server.url())
-            .env("ERTH_CLI", &cli)
-            .env("ERTH_NODE_MODULES", &tools.node_modules)
-            .env("ERTH_CHROMIUM", CHROMIUM)
-            .env("ERTH_E2E_WORK", &scratch),
-    )?;
+        .join(format!("{name}.mjs"));
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
+        .current_dir(repo_root())
+        .env("ERTH_PKG_DIR", &package.dir)
+        .env("ERTH_TEST_HRANA_URL", server.url())
+        .env("ERTH_CLI", &cli)
+        .env("ERTH_NODE_MODULES", &tools.node_modules)
+        .env("ERTH_CHROMIUM", CHROMIUM)
+        .env("ERTH_E2E_WORK", &scratch);
+    for (key, value) in extra {
+        cmd.env(key, value);
+    }
+    let (ok, out) = run_captured(&mut cmd)?;
     drop(server);
     let counts = e2e_counts(&out);
-    report("e2e", ok, counts)?;
+    report(name, ok, counts)?;
     Ok(counts)
 }
 

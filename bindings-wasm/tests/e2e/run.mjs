@@ -16,64 +16,26 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFile, readdir, readlink } from "node:fs/promises";
+import { readFile, readdir, readlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
-import { createRequire } from "node:module";
-import { extname, join, normalize, resolve, sep } from "node:path";
+import { join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`e2e: ${name} is not set: run this through \`cargo xtask test wasm\``);
-    process.exit(2);
-  }
-  return value;
-}
+import { env, FLAGS, playwrightChromium, runTests, serveFile } from "./harness.mjs";
 
 const PKG_DIR = resolve(env("ERTH_PKG_DIR"));
 const SERVER = env("ERTH_TEST_HRANA_URL").replace(/\/$/, "");
 const CLI = env("ERTH_CLI");
 const CHROMIUM = env("ERTH_CHROMIUM");
 const WORK = env("ERTH_E2E_WORK");
-const { chromium } = createRequire(join(env("ERTH_NODE_MODULES"), "noop.js"))("playwright-core");
+const chromium = playwrightChromium();
 const PAGE_HTML = join(fileURLToPath(new URL(".", import.meta.url)), "page.html");
 
-// Chromium flags that work on these machines (see TOOLCHAIN.md).
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const TOKEN = "s3cret-e2e-token";
 
 // ---- the page server: test page, built package, fault endpoints ----
 
-const MIME = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".mjs": "text/javascript; charset=utf-8",
-  ".wasm": "application/wasm",
-  ".json": "application/json",
-  ".ts": "text/plain; charset=utf-8",
-  ".md": "text/markdown; charset=utf-8",
-};
 /** Requests seen per fault endpoint. */
 const faultHits = new Map();
-
-async function serveFile(res, file) {
-  try {
-    const body = await readFile(file);
-    res.writeHead(200, { "content-type": MIME[extname(file)] ?? "application/octet-stream", "cache-control": "no-store" });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end("not found");
-  }
-}
 
 const pageServer = createServer((req, res) => {
   const path = new URL(req.url, "http://x").pathname;
@@ -92,9 +54,14 @@ const pageServer = createServer((req, res) => {
   }
   if (path === "/" || path === "/index.html") return serveFile(res, PAGE_HTML);
   if (path === "/favicon.ico") return res.writeHead(204).end();
-  if (path.startsWith("/pkg/")) {
-    const file = normalize(join(PKG_DIR, decodeURIComponent(path.slice("/pkg/".length))));
+  // The package, and two broken copies: one without its worker, one without its .wasm.
+  const pkg = /^\/(pkg|pkg-noworker|pkg-nowasm)\/(.*)$/.exec(path);
+  if (pkg) {
+    const [, variant, rest] = pkg;
+    const file = normalize(join(PKG_DIR, decodeURIComponent(rest)));
     if (!file.startsWith(PKG_DIR + sep)) return res.writeHead(403).end();
+    if (variant === "pkg-noworker" && rest === "worker.js") return res.writeHead(404).end("not found");
+    if (variant === "pkg-nowasm" && rest.endsWith(".wasm")) return res.writeHead(404).end("not found");
     return serveFile(res, file);
   }
   res.writeHead(404).end("not found");
@@ -107,11 +74,11 @@ const ORIGIN = `http://127.0.0.1:${pageServer.address().port}`;
 /** Console errors of every page and worker: no panic may ever show up. */
 const consoleErrors = [];
 
-async function launch(profile) {
+async function launch(profile, extraArgs = []) {
   const context = await chromium.launchPersistentContext(join(WORK, profile), {
     executablePath: CHROMIUM,
     headless: true,
-    args: FLAGS,
+    args: [...FLAGS, ...extraArgs],
   });
   context.on("page", watch);
   context.pages().forEach(watch);
@@ -182,9 +149,21 @@ async function until(what, check, timeoutMs = 15000) {
 function cli(db, ...args) {
   const out = execFileSync(CLI, ["--db", join(WORK, db), "--remote", SERVER, "--json", ...args], {
     encoding: "utf8",
-    env: { ...process.env, ERTH_AUTH_TOKEN: "" },
+    env: { ...process.env, ERTH_AUTH_TOKEN: "", ERTH_SCHEMA: "" },
+    maxBuffer: 64 * 1024 * 1024,
   });
   return JSON.parse(out);
+}
+
+/** The CLI with a schema file: `erth --db DB --schema FILE --remote SERVER --json ...args`. */
+function cliWith(schemaFile, db, ...args) {
+  return cli(db, "--schema", schemaFile, ...args);
+}
+
+async function schemaFile(name, schema) {
+  const file = join(WORK, `${name}.schema.json`);
+  await writeFile(file, JSON.stringify(schema));
+  return file;
 }
 
 // ---- tests ----
@@ -542,21 +521,423 @@ test("bad server responses and network failures give typed errors and lose nothi
   }
 });
 
+
+// ---- the SQL face: the app's own schema, plain SQL, live queries ----
+
+/** Every SQLite type, and NULL vs empty. */
+const SAMPLES_SCHEMA = {
+  tables: {
+    samples: {
+      columns: {
+        label: { type: "text", notNull: true },
+        i: { type: "integer" },
+        r: { type: "real" },
+        t: { type: "text" },
+        b: { type: "blob" },
+      },
+      indexes: [["label"]],
+    },
+  },
+};
+/** Lists and their items: a live query joins them. */
+const LISTS_SCHEMA = {
+  tables: {
+    lists: { columns: { name: { type: "text", notNull: true } } },
+    items: {
+      columns: {
+        list_id: { type: "text", notNull: true },
+        title: { type: "text", notNull: true },
+        done: { type: "integer", notNull: true, default: 0 },
+      },
+    },
+  },
+};
+const HOSTILE = "it's \"quoted\" '; DROP TABLE samples; -- \u0000 NUL, non-BMP 🦀𝄞, \\ back\\slash";
+const HOSTILE_NATIVE = "native: \"x\"'); DELETE FROM samples; --\u0000 🦀";
+/** The same description of every row on any replica, at the SQLite level (exact). */
+const DESCRIBE_SQL =
+  "SELECT label, typeof(i) AS ti, CAST(i AS TEXT) AS i, typeof(r) AS tr, r, " +
+  "typeof(t) AS tt, hex(t) AS t, typeof(b) AS tb, hex(b) AS b FROM samples ORDER BY label";
+
+test("custom schema: plain SQL, values, transactions and typed errors", async () => {
+  const ctx = await launch("sql-api");
+  try {
+    const page = await openPage(ctx);
+    const out = await page.evaluate(async (schema) => {
+      const f = erth.failure;
+      const errors = {
+        badSchema: await f(() => erth.ErthDb.open({ name: "sql-bad", schema: { tables: { t: { columns: { x: { type: "date" } } } } } })),
+        badSchemaText: await f(() => erth.ErthDb.open({ name: "sql-bad2", schema: "{not json" })),
+      };
+      // url "" is local-only; the schema may also be its JSON text.
+      await erth.open({ name: "sql-api", url: "", schema: JSON.stringify(schema) });
+      const db = erth.db;
+      const { id } = await db.get("SELECT uuid7() AS id");
+      const inserted = await db.execute("INSERT INTO samples (id, label, i, r, t, b) VALUES (?, ?, ?, ?, ?, ?)", [
+        id, "one", 7, 0.5, "x", new Uint8Array([1, 2, 3]),
+      ]);
+      await db.execute("INSERT INTO samples (label, i, t, b) VALUES (?, ?, ?, ?)", ["two", true, undefined, new Uint8Array([9]).buffer]);
+      const updated = await db.execute("UPDATE samples SET i = i + 1 WHERE label = ?", ["one"]);
+      const one = await db.get("SELECT id, label, i, r, t, b, created_at, updated_at FROM samples WHERE label = ?", ["one"]);
+      const two = await db.getOptional("SELECT id, i, t, b FROM samples WHERE label = 'two'");
+      const none = await db.getOptional("SELECT id FROM samples WHERE label = 'missing'");
+      // A transaction: all or nothing.
+      const committed = await db.transaction((tx) => {
+        tx.execute("INSERT INTO samples (label, i) VALUES (?, ?)", ["three", 3]);
+        tx.execute("UPDATE samples SET t = ? WHERE label = ?", ["changed", "one"]);
+      });
+      let late = null;
+      const rolledBack = await f(() =>
+        db.transaction(async (tx) => {
+          late = tx;
+          tx.execute("INSERT INTO samples (label) VALUES (?)", ["four"]);
+          tx.execute("UPDATE samples SET t = 'lost' WHERE label = 'one'");
+          tx.execute("INSERT INTO samples (label) VALUES (NULL)");
+        }),
+      );
+      const thrown = await f(() =>
+        db.transaction((tx) => {
+          tx.execute("INSERT INTO samples (label) VALUES ('five')");
+          throw new Error("app bug");
+        }),
+      );
+      Object.assign(errors, {
+        lateTx: await f(() => late.execute("INSERT INTO samples (label) VALUES ('six')")),
+        syntax: await f(() => db.execute("INSERT INTO nowhere VALUES (1)")),
+        notNull: await f(() => db.execute("INSERT INTO samples (label) VALUES (NULL)")),
+        ddl: await f(() => db.execute("DROP TABLE samples")),
+        engine: await f(() => db.execute("DELETE FROM _erth_rows_samples")),
+        begin: await f(() => db.execute("BEGIN")),
+        attach: await f(() => db.execute("ATTACH DATABASE 'x.db' AS x")),
+        writeInQuery: await f(() => db.getAll("DELETE FROM samples")),
+        notFound: await f(() => db.get("SELECT id FROM samples WHERE label = 'missing'")),
+        badParam: await f(() => db.execute("SELECT ?, ?", [1, { x: 1 }])),
+        badBigint: await f(() => db.execute("SELECT ?", [2n ** 63n])),
+        nan: await f(() => db.execute("SELECT ?", [NaN])),
+        notArray: await f(() => db.getAll("SELECT 1", "x")),
+        fnParam: await f(() => db.getAll("SELECT ?", [() => 1])),
+        badTxParam: await f(() => db.transaction((tx) => tx.execute("SELECT ?, ?", [1n, { x: 1 }]))),
+        noRemote: await f(() => db.sync()),
+      });
+      const labels = (await db.getAll("SELECT label FROM samples ORDER BY label")).map((r) => r.label);
+      const oneAfter = await db.get("SELECT t FROM samples WHERE label = 'one'");
+      const deleted = await db.execute("DELETE FROM samples WHERE label = ?", ["three"]);
+      const status = await db.status();
+      const local = await db.getAll("SELECT count(*) AS n FROM _erth_rows_samples WHERE is_deleted = 1");
+      // Schema versions: dropping a column is refused; adding one migrates in place.
+      await db.close();
+      const columns = schema.tables.samples.columns;
+      const { b: _dropped, ...withoutB } = columns;
+      errors.dropColumn = await f(() =>
+        erth.ErthDb.open({ name: "sql-api", schema: { tables: { samples: { columns: withoutB } } } }),
+      );
+      const v2 = await erth.ErthDb.open({
+        name: "sql-api",
+        schema: { tables: { samples: { columns: { ...columns, note: { type: "text", default: "none" } } } } },
+      });
+      const migrated = await v2.getAll("SELECT label, note FROM samples ORDER BY label");
+      await v2.close();
+      return {
+        migrated,
+        errors,
+        id,
+        inserted: { rowsAffected: inserted.rowsAffected, rows: inserted.rows.length },
+        updated: updated.rowsAffected,
+        one: erth.describeRows([one])[0],
+        two: erth.describeRows([two])[0],
+        none,
+        committed: committed.map((r) => r.rowsAffected),
+        rolledBack,
+        thrown: thrown?.message,
+        labels,
+        oneAfter: oneAfter.t,
+        deleted: deleted.rowsAffected,
+        status,
+        local,
+      };
+    }, SAMPLES_SCHEMA);
+    const { errors } = out;
+    for (const [what, code] of Object.entries({
+      badSchema: "InvalidInput",
+      badSchemaText: "InvalidInput",
+      lateTx: "InvalidInput",
+      syntax: "Sql",
+      notNull: "Sql",
+      ddl: "Sql",
+      engine: "Sql",
+      begin: "Sql",
+      attach: "Sql",
+      writeInQuery: "Sql",
+      notFound: "NotFound",
+      badParam: "InvalidInput",
+      badBigint: "InvalidInput",
+      nan: "InvalidInput",
+      notArray: "InvalidInput",
+      fnParam: "InvalidInput",
+      badTxParam: "InvalidInput",
+      noRemote: "NoRemote",
+      dropColumn: "SchemaChange",
+    })) {
+      assert.ok(errors[what], `${what} should have failed`);
+      assert.equal(errors[what].code, code, `${what}: ${JSON.stringify(errors[what])}`);
+      assert.equal(errors[what].isErthError, true, what);
+    }
+    assert.deepEqual(out.migrated, [
+      { label: "one", note: "none" },
+      { label: "two", note: "none" },
+    ]);
+    assert.match(errors.badSchema.message, /table t, column x/);
+    assert.match(errors.badParam.message, /parameter 2 /);
+    assert.match(errors.badTxParam.message, /statement 1: parameter 2/);
+    assert.equal(out.inserted.rowsAffected, 1);
+    assert.equal(out.inserted.rows, 0);
+    assert.equal(out.updated, 1);
+    assert.equal(out.one.id, `s:${JSON.stringify(out.id)}`);
+    assert.deepEqual(
+      { i: out.one.i, r: out.one.r, t: out.one.t, b: out.one.b },
+      { i: "n:8", r: "n:0.5", t: 's:"x"', b: "u8:010203" },
+    );
+    assert.match(out.one.created_at, /^n:\d{13}$/);
+    assert.deepEqual({ i: out.two.i, t: out.two.t, b: out.two.b }, { i: "n:1", t: "null", b: "u8:09" });
+    assert.match(out.two.id, /^s:"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-/, "an INSERT without id gets a UUIDv7");
+    assert.equal(out.none, null);
+    assert.deepEqual(out.committed, [1, 1]);
+    assert.equal(out.rolledBack?.code, "Sql", JSON.stringify(out.rolledBack));
+    assert.equal(out.thrown, "app bug");
+    // Neither "four" (rolled back) nor "five" (the callback threw) exists; "one" kept the committed text.
+    assert.deepEqual(out.labels, ["one", "three", "two"]);
+    assert.equal(out.oneAfter, "changed");
+    assert.equal(out.deleted, 1);
+    assert.equal(out.local[0].n, 1, "DELETE is a tombstone");
+    assert.equal(out.status.remoteUrl, null, "url: '' is local-only");
+    assert.deepEqual(out.status.unknownServerColumns, []);
+    // 2 inserts + 1 insert in a transaction (the deleted row is still a change).
+    assert.equal(out.status.pendingChanges, 3);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("every type syncs byte for byte from the browser to a native replica and back", async () => {
+  const schema = await schemaFile("samples", SAMPLES_SCHEMA);
+  const ctx = await launch("types");
+  try {
+    const page = await openPage(ctx);
+    const browser = await page.evaluate(
+      async ({ schema, url, hostile }) => {
+        await erth.open({ name: "types", url, schema });
+        const db = erth.db;
+        const big = new Uint8Array(1024 * 1024);
+        for (let i = 0; i < big.length; i++) big[i] = (i * 7919 + (i >> 8)) & 255;
+        await db.transaction((tx) => {
+          const insert = "INSERT INTO samples (label, i, r, t, b) VALUES (?, ?, ?, ?, ?)";
+          tx.execute(insert, ["a: 2^53+1", 2n ** 53n + 1n, 0.1 + 0.2, "", new Uint8Array(0)]);
+          tx.execute(insert, ["b: i64 min", -(2n ** 63n), -2.5, null, null]);
+          tx.execute(insert, ["c: i64 max", 2n ** 63n - 1n, 1 / 3, hostile, new Uint8Array([0, 255, 39, 34])]);
+          tx.execute(insert, ["d: 1 MB blob", 42, 1e-300, "x", big]);
+          tx.execute(insert, ["e: safe", -(2 ** 53) + 1, 2 ** 60, "é", undefined]);
+        });
+        const rows = await db.getAll("SELECT label, i, r, t, b FROM samples ORDER BY label");
+        const sameBytes = (x, y) => x instanceof Uint8Array && x.length === y.length && x.every((v, i) => v === y[i]);
+        const checks = {
+          bigintAboveSafe: rows[0].i === 2n ** 53n + 1n,
+          emptyText: rows[0].t === "",
+          emptyBlob: rows[0].b instanceof Uint8Array && rows[0].b.length === 0,
+          min: rows[1].i === -(2n ** 63n),
+          nullText: rows[1].t === null && rows[1].b === null,
+          max: rows[2].i === 2n ** 63n - 1n,
+          hostile: rows[2].t === hostile,
+          third: rows[2].r === 1 / 3,
+          bigBlob: sameBytes(rows[3].b, big),
+          safeIsNumber: rows[3].i === 42 && rows[4].i === -(2 ** 53) + 1,
+          realStaysReal: rows[4].r === 2 ** 60 && rows[3].r === 1e-300,
+          fraction: rows[0].r === 0.1 + 0.2,
+        };
+        const report = await db.sync();
+        return { checks, pushed: report.pushed, described: await db.getAll(erth.describeSql) };
+      },
+      { schema: SAMPLES_SCHEMA, url: SERVER, hostile: HOSTILE },
+    );
+    for (const [what, ok] of Object.entries(browser.checks)) assert.equal(ok, true, `in the browser: ${what}`);
+    assert.equal(browser.pushed, 5);
+
+    // A native replica pulls them: the same bytes at the SQLite level.
+    cliWith(schema, "types-native.db", "sync");
+    const native = cliWith(schema, "types-native.db", "sql", DESCRIBE_SQL);
+    assert.deepEqual(native, browser.described);
+    assert.equal(native[3].b.length, 2 * 1024 * 1024, "the 1 MB blob arrived whole");
+    assert.equal(native[2].tt, "text");
+    assert.equal(native[1].tt, "null");
+    assert.equal(native[0].t, "", "empty text is not NULL");
+    assert.equal(native[0].tb, "blob", "an empty blob is not NULL");
+
+    // The native replica writes extremes back.
+    cliWith(schema, "types-native.db", "sql", "UPDATE samples SET i = ?, t = ?, b = randomblob(1048576) WHERE label = ?",
+      "--params", `[9223372036854775807, ${JSON.stringify(HOSTILE_NATIVE)}, "b: i64 min"]`);
+    cliWith(schema, "types-native.db", "sql", "INSERT INTO samples (label, i, r, t, b) VALUES (?, ?, ?, ?, ?)",
+      "--params", '["f: native", -9223372036854775808, 2.5e-8, "", {"blob": "00ff10"}]');
+    cliWith(schema, "types-native.db", "sync");
+    const nativeAfter = cliWith(schema, "types-native.db", "sql", DESCRIBE_SQL);
+    assert.equal(nativeAfter[1].i, "9223372036854775807");
+    assert.equal(nativeAfter[5].i, "-9223372036854775808");
+
+    const back = await page.evaluate(
+      async ({ hostile }) => {
+        const db = erth.db;
+        const report = await db.sync();
+        const min = await db.get("SELECT i, t, b FROM samples WHERE label = 'b: i64 min'");
+        const native = await db.get("SELECT i, r, t, b FROM samples WHERE label = 'f: native'");
+        return {
+          pulled: report.pulled,
+          described: await db.getAll(erth.describeSql),
+          min: { i: erth.describe(min.i), t: min.t === hostile, blobLength: min.b.length },
+          native: erth.describeRows([native])[0],
+        };
+      },
+      { hostile: HOSTILE_NATIVE },
+    );
+    assert.ok(back.pulled >= 2, `pulled ${back.pulled}`);
+    assert.deepEqual(back.described, nativeAfter);
+    assert.deepEqual(back.min, { i: "b:9223372036854775807", t: true, blobLength: 1024 * 1024 });
+    assert.deepEqual(back.native, { i: "b:-9223372036854775808", r: "n:2.5e-8", t: 's:""', b: "u8:00ff10" });
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("watch: fires on a local write and on a pulled change, never after unsubscribe", async () => {
+  const schema = await schemaFile("lists", LISTS_SCHEMA);
+  const ctx = await launch("watch");
+  try {
+    const page = await openPage(ctx);
+    const first = await page.evaluate(
+      async ({ schema, url }) => {
+        await erth.open({ name: "watch", url, schema });
+        const db = erth.db;
+        const seen = (erth.seen = { lists: [], open: [] });
+        const perList =
+          "SELECT l.name, count(i.id) AS open FROM lists AS l " +
+          "LEFT JOIN items AS i ON i.list_id = l.id AND i.done = 0 GROUP BY l.id ORDER BY l.name";
+        erth.stopLists = db.watch(perList, [], (rows) => seen.lists.push(rows));
+        // A control query on the same table, kept running throughout.
+        const control = db.watch("SELECT count(*) AS open FROM items WHERE done = ?", [0], (rows) => seen.open.push(rows[0].open));
+        await Promise.all([erth.stopLists.ready, control.ready]);
+        const errors = {
+          badSql: await erth.failure(() => db.watch("SELEC nope", [], () => {}, { onError: () => {} }).ready),
+          write: await erth.failure(() => db.watch("DELETE FROM items", [], () => {}, { onError: () => {} }).ready),
+        };
+        const after = (what) => ({ what, lists: seen.lists.length, open: seen.open.length });
+        const marks = [after("start")];
+        // A local write: one transaction, one new result.
+        const { id } = await db.get("SELECT uuid7() AS id");
+        await db.transaction((tx) => {
+          tx.execute("INSERT INTO lists (id, name) VALUES (?, ?)", [id, "home"]);
+          tx.execute("INSERT INTO items (list_id, title) VALUES (?, ?)", [id, "water the plants"]);
+        });
+        marks.push(after("local write"));
+        // A write that changes nothing the per-list query shows.
+        await db.execute("INSERT INTO lists (name) VALUES ('later')");
+        await db.execute("UPDATE lists SET name = 'work' WHERE name = 'later'");
+        marks.push(after("unrelated writes"));
+        await db.sync();
+        return { id, errors, marks, seen };
+      },
+      { schema: LISTS_SCHEMA, url: SERVER },
+    );
+    assert.equal(first.errors.badSql?.code, "Sql", JSON.stringify(first.errors.badSql));
+    assert.equal(first.errors.write?.code, "Sql", JSON.stringify(first.errors.write));
+    // The first result arrives before `ready`; each local commit's result before its Promise settles.
+    assert.deepEqual(first.seen.lists.slice(0, 2), [[], [{ name: "home", open: 1 }]]);
+    assert.deepEqual(first.marks.slice(0, 2).map((m) => m.lists), [1, 2]);
+    assert.deepEqual(first.seen.lists[2], [{ name: "home", open: 1 }, { name: "later", open: 0 }]);
+    assert.deepEqual(first.seen.lists[3], [{ name: "home", open: 1 }, { name: "work", open: 0 }]);
+    assert.deepEqual(first.seen.open, [0, 1], "the control query only fires when its rows change");
+
+    // A native replica adds an item to "home": the browser's pull fires the live query.
+    cliWith(schema, "watch-native.db", "sync");
+    cliWith(schema, "watch-native.db", "sql", "INSERT INTO items (list_id, title) VALUES (?, ?)", "--params", JSON.stringify([first.id, "from native"]));
+    cliWith(schema, "watch-native.db", "sync");
+    const pulled = await page.evaluate(async () => {
+      const before = erth.seen.lists.length;
+      const report = await erth.db.sync();
+      return { pulled: report.pulled, lists: erth.seen.lists.slice(before), open: erth.seen.open.at(-1) };
+    });
+    assert.ok(pulled.pulled >= 1, `pulled ${pulled.pulled}`);
+    assert.deepEqual(pulled.lists, [[{ name: "home", open: 2 }, { name: "work", open: 0 }]]);
+    assert.equal(pulled.open, 2);
+
+    // Unsubscribed: neither a local write nor a pulled change reaches it; the control query still fires.
+    const stopped = await page.evaluate(async () => {
+      const db = erth.db;
+      erth.stopLists();
+      erth.stopLists();
+      const before = { lists: erth.seen.lists.length, open: erth.seen.open.length };
+      await db.execute("UPDATE items SET done = 1 WHERE title = 'water the plants'");
+      return { before, after: { lists: erth.seen.lists.length, open: erth.seen.open.length } };
+    });
+    assert.equal(stopped.after.open, stopped.before.open + 1, "the control query saw the local write");
+    assert.equal(stopped.after.lists, stopped.before.lists, "no result after unsubscribe (local write)");
+    cliWith(schema, "watch-native.db", "sql", "UPDATE items SET done = 1 WHERE title = 'from native'");
+    cliWith(schema, "watch-native.db", "sync");
+    const afterPull = await page.evaluate(async () => {
+      const before = { lists: erth.seen.lists.length, open: erth.seen.open.length };
+      await erth.db.sync();
+      return { before, after: { lists: erth.seen.lists.length, open: erth.seen.open.length }, open: erth.seen.open.at(-1) };
+    });
+    assert.equal(afterPull.after.open, afterPull.before.open + 1, "the control query saw the pull");
+    assert.equal(afterPull.open, 0);
+    assert.equal(afterPull.after.lists, afterPull.before.lists, "no result after unsubscribe (pulled change)");
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("a worker or .wasm that cannot be loaded fails with LoadFailed naming its URL; a non-secure origin is refused", async () => {
+  // erth-lan.test plays a LAN address: plain http there is not a secure context.
+  const ctx = await launch("load", ["--host-resolver-rules=MAP erth-lan.test 127.0.0.1"]);
+  try {
+    const lan = await ctx.newPage();
+    await lan.goto(ORIGIN.replace("127.0.0.1", "erth-lan.test") + "/");
+    await lan.waitForFunction(() => window.erthReady === true);
+    const insecure = await lan.evaluate(async () => ({
+      secure: window.isSecureContext,
+      error: await erth.failure(() => erth.ErthDb.open({ name: "insecure" })),
+    }));
+    assert.equal(insecure.secure, false);
+    assert.equal(insecure.error?.code, "Storage", JSON.stringify(insecure.error));
+    assert.match(insecure.error.message, /not a secure context/);
+    assert.match(insecure.error.message, /https/);
+    assert.match(insecure.error.message, /localhost/);
+    await lan.close();
+    const page = await openPage(ctx);
+    const out = await page.evaluate(async () => {
+      const attempt = async (path, name) => {
+        const { ErthDb } = await import(path);
+        try {
+          await ErthDb.open({ name });
+          return null;
+        } catch (e) {
+          return { code: e.code, message: e.message, name: e.name };
+        }
+      };
+      return {
+        noWorker: await attempt("/pkg-noworker/index.js", "load-1"),
+        noWasm: await attempt("/pkg-nowasm/index.js", "load-2"),
+      };
+    });
+    assert.equal(out.noWorker?.code, "LoadFailed", JSON.stringify(out.noWorker));
+    assert.ok(out.noWorker.message.includes(`${ORIGIN}/pkg-noworker/worker.js`), out.noWorker.message);
+    assert.equal(out.noWasm?.code, "LoadFailed", JSON.stringify(out.noWasm));
+    assert.ok(out.noWasm.message.includes(`${ORIGIN}/pkg-nowasm/erth_wasm_bg.wasm`), out.noWasm.message);
+    assert.match(out.noWasm.message, /HTTP 404/);
+  } finally {
+    await ctx.close();
+  }
+});
+
 // ---- run ----
 
-let passed = 0;
-let failed = 0;
-for (const { name, fn } of tests) {
-  const started = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)\n     ${String(e?.stack ?? e).replaceAll("\n", "\n     ")}`);
-  }
-}
+let { passed, failed } = await runTests(tests);
 const seen = consoleErrors.filter((text) => !text.includes(WORKER_PROBE));
 const panics = seen.filter((text) => text.includes("internal error"));
 if (panics.length > 0) {

@@ -1,0 +1,199 @@
+//! SQL values across the wasm boundary.
+//!
+//! Out (rows): through `serde-wasm-bindgen`, so every row is a plain object
+//! keyed by column name: INTEGER → `number` when it is a safe integer, else
+//! `bigint` (nothing is rounded); REAL → `number`; TEXT → `string`; BLOB →
+//! `Uint8Array`; NULL → `null`.
+//!
+//! In (parameters): `null`/`undefined` → NULL; `boolean` → 1/0; a `number`
+//! with an integer value (in the i64 range) → INTEGER, any other number →
+//! REAL (NaN is refused); `bigint` → INTEGER (range-checked); `string` →
+//! TEXT; `Uint8Array`/`ArrayBuffer` → BLOB. Anything else is `InvalidInput`
+//! naming the parameter (counted from 1).
+
+use crate::error::invalid;
+use erth_core::{ExecuteResult, Rows, SqlValue, Statement};
+use js_sys::{Array, ArrayBuffer, Reflect, Uint8Array};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeStruct, Serializer};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// Largest integer a JS `number` holds exactly (`Number.MAX_SAFE_INTEGER`).
+const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+/// 2^63: integer-valued numbers in `[-2^63, 2^63)` fit an i64.
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
+struct Value<'a>(&'a SqlValue);
+
+impl Serialize for Value<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            // `null` with `serialize_missing_as_null`.
+            SqlValue::Null => s.serialize_none(),
+            SqlValue::Integer(i) if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(i) => {
+                s.serialize_f64(*i as f64)
+            }
+            // A `bigint` with `serialize_large_number_types_as_bigints`.
+            SqlValue::Integer(i) => s.serialize_i64(*i),
+            SqlValue::Real(r) => s.serialize_f64(*r),
+            SqlValue::Text(t) => s.serialize_str(t),
+            // A `Uint8Array`.
+            SqlValue::Blob(b) => s.serialize_bytes(b),
+        }
+    }
+}
+
+struct Row<'a> {
+    columns: &'a [String],
+    cells: &'a [SqlValue],
+}
+
+impl Serialize for Row<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.columns.len()))?;
+        for (column, cell) in self.columns.iter().zip(self.cells) {
+            map.serialize_entry(column, &Value(cell))?;
+        }
+        map.end()
+    }
+}
+
+struct RowList<'a>(&'a Rows);
+
+impl Serialize for RowList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.rows.len()))?;
+        for cells in &self.0.rows {
+            seq.serialize_element(&Row {
+                columns: &self.0.columns,
+                cells,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+struct Result_<'a>(&'a ExecuteResult);
+
+impl Serialize for Result_<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = s.serialize_struct("ExecuteResult", 2)?;
+        out.serialize_field("rowsAffected", &(self.0.rows_affected as f64))?;
+        out.serialize_field("rows", &RowList(&self.0.rows))?;
+        out.end()
+    }
+}
+
+fn serializer() -> serde_wasm_bindgen::Serializer {
+    serde_wasm_bindgen::Serializer::new()
+        .serialize_missing_as_null(true)
+        .serialize_maps_as_objects(true)
+        .serialize_large_number_types_as_bigints(true)
+}
+
+/// `rows` as an array of row objects.
+pub(crate) fn rows_js(rows: &Rows) -> Result<JsValue, JsValue> {
+    Ok(RowList(rows).serialize(&serializer())?)
+}
+
+/// `{ rowsAffected, rows }`.
+pub(crate) fn result_js(result: &ExecuteResult) -> Result<JsValue, JsValue> {
+    Ok(Result_(result).serialize(&serializer())?)
+}
+
+/// One parameter; `at` names it in errors ("parameter 2").
+fn param(value: &JsValue, at: &dyn Fn() -> String) -> Result<SqlValue, JsValue> {
+    if value.is_null() || value.is_undefined() {
+        return Ok(SqlValue::Null);
+    }
+    if let Some(b) = value.as_bool() {
+        return Ok(SqlValue::Integer(i64::from(b)));
+    }
+    if let Some(n) = value.as_f64() {
+        if n.is_nan() {
+            return Err(invalid(format!("{} is NaN", at())));
+        }
+        return Ok(
+            if n.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&n) {
+                SqlValue::Integer(n as i64)
+            } else {
+                SqlValue::Real(n)
+            },
+        );
+    }
+    if value.is_bigint() {
+        let digits = js_sys::BigInt::unchecked_from_js_ref(value)
+            .to_string(10)
+            .ok()
+            .and_then(|s| s.as_string());
+        return digits
+            .and_then(|d| d.parse::<i64>().ok())
+            .map(SqlValue::Integer)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "{} is a bigint outside the 64-bit signed range",
+                    at()
+                ))
+            });
+    }
+    if let Some(s) = value.as_string() {
+        return Ok(SqlValue::Text(s));
+    }
+    if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
+        return Ok(SqlValue::Blob(bytes.to_vec()));
+    }
+    if value.is_instance_of::<ArrayBuffer>() {
+        return Ok(SqlValue::Blob(Uint8Array::new(value).to_vec()));
+    }
+    Err(invalid(format!(
+        "{} must be null, undefined, a boolean, number, bigint, string, Uint8Array or ArrayBuffer, not {}",
+        at(),
+        value.js_typeof().as_string().unwrap_or_default()
+    )))
+}
+
+fn params_at(params: &JsValue, prefix: &str) -> Result<Vec<SqlValue>, JsValue> {
+    if params.is_null() || params.is_undefined() {
+        return Ok(Vec::new());
+    }
+    if !Array::is_array(params) {
+        return Err(invalid(format!("{prefix}params must be an array")));
+    }
+    Array::unchecked_from_js_ref(params)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| param(&v, &|| format!("{prefix}parameter {}", i + 1)))
+        .collect()
+}
+
+/// The parameters of one statement (absent: none).
+pub(crate) fn params_from_js(params: &JsValue) -> Result<Vec<SqlValue>, JsValue> {
+    params_at(params, "")
+}
+
+/// `[{ sql, params }]` as statements.
+pub(crate) fn statements_from_js(statements: &JsValue) -> Result<Vec<Statement>, JsValue> {
+    if !Array::is_array(statements) {
+        return Err(invalid("statements must be an array of { sql, params }"));
+    }
+    Array::unchecked_from_js_ref(statements)
+        .iter()
+        .enumerate()
+        .map(|(i, stmt): (usize, JsValue)| {
+            let prefix = format!("statement {}: ", i + 1);
+            if !stmt.is_object() {
+                return Err(invalid(format!(
+                    "{prefix}must be an object {{ sql, params }}"
+                )));
+            }
+            let get = |key: &str| {
+                Reflect::get(&stmt, &JsValue::from_str(key))
+                    .map_err(|_| invalid(format!("{prefix}cannot read {key}")))
+            };
+            let sql = get("sql")?
+                .as_string()
+                .ok_or_else(|| invalid(format!("{prefix}sql must be a string")))?;
+            Ok(Statement::new(sql, params_at(&get("params")?, &prefix)?))
+        })
+        .collect()
+}
