@@ -283,18 +283,26 @@ step("vite dev (Vite 8) with the README's config serves the app unbundled: it wr
       probe.close(() => ok(port));
     });
   });
+  // No colours: picocolors turns them on whenever CI is set, and Vite then
+  // prints the port in bold, which the URL match below would never see.
   const dev = spawn("node", [join(BUNDLERS, "vite", "bin", "vite.js"), "--host", "127.0.0.1", "--port", String(port), "--strictPort"], {
     cwd: APP,
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" },
   });
   let output = "";
+  const plain = () => output.replace(/\x1b\[[0-9;]*m/g, "");
   dev.stdout.on("data", (d) => (output += d));
   dev.stderr.on("data", (d) => (output += d));
   try {
     const origin = `http://127.0.0.1:${port}`;
     await new Promise((ok, fail) => {
-      dev.stdout.on("data", () => output.includes(origin) && ok());
-      dev.on("exit", (code) => fail(new Error(`vite dev exited (${code}): ${output}`)));
+      const timer = setTimeout(() => fail(new Error(`vite dev did not say it serves ${origin} within 60 s: ${plain()}`)), 60_000);
+      const check = () => plain().includes(origin) && (clearTimeout(timer), ok());
+      dev.stdout.on("data", check);
+      dev.stderr.on("data", check);
+      dev.on("exit", (code) => (clearTimeout(timer), fail(new Error(`vite dev exited (${code}): ${plain()}`))));
+      check();
     });
     const page = context.pages()[0] ?? (await context.newPage());
     const visitDev = async (query) => {
@@ -328,6 +336,14 @@ step("no errors in the console", async () => {
 });
 
 // ---- run ----
+
+// A hang anywhere fails loudly instead of holding CI until its limit
+// (warm, the whole script takes about 10 s; cold about 30 s).
+setTimeout(() => {
+  console.log("FAIL bundlers.mjs did not finish within 10 minutes");
+  console.log("e2e: 0 passed, 1 failed");
+  process.exit(1);
+}, 10 * 60_000).unref();
 
 let passed = 0;
 let failed = 0;
