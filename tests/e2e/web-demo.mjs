@@ -22,17 +22,10 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdir, readFile } from "node:fs/promises";
 import { request } from "node:http";
-import { createRequire } from "node:module";
 import { join } from "node:path";
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`e2e: ${name} is not set: run this through \`cargo xtask test e2e\``);
-    process.exit(2);
-  }
-  return value;
-}
+// The environment reader, Chromium's flags and playwright-core, shared with
+// the package's browser tests.
+import { env, FLAGS as SHARED_FLAGS, playwrightChromium } from "../../bindings-wasm/tests/e2e/harness.mjs";
 
 const PAGE = new URL(env("ERTH_DEMO_URL"));
 const SERVER = env("ERTH_TEST_HRANA_URL").replace(/\/$/, "");
@@ -45,19 +38,8 @@ if (ORDER !== "a-first" && ORDER !== "b-first") {
   console.error(`e2e: ERTH_E2E_ORDER must be a-first or b-first, not ${ORDER}`);
   process.exit(2);
 }
-const { chromium } = createRequire(join(env("ERTH_NODE_MODULES"), "noop.js"))("playwright-core");
-
-// Chromium flags that work on these machines (see TOOLCHAIN.md).
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+const chromium = playwrightChromium();
+const FLAGS = ["--headless", ...SHARED_FLAGS];
 /** A phone-sized window: the README screenshot shows the narrow layout. */
 const VIEWPORT = { width: 430, height: 820 };
 const WAIT_MS = 20000;

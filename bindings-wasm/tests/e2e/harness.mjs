@@ -1,6 +1,6 @@
-// What the package's browser tests (run.mjs, bundlers.mjs) share: their
-// environment (set by `cargo xtask test wasm`), Chromium's flags and
-// playwright-core.
+// What the browser tests share (the package's run.mjs and bundlers.mjs, and
+// the demo's tests/e2e/web-demo.mjs): their environment (set by `cargo xtask
+// test wasm` or `e2e`), Chromium's flags and playwright-core.
 
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -10,7 +10,7 @@ import { extname, join } from "node:path";
 export function env(name) {
   const value = process.env[name];
   if (!value) {
-    console.error(`e2e: ${name} is not set: run this through \`cargo xtask test wasm\``);
+    console.error(`e2e: ${name} is not set: run this through \`cargo xtask test wasm\` (or \`e2e\`)`);
     process.exit(2);
   }
   return value;
