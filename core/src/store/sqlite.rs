@@ -184,7 +184,8 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Sets whose statements run next; returns the previous state's leftovers cleared.
+    /// Sets whose statements run next and clears what the last ones left
+    /// (recorded changes, a refusal reason, probed reads).
     fn set_mode(&self, mode: Mode, clock: Option<Timestamp>) {
         let mut g = lock_hooks(&self.hooks);
         g.mode = mode;
