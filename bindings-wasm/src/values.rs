@@ -7,8 +7,9 @@
 //!
 //! In (parameters): `null`/`undefined` → NULL; `boolean` → 1/0; a `number`
 //! with an integer value (in the i64 range) → INTEGER, any other number →
-//! REAL (NaN is refused); `bigint` → INTEGER (range-checked); `string` →
-//! TEXT; `Uint8Array`/`ArrayBuffer` → BLOB. Anything else is `InvalidInput`
+//! REAL (core refuses NaN and infinities with `Sql`, as on every face);
+//! `bigint` → INTEGER (range-checked); `string` → TEXT;
+//! `Uint8Array`/`ArrayBuffer` → BLOB. Anything else is `InvalidInput`
 //! naming the parameter (counted from 1).
 
 use crate::error::invalid;
@@ -110,9 +111,6 @@ fn param(value: &JsValue, at: &dyn Fn() -> String) -> Result<SqlValue, JsValue> 
         return Ok(SqlValue::Integer(i64::from(b)));
     }
     if let Some(n) = value.as_f64() {
-        if n.is_nan() {
-            return Err(invalid(format!("{} is NaN", at())));
-        }
         return Ok(
             if n.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&n) {
                 SqlValue::Integer(n as i64)
