@@ -93,13 +93,12 @@ async fn read_columns(store: &dyn Store, table: &str) -> Result<Vec<Column>> {
         .collect())
 }
 
-fn is_user_column(name: &str) -> bool {
-    !crate::schema::is_system_column(name)
-}
-
 /// Checks that `def` only adds to what `columns` (the file's table) has.
 fn check_additive(def: &TableDef, columns: &[Column]) -> Result<()> {
-    for col in columns.iter().filter(|c| is_user_column(&c.name)) {
+    for col in columns
+        .iter()
+        .filter(|c| !crate::schema::is_system_column(&c.name))
+    {
         let Some((_, declared)) = def.column(&col.name) else {
             return Err(change(
                 &def.name,

@@ -16,7 +16,7 @@
 //! error rather than a silently nullable column. Without a schema a replica
 //! has the built-in `todos` table ([`super::todos_table`]).
 
-use super::{ColumnDef, SqlType, TableDef};
+use super::{invalid, ColumnDef, SqlType, TableDef};
 use crate::error::Error;
 use crate::value::SqlValue;
 use serde_json::{Map, Value};
@@ -36,14 +36,6 @@ impl Default for Schema {
     }
 }
 
-fn bad(table: &str, column: Option<&str>, reason: impl Into<String>) -> Error {
-    Error::InvalidSchema {
-        table: crate::error::clip(table, 80),
-        column: column.map(|c| crate::error::clip(c, 80)),
-        reason: reason.into(),
-    }
-}
-
 fn only_keys(
     obj: &Map<String, Value>,
     allowed: &[&str],
@@ -51,7 +43,7 @@ fn only_keys(
     column: Option<&str>,
 ) -> Result<(), Error> {
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(bad(
+        Some(k) => Err(invalid(
             table,
             column,
             format!(
@@ -112,25 +104,25 @@ impl Schema {
     /// type, indexes on unknown columns, a table declared twice).
     pub fn from_json(text: &str) -> Result<Schema, Error> {
         let root: Value = serde_json::from_str(text)
-            .map_err(|e| bad("(schema)", None, format!("not valid JSON: {e}")))?;
+            .map_err(|e| invalid("(schema)", None, format!("not valid JSON: {e}")))?;
         let root = root
             .as_object()
-            .ok_or_else(|| bad("(schema)", None, "the schema must be a JSON object"))?;
+            .ok_or_else(|| invalid("(schema)", None, "the schema must be a JSON object"))?;
         only_keys(root, &["tables"], "(schema)", None)?;
         let tables = root
             .get("tables")
             .and_then(Value::as_object)
-            .ok_or_else(|| bad("(schema)", None, "\"tables\" must be an object of tables"))?;
+            .ok_or_else(|| invalid("(schema)", None, "\"tables\" must be an object of tables"))?;
         let mut out: Vec<TableDef> = Vec::with_capacity(tables.len());
         for (name, spec) in tables {
             let def = parse_table(name, spec)?;
             if out.iter().any(|t| t.name.eq_ignore_ascii_case(name)) {
-                return Err(bad(name, None, "the table is declared twice"));
+                return Err(invalid(name, None, "the table is declared twice"));
             }
             out.push(def);
         }
         if out.is_empty() {
-            return Err(bad("(schema)", None, "declare at least one table"));
+            return Err(invalid("(schema)", None, "declare at least one table"));
         }
         Ok(Schema { tables: out })
     }
@@ -165,24 +157,24 @@ impl Schema {
 fn parse_table(name: &str, spec: &Value) -> Result<TableDef, Error> {
     let spec = spec
         .as_object()
-        .ok_or_else(|| bad(name, None, "a table must be an object with \"columns\""))?;
+        .ok_or_else(|| invalid(name, None, "a table must be an object with \"columns\""))?;
     only_keys(spec, &["columns", "indexes"], name, None)?;
     let cols = spec
         .get("columns")
         .and_then(Value::as_object)
-        .ok_or_else(|| bad(name, None, "\"columns\" must be an object of columns"))?;
+        .ok_or_else(|| invalid(name, None, "\"columns\" must be an object of columns"))?;
     let mut columns = Vec::with_capacity(cols.len());
     for (col, cspec) in cols {
         let c = cspec
             .as_object()
-            .ok_or_else(|| bad(name, Some(col), "a column must be an object with \"type\""))?;
+            .ok_or_else(|| invalid(name, Some(col), "a column must be an object with \"type\""))?;
         only_keys(c, &["type", "notNull", "default"], name, Some(col))?;
         let sql_type = c
             .get("type")
             .and_then(Value::as_str)
             .and_then(parse_type)
             .ok_or_else(|| {
-                bad(
+                invalid(
                     name,
                     Some(col),
                     "\"type\" must be one of \"text\", \"integer\", \"real\", \"blob\"",
@@ -191,12 +183,18 @@ fn parse_table(name: &str, spec: &Value) -> Result<TableDef, Error> {
         let not_null = match c.get("notNull") {
             None => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(bad(name, Some(col), "\"notNull\" must be true or false")),
+            Some(_) => {
+                return Err(invalid(
+                    name,
+                    Some(col),
+                    "\"notNull\" must be true or false",
+                ))
+            }
         };
         let default = match c.get("default") {
             None | Some(Value::Null) => None,
             Some(v) => Some(parse_default(sql_type, v).ok_or_else(|| {
-                bad(
+                invalid(
                     name,
                     Some(col),
                     format!("the default does not fit type {}", type_name(sql_type)),
@@ -221,10 +219,10 @@ fn parse_table(name: &str, spec: &Value) -> Result<TableDef, Error> {
                             .map(|c| c.as_str().map(str::to_owned))
                             .collect::<Option<Vec<_>>>()
                     })
-                    .ok_or_else(|| bad(name, None, "each index is a list of column names"))
+                    .ok_or_else(|| invalid(name, None, "each index is a list of column names"))
             })
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err(bad(name, None, "\"indexes\" must be a list of lists")),
+        Some(_) => return Err(invalid(name, None, "\"indexes\" must be a list of lists")),
     };
     TableDef::with_indexes(name, columns, indexes)
 }

@@ -187,11 +187,13 @@ fn name_problem(name: &str) -> Option<String> {
         .map(|p| format!("names starting with {p} belong to the engine"))
 }
 
-fn invalid(table: &str, column: Option<&str>, reason: String) -> Error {
+/// An [`Error::InvalidSchema`] naming the table (and column) at fault,
+/// clipped: the names may be hostile and long.
+pub(crate) fn invalid(table: &str, column: Option<&str>, reason: impl Into<String>) -> Error {
     Error::InvalidSchema {
         table: crate::error::clip(table, 80),
         column: column.map(|c| crate::error::clip(c, 80)),
-        reason,
+        reason: reason.into(),
     }
 }
 
@@ -259,11 +261,7 @@ impl TableDef {
                 .iter()
                 .any(|o| o.name.eq_ignore_ascii_case(&c.name))
             {
-                return Err(invalid(
-                    name,
-                    Some(&c.name),
-                    "the column is declared twice".into(),
-                ));
+                return Err(invalid(name, Some(&c.name), "the column is declared twice"));
             }
             if let Some(d) = &c.default {
                 c.check(d)
@@ -272,11 +270,7 @@ impl TableDef {
         }
         for index in &self.indexes {
             if index.is_empty() {
-                return Err(invalid(
-                    name,
-                    None,
-                    "an index needs at least one column".into(),
-                ));
+                return Err(invalid(name, None, "an index needs at least one column"));
             }
             for col in index {
                 let known = self.columns.iter().any(|c| &c.name == col)
@@ -285,7 +279,7 @@ impl TableDef {
                     return Err(invalid(
                         name,
                         Some(col),
-                        "an index names a column the table does not declare".into(),
+                        "an index names a column the table does not declare",
                     ));
                 }
             }
