@@ -148,6 +148,8 @@ pub struct Database {
     /// `(writes seen at start, report)` of the last successful sync.
     pub(crate) last_sync: Mutex<Option<(u64, u64, SyncReport)>>,
     pub(crate) syncs_done: AtomicU64,
+    /// A pull cleared tombstones that still held user data (see [`crate::sync`]).
+    pub(crate) uncleared_pulled: AtomicBool,
 }
 
 impl std::fmt::Debug for Database {
@@ -232,6 +234,7 @@ impl Database {
             writes: AtomicU64::new(0),
             last_sync: Mutex::new(None),
             syncs_done: AtomicU64::new(0),
+            uncleared_pulled: AtomicBool::new(false),
         };
         if let Some(url) = &config.url {
             db.set_remote(Some(url), config.auth_token.as_deref())?;
@@ -420,7 +423,9 @@ impl Database {
         Ok(true)
     }
 
-    /// Deletes a row (a tombstone that syncs; the row never comes back).
+    /// Deletes a row: a tombstone that syncs and never comes back. Its user
+    /// columns are cleared at once ([`crate::schema::ColumnDef::cleared`]);
+    /// it keeps its id, timestamps and clocks.
     /// Returns `false` when the row does not exist or is already deleted.
     pub async fn delete(&self, table: &str, id: &str) -> Result<bool> {
         let def = self.table(table)?;
@@ -436,8 +441,9 @@ impl Database {
             .write(&[
                 Statement::new(
                     format!(
-                        "UPDATE {} SET \"is_deleted\" = 1, \"_clk_is_deleted\" = ?, \"updated_at\" = MAX(\"updated_at\", ?), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = ? AND \"is_deleted\" = 0 RETURNING \"id\"",
-                        q(&def.local_name())
+                        "UPDATE {} SET {}\"is_deleted\" = 1, \"_clk_is_deleted\" = ?, \"updated_at\" = MAX(\"updated_at\", ?), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = ? AND \"is_deleted\" = 0 RETURNING \"id\"",
+                        q(&def.local_name()),
+                        def.clear_user_data_sql().iter().map(|c| format!("{c}, ")).collect::<String>()
                     ),
                     vec![SqlValue::Text(ts.to_string()), SqlValue::Integer(ts.physical_ms() as i64), id.into()],
                 ),

@@ -9,11 +9,21 @@
 //!    clock as max;
 //! 3. `created_at` merges as min, `updated_at` as max;
 //! 4. a merge that changes nothing writes nothing (the `WHERE` of the upsert),
-//!    so it costs no `_seq`, no `_dirty` and no change event.
+//!    so it costs no `_seq`, no `_dirty` and no change event;
+//! 5. a tombstone holds no user data: once the merged `is_deleted` is 1,
+//!    every user column holds [`ColumnDef::cleared`] (NULL, or the type's
+//!    zero where NOT NULL), while its clock still merges as max. Incoming
+//!    tombstones are cleared before they are bound, and a stored tombstone
+//!    that still holds data (written by an earlier release, or by a replica
+//!    that does not declare a column) is cleared by the next merge that
+//!    reaches it, which counts as a change.
 //!
-//! Every component is a join-semilattice, so merging is commutative,
+//! Every component is a join-semilattice and rule 5 is a function of the
+//! merged `is_deleted` (which never goes back), so merging is commutative,
 //! associative and idempotent. (Two different values with the *same* clock
 //! would break that; clocks are unique per write by construction.)
+//!
+//! [`ColumnDef::cleared`]: crate::schema::ColumnDef::cleared
 
 use crate::row::SyncRow;
 use crate::schema::{q, TableDef};
@@ -65,11 +75,13 @@ pub fn upsert_into(
 
     let mut set = Vec::new();
     let mut newer = Vec::new();
+    let deleted = format!("({} = 1 OR {} = 1)", ex("is_deleted"), old("is_deleted"));
     for c in &def.columns {
         let clk = format!("_clk_{}", c.name);
         set.push(format!(
-            "{} = CASE WHEN {} > {} THEN {} ELSE {} END",
+            "{} = CASE WHEN {deleted} THEN {} WHEN {} > {} THEN {} ELSE {} END",
             q(&c.name),
+            crate::schema::literal(&c.cleared()),
             ex(&clk),
             old(&clk),
             ex(&c.name),
@@ -103,6 +115,9 @@ pub fn upsert_into(
     newer.push(format!("{} > {}", ex("is_deleted"), old("is_deleted")));
     newer.push(format!("{} < {}", ex("created_at"), old("created_at")));
     newer.push(format!("{} > {}", ex("updated_at"), old("updated_at")));
+    if let Some(holds) = def.holds_user_data_sql(&t) {
+        newer.push(format!("({deleted} AND ({holds}))"));
+    }
 
     let returning = match target {
         Target::Server => "RETURNING \"id\", \"_seq\"",
@@ -117,45 +132,42 @@ pub fn upsert_into(
     );
     let mut args = Vec::with_capacity(rows.len() * (cols.len() + 1));
     for (row, seq) in rows.iter().zip(seqs) {
-        args.extend(row.to_cells());
+        if row.is_deleted {
+            args.extend(row.clone().cleared(def).to_cells());
+        } else {
+            args.extend(row.to_cells());
+        }
         args.push(SqlValue::Integer(*seq));
     }
     Statement::new(sql, args)
 }
 
-/// The oracle: the row after merging `incoming` into `existing`, or `None`
-/// when the merge changes nothing (rule 4).
-pub fn merge(existing: Option<&SyncRow>, incoming: &SyncRow) -> Option<SyncRow> {
+/// The oracle: the row of table `def` after merging `incoming` into
+/// `existing`, or `None` when the merge changes nothing (rule 4).
+pub fn merge(def: &TableDef, existing: Option<&SyncRow>, incoming: &SyncRow) -> Option<SyncRow> {
     let Some(old) = existing else {
-        return Some(incoming.clone());
+        return Some(if incoming.is_deleted {
+            incoming.clone().cleared(def)
+        } else {
+            incoming.clone()
+        });
     };
     let n = old.values.len();
     let mut out = old.clone();
-    let mut changed = false;
     for i in 0..n {
         if incoming.clocks[i] > old.clocks[i] {
             out.values[i] = incoming.values[i].clone();
             out.clocks[i] = incoming.clocks[i];
-            changed = true;
         }
     }
-    if incoming.clocks[n] > old.clocks[n] {
-        out.clocks[n] = incoming.clocks[n];
-        changed = true;
+    out.clocks[n] = out.clocks[n].max(incoming.clocks[n]);
+    out.is_deleted |= incoming.is_deleted;
+    out.created_at = out.created_at.min(incoming.created_at);
+    out.updated_at = out.updated_at.max(incoming.updated_at);
+    if out.is_deleted {
+        out = out.cleared(def);
     }
-    if incoming.is_deleted && !old.is_deleted {
-        out.is_deleted = true;
-        changed = true;
-    }
-    if incoming.created_at < old.created_at {
-        out.created_at = incoming.created_at;
-        changed = true;
-    }
-    if incoming.updated_at > old.updated_at {
-        out.updated_at = incoming.updated_at;
-        changed = true;
-    }
-    changed.then_some(out)
+    (out != *old).then_some(out)
 }
 
 #[cfg(test)]
@@ -188,7 +200,13 @@ mod tests {
         let base = row("a", "t", 0, false, [1, 1, 1]);
         let renamed = row("a", "renamed", 0, false, [5, 1, 1]);
         let done = row("a", "t", 1, false, [1, 6, 1]);
-        let m = merge(Some(&merge(Some(&base), &renamed).unwrap()), &done).unwrap();
+        let def = todos_table();
+        let m = merge(
+            &def,
+            Some(&merge(&def, Some(&base), &renamed).unwrap()),
+            &done,
+        )
+        .unwrap();
         assert_eq!(
             m.values,
             vec![SqlValue::from("renamed"), SqlValue::Integer(1)]
@@ -197,21 +215,39 @@ mod tests {
 
     #[test]
     fn delete_wins_over_newer_edit() {
+        let def = todos_table();
         let deleted = row("a", "t", 0, true, [1, 1, 2]);
         let edited = row("a", "new", 1, false, [9, 9, 1]);
-        let m = merge(Some(&deleted), &edited).unwrap();
+        let m = merge(&def, Some(&deleted), &edited).unwrap();
         assert!(m.is_deleted);
-        let m2 = merge(Some(&edited), &deleted).unwrap();
+        let m2 = merge(&def, Some(&edited), &deleted).unwrap();
         assert!(m2.is_deleted);
         assert_eq!(m, m2);
+        // The tombstone keeps the newest clocks but none of the content.
+        assert_eq!(m.values, vec![SqlValue::from(""), SqlValue::Integer(0)]);
+        assert_eq!(m.clocks, edited.clocks[..2].iter().chain(&deleted.clocks[2..]).copied().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_tombstone_that_still_holds_data_is_cleared_by_any_merge() {
+        let def = todos_table();
+        // Written by an earlier release: deleted, title kept.
+        let stale = row("a", "secret", 1, true, [3, 3, 3]);
+        let older = row("a", "x", 0, false, [1, 1, 1]);
+        let m = merge(&def, Some(&stale), &older).expect("clearing is a change");
+        assert_eq!(m.values, vec![SqlValue::from(""), SqlValue::Integer(0)]);
+        assert_eq!(m.clocks, stale.clocks);
+        assert!(merge(&def, Some(&m), &older).is_none());
+        assert!(merge(&def, Some(&m), &stale).is_none());
     }
 
     #[test]
     fn no_op_merge_reports_nothing() {
+        let def = todos_table();
         let a = row("a", "t", 0, false, [3, 3, 3]);
-        assert!(merge(Some(&a), &a).is_none());
+        assert!(merge(&def, Some(&a), &a).is_none());
         let older = row("a", "old", 1, false, [1, 2, 1]);
-        assert!(merge(Some(&a), &older).is_none());
+        assert!(merge(&def, Some(&a), &older).is_none());
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //! - 2: engine tables `_erth_rows_<table>`, a view per table
 //!   ([`crate::schema::local`]).
 //!
+//! Every open also clears tombstones that still hold user data (see
+//! [`crate::merge`], rule 5) and marks them pending, so the next sync clears
+//! them on the server as well.
+//!
 //! A column added on a replica that already pulled rows is *backfilled*:
 //! those rows hold the column's default with the zero clock, while the
 //! server may hold real values. The `backfill:<table>` state key records the
@@ -285,6 +289,16 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
         }
     }
     for def in tables {
+        // Tombstones that still hold user data (written by an earlier
+        // release, or filled with a default by an added column) are cleared
+        // and marked pending, so the next sync clears them on the server too.
+        if let Some(holds) = def.holds_user_data_sql("") {
+            stmts.push(Statement::plain(format!(
+                "UPDATE {} SET {}, \"_dirty\" = \"_dirty\" + 1 WHERE \"is_deleted\" = 1 AND ({holds})",
+                q(&def.local_name()),
+                def.clear_user_data_sql().join(", ")
+            )));
+        }
         stmts.extend(def.local_index_sql().into_iter().map(Statement::plain));
         let wanted: Vec<String> = def.indexes.iter().map(|c| def.app_index_name(c)).collect();
         for o in objects.iter().filter(|o| {

@@ -82,6 +82,26 @@ impl SyncRow {
         out
     }
 
+    /// This row with every user column cleared (see
+    /// [`crate::schema::ColumnDef::cleared`]): what a tombstone holds.
+    pub fn cleared(mut self, def: &TableDef) -> SyncRow {
+        for (v, c) in self.values.iter_mut().zip(&def.columns) {
+            *v = c.cleared();
+        }
+        self
+    }
+
+    /// Whether this row is a tombstone that still holds user data (written
+    /// by an earlier release, or a column its writer did not declare).
+    pub fn is_uncleared_tombstone(&self, def: &TableDef) -> bool {
+        self.is_deleted
+            && self
+                .values
+                .iter()
+                .zip(&def.columns)
+                .any(|(v, c)| *v != c.cleared())
+    }
+
     /// The newest clock of the row.
     pub fn max_clock(&self) -> Option<Timestamp> {
         self.clocks.iter().max().copied()

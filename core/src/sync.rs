@@ -20,6 +20,10 @@
 //! - **Unknown columns**: columns of the server's tables this replica does
 //!   not declare are never selected or written (pushes list only declared
 //!   columns, so an upsert leaves the others alone); `status()` lists them.
+//! - **Tombstones hold no data** (merge rule 5): a pulled tombstone that
+//!   still holds user data (an earlier release wrote it) is cleared by the
+//!   merge and marked pending, and the same sync pushes it back, which
+//!   clears it on the server.
 //! - **Server identity**: the server keeps a random `db_id`; when it changes
 //!   (a new URL, a reset server) the replica re-pushes everything and pulls
 //!   from the start.
@@ -158,6 +162,13 @@ impl Database {
         }
         for def in &self.config.tables {
             pulled += self.pull_table(remote, def, progress).await?;
+        }
+        // Pulled tombstones that still held user data were cleared here and
+        // marked pending: clear them on the server in this sync too.
+        if self.uncleared_pulled.swap(false, Ordering::SeqCst) {
+            for def in &self.config.tables {
+                pushed += self.push_table(remote, def, progress).await?;
+            }
         }
         Ok((pushed, pulled))
     }
@@ -647,6 +658,22 @@ impl Database {
         let merges = stmts.len();
         stmts.push(persist_clock(&hlc));
         stmts.push(cursor);
+        let uncleared: Vec<SqlValue> = rows
+            .iter()
+            .filter(|r| r.is_uncleared_tombstone(def))
+            .map(|r| SqlValue::Text(r.id.clone()))
+            .collect();
+        if !uncleared.is_empty() {
+            self.uncleared_pulled.store(true, Ordering::SeqCst);
+            stmts.push(Statement::new(
+                format!(
+                    "UPDATE {} SET \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" IN ({})",
+                    q(&def.local_name()),
+                    vec!["?"; uncleared.len()].join(", ")
+                ),
+                uncleared,
+            ));
+        }
         let out = self.store.write(&stmts).await?;
         drop(hlc);
         Ok(out[..merges]

@@ -9,7 +9,8 @@
 //!   takes the transaction's clock (`erth_clock()`, or past a far-future
 //!   clock `erth_clock_after(old)`), `DELETE` writes a tombstone, an `INSERT`
 //!   without `id` gets a UUIDv7 (`erth_new_id`), and every changed row is
-//!   marked pending (`_dirty + 1`). The functions are registered by the
+//!   marked pending (`_dirty + 1`). A tombstone's user columns are cleared
+//!   in the same statement (see [`crate::merge`], rule 5). The functions are registered by the
 //!   store ([`crate::store::sqlite`]) and bound to the transaction's clock
 //!   by the engine ([`crate::sql`]).
 //!
@@ -172,9 +173,14 @@ impl TableDef {
             q(&trig("update"))
         );
 
-        // DELETE: a tombstone, clocked like any write.
+        // DELETE: a tombstone, clocked like any write, that keeps no user data.
+        let clear: String = self
+            .clear_user_data_sql()
+            .iter()
+            .map(|c| format!("{c}, "))
+            .collect();
         let delete = format!(
-            "CREATE TRIGGER {} INSTEAD OF DELETE ON {view} BEGIN UPDATE {t} SET \"is_deleted\" = 1, \"_clk_is_deleted\" = erth_clock_after(\"_clk_is_deleted\"), \"updated_at\" = MAX(\"updated_at\", erth_now_ms()), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = OLD.\"id\" AND \"is_deleted\" = 0; END",
+            "CREATE TRIGGER {} INSTEAD OF DELETE ON {view} BEGIN UPDATE {t} SET {clear}\"is_deleted\" = 1, \"_clk_is_deleted\" = erth_clock_after(\"_clk_is_deleted\"), \"updated_at\" = MAX(\"updated_at\", erth_now_ms()), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = OLD.\"id\" AND \"is_deleted\" = 0; END",
             q(&trig("delete"))
         );
         vec![

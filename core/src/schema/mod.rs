@@ -113,6 +113,21 @@ impl ColumnDef {
         self
     }
 
+    /// The value this column holds in a tombstone (a deleted row keeps no
+    /// user data): NULL where the column is nullable, else the type's zero
+    /// (`''`, `0`, `0.0`, an empty blob). Not the declared default: a
+    /// default may differ between replicas (changing it is a local change,
+    /// see `crate::migrate`), and every replica must clear to the same bytes.
+    pub fn cleared(&self) -> SqlValue {
+        match (self.nullable, self.sql_type) {
+            (true, _) => SqlValue::Null,
+            (false, SqlType::Text) => SqlValue::Text(String::new()),
+            (false, SqlType::Integer) => SqlValue::Integer(0),
+            (false, SqlType::Real) => SqlValue::Real(0.0),
+            (false, SqlType::Blob) => SqlValue::Blob(Vec::new()),
+        }
+    }
+
     /// Checks `value` against this column's type, nullability and size limit.
     pub fn check(&self, value: &SqlValue) -> Result<(), String> {
         match value {
@@ -285,6 +300,32 @@ impl TableDef {
             }
         }
         Ok(())
+    }
+
+    /// `"a" IS NOT <cleared> OR ...` over the user columns of `table`
+    /// (a qualifier such as `"t"`, or empty): true when a row still holds
+    /// user data a tombstone must not keep ([`ColumnDef::cleared`]).
+    /// `None` for a table without user columns.
+    pub fn holds_user_data_sql(&self, table: &str) -> Option<String> {
+        let prefix = if table.is_empty() {
+            String::new()
+        } else {
+            format!("{table}.")
+        };
+        let parts: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{prefix}{} IS NOT {}", q(&c.name), literal(&c.cleared())))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" OR "))
+    }
+
+    /// `"a" = <cleared>, ...` over the user columns (empty without columns).
+    pub fn clear_user_data_sql(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .map(|c| format!("{} = {}", q(&c.name), literal(&c.cleared())))
+            .collect()
     }
 
     /// The column with that name.

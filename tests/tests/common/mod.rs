@@ -248,7 +248,7 @@ pub async fn random_op(
 /// Checks the converged fleet: identical dumps, nothing pending, exactly the
 /// ledger's rows (no lost and no phantom ids), and in every column exactly
 /// the clock and value the ledger expects (not an older write, not a newer
-/// clock nobody wrote). Returns the number of divergences found (the caller
+/// clock nobody wrote; a tombstone's user columns cleared). Returns the number of divergences found (the caller
 /// asserts 0).
 pub async fn check(fleet: &[&Database], ledger: &Ledger) -> usize {
     let mut divergences = ledger.mismatches.len();
@@ -292,8 +292,14 @@ pub async fn check(fleet: &[&Database], ledger: &Ledger) -> usize {
             divergences += 1;
             continue;
         };
+        let todos = erth_core::schema::todos_table();
         for col in 0..COLUMNS {
-            let want = &ledger.writes[&(id.clone(), col)];
+            let mut want = ledger.writes[&(id.clone(), col)].clone();
+            if row.is_deleted && col < DELETED {
+                // A tombstone keeps the newest clock but no user data.
+                want.1 = todos.columns[col].cleared();
+            }
+            let want = &want;
             let have = column(row, col);
             if have != *want {
                 eprintln!(
