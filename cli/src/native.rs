@@ -5,7 +5,12 @@
 //! without one the replica has the built-in `todos` table; the server URL and
 //! token default to `ERTH_DATABASE_URL` and `ERTH_AUTH_TOKEN`; with neither
 //! the replica is local-only. Exit codes: 0 ok, 1 error, 2 usage or invalid
-//! input (bad SQL included), 3 not found, 4 auth, 5 network.
+//! input (bad SQL included), 3 not found, 4 auth, 5 network, 6 the replica
+//! file stayed locked by another process past the timeout.
+//!
+//! Several `erth` processes (and an app) may use one replica file at once:
+//! writes wait for each other, syncs wait for each other (see
+//! `ARCHITECTURE.md`, "Several processes, one file").
 //!
 //! `erth sql "STATEMENT" [--params JSON_ARRAY]` runs the app's SQL on the
 //! replica: a query prints its rows (a table, or with `--json` one JSON array
@@ -204,12 +209,48 @@ fn print_table(rows: &Rows) {
     );
 }
 
+/// `2026-11-30 10:20:31 UTC (3 minutes ago)`: `at_ms` (ms since the Unix
+/// epoch) as a UTC date and time, and how long before `now_ms` it was.
+fn human_time(at_ms: u64, now_ms: u64) -> String {
+    let secs = at_ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let ago = match now_ms.checked_sub(at_ms).map(|ms| ms / 1000) {
+        None => "in the future: this device's clock is behind".to_owned(),
+        Some(s) if s < 60 => format!("{s} second{} ago", if s == 1 { "" } else { "s" }),
+        Some(s) => {
+            let (n, unit) = match s {
+                60..3_600 => (s / 60, "minute"),
+                3_600..86_400 => (s / 3_600, "hour"),
+                _ => (s / 86_400, "day"),
+            };
+            format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+        }
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC ({ago})",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
+}
+
 fn exit_code(kind: ErrorKind) -> u8 {
     match kind {
         ErrorKind::NotFound => 3,
         ErrorKind::Auth => 4,
         ErrorKind::Network => 5,
         ErrorKind::InvalidInput | ErrorKind::Sql | ErrorKind::SchemaChange => 2,
+        ErrorKind::DatabaseLocked => 6,
         _ => 1,
     }
 }
@@ -321,11 +362,17 @@ async fn run(args: Args) -> erth_core::Result<()> {
                     s.remote_url.as_deref().unwrap_or("(none: local-only)")
                 );
                 println!("pending changes: {}", s.pending_changes);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
                 println!(
                     "last sync:       {}",
                     s.last_sync_at_ms
-                        .map_or("never".into(), |t| format!("{t} ms since epoch"))
+                        .map_or("never".into(), |t| human_time(t, now))
                 );
+                if let Some(e) = &s.last_error {
+                    println!("last error:      {e}");
+                }
             }
         }
         Command::Dump { table } => {
@@ -416,5 +463,32 @@ pub async fn main() -> ExitCode {
             }
             ExitCode::from(exit_code(e.kind()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_time;
+
+    #[test]
+    fn times_read_as_utc_and_how_long_ago() {
+        let at = 1_796_026_385_534; // 2026-11-30 08:13:05.534 UTC
+        assert_eq!(
+            human_time(at, at + 3 * 60_000 + 5_000),
+            "2026-11-30 08:13:05 UTC (3 minutes ago)"
+        );
+        assert_eq!(
+            human_time(at, at + 1_000),
+            "2026-11-30 08:13:05 UTC (1 second ago)"
+        );
+        assert_eq!(
+            human_time(0, 2 * 86_400_000),
+            "1970-01-01 00:00:00 UTC (2 days ago)"
+        );
+        assert_eq!(
+            human_time(951_782_400_000, 951_782_400_000 + 7_200_000),
+            "2000-02-29 00:00:00 UTC (2 hours ago)"
+        );
+        assert!(human_time(at, at - 1).ends_with("(in the future: this device's clock is behind)"));
     }
 }

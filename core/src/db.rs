@@ -2,9 +2,11 @@
 //! logical clock and subscribers. Local reads and writes never touch the
 //! network; [`Database::sync`] (in [`crate::sync`]) does.
 //!
-//! Writes are serialized by one async lock that also guards the clock, and
-//! each write persists the clock in the same transaction, so a reopened
-//! replica never reissues a clock value.
+//! Writes are serialized in a process by one async lock that also guards
+//! the clock; each write reads the persisted clock inside its write
+//! transaction, catches up with it, ticks and persists the new value in the
+//! same transaction ([`Database::clocked_write`]), so a reopened replica —
+//! or another process sharing the file — never reissues a clock value.
 //!
 //! **A copied replica stays itself.** A replica file can be copied (a phone
 //! restored from a backup, a cloned browser profile or VM): two copies then
@@ -25,7 +27,7 @@ use crate::schema::{q, todos_table, TableDef};
 use crate::state;
 use crate::store::{Store, StoreError, StoreErrorKind};
 use crate::transport::Transport;
-use crate::value::{SqlValue, Statement};
+use crate::value::{Rows, SqlValue, Statement};
 use futures::lock::Mutex as AsyncMutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,6 +53,9 @@ pub struct Config {
     pub pull_page_rows: usize,
     /// How far ahead of local time a remote clock may pull the local clock (see [`crate::hlc`]).
     pub max_clock_drift_ms: u64,
+    /// How long a sync waits for another process sharing the replica file
+    /// to finish its sync before failing with [`Error::DatabaseLocked`].
+    pub sync_lock_timeout_ms: u64,
     pub retry: RetryPolicy,
 }
 
@@ -76,6 +81,7 @@ impl Default for Config {
             rows_per_statement: 200,
             pull_page_rows: 2_000,
             max_clock_drift_ms: 3_600_000,
+            sync_lock_timeout_ms: 60_000,
             retry: RetryPolicy::default(),
         }
     }
@@ -202,13 +208,11 @@ impl Database {
                 "batch and page sizes must be at least 1".into(),
             ));
         }
-        crate::migrate::open_local(store.as_ref(), &config.tables).await?;
+        let node = crate::migrate::open_local(store.as_ref(), &config.tables)
+            .await?
+            .0;
 
         let kv = read_state(store.as_ref()).await?;
-        let node = kv
-            .get(state::KEY_NODE)
-            .and_then(|v| u64::from_str_radix(v, 16).ok())
-            .ok_or_else(|| corrupt("node id missing from _erth_state".into()))?;
         let last = kv
             .get(state::KEY_HLC)
             .and_then(|v| u64::from_str_radix(v, 16).ok())
@@ -342,28 +346,30 @@ impl Database {
             c.check(&v).map_err(Error::InvalidInput)?;
             cells.push(v);
         }
-        let mut hlc = self.hlc.lock().await;
-        let ts = hlc.tick(self.now_ms());
-        let ms = ts.physical_ms() as i64;
-        let row = SyncRow {
-            id: crate::ids::new_id(),
-            values: cells,
-            is_deleted: false,
-            created_at: ms,
-            updated_at: ms,
-            clocks: vec![ts; def.columns.len() + 1],
-        };
         let placeholders = vec!["?"; def.row_columns().len()].join(", ");
-        let insert = Statement::new(
-            format!(
-                "INSERT INTO {} ({}, \"_seq\", \"_dirty\") VALUES ({placeholders}, NULL, 1)",
-                q(&def.local_name()),
-                def.row_column_list()
-            ),
-            row.to_cells(),
-        );
-        self.store.write(&[insert, persist_clock(&hlc)]).await?;
-        drop(hlc);
+        let (_, row) = self
+            .clocked_write(Vec::new(), |hlc, _| {
+                let ts = hlc.tick(self.now_ms());
+                let ms = ts.physical_ms() as i64;
+                let row = SyncRow {
+                    id: crate::ids::new_id(),
+                    values: cells.clone(),
+                    is_deleted: false,
+                    created_at: ms,
+                    updated_at: ms,
+                    clocks: vec![ts; def.columns.len() + 1],
+                };
+                let insert = Statement::new(
+                    format!(
+                        "INSERT INTO {} ({}, \"_seq\", \"_dirty\") VALUES ({placeholders}, NULL, 1)",
+                        q(&def.local_name()),
+                        def.row_column_list()
+                    ),
+                    row.to_cells(),
+                );
+                Ok((vec![insert], row))
+            })
+            .await?;
         self.after_local_write(table, vec![row.id.clone()]);
         Ok(row)
     }
@@ -378,47 +384,55 @@ impl Database {
         changes: &[(&str, SqlValue)],
     ) -> Result<bool> {
         let def = self.table(table)?;
-        let mut hlc = self.hlc.lock().await;
-        let current = self.live_row(def, id).await?;
-        let mut sets = Vec::new();
-        let mut args = Vec::new();
+        crate::ids::parse_id(id).map_err(Error::InvalidInput)?;
         for (name, value) in changes {
-            let (i, col) = def.column(name).ok_or_else(|| {
+            let (_, col) = def.column(name).ok_or_else(|| {
                 Error::InvalidInput(format!("table {table} has no column {name:?}"))
             })?;
             col.check(value).map_err(Error::InvalidInput)?;
-            if current.values[i] != *value && !sets.iter().any(|(_, n, _)| n == name) {
-                sets.push((i, name.to_string(), value.clone()));
-            }
         }
-        if sets.is_empty() {
+        let (_, written) = self
+            .clocked_write(vec![self.select_row(def, id)], |hlc, rows| {
+                let current = self.live_row_of(def, id, &rows[0])?;
+                let mut sets = Vec::new();
+                for (name, value) in changes {
+                    if let Some((i, _)) = def.column(name) {
+                        if current.values[i] != *value && !sets.iter().any(|(_, n, _)| n == name) {
+                            sets.push((i, name.to_string(), value.clone()));
+                        }
+                    }
+                }
+                if sets.is_empty() {
+                    return Ok((Vec::new(), false));
+                }
+                let ts = hlc.tick(self.now_ms());
+                let mut assignments = Vec::new();
+                let mut args = Vec::new();
+                let mut newest = ts;
+                for (i, name, value) in sets {
+                    let clock = crate::hlc::clock_after(ts, current.clocks[i]);
+                    newest = newest.max(clock);
+                    assignments.push(format!(
+                        "{} = ?, {} = ?",
+                        q(&name),
+                        q(&format!("_clk_{name}"))
+                    ));
+                    args.push(value);
+                    args.push(SqlValue::Text(clock.to_string()));
+                }
+                args.push(SqlValue::Integer(newest.physical_ms() as i64));
+                args.push(SqlValue::Text(id.to_owned()));
+                let sql = format!(
+                    "UPDATE {} SET {}, \"updated_at\" = MAX(\"updated_at\", ?), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = ? AND \"is_deleted\" = 0",
+                    q(&def.local_name()),
+                    assignments.join(", ")
+                );
+                Ok((vec![Statement::new(sql, args)], true))
+            })
+            .await?;
+        if !written {
             return Ok(false);
         }
-        let ts = hlc.tick(self.now_ms());
-        let mut assignments = Vec::new();
-        let mut newest = ts;
-        for (i, name, value) in sets {
-            let clock = crate::hlc::clock_after(ts, current.clocks[i]);
-            newest = newest.max(clock);
-            assignments.push(format!(
-                "{} = ?, {} = ?",
-                q(&name),
-                q(&format!("_clk_{name}"))
-            ));
-            args.push(value);
-            args.push(SqlValue::Text(clock.to_string()));
-        }
-        args.push(SqlValue::Integer(newest.physical_ms() as i64));
-        args.push(SqlValue::Text(id.to_owned()));
-        let sql = format!(
-            "UPDATE {} SET {}, \"updated_at\" = MAX(\"updated_at\", ?), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = ? AND \"is_deleted\" = 0",
-            q(&def.local_name()),
-            assignments.join(", ")
-        );
-        self.store
-            .write(&[Statement::new(sql, args), persist_clock(&hlc)])
-            .await?;
-        drop(hlc);
         self.after_local_write(table, vec![id.to_owned()]);
         Ok(true)
     }
@@ -430,27 +444,36 @@ impl Database {
     pub async fn delete(&self, table: &str, id: &str) -> Result<bool> {
         let def = self.table(table)?;
         crate::ids::parse_id(id).map_err(Error::InvalidInput)?;
-        let mut hlc = self.hlc.lock().await;
-        let Some(current) = self.get_row(table, id).await?.filter(|r| !r.is_deleted) else {
-            return Ok(false);
-        };
-        let ts =
-            crate::hlc::clock_after(hlc.tick(self.now_ms()), current.clocks[def.columns.len()]);
-        let out = self
-            .store
-            .write(&[
-                Statement::new(
-                    format!(
-                        "UPDATE {} SET {}\"is_deleted\" = 1, \"_clk_is_deleted\" = ?, \"updated_at\" = MAX(\"updated_at\", ?), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = ? AND \"is_deleted\" = 0 RETURNING \"id\"",
-                        q(&def.local_name()),
-                        def.clear_user_data_sql().iter().map(|c| format!("{c}, ")).collect::<String>()
-                    ),
-                    vec![SqlValue::Text(ts.to_string()), SqlValue::Integer(ts.physical_ms() as i64), id.into()],
-                ),
-                persist_clock(&hlc),
-            ])
+        let (out, _) = self
+            .clocked_write(vec![self.select_row(def, id)], |hlc, rows| {
+                let Some(current) = self.row_of(def, &rows[0])?.filter(|r| !r.is_deleted) else {
+                    return Ok((Vec::new(), ()));
+                };
+                let ts = crate::hlc::clock_after(
+                    hlc.tick(self.now_ms()),
+                    current.clocks[def.columns.len()],
+                );
+                let clear: String = def
+                    .clear_user_data_sql()
+                    .iter()
+                    .map(|c| format!("{c}, "))
+                    .collect();
+                Ok((
+                    vec![Statement::new(
+                        format!(
+                            "UPDATE {} SET {clear}\"is_deleted\" = 1, \"_clk_is_deleted\" = ?, \"updated_at\" = MAX(\"updated_at\", ?), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = ? AND \"is_deleted\" = 0 RETURNING \"id\"",
+                            q(&def.local_name()),
+                        ),
+                        vec![
+                            SqlValue::Text(ts.to_string()),
+                            SqlValue::Integer(ts.physical_ms() as i64),
+                            id.into(),
+                        ],
+                    )],
+                    (),
+                ))
+            })
             .await?;
-        drop(hlc);
         let deleted = out.first().is_some_and(|r| !r.rows.is_empty());
         if deleted {
             self.after_local_write(table, vec![id.to_owned()]);
@@ -467,35 +490,88 @@ impl Database {
         });
     }
 
-    /// The row with that id, deleted or not (`None` when unknown).
-    pub async fn get_row(&self, table: &str, id: &str) -> Result<Option<SyncRow>> {
-        let def = self.table(table)?;
-        crate::ids::parse_id(id).map_err(Error::InvalidInput)?;
-        let rows = self
-            .store
-            .query(&Statement::new(
-                format!(
-                    "SELECT {} FROM {} WHERE \"id\" = ?",
-                    def.row_column_list(),
-                    q(&def.local_name())
-                ),
-                vec![id.into()],
-            ))
-            .await?;
+    /// Runs one local write whose clock is taken inside its write
+    /// transaction: the clock another process sharing the file persisted is
+    /// read first and the in-memory clock catches up, so clocks stay
+    /// monotonic across processes and no two sessions issue the same one.
+    /// `build` gets the clock and the rows of `reads` (read in the same
+    /// transaction) and returns the statements (none: nothing is written)
+    /// and a value; the clock is persisted with the statements.
+    pub(crate) async fn clocked_write<T>(
+        &self,
+        reads: Vec<Statement>,
+        mut build: impl FnMut(&mut HybridClock, Vec<Rows>) -> Result<(Vec<Statement>, T)>,
+    ) -> Result<(Vec<Rows>, T)> {
+        let mut hlc = self.hlc.lock().await;
+        let mut all = vec![state::get(state::KEY_HLC)];
+        all.extend(reads);
+        let mut failure = None;
+        let mut value = None;
+        let out = self.store.write_after_reads(&all, &mut |mut rows| {
+            hlc.catch_up(persisted_clock(&rows.remove(0)));
+            match build(&mut hlc, rows) {
+                Ok((mut stmts, v)) => {
+                    if !stmts.is_empty() {
+                        stmts.push(persist_clock(&hlc));
+                    }
+                    value = Some(v);
+                    Ok(stmts)
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    Err(StoreError::new(StoreErrorKind::Other, "write abandoned"))
+                }
+            }
+        });
+        drop(hlc);
+        match (out, failure, value) {
+            (_, Some(e), _) => Err(e),
+            (Ok(rows), None, Some(v)) => Ok((rows, v)),
+            (Err(e), None, _) => Err(e.into()),
+            (Ok(_), None, None) => Err(Error::Storage(StoreError::new(
+                StoreErrorKind::Other,
+                "the write did not run",
+            ))),
+        }
+    }
+
+    /// `SELECT` of the full row with that id.
+    fn select_row(&self, def: &TableDef, id: &str) -> Statement {
+        Statement::new(
+            format!(
+                "SELECT {} FROM {} WHERE \"id\" = ?",
+                def.row_column_list(),
+                q(&def.local_name())
+            ),
+            vec![id.into()],
+        )
+    }
+
+    /// The row [`Database::select_row`] read, if any.
+    fn row_of(&self, def: &TableDef, rows: &Rows) -> Result<Option<SyncRow>> {
         rows.rows
             .first()
             .map(|cells| SyncRow::from_cells(def, cells).map_err(corrupt))
             .transpose()
     }
 
-    async fn live_row(&self, def: &TableDef, id: &str) -> Result<SyncRow> {
-        match self.get_row(&def.name, id).await? {
+    /// The live row [`Database::select_row`] read; `NotFound` when missing or deleted.
+    fn live_row_of(&self, def: &TableDef, id: &str, rows: &Rows) -> Result<SyncRow> {
+        match self.row_of(def, rows)? {
             Some(r) if !r.is_deleted => Ok(r),
             _ => Err(Error::NotFound {
                 table: def.name.clone(),
                 id: id.to_owned(),
             }),
         }
+    }
+
+    /// The row with that id, deleted or not (`None` when unknown).
+    pub async fn get_row(&self, table: &str, id: &str) -> Result<Option<SyncRow>> {
+        let def = self.table(table)?;
+        crate::ids::parse_id(id).map_err(Error::InvalidInput)?;
+        let rows = self.store.query(&self.select_row(def, id)).await?;
+        self.row_of(def, &rows)
     }
 
     /// Live rows, newest first.
@@ -553,10 +629,20 @@ impl Database {
     /// Pending count, last sync, last error, remote.
     pub async fn status(&self) -> Result<SyncStatus> {
         let pending_changes = self.pending_changes().await?;
+        // Another process sharing the file may have synced since.
+        let persisted_sync = self
+            .store
+            .query(&state::get(state::KEY_LAST_SYNC))
+            .await?
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(SqlValue::as_str)
+            .and_then(|v| v.parse::<u64>().ok());
         let s = self.status.lock().unwrap_or_else(|p| p.into_inner());
         Ok(SyncStatus {
             pending_changes,
-            last_sync_at_ms: s.last_sync_at_ms,
+            last_sync_at_ms: s.last_sync_at_ms.max(persisted_sync),
             last_error: s.last_error.clone(),
             syncing: s.syncing,
             remote_url: self.remote_url(),
@@ -575,8 +661,20 @@ impl Database {
     }
 }
 
+/// Persists the clock; never lowers it (another process sharing the file
+/// may have persisted a later one).
 pub(crate) fn persist_clock(hlc: &HybridClock) -> Statement {
-    state::set(state::KEY_HLC, format!("{:016x}", hlc.last()))
+    state::raise(state::KEY_HLC, format!("{:016x}", hlc.last()))
+}
+
+/// The clock value in the rows of `state::get(KEY_HLC)` (0 when missing).
+pub(crate) fn persisted_clock(rows: &Rows) -> u64 {
+    rows.rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(SqlValue::as_str)
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .unwrap_or(0)
 }
 
 pub(crate) async fn read_state(store: &dyn Store) -> Result<HashMap<String, String>> {

@@ -152,6 +152,13 @@ impl HybridClock {
         self.last
     }
 
+    /// Moves the clock up to `last`, a value another session sharing the
+    /// file persisted (read inside the write transaction that then ticks),
+    /// so clocks stay monotonic across processes.
+    pub fn catch_up(&mut self, last: u64) {
+        self.last = self.last.max(last);
+    }
+
     /// A new clock value for a local write: strictly greater than every value
     /// issued or observed before, whatever the physical clock does.
     pub fn tick(&mut self, physical_ms: u64) -> Timestamp {

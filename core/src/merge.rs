@@ -225,7 +225,14 @@ mod tests {
         assert_eq!(m, m2);
         // The tombstone keeps the newest clocks but none of the content.
         assert_eq!(m.values, vec![SqlValue::from(""), SqlValue::Integer(0)]);
-        assert_eq!(m.clocks, edited.clocks[..2].iter().chain(&deleted.clocks[2..]).copied().collect::<Vec<_>>());
+        assert_eq!(
+            m.clocks,
+            edited.clocks[..2]
+                .iter()
+                .chain(&deleted.clocks[2..])
+                .copied()
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

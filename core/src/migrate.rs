@@ -163,7 +163,9 @@ impl Backfill {
 
 /// Creates or migrates the replica's tables, views and bookkeeping for
 /// `tables` (see the module docs). Nothing is written when a check fails.
-pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result<()> {
+/// Returns the session's fresh node id (another process sharing the file
+/// may record its own right after).
+pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result<NodeId> {
     let version = store
         .query(&Statement::plain("PRAGMA user_version"))
         .await?
@@ -216,11 +218,12 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
         ));
     }
 
+    let node = NodeId::random();
     let mut stmts = vec![
         Statement::plain(state::CREATE),
         // A fresh node id on every open (see `crate::db`): two copies of one
         // file never issue the same clock.
-        state::set(state::KEY_NODE, format!("{:016x}", NodeId::random().0)),
+        state::set(state::KEY_NODE, format!("{:016x}", node.0)),
         state::init(state::KEY_HLC, format!("{:016x}", 0)),
     ];
     for def in tables {
@@ -333,7 +336,7 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
         )));
     }
     store.write(&stmts).await?;
-    Ok(())
+    Ok(node)
 }
 
 #[cfg(test)]

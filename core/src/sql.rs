@@ -7,8 +7,10 @@
 //! ([`crate::schema::local`]); writes to it go through `INSTEAD OF`
 //! triggers that clock every changed column and mark the row pending. The
 //! engine ticks the hybrid clock once per call (one clock per transaction:
-//! only the committed state of a row ever leaves the replica), binds it to
-//! the triggers' functions, and persists it in the same transaction.
+//! only the committed state of a row ever leaves the replica) inside the
+//! write transaction, after catching up with the clock persisted in the
+//! file (another process may share it), binds it to the triggers'
+//! functions, and persists it in the same transaction.
 //!
 //! Refused (typed [`Error::Sql`], nothing changes): DDL on a synced table's
 //! view or on the engine's objects (`_erth_*`), writes to the engine's
@@ -17,10 +19,11 @@
 //! of the engine's functions outside its triggers. Everything else — local
 //! tables of the app's own, views, indexes on them — is plain SQLite.
 
-use crate::db::{persist_clock, Database};
+use crate::db::{persist_clock, persisted_clock, Database};
 use crate::error::{Error, Result};
 use crate::schema::local::{is_engine_object, LOCAL_PREFIX};
 use crate::schema::q;
+use crate::state;
 use crate::store::{AppContext, StoreError, StoreErrorKind};
 use crate::value::{Rows, SqlValue, Statement};
 
@@ -167,15 +170,18 @@ impl Database {
         check_params(stmts)?;
         let protected = self.protected_names();
         let mut hlc = self.hlc.lock().await;
-        let clock = hlc.tick(self.now_ms());
+        // The clock is taken inside the write transaction, after catching
+        // up with the one another process sharing the file persisted.
         let ctx = AppContext {
-            clock,
+            read: state::get(state::KEY_HLC),
+            clock: Box::new(|rows| {
+                hlc.catch_up(persisted_clock(&rows));
+                let clock = hlc.tick(self.now_ms());
+                Ok((clock, vec![persist_clock(&hlc)]))
+            }),
             protected: &protected,
         };
-        let out = self
-            .store
-            .write_app(&ctx, stmts, &[persist_clock(&hlc)])
-            .map_err(app_error)?;
+        let out = self.store.write_app(ctx, stmts).map_err(app_error)?;
         drop(hlc);
         for (table, rowids) in &out.changed {
             let (name, ids) = match table.strip_prefix(LOCAL_PREFIX) {

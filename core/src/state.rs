@@ -43,6 +43,23 @@ pub fn init(key: &str, value: String) -> Statement {
     )
 }
 
+/// Reads one key (`v` in one row, or no row).
+pub fn get(key: &str) -> Statement {
+    Statement::new(
+        "SELECT \"v\" FROM \"_erth_state\" WHERE \"k\" = ?",
+        vec![key.into()],
+    )
+}
+
+/// Sets a key to `value` unless it holds a greater one (text order; for
+/// fixed-width hex such as the clock, numeric order).
+pub fn raise(key: &str, value: String) -> Statement {
+    Statement::new(
+        "INSERT INTO \"_erth_state\" (\"k\", \"v\") VALUES (?, ?) ON CONFLICT (\"k\") DO UPDATE SET \"v\" = MAX(\"v\", excluded.\"v\")",
+        vec![key.into(), SqlValue::Text(value)],
+    )
+}
+
 /// Sets a key.
 pub fn set(key: &str, value: String) -> Statement {
     Statement::new(

@@ -29,7 +29,8 @@
 //!   from the start.
 //! - `sync()` calls that overlap coalesce: a caller that waited for a
 //!   running sync reuses its report if that sync already saw all of the
-//!   caller's writes.
+//!   caller's writes. A sync in another process sharing the replica file
+//!   is waited for (the store's sync lock), up to `sync_lock_timeout_ms`.
 
 use crate::db::{persist_clock, read_state, Database, Remote, SyncProgress, SyncReport};
 use crate::error::{Error, Result};
@@ -44,6 +45,9 @@ use crate::state;
 use crate::value::{SqlValue, Statement};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+
+/// How often a sync waiting for another process's sync checks again (ms).
+const SYNC_LOCK_POLL_MS: u64 = 25;
 
 /// Largest approximate request body for one push batch.
 const PUSH_BATCH_BYTES: usize = 4_000_000;
@@ -103,6 +107,8 @@ impl Database {
                 }
             }
         }
+        // Another process sharing the file may be syncing it: wait for it.
+        let _other_processes = self.lock_sync_across_processes().await?;
         let writes_at_start = self.writes.load(Ordering::SeqCst);
         self.set_syncing(true);
         let started = self.now_ms();
@@ -139,6 +145,25 @@ impl Database {
                 status.last_error = Some(e.to_string());
                 Err(e)
             }
+        }
+    }
+
+    /// Waits (in steps of [`SYNC_LOCK_POLL_MS`], up to
+    /// `Config::sync_lock_timeout_ms`) until no other process syncs this
+    /// replica file, and holds that until the guard drops.
+    ///
+    /// Errors: [`Error::DatabaseLocked`] after the timeout.
+    async fn lock_sync_across_processes(&self) -> Result<crate::store::SyncGuard> {
+        let mut waited = 0;
+        loop {
+            if let Some(guard) = self.store.try_lock_sync()? {
+                return Ok(guard);
+            }
+            if waited >= self.config.sync_lock_timeout_ms {
+                return Err(Error::DatabaseLocked);
+            }
+            self.transport.sleep(SYNC_LOCK_POLL_MS).await;
+            waited += SYNC_LOCK_POLL_MS;
         }
     }
 

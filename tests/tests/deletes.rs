@@ -34,7 +34,9 @@ async fn on_server(server: &TestServer, id: &str) -> (String, String, String) {
         .unwrap();
     let cell = |i: usize| {
         let v = &res[0]["rows"][0][i]["value"];
-        v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
+        v.as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string())
     };
     (cell(0), cell(1), cell(2))
 }
@@ -46,7 +48,9 @@ async fn server_titles_like(server: &TestServer, needle: &str) -> String {
         .await
         .unwrap();
     let v = &res[0]["rows"][0][0]["value"];
-    v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
+    v.as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| v.to_string())
 }
 
 fn assert_cleared_tombstone(row: &erth_core::row::SyncRow, who: &str) {
@@ -122,7 +126,10 @@ fn old_tombstone(title: &str) -> (String, String) {
         hlc: 1_700_000_000_000 << 16,
         node: NodeId(0x01d),
     };
-    (id, format!("'{title}', 1, 1, 1700000000000, 1700000000000, '{clk}', '{clk}', '{clk}'"))
+    (
+        id,
+        format!("'{title}', 1, 1, 1700000000000, 1700000000000, '{clk}', '{clk}', '{clk}'"),
+    )
 }
 
 async fn plant_on_server(server: &TestServer, id: &str, cells: &str) {
@@ -182,11 +189,17 @@ async fn tombstones_written_by_earlier_releases_are_cleared_by_the_next_sync() {
             .unwrap();
     }
     let a = replica(dir.path(), "a", &server).await;
-    assert_cleared_tombstone(&a.get_row("todos", &id2).await.unwrap().unwrap(), "reopened a");
+    assert_cleared_tombstone(
+        &a.get_row("todos", &id2).await.unwrap().unwrap(),
+        "reopened a",
+    );
     assert_eq!(a.status().await.unwrap().pending_changes, 1);
     assert_eq!(on_server(&server, &id2).await.0, "old secret two");
     a.sync().await.unwrap();
-    assert_eq!(on_server(&server, &id2).await, (String::new(), "0".into(), "1".into()));
+    assert_eq!(
+        on_server(&server, &id2).await,
+        (String::new(), "0".into(), "1".into())
+    );
     assert_eq!(server_titles_like(&server, "old secret").await, "0");
 
     // A fresh replica gets both tombstones cleared, and nothing is pending.
@@ -195,6 +208,9 @@ async fn tombstones_written_by_earlier_releases_are_cleared_by_the_next_sync() {
     for id in [&id1, &id2] {
         assert_cleared_tombstone(&b.get_row("todos", id).await.unwrap().unwrap(), "b");
     }
-    assert_eq!(b.dump("todos").await.unwrap(), a.dump("todos").await.unwrap());
+    assert_eq!(
+        b.dump("todos").await.unwrap(),
+        a.dump("todos").await.unwrap()
+    );
     assert_eq!(a.status().await.unwrap().pending_changes, 0);
 }

@@ -15,7 +15,7 @@
 //! survives a reload, a browser restart or a crash.
 
 use super::sqlite::{err, SqliteStore};
-use super::{AppContext, AppWrite, Store, StoreError, StoreErrorKind};
+use super::{AppContext, AppWrite, Store, StoreError, StoreErrorKind, WriteBuilder};
 use crate::error::{Error, Result};
 use crate::transport::browser::describe_js;
 use crate::value::{Rows, Statement};
@@ -215,13 +215,16 @@ impl Store for BrowserStore {
         self.inner.write(stmts).await
     }
 
-    fn write_app(
+    fn write_after_reads(
         &self,
-        ctx: &AppContext<'_>,
-        stmts: &[Statement],
-        after: &[Statement],
-    ) -> Result<AppWrite, StoreError> {
-        self.inner.write_app(ctx, stmts, after)
+        reads: &[Statement],
+        then: &mut WriteBuilder<'_>,
+    ) -> Result<Vec<Rows>, StoreError> {
+        self.inner.write_after_reads(reads, then)
+    }
+
+    fn write_app(&self, ctx: AppContext<'_>, stmts: &[Statement]) -> Result<AppWrite, StoreError> {
+        self.inner.write_app(ctx, stmts)
     }
 
     fn query_app(&self, protected: &[String], stmt: &Statement) -> Result<Rows, StoreError> {

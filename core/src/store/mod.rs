@@ -26,17 +26,25 @@ pub trait Store: SendOutsideWasm + SyncOutsideWasm {
     /// Returns each statement's rows (for `RETURNING`).
     async fn write(&self, stmts: &[Statement]) -> Result<Vec<Rows>, StoreError>;
 
-    /// Runs the app's own SQL (`stmts`, each checked by [`crate::sql::check_access`]
-    /// when prepared, with the engine's SQL functions bound to `ctx.clock`),
-    /// then the engine's `after` statements unchecked, all in one write
-    /// transaction. Synchronous: local statements take microseconds and run
-    /// inline, as [`Store::write`] does.
-    fn write_app(
+    /// Runs `reads`, then the statements `then` builds from their rows, in
+    /// one write transaction (`BEGIN IMMEDIATE`): nothing another process
+    /// sharing the file writes can come between the reads and the writes
+    /// (it waits for the lock). An error from `then` rolls back and is
+    /// returned. Returns the rows of the built statements. Synchronous, as
+    /// [`Store::write_app`].
+    fn write_after_reads(
         &self,
-        ctx: &AppContext<'_>,
-        stmts: &[Statement],
-        after: &[Statement],
-    ) -> Result<AppWrite, StoreError>;
+        reads: &[Statement],
+        then: &mut WriteBuilder<'_>,
+    ) -> Result<Vec<Rows>, StoreError>;
+
+    /// Runs the app's own SQL (`stmts`, each checked by [`crate::sql::check_access`]
+    /// when prepared, with the engine's SQL functions bound to the clock
+    /// `ctx.clock` returns), then the engine statements `ctx.clock` returned,
+    /// unchecked, all in one write transaction: `ctx.read` runs first inside
+    /// it and its rows go to `ctx.clock`. Synchronous: local statements take
+    /// microseconds and run inline, as [`Store::write`] does.
+    fn write_app(&self, ctx: AppContext<'_>, stmts: &[Statement]) -> Result<AppWrite, StoreError>;
 
     /// Runs one read-only app statement (checked like [`Store::write_app`]);
     /// a statement that would write is refused. Synchronous, so live queries
@@ -46,16 +54,68 @@ pub trait Store: SendOutsideWasm + SyncOutsideWasm {
     /// The tables (and views' underlying tables) a read-only statement reads,
     /// as SQLite reports them while preparing it (the authorizer).
     fn tables_read(&self, sql: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Takes the lock that keeps syncs of this database in different
+    /// processes apart, without waiting: `Ok(None)` while another process
+    /// holds it. A store with one owner (in memory; the browser's OPFS file
+    /// behind its Web Lock) always gets a guard that holds nothing.
+    fn try_lock_sync(&self) -> Result<Option<SyncGuard>, StoreError> {
+        Ok(Some(SyncGuard::single_owner()))
+    }
 }
 
+/// Builds the statements of [`Store::write_after_reads`] from the rows of its reads.
+pub type WriteBuilder<'a> = dyn FnMut(Vec<Rows>) -> Result<Vec<Statement>, StoreError> + 'a;
+
+/// Picks an app transaction's clock from the rows of [`AppContext::read`];
+/// returns it and the engine statements to run after the app's.
+pub type ClockBuilder<'a> = dyn FnMut(Rows) -> Result<(Timestamp, Vec<Statement>), StoreError> + 'a;
+
 /// What the engine gives a store for app statements.
-#[derive(Debug, Clone, Copy)]
 pub struct AppContext<'a> {
-    /// The clock of this transaction: every column it changes takes it (or,
-    /// past a far-future clock, that clock + 1; see `crate::hlc`).
-    pub clock: Timestamp,
+    /// Read first inside the write transaction (the persisted clock).
+    pub read: Statement,
+    /// From `read`'s rows: the clock of this transaction (every column it
+    /// changes takes it, or past a far-future clock that clock + 1; see
+    /// `crate::hlc`) and the engine statements to run after the app's.
+    pub clock: Box<ClockBuilder<'a>>,
     /// Names the app may not change the shape of (synced tables' views).
     pub protected: &'a [String],
+}
+
+impl std::fmt::Debug for AppContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppContext")
+            .field("read", &self.read)
+            .field("protected", &self.protected)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Held while this process syncs a database (see [`Store::try_lock_sync`]);
+/// dropping it lets the next process sync.
+pub struct SyncGuard {
+    _held: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for SyncGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncGuard")
+            .field("holds_lock", &self._held.is_some())
+            .finish()
+    }
+}
+
+impl SyncGuard {
+    /// A guard that holds nothing: the store has one owner.
+    pub fn single_owner() -> SyncGuard {
+        SyncGuard { _held: None }
+    }
+
+    /// A guard that holds `lock` until it drops.
+    pub fn holding(lock: Box<dyn std::any::Any + Send + Sync>) -> SyncGuard {
+        SyncGuard { _held: Some(lock) }
+    }
 }
 
 /// What [`Store::write_app`] did.

@@ -3,12 +3,19 @@
 //! VFS by [`super::browser`]). One implementation for both targets, so the
 //! conformance suite proves the same code on each.
 //!
-//! SQLite playbook for files: WAL journal, `synchronous = NORMAL` (durable
-//! against process crashes; the last commits may be lost on power loss), a
-//! busy timeout, exclusive locking (one process owns a replica, so the
-//! engine's in-memory clock is the only writer) and one connection behind a
-//! mutex (one writer; statements never interleave). Local statements take
-//! microseconds, so they run inline on the caller's task.
+//! SQLite playbook for files: WAL journal (readers never wait for the
+//! writer), `synchronous = NORMAL` (durable against process crashes; the
+//! last commits may be lost on power loss), normal locking so several
+//! processes can share one file (an app's UI process, its background sync
+//! process, the CLI), every write a short `BEGIN IMMEDIATE` transaction
+//! that waits up to the busy timeout for the file's write lock and then
+//! fails as [`StoreErrorKind::Locked`] (no read lock is ever upgraded, so
+//! two processes cannot deadlock), and one connection behind a mutex per
+//! process (statements never interleave). Syncs of different processes are
+//! kept apart by an OS file lock on `<file>-erth-sync`
+//! ([`Store::try_lock_sync`]), which the OS releases when a process dies.
+//! Local statements take microseconds, so they run inline on the caller's
+//! task.
 //!
 //! App SQL ([`Store::write_app`], [`Store::query_app`]) runs on the same
 //! connection with three extras installed once at open: the engine's SQL
@@ -24,7 +31,7 @@
 //! truncates text at the first NUL and panics on invalid UTF-8; rusqlite
 //! reads text by length.
 
-use super::{AppContext, AppWrite, Store, StoreError, StoreErrorKind};
+use super::{AppContext, AppWrite, Store, StoreError, StoreErrorKind, SyncGuard, WriteBuilder};
 use crate::hlc::Timestamp;
 use crate::sql::{check_access, Access};
 use crate::value::{Rows, SqlValue, Statement};
@@ -34,10 +41,17 @@ use rusqlite::types::{Value, ValueRef};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+/// How long a native store waits for another process's write lock
+/// (SQLite's busy timeout) before an operation fails as locked.
+pub const DEFAULT_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A replica database on one SQLite connection.
 pub struct SqliteStore {
     conn: Mutex<rusqlite::Connection>,
     hooks: Arc<Mutex<Hooks>>,
+    /// The file whose OS lock keeps syncs of processes sharing a replica
+    /// file apart (`<file>-erth-sync`); `None` for a single-owner database.
+    sync_lock_path: Option<std::path::PathBuf>,
 }
 
 /// Whose statement the connection is preparing or running.
@@ -128,27 +142,44 @@ impl SqliteStore {
         let store = SqliteStore {
             conn: Mutex::new(conn),
             hooks,
+            #[cfg(not(target_arch = "wasm32"))]
+            sync_lock_path: None,
         };
-        // Take the write lock once now, so a second owner fails at open.
+        // Take the write lock once now: a file that cannot be written (or an
+        // owner that holds it past the busy timeout) fails at open.
         store.write_sync(&[])?;
         Ok(store)
     }
 
-    /// Opens (creating if needed) a database file with the playbook above.
+    /// Opens (creating if needed) a database file with the playbook above
+    /// and [`DEFAULT_BUSY_TIMEOUT`].
     #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with_timeout(path, DEFAULT_BUSY_TIMEOUT)
+    }
+
+    /// [`SqliteStore::open`] waiting up to `busy_timeout` for another
+    /// process's write lock (then [`StoreErrorKind::Locked`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_with_timeout(
+        path: impl AsRef<std::path::Path>,
+        busy_timeout: std::time::Duration,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref();
         let conn = rusqlite::Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(err)?;
-        SqliteStore::from_connection(
+        conn.busy_timeout(busy_timeout).map_err(err)?;
+        let mut store = SqliteStore::from_connection(
             conn,
             &[
                 "PRAGMA journal_mode = WAL",
                 "PRAGMA synchronous = NORMAL",
-                "PRAGMA locking_mode = EXCLUSIVE",
                 "PRAGMA foreign_keys = ON",
             ],
-        )
+        )?;
+        let mut lock = path.as_os_str().to_owned();
+        lock.push("-erth-sync");
+        store.sync_lock_path = Some(lock.into());
+        Ok(store)
     }
 
     /// An in-memory database (tests, benchmarks).
@@ -165,23 +196,24 @@ impl SqliteStore {
 
     fn write_sync(&self, stmts: &[Statement]) -> Result<Vec<Rows>, StoreError> {
         let conn = self.lock();
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-        let mut out = Vec::with_capacity(stmts.len());
-        for stmt in stmts {
-            match run(&conn, stmt) {
-                Ok(rows) => out.push(rows),
-                Err(e) => {
-                    // The statement's error matters more than a failed rollback.
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(e);
-                }
-            }
-        }
-        if let Err(e) = conn.execute_batch("COMMIT") {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(err(e));
-        }
-        Ok(out)
+        in_write_tx(&conn, || {
+            stmts.iter().map(|stmt| run(&conn, stmt)).collect()
+        })
+    }
+
+    fn write_after_reads_sync(
+        &self,
+        reads: &[Statement],
+        then: &mut WriteBuilder<'_>,
+    ) -> Result<Vec<Rows>, StoreError> {
+        let conn = self.lock();
+        in_write_tx(&conn, || {
+            let rows = reads
+                .iter()
+                .map(|stmt| run(&conn, stmt))
+                .collect::<Result<Vec<_>, _>>()?;
+            then(rows)?.iter().map(|stmt| run(&conn, stmt)).collect()
+        })
     }
 
     /// Sets whose statements run next and clears what the last ones left
@@ -253,29 +285,22 @@ impl SqliteStore {
 
     fn write_app_sync(
         &self,
-        ctx: &AppContext<'_>,
+        mut ctx: AppContext<'_>,
         stmts: &[Statement],
-        after: &[Statement],
     ) -> Result<AppWrite, StoreError> {
         let conn = self.lock();
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-        self.set_mode(
-            Mode::App {
-                protected: ctx.protected.to_vec(),
-            },
-            Some(ctx.clock),
-        );
-        let result = self.app_statements(&conn, stmts, after);
-        self.set_mode(Mode::Engine, None);
-        let out = match result {
-            Ok(out) => conn.execute_batch("COMMIT").map_err(err).map(|()| out),
-            Err(e) => Err(e),
-        };
-        if out.is_err() {
-            // The statement's error matters more than a failed rollback.
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        out
+        in_write_tx(&conn, || {
+            let (clock, after) = (ctx.clock)(run(&conn, &ctx.read)?)?;
+            self.set_mode(
+                Mode::App {
+                    protected: ctx.protected.to_vec(),
+                },
+                Some(clock),
+            );
+            let result = self.app_statements(&conn, stmts, &after);
+            self.set_mode(Mode::Engine, None);
+            result
+        })
     }
 
     fn app_statements(
@@ -351,6 +376,22 @@ impl SqliteStore {
             Err(e) => Err(err(e)),
         }
     }
+}
+
+/// Runs `body` in a write transaction (`BEGIN IMMEDIATE`, waiting up to the
+/// busy timeout for another connection's write lock): commits when it
+/// succeeds, rolls back and returns its error when it fails.
+fn in_write_tx<T>(
+    conn: &rusqlite::Connection,
+    body: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+    let out = body().and_then(|v| conn.execute_batch("COMMIT").map_err(err).map(|()| v));
+    if out.is_err() && !conn.is_autocommit() {
+        // The statement's error matters more than a failed rollback.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    out
 }
 
 fn lock_hooks(hooks: &Mutex<Hooks>) -> std::sync::MutexGuard<'_, Hooks> {
@@ -505,13 +546,16 @@ impl Store for SqliteStore {
         self.write_sync(stmts)
     }
 
-    fn write_app(
+    fn write_after_reads(
         &self,
-        ctx: &AppContext<'_>,
-        stmts: &[Statement],
-        after: &[Statement],
-    ) -> Result<AppWrite, StoreError> {
-        self.write_app_sync(ctx, stmts, after)
+        reads: &[Statement],
+        then: &mut WriteBuilder<'_>,
+    ) -> Result<Vec<Rows>, StoreError> {
+        self.write_after_reads_sync(reads, then)
+    }
+
+    fn write_app(&self, ctx: AppContext<'_>, stmts: &[Statement]) -> Result<AppWrite, StoreError> {
+        self.write_app_sync(ctx, stmts)
     }
 
     fn query_app(&self, protected: &[String], stmt: &Statement) -> Result<Rows, StoreError> {
@@ -520,6 +564,30 @@ impl Store for SqliteStore {
 
     fn tables_read(&self, sql: &str) -> Result<Vec<String>, StoreError> {
         self.tables_read_sync(sql)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn try_lock_sync(&self) -> Result<Option<SyncGuard>, StoreError> {
+        let Some(path) = &self.sync_lock_path else {
+            return Ok(Some(SyncGuard::single_owner()));
+        };
+        let io = |e: std::io::Error| {
+            StoreError::new(
+                StoreErrorKind::Other,
+                format!("sync lock file {}: {e}", path.display()),
+            )
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(SyncGuard::holding(Box::new(file)))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
     }
 }
 
@@ -554,13 +622,42 @@ mod tests {
         assert_eq!(mode.rows[0][0], SqlValue::from("wal"));
     }
 
-    #[test]
-    fn second_opener_gets_locked() {
+    #[tokio::test]
+    async fn two_connections_share_a_file_and_a_held_write_lock_is_a_typed_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.db");
-        let _first = SqliteStore::open(&path).unwrap();
-        let e = SqliteStore::open(&path).expect_err("exclusive lock");
+        let first = SqliteStore::open(&path).unwrap();
+        let second =
+            SqliteStore::open_with_timeout(&path, std::time::Duration::from_millis(50)).unwrap();
+        first
+            .write(&[Statement::plain("CREATE TABLE t (x)")])
+            .await
+            .unwrap();
+        second
+            .write(&[Statement::plain("INSERT INTO t VALUES (1)")])
+            .await
+            .unwrap();
+        let count = first
+            .query(&Statement::plain("SELECT count(*) FROM t"))
+            .await
+            .unwrap();
+        assert_eq!(count.rows[0][0], SqlValue::Integer(1));
+        // The first holds the write lock (inside a write transaction) past
+        // the second's busy timeout: the second gets Locked, not a hang.
+        let e = first
+            .write_after_reads(&[], &mut |_| {
+                let e = second
+                    .write_sync(&[Statement::plain("INSERT INTO t VALUES (2)")])
+                    .expect_err("the write lock is held");
+                Err(e)
+            })
+            .expect_err("passes the error on");
         assert!(e.is_locked(), "{e:?}");
+        // Syncs: one holder at a time; the lock frees when its guard drops.
+        let held = first.try_lock_sync().unwrap().expect("free");
+        assert!(second.try_lock_sync().unwrap().is_none());
+        drop(held);
+        assert!(second.try_lock_sync().unwrap().is_some());
     }
 
     #[test]

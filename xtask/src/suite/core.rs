@@ -11,7 +11,8 @@ use crate::Result;
 pub const CLIPPY_PACKAGES: &[&str] =
     &["erth-core", "erth-cli", "erth-tests", "erth-bench", "xtask"];
 /// Packages whose tests run in full (the harness package is handled apart;
-/// of erth-cli only `sql_cli` runs here: `faults_crash` is the faults suite's).
+/// of erth-cli its unit tests, `sql_cli` and `shared_file` run here:
+/// `faults_crash` is the faults suite's).
 pub const TEST_PACKAGES: &[&str] = &["erth-core", "erth-bench", "xtask"];
 
 pub const SUITE: Suite = Suite {
@@ -39,7 +40,16 @@ fn run_suite() -> Result<()> {
         ]
         .concat(),
         [&["test"][..], &packages(TEST_PACKAGES)].concat(),
-        vec!["test", "-p", "erth-cli", "--test", "sql_cli"],
+        vec![
+            "test",
+            "-p",
+            "erth-cli",
+            "--bins",
+            "--test",
+            "sql_cli",
+            "--test",
+            "shared_file",
+        ],
         harness,
     ];
     // Run every step so one report shows all problems.
