@@ -34,6 +34,7 @@ pub mod ids;
 pub mod merge;
 mod migrate;
 pub mod platform;
+mod restored;
 pub mod row;
 pub mod schema;
 pub mod sql;

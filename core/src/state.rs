@@ -22,6 +22,12 @@ pub fn cursor_key(table: &str) -> String {
     format!("cursor:{table}")
 }
 
+/// The key of a table's anchor: the row with the highest `_seq` this
+/// replica saw (see [`crate::restored`]).
+pub fn anchor_key(table: &str) -> String {
+    format!("anchor:{table}")
+}
+
 /// The key of a table's pending backfill (see [`crate::migrate`]).
 pub fn backfill_key(table: &str) -> String {
     format!("backfill:{table}")

@@ -26,7 +26,9 @@
 //!   clears it on the server.
 //! - **Server identity**: the server keeps a random `db_id`; when it changes
 //!   (a new URL, a reset server) the replica re-pushes everything and pulls
-//!   from the start.
+//!   from the start. A server restored from a backup keeps its `db_id`:
+//!   [`crate::restored`] notices it at the start of each sync and recovers
+//!   the same way.
 //! - `sync()` calls that overlap coalesce: a caller that waited for a
 //!   running sync reuses its report if that sync already saw all of the
 //!   caller's writes. A sync in another process sharing the replica file
@@ -180,6 +182,7 @@ impl Database {
         progress: &(dyn Fn(SyncProgress) + Sync),
     ) -> Result<(u64, u64)> {
         self.bootstrap(remote).await?;
+        self.recover_if_server_forgot(remote).await?;
         let mut pushed = 0;
         let mut pulled = 0;
         for def in &self.config.tables {
@@ -276,15 +279,7 @@ impl Database {
             let mut stmts = vec![state::set(state::KEY_SERVER_DB, db_id.to_string())];
             if known.is_some() {
                 tracing::info!("server changed or was reset: pushing everything again");
-                for def in &self.config.tables {
-                    stmts.push(state::set(&state::cursor_key(&def.name), "0".into()));
-                    stmts.push(state::delete(&state::backfill_key(&def.name)));
-                    stmts.push(Statement::plain(format!(
-                        "UPDATE {} SET \"_dirty\" = \"_dirty\" + 1",
-                        q(&def.local_name())
-                    )));
-                }
-                self.writes.fetch_add(1, Ordering::SeqCst);
+                stmts.extend(crate::restored::start_over(self));
             }
             self.store.write(&stmts).await?;
         }
@@ -399,20 +394,19 @@ impl Database {
             .map(|r| r.id.as_str())
             .zip(offsets.iter().copied())
             .collect();
+        // The newest row it changed becomes the anchor (`crate::restored`).
         let mut base = None;
+        let mut newest: Option<(i64, &str)> = None;
         for res in out.results[1..=merges].iter().flatten() {
             for r in &res.rows {
                 if let (Some(SqlValue::Text(id)), Some(SqlValue::Integer(seq))) =
                     (r.first(), r.get(1))
                 {
                     if let Some(off) = offset_of.get(id.as_str()) {
-                        base = Some(seq - off);
-                        break;
+                        base.get_or_insert(seq - off);
+                        newest = newest.max(Some((*seq, id.as_str())));
                     }
                 }
-            }
-            if base.is_some() {
-                break;
             }
         }
 
@@ -432,11 +426,15 @@ impl Database {
                 args,
             ));
         }
-        if let Some(base) = base {
+        if let (Some(base), Some((seq, id))) = (base, newest) {
             if base == self.cursor(&def.name).await? {
                 local.push(state::set(
                     &state::cursor_key(&def.name),
                     (base + n).to_string(),
+                ));
+                local.push(state::raise(
+                    &state::anchor_key(&def.name),
+                    crate::restored::anchor(seq, id),
                 ));
             }
         }
@@ -683,6 +681,12 @@ impl Database {
         let merges = stmts.len();
         stmts.push(persist_clock(&hlc));
         stmts.push(cursor);
+        if let (Some(row), Some(seq)) = (rows.last(), seqs.last()) {
+            stmts.push(state::raise(
+                &state::anchor_key(&def.name),
+                crate::restored::anchor(*seq, &row.id),
+            ));
+        }
         let uncleared: Vec<SqlValue> = rows
             .iter()
             .filter(|r| r.is_uncleared_tombstone(def))
