@@ -17,7 +17,7 @@
 //! different clocks: the merge's last-writer-wins picks the same winner
 //! everywhere. (The node id only breaks ties; nothing else is keyed on it.)
 
-use crate::endpoint::{AuthToken, Endpoint};
+use crate::endpoint::{AuthToken, EncryptionKey, Endpoint};
 use crate::error::{Error, Result};
 use crate::events::{ChangeEvent, ChangeOrigin, Listener, Registry, Subscription};
 use crate::hlc::{Clock, HybridClock, NodeId, Timestamp};
@@ -33,13 +33,17 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-/// How a replica is set up.
-#[derive(Debug, Clone)]
+/// How a replica is set up. `Debug` redacts the token and the key.
+#[derive(Clone)]
 pub struct Config {
     /// Server URL (`libsql://`, `https://`, or `http://` for local servers); `None` = local-only.
     pub url: Option<String>,
     /// Bearer token; also taken from an `authToken` query parameter of `url`.
     pub auth_token: Option<String>,
+    /// Key of a database encrypted with the customer's own key (Turso
+    /// Cloud): sent as `x-turso-encryption-key` on every request, never
+    /// logged or shown.
+    pub encryption_key: Option<String>,
     /// Allow `http://` to non-private hosts (the token would travel in clear text).
     pub allow_insecure_http: bool,
     /// Synced tables (default: the built-in `todos`); [`Config::with_schema_json`]
@@ -70,11 +74,31 @@ impl Config {
     }
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("url", &self.url)
+            .field("auth_token", &redacted(&self.auth_token))
+            .field("encryption_key", &redacted(&self.encryption_key))
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("tables", &self.tables)
+            .field("push_batch_rows", &self.push_batch_rows)
+            .field("rows_per_statement", &self.rows_per_statement)
+            .field("pull_page_rows", &self.pull_page_rows)
+            .field("max_clock_drift_ms", &self.max_clock_drift_ms)
+            .field("sync_lock_timeout_ms", &self.sync_lock_timeout_ms)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             url: None,
             auth_token: None,
+            encryption_key: None,
             allow_insecure_http: false,
             tables: vec![todos_table()],
             push_batch_rows: 2_000,
@@ -255,8 +279,14 @@ impl Database {
             Some(url) => {
                 let (endpoint, url_token) = Endpoint::parse(url, self.config.allow_insecure_http)?;
                 let token = auth_token.and_then(AuthToken::new).or(url_token);
+                let key = self
+                    .config
+                    .encryption_key
+                    .clone()
+                    .and_then(EncryptionKey::new);
                 let client =
-                    HranaClient::new(endpoint, token, self.transport.clone(), self.config.retry);
+                    HranaClient::new(endpoint, token, self.transport.clone(), self.config.retry)
+                        .with_encryption_key(key);
                 Some(Arc::new(Remote {
                     client,
                     bootstrapped: AtomicBool::new(false),
@@ -408,10 +438,12 @@ impl Database {
                 let ts = hlc.tick(self.now_ms());
                 let mut assignments = Vec::new();
                 let mut args = Vec::new();
-                let mut newest = ts;
                 for (i, name, value) in sets {
-                    let clock = crate::hlc::clock_after(ts, current.clocks[i]);
-                    newest = newest.max(clock);
+                    let clock = crate::hlc::clock_after(ts, current.clocks[i]).ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "column {name} of {table} holds the largest clock there is (year 10889): it cannot change any more"
+                        ))
+                    })?;
                     assignments.push(format!(
                         "{} = ?, {} = ?",
                         q(&name),
@@ -420,7 +452,8 @@ impl Database {
                     args.push(value);
                     args.push(SqlValue::Text(clock.to_string()));
                 }
-                args.push(SqlValue::Integer(newest.physical_ms() as i64));
+                // `updated_at` from the write's own clock, as the views' triggers do.
+                args.push(SqlValue::Integer(ts.physical_ms() as i64));
                 args.push(SqlValue::Text(id.to_owned()));
                 let sql = format!(
                     "UPDATE {} SET {}, \"updated_at\" = MAX(\"updated_at\", ?), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = ? AND \"is_deleted\" = 0",
@@ -449,10 +482,11 @@ impl Database {
                 let Some(current) = self.row_of(def, &rows[0])?.filter(|r| !r.is_deleted) else {
                     return Ok((Vec::new(), ()));
                 };
-                let ts = crate::hlc::clock_after(
-                    hlc.tick(self.now_ms()),
-                    current.clocks[def.columns.len()],
-                );
+                let now = hlc.tick(self.now_ms());
+                // Past the largest clock, deletes still win: `is_deleted`
+                // merges as max, and the clock stays (it cannot go back).
+                let old = current.clocks[def.columns.len()];
+                let ts = crate::hlc::clock_after(now, old).unwrap_or(old);
                 let clear: String = def
                     .clear_user_data_sql()
                     .iter()
@@ -466,7 +500,7 @@ impl Database {
                         ),
                         vec![
                             SqlValue::Text(ts.to_string()),
-                            SqlValue::Integer(ts.physical_ms() as i64),
+                            SqlValue::Integer(now.physical_ms() as i64),
                             id.into(),
                         ],
                     )],

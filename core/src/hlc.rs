@@ -105,15 +105,21 @@ impl fmt::Display for Timestamp {
 /// when the write's own clock is `now`: `now`, or `old + 1` (on `now`'s node)
 /// when `old` is not older — a remote clock past the drift bound, which the
 /// local clock does not follow, must still lose to a later local edit.
-pub fn clock_after(now: Timestamp, old: Timestamp) -> Timestamp {
-    if old >= now {
-        Timestamp {
-            hlc: old.hlc.saturating_add(1),
-            node: now.node,
-        }
-    } else {
-        now
+/// Every local write (todo API, row API, the views' triggers; tombstones
+/// included) takes its column clocks by this rule, and `updated_at` from
+/// `now`, so replicas hold the same bytes whatever their wall clocks.
+///
+/// `None` when no clock is greater than `old` (`hlc` at `u64::MAX`, year
+/// 10889): the column cannot change any more, since a write with a clock
+/// that does not win would keep its value here and lose everywhere else.
+pub fn clock_after(now: Timestamp, old: Timestamp) -> Option<Timestamp> {
+    if old < now {
+        return Some(now);
     }
+    Some(Timestamp {
+        hlc: old.hlc.checked_add(1)?,
+        node: now.node,
+    })
 }
 
 /// What [`HybridClock::observe`] did with a remote clock.
@@ -334,6 +340,32 @@ mod tests {
         };
         assert_eq!(c.observe(near, 1_500), Observed::Advanced);
         assert!(c.tick(1_500) > near);
+    }
+
+    #[test]
+    fn a_local_write_always_takes_a_greater_clock_or_none() {
+        let now = Timestamp {
+            hlc: 5 << 16,
+            node: NODE,
+        };
+        let older = Timestamp {
+            hlc: 4 << 16,
+            node: NodeId(u64::MAX),
+        };
+        assert_eq!(clock_after(now, older), Some(now));
+        let ahead = Timestamp {
+            hlc: 9 << 16,
+            node: NodeId(1),
+        };
+        let after = clock_after(now, ahead).unwrap();
+        assert!(after > ahead && after.node == NODE);
+        // The same clock (a copy of this replica wrote it): still greater.
+        assert!(clock_after(now, now).unwrap() > now);
+        let last = Timestamp {
+            hlc: u64::MAX,
+            node: NodeId(0),
+        };
+        assert_eq!(clock_after(now, last), None);
     }
 
     #[test]

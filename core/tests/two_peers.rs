@@ -674,3 +674,107 @@ async fn edits_during_push_stay_pending() {
     );
     assert_converged(&[&a, &b]).await;
 }
+
+const YEAR: i64 = 365 * 24 * 3_600_000;
+
+/// Live row ids of `p`, sorted.
+async fn live_ids(p: &Peer) -> Vec<String> {
+    let mut ids: Vec<String> =
+        p.db.dump("todos")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| !r.is_deleted)
+            .map(|r| r.id)
+            .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn replicas_hold_the_same_bytes_whatever_their_wall_clocks() {
+    let server = LocalServer::new();
+    // Wall clocks: 1970, a year ahead (both beyond the others' drift
+    // bound), and true time.
+    let peers = [
+        peer(&server, -(T0 as i64)).await,
+        peer(&server, YEAR).await,
+        peer(&server, 0).await,
+    ];
+    let sync_all = |order: [usize; 3]| {
+        let peers = &peers;
+        async move {
+            for i in order {
+                peers[i].db.sync().await.unwrap();
+            }
+        }
+    };
+    for (i, p) in peers.iter().enumerate() {
+        p.db.add_todo(&format!("api {i}")).await.unwrap();
+        p.db.execute(
+            "INSERT INTO todos (title) VALUES (?)",
+            &[format!("sql {i}").as_str().into()],
+        )
+        .await
+        .unwrap();
+    }
+    sync_all([0, 1, 2]).await;
+    sync_all([2, 1, 0]).await;
+
+    // Three rounds of concurrent edits of the same rows through both faces
+    // (rename, toggle, delete), each replica on its own clock.
+    for round in 0..3usize {
+        for (i, p) in peers.iter().enumerate() {
+            let ids = live_ids(p).await;
+            let pick = |k: usize| ids[(k + i + round) % ids.len()].clone();
+            p.db.rename_todo(&pick(0), &format!("renamed by {i} in {round}"))
+                .await
+                .unwrap();
+            p.db.execute(
+                "UPDATE todos SET is_completed = 1 - is_completed, title = title || '!' WHERE id = ?",
+                &[pick(1).as_str().into()],
+            )
+            .await
+            .unwrap();
+            if round == 1 {
+                if i % 2 == 0 {
+                    assert!(p.db.delete_todo(&pick(2)).await.unwrap());
+                } else {
+                    p.db.execute("DELETE FROM todos WHERE id = ?", &[pick(2).as_str().into()])
+                        .await
+                        .unwrap();
+                }
+            }
+            p.advance(7);
+        }
+        let order = [[0, 1, 2], [1, 2, 0], [2, 0, 1]][round];
+        sync_all(order).await;
+    }
+    sync_all([0, 1, 2]).await;
+    sync_all([0, 1, 2]).await;
+    assert_converged(&[&peers[0], &peers[1], &peers[2]]).await;
+
+    // An edit made after seeing every other wins everywhere, whatever the
+    // editor's wall clock: the 1970 replica renames, then the year-ahead one.
+    for (i, p) in [(0, &peers[0]), (1, &peers[1])] {
+        let id = live_ids(p).await[0].clone();
+        p.db.rename_todo(&id, &format!("last word of {i}"))
+            .await
+            .unwrap();
+        sync_all([i, 2, 1 - i]).await;
+        sync_all([0, 1, 2]).await;
+        for q in &peers {
+            assert_eq!(
+                q.db.get_todo(&id).await.unwrap().title,
+                format!("last word of {i}")
+            );
+        }
+    }
+    assert_converged(&[&peers[0], &peers[1], &peers[2]]).await;
+    let dump = peers[0].db.dump("todos").await.unwrap();
+    let tombstones = dump.iter().filter(|r| r.is_deleted).count();
+    assert_eq!(tombstones, 3, "one delete per replica");
+    for r in dump.iter().filter(|r| r.is_deleted) {
+        assert_eq!(r.values, [SqlValue::from(""), SqlValue::Integer(0)]);
+    }
+}

@@ -180,7 +180,7 @@ impl TableDef {
             .map(|c| format!("{c}, "))
             .collect();
         let delete = format!(
-            "CREATE TRIGGER {} INSTEAD OF DELETE ON {view} BEGIN UPDATE {t} SET {clear}\"is_deleted\" = 1, \"_clk_is_deleted\" = erth_clock_after(\"_clk_is_deleted\"), \"updated_at\" = MAX(\"updated_at\", erth_now_ms()), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = OLD.\"id\" AND \"is_deleted\" = 0; END",
+            "CREATE TRIGGER {} INSTEAD OF DELETE ON {view} BEGIN UPDATE {t} SET {clear}\"is_deleted\" = 1, \"_clk_is_deleted\" = CASE WHEN \"_clk_is_deleted\" >= 'ffffffffffffffff' THEN \"_clk_is_deleted\" ELSE erth_clock_after(\"_clk_is_deleted\") END, \"updated_at\" = MAX(\"updated_at\", erth_now_ms()), \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" = OLD.\"id\" AND \"is_deleted\" = 0; END",
             q(&trig("delete"))
         );
         vec![

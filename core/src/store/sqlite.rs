@@ -423,7 +423,11 @@ fn install(conn: &mut rusqlite::Connection, hooks: &Arc<Mutex<Hooks>>) -> rusqli
         let now = clock_of(&h)?;
         let old: String = ctx.get(0)?;
         let old = Timestamp::parse(&old).map_err(user_error)?;
-        Ok(crate::hlc::clock_after(now, old).to_string())
+        crate::hlc::clock_after(now, old)
+            .map(|c| c.to_string())
+            .ok_or_else(|| {
+                user_error("a column holds the largest clock there is (year 10889): it cannot change any more")
+            })
     })?;
     conn.create_scalar_function("erth_new_id", 1, flags, |ctx| match ctx.get_raw(0) {
         ValueRef::Null => Ok(crate::ids::new_id()),
