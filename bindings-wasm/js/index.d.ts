@@ -156,6 +156,8 @@ export interface OpenOptions {
   schema?: Schema | string | null;
   /** Bearer token (also accepted as an `authToken` query parameter of `url`). Never logged. */
   authToken?: string | null;
+  /** Key of a database encrypted with your own key (Turso Cloud): sent as `x-turso-encryption-key` on every request. Never logged. */
+  encryptionKey?: string | null;
   /** Sync automatically after writes, on an interval and when the network returns (default off). */
   autoSync?: boolean | AutoSyncOptions;
   /** `"opfs"` (default): persistent; needs a secure context (https, or http://localhost). `"memory"`: gone when closed. */

@@ -164,10 +164,11 @@ export class ErthDb {
    */
   static async open(options) {
     if (options === null || typeof options !== "object") throw invalid("options must be an object");
-    const { name, url, authToken, autoSync, storage, lockTimeoutMs, requestTimeoutMs, allowInsecureHttp } = options;
+    const { name, url, authToken, encryptionKey, autoSync, storage, lockTimeoutMs, requestTimeoutMs, allowInsecureHttp } = options;
     checkString(name, "name");
     checkOptionalString(url, "url");
     checkOptionalString(authToken, "authToken");
+    checkOptionalString(encryptionKey, "encryptionKey");
     const schema = schemaText(options.schema);
     const problem = contextProblem(storage);
     if (problem) throw new ErthError(ErrorCode.Storage, problem);
@@ -183,6 +184,7 @@ export class ErthDb {
           name,
           url,
           authToken,
+          encryptionKey,
           schema,
           autoSync,
           storage,

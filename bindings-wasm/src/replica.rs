@@ -28,6 +28,8 @@ export interface ReplicaOptions {
   /** The synced tables: the schema's JSON text (passed to the core unchanged); absent: the built-in `todos` table. */
   schema?: string | null;
   authToken?: string | null;
+  /** Key of a database encrypted with your own key (Turso Cloud), sent as `x-turso-encryption-key`; never logged. */
+  encryptionKey?: string | null;
   /** Allow `http://` to non-private hosts (the token would travel in clear text). */
   allowInsecureHttp?: boolean;
   /** How long to wait for another tab to close the database (default 5000; 0 = fail at once). */
@@ -198,6 +200,7 @@ impl Replica {
         let mut config = Config {
             url: string_option(&options, "url")?,
             auth_token: string_option(&options, "authToken")?,
+            encryption_key: string_option(&options, "encryptionKey")?,
             allow_insecure_http: bool_option(&options, "allowInsecureHttp")?.unwrap_or(false),
             ..Config::default()
         };

@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 use erth_core::{Config, Database, Error, ErrorKind, Rows, SqlValue};
 use std::process::ExitCode;
 
-#[derive(Parser, Debug)]
+#[derive(Parser)]
 #[command(
     name = "erth",
     version,
@@ -40,6 +40,11 @@ struct Args {
     /// Server URL (libsql://, https://, http:// for local servers); default $ERTH_DATABASE_URL.
     #[arg(long)]
     remote: Option<String>,
+    /// Key of a database encrypted with your own key (Turso Cloud), sent
+    /// as `x-turso-encryption-key`; default $ERTH_ENCRYPTION_KEY (prefer the
+    /// variable: command lines are visible to other users).
+    #[arg(long, env = "ERTH_ENCRYPTION_KEY", hide_env_values = true)]
+    encryption_key: Option<String>,
     /// Name of the environment variable holding the auth token (default ERTH_AUTH_TOKEN).
     #[arg(long, default_value = "ERTH_AUTH_TOKEN")]
     token_env: String,
@@ -275,6 +280,7 @@ async fn run(args: Args) -> erth_core::Result<()> {
     let mut config = Config {
         url,
         auth_token: token,
+        encryption_key: args.encryption_key.clone(),
         allow_insecure_http: args.allow_insecure_http,
         ..Config::default()
     };

@@ -1,8 +1,8 @@
 //! Where the server is and how we prove who we are: [`Endpoint`] parses the
 //! URLs users paste (`libsql://`, `https://`, `http://` for development
 //! servers), takes an `authToken` query parameter out of the URL, and refuses
-//! plain HTTP to public hosts unless the caller opts in. [`AuthToken`] never
-//! shows its value in `Debug` or `Display`.
+//! plain HTTP to public hosts unless the caller opts in. [`AuthToken`] and
+//! [`EncryptionKey`] never show their value in `Debug` or `Display`.
 
 use crate::error::{Error, Result};
 use std::net::IpAddr;
@@ -29,6 +29,32 @@ impl AuthToken {
 impl std::fmt::Debug for AuthToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AuthToken(<redacted>)")
+    }
+}
+
+/// The key of a database encrypted with the customer's own key (Turso
+/// Cloud), sent as `x-turso-encryption-key` on every request. Its value
+/// leaves only through [`EncryptionKey::expose`]; `Debug` redacts it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptionKey(String);
+
+impl EncryptionKey {
+    /// Wraps a key; an empty or whitespace-only one means "no key".
+    pub fn new(key: impl Into<String>) -> Option<EncryptionKey> {
+        let k = key.into();
+        let k = k.trim();
+        (!k.is_empty()).then(|| EncryptionKey(k.to_owned()))
+    }
+
+    /// The raw value, for the `x-turso-encryption-key` header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EncryptionKey(<redacted>)")
     }
 }
 

@@ -17,7 +17,7 @@
 //! [close]}`) and from then on ends every pipeline with `close`; a server
 //! that answers `"baton": null` kept nothing and never gets a `close`.
 
-use crate::endpoint::{AuthToken, Endpoint};
+use crate::endpoint::{AuthToken, EncryptionKey, Endpoint};
 use crate::error::{clip, Error, Result};
 use crate::transport::{HttpRequest, Transport};
 use crate::value::{Rows, SqlValue, Statement};
@@ -96,6 +96,7 @@ impl BatchOutcome {
 pub struct HranaClient {
     endpoint: Endpoint,
     token: RwLock<Option<AuthToken>>,
+    encryption_key: Option<EncryptionKey>,
     close: AtomicU8,
     transport: Arc<dyn Transport>,
     retry: RetryPolicy,
@@ -106,6 +107,7 @@ impl std::fmt::Debug for HranaClient {
         f.debug_struct("HranaClient")
             .field("url", &self.endpoint.display_url())
             .field("has_token", &self.has_token())
+            .field("has_encryption_key", &self.encryption_key.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -246,10 +248,18 @@ impl HranaClient {
         HranaClient {
             endpoint,
             token: RwLock::new(token),
+            encryption_key: None,
             close: AtomicU8::new(CLOSE_UNKNOWN),
             transport,
             retry,
         }
+    }
+
+    /// Sends `key` as `x-turso-encryption-key` on every request (Turso
+    /// Cloud's databases encrypted with the customer's own key).
+    pub fn with_encryption_key(mut self, key: Option<EncryptionKey>) -> Self {
+        self.encryption_key = key;
+        self
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -344,6 +354,9 @@ impl HranaClient {
             .as_ref()
         {
             headers.push(("authorization".to_owned(), format!("Bearer {}", t.expose())));
+        }
+        if let Some(k) = &self.encryption_key {
+            headers.push(("x-turso-encryption-key".to_owned(), k.expose().to_owned()));
         }
         headers
     }

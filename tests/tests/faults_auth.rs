@@ -2,7 +2,8 @@
 //! sqld. A missing or expired token is a typed `Auth` error after exactly
 //! one request (no retry storm) and loses nothing; replacing the token at
 //! run time resumes sync; the token never appears in log lines, error texts
-//! or `Debug` output.
+//! or `Debug` output. The encryption key of a customer-key database reaches
+//! every request and, like the token, no log line, error, status or `Debug`.
 
 #![allow(clippy::unwrap_used)] // test code
 
@@ -116,4 +117,72 @@ async fn bad_tokens_are_typed_errors_and_a_new_token_resumes_sync() {
     assert_eq!(auth_errors, 3, "every rejected sync is a typed Auth error");
     assert_eq!(retries, 0, "no retry storm on 401");
     assert_eq!(leaks, 0, "a token leaked into logs or errors");
+}
+
+#[tokio::test]
+async fn the_encryption_key_reaches_every_request_and_no_log_error_or_status() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    const KEY: &str = "bXktb3duLWFlcy0yNTYta2V5LWZvci10dXJzby1jbG91ZA==";
+    const WRONG: &str = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=";
+    let server = TestServer::start().await.unwrap();
+    let proxy = erth_tests::FaultProxy::start(server.url(), 1)
+        .await
+        .unwrap();
+    proxy.require_header("x-turso-encryption-key", KEY);
+    let dir = tempfile::tempdir().unwrap();
+    let keyed = |key: &str| Config {
+        encryption_key: Some(key.to_owned()),
+        ..Config::default()
+    };
+    let mut texts = Vec::new();
+
+    // The right key: every request of several syncs carries it.
+    let a = common::open(dir.path(), "a", proxy.url(), server.token(), keyed(KEY)).await;
+    for i in 0..3 {
+        a.add_todo(&format!("encrypted {i}")).await.unwrap();
+        a.sync().await.unwrap();
+    }
+    let b = common::open(dir.path(), "b", proxy.url(), server.token(), keyed(KEY)).await;
+    b.sync().await.unwrap();
+    assert_eq!(b.list_active_todos().await.unwrap().len(), 3);
+    let with_key = proxy.stats().requests;
+    let lacked = proxy.stats().missing_header;
+    texts.push(format!(
+        "{a:?} {:?} {:?}",
+        a.status().await.unwrap(),
+        keyed(KEY)
+    ));
+
+    // A wrong key, and none: refused, typed, and the key is in no text.
+    for (name, config) in [("c", keyed(WRONG)), ("d", Config::default())] {
+        let db = common::open(dir.path(), name, proxy.url(), server.token(), config).await;
+        let e = db.sync().await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Server, "{e}");
+        texts.push(format!("{e} {e:?} {:?} {db:?}", db.status().await.unwrap()));
+    }
+    assert!(proxy.stats().missing_header >= 2);
+
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let all = format!("{logged}\n{}", texts.join("\n"));
+    let leaks: usize = [KEY, WRONG].iter().map(|k| all.matches(k).count()).sum();
+    println!(
+        "faults_auth: requests of replicas holding the encryption key {with_key}, of them without the key {lacked}, \
+         requests refused without the right key {}, log bytes scanned {}, key leaks {leaks}",
+        proxy.stats().missing_header,
+        all.len()
+    );
+    assert_eq!(lacked, 0, "a request lacked the key");
+    assert!(with_key >= 7, "several syncs' requests: {with_key}");
+    assert_eq!(
+        leaks, 0,
+        "the encryption key leaked into logs, errors or Debug"
+    );
 }

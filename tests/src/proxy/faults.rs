@@ -120,6 +120,9 @@ pub struct FaultStats {
     pub upstream_errors: u64,
     /// Requests refused with 401 by the token check.
     pub rejected: u64,
+    /// Requests refused with 400 for lacking the required header
+    /// ([`super::FaultProxy::require_header`]).
+    pub missing_header: u64,
     /// Requests that got a fault (all kinds below except `delayed`).
     pub faults_injected: u64,
     /// See [`Faults::drop_request`].

@@ -47,6 +47,8 @@ struct Control {
     rng: StdRng,
     drop_next: u64,
     token: Option<String>,
+    /// A header (lowercase name, value) every request must carry.
+    required_header: Option<(String, String)>,
     stats: FaultStats,
 }
 
@@ -99,6 +101,7 @@ impl FaultProxy {
                 rng: StdRng::seed_from_u64(seed),
                 drop_next: 0,
                 token: None,
+                required_header: None,
                 stats: FaultStats::default(),
             }),
         });
@@ -134,6 +137,14 @@ impl FaultProxy {
     /// learns it). Takes precedence over [`Faults`]; adds to any pending count.
     pub fn drop_next_responses(&self, n: u64) {
         self.shared.control().drop_next += n;
+    }
+
+    /// Requires the header `name: value` on every request except CORS
+    /// preflights (as a database encrypted with the customer's key needs
+    /// `x-turso-encryption-key`); others get HTTP 400 and count as
+    /// [`FaultStats::missing_header`]. The value is never logged.
+    pub fn require_header(&self, name: &str, value: &str) {
+        self.shared.control().required_header = Some((name.to_ascii_lowercase(), value.to_owned()));
     }
 
     /// Requires `Authorization: Bearer <token>` on every request except CORS
@@ -182,6 +193,13 @@ impl Control {
             if request.method != reqwest::Method::OPTIONS && !has_token(request, token) {
                 self.stats.rejected += 1;
                 return Plan::Unauthorized;
+            }
+        }
+        if let Some((name, value)) = &self.required_header {
+            let carried = request.header(name).is_some_and(|v| v == value.as_bytes());
+            if request.method != reqwest::Method::OPTIONS && !carried {
+                self.stats.missing_header += 1;
+                return Plan::Status(400);
             }
         }
         if self.drop_next > 0 {
