@@ -180,6 +180,8 @@ pub struct Database {
     pub(crate) syncs_done: AtomicU64,
     /// A pull cleared tombstones that still held user data (see [`crate::sync`]).
     pub(crate) uncleared_pulled: AtomicBool,
+    /// This process's claim on the file ([`Database::open_native`]), released on drop.
+    _file_claim: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -263,6 +265,7 @@ impl Database {
             last_sync: Mutex::new(None),
             syncs_done: AtomicU64::new(0),
             uncleared_pulled: AtomicBool::new(false),
+            _file_claim: None,
         };
         if let Some(url) = &config.url {
             db.set_remote(Some(url), config.auth_token.as_deref())?;
@@ -726,19 +729,27 @@ pub(crate) async fn read_state(store: &dyn Store) -> Result<HashMap<String, Stri
 #[cfg(not(target_arch = "wasm32"))]
 impl Database {
     /// Opens a replica in a local file with the native store, HTTP transport and wall clock.
+    ///
+    /// Other processes may have the same file open (see `ARCHITECTURE.md`,
+    /// "Several processes, one file"); inside one process a file has one
+    /// `Database` (share it): a second open fails with
+    /// [`Error::DatabaseLocked`] until the first is dropped.
     pub async fn open_native(
         path: impl AsRef<std::path::Path>,
         config: Config,
     ) -> Result<Database> {
+        let claim = crate::store::sqlite::FileClaim::take(path.as_ref())?;
         let store = crate::store::sqlite::SqliteStore::open(path)?;
         let transport =
             crate::transport::native::NativeTransport::new(std::time::Duration::from_secs(30))?;
-        Database::open(
+        let mut db = Database::open(
             Arc::new(store),
             Arc::new(transport),
             Arc::new(crate::hlc::SystemClock),
             config,
         )
-        .await
+        .await?;
+        db._file_claim = Some(Box::new(claim));
+        Ok(db)
     }
 }

@@ -119,9 +119,11 @@ impl Database {
         for (table, seq, i) in &anchors {
             match single(*i) {
                 Some(now) if now >= *seq => {}
-                Some(now) => why = Some(format!(
+                Some(now) => {
+                    why = Some(format!(
                     "the last row this replica saw in {table} went from _seq {seq} back to {now}"
-                )),
+                ))
+                }
                 None => {
                     why = Some(format!(
                         "the last row this replica saw in {table} (_seq {seq}) is gone"

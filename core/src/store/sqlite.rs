@@ -31,7 +31,9 @@
 //! truncates text at the first NUL and panics on invalid UTF-8; rusqlite
 //! reads text by length.
 
-use super::{AppContext, AppWrite, Store, StoreError, StoreErrorKind, SyncGuard, WriteBuilder};
+#[cfg(not(target_arch = "wasm32"))]
+use super::SyncGuard;
+use super::{AppContext, AppWrite, Store, StoreError, StoreErrorKind, WriteBuilder};
 use crate::hlc::Timestamp;
 use crate::sql::{check_access, Access};
 use crate::value::{Rows, SqlValue, Statement};
@@ -40,6 +42,66 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value, ValueRef};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+
+/// A process's claim on a replica file: inside one process a file has one
+/// owner (one in-memory clock, one set of subscribers); other processes
+/// share it through SQLite's locks. Released when dropped.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug)]
+pub struct FileClaim(std::path::PathBuf);
+
+#[cfg(not(target_arch = "wasm32"))]
+static CLAIMED: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+
+#[cfg(not(target_arch = "wasm32"))]
+impl FileClaim {
+    /// Claims `path` for this process.
+    ///
+    /// Errors: [`StoreErrorKind::Locked`] while this process holds a claim
+    /// on the same file (by any path that resolves to it).
+    pub fn take(path: &std::path::Path) -> Result<FileClaim, StoreError> {
+        // The file may not exist yet: resolve its directory.
+        let resolved = match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) => {
+                let dir = if dir.as_os_str().is_empty() {
+                    std::path::Path::new(".")
+                } else {
+                    dir
+                };
+                std::fs::canonicalize(dir).map(|d| d.join(name))
+            }
+            _ => std::fs::canonicalize(path),
+        }
+        .map_err(|e| {
+            StoreError::new(
+                StoreErrorKind::Other,
+                format!("cannot open {}: {e}", path.display()),
+            )
+        })?;
+        let mut claimed = CLAIMED.lock().unwrap_or_else(|p| p.into_inner());
+        if claimed.contains(&resolved) {
+            return Err(StoreError::new(
+                StoreErrorKind::Locked,
+                format!(
+                    "{} is already open in this process: share that handle",
+                    path.display()
+                ),
+            ));
+        }
+        claimed.push(resolved.clone());
+        Ok(FileClaim(resolved))
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Drop for FileClaim {
+    fn drop(&mut self) {
+        CLAIMED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| *p != self.0);
+    }
+}
 
 /// How long a native store waits for another process's write lock
 /// (SQLite's busy timeout) before an operation fails as locked.
@@ -51,6 +113,7 @@ pub struct SqliteStore {
     hooks: Arc<Mutex<Hooks>>,
     /// The file whose OS lock keeps syncs of processes sharing a replica
     /// file apart (`<file>-erth-sync`); `None` for a single-owner database.
+    #[cfg(not(target_arch = "wasm32"))]
     sync_lock_path: Option<std::path::PathBuf>,
 }
 
@@ -662,6 +725,20 @@ mod tests {
         assert!(second.try_lock_sync().unwrap().is_none());
         drop(held);
         assert!(second.try_lock_sync().unwrap().is_some());
+    }
+
+    #[test]
+    fn a_file_has_one_claim_per_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let first = FileClaim::take(&path).unwrap();
+        // The same file by another path.
+        let other = dir.path().join(".").join("r.db");
+        let e = FileClaim::take(&other).expect_err("claimed");
+        assert!(e.is_locked(), "{e:?}");
+        assert!(FileClaim::take(&dir.path().join("s.db")).is_ok());
+        drop(first);
+        assert!(FileClaim::take(&other).is_ok());
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //!
 //! A case is drawn from a seed so that it hits what real use hits and
 //! unique-by-construction clocks never would:
-//! - clocks from a tiny range (physical 1..=3 and the two largest 48-bit
-//!   values, counters 0, 1 and 0xffff), every change with its own node, so
-//!   equal `hlc`s are common and the node breaks the tie;
+//! - clocks from a tiny range (physical 0 (1970), 1..=3, a year ahead of
+//!   2027 and the two largest 48-bit values, counters 0, 1 and 0xffff),
+//!   every change with its own node, so equal `hlc`s are common and the
+//!   node breaks the tie;
 //! - a table with one column of every SQLite type, NULLs, and a column added
 //!   by a migration: "old" changes come from replicas that do not know it
 //!   (they write it with the old table's upsert; the oracle sees its
@@ -124,7 +125,17 @@ const ZERO: Timestamp = Timestamp {
 };
 
 fn clock(rng: &mut Lcg, node: NodeId) -> Timestamp {
-    let physical = rng.pick(&[1, 2, 3, MAX_PHYSICAL_MS - 1, MAX_PHYSICAL_MS]);
+    // 1970 (0), small values, a device a year ahead of 2027, and the
+    // 48-bit limit: merging must not care what the wall clocks said.
+    let physical = rng.pick(&[
+        0,
+        1,
+        2,
+        3,
+        1_830_000_000_000 + 365 * 86_400_000,
+        MAX_PHYSICAL_MS - 1,
+        MAX_PHYSICAL_MS,
+    ]);
     let counter = rng.pick(&[0, 1, 0xffff]);
     Timestamp {
         hlc: (physical << 16) | counter,
