@@ -3,8 +3,9 @@
 //! at once (todo API and plain SQL) while 3 more sync it with a real server
 //! (`tursodb` from the harness, or `ERTH_TEST_HRANA_URL`). Every write that
 //! was acknowledged lands exactly once, locally and on the server; the file
-//! passes `PRAGMA integrity_check`; the only failure allowed is exit code 6
-//! (the file stayed locked past the timeout), and such a write is absent.
+//! passes `PRAGMA integrity_check`; no two writes share a clock; the only
+//! failure allowed is exit code 6 (the file stayed locked past the
+//! timeout), and such a write is absent.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -130,6 +131,21 @@ async fn thirty_writers_and_three_syncers_share_one_replica_file() {
         serde_json::from_str::<Value>(&integrity).unwrap()[0]["integrity_check"],
         "ok"
     );
+    // Each write ticked the clock inside its write transaction after
+    // reading the one the other processes persisted: no two rows share a
+    // clock, not even its hlc part (node ids differ per process anyway).
+    let dump = ok(
+        command(&db, &server, &["--json", "dump", "todos"])
+            .output()
+            .unwrap(),
+        "dump",
+    );
+    let rows: Vec<Value> = serde_json::from_str(&dump).unwrap();
+    let hlcs: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|r| &r["_clk_title"].as_str().unwrap()[..16])
+        .collect();
+    assert_eq!(hlcs.len(), rows.len(), "two writes issued the same clock");
     let want: BTreeMap<String, usize> = acknowledged.iter().map(|t| (t.clone(), 1)).collect();
     assert_eq!(
         titles(&db, &server),
