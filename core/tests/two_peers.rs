@@ -778,3 +778,42 @@ async fn replicas_hold_the_same_bytes_whatever_their_wall_clocks() {
         assert_eq!(r.values, [SqlValue::from(""), SqlValue::Integer(0)]);
     }
 }
+
+#[tokio::test]
+async fn a_sync_waits_for_another_process_syncing_the_file_then_fails_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let server = LocalServer::new();
+    let config = Config {
+        url: Some("http://127.0.0.1:1".into()),
+        sync_lock_timeout_ms: 100,
+        ..Config::default()
+    };
+    let db = Database::open(
+        Arc::new(SqliteStore::open(&path).unwrap()),
+        server.clone(),
+        Arc::new(FakeClock(AtomicU64::new(T0))),
+        config,
+    )
+    .await
+    .unwrap();
+    db.add_todo("written while another process syncs")
+        .await
+        .unwrap();
+    // Another process sharing the file is syncing: it holds the sync lock.
+    let other = SqliteStore::open(&path).unwrap();
+    let held = other.try_lock_sync().unwrap().expect("the lock is free");
+    let before = server.requests.load(Ordering::SeqCst);
+    let e = db.sync().await.unwrap_err();
+    assert!(matches!(e, Error::DatabaseLocked), "{e:?}");
+    assert_eq!(
+        server.requests.load(Ordering::SeqCst),
+        before,
+        "no request while waiting"
+    );
+    assert_eq!(db.status().await.unwrap().pending_changes, 1);
+    // Its sync ends: this one runs.
+    drop(held);
+    assert_eq!(db.sync().await.unwrap().pushed, 1);
+    assert_eq!(db.status().await.unwrap().pending_changes, 0);
+}
