@@ -8,6 +8,7 @@ export type ErthErrorCode =
   | "NotFound"
   | "Storage"
   | "DatabaseLocked"
+  | "Interrupted"
   | "Network"
   | "Auth"
   | "Server"
@@ -160,7 +161,10 @@ export interface OpenOptions {
   autoSync?: boolean | AutoSyncOptions;
   /** `"opfs"` (default): persistent; needs a secure context (https, or http://localhost). `"memory"`: gone when closed. */
   storage?: "opfs" | "memory";
-  /** How long to wait for another tab to close this database before `DatabaseLocked` (default 5000; 0 = fail at once). */
+  /**
+   * How long to wait for the tab holding this database to answer (the tabs of an origin share one
+   * database: see the README, "Several tabs") before `DatabaseLocked` (default 5000).
+   */
   lockTimeoutMs?: number;
   /** Per-request timeout (default 30000). */
   requestTimeoutMs?: number;
