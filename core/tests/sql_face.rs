@@ -627,7 +627,10 @@ async fn the_todo_api_works_whatever_order_an_app_declares_todos_columns_in() {
     let done = db.set_todo_completed(&added.id, true).await.unwrap();
     assert_eq!((done.title.as_str(), done.is_completed), ("milk", true));
     let renamed = db.rename_todo(&added.id, "oat milk").await.unwrap();
-    assert_eq!((renamed.title.as_str(), renamed.is_completed), ("oat milk", true));
+    assert_eq!(
+        (renamed.title.as_str(), renamed.is_completed),
+        ("oat milk", true)
+    );
     let listed = db.list_active_todos().await.unwrap();
     assert_eq!(listed, vec![renamed]);
 }

@@ -15,14 +15,18 @@
 //! dedicated worker (OPFS, sync with a fresh tursodb); the package build;
 //! and the Playwright tests of the built package (`tests/e2e/run.mjs`)
 //! against another fresh tursodb, with the `erth` CLI as a native replica;
+//! a lean subset of them in Firefox ESR through geckodriver and plain
+//! WebDriver (`tests/e2e/engines.mjs`: restart, two devices, shared tabs);
 //! then the package packed with `npm pack`, installed into a fresh app,
 //! type-checked with tsc and built with Vite 8, Vite 5, esbuild, Rollup and
 //! webpack, and served by `vite dev` (`tests/e2e/bundlers.mjs`).
 //!
 //! Tools, installed into the cache when missing (idempotent): the rustup
-//! target, Debian's clang (SQLite's C), chromium, chromium-driver, node/npm
-//! and gzip, wasm-bindgen-cli (`$CACHE/tools/wasm-bindgen-<v>`, built once,
-//! about 10 minutes), the npm packages binaryen and playwright-core, and the
+//! target, Debian's clang (SQLite's C), chromium, chromium-driver,
+//! firefox-esr, node/npm and gzip, wasm-bindgen-cli
+//! (`$CACHE/tools/wasm-bindgen-<v>`, built once, about 10 minutes),
+//! geckodriver (`$CACHE/tools/geckodriver-<v>`, built once, about 4
+//! minutes), the npm packages binaryen and playwright-core, and the
 //! bundlers vite, vite 5 (as `vite5`), esbuild, rollup (with
 //! @rollup/plugin-node-resolve) and webpack, plus typescript.
 
@@ -75,6 +79,9 @@ const JS_FILES: &[&str] = &[
 const MAX_GZIP_BYTES: u64 = 1_000_000;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// Debian's Firefox ESR, driven through geckodriver by `tests/e2e/engines.mjs`.
+const FIREFOX: &str = "/usr/bin/firefox-esr";
+const GECKODRIVER_VERSION: &str = "0.37.1";
 
 /// Where the package's build tools are.
 #[derive(Debug)]
@@ -106,11 +113,14 @@ pub struct Package {
 fn install() -> Result<()> {
     let tools = tools()?;
     apt_ensure(&[CHROMIUM, CHROMEDRIVER], &["chromium", "chromium-driver"])?;
+    apt_ensure(&[FIREFOX], &["firefox-esr"])?;
+    let geckodriver = geckodriver()?;
     let tursodb = erth_tests::tools::tursodb()?;
     let bundlers = bundler_tools()?;
     println!(
-        "wasm-bindgen: {}\nnode_modules: {}\nbundlers: {}\ntursodb: {}",
+        "wasm-bindgen: {}\ngeckodriver: {}\nnode_modules: {}\nbundlers: {}\ntursodb: {}",
         tools.wasm_bindgen_bin.display(),
+        geckodriver.display(),
         tools.node_modules.display(),
         bundlers.display(),
         tursodb.display()
@@ -185,6 +195,49 @@ fn wasm_bindgen_cli() -> Result<PathBuf> {
     } else {
         Err(format!(
             "cargo install wasm-bindgen-cli finished but {} has no working wasm-bindgen {WASM_BINDGEN_VERSION}",
+            bin.display()
+        )
+        .into())
+    }
+}
+
+fn geckodriver_ok(bin: &Path) -> bool {
+    Command::new(bin).arg("--version").output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(GECKODRIVER_VERSION)
+    })
+}
+
+/// `$CACHE/tools/geckodriver-<v>/bin/geckodriver` (Firefox's WebDriver
+/// server), built from crates.io with `cargo install` once (about 4 minutes
+/// on 2 cores; no driver is ever downloaded).
+fn geckodriver() -> Result<PathBuf> {
+    let root = cache::cache_dir()
+        .join("tools")
+        .join(format!("geckodriver-{GECKODRIVER_VERSION}"));
+    let bin = root.join("bin").join("geckodriver");
+    if geckodriver_ok(&bin) {
+        return Ok(bin);
+    }
+    let _lock = cache::lock(&format!("install-geckodriver-{GECKODRIVER_VERSION}"))?;
+    if geckodriver_ok(&bin) {
+        return Ok(bin);
+    }
+    println!("installing geckodriver {GECKODRIVER_VERSION} into the cache (about 4 minutes, once)");
+    cargo::run(
+        cargo(&[
+            "install",
+            "geckodriver",
+            "--version",
+            &format!("={GECKODRIVER_VERSION}"),
+            "--root",
+        ])
+        .arg(&root),
+    )?;
+    if geckodriver_ok(&bin) {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "cargo install geckodriver finished but {} is not a working geckodriver {GECKODRIVER_VERSION}",
             bin.display()
         )
         .into())
@@ -655,6 +708,20 @@ fn run_suite() -> Result<()> {
     if let Some(package) = &package {
         timed("Playwright e2e of the built package", &mut || {
             browser_script("run", &tools, package, work.path(), &[])
+        });
+        timed("Firefox e2e (WebDriver)", &mut || {
+            let geckodriver = geckodriver()?;
+            browser_script(
+                "engines",
+                &tools,
+                package,
+                work.path(),
+                &[
+                    ("ERTH_ENGINE", Path::new("firefox")),
+                    ("ERTH_GECKODRIVER", &geckodriver),
+                    ("ERTH_FIREFOX", Path::new(FIREFOX)),
+                ],
+            )
         });
         let mut bundlers = None;
         timed("bundler tools (npm, cached)", &mut || {
