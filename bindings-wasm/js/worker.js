@@ -86,7 +86,7 @@ function emit(event) {
 
 async function fullStatus() {
   const status = await replica.status();
-  return { ...status, online: online && browserOnline, autoSync: auto.enabled };
+  return { ...status, storage: replica.storage, online: online && browserOnline, autoSync: auto.enabled };
 }
 
 /** Sends one "status" event soon (several requests in a row send one). */

@@ -1,5 +1,5 @@
 //! The wasm build in a dedicated Worker (headless Chromium), where OPFS
-//! works: the store conformance suite on the OPFS store, durability across
+//! works: the store conformance suite on the OPFS and IndexedDB stores, durability across
 //! close and reopen, one owner per database (Web Locks), the API on OPFS, and
 //! sync through `fetch` with a real `tursodb --sync-server`.
 //!
@@ -13,7 +13,7 @@
 mod common;
 
 use common::{api_round_trip, code, field, message, number, options, text, unique};
-use erth_core::store::browser::open_opfs;
+use erth_core::store::browser::{open_indexeddb, open_opfs, Storage};
 use erth_core::store::{conformance, Store};
 use erth_core::{SqlValue, Statement};
 use erth_wasm::Replica;
@@ -67,6 +67,24 @@ async fn store_conformance_on_opfs() {
     // Closed and reopened: every committed row is still there. (The Web Lock
     // is released asynchronously after a close, so the reopen may wait a bit.)
     let store = open_opfs(&name, 2000).await.expect("reopen");
+    let rows = store
+        .query(&Statement::plain("SELECT count(*) FROM conf_r"))
+        .await
+        .unwrap();
+    assert_eq!(rows.rows[0][0], SqlValue::Integer(3));
+}
+
+#[wasm_bindgen_test]
+async fn store_conformance_on_indexeddb_and_its_bytes_survive_a_reopen() {
+    let name = unique("idbconf");
+    {
+        let store = open_indexeddb(&name, 0)
+            .await
+            .expect("open IndexedDB store");
+        assert_eq!(store.storage(), Storage::IndexedDb);
+        conformance::run(&store).await;
+    }
+    let store = open_indexeddb(&name, 2000).await.expect("reopen");
     let rows = store
         .query(&Statement::plain("SELECT count(*) FROM conf_r"))
         .await

@@ -15,15 +15,18 @@
 //! dedicated worker (OPFS, sync with a fresh tursodb); the package build;
 //! and the Playwright tests of the built package (`tests/e2e/run.mjs`)
 //! against another fresh tursodb, with the `erth` CLI as a native replica;
-//! a lean subset of them in Firefox ESR through geckodriver and plain
-//! WebDriver (`tests/e2e/engines.mjs`: restart, two devices, shared tabs);
+//! a lean subset of them through plain WebDriver (`tests/e2e/engines.mjs`:
+//! restart, two devices, shared tabs) in Firefox ESR (geckodriver) and in
+//! WebKitGTK (WebKitWebDriver under Xvfb, with a PyGObject browser that
+//! keeps its profile; there the package runs on its IndexedDB fallback);
 //! then the package packed with `npm pack`, installed into a fresh app,
 //! type-checked with tsc and built with Vite 8, Vite 5, esbuild, Rollup and
 //! webpack, and served by `vite dev` (`tests/e2e/bundlers.mjs`).
 //!
 //! Tools, installed into the cache when missing (idempotent): the rustup
 //! target, Debian's clang (SQLite's C), chromium, chromium-driver,
-//! firefox-esr, node/npm and gzip, wasm-bindgen-cli
+//! firefox-esr, webkit2gtk-driver, xvfb, xauth, gir1.2-webkit2-4.1,
+//! python3-gi, node/npm and gzip, wasm-bindgen-cli
 //! (`$CACHE/tools/wasm-bindgen-<v>`, built once, about 10 minutes),
 //! geckodriver (`$CACHE/tools/geckodriver-<v>`, built once, about 4
 //! minutes), the npm packages binaryen and playwright-core, and the
@@ -82,6 +85,24 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Debian's Firefox ESR, driven through geckodriver by `tests/e2e/engines.mjs`.
 const FIREFOX: &str = "/usr/bin/firefox-esr";
 const GECKODRIVER_VERSION: &str = "0.37.1";
+/// WebKitGTK's WebDriver server, run under `xvfb-run` by `tests/e2e/engines.mjs`
+/// with `tests/e2e/webkit-browser.py` (PyGObject) as the browser.
+const WEBKITDRIVER: &str = "/usr/bin/WebKitWebDriver";
+/// Files of the Debian packages the WebKit run needs, and the packages.
+const WEBKIT_FILES: &[&str] = &[
+    WEBKITDRIVER,
+    "/usr/bin/xvfb-run",
+    "/usr/bin/xauth",
+    "/usr/lib/x86_64-linux-gnu/girepository-1.0/WebKit2-4.1.typelib",
+    "/usr/lib/python3/dist-packages/gi/__init__.py",
+];
+const WEBKIT_PACKAGES: &[&str] = &[
+    "webkit2gtk-driver",
+    "xvfb",
+    "xauth",
+    "gir1.2-webkit2-4.1",
+    "python3-gi",
+];
 
 /// Where the package's build tools are.
 #[derive(Debug)]
@@ -114,6 +135,7 @@ fn install() -> Result<()> {
     let tools = tools()?;
     apt_ensure(&[CHROMIUM, CHROMEDRIVER], &["chromium", "chromium-driver"])?;
     apt_ensure(&[FIREFOX], &["firefox-esr"])?;
+    apt_ensure(WEBKIT_FILES, WEBKIT_PACKAGES)?;
     let geckodriver = geckodriver()?;
     let tursodb = erth_tests::tools::tursodb()?;
     let bundlers = bundler_tools()?;
@@ -697,6 +719,29 @@ fn run_suite() -> Result<()> {
         report("erth-wasm wasm-bindgen-test", ok, counts)?;
         Ok(counts)
     });
+    timed("erth-wasm tests in Firefox (page, worker)", &mut || {
+        // The same tests through geckodriver (it finds Debian's `firefox`
+        // wrapper on PATH; the runner adds -headless).
+        apt_ensure(&[FIREFOX], &["firefox-esr"])?;
+        let mut cmd = wasm_test(&[
+            "test",
+            "-p",
+            PACKAGE_CRATE,
+            "--target",
+            TARGET,
+            "--test",
+            "page",
+            "--test",
+            "worker",
+            "--no-fail-fast",
+        ]);
+        cmd.env_remove("CHROMEDRIVER")
+            .env("GECKODRIVER", geckodriver()?);
+        let (ok, out) = run_captured(&mut cmd)?;
+        let counts = libtest_counts(&out);
+        report("erth-wasm wasm-bindgen-test in Firefox", ok, counts)?;
+        Ok(counts)
+    });
     drop(server);
 
     let mut package = None;
@@ -707,12 +752,14 @@ fn run_suite() -> Result<()> {
 
     if let Some(package) = &package {
         timed("Playwright e2e of the built package", &mut || {
-            browser_script("run", &tools, package, work.path(), &[])
+            browser_script("run", "run", &tools, package, work.path(), &[])
         });
         timed("Firefox e2e (WebDriver)", &mut || {
+            apt_ensure(&[FIREFOX], &["firefox-esr"])?;
             let geckodriver = geckodriver()?;
             browser_script(
                 "engines",
+                "firefox",
                 &tools,
                 package,
                 work.path(),
@@ -720,6 +767,20 @@ fn run_suite() -> Result<()> {
                     ("ERTH_ENGINE", Path::new("firefox")),
                     ("ERTH_GECKODRIVER", &geckodriver),
                     ("ERTH_FIREFOX", Path::new(FIREFOX)),
+                ],
+            )
+        });
+        timed("WebKitGTK e2e (WebDriver, IndexedDB)", &mut || {
+            apt_ensure(WEBKIT_FILES, WEBKIT_PACKAGES)?;
+            browser_script(
+                "engines",
+                "webkit",
+                &tools,
+                package,
+                work.path(),
+                &[
+                    ("ERTH_ENGINE", Path::new("webkit")),
+                    ("ERTH_WEBKITDRIVER", Path::new(WEBKITDRIVER)),
                 ],
             )
         });
@@ -732,6 +793,7 @@ fn run_suite() -> Result<()> {
             // The packed package in apps built by every bundler of the README.
             timed("npm pack -> tsc and 5 bundlers' apps", &mut || {
                 browser_script(
+                    "bundlers",
                     "bundlers",
                     &tools,
                     package,
@@ -769,9 +831,11 @@ fn run_suite() -> Result<()> {
 
 /// Runs the browser script `bindings-wasm/tests/e2e/<name>.mjs` with the
 /// built package, a fresh tursodb, the `erth` CLI, playwright-core, Chromium
-/// and a scratch directory (plus `extra` variables); its counts.
+/// and a scratch directory (plus `extra` variables); its counts. `run` names
+/// the scratch directory, server database and log (a script may run twice).
 fn browser_script(
     name: &str,
+    run: &str,
     tools: &Tools,
     package: &Package,
     work: &Path,
@@ -779,14 +843,17 @@ fn browser_script(
 ) -> Result<Option<Counts>> {
     cargo::run(&mut cargo(&["build", "-p", "erth-cli"]))?;
     let cli = target_dir().join("debug").join("erth");
-    let scratch = work.join(name);
+    let scratch = work.join(run);
     fs::create_dir_all(&scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
     let server = LocalServer::start(
-        &work.join(format!("{name}.db")),
-        &work.join(format!("{name}.log")),
+        &work.join(format!("{run}.db")),
+        &work.join(format!("{run}.log")),
         None,
     )?;
-    println!("tursodb --sync-server for {name}.mjs at {}", server.url());
+    println!(
+        "tursodb --sync-server for {name}.mjs ({run}) at {}",
+        server.url()
+    );
     let script = repo_root()
         .join("bindings-wasm")
         .join("tests")
@@ -807,7 +874,7 @@ fn browser_script(
     let (ok, out) = run_captured(&mut cmd)?;
     drop(server);
     let counts = e2e_counts(&out);
-    report(name, ok, counts)?;
+    report(run, ok, counts)?;
     Ok(counts)
 }
 

@@ -1,14 +1,19 @@
 // The built npm package in the browser engines Playwright cannot drive in
 // their stock builds, through plain W3C WebDriver (webdriver.mjs): Debian's
-// Firefox ESR with geckodriver. A lean subset of run.mjs (which covers
-// Chromium in depth): persistence across a browser restart, two devices
-// converging with a native replica, and several tabs sharing a database
-// while the owner tab closes. Run by `cargo xtask test wasm`, which passes
-// the variables of run.mjs plus:
+// Firefox ESR with geckodriver, and WebKitGTK (Safari's engine) with
+// WebKitWebDriver under Xvfb and a small persistent-profile browser
+// (webkit-browser.py). A lean subset of run.mjs (which covers Chromium in
+// depth): persistence across a browser restart, two devices converging with
+// a native replica, and several tabs sharing a database while the owner tab
+// closes and every tab reloads during writes. WebKitGTK has no OPFS sync
+// access handles, so there the package runs on its IndexedDB fallback, and
+// the tests check it does. Run by
+// `cargo xtask test wasm`, which passes the variables of run.mjs plus:
 //
-//   ERTH_ENGINE       "firefox"
-//   ERTH_GECKODRIVER  the geckodriver binary (built into the cache)
-//   ERTH_FIREFOX      the Firefox binary
+//   ERTH_ENGINE          "firefox" or "webkit"
+//   ERTH_GECKODRIVER     (firefox) the geckodriver binary (built into the cache)
+//   ERTH_FIREFOX         (firefox) the Firefox binary
+//   ERTH_WEBKITDRIVER    (webkit) WebKitWebDriver
 //
 // Prints one line per test and `e2e: N passed, M failed`.
 
@@ -28,12 +33,13 @@ const WORK = env("ERTH_E2E_WORK");
 const ENGINE = env("ERTH_ENGINE");
 const PAGE_HTML = join(fileURLToPath(new URL(".", import.meta.url)), "page.html");
 
-if (ENGINE !== "firefox") {
-  console.error(`engines.mjs: unknown ERTH_ENGINE ${JSON.stringify(ENGINE)} (firefox)`);
+/** Where each engine keeps the database (status().storage). */
+const STORAGE = { firefox: "opfs", webkit: "indexeddb" }[ENGINE];
+if (!STORAGE) {
+  console.error(`engines.mjs: unknown ERTH_ENGINE ${JSON.stringify(ENGINE)} (firefox, webkit)`);
   process.exit(2);
 }
-const GECKODRIVER = env("ERTH_GECKODRIVER");
-const FIREFOX = env("ERTH_FIREFOX");
+const WEBKIT_BROWSER = join(fileURLToPath(new URL(".", import.meta.url)), "webkit-browser.py");
 
 // ---- the page and the package, on 127.0.0.1 (a secure context) ----
 
@@ -58,22 +64,34 @@ const ORIGIN = `http://127.0.0.1:${pageServer.address().port}`;
 async function launch(profile) {
   const dir = join(WORK, `${ENGINE}-${profile}`);
   await mkdir(dir, { recursive: true });
-  const driver = await Driver.start(GECKODRIVER, (port) => ["--host", "127.0.0.1", "--port", String(port)]);
+  const driver =
+    ENGINE === "firefox"
+      ? await Driver.start(env("ERTH_GECKODRIVER"), (port) => ["--host", "127.0.0.1", "--port", String(port)])
+      : await Driver.start("xvfb-run", (port) => ["-a", env("ERTH_WEBKITDRIVER"), `--port=${port}`], { group: true });
   try {
-    const session = await driver.session({
-      browserName: "firefox",
-      "moz:firefoxOptions": {
-        binary: FIREFOX,
-        args: ["-headless", "-profile", dir],
-        prefs: { "browser.shell.checkDefaultBrowser": false, "datareporting.policy.dataSubmissionEnabled": false },
-      },
-    });
+    const session = await driver.session(
+      ENGINE === "firefox"
+        ? {
+            browserName: "firefox",
+            "moz:firefoxOptions": {
+              binary: env("ERTH_FIREFOX"),
+              args: ["-headless", "-profile", dir],
+              prefs: { "browser.shell.checkDefaultBrowser": false, "datareporting.policy.dataSubmissionEnabled": false },
+            },
+          }
+        : { "webkitgtk:browserOptions": { binary: WEBKIT_BROWSER, args: ["--automation", `--profile=${dir}`] } },
+    );
     await session.setScriptTimeout(60000);
     return {
       session,
       async close() {
         try {
           await session.end();
+        } catch (e) {
+          // Ending may fail after a test failed mid-way (e.g. its window is
+          // gone); the test's own error is the one to report.
+          // WebKitWebDriver answers "no such window" once our browser's windows are closed.
+          if (!/no such window/.test(e.message)) console.log(`     (ending the ${ENGINE} session: ${e.message})`);
         } finally {
           driver.stop();
         }
@@ -143,14 +161,10 @@ test("data and pending changes survive a browser restart", async () => {
       await erth.db.todos.add("one");
       const two = await erth.db.todos.add("two");
       await erth.db.todos.setCompleted(two.id, true);
-      const storage = await navigator.storage.getDirectory().then(
-        () => "opfs",
-        (e) => `no OPFS: ${e}`,
-      );
-      return { ...(await erth.db.status()), storage };
+      return erth.db.status();
     });
     assert.equal(status.pendingChanges, 2, "two todos changed");
-    assert.equal(status.storage, "opfs");
+    assert.equal(status.storage, STORAGE);
   } finally {
     await browser.close();
   }
@@ -163,6 +177,7 @@ test("data and pending changes survive a browser restart", async () => {
     });
     assert.deepEqual(after.list.sort(), [["one", false], ["two", true]]);
     assert.equal(after.status.pendingChanges, 2);
+    assert.equal(after.status.storage, STORAGE);
   } finally {
     await browser.close();
   }
@@ -212,73 +227,123 @@ test("two devices and a native CLI replica edit, sync through tursodb and conver
   assert.deepEqual(cli(`${name}-cli.db`, "list").map((t) => t.title).sort(), fromB);
 });
 
-test("three tabs share a database; the owner tab closes while the others write: nothing lost or doubled", async () => {
+/** Opens database "tabs" in the current window, with a live query of the notes. */
+async function openTab(session) {
+  await openPage(session);
+  await session.run(
+    async (schema, url) => {
+      await erth.open({ name: "tabs", schema, url });
+      window.latest = null;
+      window.stopWatch = erth.db.watch("SELECT body FROM notes ORDER BY body", [], (rows) => {
+        window.latest = rows.map((r) => r.body);
+      });
+      await window.stopWatch.ready;
+    },
+    TABS_SCHEMA,
+    SERVER,
+  );
+}
+
+/** Starts `erth.writeMany(prefix)` in the current window, in the background. */
+function startWriting(session, prefix) {
+  return session.run((prefix) => {
+    window.result = null;
+    erth.writeMany(prefix, 5000).then(
+      (r) => (window.result = r),
+      (e) => (window.result = { todos: [], todosInterrupted: [], notes: [], errors: [String(e)] }),
+    );
+  }, prefix);
+}
+
+/** Stops the background writer of the current window; its result. */
+async function stopWriting(session) {
+  await session.run(() => (window.stopWriting = true));
+  return until("the writer to stop", () => session.run(() => window.result));
+}
+
+test("three tabs share a database; the owner tab closes, then every tab reloads, during writes: nothing lost or doubled", async () => {
   const browser = await launch("tabs");
   const { session } = browser;
+  const mine = `${ENGINE}-tabs:`;
   try {
     const tabs = [await session.window()];
     tabs.push(await session.newTab(), await session.newTab());
     for (const tab of tabs) {
       await session.switchTo(tab);
-      await openPage(session);
-      await session.run(
-        async (schema) => {
-          await erth.open({ name: "tabs", schema });
-          window.latest = null;
-          window.stopWatch = erth.db.watch("SELECT body FROM notes ORDER BY body", [], (rows) => {
-            window.latest = rows.map((r) => r.body);
-          });
-          await window.stopWatch.ready;
-        },
-        TABS_SCHEMA,
-      );
+      await openTab(session);
     }
+    // Each tab writes; every tab's live query sees all three at once.
     for (const [i, tab] of tabs.entries()) {
       await session.switchTo(tab);
-      await session.run((i) => erth.db.execute("INSERT INTO notes (body) VALUES (?)", [`note from tab ${i}`]), i);
+      await session.run((body) => erth.db.execute("INSERT INTO notes (body) VALUES (?)", [body]), `${mine}note from tab ${i}`);
     }
-    const notes = ["note from tab 0", "note from tab 1", "note from tab 2"];
+    const notes = [0, 1, 2].map((i) => `${mine}note from tab ${i}`);
     for (const tab of tabs) {
       await session.switchTo(tab);
       assert.deepEqual(await until("every note in this tab's live query", () => session.run(() => (window.latest?.length === 3 ? window.latest : null))), notes);
     }
+    const count = () => session.run(async () => (await erth.db.get("SELECT count(*) AS n FROM notes")).n);
+    const runs = [];
     // Tabs 1 and 2 write in the background; tab 0 (the owner) closes meanwhile.
     for (const [i, tab] of tabs.slice(1).entries()) {
       await session.switchTo(tab);
-      await session.run((prefix) => {
-        window.result = null;
-        erth.writeMany(prefix, 5000).then(
-          (r) => (window.result = r),
-          (e) => (window.result = { errors: [String(e)] }),
-        );
-      }, `w${i + 1}`);
+      await startWriting(session, `${mine}w${i + 1}`);
     }
-    const count = () => session.run(async () => (await erth.db.get("SELECT count(*) AS n FROM notes")).n);
     await until("some writes", async () => (await count()) >= 20);
     await session.switchTo(tabs[0]);
     await session.closeWindow();
     await session.switchTo(tabs[2]);
     const before = await count();
     await until("writes after the hand-over", async () => (await count()) >= before + 20);
-    const runs = [];
     for (const tab of tabs.slice(1)) {
       await session.switchTo(tab);
-      await session.run(() => (window.stopWriting = true));
-      runs.push(await until("the writer to stop", () => session.run(() => window.result)));
+      runs.push(await stopWriting(session));
+    }
+    // A new third tab; then each tab reloads in turn while the other two write.
+    tabs[0] = await session.newTab();
+    await session.switchTo(tabs[0]);
+    await openTab(session);
+    for (const [i, tab] of tabs.entries()) {
+      const others = tabs.filter((t) => t !== tab);
+      for (const [j, other] of others.entries()) {
+        await session.switchTo(other);
+        await startWriting(session, `${mine}r${i}-${j}`);
+      }
+      const start = await count();
+      await until("some writes", async () => (await count()) >= start + 10);
+      await session.switchTo(tab);
+      await session.refresh();
+      await openTab(session);
+      const reopened = await count();
+      await until("writes after the reload", async () => (await count()) >= reopened + 10);
+      for (const other of others) {
+        await session.switchTo(other);
+        runs.push(await stopWriting(session));
+      }
     }
     assert.deepEqual(runs.flatMap((r) => r.errors), [], "no write failed except with Interrupted");
-    const seen = await session.run(async () => ({
-      titles: (await erth.db.getAll("SELECT title FROM todos ORDER BY title")).map((r) => r.title),
-      notes: (await erth.db.getAll("SELECT body FROM notes WHERE body GLOB 'w*' ORDER BY body")).map((r) => r.body),
-      integrity: (await erth.db.getAll("PRAGMA integrity_check")).map((r) => Object.values(r)[0]),
-    }));
-    assert.deepEqual(seen.integrity, ["ok"]);
+    const read = (sql) => session.run(async (sql, glob) => (await erth.db.getAll(sql, [glob])).map((r) => Object.values(r)[0]), sql, `${mine}*`);
+    const seen = {
+      titles: await read("SELECT title FROM todos WHERE title GLOB ? ORDER BY title"),
+      notes: await read("SELECT body FROM notes WHERE body GLOB ? ORDER BY body"),
+    };
+    const integrity = await session.run(async () => (await erth.db.getAll("PRAGMA integrity_check")).map((r) => Object.values(r)[0]));
+    assert.deepEqual(integrity, ["ok"]);
     const acked = runs.flatMap((r) => r.todos);
     const interrupted = runs.flatMap((r) => r.todosInterrupted);
     for (const title of acked) assert.equal(seen.titles.filter((t) => t === title).length, 1, `todo ${title} once`);
     for (const title of seen.titles) assert.ok(acked.includes(title) || interrupted.includes(title), `unexpected todo ${title}`);
     assert.equal(new Set(seen.titles).size, seen.titles.length, "no todo twice");
-    assert.deepEqual(seen.notes, runs.flatMap((r) => r.notes).sort(), "every acknowledged note once");
+    assert.deepEqual(seen.notes, [...notes, ...runs.flatMap((r) => r.notes)].sort(), "every acknowledged note once");
+    // After a sync, the server has exactly the same (read by a fresh native replica).
+    await session.run(() => erth.db.sync());
+    const schema = join(WORK, `${ENGINE}-tabs.schema.json`);
+    await writeFile(schema, JSON.stringify(TABS_SCHEMA));
+    const db = `${ENGINE}-tabs-check.db`;
+    cli(db, "--schema", schema, "sync");
+    const server = (sql) => cli(db, "--schema", schema, "sql", sql, "--params", JSON.stringify([`${mine}*`])).map((r) => Object.values(r)[0]);
+    assert.deepEqual(server("SELECT title FROM todos WHERE title GLOB ? ORDER BY title"), seen.titles, "the server's todos");
+    assert.deepEqual(server("SELECT body FROM notes WHERE body GLOB ? ORDER BY body"), seen.notes, "the server's notes");
   } finally {
     await browser.close();
   }

@@ -536,6 +536,51 @@ test("every tab reloads in turn during writes: nothing lost or doubled", async (
   }
 });
 
+test("IndexedDB storage (the fallback without OPFS sync access handles) keeps data across a reload and a restart", async () => {
+  const profile = "indexeddb";
+  const open = (page) =>
+    page.evaluate(async (schema) => {
+      await erth.open({ name: "idb", storage: "indexeddb", schema });
+      return {
+        status: await erth.db.status(),
+        titles: (await erth.db.todos.listActive()).map((t) => [t.title, t.completed]),
+        notes: (await erth.db.getAll("SELECT body FROM notes ORDER BY body")).map((r) => r.body),
+      };
+    }, TABS_SCHEMA);
+  let ctx = await launch(profile);
+  try {
+    let page = await openPage(ctx);
+    const fresh = await open(page);
+    assert.equal(fresh.status.storage, "indexeddb");
+    assert.equal(await page.evaluate(() => erth.ErthDb.open({ name: "opfs-default" }).then((db) => db.status()).then((s) => s.storage)), "opfs");
+    await page.evaluate(async () => {
+      await erth.db.todos.add("one");
+      const two = await erth.db.todos.add("two");
+      await erth.db.execute("INSERT INTO notes (body) VALUES ('an app write')");
+      // An engine write resolves once saved, and saves everything before it.
+      await erth.db.todos.setCompleted(two.id, true);
+    });
+    const expected = { titles: [["one", false], ["two", true]], notes: ["an app write"], pending: 3 };
+    const check = (seen, what) => {
+      assert.equal(seen.status.storage, "indexeddb", what);
+      assert.deepEqual(seen.titles.sort(), expected.titles, what);
+      assert.deepEqual(seen.notes, expected.notes, what);
+      assert.equal(seen.status.pendingChanges, expected.pending, what);
+    };
+    await page.reload();
+    await page.waitForFunction(() => window.erthReady === true);
+    check(await open(page), "after a reload");
+    await ctx.close();
+    ctx = await launch(profile);
+    page = await openPage(ctx);
+    check(await open(page), "after a browser restart");
+    const integrity = await page.evaluate(() => erth.db.getAll("PRAGMA integrity_check"));
+    assert.deepEqual(integrity.map((r) => Object.values(r)[0]), ["ok"]);
+  } finally {
+    await ctx.close();
+  }
+});
+
 test("two devices edit offline, sync through tursodb and converge; a native CLI replica agrees", async () => {
   const devA = await launch("device-a");
   let devB = await launch("device-b");

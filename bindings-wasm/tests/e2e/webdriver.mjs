@@ -25,10 +25,15 @@ export class Driver {
     this.url = url;
   }
 
-  /** Starts `command` with `args(port)` and waits until its `/status` answers. */
-  static async start(command, args, { env = process.env, timeoutMs = 30000 } = {}) {
+  /**
+   * Starts `command` with `args(port)` and waits until its `/status` answers.
+   * `group`: run it in a process group of its own and stop the whole group
+   * (for wrappers such as xvfb-run, whose children outlive a plain kill).
+   */
+  static async start(command, args, { env = process.env, timeoutMs = 30000, group = false } = {}) {
     const port = await freePort();
-    const child = spawn(command, args(port), { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args(port), { env, stdio: ["ignore", "pipe", "pipe"], detached: group });
+    child.group = group;
     const driver = new Driver(child, `http://127.0.0.1:${port}`);
     const keep = (chunk) => {
       driver.#log.push(String(chunk));
@@ -66,7 +71,12 @@ export class Driver {
   }
 
   stop() {
-    this.#child.kill("SIGTERM");
+    try {
+      if (this.#child.group) process.kill(-this.#child.pid, "SIGTERM");
+      else this.#child.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
   }
 }
 

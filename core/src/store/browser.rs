@@ -1,6 +1,17 @@
 //! Browser store: the [`SqliteStore`] on `sqlite-wasm-rs`, persisted in the
 //! Origin Private File System through the `sahpool` VFS (OPFS sync access
-//! handles, which exist only in a dedicated Worker), or in memory.
+//! handles, which exist only in a dedicated Worker), in IndexedDB where
+//! those are missing, or in memory. [`Storage`] names which.
+//!
+//! IndexedDB fallback ([`open_indexeddb`]; WebKitGTK has no sync access
+//! handles, and private windows may have no OPFS): the database runs in
+//! memory and its whole serialized file is saved under its name in the
+//! IndexedDB database `erth-sync` (object store `files`) after each write
+//! transaction. An engine write (sync, todos API) resolves once the save is
+//! committed (`durability: "strict"`); an app's SQL write (`execute`,
+//! `transaction`) resolves at once and its save follows, in order, so a
+//! crash within milliseconds of it can lose it. Each save writes the whole
+//! file: fine for the few MB such a database usually holds, slow beyond.
 //!
 //! One owner per database: [`open_opfs`] first takes the Web Lock
 //! `erth-sync:<name>` (waiting up to `lock_timeout_ms`, then failing with
@@ -69,10 +80,80 @@ extern "C" {
     fn erth_acquire_lock(name: &str, timeout_ms: u32) -> Promise;
 }
 
+/// Where a browser database is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// OPFS through sync access handles (`sahpool`): durable per commit.
+    Opfs,
+    /// In memory, saved to IndexedDB after every write (module docs).
+    IndexedDb,
+    /// In memory only: gone when closed.
+    Memory,
+}
+
+impl Storage {
+    /// `"opfs"`, `"indexeddb"` or `"memory"` (the package's option values).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Storage::Opfs => "opfs",
+            Storage::IndexedDb => "indexeddb",
+            Storage::Memory => "memory",
+        }
+    }
+}
+
+#[wasm_bindgen(inline_js = r#"
+let opened = null;
+let saving = Promise.resolve();
+function files() {
+  if (!opened) {
+    opened = new Promise((resolve, reject) => {
+      if (!globalThis.indexedDB) {
+        reject(new Error("IndexedDB is not available here"));
+        return;
+      }
+      const req = indexedDB.open("erth-sync", 1);
+      req.onupgradeneeded = () => req.result.createObjectStore("files");
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+      req.onblocked = () => reject(new Error("IndexedDB erth-sync is blocked by an older version open elsewhere"));
+    });
+    opened.catch(() => { opened = null; });
+  }
+  return opened;
+}
+export function erth_idb_load(name) {
+  return files().then((db) => new Promise((resolve, reject) => {
+    const req = db.transaction("files", "readonly").objectStore("files").get(name);
+    req.onsuccess = () => resolve(req.result instanceof Uint8Array ? req.result : null);
+    req.onerror = () => reject(req.error);
+  }));
+}
+export function erth_idb_save(name, bytes) {
+  const done = saving.then(() => files()).then((db) => new Promise((resolve, reject) => {
+    const tx = db.transaction("files", "readwrite", { durability: "strict" });
+    tx.objectStore("files").put(bytes, name);
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error || new Error("the IndexedDB transaction was aborted"));
+  }));
+  saving = done.catch(() => {});
+  return done;
+}
+"#)]
+extern "C" {
+    /// The saved bytes of database `name` (a `Uint8Array`), or `null`.
+    fn erth_idb_load(name: &str) -> Promise;
+    /// Saves `bytes` as database `name`, after every earlier save.
+    fn erth_idb_save(name: &str, bytes: js_sys::Uint8Array) -> Promise;
+}
+
 /// What a store owns besides its connection; released in this order on drop.
 struct Owner {
     pool: Option<OpfsSAHPoolUtil>,
     release_lock: Option<Function>,
+    /// The IndexedDB key the database is saved under (IndexedDB storage).
+    saved_as: Option<String>,
 }
 
 impl Drop for Owner {
@@ -101,9 +182,41 @@ pub struct BrowserStore {
 impl std::fmt::Debug for BrowserStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BrowserStore")
-            .field("persistent", &self.owner.pool.is_some())
+            .field("storage", &self.storage())
             .finish_non_exhaustive()
     }
+}
+
+impl BrowserStore {
+    /// Where this database is kept.
+    pub fn storage(&self) -> Storage {
+        if self.owner.pool.is_some() {
+            Storage::Opfs
+        } else if self.owner.saved_as.is_some() {
+            Storage::IndexedDb
+        } else {
+            Storage::Memory
+        }
+    }
+
+    /// The save of the database's bytes to IndexedDB (IndexedDB storage), or `None`.
+    fn save(&self) -> Option<Result<JsFuture, StoreError>> {
+        let key = self.owner.saved_as.as_ref()?;
+        let bytes = self
+            .inner
+            .with_snapshot(|bytes| js_sys::Uint8Array::from(bytes));
+        Some(bytes.map(|bytes| JsFuture::from(erth_idb_save(key, bytes))))
+    }
+}
+
+fn save_failed(e: &JsValue) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Other,
+        format!(
+            "the change is made in memory but could not be saved to IndexedDB: {}",
+            describe_js(e)
+        ),
+    )
 }
 
 /// Checks a database name: 1-64 ASCII letters, digits, `.`, `_`, `-`, not
@@ -130,8 +243,22 @@ fn opfs_error(e: OpfsSAHError) -> Error {
     match e {
         OpfsSAHError::NotSupported => Error::Storage(StoreError::new(
             StoreErrorKind::Other,
-            "persistent storage (OPFS) needs a dedicated Worker in a secure context (https or localhost)",
+            format!(
+                "{NO_OPFS}: they need a dedicated Worker in a secure context (https or localhost)"
+            ),
         )),
+        // WebKitGTK: `createSyncAccessHandle()` always rejects; an ephemeral
+        // profile: `getDirectory()` rejects.
+        OpfsSAHError::Opfs { .. }
+            if ["NotSupportedError", "UnknownError", "SecurityError"]
+                .iter()
+                .any(|name| text.contains(name)) =>
+        {
+            Error::Storage(StoreError::new(
+                StoreErrorKind::Other,
+                format!("{NO_OPFS}: {text}"),
+            ))
+        }
         // Another tab's worker holds the sync access handles.
         OpfsSAHError::Opfs { .. } if text.contains("NoModificationAllowedError") => {
             Error::DatabaseLocked
@@ -143,12 +270,8 @@ fn opfs_error(e: OpfsSAHError) -> Error {
     }
 }
 
-/// Opens (creating if needed) the persistent database `name` in OPFS.
-///
-/// Must run in a dedicated Worker. Waits up to `lock_timeout_ms` for another
-/// owner (tab) to close it, then fails with [`Error::DatabaseLocked`].
-pub async fn open_opfs(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
-    check_name(name)?;
+/// Takes the Web Lock `erth-sync:<name>`, waiting up to `lock_timeout_ms`.
+async fn lock_database(name: &str, lock_timeout_ms: u32) -> Result<Function> {
     let lock = JsFuture::from(erth_acquire_lock(
         &format!("erth-sync:{name}"),
         lock_timeout_ms,
@@ -160,12 +283,38 @@ pub async fn open_opfs(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore>
             format!("Web Lock: {}", describe_js(&e)),
         ))
     })?;
-    let release_lock = lock
-        .dyn_into::<Function>()
-        .map_err(|_| Error::DatabaseLocked)?;
+    lock.dyn_into::<Function>()
+        .map_err(|_| Error::DatabaseLocked)
+}
+
+/// Opens (creating if needed) the persistent database `name`: in OPFS
+/// ([`open_opfs`]), or, where this browser has no OPFS sync access handles
+/// (WebKitGTK; Safari and Firefox private windows), in IndexedDB
+/// ([`open_indexeddb`]).
+pub async fn open_persistent(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
+    match open_opfs(name, lock_timeout_ms).await {
+        Err(Error::Storage(e)) if e.message.starts_with(NO_OPFS) => {
+            tracing::info!(reason = %e, "no OPFS sync access handles here: keeping the database in IndexedDB");
+            open_indexeddb(name, lock_timeout_ms).await
+        }
+        other => other,
+    }
+}
+
+/// How [`opfs_error`] starts the message when OPFS sync access handles cannot be had.
+const NO_OPFS: &str = "OPFS sync access handles are not available here";
+
+/// Opens (creating if needed) the persistent database `name` in OPFS.
+///
+/// Must run in a dedicated Worker. Waits up to `lock_timeout_ms` for another
+/// owner (tab) to close it, then fails with [`Error::DatabaseLocked`].
+pub async fn open_opfs(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
+    check_name(name)?;
+    let release_lock = lock_database(name, lock_timeout_ms).await?;
     let mut owner = Owner {
         pool: None,
         release_lock: Some(release_lock),
+        saved_as: None,
     };
     let cfg = OpfsSAHPoolCfgBuilder::new()
         .vfs_name(&format!("erth-opfs-{name}"))
@@ -193,6 +342,37 @@ pub async fn open_opfs(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore>
     Ok(BrowserStore { inner, owner })
 }
 
+/// Opens (creating if needed) database `name` kept in IndexedDB (see the
+/// module docs for what this relaxes). Works in any worker or page with
+/// IndexedDB; takes the same Web Lock as [`open_opfs`].
+pub async fn open_indexeddb(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
+    check_name(name)?;
+    let release_lock = lock_database(name, lock_timeout_ms).await?;
+    let storage_error = |what: &str, e: &JsValue| {
+        Error::Storage(StoreError::new(
+            StoreErrorKind::Other,
+            format!("{what}: {}", describe_js(e)),
+        ))
+    };
+    let saved = JsFuture::from(erth_idb_load(name))
+        .await
+        .map_err(|e| storage_error("reading the database from IndexedDB", &e))?;
+    let mut conn = rusqlite::Connection::open_in_memory().map_err(|e| Error::from(err(e)))?;
+    if let Some(bytes) = saved.dyn_ref::<js_sys::Uint8Array>() {
+        let bytes = bytes.to_vec();
+        conn.deserialize_read_exact(rusqlite::MAIN_DB, &bytes[..], bytes.len(), false)
+            .map_err(|e| Error::from(err(e)))?;
+    }
+    Ok(BrowserStore {
+        inner: SqliteStore::from_connection(conn, &["PRAGMA foreign_keys = ON"])?,
+        owner: Owner {
+            pool: None,
+            release_lock: Some(release_lock),
+            saved_as: Some(name.to_owned()),
+        },
+    })
+}
+
 /// A database in memory (lost when dropped); works anywhere, Node included.
 pub fn open_memory() -> Result<BrowserStore> {
     let conn = rusqlite::Connection::open_in_memory().map_err(|e| Error::from(err(e)))?;
@@ -201,6 +381,7 @@ pub fn open_memory() -> Result<BrowserStore> {
         owner: Owner {
             pool: None,
             release_lock: None,
+            saved_as: None,
         },
     })
 }
@@ -212,7 +393,11 @@ impl Store for BrowserStore {
     }
 
     async fn write(&self, stmts: &[Statement]) -> Result<Vec<Rows>, StoreError> {
-        self.inner.write(stmts).await
+        let out = self.inner.write(stmts).await?;
+        if let Some(save) = self.save() {
+            save?.await.map_err(|e| save_failed(&e))?;
+        }
+        Ok(out)
     }
 
     fn write_app(
@@ -221,7 +406,18 @@ impl Store for BrowserStore {
         stmts: &[Statement],
         after: &[Statement],
     ) -> Result<AppWrite, StoreError> {
-        self.inner.write_app(ctx, stmts, after)
+        let out = self.inner.write_app(ctx, stmts, after)?;
+        // Not awaitable here (see the module docs): saved in order, soon.
+        match self.save() {
+            Some(Ok(save)) => js_sys::futures::spawn_local(async move {
+                if let Err(e) = save.await {
+                    tracing::error!(error = %save_failed(&e), "saving an app write");
+                }
+            }),
+            Some(Err(e)) => tracing::error!(error = %e, "saving an app write"),
+            None => {}
+        }
+        Ok(out)
     }
 
     fn query_app(&self, protected: &[String], stmt: &Statement) -> Result<Rows, StoreError> {
