@@ -11,8 +11,9 @@
 //! The suite ([`SUITE`]): clippy `-D warnings` of `erth-core` and
 //! `erth-wasm` for wasm32 (and `erth-wasm` natively); core's pure unit
 //! tests (ids, clocks, merge) on wasm in Node; `erth-wasm`'s
-//! wasm-bindgen-test suites in Node, a headless Chromium page and a
-//! dedicated worker (OPFS, sync with a fresh tursodb); the package build;
+//! wasm-bindgen-test suites in Node, and in a page and a dedicated worker
+//! (OPFS or IndexedDB, sync with a fresh tursodb) of headless Chromium,
+//! Firefox and WebKitGTK; the package build;
 //! and the Playwright tests of the built package (`tests/e2e/run.mjs`)
 //! against another fresh tursodb, with the `erth` CLI as a native replica;
 //! a lean subset of them through plain WebDriver (`tests/e2e/engines.mjs`:
@@ -47,7 +48,7 @@ use std::time::{Duration, Instant};
 pub const SUITE: Suite = Suite {
     name: "wasm",
     about:
-        "erth-sync npm package: wasm tests in Node, Chromium page and worker (OPFS), Playwright e2e",
+        "erth-sync npm package: wasm tests in Node and in Chromium, Firefox and WebKitGTK pages and workers; e2e of the package in all three",
     install,
     run: run_suite,
 };
@@ -740,6 +741,43 @@ fn run_suite() -> Result<()> {
         let (ok, out) = run_captured(&mut cmd)?;
         let counts = libtest_counts(&out);
         report("erth-wasm wasm-bindgen-test in Firefox", ok, counts)?;
+        Ok(counts)
+    });
+    timed("erth-wasm tests in WebKitGTK (page, worker)", &mut || {
+        // The same tests in WebKitGTK's MiniBrowser through WebKitWebDriver
+        // (the runner's Safari driver), under Xvfb. It has no OPFS sync
+        // access handles: the worker's persistent store is IndexedDB there.
+        apt_ensure(WEBKIT_FILES, WEBKIT_PACKAGES)?;
+        let tests = wasm_test(&[
+            "test",
+            "-p",
+            PACKAGE_CRATE,
+            "--target",
+            TARGET,
+            "--test",
+            "page",
+            "--test",
+            "worker",
+            "--no-fail-fast",
+        ]);
+        let mut cmd = Command::new("xvfb-run");
+        cmd.arg("-a")
+            .arg(tests.get_program())
+            .args(tests.get_args());
+        for (key, value) in tests.get_envs() {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        if let Some(dir) = tests.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        cmd.env_remove("CHROMEDRIVER")
+            .env("SAFARIDRIVER", WEBKITDRIVER);
+        let (ok, out) = run_captured(&mut cmd)?;
+        let counts = libtest_counts(&out);
+        report("erth-wasm wasm-bindgen-test in WebKitGTK", ok, counts)?;
         Ok(counts)
     });
     drop(server);

@@ -165,10 +165,7 @@ impl Drop for Owner {
                 tracing::warn!(error = %e, "could not release the OPFS handles");
             }
         }
-        if let Some(release) = &self.release_lock {
-            // The release function cannot fail; there is nothing to report.
-            let _ = release.call0(&JsValue::NULL);
-        }
+        release(self.release_lock.as_ref());
     }
 }
 
@@ -292,12 +289,19 @@ async fn lock_database(name: &str, lock_timeout_ms: u32) -> Result<Function> {
 /// (WebKitGTK; Safari and Firefox private windows), in IndexedDB
 /// ([`open_indexeddb`]).
 pub async fn open_persistent(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
-    match open_opfs(name, lock_timeout_ms).await {
-        Err(Error::Storage(e)) if e.message.starts_with(NO_OPFS) => {
+    check_name(name)?;
+    let release_lock = lock_database(name, lock_timeout_ms).await?;
+    match opfs_store(name, release_lock).await {
+        Ok(store) => Ok(store),
+        // The lock is still held (no OPFS handle was taken): keep it.
+        Err((Error::Storage(e), Some(release_lock))) if e.message.starts_with(NO_OPFS) => {
             tracing::info!(reason = %e, "no OPFS sync access handles here: keeping the database in IndexedDB");
-            open_indexeddb(name, lock_timeout_ms).await
+            indexeddb_store(name, release_lock).await
         }
-        other => other,
+        Err((e, release_lock)) => {
+            release(release_lock.as_ref());
+            Err(e)
+        }
     }
 }
 
@@ -311,35 +315,66 @@ const NO_OPFS: &str = "OPFS sync access handles are not available here";
 pub async fn open_opfs(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
     check_name(name)?;
     let release_lock = lock_database(name, lock_timeout_ms).await?;
-    let mut owner = Owner {
-        pool: None,
-        release_lock: Some(release_lock),
-        saved_as: None,
-    };
+    opfs_store(name, release_lock)
+        .await
+        .map_err(|(e, release_lock)| {
+            release(release_lock.as_ref());
+            e
+        })
+}
+
+/// Gives the Web Lock back.
+fn release(release_lock: Option<&Function>) {
+    if let Some(release) = release_lock {
+        // The release function cannot fail; there is nothing to report.
+        let _ = release.call0(&JsValue::NULL);
+    }
+}
+
+/// [`open_opfs`] once the lock is held. When sahpool cannot even start (no
+/// sync access handles), the error comes back with the lock, still held.
+async fn opfs_store(
+    name: &str,
+    release_lock: Function,
+) -> std::result::Result<BrowserStore, (Error, Option<Function>)> {
     let cfg = OpfsSAHPoolCfgBuilder::new()
         .vfs_name(&format!("erth-opfs-{name}"))
         .directory(&format!(".erth-sync/{name}"))
         .build();
-    let pool = sahpool::install::<sqlite_wasm_rs::WasmOsCallback>(&cfg, false)
-        .await
-        .map_err(opfs_error)?;
-    if pool.is_paused() {
-        // Reopened in the same worker after a close: take the handles back.
-        pool.resume().await.map_err(opfs_error)?;
+    let pool = match sahpool::install::<sqlite_wasm_rs::WasmOsCallback>(&cfg, false).await {
+        Ok(pool) => pool,
+        Err(e) => return Err((opfs_error(e), Some(release_lock))),
+    };
+    // From here on, dropping `owner` gives the handles back, then the lock.
+    let owner = Owner {
+        pool: Some(pool),
+        release_lock: Some(release_lock),
+        saved_as: None,
+    };
+    let opened = async {
+        if let Some(pool) = &owner.pool {
+            if pool.is_paused() {
+                // Reopened in the same worker after a close: take the handles back.
+                pool.resume().await.map_err(opfs_error)?;
+            }
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let vfs = format!("erth-opfs-{name}");
+        let conn = rusqlite::Connection::open_with_flags_and_vfs(
+            format!("/{name}.sqlite3"),
+            flags,
+            vfs.as_str(),
+        )
+        .map_err(|e| Error::from(err(e)))?;
+        SqliteStore::from_connection(conn, OPFS_PRAGMAS).map_err(Error::from)
     }
-    owner.pool = Some(pool);
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-        | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
-        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let vfs = format!("erth-opfs-{name}");
-    let conn = rusqlite::Connection::open_with_flags_and_vfs(
-        format!("/{name}.sqlite3"),
-        flags,
-        vfs.as_str(),
-    )
-    .map_err(|e| Error::from(err(e)))?;
-    let inner = SqliteStore::from_connection(conn, OPFS_PRAGMAS)?;
-    Ok(BrowserStore { inner, owner })
+    .await;
+    match opened {
+        Ok(inner) => Ok(BrowserStore { inner, owner }),
+        Err(e) => Err((e, None)),
+    }
 }
 
 /// Opens (creating if needed) database `name` kept in IndexedDB (see the
@@ -348,6 +383,16 @@ pub async fn open_opfs(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore>
 pub async fn open_indexeddb(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
     check_name(name)?;
     let release_lock = lock_database(name, lock_timeout_ms).await?;
+    indexeddb_store(name, release_lock).await
+}
+
+/// [`open_indexeddb`] once the lock is held (released if opening fails).
+async fn indexeddb_store(name: &str, release_lock: Function) -> Result<BrowserStore> {
+    let owner = Owner {
+        pool: None,
+        release_lock: Some(release_lock),
+        saved_as: Some(name.to_owned()),
+    };
     let storage_error = |what: &str, e: &JsValue| {
         Error::Storage(StoreError::new(
             StoreErrorKind::Other,
@@ -365,11 +410,7 @@ pub async fn open_indexeddb(name: &str, lock_timeout_ms: u32) -> Result<BrowserS
     }
     Ok(BrowserStore {
         inner: SqliteStore::from_connection(conn, &["PRAGMA foreign_keys = ON"])?,
-        owner: Owner {
-            pool: None,
-            release_lock: Some(release_lock),
-            saved_as: Some(name.to_owned()),
-        },
+        owner,
     })
 }
 
