@@ -848,7 +848,7 @@ fn run_suite() -> Result<()> {
             format!("  {} passed, {} failed", c.passed, c.failed)
         });
         println!(
-            "{:<40} {:>7.1} s{counts}",
+            "{:<44} {:>7.1} s{counts}",
             step.what,
             step.elapsed.as_secs_f64()
         );
