@@ -144,7 +144,7 @@ async function loadConfig() {
 function message(error) {
   if (error instanceof ErthError) {
     if (error.code === ErrorCode.DatabaseLocked) {
-      return "This device's database is open in another tab. Close that tab and reload, or add ?device=2 to the address to open a second database in this browser.";
+      return `This device's database is open in another tab that cannot share it (${error.message}). Reload that tab, or add ?device=2 to the address to open a second database in this browser.`;
     }
     return error.message;
   }

@@ -13,8 +13,17 @@ export const ErrorCode = Object.freeze({
   NotFound: "NotFound",
   /** The local database failed (OPFS unavailable, e.g. not a secure context; disk full; damaged file). */
   Storage: "Storage",
-  /** Another tab (or worker) has this database open. */
+  /**
+   * The database cannot be shared with the tab that holds it: that tab did not answer within
+   * `lockTimeoutMs`, or has it open with a different schema (another version of the app).
+   */
   DatabaseLocked: "DatabaseLocked",
+  /**
+   * The tab that held the database closed, reloaded or crashed while this write ran there: it
+   * may or may not have been applied (reads are sent again by themselves). Another tab holds the
+   * database now; retry the write if that is safe.
+   */
+  Interrupted: "Interrupted",
   /** The server could not be reached, the request timed out, or the network is switched off. */
   Network: "Network",
   /** The server refused the credentials (HTTP 401/403): set a valid token. */

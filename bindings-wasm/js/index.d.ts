@@ -8,6 +8,7 @@ export type ErthErrorCode =
   | "NotFound"
   | "Storage"
   | "DatabaseLocked"
+  | "Interrupted"
   | "Network"
   | "Auth"
   | "Server"
@@ -65,6 +66,8 @@ export interface SyncStatus {
    * last sync: newer app versions added them. They are left alone; declaring them backfills them.
    */
   unknownServerColumns: string[];
+  /** Where the database is kept (README, "Browser engines"): `"indexeddb"` where this browser has no OPFS sync access handles. */
+  storage: "opfs" | "indexeddb" | "memory";
   /** False while `setOnline(false)` is in effect or the browser reports being offline. */
   online: boolean;
   autoSync: boolean;
@@ -160,9 +163,16 @@ export interface OpenOptions {
   encryptionKey?: string | null;
   /** Sync automatically after writes, on an interval and when the network returns (default off). */
   autoSync?: boolean | AutoSyncOptions;
-  /** `"opfs"` (default): persistent; needs a secure context (https, or http://localhost). `"memory"`: gone when closed. */
-  storage?: "opfs" | "memory";
-  /** How long to wait for another tab to close this database before `DatabaseLocked` (default 5000; 0 = fail at once). */
+  /**
+   * Absent (default): OPFS, or IndexedDB where the browser has no OPFS sync access handles (WebKitGTK,
+   * private windows); both need a secure context (https, or http://localhost). `"opfs"`: OPFS or fail;
+   * `"indexeddb"`: IndexedDB (see the README for what it relaxes); `"memory"`: gone when closed.
+   */
+  storage?: "opfs" | "indexeddb" | "memory";
+  /**
+   * How long to wait for the tab holding this database to answer (the tabs of an origin share one
+   * database: see the README, "Several tabs") before `DatabaseLocked` (default 5000).
+   */
   lockTimeoutMs?: number;
   /** Per-request timeout (default 30000). */
   requestTimeoutMs?: number;

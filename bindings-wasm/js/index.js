@@ -159,8 +159,10 @@ export class ErthDb {
 
   /**
    * Opens (creating if needed) the database `name`, persisted in this
-   * origin's private file system. Rejects with `DatabaseLocked` if another
-   * tab keeps it open for longer than `lockTimeoutMs` (default 5000).
+   * origin's private file system. Every tab of the origin may open it at
+   * once: one tab's worker owns it and the others' calls go there (README,
+   * "Several tabs"). Rejects with `DatabaseLocked` if the owning tab does not
+   * answer within `lockTimeoutMs` (default 5000) or uses another schema.
    */
   static async open(options) {
     if (options === null || typeof options !== "object") throw invalid("options must be an object");

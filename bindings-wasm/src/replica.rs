@@ -4,7 +4,7 @@
 
 use crate::error::{code_of, console_error, invalid, to_js};
 use crate::values::{params_from_js, result_js, rows_js, statements_from_js};
-use erth_core::store::browser::{open_memory, open_opfs};
+use erth_core::store::browser::{open_indexeddb, open_memory, open_opfs, open_persistent, Storage};
 use erth_core::transport::browser::BrowserTransport;
 use erth_core::{
     ChangeEvent, ChangeOrigin, Config, Database, ErrorKind, LiveQuery, Rows, SyncReport,
@@ -21,8 +21,11 @@ const TS_TYPES: &str = r#"
 export interface ReplicaOptions {
   /** Database name: 1-64 of `A-Z a-z 0-9 . _ -`, not starting with `.`. */
   name: string;
-  /** `"opfs"` (default; persistent, dedicated Worker only) or `"memory"`. */
-  storage?: "opfs" | "memory";
+  /**
+   * Absent (default): OPFS, or IndexedDB where this browser has no OPFS sync access handles.
+   * `"opfs"`: OPFS only (dedicated Worker). `"indexeddb"`: IndexedDB. `"memory"`: kept nowhere.
+   */
+  storage?: "opfs" | "indexeddb" | "memory";
   /** Server URL (`libsql://`, `https://`, or `http://` for local servers); `""` or absent: local-only. */
   url?: string | null;
   /** The synced tables: the schema's JSON text (passed to the core unchanged); absent: the built-in `todos` table. */
@@ -171,6 +174,7 @@ fn ms_option(options: &JsValue, key: &str) -> Result<Option<u32>, JsValue> {
 #[wasm_bindgen]
 pub struct Replica {
     db: Database,
+    storage: Storage,
     last_error_code: Cell<Option<ErrorKind>>,
 }
 
@@ -208,13 +212,20 @@ impl Replica {
             config = config.with_schema_json(&schema).map_err(|e| to_js(&e))?;
         }
         let store = match string_option(&options, "storage")?.as_deref() {
-            None | Some("opfs") => open_opfs(&name, lock_timeout).await,
+            None => open_persistent(&name, lock_timeout).await,
+            Some("opfs") => open_opfs(&name, lock_timeout).await,
+            Some("indexeddb") => open_indexeddb(&name, lock_timeout).await,
             Some("memory") => {
                 erth_core::store::browser::check_name(&name).and_then(|()| open_memory())
             }
-            Some(_) => return Err(invalid("option storage must be \"opfs\" or \"memory\"")),
+            Some(_) => {
+                return Err(invalid(
+                    "option storage must be \"opfs\", \"indexeddb\" or \"memory\"",
+                ))
+            }
         }
         .map_err(|e| to_js(&e))?;
+        let storage = store.storage();
         // Core takes `Arc<dyn Store>` on every target; wasm has one thread.
         #[allow(clippy::arc_with_non_send_sync)]
         let store = Arc::new(store);
@@ -228,8 +239,18 @@ impl Replica {
         .map_err(|e| to_js(&e))?;
         Ok(Replica {
             db,
+            storage,
             last_error_code: Cell::new(None),
         })
+    }
+
+    /// Where the database is kept: `"opfs"`, `"indexeddb"` or `"memory"`.
+    #[wasm_bindgen(
+        getter,
+        unchecked_return_type = "\"opfs\" | \"indexeddb\" | \"memory\""
+    )]
+    pub fn storage(&self) -> String {
+        self.storage.as_str().to_owned()
     }
 
     /// Adds a todo; resolves to it.

@@ -48,7 +48,7 @@ async fn bad_options_are_invalid_input() {
         );
     }
     assert_eq!(
-        code(Replica::open(options("ok", "indexeddb", &[])).await),
+        code(Replica::open(options("ok", "localStorage", &[])).await),
         "InvalidInput"
     );
     assert_eq!(

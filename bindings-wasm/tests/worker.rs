@@ -1,7 +1,9 @@
-//! The wasm build in a dedicated Worker (headless Chromium), where OPFS
-//! works: the store conformance suite on the OPFS store, durability across
-//! close and reopen, one owner per database (Web Locks), the API on OPFS, and
-//! sync through `fetch` with a real `tursodb --sync-server`.
+//! The wasm build in a dedicated Worker (headless Chromium and Firefox, where
+//! OPFS works, and WebKitGTK, where the persistent store is IndexedDB): the
+//! store conformance suite on the persistent and the IndexedDB stores,
+//! durability across close and reopen, one owner per database (Web Locks),
+//! the API on the persistent store, and sync through `fetch` with a real
+//! `tursodb --sync-server`.
 //!
 //! The server URL is compiled in from `ERTH_TEST_HRANA_URL` (set by
 //! `cargo xtask test wasm`, which starts a fresh server); without it the sync
@@ -13,7 +15,7 @@
 mod common;
 
 use common::{api_round_trip, code, field, message, number, options, text, unique};
-use erth_core::store::browser::open_opfs;
+use erth_core::store::browser::{open_indexeddb, open_opfs, open_persistent, Storage};
 use erth_core::store::{conformance, Store};
 use erth_core::{SqlValue, Statement};
 use erth_wasm::Replica;
@@ -23,8 +25,28 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
-async fn opfs(name: &str, extra: &[(&str, JsValue)]) -> Result<Replica, JsValue> {
-    Replica::open(options(name, "opfs", extra)).await
+/// A replica on the browser's persistent storage (no `storage` option):
+/// OPFS, or IndexedDB where the browser has no OPFS sync access handles.
+async fn persistent(name: &str, extra: &[(&str, JsValue)]) -> Result<Replica, JsValue> {
+    let options = options(name, "opfs", extra);
+    js_sys::Reflect::delete_property(&options.clone().into(), &"storage".into()).unwrap();
+    Replica::open(options).await
+}
+
+/// The storage this browser should give a persistent database: OPFS where a
+/// sync access handle can be had (Chromium, Firefox), else IndexedDB
+/// (WebKitGTK).
+async fn expected_storage() -> Storage {
+    match open_opfs(&unique("probe"), 0).await {
+        Ok(_) => Storage::Opfs,
+        Err(e)
+            if e.to_string()
+                .contains("OPFS sync access handles are not available") =>
+        {
+            Storage::IndexedDb
+        }
+        Err(e) => panic!("OPFS failed for another reason: {e}"),
+    }
 }
 
 fn titles(list: &JsValue) -> Vec<String> {
@@ -48,11 +70,18 @@ async fn sleep(ms: i32) {
 }
 
 #[wasm_bindgen_test]
-async fn store_conformance_on_opfs() {
+async fn store_conformance_on_the_persistent_store() {
     let name = unique("conf");
+    let expected = expected_storage().await;
     {
-        let store = open_opfs(&name, 0).await.expect("open OPFS store");
+        let store = open_persistent(&name, 0)
+            .await
+            .expect("open the persistent store");
+        assert_eq!(store.storage(), expected);
         conformance::run(&store).await;
+        if expected != Storage::Opfs {
+            return;
+        }
         let mode = store
             .query(&Statement::plain("PRAGMA journal_mode"))
             .await
@@ -66,7 +95,7 @@ async fn store_conformance_on_opfs() {
     }
     // Closed and reopened: every committed row is still there. (The Web Lock
     // is released asynchronously after a close, so the reopen may wait a bit.)
-    let store = open_opfs(&name, 2000).await.expect("reopen");
+    let store = open_persistent(&name, 2000).await.expect("reopen");
     let rows = store
         .query(&Statement::plain("SELECT count(*) FROM conf_r"))
         .await
@@ -75,21 +104,39 @@ async fn store_conformance_on_opfs() {
 }
 
 #[wasm_bindgen_test]
-async fn api_on_opfs() {
-    api_round_trip(&opfs(&unique("api"), &[]).await.unwrap()).await;
+async fn store_conformance_on_indexeddb_and_its_bytes_survive_a_reopen() {
+    let name = unique("idbconf");
+    {
+        let store = open_indexeddb(&name, 0)
+            .await
+            .expect("open IndexedDB store");
+        assert_eq!(store.storage(), Storage::IndexedDb);
+        conformance::run(&store).await;
+    }
+    let store = open_indexeddb(&name, 2000).await.expect("reopen");
+    let rows = store
+        .query(&Statement::plain("SELECT count(*) FROM conf_r"))
+        .await
+        .unwrap();
+    assert_eq!(rows.rows[0][0], SqlValue::Integer(3));
+}
+
+#[wasm_bindgen_test]
+async fn api_on_the_persistent_store() {
+    api_round_trip(&persistent(&unique("api"), &[]).await.unwrap()).await;
 }
 
 #[wasm_bindgen_test]
 async fn data_and_pending_changes_survive_close_and_reopen() {
     let name = unique("persist");
-    let db = opfs(&name, &[]).await.unwrap();
+    let db = persistent(&name, &[]).await.unwrap();
     let keep = db.add_todo("keep me".into()).await.unwrap();
     let gone = db.add_todo("delete me".into()).await.unwrap();
     db.set_completed(text(&keep, "id"), true).await.unwrap();
     assert!(db.delete_todo(text(&gone, "id")).await.unwrap());
     drop(db);
 
-    let db = opfs(&name, &[]).await.unwrap();
+    let db = persistent(&name, &[]).await.unwrap();
     let list = db.list_active().await.unwrap();
     assert_eq!(titles(&list), ["keep me"]);
     assert_eq!(
@@ -108,16 +155,16 @@ async fn data_and_pending_changes_survive_close_and_reopen() {
 #[wasm_bindgen_test]
 async fn a_second_owner_waits_then_gets_database_locked() {
     let name = unique("lock");
-    let first = opfs(&name, &[]).await.unwrap();
+    let first = persistent(&name, &[]).await.unwrap();
     first.add_todo("owned".into()).await.unwrap();
 
     // Fail at once, or after the timeout; the owner is untouched.
     let impatient = [("lockTimeoutMs", 0.0.into())];
-    assert_eq!(code(opfs(&name, &impatient).await), "DatabaseLocked");
-    let msg = message(opfs(&name, &impatient).await);
+    assert_eq!(code(persistent(&name, &impatient).await), "DatabaseLocked");
+    let msg = message(persistent(&name, &impatient).await);
     assert!(msg.contains("locked by another"), "{msg}");
     let started = js_sys::Date::now();
-    let later = opfs(&name, &[("lockTimeoutMs", 300.0.into())]).await;
+    let later = persistent(&name, &[("lockTimeoutMs", 300.0.into())]).await;
     assert_eq!(code(later), "DatabaseLocked");
     assert!(
         js_sys::Date::now() - started >= 250.0,
@@ -127,7 +174,7 @@ async fn a_second_owner_waits_then_gets_database_locked() {
 
     // A waiting opener gets the database as soon as the owner closes it.
     let patient = [("lockTimeoutMs", 5000.0.into())];
-    let waiting = opfs(&name, &patient);
+    let waiting = persistent(&name, &patient);
     let close_soon = async move {
         sleep(100).await;
         drop(first);
@@ -150,7 +197,7 @@ fn server_url() -> &'static str {
 #[wasm_bindgen_test]
 async fn two_replicas_converge_through_a_real_server() {
     let url = server_url();
-    let a = opfs(&unique("sync-a"), &[("url", url.into())])
+    let a = persistent(&unique("sync-a"), &[("url", url.into())])
         .await
         .unwrap();
     let b = Replica::open(options(&unique("sync-b"), "memory", &[("url", url.into())]))

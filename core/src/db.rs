@@ -561,6 +561,7 @@ impl Database {
             }
         });
         drop(hlc);
+        self.store.persisted().await?;
         match (out, failure, value) {
             (_, Some(e), _) => Err(e),
             (Ok(rows), None, Some(v)) => Ok((rows, v)),

@@ -183,6 +183,7 @@ impl Database {
         };
         let out = self.store.write_app(ctx, stmts).map_err(app_error)?;
         drop(hlc);
+        self.store.persisted().await?;
         for (table, rowids) in &out.changed {
             let (name, ids) = match table.strip_prefix(LOCAL_PREFIX) {
                 Some(name) => (name.to_owned(), self.ids_of_rowids(table, rowids).await?),

@@ -21,27 +21,11 @@ pub struct Todo {
     pub updated_at: i64,
 }
 
-impl TryFrom<SyncRow> for Todo {
-    type Error = Error;
-
-    fn try_from(row: SyncRow) -> Result<Todo> {
-        match (row.values.first(), row.values.get(1)) {
-            (Some(SqlValue::Text(title)), Some(SqlValue::Integer(done))) => Ok(Todo {
-                id: row.id,
-                title: title.clone(),
-                is_completed: *done != 0,
-                created_at: row.created_at,
-                updated_at: row.updated_at,
-            }),
-            _ => Err(Error::InvalidInput(format!("row {} is not a todo", row.id))),
-        }
-    }
-}
-
 impl Database {
     /// Adds a todo; returns it.
     pub async fn add_todo(&self, title: &str) -> Result<Todo> {
-        Todo::try_from(self.insert_row(TABLE, &[("title", title.into())]).await?)
+        let row = self.insert_row(TABLE, &[("title", title.into())]).await?;
+        self.todo_from_row(row)
     }
 
     /// Live todos, newest first.
@@ -61,7 +45,7 @@ impl Database {
     /// The todo with that id; `NotFound` when unknown or deleted.
     pub async fn get_todo(&self, id: &str) -> Result<Todo> {
         match self.get_row(TABLE, id).await? {
-            Some(row) if !row.is_deleted => Todo::try_from(row),
+            Some(row) if !row.is_deleted => self.todo_from_row(row),
             _ => Err(Error::NotFound {
                 table: TABLE.into(),
                 id: id.into(),
@@ -85,6 +69,28 @@ impl Database {
     /// Deletes a todo (tombstone); `false` when missing or already deleted.
     pub async fn delete_todo(&self, id: &str) -> Result<bool> {
         self.delete(TABLE, id).await
+    }
+
+    /// A todos row as a [`Todo`], finding `title` and `is_completed` by
+    /// name: an app's schema may declare the table's columns in any order.
+    fn todo_from_row(&self, row: SyncRow) -> Result<Todo> {
+        let def = self.table(TABLE)?;
+        let value = |name: &str| {
+            def.columns
+                .iter()
+                .position(|c| c.name == name)
+                .and_then(|i| row.values.get(i))
+        };
+        match (value("title"), value("is_completed")) {
+            (Some(SqlValue::Text(title)), Some(SqlValue::Integer(done))) => Ok(Todo {
+                title: title.clone(),
+                is_completed: *done != 0,
+                id: row.id,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            }),
+            _ => Err(Error::InvalidInput(format!("row {} is not a todo", row.id))),
+        }
     }
 }
 

@@ -612,3 +612,25 @@ async fn additive_schema_changes_apply_and_others_leave_the_file_untouched() {
         vec![vec![text("_erth_ix_notes(title)")]]
     );
 }
+
+#[tokio::test]
+async fn the_todo_api_works_whatever_order_an_app_declares_todos_columns_in() {
+    // Found in Firefox: WebDriver hands a page the schema object with its
+    // keys sorted, so `is_completed` came before `title`.
+    let dir = tempfile::tempdir().unwrap();
+    let schema = r#"{"tables": {"todos": {"columns": {
+        "is_completed": {"type": "integer", "notNull": true, "default": 0},
+        "title": {"type": "text", "notNull": true}}}}}"#;
+    let db = open(&dir.path().join("todos.db"), schema).await.unwrap();
+    let added = db.add_todo("milk").await.unwrap();
+    assert_eq!((added.title.as_str(), added.is_completed), ("milk", false));
+    let done = db.set_todo_completed(&added.id, true).await.unwrap();
+    assert_eq!((done.title.as_str(), done.is_completed), ("milk", true));
+    let renamed = db.rename_todo(&added.id, "oat milk").await.unwrap();
+    assert_eq!(
+        (renamed.title.as_str(), renamed.is_completed),
+        ("oat milk", true)
+    );
+    let listed = db.list_active_todos().await.unwrap();
+    assert_eq!(listed, vec![renamed]);
+}

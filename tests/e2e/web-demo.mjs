@@ -362,13 +362,19 @@ step("reload B: same list, nothing pending", async () => {
   assert.deepEqual(await listOf(B), EXPECTED());
 });
 
-step("a second tab of device B says the database is open elsewhere, and leaves B alone", async () => {
+step("a second tab of device B shares its database: writes show in both tabs at once, and B keeps it after the tab closes", async () => {
   const tab = await B.context.newPage();
   watch(tab, "B, second tab");
+  const second = { name: "B", page: tab, context: B.context };
   await tab.goto(pageUrl("B"));
-  const banner = tab.getByRole("alert");
-  await banner.waitFor({ state: "visible", timeout: WAIT_MS });
-  assert.match(await banner.textContent(), /open in another tab/);
+  await tab.waitForSelector("html[data-ready=true]", { timeout: WAIT_MS });
+  assert.deepEqual(await listOf(second), EXPECTED(), "the second tab lists B's todos");
+  const title = "added in B's second tab";
+  await addTodo(second, title);
+  await until("B's first tab to show the second tab's todo", async () => (await listOf(B)).some((t) => t.title === title));
+  const id = (await listOf(B)).find((t) => t.title === title).id;
+  await deleteTodo(B, id);
+  await until("the second tab to drop it", async () => !(await listOf(second)).some((t) => t.id === id));
   await tab.close();
   await syncNow(B);
   assert.deepEqual(await listOf(B), EXPECTED());

@@ -11,18 +11,26 @@
 //! The suite ([`SUITE`]): clippy `-D warnings` of `erth-core` and
 //! `erth-wasm` for wasm32 (and `erth-wasm` natively); core's pure unit
 //! tests (ids, clocks, merge) on wasm in Node; `erth-wasm`'s
-//! wasm-bindgen-test suites in Node, a headless Chromium page and a
-//! dedicated worker (OPFS, sync with a fresh tursodb); the package build;
+//! wasm-bindgen-test suites in Node, and in a page and a dedicated worker
+//! (OPFS or IndexedDB, sync with a fresh tursodb) of headless Chromium,
+//! Firefox and WebKitGTK; the package build;
 //! and the Playwright tests of the built package (`tests/e2e/run.mjs`)
 //! against another fresh tursodb, with the `erth` CLI as a native replica;
+//! a lean subset of them through plain WebDriver (`tests/e2e/engines.mjs`:
+//! restart, two devices, shared tabs) in Firefox ESR (geckodriver) and in
+//! WebKitGTK (WebKitWebDriver under Xvfb, with a PyGObject browser that
+//! keeps its profile; there the package runs on its IndexedDB fallback);
 //! then the package packed with `npm pack`, installed into a fresh app,
 //! type-checked with tsc and built with Vite 8, Vite 5, esbuild, Rollup and
 //! webpack, and served by `vite dev` (`tests/e2e/bundlers.mjs`).
 //!
 //! Tools, installed into the cache when missing (idempotent): the rustup
-//! target, Debian's clang (SQLite's C), chromium, chromium-driver, node/npm
-//! and gzip, wasm-bindgen-cli (`$CACHE/tools/wasm-bindgen-<v>`, built once,
-//! about 10 minutes), the npm packages binaryen and playwright-core, and the
+//! target, Debian's clang (SQLite's C), chromium, chromium-driver,
+//! firefox-esr, webkit2gtk-driver, xvfb, xauth, gir1.2-webkit2-4.1,
+//! python3-gi, node/npm and gzip, wasm-bindgen-cli
+//! (`$CACHE/tools/wasm-bindgen-<v>`, built once, about 10 minutes),
+//! geckodriver (`$CACHE/tools/geckodriver-<v>`, built once, about 4
+//! minutes), the npm packages binaryen and playwright-core, and the
 //! bundlers vite, vite 5 (as `vite5`), esbuild, rollup (with
 //! @rollup/plugin-node-resolve) and webpack, plus typescript.
 
@@ -40,7 +48,7 @@ use std::time::{Duration, Instant};
 pub const SUITE: Suite = Suite {
     name: "wasm",
     about:
-        "erth-sync npm package: wasm tests in Node, Chromium page and worker (OPFS), Playwright e2e",
+        "erth-sync npm package: wasm tests in Node and in Chromium, Firefox and WebKitGTK pages and workers; e2e of the package in all three",
     install,
     run: run_suite,
 };
@@ -75,6 +83,27 @@ const JS_FILES: &[&str] = &[
 const MAX_GZIP_BYTES: u64 = 1_000_000;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// Debian's Firefox ESR, driven through geckodriver by `tests/e2e/engines.mjs`.
+const FIREFOX: &str = "/usr/bin/firefox-esr";
+const GECKODRIVER_VERSION: &str = "0.37.1";
+/// WebKitGTK's WebDriver server, run under `xvfb-run` by `tests/e2e/engines.mjs`
+/// with `tests/e2e/webkit-browser.py` (PyGObject) as the browser.
+const WEBKITDRIVER: &str = "/usr/bin/WebKitWebDriver";
+/// Files of the Debian packages the WebKit run needs, and the packages.
+const WEBKIT_FILES: &[&str] = &[
+    WEBKITDRIVER,
+    "/usr/bin/xvfb-run",
+    "/usr/bin/xauth",
+    "/usr/lib/x86_64-linux-gnu/girepository-1.0/WebKit2-4.1.typelib",
+    "/usr/lib/python3/dist-packages/gi/__init__.py",
+];
+const WEBKIT_PACKAGES: &[&str] = &[
+    "webkit2gtk-driver",
+    "xvfb",
+    "xauth",
+    "gir1.2-webkit2-4.1",
+    "python3-gi",
+];
 
 /// Where the package's build tools are.
 #[derive(Debug)]
@@ -106,11 +135,15 @@ pub struct Package {
 fn install() -> Result<()> {
     let tools = tools()?;
     apt_ensure(&[CHROMIUM, CHROMEDRIVER], &["chromium", "chromium-driver"])?;
+    apt_ensure(&[FIREFOX], &["firefox-esr"])?;
+    apt_ensure(WEBKIT_FILES, WEBKIT_PACKAGES)?;
+    let geckodriver = geckodriver()?;
     let tursodb = erth_tests::tools::tursodb()?;
     let bundlers = bundler_tools()?;
     println!(
-        "wasm-bindgen: {}\nnode_modules: {}\nbundlers: {}\ntursodb: {}",
+        "wasm-bindgen: {}\ngeckodriver: {}\nnode_modules: {}\nbundlers: {}\ntursodb: {}",
         tools.wasm_bindgen_bin.display(),
+        geckodriver.display(),
         tools.node_modules.display(),
         bundlers.display(),
         tursodb.display()
@@ -185,6 +218,49 @@ fn wasm_bindgen_cli() -> Result<PathBuf> {
     } else {
         Err(format!(
             "cargo install wasm-bindgen-cli finished but {} has no working wasm-bindgen {WASM_BINDGEN_VERSION}",
+            bin.display()
+        )
+        .into())
+    }
+}
+
+fn geckodriver_ok(bin: &Path) -> bool {
+    Command::new(bin).arg("--version").output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(GECKODRIVER_VERSION)
+    })
+}
+
+/// `$CACHE/tools/geckodriver-<v>/bin/geckodriver` (Firefox's WebDriver
+/// server), built from crates.io with `cargo install` once (about 4 minutes
+/// on 2 cores; no driver is ever downloaded).
+fn geckodriver() -> Result<PathBuf> {
+    let root = cache::cache_dir()
+        .join("tools")
+        .join(format!("geckodriver-{GECKODRIVER_VERSION}"));
+    let bin = root.join("bin").join("geckodriver");
+    if geckodriver_ok(&bin) {
+        return Ok(bin);
+    }
+    let _lock = cache::lock(&format!("install-geckodriver-{GECKODRIVER_VERSION}"))?;
+    if geckodriver_ok(&bin) {
+        return Ok(bin);
+    }
+    println!("installing geckodriver {GECKODRIVER_VERSION} into the cache (about 4 minutes, once)");
+    cargo::run(
+        cargo(&[
+            "install",
+            "geckodriver",
+            "--version",
+            &format!("={GECKODRIVER_VERSION}"),
+            "--root",
+        ])
+        .arg(&root),
+    )?;
+    if geckodriver_ok(&bin) {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "cargo install geckodriver finished but {} is not a working geckodriver {GECKODRIVER_VERSION}",
             bin.display()
         )
         .into())
@@ -644,6 +720,66 @@ fn run_suite() -> Result<()> {
         report("erth-wasm wasm-bindgen-test", ok, counts)?;
         Ok(counts)
     });
+    timed("erth-wasm tests in Firefox (page, worker)", &mut || {
+        // The same tests through geckodriver (it finds Debian's `firefox`
+        // wrapper on PATH; the runner adds -headless).
+        apt_ensure(&[FIREFOX], &["firefox-esr"])?;
+        let mut cmd = wasm_test(&[
+            "test",
+            "-p",
+            PACKAGE_CRATE,
+            "--target",
+            TARGET,
+            "--test",
+            "page",
+            "--test",
+            "worker",
+            "--no-fail-fast",
+        ]);
+        cmd.env_remove("CHROMEDRIVER")
+            .env("GECKODRIVER", geckodriver()?);
+        let (ok, out) = run_captured(&mut cmd)?;
+        let counts = libtest_counts(&out);
+        report("erth-wasm wasm-bindgen-test in Firefox", ok, counts)?;
+        Ok(counts)
+    });
+    timed("erth-wasm tests in WebKitGTK (page, worker)", &mut || {
+        // The same tests in WebKitGTK's MiniBrowser through WebKitWebDriver
+        // (the runner's Safari driver), under Xvfb. It has no OPFS sync
+        // access handles: the worker's persistent store is IndexedDB there.
+        apt_ensure(WEBKIT_FILES, WEBKIT_PACKAGES)?;
+        let tests = wasm_test(&[
+            "test",
+            "-p",
+            PACKAGE_CRATE,
+            "--target",
+            TARGET,
+            "--test",
+            "page",
+            "--test",
+            "worker",
+            "--no-fail-fast",
+        ]);
+        let mut cmd = Command::new("xvfb-run");
+        cmd.arg("-a")
+            .arg(tests.get_program())
+            .args(tests.get_args());
+        for (key, value) in tests.get_envs() {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        if let Some(dir) = tests.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        cmd.env_remove("CHROMEDRIVER")
+            .env("SAFARIDRIVER", WEBKITDRIVER);
+        let (ok, out) = run_captured(&mut cmd)?;
+        let counts = libtest_counts(&out);
+        report("erth-wasm wasm-bindgen-test in WebKitGTK", ok, counts)?;
+        Ok(counts)
+    });
     drop(server);
 
     let mut package = None;
@@ -654,7 +790,37 @@ fn run_suite() -> Result<()> {
 
     if let Some(package) = &package {
         timed("Playwright e2e of the built package", &mut || {
-            browser_script("run", &tools, package, work.path(), &[])
+            browser_script("run", "run", &tools, package, work.path(), &[])
+        });
+        timed("Firefox e2e (WebDriver)", &mut || {
+            apt_ensure(&[FIREFOX], &["firefox-esr"])?;
+            let geckodriver = geckodriver()?;
+            browser_script(
+                "engines",
+                "firefox",
+                &tools,
+                package,
+                work.path(),
+                &[
+                    ("ERTH_ENGINE", Path::new("firefox")),
+                    ("ERTH_GECKODRIVER", &geckodriver),
+                    ("ERTH_FIREFOX", Path::new(FIREFOX)),
+                ],
+            )
+        });
+        timed("WebKitGTK e2e (WebDriver, IndexedDB)", &mut || {
+            apt_ensure(WEBKIT_FILES, WEBKIT_PACKAGES)?;
+            browser_script(
+                "engines",
+                "webkit",
+                &tools,
+                package,
+                work.path(),
+                &[
+                    ("ERTH_ENGINE", Path::new("webkit")),
+                    ("ERTH_WEBKITDRIVER", Path::new(WEBKITDRIVER)),
+                ],
+            )
         });
         let mut bundlers = None;
         timed("bundler tools (npm, cached)", &mut || {
@@ -665,6 +831,7 @@ fn run_suite() -> Result<()> {
             // The packed package in apps built by every bundler of the README.
             timed("npm pack -> tsc and 5 bundlers' apps", &mut || {
                 browser_script(
+                    "bundlers",
                     "bundlers",
                     &tools,
                     package,
@@ -681,7 +848,7 @@ fn run_suite() -> Result<()> {
             format!("  {} passed, {} failed", c.passed, c.failed)
         });
         println!(
-            "{:<40} {:>7.1} s{counts}",
+            "{:<44} {:>7.1} s{counts}",
             step.what,
             step.elapsed.as_secs_f64()
         );
@@ -702,9 +869,11 @@ fn run_suite() -> Result<()> {
 
 /// Runs the browser script `bindings-wasm/tests/e2e/<name>.mjs` with the
 /// built package, a fresh tursodb, the `erth` CLI, playwright-core, Chromium
-/// and a scratch directory (plus `extra` variables); its counts.
+/// and a scratch directory (plus `extra` variables); its counts. `run` names
+/// the scratch directory, server database and log (a script may run twice).
 fn browser_script(
     name: &str,
+    run: &str,
     tools: &Tools,
     package: &Package,
     work: &Path,
@@ -712,14 +881,17 @@ fn browser_script(
 ) -> Result<Option<Counts>> {
     cargo::run(&mut cargo(&["build", "-p", "erth-cli"]))?;
     let cli = target_dir().join("debug").join("erth");
-    let scratch = work.join(name);
+    let scratch = work.join(run);
     fs::create_dir_all(&scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
     let server = LocalServer::start(
-        &work.join(format!("{name}.db")),
-        &work.join(format!("{name}.log")),
+        &work.join(format!("{run}.db")),
+        &work.join(format!("{run}.log")),
         None,
     )?;
-    println!("tursodb --sync-server for {name}.mjs at {}", server.url());
+    println!(
+        "tursodb --sync-server for {name}.mjs ({run}) at {}",
+        server.url()
+    );
     let script = repo_root()
         .join("bindings-wasm")
         .join("tests")
@@ -740,7 +912,7 @@ fn browser_script(
     let (ok, out) = run_captured(&mut cmd)?;
     drop(server);
     let counts = e2e_counts(&out);
-    report(name, ok, counts)?;
+    report(run, ok, counts)?;
     Ok(counts)
 }
 

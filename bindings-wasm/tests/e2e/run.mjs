@@ -36,9 +36,38 @@ const TOKEN = "s3cret-e2e-token";
 
 /** Requests seen per fault endpoint. */
 const faultHits = new Map();
+/** Requests passed to tursodb per counting-proxy tag (`/proxy/<tag>/...`). */
+const proxyHits = new Map();
+
+/** Forwards `req` to tursodb (a counting proxy, to see how many sync loops run). */
+async function proxy(req, res, tag, rest) {
+  proxyHits.set(tag, (proxyHits.get(tag) ?? 0) + 1);
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  try {
+    const headers = {};
+    for (const name of ["content-type", "authorization"]) {
+      if (req.headers[name]) headers[name] = req.headers[name];
+    }
+    const answer = await fetch(SERVER + rest, {
+      method: req.method,
+      headers,
+      body: req.method === "POST" ? Buffer.concat(chunks) : undefined,
+    });
+    const body = Buffer.from(await answer.arrayBuffer());
+    res.writeHead(answer.status, { "content-type": answer.headers.get("content-type") ?? "application/json" }).end(body);
+  } catch (e) {
+    res.writeHead(502, { "content-type": "text/plain" }).end(`proxy: ${e.message}`);
+  }
+}
 
 const pageServer = createServer((req, res) => {
   const path = new URL(req.url, "http://x").pathname;
+  const proxied = /^\/proxy\/([a-z0-9-]+)(\/.*)$/.exec(path);
+  if (proxied) {
+    proxy(req, res, proxied[1], proxied[2]);
+    return;
+  }
   const fault = /^\/fault\/([a-z0-9]+)\/v2\/pipeline$/.exec(path);
   if (fault) {
     const kind = fault[1];
@@ -306,26 +335,247 @@ test("data and pending changes survive a reload, a browser restart and a browser
   await ctx.close();
 });
 
-test("a second tab gets DatabaseLocked, then the database once the first tab closes it", async () => {
+/** A custom table beside the built-in todos, for the tab tests. */
+const TABS_SCHEMA = {
+  tables: {
+    todos: {
+      columns: {
+        title: { type: "text", notNull: true },
+        is_completed: { type: "integer", notNull: true, default: 0 },
+      },
+    },
+    notes: { columns: { body: { type: "text" } } },
+  },
+};
+
+/** Opens database `name` in every page (in order), with `options`. */
+async function openAll(pages, name, options = {}) {
+  for (const page of pages) {
+    await page.evaluate(
+      ([name, options, schema]) => erth.open({ name, schema, ...options }),
+      [name, options, TABS_SCHEMA],
+    );
+  }
+}
+
+/** Todo titles and note bodies as a tab sees them, plus the integrity check. */
+const contents = (page) =>
+  page.evaluate(async () => ({
+    titles: (await erth.db.getAll("SELECT title FROM todos ORDER BY title")).map((r) => r.title),
+    notes: (await erth.db.getAll("SELECT body FROM notes ORDER BY body")).map((r) => r.body),
+    integrity: (await erth.db.getAll("PRAGMA integrity_check")).map((r) => Object.values(r)[0]),
+  }));
+
+/**
+ * Checks the outcome of `writeMany` runs against what a tab sees: every
+ * acknowledged write is there exactly once, an interrupted todo at most
+ * once, nothing else; no write failed otherwise.
+ */
+function checkWrites(runs, seen) {
+  const errors = runs.flatMap((r) => r.errors);
+  assert.deepEqual(errors, [], "no write failed except with Interrupted");
+  const count = (list) => list.reduce((m, x) => m.set(x, (m.get(x) ?? 0) + 1), new Map());
+  const titles = count(seen.titles);
+  for (const title of runs.flatMap((r) => r.todos)) assert.equal(titles.get(title), 1, `todo ${title} once`);
+  for (const title of runs.flatMap((r) => r.todosInterrupted)) {
+    assert.ok((titles.get(title) ?? 0) <= 1, `interrupted todo ${title} at most once`);
+  }
+  const known = new Set(runs.flatMap((r) => [...r.todos, ...r.todosInterrupted]));
+  for (const title of titles.keys()) assert.ok(known.has(title), `no unexpected todo ${title}`);
+  const notes = count(seen.notes);
+  for (const id of runs.flatMap((r) => r.notes)) assert.equal(notes.get(id), 1, `note ${id} once`);
+  assert.equal(notes.size, runs.flatMap((r) => r.notes).length, "no note besides the acknowledged ones");
+  assert.deepEqual(seen.integrity, ["ok"]);
+}
+
+/**
+ * The todo titles and note bodies starting with `${name}:` on the server
+ * (other tests write there too), read by a fresh native CLI replica.
+ */
+async function serverContents(name) {
+  const schema = await schemaFile(name, TABS_SCHEMA);
+  const db = `${name}-check`;
+  const mine = JSON.stringify([`${name}:*`]);
+  cliWith(schema, db, "sync");
+  const sql = (s) => cliWith(schema, db, "sql", s, "--params", mine);
+  const titles = sql("SELECT title FROM todos WHERE title GLOB ? ORDER BY title").map((r) => r.title);
+  const notes = sql("SELECT body FROM notes WHERE body GLOB ? ORDER BY body").map((r) => r.body);
+  return { titles, notes };
+}
+
+test("three tabs share one database: writes, live queries and events reach every tab; one sync loop", async () => {
   const ctx = await launch("tabs");
   try {
-    const first = await openPage(ctx);
-    await first.evaluate(async () => {
-      await erth.open({ name: "shared" });
-      await erth.db.todos.add("from tab 1");
+    const proxied = (tag) => `${ORIGIN}/proxy/${tag}`;
+    const quiet = { debounceMs: 0, intervalMs: 0 };
+    // One tab alone: the requests of the sync it runs on open.
+    const solo = await openPage(ctx);
+    await openAll([solo], "tabs-solo", { url: proxied("solo"), autoSync: quiet });
+    await until("the solo tab's first sync", () => solo.evaluate(async () => (await erth.db.status()).lastSyncAt !== null));
+    const perLoop = proxyHits.get("solo");
+    assert.ok(perLoop > 0);
+    await solo.evaluate(() => erth.db.close());
+
+    const tabs = [solo, await openPage(ctx, true), await openPage(ctx, true)];
+    await openAll(tabs, "tabs-shared", { url: proxied("shared"), autoSync: quiet });
+    await until("the first sync", () => tabs[2].evaluate(async () => (await erth.db.status()).lastSyncAt !== null));
+    for (const tab of tabs) {
+      await tab.evaluate(() => {
+        window.latest = null;
+        window.stop = erth.db.watch("SELECT body FROM notes ORDER BY body", [], (rows) => {
+          window.latest = rows.map((r) => r.body);
+        });
+        return window.stop.ready;
+      });
+    }
+    // Three tabs that each ran auto-sync would have sent three times as many.
+    assert.equal(proxyHits.get("shared"), perLoop, "one sync on open, from one tab");
+
+    for (const [i, tab] of tabs.entries()) {
+      await tab.evaluate(async (i) => {
+        await erth.db.todos.add(`tabs-shared:todo from tab ${i}`);
+        await erth.db.execute("INSERT INTO notes (body) VALUES (?)", [`tabs-shared:note from tab ${i}`]);
+      }, i);
+    }
+    const notes = [0, 1, 2].map((i) => `tabs-shared:note from tab ${i}`);
+    for (const tab of tabs) {
+      const seen = await until("every note in every tab's live query", () =>
+        tab.evaluate((n) => (window.latest?.length === n ? window.latest : null), notes.length),
+      );
+      assert.deepEqual(seen, notes);
+      const titles = (await state(tab)).list.map((t) => t.title).sort();
+      assert.deepEqual(titles, [0, 1, 2].map((i) => `tabs-shared:todo from tab ${i}`));
+      const changes = await tab.evaluate(() => erth.events.filter((e) => e.type === "change").map((e) => e.table));
+      assert.ok(changes.filter((t) => t === "notes").length >= 3, `each tab hears every change: ${changes}`);
+    }
+    // The owner's auto-sync pushes everything, once.
+    await until("the writes on the server", async () => {
+      const server = await serverContents("tabs-shared");
+      return server.titles.length === 3 && server.notes.length === 3;
     });
-    const second = await openPage(ctx, true);
-    const locked = await second.evaluate(() =>
-      erth.failure(() => erth.open({ name: "shared", lockTimeoutMs: 300 })),
+    // A stopped live query is quiet, in every tab; the others keep running.
+    await tabs[1].evaluate(() => window.stop());
+    await tabs[0].evaluate(() => erth.db.execute("INSERT INTO notes (body) VALUES ('late')"));
+    await until("the late note in tab 2", () => tabs[2].evaluate(() => window.latest.length === 4));
+    assert.equal(await tabs[1].evaluate(() => window.latest.length), 3);
+    // A tab with another schema (another app version) is told why it cannot share.
+    const other = await openPage(ctx, true);
+    const refused = await other.evaluate(() =>
+      erth.failure(() => erth.open({ name: "tabs-shared", schema: { tables: { notes: { columns: { x: { type: "text" } } } } } })),
     );
-    assert.equal(locked?.code, "DatabaseLocked", JSON.stringify(locked));
-    assert.equal(locked.isErthError, true);
-    // The first tab is untouched.
-    assert.equal((await state(first)).list.length, 1);
-    await first.evaluate(() => erth.db.close());
-    await second.evaluate(() => erth.open({ name: "shared" }));
-    const seen = await state(second);
-    assert.deepEqual(seen.list.map((t) => t.title), ["from tab 1"]);
+    assert.equal(refused?.code, "DatabaseLocked", JSON.stringify(refused));
+    assert.match(refused.message, /different schema/);
+    // A holder of the database that never answers (a stuck tab, an erth-sync that cannot share).
+    await other.evaluate(() => {
+      navigator.locks.request("erth-sync-owner:tabs-stuck", () => new Promise(() => {}));
+    });
+    const silent = await other.evaluate(() => erth.failure(() => erth.open({ name: "tabs-stuck", lockTimeoutMs: 300 })));
+    assert.equal(silent?.code, "DatabaseLocked", JSON.stringify(silent));
+    assert.match(silent.message, /did not answer within 300 ms/);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("the owner tab closes while two others write: one takes over; nothing lost or doubled", async () => {
+  const ctx = await launch("tabs-handover");
+  try {
+    const tabs = [await openPage(ctx), await openPage(ctx, true), await openPage(ctx, true)];
+    await openAll(tabs, "handover", { url: SERVER });
+    const writers = tabs.slice(1).map((tab, i) => tab.evaluate(([p, n]) => erth.writeMany(p, n), [`handover:w${i + 1}`, 5000]));
+    for (const w of writers) w.catch(() => {}); // awaited below; the test may fail first
+    const notes = () => tabs[1].evaluate(async () => (await erth.db.get("SELECT count(*) AS n FROM notes")).n);
+    await until("some writes", async () => (await notes()) >= 20);
+    await tabs[0].close();
+    const before = await notes();
+    await until("writes after the hand-over", async () => (await notes()) >= before + 20);
+    await Promise.all(tabs.slice(1).map((tab) => tab.evaluate(() => (window.stopWriting = true))));
+    const runs = await Promise.all(writers);
+    const seen = await contents(tabs[1]);
+    checkWrites(runs, seen);
+    assert.deepEqual(await contents(tabs[2]), seen);
+    await tabs[2].evaluate(() => erth.db.sync());
+    const server = await serverContents("handover");
+    assert.deepEqual(server.titles, seen.titles, "the server's todos");
+    assert.deepEqual(server.notes, seen.notes, "the server's notes");
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("every tab reloads in turn during writes: nothing lost or doubled", async () => {
+  const ctx = await launch("tabs-reload");
+  try {
+    const tabs = [await openPage(ctx), await openPage(ctx, true), await openPage(ctx, true)];
+    await openAll(tabs, "reload", { url: SERVER });
+    const runs = [];
+    for (const [i, tab] of tabs.entries()) {
+      const others = tabs.filter((t) => t !== tab);
+      const writers = others.map((t, j) => t.evaluate(([p, n]) => erth.writeMany(p, n), [`reload:r${i}-${j}`, 5000]));
+      for (const w of writers) w.catch(() => {}); // awaited below; the test may fail first
+      const notes = () => others[0].evaluate(async () => (await erth.db.get("SELECT count(*) AS n FROM notes")).n);
+      const start = await notes();
+      await until("some writes", async () => (await notes()) >= start + 10);
+      await tab.reload();
+      await tab.waitForFunction(() => window.erthReady === true);
+      await openAll([tab], "reload", { url: SERVER });
+      const reopened = await notes();
+      await until("writes after the reload", async () => (await notes()) >= reopened + 10);
+      await Promise.all(others.map((t) => t.evaluate(() => (window.stopWriting = true))));
+      runs.push(...(await Promise.all(writers)));
+    }
+    const seen = await contents(tabs[0]);
+    checkWrites(runs, seen);
+    for (const tab of tabs.slice(1)) assert.deepEqual(await contents(tab), seen);
+    await tabs[1].evaluate(() => erth.db.sync());
+    const server = await serverContents("reload");
+    assert.deepEqual(server.titles, seen.titles, "the server's todos");
+    assert.deepEqual(server.notes, seen.notes, "the server's notes");
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("IndexedDB storage (the fallback without OPFS sync access handles) keeps data across a reload and a restart", async () => {
+  const profile = "indexeddb";
+  const open = (page) =>
+    page.evaluate(async (schema) => {
+      await erth.open({ name: "idb", storage: "indexeddb", schema });
+      return {
+        status: await erth.db.status(),
+        titles: (await erth.db.todos.listActive()).map((t) => [t.title, t.completed]),
+        notes: (await erth.db.getAll("SELECT body FROM notes ORDER BY body")).map((r) => r.body),
+      };
+    }, TABS_SCHEMA);
+  let ctx = await launch(profile);
+  try {
+    let page = await openPage(ctx);
+    const fresh = await open(page);
+    assert.equal(fresh.status.storage, "indexeddb");
+    assert.equal(await page.evaluate(() => erth.ErthDb.open({ name: "opfs-default" }).then((db) => db.status()).then((s) => s.storage)), "opfs");
+    await page.evaluate(async () => {
+      await erth.db.todos.add("one");
+      const two = await erth.db.todos.add("two");
+      await erth.db.todos.setCompleted(two.id, true);
+      // The last write before the reload: it resolves once saved.
+      await erth.db.execute("INSERT INTO notes (body) VALUES ('an app write')");
+    });
+    const expected = { titles: [["one", false], ["two", true]], notes: ["an app write"], pending: 3 };
+    const check = (seen, what) => {
+      assert.equal(seen.status.storage, "indexeddb", what);
+      assert.deepEqual(seen.titles.sort(), expected.titles, what);
+      assert.deepEqual(seen.notes, expected.notes, what);
+      assert.equal(seen.status.pendingChanges, expected.pending, what);
+    };
+    await page.reload();
+    await page.waitForFunction(() => window.erthReady === true);
+    check(await open(page), "after a reload");
+    await ctx.close();
+    ctx = await launch(profile);
+    page = await openPage(ctx);
+    check(await open(page), "after a browser restart");
+    const integrity = await page.evaluate(() => erth.db.getAll("PRAGMA integrity_check"));
+    assert.deepEqual(integrity.map((r) => Object.values(r)[0]), ["ok"]);
   } finally {
     await ctx.close();
   }

@@ -1,6 +1,19 @@
 //! Browser store: the [`SqliteStore`] on `sqlite-wasm-rs`, persisted in the
 //! Origin Private File System through the `sahpool` VFS (OPFS sync access
-//! handles, which exist only in a dedicated Worker), or in memory.
+//! handles, which exist only in a dedicated Worker), in IndexedDB where
+//! those are missing, or in memory. [`Storage`] names which.
+//!
+//! IndexedDB fallback ([`open_indexeddb`]; WebKitGTK has no sync access
+//! handles, and private windows may have no OPFS): the database runs in
+//! memory and its whole serialized file is saved under its name in the
+//! IndexedDB database `erth-sync` (object store `files`) after each write
+//! transaction, in order; every write resolves once its save is committed
+//! (`durability: "strict"`; the synchronous writes through
+//! [`Store::persisted`], which the engine awaits after them). What it
+//! relaxes: speed (each save writes the whole file: fine for the few MB such
+//! a database usually holds, slow beyond) and isolation from a crash between
+//! the in-memory commit and the save (the write then rejects or is lost,
+//! never half-applied).
 //!
 //! One owner per database: [`open_opfs`] first takes the Web Lock
 //! `erth-sync:<name>` (waiting up to `lock_timeout_ms`, then failing with
@@ -69,10 +82,87 @@ extern "C" {
     fn erth_acquire_lock(name: &str, timeout_ms: u32) -> Promise;
 }
 
+/// Where a browser database is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// OPFS through sync access handles (`sahpool`): durable per commit.
+    Opfs,
+    /// In memory, saved to IndexedDB after every write (module docs).
+    IndexedDb,
+    /// In memory only: gone when closed.
+    Memory,
+}
+
+impl Storage {
+    /// `"opfs"`, `"indexeddb"` or `"memory"` (the package's option values).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Storage::Opfs => "opfs",
+            Storage::IndexedDb => "indexeddb",
+            Storage::Memory => "memory",
+        }
+    }
+}
+
+#[wasm_bindgen(inline_js = r#"
+let opened = null;
+let saving = Promise.resolve();
+let last = Promise.resolve();
+function files() {
+  if (!opened) {
+    opened = new Promise((resolve, reject) => {
+      if (!globalThis.indexedDB) {
+        reject(new Error("IndexedDB is not available here"));
+        return;
+      }
+      const req = indexedDB.open("erth-sync", 1);
+      req.onupgradeneeded = () => req.result.createObjectStore("files");
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+      req.onblocked = () => reject(new Error("IndexedDB erth-sync is blocked by an older version open elsewhere"));
+    });
+    opened.catch(() => { opened = null; });
+  }
+  return opened;
+}
+export function erth_idb_load(name) {
+  return files().then((db) => new Promise((resolve, reject) => {
+    const req = db.transaction("files", "readonly").objectStore("files").get(name);
+    req.onsuccess = () => resolve(req.result instanceof Uint8Array ? req.result : null);
+    req.onerror = () => reject(req.error);
+  }));
+}
+export function erth_idb_save(name, bytes) {
+  const done = saving.then(() => files()).then((db) => new Promise((resolve, reject) => {
+    const tx = db.transaction("files", "readwrite", { durability: "strict" });
+    tx.objectStore("files").put(bytes, name);
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error || new Error("the IndexedDB transaction was aborted"));
+  }));
+  saving = done.catch(() => {});
+  last = done;
+  return done;
+}
+export function erth_idb_saved() {
+  return last;
+}
+"#)]
+extern "C" {
+    /// The saved bytes of database `name` (a `Uint8Array`), or `null`.
+    fn erth_idb_load(name: &str) -> Promise;
+    /// Saves `bytes` as database `name`, after every earlier save.
+    fn erth_idb_save(name: &str, bytes: js_sys::Uint8Array) -> Promise;
+    /// Settles when the last save started has (rejecting if it failed).
+    fn erth_idb_saved() -> Promise;
+}
+
 /// What a store owns besides its connection; released in this order on drop.
 struct Owner {
     pool: Option<OpfsSAHPoolUtil>,
     release_lock: Option<Function>,
+    /// The IndexedDB key the database is saved under (IndexedDB storage).
+    saved_as: Option<String>,
 }
 
 impl Drop for Owner {
@@ -84,10 +174,7 @@ impl Drop for Owner {
                 tracing::warn!(error = %e, "could not release the OPFS handles");
             }
         }
-        if let Some(release) = &self.release_lock {
-            // The release function cannot fail; there is nothing to report.
-            let _ = release.call0(&JsValue::NULL);
-        }
+        release(self.release_lock.as_ref());
     }
 }
 
@@ -96,14 +183,58 @@ pub struct BrowserStore {
     // Fields drop in order: the connection closes before `owner` lets go.
     inner: SqliteStore,
     owner: Owner,
+    /// A save that could not even start (serializing failed), reported by
+    /// the next [`Store::persisted`].
+    save_error: std::cell::RefCell<Option<StoreError>>,
 }
 
 impl std::fmt::Debug for BrowserStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BrowserStore")
-            .field("persistent", &self.owner.pool.is_some())
+            .field("storage", &self.storage())
             .finish_non_exhaustive()
     }
+}
+
+impl BrowserStore {
+    /// Where this database is kept.
+    pub fn storage(&self) -> Storage {
+        if self.owner.pool.is_some() {
+            Storage::Opfs
+        } else if self.owner.saved_as.is_some() {
+            Storage::IndexedDb
+        } else {
+            Storage::Memory
+        }
+    }
+
+    /// Starts saving the database's bytes to IndexedDB (IndexedDB storage;
+    /// after every save started before); [`Store::persisted`] waits for it.
+    fn start_save(&self) {
+        let Some(key) = &self.owner.saved_as else {
+            return;
+        };
+        match self
+            .inner
+            .with_snapshot(|bytes| js_sys::Uint8Array::from(bytes))
+        {
+            // The promise runs by itself; `erth_idb_saved` reports its end.
+            Ok(bytes) => drop(erth_idb_save(key, bytes)),
+            Err(e) => {
+                self.save_error.replace(Some(e));
+            }
+        }
+    }
+}
+
+fn save_failed(e: &JsValue) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Other,
+        format!(
+            "the change is made in memory but could not be saved to IndexedDB: {}",
+            describe_js(e)
+        ),
+    )
 }
 
 /// Checks a database name: 1-64 ASCII letters, digits, `.`, `_`, `-`, not
@@ -130,8 +261,22 @@ fn opfs_error(e: OpfsSAHError) -> Error {
     match e {
         OpfsSAHError::NotSupported => Error::Storage(StoreError::new(
             StoreErrorKind::Other,
-            "persistent storage (OPFS) needs a dedicated Worker in a secure context (https or localhost)",
+            format!(
+                "{NO_OPFS}: they need a dedicated Worker in a secure context (https or localhost)"
+            ),
         )),
+        // WebKitGTK: `createSyncAccessHandle()` always rejects; an ephemeral
+        // profile: `getDirectory()` rejects.
+        OpfsSAHError::Opfs { .. }
+            if ["NotSupportedError", "UnknownError", "SecurityError"]
+                .iter()
+                .any(|name| text.contains(name)) =>
+        {
+            Error::Storage(StoreError::new(
+                StoreErrorKind::Other,
+                format!("{NO_OPFS}: {text}"),
+            ))
+        }
         // Another tab's worker holds the sync access handles.
         OpfsSAHError::Opfs { .. } if text.contains("NoModificationAllowedError") => {
             Error::DatabaseLocked
@@ -143,12 +288,8 @@ fn opfs_error(e: OpfsSAHError) -> Error {
     }
 }
 
-/// Opens (creating if needed) the persistent database `name` in OPFS.
-///
-/// Must run in a dedicated Worker. Waits up to `lock_timeout_ms` for another
-/// owner (tab) to close it, then fails with [`Error::DatabaseLocked`].
-pub async fn open_opfs(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
-    check_name(name)?;
+/// Takes the Web Lock `erth-sync:<name>`, waiting up to `lock_timeout_ms`.
+async fn lock_database(name: &str, lock_timeout_ms: u32) -> Result<Function> {
     let lock = JsFuture::from(erth_acquire_lock(
         &format!("erth-sync:{name}"),
         lock_timeout_ms,
@@ -160,37 +301,143 @@ pub async fn open_opfs(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore>
             format!("Web Lock: {}", describe_js(&e)),
         ))
     })?;
-    let release_lock = lock
-        .dyn_into::<Function>()
-        .map_err(|_| Error::DatabaseLocked)?;
-    let mut owner = Owner {
-        pool: None,
-        release_lock: Some(release_lock),
-    };
+    lock.dyn_into::<Function>()
+        .map_err(|_| Error::DatabaseLocked)
+}
+
+/// Opens (creating if needed) the persistent database `name`: in OPFS
+/// ([`open_opfs`]), or, where this browser has no OPFS sync access handles
+/// (WebKitGTK; Safari and Firefox private windows), in IndexedDB
+/// ([`open_indexeddb`]).
+pub async fn open_persistent(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
+    check_name(name)?;
+    let release_lock = lock_database(name, lock_timeout_ms).await?;
+    match opfs_store(name, release_lock).await {
+        Ok(store) => Ok(store),
+        // The lock is still held (no OPFS handle was taken): keep it.
+        Err((Error::Storage(e), Some(release_lock))) if e.message.starts_with(NO_OPFS) => {
+            tracing::info!(reason = %e, "no OPFS sync access handles here: keeping the database in IndexedDB");
+            indexeddb_store(name, release_lock).await
+        }
+        Err((e, release_lock)) => {
+            release(release_lock.as_ref());
+            Err(e)
+        }
+    }
+}
+
+/// How [`opfs_error`] starts the message when OPFS sync access handles cannot be had.
+const NO_OPFS: &str = "OPFS sync access handles are not available here";
+
+/// Opens (creating if needed) the persistent database `name` in OPFS.
+///
+/// Must run in a dedicated Worker. Waits up to `lock_timeout_ms` for another
+/// owner (tab) to close it, then fails with [`Error::DatabaseLocked`].
+pub async fn open_opfs(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
+    check_name(name)?;
+    let release_lock = lock_database(name, lock_timeout_ms).await?;
+    opfs_store(name, release_lock)
+        .await
+        .map_err(|(e, release_lock)| {
+            release(release_lock.as_ref());
+            e
+        })
+}
+
+/// Gives the Web Lock back.
+fn release(release_lock: Option<&Function>) {
+    if let Some(release) = release_lock {
+        // The release function cannot fail; there is nothing to report.
+        let _ = release.call0(&JsValue::NULL);
+    }
+}
+
+/// [`open_opfs`] once the lock is held. When sahpool cannot even start (no
+/// sync access handles), the error comes back with the lock, still held.
+async fn opfs_store(
+    name: &str,
+    release_lock: Function,
+) -> std::result::Result<BrowserStore, (Error, Option<Function>)> {
     let cfg = OpfsSAHPoolCfgBuilder::new()
         .vfs_name(&format!("erth-opfs-{name}"))
         .directory(&format!(".erth-sync/{name}"))
         .build();
-    let pool = sahpool::install::<sqlite_wasm_rs::WasmOsCallback>(&cfg, false)
-        .await
-        .map_err(opfs_error)?;
-    if pool.is_paused() {
-        // Reopened in the same worker after a close: take the handles back.
-        pool.resume().await.map_err(opfs_error)?;
+    let pool = match sahpool::install::<sqlite_wasm_rs::WasmOsCallback>(&cfg, false).await {
+        Ok(pool) => pool,
+        Err(e) => return Err((opfs_error(e), Some(release_lock))),
+    };
+    // From here on, dropping `owner` gives the handles back, then the lock.
+    let owner = Owner {
+        pool: Some(pool),
+        release_lock: Some(release_lock),
+        saved_as: None,
+    };
+    let opened = async {
+        if let Some(pool) = &owner.pool {
+            if pool.is_paused() {
+                // Reopened in the same worker after a close: take the handles back.
+                pool.resume().await.map_err(opfs_error)?;
+            }
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let vfs = format!("erth-opfs-{name}");
+        let conn = rusqlite::Connection::open_with_flags_and_vfs(
+            format!("/{name}.sqlite3"),
+            flags,
+            vfs.as_str(),
+        )
+        .map_err(|e| Error::from(err(e)))?;
+        SqliteStore::from_connection(conn, OPFS_PRAGMAS).map_err(Error::from)
     }
-    owner.pool = Some(pool);
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-        | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
-        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let vfs = format!("erth-opfs-{name}");
-    let conn = rusqlite::Connection::open_with_flags_and_vfs(
-        format!("/{name}.sqlite3"),
-        flags,
-        vfs.as_str(),
-    )
-    .map_err(|e| Error::from(err(e)))?;
-    let inner = SqliteStore::from_connection(conn, OPFS_PRAGMAS)?;
-    Ok(BrowserStore { inner, owner })
+    .await;
+    match opened {
+        Ok(inner) => Ok(BrowserStore {
+            inner,
+            owner,
+            save_error: Default::default(),
+        }),
+        Err(e) => Err((e, None)),
+    }
+}
+
+/// Opens (creating if needed) database `name` kept in IndexedDB (see the
+/// module docs for what this relaxes). Works in any worker or page with
+/// IndexedDB; takes the same Web Lock as [`open_opfs`].
+pub async fn open_indexeddb(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
+    check_name(name)?;
+    let release_lock = lock_database(name, lock_timeout_ms).await?;
+    indexeddb_store(name, release_lock).await
+}
+
+/// [`open_indexeddb`] once the lock is held (released if opening fails).
+async fn indexeddb_store(name: &str, release_lock: Function) -> Result<BrowserStore> {
+    let owner = Owner {
+        pool: None,
+        release_lock: Some(release_lock),
+        saved_as: Some(name.to_owned()),
+    };
+    let storage_error = |what: &str, e: &JsValue| {
+        Error::Storage(StoreError::new(
+            StoreErrorKind::Other,
+            format!("{what}: {}", describe_js(e)),
+        ))
+    };
+    let saved = JsFuture::from(erth_idb_load(name))
+        .await
+        .map_err(|e| storage_error("reading the database from IndexedDB", &e))?;
+    let mut conn = rusqlite::Connection::open_in_memory().map_err(|e| Error::from(err(e)))?;
+    if let Some(bytes) = saved.dyn_ref::<js_sys::Uint8Array>() {
+        let bytes = bytes.to_vec();
+        conn.deserialize_read_exact(rusqlite::MAIN_DB, &bytes[..], bytes.len(), false)
+            .map_err(|e| Error::from(err(e)))?;
+    }
+    Ok(BrowserStore {
+        inner: SqliteStore::from_connection(conn, &["PRAGMA foreign_keys = ON"])?,
+        owner,
+        save_error: Default::default(),
+    })
 }
 
 /// A database in memory (lost when dropped); works anywhere, Node included.
@@ -201,7 +448,9 @@ pub fn open_memory() -> Result<BrowserStore> {
         owner: Owner {
             pool: None,
             release_lock: None,
+            saved_as: None,
         },
+        save_error: Default::default(),
     })
 }
 
@@ -212,7 +461,23 @@ impl Store for BrowserStore {
     }
 
     async fn write(&self, stmts: &[Statement]) -> Result<Vec<Rows>, StoreError> {
-        self.inner.write(stmts).await
+        let out = self.inner.write(stmts).await?;
+        self.start_save();
+        self.persisted().await?;
+        Ok(out)
+    }
+
+    async fn persisted(&self) -> Result<(), StoreError> {
+        if self.owner.saved_as.is_none() {
+            return Ok(());
+        }
+        if let Some(e) = self.save_error.take() {
+            return Err(e);
+        }
+        JsFuture::from(erth_idb_saved())
+            .await
+            .map(|_| ())
+            .map_err(|e| save_failed(&e))
     }
 
     fn write_after_reads(
@@ -220,11 +485,15 @@ impl Store for BrowserStore {
         reads: &[Statement],
         then: &mut WriteBuilder<'_>,
     ) -> Result<Vec<Rows>, StoreError> {
-        self.inner.write_after_reads(reads, then)
+        let out = self.inner.write_after_reads(reads, then)?;
+        self.start_save();
+        Ok(out)
     }
 
     fn write_app(&self, ctx: AppContext<'_>, stmts: &[Statement]) -> Result<AppWrite, StoreError> {
-        self.inner.write_app(ctx, stmts)
+        let out = self.inner.write_app(ctx, stmts)?;
+        self.start_save();
+        Ok(out)
     }
 
     fn query_app(&self, protected: &[String], stmt: &Statement) -> Result<Rows, StoreError> {

@@ -62,6 +62,16 @@ pub trait Store: SendOutsideWasm + SyncOutsideWasm {
     fn try_lock_sync(&self) -> Result<Option<SyncGuard>, StoreError> {
         Ok(Some(SyncGuard::single_owner()))
     }
+
+    /// Resolves once every write committed so far is kept where the store
+    /// keeps its data. Files and OPFS keep a commit as it happens (at once);
+    /// the browser's IndexedDB store saves a database after the synchronous
+    /// writes ([`Store::write_after_reads`], [`Store::write_app`]), and this
+    /// waits for those saves (an error: a save failed; the change is made
+    /// in memory only).
+    async fn persisted(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Builds the statements of [`Store::write_after_reads`] from the rows of its reads.

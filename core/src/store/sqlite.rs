@@ -251,6 +251,16 @@ impl SqliteStore {
         SqliteStore::from_connection(rusqlite::Connection::open_in_memory().map_err(err)?, &[])
     }
 
+    /// Calls `f` with the main database's bytes (SQLite's serialization of
+    /// it, the same bytes as its file), while no statement runs. Used by the
+    /// browser's IndexedDB store to save in-memory databases.
+    #[cfg(target_arch = "wasm32")]
+    pub fn with_snapshot<T>(&self, f: impl FnOnce(&[u8]) -> T) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let data = conn.serialize(rusqlite::MAIN_DB).map_err(err)?;
+        Ok(f(&data))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
         // A panic while holding the lock cannot leave SQLite mid-transaction
         // in a way the next BEGIN would not report; keep serving.
