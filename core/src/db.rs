@@ -28,7 +28,7 @@ use crate::transport::Transport;
 use crate::value::{SqlValue, Statement};
 use futures::lock::Mutex as AsyncMutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// How a replica is set up.
@@ -47,7 +47,8 @@ pub struct Config {
     pub push_batch_rows: usize,
     /// Rows per `INSERT` statement inside a push batch.
     pub rows_per_statement: usize,
-    /// Rows per pull page (halved automatically if the server finds the answer too large).
+    /// Most rows per pull page; pages are sized in bytes within that (see
+    /// [`crate::sync`]), so this also bounds how many rows one size probe plans.
     pub pull_page_rows: usize,
     /// How far ahead of local time a remote clock may pull the local clock (see [`crate::hlc`]).
     pub max_clock_drift_ms: u64,
@@ -109,6 +110,14 @@ pub struct SyncStatus {
     /// (`table.column`), as of the last sync: newer replicas added them.
     /// This replica leaves them alone; declaring them backfills their values.
     pub unknown_server_columns: Vec<String>,
+    /// Rows the server refused, set aside until they change or
+    /// [`Database::retry_rejected`] (listed by [`Database::rejected_rows`]).
+    /// They count in `pending_changes` too.
+    pub rejected: u64,
+    /// Tables whose changes the server would not take with this token, as
+    /// of the last sync (a read-only token: every table, `HTTP 403`); their
+    /// changes stay pending and the other tables sync.
+    pub refused_tables: Vec<crate::rejected::TableRefusal>,
 }
 
 /// Progress of a running sync.
@@ -121,6 +130,10 @@ pub enum SyncProgress {
 pub(crate) struct Remote {
     pub(crate) client: HranaClient,
     pub(crate) bootstrapped: AtomicBool,
+    /// Byte budgets of a pull page and a push batch, adapted to what the
+    /// link delivers (see [`crate::sync`]); kept across syncs.
+    pub(crate) page_bytes: AtomicUsize,
+    pub(crate) push_bytes: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -130,6 +143,7 @@ pub(crate) struct StatusState {
     pub(crate) syncing: bool,
     pub(crate) clock_ahead_ms: Option<u64>,
     pub(crate) unknown_server_columns: Vec<String>,
+    pub(crate) refused_tables: Vec<crate::rejected::TableRefusal>,
 }
 
 /// A local replica, optionally synced with a server.
@@ -253,6 +267,8 @@ impl Database {
                 Some(Arc::new(Remote {
                     client,
                     bootstrapped: AtomicBool::new(false),
+                    page_bytes: AtomicUsize::new(crate::sync::PULL_PAGE_BYTES),
+                    push_bytes: AtomicUsize::new(crate::sync::PUSH_BATCH_BYTES),
                 }))
             }
         };
@@ -547,6 +563,7 @@ impl Database {
     /// Pending count, last sync, last error, remote.
     pub async fn status(&self) -> Result<SyncStatus> {
         let pending_changes = self.pending_changes().await?;
+        let rejected = self.rejected_count().await?;
         let s = self.status.lock().unwrap_or_else(|p| p.into_inner());
         Ok(SyncStatus {
             pending_changes,
@@ -556,6 +573,8 @@ impl Database {
             remote_url: self.remote_url(),
             clock_ahead_ms: s.clock_ahead_ms,
             unknown_server_columns: s.unknown_server_columns.clone(),
+            rejected,
+            refused_tables: s.refused_tables.clone(),
         })
     }
 
