@@ -7,10 +7,30 @@
 //!   only if all succeeded). Afterwards `_dirty` is cleared only where it
 //!   still equals the pushed value, so edits made during the push stay
 //!   pending. A push whose answer was lost is retried; the merge makes the
-//!   repeat a no-op.
-//! - **Pull**: keyset pages `WHERE _seq > cursor ORDER BY _seq`; each page is
-//!   validated whole, then merged in one local transaction together with the
-//!   new cursor and clock, so a crash never loses or double-applies a page.
+//!   repeat a no-op. A transaction the server rolled back for contention
+//!   (busy, locked, an MVCC commit conflict: [`Error::is_contention`]) is
+//!   run again with backoff and jitter, so it lands exactly once.
+//! - **Refused rows**: a batch the server refuses because of its rows
+//!   ([`Error::is_row_refusal`]) is narrowed down — to the refused
+//!   statement's chunk when the answer names it, else by halves — until
+//!   the refused rows stand alone; they are set aside with the server's code
+//!   and message ([`crate::rejected`]) and everything else lands in the same
+//!   sync (a row costs at most about 2·log2(batch) extra requests). A table
+//!   the server refuses as a whole (`SQLITE_AUTH`, or HTTP 403 for a
+//!   read-only token) keeps its changes pending and is reported in
+//!   `status().refused_tables`; the other tables sync.
+//! - **Pull**: keyset pages `WHERE _seq > cursor ORDER BY _seq`, sized in
+//!   bytes: a cheap probe lists the next rows' `_seq` and approximate size,
+//!   and each page asks for the `_seq` range that fits the link's budget
+//!   (at least one row, so every sync progresses for any row size the
+//!   engine accepts). Each page is validated whole, then merged in one local
+//!   transaction together with the new cursor and clock, so a crash never
+//!   loses or double-applies a page.
+//! - **Slow links**: the page budget follows what the link delivers (a page
+//!   slower than [`TARGET_PAGE_MS`] shrinks it in proportion, a fast one
+//!   doubles it); a page or push batch that times out is asked again at
+//!   half its size instead of being resent as it was. Budgets live with the
+//!   remote, across syncs.
 //! - **Echo skip**: when a push's sequence numbers directly follow the
 //!   replica's cursor, the cursor jumps over them: those rows are what the
 //!   replica just sent, merged with what it had already pulled.
