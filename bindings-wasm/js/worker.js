@@ -208,6 +208,17 @@ const methods = {
   },
   sync,
   status: fullStatus,
+  rejectedRows: () => replica.rejectedRows(),
+  async retryRejected() {
+    const n = await replica.retryRejected();
+    queueStatus();
+    schedule(0);
+    return n;
+  },
+  async discardRejected(table, id) {
+    await replica.discardRejected(table, id);
+    queueStatus();
+  },
   setAuthToken(token) {
     replica.setAuthToken(token ?? undefined);
     schedule(0);
