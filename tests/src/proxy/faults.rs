@@ -136,6 +136,12 @@ pub struct FaultStats {
     pub non_json: u64,
     /// Requests forwarded after a non-zero delay.
     pub delayed: u64,
+    /// Transactions answered as a failed commit (see
+    /// [`FaultProxy::fail_next_commits`](super::FaultProxy::fail_next_commits)).
+    pub failed_commits: u64,
+    /// Response bodies the client stopped reading before the end (e.g. its
+    /// timeout fired on a throttled link).
+    pub abandoned: u64,
 }
 
 impl FaultStats {

@@ -1,6 +1,10 @@
 //! An HTTP/1.1 reverse proxy on 127.0.0.1 in front of a Hrana server, for
 //! fault injection ([`FaultProxy`]) and bearer-token checks ([`AuthProxy`]).
 //!
+//! Besides network faults it can answer transactions as a server whose
+//! commit failed (contention, an MVCC conflict) and send responses at a
+//! throttled rate (a slow link).
+//!
 //! Each client request is read whole, sent upstream as a fresh request (no
 //! upstream connection is kept open: tursodb serves one connection at a
 //! time), and answered on the client's connection, which may stay open for
@@ -46,6 +50,12 @@ struct Control {
     faults: Faults,
     rng: StdRng,
     drop_next: u64,
+    /// Pipelines running a transaction still to answer as a failed commit.
+    fail_commits: u64,
+    /// The Hrana error code and message of those failed commits.
+    commit_error: (String, String),
+    /// Response bodies are sent at this many bytes per second.
+    throttle: Option<u64>,
     token: Option<String>,
     stats: FaultStats,
 }
@@ -53,11 +63,16 @@ struct Control {
 /// What to do with one request.
 #[derive(Debug)]
 enum Plan {
+    /// Answer this without forwarding.
+    Answer(http::Response),
     Unauthorized,
     Reset,
     DropRequest,
     Status(u16),
-    Forward { delay: Duration, then: After },
+    Forward {
+        delay: Duration,
+        then: After,
+    },
 }
 
 /// What to do with the upstream's answer.
@@ -98,6 +113,9 @@ impl FaultProxy {
                 faults: Faults::none(),
                 rng: StdRng::seed_from_u64(seed),
                 drop_next: 0,
+                fail_commits: 0,
+                commit_error: (String::new(), String::new()),
+                throttle: None,
                 token: None,
                 stats: FaultStats::default(),
             }),
@@ -134,6 +152,25 @@ impl FaultProxy {
     /// learns it). Takes precedence over [`Faults`]; adds to any pending count.
     pub fn drop_next_responses(&self, n: u64) {
         self.shared.control().drop_next += n;
+    }
+
+    /// Answers the next `n` pipelines that run a transaction (a batch whose
+    /// first step is `BEGIN ...`) as a server whose commit failed does,
+    /// without forwarding them: every step before the `COMMIT` ok, the
+    /// `COMMIT` failed with Hrana error `code` and `message`, the `ROLLBACK`
+    /// ok; nothing commits. This is sqld's answer to an MVCC commit conflict
+    /// (`BEGIN CONCURRENT`: `SQLITE_BUSY_SNAPSHOT`, reported by its primary
+    /// code `SQLITE_BUSY`) or to a busy database. Adds to any pending count.
+    pub fn fail_next_commits(&self, n: u64, code: &str, message: &str) {
+        let mut control = self.shared.control();
+        control.fail_commits += n;
+        control.commit_error = (code.to_owned(), message.to_owned());
+    }
+
+    /// Sends every response body at `bytes_per_second` from now on (a slow
+    /// link; `None`: full speed). Requests are read at full speed.
+    pub fn set_throttle(&self, bytes_per_second: Option<u64>) {
+        self.shared.control().throttle = bytes_per_second.filter(|&b| b > 0);
     }
 
     /// Requires `Authorization: Bearer <token>` on every request except CORS
@@ -184,6 +221,13 @@ impl Control {
                 return Plan::Unauthorized;
             }
         }
+        if self.fail_commits > 0 {
+            if let Some(response) = failed_commit(request, &self.commit_error) {
+                self.fail_commits -= 1;
+                self.stats.failed_commits += 1;
+                return Plan::Answer(response);
+            }
+        }
         if self.drop_next > 0 {
             self.drop_next -= 1;
             self.stats.count(Fault::DropResponse);
@@ -217,6 +261,53 @@ impl Control {
             then,
         }
     }
+}
+
+/// The answer of a server whose `COMMIT` failed, for a pipeline whose
+/// batch is a transaction (`BEGIN` ... `COMMIT`, `ROLLBACK`); `None` for
+/// any other request.
+fn failed_commit(request: &Request, (code, message): &(String, String)) -> Option<http::Response> {
+    let body: serde_json::Value = serde_json::from_slice(&request.body).ok()?;
+    let requests = body["requests"].as_array()?;
+    let steps = requests.first()?["batch"]["steps"].as_array()?;
+    let sql = |i: usize| steps.get(i)?["stmt"]["sql"].as_str();
+    if !sql(0)?.to_ascii_uppercase().starts_with("BEGIN") {
+        return None;
+    }
+    let commit =
+        (0..steps.len()).find(|&i| sql(i).is_some_and(|s| s.eq_ignore_ascii_case("COMMIT")))?;
+    let empty = serde_json::json!({"cols": [], "rows": [], "affected_row_count": 0, "last_insert_rowid": null});
+    let results: Vec<serde_json::Value> = (0..steps.len())
+        .map(|i| {
+            if i == commit {
+                serde_json::Value::Null
+            } else {
+                empty.clone()
+            }
+        })
+        .collect();
+    let errors: Vec<serde_json::Value> = (0..steps.len())
+        .map(|i| {
+            if i == commit {
+                serde_json::json!({"message": message, "code": code})
+            } else {
+                serde_json::Value::Null
+            }
+        })
+        .collect();
+    let mut answers = vec![
+        serde_json::json!({"type": "ok", "response": {"type": "batch",
+        "result": {"step_results": results, "step_errors": errors}}}),
+    ];
+    if requests.get(1).is_some_and(|r| r["type"] == "close") {
+        answers.push(serde_json::json!({"type": "ok", "response": {"type": "close"}}));
+    }
+    let answer = serde_json::json!({"baton": null, "base_url": null, "results": answers});
+    Some(http::Response::synthetic(
+        200,
+        "application/json",
+        &answer.to_string(),
+    ))
 }
 
 fn has_token(request: &Request, token: &str) -> bool {
