@@ -133,6 +133,8 @@ pub(crate) struct Remote {
     /// Byte budgets of a pull page and a push batch, adapted to what the
     /// link delivers (see [`crate::sync`]); kept across syncs.
     pub(crate) page_bytes: AtomicUsize,
+    /// The most a page may grow to: half of the smallest page that timed out.
+    pub(crate) page_ceiling: AtomicUsize,
     pub(crate) push_bytes: AtomicUsize,
 }
 
@@ -268,6 +270,7 @@ impl Database {
                     client,
                     bootstrapped: AtomicBool::new(false),
                     page_bytes: AtomicUsize::new(crate::sync::PULL_PAGE_BYTES),
+                    page_ceiling: AtomicUsize::new(crate::sync::MAX_PAGE_BYTES),
                     push_bytes: AtomicUsize::new(crate::sync::PUSH_BATCH_BYTES),
                 }))
             }

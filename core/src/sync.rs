@@ -29,8 +29,9 @@
 //! - **Slow links**: the page budget follows what the link delivers (a page
 //!   slower than [`TARGET_PAGE_MS`] shrinks it in proportion, a fast one
 //!   doubles it); a page or push batch that times out is asked again at
-//!   half its size instead of being resent as it was. Budgets live with the
-//!   remote, across syncs.
+//!   half its size instead of being resent as it was, and pages never grow
+//!   back to a size that timed out. Budgets live with the remote, across
+//!   syncs.
 //! - **Echo skip**: when a push's sequence numbers directly follow the
 //!   replica's cursor, the cursor jumps over them: those rows are what the
 //!   replica just sent, merged with what it had already pulled.
@@ -70,7 +71,7 @@ pub(crate) const PUSH_BATCH_BYTES: usize = 4_000_000;
 pub(crate) const PULL_PAGE_BYTES: usize = 2_000_000;
 /// sqld refuses answers over 10 MB (`RESPONSE_TOO_LARGE`); JSON adds to the
 /// row bytes counted here.
-const MAX_PAGE_BYTES: usize = 6_000_000;
+pub(crate) const MAX_PAGE_BYTES: usize = 6_000_000;
 const MIN_BATCH_BYTES: usize = 64 * 1024;
 /// A page should arrive within this many ms: a slower one shrinks the
 /// budget in proportion, one four times faster doubles it.
@@ -135,11 +136,13 @@ fn row_bytes_sql(def: &TableDef) -> String {
     parts.join(" + ")
 }
 
-/// Adapts the link's page budget to what it delivered: a page of
-/// `page_bytes` (asked with `budget`) took `elapsed_ms`. Slower than
-/// [`TARGET_PAGE_MS`]: shrink in proportion; four times faster, with the
-/// budget used: double. Within [`MIN_BATCH_BYTES`]..=[`MAX_PAGE_BYTES`].
-fn adapt_page_budget(remote: &Remote, budget: usize, page_bytes: usize, elapsed_ms: u64) {
+/// The next page budget after a page of `page_bytes` (asked with `budget`)
+/// arrived in `elapsed_ms`: slower than [`TARGET_PAGE_MS`], in proportion
+/// to what the link delivered; four times faster with at least half the
+/// budget used, double; else the same. Within
+/// [`MIN_BATCH_BYTES`]..=[`MAX_PAGE_BYTES`] (the caller also keeps it under
+/// the link's ceiling).
+fn next_page_budget(budget: usize, page_bytes: usize, elapsed_ms: u64) -> usize {
     let next = if elapsed_ms > TARGET_PAGE_MS {
         (page_bytes as u128 * TARGET_PAGE_MS as u128 / elapsed_ms as u128) as usize
     } else if elapsed_ms * 4 < TARGET_PAGE_MS && page_bytes * 2 > budget {
@@ -147,10 +150,7 @@ fn adapt_page_budget(remote: &Remote, budget: usize, page_bytes: usize, elapsed_
     } else {
         budget
     };
-    remote.page_bytes.store(
-        next.clamp(MIN_BATCH_BYTES, MAX_PAGE_BYTES),
-        Ordering::Relaxed,
-    );
+    next.clamp(MIN_BATCH_BYTES, MAX_PAGE_BYTES)
 }
 
 /// The refusal of a whole table in a push's error: the server's authorizer
@@ -855,20 +855,21 @@ impl Database {
                     if take > 1
                         && (e.is_timeout() || e.server_code() == Some("RESPONSE_TOO_LARGE")) =>
                 {
-                    // Ask for less: half of what did not arrive.
+                    // Ask for less: half of what did not arrive, and never
+                    // grow back to it on this link.
                     let smaller = (page_bytes / 2).max(MIN_BATCH_BYTES).min(budget);
                     tracing::debug!(error = %e, bytes = smaller, "pull page too big for the link; shrinking");
                     remote.page_bytes.store(smaller, Ordering::Relaxed);
+                    remote.page_ceiling.fetch_min(smaller, Ordering::Relaxed);
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            adapt_page_budget(
-                remote,
-                budget,
-                page_bytes,
-                self.now_ms().saturating_sub(started),
-            );
+            let elapsed = self.now_ms().saturating_sub(started);
+            let next = next_page_budget(budget, page_bytes, elapsed)
+                .min(remote.page_ceiling.load(Ordering::Relaxed))
+                .max(MIN_BATCH_BYTES);
+            remote.page_bytes.store(next, Ordering::Relaxed);
             plan.drain(..take);
             let expected = def.row_columns().len() + 1;
             let mut rows = Vec::with_capacity(page.rows.len());
@@ -998,5 +999,42 @@ impl Database {
             .flat_map(|r| r.rows.iter())
             .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn page_budget_follows_the_link() {
+        let mb = 1_000_000;
+        // A 2 MB page in 8 s (250 KB/s): the next one fits the 4 s target.
+        assert_eq!(next_page_budget(2 * mb, 2 * mb, 8_000), mb);
+        // Fast and full: doubles; fast but a short (last) page: stays.
+        assert_eq!(next_page_budget(2 * mb, 2 * mb, 500), 4 * mb);
+        assert_eq!(next_page_budget(2 * mb, 100_000, 500), 2 * mb);
+        // Within the target: stays.
+        assert_eq!(next_page_budget(2 * mb, 2 * mb, 2_000), 2 * mb);
+        // Bounds: never under the minimum, never over what sqld answers.
+        assert_eq!(
+            next_page_budget(MIN_BATCH_BYTES, 10, 60_000),
+            MIN_BATCH_BYTES
+        );
+        assert_eq!(
+            next_page_budget(MAX_PAGE_BYTES, MAX_PAGE_BYTES, 1),
+            MAX_PAGE_BYTES
+        );
+    }
+
+    #[test]
+    fn row_size_sql_counts_every_user_column() {
+        let sql = row_bytes_sql(&crate::schema::todos_table());
+        assert_eq!(
+            sql,
+            "420 + coalesce(length(\"title\"), 0) + coalesce(length(\"is_completed\"), 0)"
+        );
     }
 }
