@@ -139,6 +139,9 @@ pub struct FaultStats {
     /// Transactions answered as a failed commit (see
     /// [`FaultProxy::fail_next_commits`](super::FaultProxy::fail_next_commits)).
     pub failed_commits: u64,
+    /// Requests refused for the token's rights (read-only, or a table it
+    /// may not write).
+    pub forbidden: u64,
     /// Response bodies the client stopped reading before the end (e.g. its
     /// timeout fired on a throttled link).
     pub abandoned: u64,

@@ -56,6 +56,10 @@ struct Control {
     commit_error: (String, String),
     /// Response bodies are sent at this many bytes per second.
     throttle: Option<u64>,
+    /// The token may only read (see [`FaultProxy::set_read_only`]).
+    read_only: bool,
+    /// Tables the token may not write (see [`FaultProxy::deny_writes_to`]).
+    denied_tables: Vec<String>,
     token: Option<String>,
     stats: FaultStats,
 }
@@ -116,6 +120,8 @@ impl FaultProxy {
                 fail_commits: 0,
                 commit_error: (String::new(), String::new()),
                 throttle: None,
+                read_only: false,
+                denied_tables: Vec::new(),
                 token: None,
                 stats: FaultStats::default(),
             }),
@@ -173,6 +179,27 @@ impl FaultProxy {
         self.shared.control().throttle = bytes_per_second.filter(|&b| b > 0);
     }
 
+    /// Answers as sqld does for a read-only token (`true`): a pipeline
+    /// with any statement that is not a read or a transaction boundary
+    /// (`SELECT`, `BEGIN`, `COMMIT`, `ROLLBACK`, `END`) is refused whole
+    /// with HTTP 403 before anything runs (sqld checks the whole program:
+    /// `check_program_auth`, libsql-server/src/connection/mod.rs; status
+    /// measured, TOOLCHAIN.md). `false`: full access again.
+    pub fn set_read_only(&self, read_only: bool) {
+        self.shared.control().read_only = read_only;
+    }
+
+    /// Answers as a server whose token may not write to `tables` (a token
+    /// restricted per table): a transaction that writes to one of them
+    /// (`INSERT INTO`, `UPDATE`, `DELETE FROM`, `REPLACE INTO`) is answered
+    /// without forwarding, its `BEGIN` ok, that statement failed with
+    /// SQLite's authorizer code `SQLITE_AUTH` (sqld's name for
+    /// `SQLITE_AUTH`, `sqlite_error_code` in libsql-server/src/hrana/stmt.rs),
+    /// the steps after it not run and the `ROLLBACK` ok. Empty: no restriction.
+    pub fn deny_writes_to(&self, tables: &[&str]) {
+        self.shared.control().denied_tables = tables.iter().map(|t| t.to_string()).collect();
+    }
+
     /// Requires `Authorization: Bearer <token>` on every request except CORS
     /// preflights (`OPTIONS`, forwarded as they are); others get 401
     /// `Unauthorized` without being forwarded. `None` turns the check off.
@@ -221,6 +248,17 @@ impl Control {
                 return Plan::Unauthorized;
             }
         }
+        if self.read_only && pipeline_statements(request).iter().any(|sql| !is_read(sql)) {
+            self.stats.forbidden += 1;
+            return Plan::Answer(http::Response::text(
+                403,
+                "Forbidden: the current session is not authorized to write",
+            ));
+        }
+        if let Some(response) = denied_write(request, &self.denied_tables) {
+            self.stats.forbidden += 1;
+            return Plan::Answer(response);
+        }
         if self.fail_commits > 0 {
             if let Some(response) = failed_commit(request, &self.commit_error) {
                 self.fail_commits -= 1;
@@ -261,6 +299,117 @@ impl Control {
             then,
         }
     }
+}
+
+/// The SQL of every statement in a pipeline request body.
+fn pipeline_statements(request: &Request) -> Vec<String> {
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&request.body) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for r in body["requests"].as_array().into_iter().flatten() {
+        if let Some(sql) = r["stmt"]["sql"].as_str() {
+            out.push(sql.to_owned());
+        }
+        for step in r["batch"]["steps"].as_array().into_iter().flatten() {
+            if let Some(sql) = step["stmt"]["sql"].as_str() {
+                out.push(sql.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// A statement a read-only token may run (sqld: reads and transaction
+/// boundaries).
+fn is_read(sql: &str) -> bool {
+    let first = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    matches!(
+        first.as_str(),
+        "SELECT" | "BEGIN" | "COMMIT" | "ROLLBACK" | "END"
+    )
+}
+
+/// The table a statement writes to, if it is an `INSERT INTO`, `UPDATE`,
+/// `DELETE FROM` or `REPLACE INTO`.
+fn written_table(sql: &str) -> Option<String> {
+    let mut words = sql.split_whitespace();
+    let verb = words.next()?.to_ascii_uppercase();
+    let name = match verb.as_str() {
+        "UPDATE" => words.next()?,
+        "INSERT" | "DELETE" | "REPLACE" => {
+            let into = words.next()?;
+            if into.eq_ignore_ascii_case("OR") {
+                words.next()?;
+                words.next()?;
+            }
+            words.next()?
+        }
+        _ => return None,
+    };
+    Some(
+        name.trim_matches('"')
+            .split('(')
+            .next()?
+            .trim_matches('"')
+            .to_owned(),
+    )
+}
+
+/// The authorizer's answer to a transaction writing to a denied table.
+fn denied_write(request: &Request, denied: &[String]) -> Option<http::Response> {
+    if denied.is_empty() {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_slice(&request.body).ok()?;
+    let requests = body["requests"].as_array()?;
+    let steps = requests.first()?["batch"]["steps"].as_array()?;
+    let sql = |i: usize| steps.get(i)?["stmt"]["sql"].as_str();
+    if !sql(0)?.to_ascii_uppercase().starts_with("BEGIN") {
+        return None;
+    }
+    let refused = (0..steps.len()).find(|&i| {
+        sql(i)
+            .and_then(written_table)
+            .is_some_and(|t| denied.iter().any(|d| d.eq_ignore_ascii_case(&t)))
+    })?;
+    let last = steps.len() - 1;
+    let empty = serde_json::json!({"cols": [], "rows": [], "affected_row_count": 0, "last_insert_rowid": null});
+    let results: Vec<serde_json::Value> = (0..steps.len())
+        .map(|i| {
+            if i < refused || i == last {
+                empty.clone()
+            } else {
+                serde_json::Value::Null
+            }
+        })
+        .collect();
+    let errors: Vec<serde_json::Value> = (0..steps.len())
+        .map(|i| {
+            if i == refused {
+                serde_json::json!({"message": "not authorized", "code": "SQLITE_AUTH"})
+            } else {
+                serde_json::Value::Null
+            }
+        })
+        .collect();
+    let mut answers = vec![
+        serde_json::json!({"type": "ok", "response": {"type": "batch",
+        "result": {"step_results": results, "step_errors": errors}}}),
+    ];
+    if requests.get(1).is_some_and(|r| r["type"] == "close") {
+        answers.push(serde_json::json!({"type": "ok", "response": {"type": "close"}}));
+    }
+    let answer = serde_json::json!({"baton": null, "base_url": null, "results": answers});
+    Some(http::Response::synthetic(
+        200,
+        "application/json",
+        &answer.to_string(),
+    ))
 }
 
 /// The answer of a server whose `COMMIT` failed, for a pipeline whose
