@@ -749,8 +749,9 @@ mod tests {
         c.execute(Statement::plain("SELECT 1")).await.unwrap();
         assert_eq!(t.seen.lock().unwrap().len(), 2);
         // One step of a batch failing with SQLITE_BUSY: the batch ran (and
-        // rolled back, for a transaction), so it is not resent; the caller
-        // gets the typed error (a failed sync; the next sync redoes it).
+        // rolled back, for a transaction), so the client does not resend
+        // it; the caller gets the typed error (the push runs its
+        // transaction again with backoff: `crate::sync`).
         let (c, t) = client(|_, _| {
             (
                 200,
