@@ -162,7 +162,7 @@ fn table_refusal(table: &str, error: &Error) -> Option<TableRefusal> {
         Error::Auth { status: 403 } => Some(TableRefusal {
             table: table.to_owned(),
             code: "HTTP 403".into(),
-            message: "the token may not write to this database (read-only)".into(),
+            message: "the server answered HTTP 403: this token may not write (read-only)".into(),
         }),
         Error::Server { code, message } if error.is_table_refusal() => Some(TableRefusal {
             table: table.to_owned(),
