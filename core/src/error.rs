@@ -228,3 +228,56 @@ pub(crate) fn clip(text: &str, max: usize) -> String {
     }
     format!("{}… ({} bytes)", &text[..end], text.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn server(code: &str) -> Error {
+        Error::Server {
+            code: code.into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn server_codes_are_classified_by_code() {
+        // Rows at fault: constraints and triggers (sqld), values the server
+        // will not take, tursodb's one code for every failed step.
+        for code in [
+            "SQLITE_CONSTRAINT",
+            "SQLITE_TOOBIG",
+            "ARGS_INVALID",
+            "BATCH_STEP_ERROR",
+        ] {
+            let e = server(code);
+            assert!(e.is_row_refusal(), "{code}");
+            assert!(!e.is_contention() && !e.is_transient() && !e.is_table_refusal());
+        }
+        // Contention: retried, never a refusal.
+        for code in [
+            "SQLITE_BUSY",
+            "SQLITE_BUSY_SNAPSHOT",
+            "SQLITE_LOCKED",
+            "TRANSACTION_BUSY",
+            "TRANSACTION_TIMEOUT",
+        ] {
+            let e = server(code);
+            assert!(e.is_contention() && e.is_transient(), "{code}");
+            assert!(!e.is_row_refusal());
+        }
+        // The whole database, or the table: not the rows.
+        for code in WHOLE_DATABASE_CODES {
+            assert!(!server(code).is_row_refusal(), "{code}");
+        }
+        assert!(server("SQLITE_AUTH").is_table_refusal());
+        assert!(!server("SQLITE_AUTH").is_row_refusal());
+        // Not server answers at all.
+        assert!(!Error::Auth { status: 403 }.is_row_refusal());
+        assert!(!Error::Network(TransportError::Timeout).is_row_refusal());
+        assert!(Error::Network(TransportError::Timeout).is_timeout());
+        assert!(!Error::Network(TransportError::Io("x".into())).is_timeout());
+    }
+}
