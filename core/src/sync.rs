@@ -496,8 +496,8 @@ impl Database {
     /// Pushes `rows`, narrowing a refused batch down to the rows at fault:
     /// the part the server's answer names (the refused statement's chunk),
     /// else halves, until a single refused row is set aside with the
-    /// server's reason. A batch that times out is split too, and the link's
-    /// push budget halved. Returns the refusal of the whole table, if the
+    /// server's reason. A batch that times out (or is answered HTTP 413,
+    /// too large) is split too, and the link's push budget halved. Returns the refusal of the whole table, if the
     /// server refused that (a token that may not write it).
     async fn push_rows(
         &self,
@@ -546,7 +546,9 @@ impl Database {
                     }
                     _ => vec![part.len() / 2],
                 }
-            } else if error.is_timeout() && part.len() > 1 {
+            } else if (error.is_timeout() || matches!(error, Error::Http { status: 413, .. }))
+                && part.len() > 1
+            {
                 let budget = remote.push_bytes.load(Ordering::Relaxed);
                 remote
                     .push_bytes

@@ -64,6 +64,12 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
             Plan::Answer(response) => {
                 http::write_response(&mut stream, &response, keep_alive).await
             }
+            Plan::Stall => {
+                // Until the client gives up (its read fails) or the proxy stops.
+                let mut byte = [0u8; 1];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut byte).await;
+                return;
+            }
             Plan::Unauthorized => {
                 let response = Response::text(401, "Unauthorized");
                 http::write_response(&mut stream, &response, keep_alive).await

@@ -19,7 +19,7 @@ mod http;
 #[cfg(test)]
 mod tests;
 
-pub use faults::{FaultStats, Faults};
+pub use faults::{FaultStats, Faults, Oversize};
 
 use crate::error::{io_err, Error, Result};
 use faults::Fault;
@@ -58,6 +58,9 @@ struct Control {
     throttle: Option<u64>,
     /// The token may only read (see [`FaultProxy::set_read_only`]).
     read_only: bool,
+    /// Request bodies over this many bytes are not forwarded (see
+    /// [`FaultProxy::refuse_bodies_over`]).
+    body_limit: Option<(usize, Oversize)>,
     /// Tables the token may not write (see [`FaultProxy::deny_writes_to`]).
     denied_tables: Vec<String>,
     token: Option<String>,
@@ -69,6 +72,9 @@ struct Control {
 enum Plan {
     /// Answer this without forwarding.
     Answer(http::Response),
+    /// Read the request, never answer it (the client's timeout fires);
+    /// the connection closes when the proxy stops.
+    Stall,
     Unauthorized,
     Reset,
     DropRequest,
@@ -121,6 +127,7 @@ impl FaultProxy {
                 commit_error: (String::new(), String::new()),
                 throttle: None,
                 read_only: false,
+                body_limit: None,
                 denied_tables: Vec::new(),
                 token: None,
                 stats: FaultStats::default(),
@@ -177,6 +184,13 @@ impl FaultProxy {
     /// link; `None`: full speed). Requests are read at full speed.
     pub fn set_throttle(&self, bytes_per_second: Option<u64>) {
         self.shared.control().throttle = bytes_per_second.filter(|&b| b > 0);
+    }
+
+    /// Request bodies over `bytes` are not forwarded: answered HTTP 413, or
+    /// never answered (a link that cannot carry that much within the
+    /// client's timeout). `None`: no limit.
+    pub fn refuse_bodies_over(&self, limit: Option<(usize, Oversize)>) {
+        self.shared.control().body_limit = limit;
     }
 
     /// Answers as sqld does for a read-only token (`true`): a pipeline
@@ -246,6 +260,17 @@ impl Control {
             if request.method != reqwest::Method::OPTIONS && !has_token(request, token) {
                 self.stats.rejected += 1;
                 return Plan::Unauthorized;
+            }
+        }
+        if let Some((limit, how)) = self.body_limit {
+            if request.body.len() > limit {
+                self.stats.oversize += 1;
+                return match how {
+                    Oversize::Status413 => {
+                        Plan::Answer(http::Response::text(413, "Payload Too Large"))
+                    }
+                    Oversize::Stall => Plan::Stall,
+                };
             }
         }
         if self.read_only && pipeline_statements(request).iter().any(|sql| !is_read(sql)) {
