@@ -373,7 +373,8 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 println!(
                     "{}",
                     serde_json::json!({"pending_changes": s.pending_changes, "last_sync_at_ms": s.last_sync_at_ms,
-                        "last_error": s.last_error, "remote_url": s.remote_url, "rejected": s.rejected})
+                        "last_error": s.last_error, "remote_url": s.remote_url, "rejected": s.rejected,
+                        "refused_tables": s.refused_tables.iter().map(refusal_json).collect::<Vec<_>>()})
                 );
             } else {
                 println!(
@@ -382,6 +383,12 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 );
                 println!("pending changes: {}", s.pending_changes);
                 println!("refused rows:    {}", s.rejected);
+                for t in &s.refused_tables {
+                    println!(
+                        "refused table:   {} ({}: {}); its changes stay pending",
+                        t.table, t.code, t.message
+                    );
+                }
                 println!(
                     "last sync:       {}",
                     s.last_sync_at_ms

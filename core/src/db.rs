@@ -115,8 +115,8 @@ pub struct SyncStatus {
     /// They count in `pending_changes` too.
     pub rejected: u64,
     /// Tables whose changes the server would not take with this token, as
-    /// of the last sync (a read-only token: every table, `HTTP 403`); their
-    /// changes stay pending and the other tables sync.
+    /// of the last push (a read-only token: every table, `HTTP 403`; kept
+    /// across reopens); their changes stay pending and the other tables sync.
     pub refused_tables: Vec<crate::rejected::TableRefusal>,
 }
 
@@ -229,6 +229,10 @@ impl Database {
             .ok_or_else(|| corrupt("clock missing from _erth_state".into()))?;
         let status = StatusState {
             last_sync_at_ms: kv.get(state::KEY_LAST_SYNC).and_then(|v| v.parse().ok()),
+            refused_tables: kv
+                .get(state::KEY_REFUSED_TABLES)
+                .map(|v| crate::rejected::refusals_from_text(v))
+                .unwrap_or_default(),
             ..StatusState::default()
         };
         let db = Database {

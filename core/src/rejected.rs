@@ -44,6 +44,29 @@ pub struct TableRefusal {
     pub message: String,
 }
 
+/// `refusals` as kept in `_erth_state` (a JSON array of
+/// `[table, code, message]`), so `status()` says why after a reopen too.
+pub(crate) fn refusals_text(refusals: &[TableRefusal]) -> String {
+    let list: Vec<[&str; 3]> = refusals
+        .iter()
+        .map(|r| [r.table.as_str(), r.code.as_str(), r.message.as_str()])
+        .collect();
+    serde_json::to_string(&list).unwrap_or_default()
+}
+
+/// [`refusals_text`] read back; anything unreadable reads as none.
+pub(crate) fn refusals_from_text(text: &str) -> Vec<TableRefusal> {
+    serde_json::from_str::<Vec<[String; 3]>>(text)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|[table, code, message]| TableRefusal {
+            table,
+            code,
+            message,
+        })
+        .collect()
+}
+
 /// `(tbl, id, dirty)` of the rows a push must skip, as a SQL condition on
 /// the engine table aliased `t` (one argument: the table name).
 pub(crate) const NOT_SET_ASIDE: &str = "NOT EXISTS (SELECT 1 FROM \"_erth_rejected\" r WHERE r.\"tbl\" = ? AND r.\"id\" = t.\"id\" AND r.\"dirty\" = t.\"_dirty\")";

@@ -26,6 +26,9 @@ pub const KEY_NODE: &str = "node";
 pub const KEY_HLC: &str = "hlc";
 pub const KEY_SERVER_DB: &str = "server_db_id";
 pub const KEY_LAST_SYNC: &str = "last_sync_at";
+/// The tables the server refused at the last push (JSON, see
+/// [`crate::rejected::TableRefusal`]).
+pub const KEY_REFUSED_TABLES: &str = "refused_tables";
 
 /// The cursor key of a table.
 pub fn cursor_key(table: &str) -> String {

@@ -275,6 +275,21 @@ impl Database {
                 }
             }
         }
+        let known = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refused_tables
+            .clone();
+        if known != refused {
+            self.store
+                .write(&[if refused.is_empty() {
+                    state::delete(state::KEY_REFUSED_TABLES)
+                } else {
+                    state::set(state::KEY_REFUSED_TABLES, rejected::refusals_text(&refused))
+                }])
+                .await?;
+        }
         self.status
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -201,6 +201,21 @@ async fn a_read_only_token_pulls_and_keeps_local_changes_pending() {
     );
     assert_eq!(server_count(&server, "todos").await, 25);
 
+    // Reopened (a CLI runs one command per process): status() still says why.
+    drop(reader);
+    let reader = common::open(
+        dir.path(),
+        "reader",
+        proxy.url(),
+        server.token(),
+        Config::default(),
+    )
+    .await;
+    assert_eq!(
+        reader.status().await.unwrap().refused_tables,
+        status.refused_tables
+    );
+
     // Rights granted: the pending change pushes and the refusal clears.
     proxy.set_read_only(false);
     let report = reader.sync().await.unwrap();
@@ -208,6 +223,16 @@ async fn a_read_only_token_pulls_and_keeps_local_changes_pending() {
     let status = reader.status().await.unwrap();
     assert!(status.refused_tables.is_empty());
     assert_eq!(status.pending_changes, 0);
+    drop(reader);
+    let reader = common::open(
+        dir.path(),
+        "reader",
+        proxy.url(),
+        server.token(),
+        Config::default(),
+    )
+    .await;
+    assert!(reader.status().await.unwrap().refused_tables.is_empty());
     writer.sync().await.unwrap();
     assert!(writer.get_todo(&local.id).await.is_ok());
 }
