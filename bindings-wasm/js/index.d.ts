@@ -40,6 +40,25 @@ export interface Todo {
   updatedAt: number;
 }
 
+/** A local row the server refused, with the server's reason. */
+export interface RejectedRow {
+  table: string;
+  id: string;
+  /** The server's error code (e.g. `"SQLITE_CONSTRAINT"`; tursodb sends `"BATCH_STEP_ERROR"` for every failed step). */
+  code: string;
+  message: string;
+  /** ms since the epoch. */
+  rejectedAt: number;
+}
+
+/** A table the server would not take changes to with this token. */
+export interface TableRefusal {
+  table: string;
+  /** `"HTTP 403"` (a read-only token) or the server's error code (`"SQLITE_AUTH"`). */
+  code: string;
+  message: string;
+}
+
 export interface SyncReport {
   /** Local rows sent to the server. */
   pushed: number;
@@ -59,6 +78,10 @@ export interface SyncStatus {
   syncing: boolean;
   /** The server URL, without credentials; `null` when local-only. */
   remoteUrl: string | null;
+  /** Rows the server refused, set aside (see `rejectedRows()`); they count in `pendingChanges` too. */
+  rejected: number;
+  /** Tables whose changes the server would not take with this token at the last sync (a read-only token: all, code `"HTTP 403"`); their changes stay pending. */
+  refusedTables: TableRefusal[];
   /** Set when a pulled clock was further ahead of this device's clock than allowed (by how much). */
   clockAheadMs: number | null;
   /**
@@ -245,6 +268,19 @@ export declare class ErthDb {
   /** Push local changes, then pull remote ones. */
   sync(): Promise<SyncReport>;
   status(): Promise<SyncStatus>;
+  /**
+   * The rows the server refused (a rule, a constraint, a value it will not take), oldest
+   * first. They stay pending and are skipped by later syncs until the row changes or
+   * `retryRejected()`; every other row syncs.
+   */
+  rejectedRows(): Promise<RejectedRow[]>;
+  /** Makes every refused row pending again (the next sync pushes them); resolves to how many. */
+  retryRejected(): Promise<number>;
+  /**
+   * Drops the local changes of a refused row and takes the server's version (a row the
+   * server never had is removed). Rejects with `NotFound` for a row that is not refused.
+   */
+  discardRejected(table: string, id: string): Promise<void>;
   setAuthToken(token: string | null): Promise<void>;
   /** `url === null` (or `""`) makes the database local-only. */
   setRemote(url: string | null, token?: string | null): Promise<void>;

@@ -315,6 +315,23 @@ export class ErthDb {
     return this.#call("status", []);
   }
 
+  /** The rows the server refused (set aside, still pending): `[{ table, id, code, message, rejectedAt }]`. */
+  rejectedRows() {
+    return this.#call("rejectedRows", []);
+  }
+
+  /** Makes every refused row pending again (the next sync pushes them); resolves to how many. */
+  retryRejected() {
+    return this.#call("retryRejected", []);
+  }
+
+  /** Drops the local changes of a refused row and takes the server's version. */
+  async discardRejected(table, id) {
+    checkString(table, "table");
+    checkString(id, "id");
+    await this.#call("discardRejected", [table, id]);
+  }
+
   /** Replaces the auth token for the next requests (`null` removes it). */
   async setAuthToken(token) {
     checkOptionalString(token, "token");

@@ -207,6 +207,8 @@ async function openReplica(options) {
 
 /** Calls that only read, or set a switch to a value: safe to send again to a new owner. */
 const REPEATABLE = new Set([
+  "rejectedRows",
+  "retryRejected",
   "listActive",
   "get",
   "query",
@@ -630,6 +632,17 @@ const methods = {
   },
   sync,
   status: fullStatus,
+  rejectedRows: () => replica.rejectedRows(),
+  async retryRejected() {
+    const n = await replica.retryRejected();
+    queueStatus();
+    schedule(0);
+    return n;
+  },
+  async discardRejected(table, id) {
+    await replica.discardRejected(table, id);
+    queueStatus();
+  },
   setAuthToken(token) {
     replica.setAuthToken(token ?? undefined);
     schedule(0);

@@ -7,8 +7,8 @@ use crate::values::{params_from_js, result_js, rows_js, statements_from_js};
 use erth_core::store::browser::{open_indexeddb, open_memory, open_opfs, open_persistent, Storage};
 use erth_core::transport::browser::BrowserTransport;
 use erth_core::{
-    ChangeEvent, ChangeOrigin, Config, Database, ErrorKind, LiveQuery, Rows, SyncReport,
-    SyncStatus, SystemClock, Todo,
+    ChangeEvent, ChangeOrigin, Config, Database, ErrorKind, LiveQuery, RejectedRow, Rows,
+    SyncReport, SyncStatus, SystemClock, Todo,
 };
 use js_sys::{Array, Function, Object, Reflect};
 use std::cell::Cell;
@@ -51,7 +51,13 @@ export interface ReplicaStatus {
   remoteUrl: string | null;
   clockAheadMs: number | null;
   unknownServerColumns: string[];
+  rejected: number;
+  refusedTables: TableRefusal[];
 }
+/** A row the server refused (see `rejectedRows`). */
+export interface RejectedRow { table: string; id: string; code: string; message: string; rejectedAt: number; }
+/** A table the server would not take changes to with this token, as of the last sync. */
+export interface TableRefusal { table: string; code: string; message: string; }
 /** One result row: column name to value. */
 export type Row = Record<string, null | number | bigint | string | Uint8Array>;
 /** A parameter: integers as `number` or `bigint`, booleans as 1/0, `undefined` as NULL. */
@@ -114,6 +120,29 @@ fn status_js(s: &SyncStatus, last_error_code: Option<ErrorKind>) -> JsValue {
         .map(|c| JsValue::from_str(c))
         .collect();
     set(&o, "unknownServerColumns", unknown.into());
+    set(&o, "rejected", (s.rejected as f64).into());
+    let refused: Array = s
+        .refused_tables
+        .iter()
+        .map(|t| {
+            let r = Object::new();
+            set(&r, "table", t.table.as_str().into());
+            set(&r, "code", t.code.as_str().into());
+            set(&r, "message", t.message.as_str().into());
+            JsValue::from(r)
+        })
+        .collect();
+    set(&o, "refusedTables", refused.into());
+    o.into()
+}
+
+fn rejected_js(r: &RejectedRow) -> JsValue {
+    let o = Object::new();
+    set(&o, "table", r.table.as_str().into());
+    set(&o, "id", r.id.as_str().into());
+    set(&o, "code", r.code.as_str().into());
+    set(&o, "message", r.message.as_str().into());
+    set(&o, "rejectedAt", (r.rejected_at_ms as f64).into());
     o.into()
 }
 
@@ -400,6 +429,31 @@ impl Replica {
     pub async fn status(&self) -> Result<JsValue, JsValue> {
         let status = self.db.status().await.map_err(|e| to_js(&e))?;
         Ok(status_js(&status, self.last_error_code.get()))
+    }
+
+    /// The rows the server refused (set aside, still pending), oldest first.
+    #[wasm_bindgen(js_name = rejectedRows, unchecked_return_type = "RejectedRow[]")]
+    pub async fn rejected_rows(&self) -> Result<JsValue, JsValue> {
+        let rows = self.db.rejected_rows().await.map_err(|e| to_js(&e))?;
+        Ok(rows.iter().map(rejected_js).collect::<Array>().into())
+    }
+
+    /// Makes every refused row pending again (the next sync pushes them);
+    /// resolves to how many there were.
+    #[wasm_bindgen(js_name = retryRejected)]
+    pub async fn retry_rejected(&self) -> Result<f64, JsValue> {
+        let n = self.db.retry_rejected().await.map_err(|e| to_js(&e))?;
+        Ok(n as f64)
+    }
+
+    /// Drops the local changes of a refused row and takes the server's
+    /// version (a row the server never had is removed).
+    #[wasm_bindgen(js_name = discardRejected)]
+    pub async fn discard_rejected(&self, table: String, id: String) -> Result<(), JsValue> {
+        self.db
+            .discard_rejected(&table, &id)
+            .await
+            .map_err(|e| to_js(&e))
     }
 
     /// Replaces the auth token for the next requests (`null` removes it).

@@ -76,6 +76,13 @@ enum Command {
     Sync,
     /// Pending changes, last sync, last error.
     Status,
+    /// Rows the server refused (set aside, still pending), with its reasons.
+    Rejected,
+    /// Make every refused row pending again; the next sync pushes them.
+    RetryRejected,
+    /// Drop the local changes of a refused row and take the server's version
+    /// (a row the server never had is removed).
+    DiscardRejected { table: String, id: String },
     /// Every row with tombstones and clocks, sorted by id (compare replicas
     /// byte for byte); every table, or only TABLE.
     Dump { table: Option<String> },
@@ -249,6 +256,10 @@ fn human_time(at_ms: u64, now_ms: u64) -> String {
     )
 }
 
+fn refusal_json(t: &erth_core::TableRefusal) -> serde_json::Value {
+    serde_json::json!({"table": t.table, "code": t.code, "message": t.message})
+}
+
 fn exit_code(kind: ErrorKind) -> u8 {
     match kind {
         ErrorKind::NotFound => 3,
@@ -334,12 +345,14 @@ async fn run(args: Args) -> erth_core::Result<()> {
         }
         Command::Sync => {
             let r = db.sync().await?;
-            let unknown = db.status().await?.unknown_server_columns;
+            let status = db.status().await?;
+            let unknown = status.unknown_server_columns;
             if args.json {
                 println!(
                     "{}",
                     serde_json::json!({"pushed": r.pushed, "pulled": r.pulled, "duration_ms": r.duration_ms,
-                        "unknown_server_columns": unknown})
+                        "unknown_server_columns": unknown, "rejected": status.rejected,
+                        "refused_tables": status.refused_tables.iter().map(refusal_json).collect::<Vec<_>>()})
                 );
             } else {
                 println!(
@@ -352,6 +365,53 @@ async fn run(args: Args) -> erth_core::Result<()> {
                         unknown.join(", ")
                     );
                 }
+                if status.rejected > 0 {
+                    println!(
+                        "{} rows refused by the server are set aside (see `erth rejected`)",
+                        status.rejected
+                    );
+                }
+                for t in &status.refused_tables {
+                    println!(
+                        "the server refuses changes to table {} ({}: {}); they stay pending",
+                        t.table, t.code, t.message
+                    );
+                }
+            }
+        }
+        Command::Rejected => {
+            let rows = db.rejected_rows().await?;
+            if args.json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({"table": r.table, "id": r.id, "code": r.code,
+                            "message": r.message, "rejected_at_ms": r.rejected_at_ms})
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else if rows.is_empty() {
+                println!("no refused rows");
+            } else {
+                for r in &rows {
+                    println!("{} {} {}: {}", r.table, r.id, r.code, r.message);
+                }
+            }
+        }
+        Command::RetryRejected => {
+            let n = db.retry_rejected().await?;
+            if args.json {
+                println!("{}", serde_json::json!({"retried": n}));
+            } else {
+                println!("{n} refused rows are pending again; the next sync pushes them");
+            }
+        }
+        Command::DiscardRejected { table, id } => {
+            db.discard_rejected(table, id).await?;
+            if args.json {
+                println!("{}", serde_json::json!({"discarded": id}));
+            } else {
+                println!("discarded the local changes of {table} {id}");
             }
         }
         Command::Status => {
@@ -360,7 +420,8 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 println!(
                     "{}",
                     serde_json::json!({"pending_changes": s.pending_changes, "last_sync_at_ms": s.last_sync_at_ms,
-                        "last_error": s.last_error, "remote_url": s.remote_url})
+                        "last_error": s.last_error, "remote_url": s.remote_url, "rejected": s.rejected,
+                        "refused_tables": s.refused_tables.iter().map(refusal_json).collect::<Vec<_>>()})
                 );
             } else {
                 println!(
@@ -368,6 +429,13 @@ async fn run(args: Args) -> erth_core::Result<()> {
                     s.remote_url.as_deref().unwrap_or("(none: local-only)")
                 );
                 println!("pending changes: {}", s.pending_changes);
+                println!("refused rows:    {}", s.rejected);
+                for t in &s.refused_tables {
+                    println!(
+                        "refused table:   {} ({}: {}); its changes stay pending",
+                        t.table, t.code, t.message
+                    );
+                }
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64);

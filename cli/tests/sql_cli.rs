@@ -235,3 +235,96 @@ async fn two_cli_replicas_sync_a_custom_table() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn refused_rows_are_listed_retried_and_discarded() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url().to_owned();
+    let token = server.token().map(str::to_owned);
+    let run = move |args: &[&str]| {
+        let mut cmd = Command::new(ERTH);
+        cmd.arg("--db")
+            .arg(dir.path().join("a.db"))
+            .arg("--remote")
+            .arg(&url)
+            .args(args);
+        cmd.env("ERTH_SCHEMA", SCHEMA)
+            .env_remove("ERTH_DATABASE_URL");
+        match &token {
+            Some(t) => cmd.env("ERTH_AUTH_TOKEN", t),
+            None => cmd.env_remove("ERTH_AUTH_TOKEN"),
+        };
+        cmd.output().unwrap()
+    };
+    let run = std::sync::Arc::new(run);
+    let r = run.clone();
+    tokio::task::spawn_blocking(move || ok(&r(&["sync"])))
+        .await
+        .unwrap();
+    // The server's rule: a note with a negative n is refused.
+    erth_tests::hrana::execute(
+        server.url(),
+        server.token(),
+        &[
+            "CREATE TRIGGER test_refuse BEFORE INSERT ON notes WHEN new.n < 0 \
+           BEGIN SELECT RAISE(ABORT, 'n must not be negative'); END",
+        ],
+    )
+    .await
+    .unwrap();
+    let r = run.clone();
+    tokio::task::spawn_blocking(move || {
+        let json = |args: &[&str]| -> Value { serde_json::from_str(&ok(&r(args))).unwrap() };
+        ok(&r(&[
+            "sql",
+            "INSERT INTO notes (title, n) VALUES ('ok', 1), ('refused', -1)",
+        ]));
+        let synced = json(&["--json", "sync"]);
+        assert_eq!(synced["pushed"], json!(1), "{synced}");
+        assert_eq!(synced["rejected"], json!(1), "{synced}");
+        let listed = json(&["--json", "rejected"]);
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+        assert_eq!(listed[0]["table"], json!("notes"));
+        assert!(listed[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("n must not be negative"));
+        let id = listed[0]["id"].as_str().unwrap().to_owned();
+        let status = json(&["--json", "status"]);
+        assert_eq!(
+            (
+                status["rejected"].clone(),
+                status["pending_changes"].clone()
+            ),
+            (json!(1), json!(1))
+        );
+        // Not pushed again unasked; pushed again (and refused again) when asked.
+        assert_eq!(json(&["--json", "sync"])["pushed"], json!(0));
+        assert_eq!(json(&["--json", "retry-rejected"])["retried"], json!(1));
+        let again = json(&["--json", "sync"]);
+        assert_eq!(
+            (again["pushed"].clone(), again["rejected"].clone()),
+            (json!(0), json!(1))
+        );
+        // Discarded: a row the server never had is gone.
+        ok(&r(&["discard-rejected", "notes", &id]));
+        let rows = json(&["--json", "sql", "SELECT title FROM notes"]);
+        assert_eq!(rows, json!([{"title": "ok"}]));
+        let status = json(&["--json", "status"]);
+        assert_eq!(
+            (
+                status["rejected"].clone(),
+                status["pending_changes"].clone()
+            ),
+            (json!(0), json!(0))
+        );
+        // A row that is not refused: NotFound, exit code 3.
+        assert_eq!(
+            r(&["discard-rejected", "notes", &id]).status.code(),
+            Some(3)
+        );
+    })
+    .await
+    .unwrap();
+}

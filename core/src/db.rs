@@ -30,7 +30,7 @@ use crate::transport::Transport;
 use crate::value::{Rows, SqlValue, Statement};
 use futures::lock::Mutex as AsyncMutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// How a replica is set up. `Debug` redacts the token and the key.
@@ -53,7 +53,8 @@ pub struct Config {
     pub push_batch_rows: usize,
     /// Rows per `INSERT` statement inside a push batch.
     pub rows_per_statement: usize,
-    /// Rows per pull page (halved automatically if the server finds the answer too large).
+    /// Most rows per pull page; pages are sized in bytes within that (see
+    /// [`crate::sync`]), so this also bounds how many rows one size probe plans.
     pub pull_page_rows: usize,
     /// How far ahead of local time a remote clock may pull the local clock (see [`crate::hlc`]).
     pub max_clock_drift_ms: u64,
@@ -139,6 +140,14 @@ pub struct SyncStatus {
     /// (`table.column`), as of the last sync: newer replicas added them.
     /// This replica leaves them alone; declaring them backfills their values.
     pub unknown_server_columns: Vec<String>,
+    /// Rows the server refused, set aside until they change or
+    /// [`Database::retry_rejected`] (listed by [`Database::rejected_rows`]).
+    /// They count in `pending_changes` too.
+    pub rejected: u64,
+    /// Tables whose changes the server would not take with this token, as
+    /// of the last push (a read-only token: every table, `HTTP 403`; kept
+    /// across reopens); their changes stay pending and the other tables sync.
+    pub refused_tables: Vec<crate::rejected::TableRefusal>,
 }
 
 /// Progress of a running sync.
@@ -151,6 +160,12 @@ pub enum SyncProgress {
 pub(crate) struct Remote {
     pub(crate) client: HranaClient,
     pub(crate) bootstrapped: AtomicBool,
+    /// Byte budgets of a pull page and a push batch, adapted to what the
+    /// link delivers (see [`crate::sync`]); kept across syncs.
+    pub(crate) page_bytes: AtomicUsize,
+    /// The most a page may grow to: half of the smallest page that timed out.
+    pub(crate) page_ceiling: AtomicUsize,
+    pub(crate) push_bytes: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -160,6 +175,7 @@ pub(crate) struct StatusState {
     pub(crate) syncing: bool,
     pub(crate) clock_ahead_ms: Option<u64>,
     pub(crate) unknown_server_columns: Vec<String>,
+    pub(crate) refused_tables: Vec<crate::rejected::TableRefusal>,
 }
 
 /// A local replica, optionally synced with a server.
@@ -245,6 +261,10 @@ impl Database {
             .ok_or_else(|| corrupt("clock missing from _erth_state".into()))?;
         let status = StatusState {
             last_sync_at_ms: kv.get(state::KEY_LAST_SYNC).and_then(|v| v.parse().ok()),
+            refused_tables: kv
+                .get(state::KEY_REFUSED_TABLES)
+                .map(|v| crate::rejected::refusals_from_text(v))
+                .unwrap_or_default(),
             ..StatusState::default()
         };
         let db = Database {
@@ -293,6 +313,9 @@ impl Database {
                 Some(Arc::new(Remote {
                     client,
                     bootstrapped: AtomicBool::new(false),
+                    page_bytes: AtomicUsize::new(crate::sync::PULL_PAGE_BYTES),
+                    page_ceiling: AtomicUsize::new(crate::sync::MAX_PAGE_BYTES),
+                    push_bytes: AtomicUsize::new(crate::sync::PUSH_BATCH_BYTES),
                 }))
             }
         };
@@ -677,6 +700,7 @@ impl Database {
             .and_then(|r| r.first())
             .and_then(SqlValue::as_str)
             .and_then(|v| v.parse::<u64>().ok());
+        let rejected = self.rejected_count().await?;
         let s = self.status.lock().unwrap_or_else(|p| p.into_inner());
         Ok(SyncStatus {
             pending_changes,
@@ -686,6 +710,8 @@ impl Database {
             remote_url: self.remote_url(),
             clock_ahead_ms: s.clock_ahead_ms,
             unknown_server_columns: s.unknown_server_columns.clone(),
+            rejected,
+            refused_tables: s.refused_tables.clone(),
         })
     }
 

@@ -108,14 +108,49 @@ impl Error {
         match self {
             Error::Network(_) | Error::Protocol(_) => true,
             Error::Http { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            Error::Server { code, .. } => is_contention_code(code) || code == "STREAM_EXPIRED",
+            _ => false,
+        }
+    }
+
+    /// The server could not take a transaction because of other writers: a
+    /// busy or locked database, or an MVCC commit conflict. The transaction
+    /// rolled back, so running it again is safe (and, with backoff, the way
+    /// it lands).
+    pub fn is_contention(&self) -> bool {
+        matches!(self, Error::Server { code, .. } if is_contention_code(code))
+    }
+
+    /// The request took longer than the transport's timeout: the caller may
+    /// ask for less (a smaller page or batch) instead of the same again.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Network(TransportError::Timeout))
+    }
+
+    /// The server refused a statement because of the rows it carries (a
+    /// constraint or trigger, a value it will not take, a row it cannot
+    /// merge), as opposed to the network, contention, or a fault of the
+    /// whole database ([`WHOLE_DATABASE_CODES`]) or of the credentials
+    /// (HTTP 401/403 are [`Error::Auth`]). Decided by the Hrana error code
+    /// only; a server that reports one generic code for every failed step
+    /// (tursodb: `BATCH_STEP_ERROR`) counts as refusing rows, which the
+    /// push verifies by narrowing the batch down (see [`crate::sync`]).
+    pub fn is_row_refusal(&self) -> bool {
+        match self {
             Error::Server { code, .. } => {
-                matches!(
-                    code.as_str(),
-                    "SQLITE_BUSY" | "SQLITE_LOCKED" | "STREAM_EXPIRED"
-                )
+                !is_contention_code(code)
+                    && !WHOLE_DATABASE_CODES.contains(&code.as_str())
+                    && !self.is_table_refusal()
             }
             _ => false,
         }
+    }
+
+    /// The server's authorizer refused a statement on a table (`SQLITE_AUTH`:
+    /// a token restricted per table): every row of that table is refused
+    /// alike, so the push skips the table instead of narrowing row by row.
+    pub fn is_table_refusal(&self) -> bool {
+        matches!(self, Error::Server { code, .. } if code == "SQLITE_AUTH")
     }
 
     /// The server's Hrana error code, if the server reported one.
@@ -126,6 +161,45 @@ impl Error {
         }
     }
 }
+
+/// Hrana codes of contention: sqld's `SQLITE_BUSY` / `SQLITE_LOCKED` (an MVCC
+/// `BEGIN CONCURRENT` commit conflict is SQLite's extended
+/// `SQLITE_BUSY_SNAPSHOT`, which sqld reports by its primary code
+/// `SQLITE_BUSY`: `sqlite_error_code` in libsql-server/src/hrana/stmt.rs;
+/// `SQLITE_BUSY_SNAPSHOT` is accepted too for servers that report extended
+/// codes), and sqld's own `TRANSACTION_BUSY` / `TRANSACTION_TIMEOUT`
+/// (`StmtError::code`, same file).
+fn is_contention_code(code: &str) -> bool {
+    matches!(
+        code,
+        "SQLITE_BUSY"
+            | "SQLITE_BUSY_SNAPSHOT"
+            | "SQLITE_LOCKED"
+            | "TRANSACTION_BUSY"
+            | "TRANSACTION_TIMEOUT"
+    )
+}
+
+/// Hrana codes that are about the whole server database, not the rows of a
+/// statement (sqld's `StmtError::code` / `sqlite_error_code`,
+/// libsql-server/src/hrana/stmt.rs): read-only or blocked database, full
+/// disk, I/O, corruption, memory, an interrupted statement, a replica that
+/// cannot reach its primary.
+pub const WHOLE_DATABASE_CODES: &[&str] = &[
+    "SQLITE_READONLY",
+    "BLOCKED",
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_CORRUPT",
+    "SQLITE_NOTADB",
+    "SQLITE_CANTOPEN",
+    "SQLITE_NOMEM",
+    "SQLITE_INTERRUPT",
+    "SQLITE_PERM",
+    "PROXY_ERROR",
+    "STREAM_EXPIRED",
+    "RESPONSE_TOO_LARGE",
+];
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
@@ -153,4 +227,57 @@ pub(crate) fn clip(text: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn server(code: &str) -> Error {
+        Error::Server {
+            code: code.into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn server_codes_are_classified_by_code() {
+        // Rows at fault: constraints and triggers (sqld), values the server
+        // will not take, tursodb's one code for every failed step.
+        for code in [
+            "SQLITE_CONSTRAINT",
+            "SQLITE_TOOBIG",
+            "ARGS_INVALID",
+            "BATCH_STEP_ERROR",
+        ] {
+            let e = server(code);
+            assert!(e.is_row_refusal(), "{code}");
+            assert!(!e.is_contention() && !e.is_transient() && !e.is_table_refusal());
+        }
+        // Contention: retried, never a refusal.
+        for code in [
+            "SQLITE_BUSY",
+            "SQLITE_BUSY_SNAPSHOT",
+            "SQLITE_LOCKED",
+            "TRANSACTION_BUSY",
+            "TRANSACTION_TIMEOUT",
+        ] {
+            let e = server(code);
+            assert!(e.is_contention() && e.is_transient(), "{code}");
+            assert!(!e.is_row_refusal());
+        }
+        // The whole database, or the table: not the rows.
+        for code in WHOLE_DATABASE_CODES {
+            assert!(!server(code).is_row_refusal(), "{code}");
+        }
+        assert!(server("SQLITE_AUTH").is_table_refusal());
+        assert!(!server("SQLITE_AUTH").is_row_refusal());
+        // Not server answers at all.
+        assert!(!Error::Auth { status: 403 }.is_row_refusal());
+        assert!(!Error::Network(TransportError::Timeout).is_row_refusal());
+        assert!(Error::Network(TransportError::Timeout).is_timeout());
+        assert!(!Error::Network(TransportError::Io("x".into())).is_timeout());
+    }
 }

@@ -52,7 +52,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Delay before retry number `n` (0-based), with jitter in [50%, 100%].
-    fn delay(&self, n: u32) -> u64 {
+    pub(crate) fn delay(&self, n: u32) -> u64 {
         let full = self
             .base_delay_ms
             .saturating_mul(1 << n.min(16))
@@ -81,14 +81,22 @@ pub struct BatchOutcome {
 impl BatchOutcome {
     /// The first failed step as a typed error.
     pub fn first_error(&self) -> Option<Error> {
-        self.errors
-            .iter()
-            .flatten()
-            .next()
-            .map(|(code, message)| Error::Server {
-                code: code.clone(),
-                message: message.clone(),
+        self.first_error_step().map(|(_, e)| e)
+    }
+
+    /// The first failed step: its index and typed error.
+    pub fn first_error_step(&self) -> Option<(usize, Error)> {
+        self.errors.iter().enumerate().find_map(|(i, e)| {
+            e.as_ref().map(|(code, message)| {
+                (
+                    i,
+                    Error::Server {
+                        code: code.clone(),
+                        message: message.clone(),
+                    },
+                )
             })
+        })
     }
 }
 
@@ -281,10 +289,25 @@ impl HranaClient {
     /// Runs a batch, retrying transient failures (a batch must be safe to
     /// run twice: every batch the engine sends is idempotent).
     pub async fn batch(&self, steps: &[Step]) -> Result<BatchOutcome> {
+        self.batch_retrying(steps, true).await
+    }
+
+    /// [`HranaClient::batch`], except that a timeout is returned at once:
+    /// the caller asks for less (a smaller page or batch, see
+    /// [`crate::sync`]) instead of sending the same request again.
+    pub async fn batch_or_timeout(&self, steps: &[Step]) -> Result<BatchOutcome> {
+        self.batch_retrying(steps, false).await
+    }
+
+    async fn batch_retrying(&self, steps: &[Step], retry_timeouts: bool) -> Result<BatchOutcome> {
         let mut attempt = 0;
         loop {
             match self.batch_once(steps).await {
-                Err(e) if e.is_transient() && attempt + 1 < self.retry.attempts => {
+                Err(e)
+                    if e.is_transient()
+                        && (retry_timeouts || !e.is_timeout())
+                        && attempt + 1 < self.retry.attempts =>
+                {
                     let delay = self.retry.delay(attempt);
                     tracing::debug!(error = %e, attempt, delay, "transient Hrana failure; retrying");
                     self.transport.sleep(delay).await;
@@ -739,8 +762,9 @@ mod tests {
         c.execute(Statement::plain("SELECT 1")).await.unwrap();
         assert_eq!(t.seen.lock().unwrap().len(), 2);
         // One step of a batch failing with SQLITE_BUSY: the batch ran (and
-        // rolled back, for a transaction), so it is not resent; the caller
-        // gets the typed error (a failed sync; the next sync redoes it).
+        // rolled back, for a transaction), so the client does not resend
+        // it; the caller gets the typed error (the push runs its
+        // transaction again with backoff: `crate::sync`).
         let (c, t) = client(|_, _| {
             (
                 200,

@@ -13,6 +13,7 @@
 //! - [`store`], [`transport`]: the only I/O, each behind a small trait;
 //! - [`endpoint`], [`hrana`]: where the server is and how to talk to it;
 //! - [`sync`]: push, pull, bootstrap and retries;
+//! - [`rejected`]: rows the server refused (listed, retried, discarded);
 //! - [`migrate`]: opening a replica file (schema checks, local formats, backfills);
 //! - [`db`], [`todos`]: the public API (generic rows, and the typed todo API);
 //! - [`sql`], [`watch`]: the app's plain SQL and live queries.
@@ -34,6 +35,7 @@ pub mod ids;
 pub mod merge;
 mod migrate;
 pub mod platform;
+pub mod rejected;
 mod restored;
 pub mod row;
 pub mod schema;
@@ -51,6 +53,7 @@ pub use endpoint::{AuthToken, Endpoint};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{ChangeEvent, ChangeOrigin, Subscription};
 pub use hlc::{Clock, NodeId, SystemClock, Timestamp};
+pub use rejected::{RejectedRow, TableRefusal};
 pub use schema::{ColumnDef, Schema, SqlType, TableDef};
 pub use sql::ExecuteResult;
 pub use todos::Todo;

@@ -1,6 +1,7 @@
 //! The replica's own bookkeeping in the `_erth_state` table of the same
 //! database (node id, last clock, pull cursor per table, the server it last
-//! synced with), and the local schema version in `PRAGMA user_version`.
+//! synced with), the rows the server refused (`_erth_rejected`), and the
+//! local schema version in `PRAGMA user_version`.
 //!
 //! Keys and values are bound as parameters; cursors are updated in the same
 //! transaction as the page they acknowledge.
@@ -12,10 +13,22 @@ pub const LOCAL_SCHEMA_VERSION: i64 = 2;
 
 pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS \"_erth_state\" (\"k\" TEXT PRIMARY KEY NOT NULL, \"v\" TEXT NOT NULL)";
 
+/// Rows the server refused ([`crate::sync`]): which local version
+/// (`dirty`, the row's `_dirty` when it was refused), and the server's code
+/// and message. A row is set aside while its `_dirty` still equals `dirty`:
+/// a local change makes it pending again.
+pub const CREATE_REJECTED: &str = "CREATE TABLE IF NOT EXISTS \"_erth_rejected\" (\"tbl\" TEXT NOT NULL, \"id\" TEXT NOT NULL, \"dirty\" INTEGER NOT NULL, \"code\" TEXT NOT NULL, \"message\" TEXT NOT NULL, \"at_ms\" INTEGER NOT NULL, PRIMARY KEY (\"tbl\", \"id\"))";
+
+/// Name of the table of [`CREATE_REJECTED`].
+pub const REJECTED: &str = "_erth_rejected";
+
 pub const KEY_NODE: &str = "node";
 pub const KEY_HLC: &str = "hlc";
 pub const KEY_SERVER_DB: &str = "server_db_id";
 pub const KEY_LAST_SYNC: &str = "last_sync_at";
+/// The tables the server refused at the last push (JSON, see
+/// [`crate::rejected::TableRefusal`]).
+pub const KEY_REFUSED_TABLES: &str = "refused_tables";
 
 /// The cursor key of a table.
 pub fn cursor_key(table: &str) -> String {

@@ -7,10 +7,31 @@
 //!   only if all succeeded). Afterwards `_dirty` is cleared only where it
 //!   still equals the pushed value, so edits made during the push stay
 //!   pending. A push whose answer was lost is retried; the merge makes the
-//!   repeat a no-op.
-//! - **Pull**: keyset pages `WHERE _seq > cursor ORDER BY _seq`; each page is
-//!   validated whole, then merged in one local transaction together with the
-//!   new cursor and clock, so a crash never loses or double-applies a page.
+//!   repeat a no-op. A transaction the server rolled back for contention
+//!   (busy, locked, an MVCC commit conflict: [`Error::is_contention`]) is
+//!   run again with backoff and jitter, so it lands exactly once.
+//! - **Refused rows**: a batch the server refuses because of its rows
+//!   ([`Error::is_row_refusal`]) is narrowed down — to the refused
+//!   statement's chunk when the answer names it, else by halves — until
+//!   the refused rows stand alone; they are set aside with the server's code
+//!   and message ([`crate::rejected`]) and everything else lands in the same
+//!   sync (a row costs at most about 2·log2(batch) extra requests). A table
+//!   the server refuses as a whole (`SQLITE_AUTH`, or HTTP 403 for a
+//!   read-only token) keeps its changes pending and is reported in
+//!   `status().refused_tables`; the other tables sync.
+//! - **Pull**: keyset pages `WHERE _seq > cursor ORDER BY _seq`, sized in
+//!   bytes: a cheap probe lists the next rows' `_seq` and approximate size,
+//!   and each page asks for the `_seq` range that fits the link's budget
+//!   (at least one row, so every sync progresses for any row size the
+//!   engine accepts). Each page is validated whole, then merged in one local
+//!   transaction together with the new cursor and clock, so a crash never
+//!   loses or double-applies a page.
+//! - **Slow links**: the page budget follows what the link delivers (a page
+//!   slower than [`TARGET_PAGE_MS`] shrinks it in proportion, a fast one
+//!   doubles it); a page or push batch that times out is asked again at
+//!   half its size instead of being resent as it was, and pages never grow
+//!   back to a size that timed out. Budgets live with the remote, across
+//!   syncs.
 //! - **Echo skip**: when a push's sequence numbers directly follow the
 //!   replica's cursor, the cursor jumps over them: those rows are what the
 //!   replica just sent, merged with what it had already pulled.
@@ -41,6 +62,7 @@ use crate::hlc::Observed;
 use crate::hrana::{self, Step};
 use crate::merge::{self, Target, META_TABLE};
 use crate::migrate::Backfill;
+use crate::rejected::{self, TableRefusal};
 use crate::row::SyncRow;
 use crate::schema::{q, TableDef, ZERO_CLOCK};
 use crate::state;
@@ -51,8 +73,40 @@ use std::sync::atomic::Ordering;
 /// How often a sync waiting for another process's sync checks again (ms).
 const SYNC_LOCK_POLL_MS: u64 = 25;
 
-/// Largest approximate request body for one push batch.
-const PUSH_BATCH_BYTES: usize = 4_000_000;
+/// Approximate request body of one push batch at first; halved (down to
+/// [`MIN_BATCH_BYTES`]) when a push times out, for the link's later syncs.
+pub(crate) const PUSH_BATCH_BYTES: usize = 4_000_000;
+/// Answer size of one pull page at first; adapted to the link (see the
+/// module docs) between [`MIN_BATCH_BYTES`] and [`MAX_PAGE_BYTES`].
+pub(crate) const PULL_PAGE_BYTES: usize = 2_000_000;
+/// sqld refuses answers over 10 MB (`RESPONSE_TOO_LARGE`); JSON adds to the
+/// row bytes counted here.
+pub(crate) const MAX_PAGE_BYTES: usize = 6_000_000;
+const MIN_BATCH_BYTES: usize = 64 * 1024;
+/// A page should arrive within this many ms: a slower one shrinks the
+/// budget in proportion, one four times faster doubles it.
+const TARGET_PAGE_MS: u64 = 4_000;
+
+/// Why a push of some rows did not land.
+struct PushFailure {
+    error: Error,
+    /// Which merge statement (chunk of `rows_per_statement` rows) the
+    /// server refused, when its answer says so.
+    chunk: Option<usize>,
+}
+
+impl From<Error> for PushFailure {
+    fn from(error: Error) -> Self {
+        PushFailure { error, chunk: None }
+    }
+}
+
+/// What pushing a table ended with.
+enum Pushed {
+    Rows(u64),
+    /// The server refused the table itself (after `u64` rows went through).
+    TableRefused(u64, TableRefusal),
+}
 
 fn meta_bootstrap() -> Vec<Statement> {
     vec![
@@ -77,6 +131,64 @@ struct PullRange {
     /// Read the server table's columns with the first page (same request),
     /// to report the ones this replica does not know.
     probe_columns: bool,
+}
+
+/// SQL for the approximate size in bytes of a server row: its user values
+/// plus a fixed share for the id, flags and clocks ([`SyncRow::approx_size`]).
+fn row_bytes_sql(def: &TableDef) -> String {
+    let overhead = 60 * (def.columns.len() + 1 + 4);
+    let mut parts = vec![overhead.to_string()];
+    parts.extend(
+        def.columns
+            .iter()
+            .map(|c| format!("coalesce(length({}), 0)", q(&c.name))),
+    );
+    parts.join(" + ")
+}
+
+/// The next page budget after a page of `page_bytes` (asked with `budget`)
+/// arrived in `elapsed_ms`: slower than [`TARGET_PAGE_MS`], in proportion
+/// to what the link delivered; four times faster with at least half the
+/// budget used, double; else the same. Within
+/// [`MIN_BATCH_BYTES`]..=[`MAX_PAGE_BYTES`] (the caller also keeps it under
+/// the link's ceiling).
+fn next_page_budget(budget: usize, page_bytes: usize, elapsed_ms: u64) -> usize {
+    let next = if elapsed_ms > TARGET_PAGE_MS {
+        (page_bytes as u128 * TARGET_PAGE_MS as u128 / elapsed_ms as u128) as usize
+    } else if elapsed_ms * 4 < TARGET_PAGE_MS && page_bytes * 2 > budget {
+        budget.saturating_mul(2)
+    } else {
+        budget
+    };
+    next.clamp(MIN_BATCH_BYTES, MAX_PAGE_BYTES)
+}
+
+/// The refusal of a whole table in a push's error: the server's authorizer
+/// (`SQLITE_AUTH`, a token restricted per table), or HTTP 403 (sqld: a
+/// read-only token writing; TOOLCHAIN.md). 401 (a missing or bad token) is
+/// not: it fails the sync.
+fn table_refusal(table: &str, error: &Error) -> Option<TableRefusal> {
+    match error {
+        Error::Auth { status: 403 } => Some(TableRefusal {
+            table: table.to_owned(),
+            code: "HTTP 403".into(),
+            message: "the server answered HTTP 403: this token may not write (read-only)".into(),
+        }),
+        Error::Server { code, message } if error.is_table_refusal() => Some(TableRefusal {
+            table: table.to_owned(),
+            code: code.clone(),
+            message: crate::error::clip(message, 500),
+        }),
+        _ => None,
+    }
+}
+
+/// The `db_id` in the rows of `SELECT k, v FROM _erth_meta`.
+fn db_id_of(meta: &crate::value::Rows) -> Option<i64> {
+    meta.rows
+        .iter()
+        .find(|r| r.first().and_then(SqlValue::as_str) == Some("db_id"))
+        .and_then(|r| r.get(1).and_then(SqlValue::as_i64))
 }
 
 fn invalid_row(table: &str, reason: impl Into<String>) -> Error {
@@ -185,9 +297,35 @@ impl Database {
         self.recover_if_server_forgot(remote).await?;
         let mut pushed = 0;
         let mut pulled = 0;
+        let mut refused = Vec::new();
         for def in &self.config.tables {
-            pushed += self.push_table(remote, def, progress).await?;
+            match self.push_table(remote, def, progress).await? {
+                Pushed::Rows(n) => pushed += n,
+                Pushed::TableRefused(n, refusal) => {
+                    pushed += n;
+                    refused.push(refusal);
+                }
+            }
         }
+        let known = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refused_tables
+            .clone();
+        if known != refused {
+            self.store
+                .write(&[if refused.is_empty() {
+                    state::delete(state::KEY_REFUSED_TABLES)
+                } else {
+                    state::set(state::KEY_REFUSED_TABLES, rejected::refusals_text(&refused))
+                }])
+                .await?;
+        }
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refused_tables = refused;
         for def in &self.config.tables {
             pulled += self.pull_table(remote, def, progress).await?;
         }
@@ -195,7 +333,10 @@ impl Database {
         // marked pending: clear them on the server in this sync too.
         if self.uncleared_pulled.swap(false, Ordering::SeqCst) {
             for def in &self.config.tables {
-                pushed += self.push_table(remote, def, progress).await?;
+                // A table refused now was refused (and recorded) above.
+                match self.push_table(remote, def, progress).await? {
+                    Pushed::Rows(n) | Pushed::TableRefused(n, _) => pushed += n,
+                }
             }
         }
         Ok((pushed, pulled))
@@ -207,6 +348,43 @@ impl Database {
         if remote.bootstrapped.load(Ordering::SeqCst) {
             return Ok(());
         }
+        let db_id = match self.read_server_schema(remote).await? {
+            Some(db_id) => db_id,
+            None => self.create_server_schema(remote).await?,
+        };
+        self.note_server(db_id).await?;
+        remote.bootstrapped.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The server's `db_id` when its tables already have every declared
+    /// column (`None` otherwise), read without writing anything: a
+    /// read-only token can pull (sqld answers 403 to DDL from it).
+    async fn read_server_schema(&self, remote: &Remote) -> Result<Option<i64>> {
+        let mut steps = vec![Step {
+            cond: None,
+            stmt: Statement::plain(format!("SELECT \"k\", \"v\" FROM {}", q(META_TABLE))),
+        }];
+        steps.extend(self.config.tables.iter().map(|def| Step {
+            cond: None,
+            stmt: Statement::plain(def.probe_columns_sql(&def.name)),
+        }));
+        let out = remote.client.batch(&steps).await?;
+        let Some(meta) = out.results.first().cloned().flatten() else {
+            return Ok(None);
+        };
+        for (def, probe) in self.config.tables.iter().zip(&out.results[1..]) {
+            match probe {
+                Some(rows) if def.migration_sql(&def.name, &rows.columns)?.is_empty() => {}
+                _ => return Ok(None),
+            }
+        }
+        Ok(db_id_of(&meta))
+    }
+
+    /// Creates or migrates the server tables (idempotent); returns the
+    /// server's `db_id`.
+    async fn create_server_schema(&self, remote: &Remote) -> Result<i64> {
         let mut stmts = meta_bootstrap();
         for def in &self.config.tables {
             stmts.push(Statement::plain(def.create_table_sql()));
@@ -235,11 +413,7 @@ impl Database {
             .cloned()
             .flatten()
             .ok_or_else(|| Error::Protocol("bootstrap returned no meta rows".into()))?;
-        let db_id = meta
-            .rows
-            .iter()
-            .find(|r| r.first().and_then(SqlValue::as_str) == Some("db_id"))
-            .and_then(|r| r.get(1).and_then(SqlValue::as_i64))
+        let db_id = db_id_of(&meta)
             .ok_or_else(|| Error::Protocol("server _erth_meta has no db_id".into()))?;
 
         for def in &self.config.tables {
@@ -272,7 +446,12 @@ impl Database {
                 }
             }
         }
+        Ok(db_id)
+    }
 
+    /// Records the server's identity; a new or reset server makes the
+    /// replica push everything again and pull from the start.
+    async fn note_server(&self, db_id: i64) -> Result<()> {
         let kv = read_state(self.store.as_ref()).await?;
         let known = kv.get(state::KEY_SERVER_DB).cloned();
         if known.as_deref() != Some(&db_id.to_string()) {
@@ -283,7 +462,6 @@ impl Database {
             }
             self.store.write(&stmts).await?;
         }
-        remote.bootstrapped.store(true, Ordering::SeqCst);
         Ok(())
     }
 
@@ -295,12 +473,14 @@ impl Database {
             .unwrap_or(0))
     }
 
+    /// Pushes the table's pending rows that are not set aside, in batches
+    /// of at most the link's push budget in bytes.
     async fn push_table(
         &self,
         remote: &Remote,
         def: &TableDef,
         progress: &(dyn Fn(SyncProgress) + Sync),
-    ) -> Result<u64> {
+    ) -> Result<Pushed> {
         let mut after = String::new();
         let mut pushed = 0u64;
         loop {
@@ -308,19 +488,23 @@ impl Database {
                 .store
                 .query(&Statement::new(
                     format!(
-                        "SELECT {}, \"_dirty\" FROM {} WHERE \"_dirty\" > 0 AND \"id\" > ? ORDER BY \"id\" LIMIT ?",
+                        "SELECT {}, t.\"_dirty\" FROM {} t WHERE t.\"_dirty\" > 0 AND t.\"id\" > ? AND {} ORDER BY t.\"id\" LIMIT ?",
                         def.row_column_list(),
-                        q(&def.local_name())
+                        q(&def.local_name()),
+                        rejected::NOT_SET_ASIDE,
                     ),
-                    vec![SqlValue::Text(after.clone()), SqlValue::Integer(self.config.push_batch_rows as i64)],
+                    vec![
+                        SqlValue::Text(after.clone()),
+                        def.name.as_str().into(),
+                        SqlValue::Integer(self.config.push_batch_rows as i64),
+                    ],
                 ))
                 .await?;
             if rows.rows.is_empty() {
-                return Ok(pushed);
+                return Ok(Pushed::Rows(pushed));
             }
             let full_page = rows.rows.len() == self.config.push_batch_rows;
-            let mut batch: Vec<(SyncRow, i64)> = Vec::new();
-            let mut bytes = 0;
+            let mut page: Vec<(SyncRow, i64)> = Vec::with_capacity(rows.rows.len());
             for cells in &rows.rows {
                 let row = SyncRow::from_cells(def, cells).map_err(|e| {
                     Error::Storage(crate::store::StoreError::new(
@@ -329,39 +513,143 @@ impl Database {
                     ))
                 })?;
                 let dirty = cells.last().and_then(SqlValue::as_i64).unwrap_or(0);
-                let size = row.approx_size();
-                if !batch.is_empty() && bytes + size > PUSH_BATCH_BYTES {
-                    self.push_batch(remote, def, &batch).await?;
-                    pushed += batch.len() as u64;
-                    progress(SyncProgress::Pushed {
-                        table: def.name.clone(),
-                        rows: pushed,
-                    });
-                    batch.clear();
-                    bytes = 0;
-                }
-                bytes += size;
-                batch.push((row, dirty));
+                page.push((row, dirty));
             }
-            after = batch.last().map(|(r, _)| r.id.clone()).unwrap_or_default();
-            self.push_batch(remote, def, &batch).await?;
-            pushed += batch.len() as u64;
-            progress(SyncProgress::Pushed {
-                table: def.name.clone(),
-                rows: pushed,
-            });
+            after = page.last().map(|(r, _)| r.id.clone()).unwrap_or_default();
+            let mut rest = page.as_slice();
+            while !rest.is_empty() {
+                let budget = remote.push_bytes.load(Ordering::Relaxed);
+                let mut bytes = 0;
+                let n = rest
+                    .iter()
+                    .take_while(|(row, _)| {
+                        bytes += row.approx_size();
+                        bytes <= budget
+                    })
+                    .count()
+                    .max(1);
+                if let Some(refusal) = self
+                    .push_rows(remote, def, rest[..n].to_vec(), &mut pushed, progress)
+                    .await?
+                {
+                    return Ok(Pushed::TableRefused(pushed, refusal));
+                }
+                rest = &rest[n..];
+            }
             if !full_page {
-                return Ok(pushed);
+                return Ok(Pushed::Rows(pushed));
             }
         }
     }
 
+    /// Pushes `rows`, narrowing a refused batch down to the rows at fault:
+    /// the part the server's answer names (the refused statement's chunk),
+    /// else halves, until a single refused row is set aside with the
+    /// server's reason. A batch that times out (or is answered HTTP 413,
+    /// too large) is split too, and the link's push budget halved. Returns the refusal of the whole table, if the
+    /// server refused that (a token that may not write it).
+    async fn push_rows(
+        &self,
+        remote: &Remote,
+        def: &TableDef,
+        rows: Vec<(SyncRow, i64)>,
+        pushed: &mut u64,
+        progress: &(dyn Fn(SyncProgress) + Sync),
+    ) -> Result<Option<TableRefusal>> {
+        let mut stack = vec![rows];
+        while let Some(part) = stack.pop() {
+            let failure = match self.push_batch(remote, def, &part).await {
+                Ok(()) => {
+                    *pushed += part.len() as u64;
+                    progress(SyncProgress::Pushed {
+                        table: def.name.clone(),
+                        rows: *pushed,
+                    });
+                    continue;
+                }
+                Err(f) => f,
+            };
+            let error = failure.error;
+            if let Some(refusal) = table_refusal(&def.name, &error) {
+                tracing::warn!(table = %def.name, code = %refusal.code, "the server refuses this table's changes; they stay pending");
+                return Ok(Some(refusal));
+            }
+            let split_at = if error.is_row_refusal() {
+                if let [(row, dirty)] = part.as_slice() {
+                    tracing::warn!(table = %def.name, row = %row.id, error = %error, "the server refused a row; set aside");
+                    self.store
+                        .write(&[rejected::set_aside(
+                            &def.name,
+                            &row.id,
+                            *dirty,
+                            &error,
+                            self.now_ms(),
+                        )])
+                        .await?;
+                    continue;
+                }
+                let per = self.config.rows_per_statement;
+                match failure.chunk {
+                    Some(c) if per < part.len() && c * per < part.len() => {
+                        vec![c * per, ((c + 1) * per).min(part.len())]
+                    }
+                    _ => vec![part.len() / 2],
+                }
+            } else if (error.is_timeout() || matches!(error, Error::Http { status: 413, .. }))
+                && part.len() > 1
+            {
+                let budget = remote.push_bytes.load(Ordering::Relaxed);
+                remote
+                    .push_bytes
+                    .store((budget / 2).max(MIN_BATCH_BYTES), Ordering::Relaxed);
+                vec![part.len() / 2]
+            } else {
+                return Err(error);
+            };
+            // Pieces in order: the stack pops the first one next.
+            let mut bounds = vec![0];
+            bounds.extend(split_at.into_iter().filter(|&b| b > 0 && b < part.len()));
+            bounds.push(part.len());
+            for w in bounds.windows(2).rev() {
+                if w[0] < w[1] {
+                    stack.push(part[w[0]..w[1]].to_vec());
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// One push transaction, run again with backoff and jitter while the
+    /// server reports contention (busy, locked, an MVCC commit conflict):
+    /// the transaction rolled back, so it lands exactly once. A push whose
+    /// answer was lost after the commit is safe to repeat too: the merge
+    /// makes the repeat a no-op.
     async fn push_batch(
         &self,
         remote: &Remote,
         def: &TableDef,
         batch: &[(SyncRow, i64)],
-    ) -> Result<()> {
+    ) -> Result<(), PushFailure> {
+        let mut attempt = 0;
+        loop {
+            match self.push_batch_once(remote, def, batch).await {
+                Err(f) if f.error.is_contention() && attempt + 1 < self.config.retry.attempts => {
+                    let delay = self.config.retry.delay(attempt);
+                    tracing::debug!(error = %f.error, attempt, delay, "push met contention; retrying");
+                    self.transport.sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn push_batch_once(
+        &self,
+        remote: &Remote,
+        def: &TableDef,
+        batch: &[(SyncRow, i64)],
+    ) -> Result<(), PushFailure> {
         let rows: Vec<SyncRow> = batch.iter().map(|(r, _)| r.clone()).collect();
         let n = rows.len() as i64;
         let offsets: Vec<i64> = (1..=n).collect();
@@ -381,11 +669,14 @@ impl Database {
             vec![SqlValue::Integer(n)],
         ));
         let (steps, commit) = hrana::transaction(stmts);
-        let out = remote.client.batch(&steps).await?;
+        let out = remote.client.batch_or_timeout(&steps).await?;
         if out.results.get(commit).is_none_or(Option::is_none) {
-            return Err(out
-                .first_error()
-                .unwrap_or_else(|| Error::Protocol("push transaction did not commit".into())));
+            let (step, error) = out
+                .first_error_step()
+                .unwrap_or_else(|| (0, Error::Protocol("push transaction did not commit".into())));
+            // Step 0 is BEGIN; steps 1..=merges are the merge statements.
+            let chunk = (1..=merges).contains(&step).then(|| step - 1);
+            return Err(PushFailure { error, chunk });
         }
 
         // Echo skip: the sequence numbers this push took, if they follow our cursor.
@@ -412,6 +703,8 @@ impl Database {
 
         let mut local = Vec::new();
         for chunk in batch.chunks(400) {
+            let ids: Vec<&str> = chunk.iter().map(|(r, _)| r.id.as_str()).collect();
+            local.push(rejected::accepted(&def.name, &ids));
             let tuples = vec!["(?, ?)"; chunk.len()].join(", ");
             let mut args = Vec::with_capacity(chunk.len() * 2);
             for (row, dirty) in chunk {
@@ -427,7 +720,7 @@ impl Database {
             ));
         }
         if let (Some(base), Some((seq, id))) = (base, newest) {
-            if base == self.cursor(&def.name).await? {
+            if base == self.cursor(&def.name).await.map_err(PushFailure::from)? {
                 local.push(state::set(
                     &state::cursor_key(&def.name),
                     (base + n).to_string(),
@@ -438,7 +731,7 @@ impl Database {
                 ));
             }
         }
-        self.store.write(&local).await?;
+        self.store.write(&local).await.map_err(Error::from)?;
         Ok(())
     }
 
@@ -522,7 +815,6 @@ impl Database {
     ) -> Result<u64> {
         let mut after = range.after;
         let mut probe = range.probe_columns;
-        let mut page_rows = self.config.pull_page_rows;
         let mut pulled = 0u64;
         let mut filter = String::new();
         let mut fixed_args = Vec::new();
@@ -539,32 +831,100 @@ impl Database {
             filter.push_str(&format!(" AND ({})", any.join(" OR ")));
             fixed_args.extend(range.clocked.iter().map(|_| SqlValue::from(ZERO_CLOCK)));
         }
+        let sizes = format!(
+            "SELECT \"_seq\", {} FROM {} WHERE \"_seq\" > ?{filter} ORDER BY \"_seq\" LIMIT ?",
+            row_bytes_sql(def),
+            q(&def.name)
+        );
         let select = format!(
-            "SELECT {}, \"_seq\" FROM {} WHERE \"_seq\" > ?{filter} ORDER BY \"_seq\" LIMIT ?",
+            "SELECT {}, \"_seq\" FROM {} WHERE \"_seq\" > ? AND \"_seq\" <= ?{filter} ORDER BY \"_seq\"",
             def.row_column_list(),
             q(&def.name)
         );
+        // `(_seq, bytes)` of the next rows, planned into pages by bytes.
+        let mut plan: std::collections::VecDeque<(i64, usize)> = Default::default();
+        let mut more = true;
         loop {
-            let mut args = vec![SqlValue::Integer(after)];
+            if plan.is_empty() {
+                if !more {
+                    return Ok(pulled);
+                }
+                let mut args = vec![SqlValue::Integer(after)];
+                args.extend(fixed_args.iter().cloned());
+                args.push(SqlValue::Integer(self.config.pull_page_rows as i64));
+                let stmt = Statement::new(sizes.clone(), args);
+                let planned = if std::mem::take(&mut probe) {
+                    self.probe_and_page(remote, def, stmt).await?
+                } else {
+                    remote.client.execute(stmt).await?
+                };
+                more = planned.rows.len() >= self.config.pull_page_rows;
+                for r in &planned.rows {
+                    let (Some(seq), Some(bytes)) = (
+                        r.first().and_then(SqlValue::as_i64),
+                        r.get(1).and_then(SqlValue::as_i64),
+                    ) else {
+                        return Err(invalid_row(&def.name, "a row size is not an integer"));
+                    };
+                    plan.push_back((seq, bytes.max(0) as usize));
+                }
+                if plan.is_empty() {
+                    return Ok(pulled);
+                }
+            }
+            // The next page: as many planned rows as the budget holds, at least one.
+            let budget = remote.page_bytes.load(Ordering::Relaxed);
+            let mut bytes = 0;
+            let take = plan
+                .iter()
+                .take_while(|(_, b)| {
+                    bytes += b;
+                    bytes <= budget
+                })
+                .count()
+                .max(1);
+            let upto = plan[take - 1].0;
+            let page_bytes: usize = plan.iter().take(take).map(|(_, b)| b).sum();
+            let mut args = vec![SqlValue::Integer(after), SqlValue::Integer(upto)];
             args.extend(fixed_args.iter().cloned());
-            args.push(SqlValue::Integer(page_rows as i64));
-            let stmt = Statement::new(select.clone(), args);
-            let page = if std::mem::take(&mut probe) {
-                self.probe_and_page(remote, def, stmt).await
-            } else {
-                remote.client.execute(stmt).await
-            };
-            let page = match page {
+            let started = self.now_ms();
+            let page = match remote
+                .client
+                .batch_or_timeout(&[Step {
+                    cond: None,
+                    stmt: Statement::new(select.clone(), args),
+                }])
+                .await
+                .and_then(|out| match out.first_error() {
+                    Some(e) => Err(e),
+                    None => out
+                        .results
+                        .into_iter()
+                        .next()
+                        .flatten()
+                        .ok_or_else(|| Error::Protocol("the page has no result".into())),
+                }) {
                 Ok(p) => p,
-                Err(e) if e.server_code() == Some("RESPONSE_TOO_LARGE") && page_rows > 1 => {
-                    page_rows /= 2;
+                Err(e)
+                    if take > 1
+                        && (e.is_timeout() || e.server_code() == Some("RESPONSE_TOO_LARGE")) =>
+                {
+                    // Ask for less: half of what did not arrive, and never
+                    // grow back to it on this link.
+                    let smaller = (page_bytes / 2).max(MIN_BATCH_BYTES).min(budget);
+                    tracing::debug!(error = %e, bytes = smaller, "pull page too big for the link; shrinking");
+                    remote.page_bytes.store(smaller, Ordering::Relaxed);
+                    remote.page_ceiling.fetch_min(smaller, Ordering::Relaxed);
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            if page.rows.is_empty() {
-                return Ok(pulled);
-            }
+            let elapsed = self.now_ms().saturating_sub(started);
+            let next = next_page_budget(budget, page_bytes, elapsed)
+                .min(remote.page_ceiling.load(Ordering::Relaxed))
+                .max(MIN_BATCH_BYTES);
+            remote.page_bytes.store(next, Ordering::Relaxed);
+            plan.drain(..take);
             let expected = def.row_columns().len() + 1;
             let mut rows = Vec::with_capacity(page.rows.len());
             let mut seqs = Vec::with_capacity(page.rows.len());
@@ -590,9 +950,17 @@ impl Database {
                 rows.push(row);
                 seqs.push(seq);
             }
+            if last > upto {
+                return Err(invalid_row(
+                    &def.name,
+                    format!("_seq {last} is beyond the page's end {upto}"),
+                ));
+            }
+            // Rows of the plan missing from the page were changed since and
+            // come later with a new `_seq`: the cursor moves to the page's end.
             let n = rows.len();
-            let changed = self.apply_page(def, &rows, &seqs, cursor(last)).await?;
-            after = last;
+            let changed = self.apply_page(def, &rows, &seqs, cursor(upto)).await?;
+            after = upto;
             pulled += n as u64;
             progress(SyncProgress::Pulled {
                 table: def.name.clone(),
@@ -603,14 +971,11 @@ impl Database {
                 ids: changed,
                 origin: ChangeOrigin::Remote,
             });
-            if n < page_rows {
-                return Ok(pulled);
-            }
         }
     }
 
-    /// The first page of a pull together with the server table's columns
-    /// (one request); records the columns this replica does not declare.
+    /// The first size probe of a pull together with the server table's
+    /// columns (one request); records the columns this replica does not declare.
     async fn probe_and_page(
         &self,
         remote: &Remote,
@@ -710,5 +1075,42 @@ impl Database {
             .flat_map(|r| r.rows.iter())
             .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn page_budget_follows_the_link() {
+        let mb = 1_000_000;
+        // A 2 MB page in 8 s (250 KB/s): the next one fits the 4 s target.
+        assert_eq!(next_page_budget(2 * mb, 2 * mb, 8_000), mb);
+        // Fast and full: doubles; fast but a short (last) page: stays.
+        assert_eq!(next_page_budget(2 * mb, 2 * mb, 500), 4 * mb);
+        assert_eq!(next_page_budget(2 * mb, 100_000, 500), 2 * mb);
+        // Within the target: stays.
+        assert_eq!(next_page_budget(2 * mb, 2 * mb, 2_000), 2 * mb);
+        // Bounds: never under the minimum, never over what sqld answers.
+        assert_eq!(
+            next_page_budget(MIN_BATCH_BYTES, 10, 60_000),
+            MIN_BATCH_BYTES
+        );
+        assert_eq!(
+            next_page_budget(MAX_PAGE_BYTES, MAX_PAGE_BYTES, 1),
+            MAX_PAGE_BYTES
+        );
+    }
+
+    #[test]
+    fn row_size_sql_counts_every_user_column() {
+        let sql = row_bytes_sql(&crate::schema::todos_table());
+        assert_eq!(
+            sql,
+            "420 + coalesce(length(\"title\"), 0) + coalesce(length(\"is_completed\"), 0)"
+        );
     }
 }

@@ -1,9 +1,12 @@
 //! Auth: a token-checking proxy in front of the real server answers 401 like
-//! sqld. A missing or expired token is a typed `Auth` error after exactly
-//! one request (no retry storm) and loses nothing; replacing the token at
-//! run time resumes sync; the token never appears in log lines, error texts
-//! or `Debug` output. The encryption key of a customer-key database reaches
-//! every request and, like the token, no log line, error, status or `Debug`.
+//! sqld, and tokens that may do less (read-only: 403 to any write, as sqld;
+//! restricted per table: the authorizer's SQLITE_AUTH) pull, keep their
+//! refused changes pending and say why in `status()`. A missing or expired
+//! token is a typed `Auth` error after exactly one request (no retry storm)
+//! and loses nothing; replacing the token at run time resumes sync; the
+//! token never appears in log lines, error texts or `Debug` output. The
+//! encryption key of a customer-key database reaches every request and,
+//! like the token, no log line, error, status or `Debug`.
 
 #![allow(clippy::unwrap_used)] // test code
 
@@ -185,4 +188,190 @@ async fn the_encryption_key_reaches_every_request_and_no_log_error_or_status() {
         leaks, 0,
         "the encryption key leaked into logs, errors or Debug"
     );
+}
+
+async fn server_count(server: &TestServer, table: &str) -> u64 {
+    let res = erth_tests::hrana::execute(
+        server.url(),
+        server.token(),
+        &[&format!("SELECT count(*) FROM \"{table}\"")],
+    )
+    .await
+    .unwrap();
+    res[0]["rows"][0][0]["value"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A read-only token (the proxy answers 403 to any write, as sqld does):
+/// a fresh replica pulls everything without DDL; its local changes stay
+/// pending and `status()` says why; with a full token they push.
+#[tokio::test]
+async fn a_read_only_token_pulls_and_keeps_local_changes_pending() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let writer = common::open(
+        dir.path(),
+        "writer",
+        server.url(),
+        server.token(),
+        Config::default(),
+    )
+    .await;
+    for i in 0..25 {
+        writer.add_todo(&format!("shared {i}")).await.unwrap();
+    }
+    writer.sync().await.unwrap();
+
+    let proxy = erth_tests::FaultProxy::start(server.url(), 1)
+        .await
+        .unwrap();
+    proxy.set_read_only(true);
+    let reader = common::open(
+        dir.path(),
+        "reader",
+        proxy.url(),
+        server.token(),
+        Config {
+            pull_page_rows: 10,
+            ..Config::default()
+        },
+    )
+    .await;
+    let local = reader
+        .add_todo("written with a read-only token")
+        .await
+        .unwrap();
+    let report = reader.sync().await.unwrap();
+    let status = reader.status().await.unwrap();
+    println!(
+        "faults_auth: read-only token: pulled {}, pushed {}, refused tables {:?}, requests refused {}",
+        report.pulled,
+        report.pushed,
+        status.refused_tables,
+        proxy.stats().forbidden
+    );
+    assert_eq!(report.pulled, 25, "the read-only replica pulls everything");
+    assert_eq!(report.pushed, 0);
+    assert_eq!(status.pending_changes, 1, "the local change stays pending");
+    assert_eq!(
+        status.rejected, 0,
+        "not a refused row: the token cannot write"
+    );
+    assert_eq!(status.refused_tables.len(), 1);
+    assert_eq!(status.refused_tables[0].table, "todos");
+    assert_eq!(status.refused_tables[0].code, "HTTP 403");
+    assert!(status.last_error.is_none(), "the sync itself succeeded");
+    assert_eq!(
+        proxy.stats().forbidden,
+        1,
+        "one refused request (the push), no DDL sent"
+    );
+    assert_eq!(server_count(&server, "todos").await, 25);
+
+    // Reopened (a CLI runs one command per process): status() still says why.
+    drop(reader);
+    let reader = common::open(
+        dir.path(),
+        "reader",
+        proxy.url(),
+        server.token(),
+        Config::default(),
+    )
+    .await;
+    assert_eq!(
+        reader.status().await.unwrap().refused_tables,
+        status.refused_tables
+    );
+
+    // Rights granted: the pending change pushes and the refusal clears.
+    proxy.set_read_only(false);
+    let report = reader.sync().await.unwrap();
+    assert_eq!(report.pushed, 1);
+    let status = reader.status().await.unwrap();
+    assert!(status.refused_tables.is_empty());
+    assert_eq!(status.pending_changes, 0);
+    drop(reader);
+    let reader = common::open(
+        dir.path(),
+        "reader",
+        proxy.url(),
+        server.token(),
+        Config::default(),
+    )
+    .await;
+    assert!(reader.status().await.unwrap().refused_tables.is_empty());
+    writer.sync().await.unwrap();
+    assert!(writer.get_todo(&local.id).await.is_ok());
+}
+
+/// A token restricted per table (the server's authorizer refuses writes to
+/// one table with SQLITE_AUTH): the other tables sync, the refused one is
+/// reported per table, its changes stay pending, and pulls of it work.
+#[tokio::test]
+async fn a_token_restricted_per_table_syncs_the_tables_it_may() {
+    const SCHEMA: &str = r#"{"tables": {
+        "notes": {"columns": {"body": {"type": "text", "notNull": true, "default": ""}}},
+        "secrets": {"columns": {"body": {"type": "text", "notNull": true, "default": ""}}}}}"#;
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::default().with_schema_json(SCHEMA).unwrap();
+    let writer = common::open(
+        dir.path(),
+        "writer",
+        server.url(),
+        server.token(),
+        config.clone(),
+    )
+    .await;
+    writer
+        .insert("secrets", &[("body", "from the writer".into())])
+        .await
+        .unwrap();
+    writer.sync().await.unwrap();
+
+    let proxy = erth_tests::FaultProxy::start(server.url(), 1)
+        .await
+        .unwrap();
+    proxy.deny_writes_to(&["secrets"]);
+    let limited = common::open(dir.path(), "limited", proxy.url(), server.token(), config).await;
+    let note = limited
+        .insert("notes", &[("body", "allowed".into())])
+        .await
+        .unwrap();
+    let secret = limited
+        .insert("secrets", &[("body", "not allowed".into())])
+        .await
+        .unwrap();
+    let report = limited.sync().await.unwrap();
+    let status = limited.status().await.unwrap();
+    println!(
+        "faults_auth: per-table token: pushed {}, pulled {}, refused tables {:?}",
+        report.pushed, report.pulled, status.refused_tables
+    );
+    assert_eq!(report.pushed, 1, "the allowed table pushes");
+    let secrets = limited.dump("secrets").await.unwrap();
+    assert!(
+        secrets
+            .iter()
+            .any(|r| r.values[0] == "from the writer".into()),
+        "the refused table still pulls"
+    );
+    assert_eq!(status.pending_changes, 1);
+    assert_eq!(status.refused_tables.len(), 1);
+    assert_eq!(status.refused_tables[0].table, "secrets");
+    assert_eq!(status.refused_tables[0].code, "SQLITE_AUTH");
+    assert_eq!(status.rejected, 0, "a refused table sets no row aside");
+    assert_eq!(server_count(&server, "notes").await, 1);
+    assert_eq!(server_count(&server, "secrets").await, 1);
+    assert!(limited.get_row("notes", &note).await.unwrap().is_some());
+
+    proxy.deny_writes_to(&[]);
+    assert_eq!(limited.sync().await.unwrap().pushed, 1);
+    assert_eq!(server_count(&server, "secrets").await, 2);
+    assert!(limited.status().await.unwrap().refused_tables.is_empty());
+    writer.sync().await.unwrap();
+    assert!(writer.get_row("secrets", &secret).await.unwrap().is_some());
 }

@@ -1187,6 +1187,70 @@ test("a worker or .wasm that cannot be loaded fails with LoadFailed naming its U
   }
 });
 
+/** Runs SQL statements on the test server directly (setup only). */
+async function serverExecute(statements) {
+  const requests = statements.map((sql) => ({ type: "execute", stmt: { sql } }));
+  const response = await fetch(`${SERVER}/v2/pipeline`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ requests }),
+  });
+  const body = await response.json();
+  for (const result of body.results) assert.equal(result.type, "ok", JSON.stringify(result));
+}
+
+test("rows the server refuses are set aside, listed, retried and discarded; the rest syncs", async () => {
+  const ctx = await launch("refused");
+  try {
+    const page = await openPage(ctx);
+    const schema = { tables: { reviews: { columns: { stars: { type: "integer", notNull: true, default: 0 } } } } };
+    await page.evaluate(async ({ url, schema }) => {
+      await erth.open({ name: "refused", url, schema });
+      await erth.db.sync();
+    }, { url: SERVER, schema });
+    // The server's own rule, as an app's server-side validation would have it.
+    await serverExecute([
+      "CREATE TRIGGER IF NOT EXISTS e2e_refuse BEFORE INSERT ON reviews WHEN new.stars > 5 " +
+        "BEGIN SELECT RAISE(ABORT, 'stars out of range'); END",
+    ]);
+    const out = await page.evaluate(async () => {
+      const db = erth.db;
+      for (const stars of [4, 9, 5]) await db.execute("INSERT INTO reviews (stars) VALUES (?)", [stars]);
+      const first = await db.sync();
+      const rejected = await db.rejectedRows();
+      const status = await db.status();
+      const again = await db.sync();
+      const retried = await db.retryRejected();
+      const retry = await db.sync();
+      await db.discardRejected("reviews", rejected[0].id);
+      const notRefused = await erth.failure(() => db.discardRejected("reviews", rejected[0].id));
+      const badArg = await erth.failure(() => db.discardRejected("reviews", 7));
+      return {
+        first, rejected, status, again, retried, retry, notRefused, badArg,
+        after: await db.status(),
+        rows: await db.getAll("SELECT stars FROM reviews ORDER BY stars"),
+      };
+    });
+    assert.equal(out.first.pushed, 2, "the other rows sync in the same sync");
+    assert.equal(out.rejected.length, 1, JSON.stringify(out.rejected));
+    assert.equal(out.rejected[0].table, "reviews");
+    assert.ok(out.rejected[0].code.length > 0);
+    assert.match(out.rejected[0].message, /stars out of range/);
+    assert.equal(typeof out.rejected[0].rejectedAt, "number");
+    assert.deepEqual([out.status.rejected, out.status.pendingChanges], [1, 1]);
+    assert.deepEqual(out.status.refusedTables, []);
+    assert.equal(out.again.pushed, 0, "not pushed again while unchanged");
+    assert.equal(out.retried, 1);
+    assert.equal(out.retry.pushed, 0, "refused again after retryRejected");
+    assert.deepEqual([out.after.rejected, out.after.pendingChanges], [0, 0]);
+    assert.deepEqual(out.rows, [{ stars: 4 }, { stars: 5 }], "the discarded row never reached the server");
+    assert.equal(out.notRefused?.code, "NotFound", JSON.stringify(out.notRefused));
+    assert.equal(out.badArg?.code, "InvalidInput", JSON.stringify(out.badArg));
+  } finally {
+    await ctx.close();
+  }
+});
+
 // ---- run ----
 
 let { passed, failed } = await runTests(tests);

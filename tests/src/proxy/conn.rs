@@ -59,7 +59,17 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
         };
         let keep_alive = request.keep_alive;
         let plan = shared.control().plan(&request);
+        let throttle = shared.control().throttle;
         let written = match plan {
+            Plan::Answer(response) => {
+                http::write_response(&mut stream, &response, keep_alive).await
+            }
+            Plan::Stall => {
+                // Until the client gives up (its read fails) or the proxy stops.
+                let mut byte = [0u8; 1];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut byte).await;
+                return;
+            }
             Plan::Unauthorized => {
                 let response = Response::text(401, "Unauthorized");
                 http::write_response(&mut stream, &response, keep_alive).await
@@ -80,7 +90,18 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
                 }
                 let response = forward(&shared, request).await;
                 match then {
-                    After::Answer => http::write_response(&mut stream, &response, keep_alive).await,
+                    After::Answer => match throttle {
+                        None => http::write_response(&mut stream, &response, keep_alive).await,
+                        Some(rate) => {
+                            let sent =
+                                http::write_throttled(&mut stream, &response, keep_alive, rate)
+                                    .await;
+                            if sent.is_err() {
+                                shared.control().stats.abandoned += 1;
+                            }
+                            sent
+                        }
+                    },
                     After::DropResponse => return,
                     After::Truncate => {
                         let _ = http::write_truncated(&mut stream, &response).await;

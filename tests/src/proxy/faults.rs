@@ -97,6 +97,15 @@ impl Faults {
     }
 }
 
+/// What the proxy does with a request body over its limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Oversize {
+    /// Answer HTTP 413 Payload Too Large.
+    Status413,
+    /// Never answer: the client's timeout fires.
+    Stall,
+}
+
 /// One kind of injected fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Fault {
@@ -139,6 +148,17 @@ pub struct FaultStats {
     pub non_json: u64,
     /// Requests forwarded after a non-zero delay.
     pub delayed: u64,
+    /// Transactions answered as a failed commit (see
+    /// [`FaultProxy::fail_next_commits`](super::FaultProxy::fail_next_commits)).
+    pub failed_commits: u64,
+    /// Requests refused for the token's rights (read-only, or a table it
+    /// may not write).
+    pub forbidden: u64,
+    /// Requests over the body limit (answered 413 or never).
+    pub oversize: u64,
+    /// Response bodies the client stopped reading before the end (e.g. its
+    /// timeout fired on a throttled link).
+    pub abandoned: u64,
 }
 
 impl FaultStats {

@@ -208,6 +208,25 @@ pub(super) async fn write_response(
     stream.flush().await
 }
 
+/// Writes a whole response, its body at `bytes_per_second` (in chunks of a
+/// tenth of a second).
+pub(super) async fn write_throttled(
+    stream: &mut TcpStream,
+    response: &Response,
+    keep_alive: bool,
+    bytes_per_second: u64,
+) -> io::Result<()> {
+    stream.write_all(&head(response, keep_alive)).await?;
+    let chunk = (bytes_per_second / 10).max(1) as usize;
+    for part in response.body.chunks(chunk) {
+        stream.write_all(part).await?;
+        stream.flush().await?;
+        let ms = (part.len() as u64 * 1000).div_ceil(bytes_per_second);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    stream.flush().await
+}
+
 /// Writes the head with the true `Content-Length` but only the first half
 /// of the body; the caller then closes the connection.
 pub(super) async fn write_truncated(stream: &mut TcpStream, response: &Response) -> io::Result<()> {

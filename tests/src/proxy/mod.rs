@@ -1,6 +1,10 @@
 //! An HTTP/1.1 reverse proxy on 127.0.0.1 in front of a Hrana server, for
 //! fault injection ([`FaultProxy`]) and bearer-token checks ([`AuthProxy`]).
 //!
+//! Besides network faults it can answer transactions as a server whose
+//! commit failed (contention, an MVCC conflict) and send responses at a
+//! throttled rate (a slow link).
+//!
 //! Each client request is read whole, sent upstream as a fresh request (no
 //! upstream connection is kept open: tursodb serves one connection at a
 //! time), and answered on the client's connection, which may stay open for
@@ -15,7 +19,7 @@ mod http;
 #[cfg(test)]
 mod tests;
 
-pub use faults::{FaultStats, Faults};
+pub use faults::{FaultStats, Faults, Oversize};
 
 use crate::error::{io_err, Error, Result};
 use faults::Fault;
@@ -46,6 +50,19 @@ struct Control {
     faults: Faults,
     rng: StdRng,
     drop_next: u64,
+    /// Pipelines running a transaction still to answer as a failed commit.
+    fail_commits: u64,
+    /// The Hrana error code and message of those failed commits.
+    commit_error: (String, String),
+    /// Response bodies are sent at this many bytes per second.
+    throttle: Option<u64>,
+    /// The token may only read (see [`FaultProxy::set_read_only`]).
+    read_only: bool,
+    /// Request bodies over this many bytes are not forwarded (see
+    /// [`FaultProxy::refuse_bodies_over`]).
+    body_limit: Option<(usize, Oversize)>,
+    /// Tables the token may not write (see [`FaultProxy::deny_writes_to`]).
+    denied_tables: Vec<String>,
     token: Option<String>,
     /// A header (lowercase name, value) every request must carry.
     required_header: Option<(String, String)>,
@@ -55,11 +72,19 @@ struct Control {
 /// What to do with one request.
 #[derive(Debug)]
 enum Plan {
+    /// Answer this without forwarding.
+    Answer(http::Response),
+    /// Read the request, never answer it (the client's timeout fires);
+    /// the connection closes when the proxy stops.
+    Stall,
     Unauthorized,
     Reset,
     DropRequest,
     Status(u16),
-    Forward { delay: Duration, then: After },
+    Forward {
+        delay: Duration,
+        then: After,
+    },
 }
 
 /// What to do with the upstream's answer.
@@ -100,6 +125,12 @@ impl FaultProxy {
                 faults: Faults::none(),
                 rng: StdRng::seed_from_u64(seed),
                 drop_next: 0,
+                fail_commits: 0,
+                commit_error: (String::new(), String::new()),
+                throttle: None,
+                read_only: false,
+                body_limit: None,
+                denied_tables: Vec::new(),
                 token: None,
                 required_header: None,
                 stats: FaultStats::default(),
@@ -145,6 +176,53 @@ impl FaultProxy {
     /// [`FaultStats::missing_header`]. The value is never logged.
     pub fn require_header(&self, name: &str, value: &str) {
         self.shared.control().required_header = Some((name.to_ascii_lowercase(), value.to_owned()));
+    }
+
+    /// Answers the next `n` pipelines that run a transaction (a batch whose
+    /// first step is `BEGIN ...`) as a server whose commit failed does,
+    /// without forwarding them: every step before the `COMMIT` ok, the
+    /// `COMMIT` failed with Hrana error `code` and `message`, the `ROLLBACK`
+    /// ok; nothing commits. This is sqld's answer to an MVCC commit conflict
+    /// (`BEGIN CONCURRENT`: `SQLITE_BUSY_SNAPSHOT`, reported by its primary
+    /// code `SQLITE_BUSY`) or to a busy database. Adds to any pending count.
+    pub fn fail_next_commits(&self, n: u64, code: &str, message: &str) {
+        let mut control = self.shared.control();
+        control.fail_commits += n;
+        control.commit_error = (code.to_owned(), message.to_owned());
+    }
+
+    /// Sends every response body at `bytes_per_second` from now on (a slow
+    /// link; `None`: full speed). Requests are read at full speed.
+    pub fn set_throttle(&self, bytes_per_second: Option<u64>) {
+        self.shared.control().throttle = bytes_per_second.filter(|&b| b > 0);
+    }
+
+    /// Request bodies over `bytes` are not forwarded: answered HTTP 413, or
+    /// never answered (a link that cannot carry that much within the
+    /// client's timeout). `None`: no limit.
+    pub fn refuse_bodies_over(&self, limit: Option<(usize, Oversize)>) {
+        self.shared.control().body_limit = limit;
+    }
+
+    /// Answers as sqld does for a read-only token (`true`): a pipeline
+    /// with any statement that is not a read or a transaction boundary
+    /// (`SELECT`, `BEGIN`, `COMMIT`, `ROLLBACK`, `END`) is refused whole
+    /// with HTTP 403 before anything runs (sqld checks the whole program:
+    /// `check_program_auth`, libsql-server/src/connection/mod.rs; status
+    /// measured, TOOLCHAIN.md). `false`: full access again.
+    pub fn set_read_only(&self, read_only: bool) {
+        self.shared.control().read_only = read_only;
+    }
+
+    /// Answers as a server whose token may not write to `tables` (a token
+    /// restricted per table): a transaction that writes to one of them
+    /// (`INSERT INTO`, `UPDATE`, `DELETE FROM`, `REPLACE INTO`) is answered
+    /// without forwarding, its `BEGIN` ok, that statement failed with
+    /// SQLite's authorizer code `SQLITE_AUTH` (sqld's name for
+    /// `SQLITE_AUTH`, `sqlite_error_code` in libsql-server/src/hrana/stmt.rs),
+    /// the steps after it not run and the `ROLLBACK` ok. Empty: no restriction.
+    pub fn deny_writes_to(&self, tables: &[&str]) {
+        self.shared.control().denied_tables = tables.iter().map(|t| t.to_string()).collect();
     }
 
     /// Requires `Authorization: Bearer <token>` on every request except CORS
@@ -202,6 +280,35 @@ impl Control {
                 return Plan::Status(400);
             }
         }
+        if let Some((limit, how)) = self.body_limit {
+            if request.body.len() > limit {
+                self.stats.oversize += 1;
+                return match how {
+                    Oversize::Status413 => {
+                        Plan::Answer(http::Response::text(413, "Payload Too Large"))
+                    }
+                    Oversize::Stall => Plan::Stall,
+                };
+            }
+        }
+        if self.read_only && pipeline_statements(request).iter().any(|sql| !is_read(sql)) {
+            self.stats.forbidden += 1;
+            return Plan::Answer(http::Response::text(
+                403,
+                "Forbidden: the current session is not authorized to write",
+            ));
+        }
+        if let Some(response) = denied_write(request, &self.denied_tables) {
+            self.stats.forbidden += 1;
+            return Plan::Answer(response);
+        }
+        if self.fail_commits > 0 {
+            if let Some(response) = failed_commit(request, &self.commit_error) {
+                self.fail_commits -= 1;
+                self.stats.failed_commits += 1;
+                return Plan::Answer(response);
+            }
+        }
         if self.drop_next > 0 {
             self.drop_next -= 1;
             self.stats.count(Fault::DropResponse);
@@ -235,6 +342,164 @@ impl Control {
             then,
         }
     }
+}
+
+/// The SQL of every statement in a pipeline request body.
+fn pipeline_statements(request: &Request) -> Vec<String> {
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&request.body) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for r in body["requests"].as_array().into_iter().flatten() {
+        if let Some(sql) = r["stmt"]["sql"].as_str() {
+            out.push(sql.to_owned());
+        }
+        for step in r["batch"]["steps"].as_array().into_iter().flatten() {
+            if let Some(sql) = step["stmt"]["sql"].as_str() {
+                out.push(sql.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// A statement a read-only token may run (sqld: reads and transaction
+/// boundaries).
+fn is_read(sql: &str) -> bool {
+    let first = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    matches!(
+        first.as_str(),
+        "SELECT" | "BEGIN" | "COMMIT" | "ROLLBACK" | "END"
+    )
+}
+
+/// The table a statement writes to, if it is an `INSERT INTO`, `UPDATE`,
+/// `DELETE FROM` or `REPLACE INTO`.
+fn written_table(sql: &str) -> Option<String> {
+    let mut words = sql.split_whitespace();
+    let verb = words.next()?.to_ascii_uppercase();
+    let name = match verb.as_str() {
+        "UPDATE" => words.next()?,
+        "INSERT" | "DELETE" | "REPLACE" => {
+            let into = words.next()?;
+            if into.eq_ignore_ascii_case("OR") {
+                words.next()?;
+                words.next()?;
+            }
+            words.next()?
+        }
+        _ => return None,
+    };
+    Some(
+        name.trim_matches('"')
+            .split('(')
+            .next()?
+            .trim_matches('"')
+            .to_owned(),
+    )
+}
+
+/// The authorizer's answer to a transaction writing to a denied table.
+fn denied_write(request: &Request, denied: &[String]) -> Option<http::Response> {
+    if denied.is_empty() {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_slice(&request.body).ok()?;
+    let requests = body["requests"].as_array()?;
+    let steps = requests.first()?["batch"]["steps"].as_array()?;
+    let sql = |i: usize| steps.get(i)?["stmt"]["sql"].as_str();
+    if !sql(0)?.to_ascii_uppercase().starts_with("BEGIN") {
+        return None;
+    }
+    let refused = (0..steps.len()).find(|&i| {
+        sql(i)
+            .and_then(written_table)
+            .is_some_and(|t| denied.iter().any(|d| d.eq_ignore_ascii_case(&t)))
+    })?;
+    let last = steps.len() - 1;
+    let empty = serde_json::json!({"cols": [], "rows": [], "affected_row_count": 0, "last_insert_rowid": null});
+    let results: Vec<serde_json::Value> = (0..steps.len())
+        .map(|i| {
+            if i < refused || i == last {
+                empty.clone()
+            } else {
+                serde_json::Value::Null
+            }
+        })
+        .collect();
+    let errors: Vec<serde_json::Value> = (0..steps.len())
+        .map(|i| {
+            if i == refused {
+                serde_json::json!({"message": "not authorized", "code": "SQLITE_AUTH"})
+            } else {
+                serde_json::Value::Null
+            }
+        })
+        .collect();
+    let mut answers = vec![
+        serde_json::json!({"type": "ok", "response": {"type": "batch",
+        "result": {"step_results": results, "step_errors": errors}}}),
+    ];
+    if requests.get(1).is_some_and(|r| r["type"] == "close") {
+        answers.push(serde_json::json!({"type": "ok", "response": {"type": "close"}}));
+    }
+    let answer = serde_json::json!({"baton": null, "base_url": null, "results": answers});
+    Some(http::Response::synthetic(
+        200,
+        "application/json",
+        &answer.to_string(),
+    ))
+}
+
+/// The answer of a server whose `COMMIT` failed, for a pipeline whose
+/// batch is a transaction (`BEGIN` ... `COMMIT`, `ROLLBACK`); `None` for
+/// any other request.
+fn failed_commit(request: &Request, (code, message): &(String, String)) -> Option<http::Response> {
+    let body: serde_json::Value = serde_json::from_slice(&request.body).ok()?;
+    let requests = body["requests"].as_array()?;
+    let steps = requests.first()?["batch"]["steps"].as_array()?;
+    let sql = |i: usize| steps.get(i)?["stmt"]["sql"].as_str();
+    if !sql(0)?.to_ascii_uppercase().starts_with("BEGIN") {
+        return None;
+    }
+    let commit =
+        (0..steps.len()).find(|&i| sql(i).is_some_and(|s| s.eq_ignore_ascii_case("COMMIT")))?;
+    let empty = serde_json::json!({"cols": [], "rows": [], "affected_row_count": 0, "last_insert_rowid": null});
+    let results: Vec<serde_json::Value> = (0..steps.len())
+        .map(|i| {
+            if i == commit {
+                serde_json::Value::Null
+            } else {
+                empty.clone()
+            }
+        })
+        .collect();
+    let errors: Vec<serde_json::Value> = (0..steps.len())
+        .map(|i| {
+            if i == commit {
+                serde_json::json!({"message": message, "code": code})
+            } else {
+                serde_json::Value::Null
+            }
+        })
+        .collect();
+    let mut answers = vec![
+        serde_json::json!({"type": "ok", "response": {"type": "batch",
+        "result": {"step_results": results, "step_errors": errors}}}),
+    ];
+    if requests.get(1).is_some_and(|r| r["type"] == "close") {
+        answers.push(serde_json::json!({"type": "ok", "response": {"type": "close"}}));
+    }
+    let answer = serde_json::json!({"baton": null, "base_url": null, "results": answers});
+    Some(http::Response::synthetic(
+        200,
+        "application/json",
+        &answer.to_string(),
+    ))
 }
 
 fn has_token(request: &Request, token: &str) -> bool {

@@ -274,6 +274,82 @@ async fn drop_next_responses_loses_exactly_that_many() {
 }
 
 #[tokio::test]
+async fn failed_commits_answer_transactions_only_without_forwarding() {
+    let (upstream, proxy) = setup(Faults::none()).await;
+    proxy.fail_next_commits(1, "SQLITE_BUSY", "database is locked");
+    // Not a transaction: forwarded as usual.
+    let plain =
+        r#"{"requests":[{"type":"batch","batch":{"steps":[{"stmt":{"sql":"SELECT 1"}}]}}]}"#;
+    assert_eq!(
+        json(post(proxy.url(), plain).await.expect("answer")).await["n"],
+        1
+    );
+    let tx = r#"{"requests":[{"type":"batch","batch":{"steps":[{"stmt":{"sql":"BEGIN IMMEDIATE"}},
+        {"stmt":{"sql":"INSERT INTO t VALUES (1)"}},{"stmt":{"sql":"COMMIT"}},{"stmt":{"sql":"ROLLBACK"}}]}},
+        {"type":"close"}]}"#;
+    let answer = json(post(proxy.url(), tx).await.expect("answer")).await;
+    let result = &answer["results"][0]["response"]["result"];
+    assert_eq!(result["step_errors"][2]["code"], "SQLITE_BUSY", "{answer}");
+    assert!(result["step_results"][2].is_null());
+    assert!(result["step_results"][3].is_object(), "the ROLLBACK ran");
+    assert_eq!(answer["results"][1]["response"]["type"], "close");
+    assert_eq!(upstream.hits(), 1, "the failed commit was not forwarded");
+    // Only one was asked for: the next transaction is forwarded.
+    assert_eq!(
+        json(post(proxy.url(), tx).await.expect("answer")).await["n"],
+        2
+    );
+    assert_eq!(proxy.stats().failed_commits, 1);
+}
+
+#[tokio::test]
+async fn read_only_and_per_table_tokens_are_refused_like_the_server() {
+    let (upstream, proxy) = setup(Faults::none()).await;
+    proxy.set_read_only(true);
+    let read =
+        r#"{"requests":[{"type":"batch","batch":{"steps":[{"stmt":{"sql":"SELECT * FROM t"}}]}}]}"#;
+    let write = r#"{"requests":[{"type":"execute","stmt":{"sql":"SELECT 1"}},
+        {"type":"execute","stmt":{"sql":"CREATE TABLE IF NOT EXISTS t (x)"}}]}"#;
+    assert_eq!(post(proxy.url(), read).await.expect("answer").status(), 200);
+    assert_eq!(
+        post(proxy.url(), write).await.expect("answer").status(),
+        403
+    );
+    assert_eq!(upstream.hits(), 1, "the refused pipeline was not forwarded");
+    proxy.set_read_only(false);
+    proxy.deny_writes_to(&["secrets"]);
+    let tx = |table: &str| {
+        format!(
+            r#"{{"requests":[{{"type":"batch","batch":{{"steps":[{{"stmt":{{"sql":"BEGIN IMMEDIATE"}}}},
+            {{"stmt":{{"sql":"INSERT INTO \"{table}\" (x) VALUES (1)"}}}},{{"stmt":{{"sql":"UPDATE \"_erth_meta\" SET v = v + 1"}}}},
+            {{"stmt":{{"sql":"COMMIT"}}}},{{"stmt":{{"sql":"ROLLBACK"}}}}]}}}}]}}"#
+        )
+    };
+    let answer = json(post(proxy.url(), &tx("secrets")).await.expect("answer")).await;
+    let result = &answer["results"][0]["response"]["result"];
+    assert_eq!(result["step_errors"][1]["code"], "SQLITE_AUTH", "{answer}");
+    assert!(result["step_results"][3].is_null(), "no COMMIT");
+    assert!(result["step_results"][4].is_object(), "the ROLLBACK ran");
+    assert_eq!(upstream.hits(), 1);
+    assert_eq!(
+        json(post(proxy.url(), &tx("notes")).await.expect("answer")).await["n"],
+        2
+    );
+    assert_eq!(proxy.stats().forbidden, 2);
+}
+
+#[tokio::test]
+async fn a_throttled_response_arrives_whole() {
+    let (upstream, proxy) = setup(Faults::none()).await;
+    proxy.set_throttle(Some(20_000));
+    let body = "x".repeat(5_000);
+    let answer = json(post(proxy.url(), &body).await.expect("answer")).await;
+    assert_eq!(answer["body"].as_str().map(str::len), Some(5_000));
+    assert_eq!(upstream.hits(), 1);
+    assert_eq!(proxy.stats().abandoned, 0);
+}
+
+#[tokio::test]
 async fn the_seed_makes_fault_sequences_repeatable() {
     let faults = Faults {
         status_5xx: 0.3,
