@@ -76,21 +76,12 @@ Row = Dict[str, Any]
 Params = Sequence[Value]
 Schema = Union[str, Mapping[str, Any]]
 
-#: Every ``ErthError.kind``; the same cases as Kotlin's ``ErthException`` and
-#: Swift's ``ErthError``.
-KINDS = (
-    "InvalidInput",
-    "SchemaChange",
-    "Sql",
-    "NotFound",
-    "Storage",
-    "DatabaseLocked",
-    "Network",
-    "Auth",
-    "Server",
-    "Protocol",
-    "NoRemote",
-    "Internal",
+#: Every ``ErthError.kind``: the cases of the generated error (the same as
+#: Kotlin's ``ErthException`` and Swift's ``ErthError``), in declaration order.
+KINDS = tuple(
+    name
+    for name, case in vars(_mobile.ErthError).items()
+    if isinstance(case, type) and issubclass(case, _mobile.ErthError)
 )
 
 _I64_MIN = -(2**63)
