@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Erth Sync Android library module: liberth_mobile.so for each
 # Android ABI (cargo-ndk -> src/main/jniLibs/<abi>/) plus the generated Kotlin
-# bindings (package dev.erth.sync), laid out as a Gradle module you can
-# include in an app.
+# bindings (package dev.erth.sync, and the core's records and enums in
+# dev.erth.sync.core) with the hand-written Kotlin of bindings-mobile/kotlin/
+# (ErthDb.watchFlow), laid out as a Gradle module you can include in an app.
 #
 # Run on your own machine from anywhere inside the repository:
 #   bindings-mobile/scripts/build-android.sh [OUT_DIR]   (default: target/android/erth-sync)
@@ -61,6 +62,7 @@ esac
 bindgen="${CARGO_TARGET_DIR:-target}/release/uniffi-bindgen"
 "$bindgen" generate --library "$host_lib" --language kotlin \
   --out-dir "$out/src/main/kotlin" --no-format
+cp -R "$root/bindings-mobile/kotlin/." "$out/src/main/kotlin/"
 
 cp "$root/bindings-mobile/scripts/android/build.gradle.kts" "$out/build.gradle.kts"
 cp "$root/bindings-mobile/scripts/android/consumer-rules.pro" "$out/consumer-rules.pro"

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds the Erth Sync Swift package for iOS, the iOS simulator and macOS:
 # static libraries per platform (lipo'd per slice), an XCFramework
-# ErthSyncFFI.xcframework made by `xcodebuild -create-xcframework`, the
-# generated Swift bindings (module ErthSync), and a Package.swift with a
-# binaryTarget, ready to add to Xcode as a local package.
+# ErthSyncFFI.xcframework made by `xcodebuild -create-xcframework` (both
+# generated headers, erth-mobile's and the core's, under one module map), the
+# generated Swift bindings (module ErthSync: ErthSync.swift and
+# erth_core.swift) with the hand-written Swift of bindings-mobile/swift/
+# (ErthDb.watchStream), and a Package.swift with a binaryTarget, ready to add
+# to Xcode as a local package.
 #
 # Run on a Mac with Xcode, from anywhere inside the repository:
 #   bindings-mobile/scripts/build-apple.sh [OUT_DIR]   (default: target/apple/ErthSync)
@@ -41,11 +44,18 @@ trap 'rm -rf "$gen"' EXIT
 "$target_dir/release/uniffi-bindgen" generate --library "$target_dir/release/liberth_mobile.dylib" \
   --language swift --out-dir "$gen" --no-format
 
-# Headers of the C module: the generated header and module map.
+# Headers of the C module ErthSyncFFI: every generated header, in one module
+# map (the same one `cargo xtask test swift` writes; the generator writes
+# none, see the two uniffi.toml files).
 headers="$gen/headers"
 mkdir -p "$headers"
-cp "$gen/ErthSyncFFI.h" "$headers/"
-cp "$gen/ErthSyncFFI.modulemap" "$headers/module.modulemap"
+cp "$gen"/*.h "$headers/"
+{
+  echo "module ErthSyncFFI {"
+  for h in "$headers"/*.h; do echo "    header \"$(basename "$h")\""; done
+  echo "    export *"
+  echo "}"
+} >"$headers/module.modulemap"
 
 lib() { echo "$target_dir/$1/release/liberth_mobile.a"; }
 mkdir -p "$gen/sim" "$gen/macos"
@@ -59,7 +69,7 @@ fi
 rm -rf "$out"
 mkdir -p "$out/Sources/ErthSync"
 xcodebuild -create-xcframework "${xcargs[@]}" -output "$out/ErthSyncFFI.xcframework"
-cp "$gen/ErthSync.swift" "$out/Sources/ErthSync/"
+cp "$gen"/*.swift "$root"/bindings-mobile/swift/*.swift "$out/Sources/ErthSync/"
 cp "$root/bindings-mobile/scripts/apple/Package.swift" "$out/Package.swift"
 
 echo "Swift package ready: $out"

@@ -1,15 +1,23 @@
 //! [`ErthDb`]: one local replica, optionally synced. Every method that
 //! touches the database or the network is async (Kotlin `suspend`, Swift
-//! `async`) and runs on tokio; calls from many coroutines / tasks at once are
-//! safe (the core serializes writes and coalesces overlapping syncs).
+//! `async`, Python coroutines) and runs on tokio; calls from many
+//! coroutines / tasks / threads at once are safe (the core serializes writes
+//! and coalesces overlapping syncs). Each method forwards to the
+//! [`erth_core::Database`] method of the same name.
 
 use crate::error::{guard, guard_sync, ErthError};
-use crate::events::{core_listener, ChangeListener, Subscription};
-use crate::types::{ErthConfig, SyncReport, SyncStatus, Todo};
+use crate::events::{
+    core_listener, rows_listener, ChangeListener, LiveQuery, LiveQueryListener, Subscription,
+};
+use crate::types::{
+    ErthConfig, ExecuteResult, RejectedRow, Rows, SqlValue, Statement, SyncReport, SyncStatus, Todo,
+};
 use std::sync::Arc;
 
-/// A local-first todo database. Reads and writes hit the local file; only
-/// `sync()` talks to the server.
+/// A local-first database: the app's tables (declared by the schema passed at
+/// open, or the built-in `todos`), read and written with plain SQL or the todo
+/// methods. Reads and writes hit the local file; only `sync()` talks to the
+/// server.
 #[derive(Debug, uniffi::Object)]
 pub struct ErthDb {
     db: erth_core::Database,
@@ -17,43 +25,41 @@ pub struct ErthDb {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl ErthDb {
-    /// Opens (or creates) the database at `config.path`. Fails with
-    /// `DatabaseLocked` while another handle has the file open.
+    /// Opens (or creates) the database at `config.path`, creating or
+    /// migrating the tables of `config.schema`. Fails with `DatabaseLocked`
+    /// while another handle has the file open, `SchemaChange` for a schema
+    /// that is not additive over the file's, `InvalidInput` for a malformed
+    /// schema or URL.
     #[uniffi::constructor]
     pub async fn open(config: ErthConfig) -> Result<Arc<ErthDb>, ErthError> {
-        let core = config.to_core();
+        let core = config.to_core()?;
         let db = guard(erth_core::Database::open_native(config.path, core)).await?;
         Ok(Arc::new(ErthDb { db }))
     }
 
-    /// Adds a todo and returns it.
+    /// Adds a todo and returns it (needs the built-in `todos` table).
     pub async fn add_todo(&self, title: String) -> Result<Todo, ErthError> {
-        guard(self.db.add_todo(&title)).await.map(Todo::from)
+        guard(self.db.add_todo(&title)).await
     }
 
     /// Live todos, newest first.
     pub async fn list_active_todos(&self) -> Result<Vec<Todo>, ErthError> {
-        let todos = guard(self.db.list_active_todos()).await?;
-        Ok(todos.into_iter().map(Todo::from).collect())
+        guard(self.db.list_active_todos()).await
     }
 
     /// The todo with that id; `NotFound` when unknown or deleted.
     pub async fn get_todo(&self, id: String) -> Result<Todo, ErthError> {
-        guard(self.db.get_todo(&id)).await.map(Todo::from)
+        guard(self.db.get_todo(&id)).await
     }
 
     /// Renames a todo and returns it; `NotFound` when unknown or deleted.
     pub async fn rename_todo(&self, id: String, title: String) -> Result<Todo, ErthError> {
-        guard(self.db.rename_todo(&id, &title))
-            .await
-            .map(Todo::from)
+        guard(self.db.rename_todo(&id, &title)).await
     }
 
     /// Marks a todo completed (or not) and returns it.
     pub async fn set_todo_completed(&self, id: String, completed: bool) -> Result<Todo, ErthError> {
-        guard(self.db.set_todo_completed(&id, completed))
-            .await
-            .map(Todo::from)
+        guard(self.db.set_todo_completed(&id, completed)).await
     }
 
     /// Deletes a todo; `false` when it was unknown or already deleted.
@@ -61,15 +67,80 @@ impl ErthDb {
         guard(self.db.delete_todo(&id)).await
     }
 
+    /// Runs one statement of the app's SQL with positional parameters (`?`,
+    /// `?NNN`) as its own local transaction. Writes to a synced table (by its
+    /// declared name) become local changes that the next `sync()` pushes; a
+    /// `DELETE` there is a tombstone that syncs. `Sql` with SQLite's or the
+    /// engine's message when the statement fails or is refused (DDL on a
+    /// synced table, `BEGIN`, `ATTACH`, ...): nothing is changed.
+    pub async fn execute(
+        &self,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> Result<ExecuteResult, ErthError> {
+        guard(self.db.execute(&sql, &params)).await
+    }
+
+    /// Runs one read-only statement and returns its rows (`Sql` for a
+    /// statement that writes: use `execute`).
+    pub async fn query(&self, sql: String, params: Vec<SqlValue>) -> Result<Rows, ErthError> {
+        guard(self.db.query(&sql, &params)).await
+    }
+
+    /// Runs `statements` as one local transaction: all commit or none (the
+    /// first error rolls back and is returned). Returns each one's result.
+    pub async fn transaction(
+        &self,
+        statements: Vec<Statement>,
+    ) -> Result<Vec<ExecuteResult>, ErthError> {
+        guard(self.db.transaction(&statements)).await
+    }
+
+    /// Starts a live query: `listener` gets the rows of `sql` now (before
+    /// this returns), then again after every committed change (local or
+    /// pulled) to a table it reads, when the rows differ. Runs until the
+    /// returned handle is stopped or dropped. `Sql` for bad SQL or a
+    /// statement that writes.
+    pub fn watch(
+        &self,
+        sql: String,
+        params: Vec<SqlValue>,
+        listener: Box<dyn LiveQueryListener>,
+    ) -> Result<Arc<LiveQuery>, ErthError> {
+        guard_sync(|| {
+            let live = self.db.watch(&sql, &params, rows_listener(listener))?;
+            Ok(Arc::new(LiveQuery::new(live)))
+        })
+    }
+
     /// Pushes local changes, then pulls remote ones. Overlapping calls
     /// share one sync. `NoRemote` without a server URL.
     pub async fn sync(&self) -> Result<SyncReport, ErthError> {
-        guard(self.db.sync()).await.map(SyncReport::from)
+        guard(self.db.sync()).await
     }
 
-    /// Pending changes, last sync, last error, server URL.
+    /// Pending changes, last sync, last error, server URL, server columns
+    /// this schema does not declare.
     pub async fn status(&self) -> Result<SyncStatus, ErthError> {
-        guard(self.db.status()).await.map(SyncStatus::from)
+        guard(self.db.status()).await
+    }
+
+    /// The rows the server refused (set aside, still pending), with its
+    /// code and message. A refused row is pushed again once it changes, or
+    /// after `retry_rejected`.
+    pub async fn rejected_rows(&self) -> Result<Vec<RejectedRow>, ErthError> {
+        guard(self.db.rejected_rows()).await
+    }
+
+    /// Makes every refused row pending for the next sync again; how many.
+    pub async fn retry_rejected(&self) -> Result<u64, ErthError> {
+        guard(self.db.retry_rejected()).await
+    }
+
+    /// Drops the local changes of refused row `id` of `table` and takes the
+    /// server's version (`NotFound` unless it is refused).
+    pub async fn discard_rejected(&self, table: String, id: String) -> Result<(), ErthError> {
+        guard(self.db.discard_rejected(&table, &id)).await
     }
 
     /// Replaces the token used by the next requests (`None` removes it).
@@ -114,6 +185,19 @@ mod tests {
     use crate::types::{ChangeEvent, ChangeOrigin};
     use std::sync::Mutex;
 
+    /// Collects what a live query delivers.
+    #[derive(Default)]
+    struct RowsRecorder(Mutex<Vec<Rows>>);
+
+    struct SharedRows(Arc<RowsRecorder>);
+
+    impl LiveQueryListener for SharedRows {
+        fn on_rows(&self, rows: Rows) -> Result<(), ErthError> {
+            self.0 .0.lock().expect("recorder lock").push(rows);
+            Ok(())
+        }
+    }
+
     #[derive(Default)]
     struct Recorder {
         events: Mutex<Vec<ChangeEvent>>,
@@ -141,7 +225,86 @@ mod tests {
             url: None,
             auth_token: None,
             allow_insecure_http: false,
+            schema: None,
+            encryption_key: None,
         }
+    }
+
+    const NOTES: &str = r#"{"tables": {"notes": {"columns": {
+        "body": {"type": "text"}, "n": {"type": "integer"}, "data": {"type": "blob"}}}}}"#;
+
+    #[tokio::test]
+    async fn plain_sql_on_a_declared_table_and_a_live_query() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = ErthDb::open(ErthConfig {
+            schema: Some(NOTES.into()),
+            ..config(&dir)
+        })
+        .await
+        .expect("open");
+        let seen = Arc::new(RowsRecorder::default());
+        let live = db
+            .watch(
+                "SELECT body, n, data FROM notes WHERE n >= ? ORDER BY n".into(),
+                vec![SqlValue::Integer(i64::MIN)],
+                Box::new(SharedRows(seen.clone())),
+            )
+            .expect("watch");
+        assert_eq!(live.tables(), vec!["notes".to_string()]);
+        let big = (1i64 << 53) + 1;
+        let out = db
+            .transaction(vec![
+                Statement::new(
+                    "INSERT INTO notes (body, n, data) VALUES (?, ?, ?)",
+                    vec!["".into(), i64::MIN.into(), vec![0u8, 255].into()],
+                ),
+                Statement::new(
+                    "INSERT INTO notes (body, n) VALUES (?, ?)",
+                    vec![SqlValue::Null, big.into()],
+                ),
+            ])
+            .await
+            .expect("transaction");
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].rows_affected, 1);
+        let rows = db
+            .query(
+                "SELECT body, n, data FROM notes ORDER BY n".into(),
+                Vec::new(),
+            )
+            .await
+            .expect("query");
+        assert_eq!(rows.columns, vec!["body", "n", "data"]);
+        assert_eq!(
+            rows.rows,
+            vec![
+                vec!["".into(), i64::MIN.into(), vec![0u8, 255].into()],
+                vec![SqlValue::Null, big.into(), SqlValue::Null],
+            ]
+        );
+        let delivered = seen.0.lock().expect("lock").clone();
+        assert_eq!(delivered.len(), 2, "first result, then one per commit");
+        assert!(delivered[0].rows.is_empty());
+        assert_eq!(delivered[1], rows);
+
+        live.stop().expect("stop");
+        assert!(!live.is_active());
+        db.execute("DELETE FROM notes".into(), Vec::new())
+            .await
+            .expect("delete");
+        assert_eq!(seen.0.lock().expect("lock").len(), 2, "no call after stop");
+        assert!(matches!(
+            db.query("DELETE FROM notes".into(), Vec::new()).await,
+            Err(ErthError::Sql { .. })
+        ));
+        assert!(matches!(
+            db.watch(
+                "SELEC".into(),
+                Vec::new(),
+                Box::new(SharedRows(seen.clone()))
+            ),
+            Err(ErthError::Sql { .. })
+        ));
     }
 
     #[tokio::test]

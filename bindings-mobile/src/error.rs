@@ -1,8 +1,16 @@
-//! [`ErthError`]: the one error Kotlin (`ErthException`) and Swift
-//! (`ErthError`) see, one case per [`erth_core::ErrorKind`] plus
+//! [`ErthError`]: the one error Kotlin (`ErthException`), Swift
+//! (`ErthError`) and Python (`ErthError`, wrapped by the package into one
+//! class with a `kind`) see, one case per [`erth_core::ErrorKind`] plus
 //! [`ErthError::Internal`] for bugs (a caught panic, a listener that failed
 //! in an unexpected way). Each case carries the core's message, which never
 //! contains the auth token.
+//!
+//! Not shared with the core as its records are: the core's
+//! [`erth_core::Error`] carries sources (`StoreError`, `TransportError`) and
+//! structured fields that are no FFI types, and hosts want one case per
+//! thing they can do, plus `Internal`, which the core has no reason to know.
+//! The mapping is by [`erth_core::ErrorKind`] (exhaustive: a new kind fails
+//! to compile here), with the core's message.
 //!
 //! [`guard`] and [`guard_sync`] run every exported call and catch panics, so
 //! none unwinds into foreign code.

@@ -1,10 +1,12 @@
-//! UniFFI bindings of Erth Sync for Kotlin (`dev.erth.sync`) and Swift
-//! (`ErthSync`).
+//! UniFFI bindings of Erth Sync for Kotlin (`dev.erth.sync`), Swift
+//! (`ErthSync`) and Python (the `erth_sync` package in `python/`).
 //!
-//! A thin layer over [`erth_core`]: it converts types ([`types`]), maps the
-//! core error to one flat [`ErthError`] a host can act on ([`error`]), runs
-//! every async call on tokio ([`db`], through UniFFI's `async_runtime =
-//! "tokio"`), and bridges change listeners to foreign callbacks
+//! A thin layer over [`erth_core`]: it forwards the core's own records and
+//! enums (they carry UniFFI derives behind the core's feature `uniffi`;
+//! [`types`] says what is defined here instead and why), maps the core error
+//! to one flat [`ErthError`] a host can act on ([`error`]), runs every async
+//! call on tokio ([`db`], through UniFFI's `async_runtime = "tokio"`), and
+//! bridges change listeners and live queries to foreign callbacks
 //! ([`events`]). No logic a second binding would also need lives here.
 //!
 //! Boundary rules:
@@ -29,5 +31,8 @@ pub mod types;
 
 pub use db::ErthDb;
 pub use error::ErthError;
-pub use events::{ChangeListener, Subscription};
-pub use types::{ChangeEvent, ChangeOrigin, ErthConfig, SyncReport, SyncStatus, Todo};
+pub use events::{ChangeListener, LiveQuery, LiveQueryListener, Subscription};
+pub use types::{
+    ChangeEvent, ChangeOrigin, ErthConfig, ExecuteResult, Rows, SqlValue, Statement, SyncReport,
+    SyncStatus, Todo,
+};

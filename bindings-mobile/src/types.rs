@@ -1,7 +1,23 @@
-//! The records and enums Kotlin and Swift see, and their conversions from
-//! the core types. Field names are snake_case here; UniFFI turns them into
-//! camelCase (`authToken`, `isCompleted`, ...).
+//! The records and enums the hosts see. Field names are snake_case here;
+//! UniFFI turns them into camelCase for Kotlin and Swift (`authToken`,
+//! `isCompleted`, ...).
+//!
+//! Everything the engine returns or takes is the core's own type, re-exported
+//! below: `erth-core`'s feature `uniffi` puts the UniFFI derives on them (they
+//! live in the `erth_core` UniFFI namespace), so a field added to the core
+//! reaches Kotlin, Swift and Python with no change here.
+//!
+//! Defined here, because it cannot be shared that way: [`ErthConfig`], the
+//! open options. The core's [`erth_core::Config`] holds what is no FFI type
+//! (`TableDef`s, a `RetryPolicy`, `usize` sizes) and no path; a host gives the
+//! file path and the schema as JSON text (the format every face uses,
+//! [`erth_core::schema::json`]). The error ([`crate::ErthError`]) is the
+//! other one, for the reason given in [`crate::error`].
 
+pub use erth_core::{
+    ChangeEvent, ChangeOrigin, ExecuteResult, RejectedRow, Rows, SqlValue, Statement, SyncReport,
+    SyncStatus, TableRefusal, Todo,
+};
 use std::fmt;
 
 /// How to open a database: where the local file is and, optionally, which
@@ -28,6 +44,17 @@ pub struct ErthConfig {
     /// Allow `http://` to public hosts (the token would travel in clear text).
     #[uniffi(default = false)]
     pub allow_insecure_http: bool,
+    /// The synced tables, as the schema's JSON text (`{"tables": {"notes":
+    /// {"columns": {"title": {"type": "text", "notNull": true}}}}}`, see
+    /// the README). `None`: the built-in `todos` table. A schema that is
+    /// not additive over the file's gives `SchemaChange`; a malformed one
+    /// `InvalidInput`.
+    #[uniffi(default = None)]
+    pub schema: Option<String>,
+    /// The key of a Turso database encrypted with your own key, sent as
+    /// `x-turso-encryption-key` on every request; never logged or shown.
+    #[uniffi(default = None)]
+    pub encryption_key: Option<String>,
 }
 
 impl fmt::Display for ErthConfig {
@@ -45,6 +72,14 @@ impl fmt::Display for ErthConfig {
                 &self.auth_token.as_ref().map(|_| "<redacted>"),
             )
             .field("allow_insecure_http", &self.allow_insecure_http)
+            .field(
+                "schema",
+                &self.schema.as_ref().map(|s| format!("<{} bytes>", s.len())),
+            )
+            .field(
+                "encryption_key",
+                &self.encryption_key.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -56,120 +91,19 @@ impl fmt::Debug for ErthConfig {
 }
 
 impl ErthConfig {
-    /// The core configuration (defaults for everything the mobile API does not expose).
-    pub(crate) fn to_core(&self) -> erth_core::Config {
-        erth_core::Config {
+    /// The core configuration (defaults for everything the bindings do not
+    /// expose). Errors: `InvalidSchema` (so `InvalidInput`) for a malformed schema.
+    pub(crate) fn to_core(&self) -> erth_core::Result<erth_core::Config> {
+        let config = erth_core::Config {
             url: self.url.clone(),
             auth_token: self.auth_token.clone(),
             allow_insecure_http: self.allow_insecure_http,
+            encryption_key: self.encryption_key.clone(),
             ..erth_core::Config::default()
-        }
-    }
-}
-
-/// One todo.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Todo {
-    /// UUIDv7, lowercase hyphenated.
-    pub id: String,
-    pub title: String,
-    pub is_completed: bool,
-    /// Milliseconds since the Unix epoch.
-    pub created_at: i64,
-    /// Milliseconds since the Unix epoch of the newest change.
-    pub updated_at: i64,
-}
-
-impl From<erth_core::Todo> for Todo {
-    fn from(t: erth_core::Todo) -> Self {
-        Todo {
-            id: t.id,
-            title: t.title,
-            is_completed: t.is_completed,
-            created_at: t.created_at,
-            updated_at: t.updated_at,
-        }
-    }
-}
-
-/// What one `sync()` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
-pub struct SyncReport {
-    /// Local rows sent to the server.
-    pub pushed: u64,
-    /// Server rows received.
-    pub pulled: u64,
-    pub duration_ms: u64,
-}
-
-impl From<erth_core::SyncReport> for SyncReport {
-    fn from(r: erth_core::SyncReport) -> Self {
-        SyncReport {
-            pushed: r.pushed,
-            pulled: r.pulled,
-            duration_ms: r.duration_ms,
-        }
-    }
-}
-
-/// Where a database stands.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct SyncStatus {
-    /// Rows with local changes the server has not acknowledged yet.
-    pub pending_changes: u64,
-    /// Wall-clock ms of the last successful sync.
-    pub last_sync_at_ms: Option<u64>,
-    /// The last sync's error message, cleared by a successful sync.
-    pub last_error: Option<String>,
-    /// A sync is running right now.
-    pub syncing: bool,
-    /// The server URL, without credentials.
-    pub remote_url: Option<String>,
-    /// Set when the server sent clocks further ahead than the allowed drift (by how much).
-    pub clock_ahead_ms: Option<u64>,
-}
-
-impl From<erth_core::SyncStatus> for SyncStatus {
-    fn from(s: erth_core::SyncStatus) -> Self {
-        SyncStatus {
-            pending_changes: s.pending_changes,
-            last_sync_at_ms: s.last_sync_at_ms,
-            last_error: s.last_error,
-            syncing: s.syncing,
-            remote_url: s.remote_url,
-            clock_ahead_ms: s.clock_ahead_ms,
-        }
-    }
-}
-
-/// Who made a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum ChangeOrigin {
-    /// A write through this database handle.
-    Local,
-    /// Rows pulled from the server by `sync()`.
-    Remote,
-}
-
-/// Rows of one table that changed (already committed when listeners hear of it).
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct ChangeEvent {
-    /// Table name (`todos`).
-    pub table: String,
-    /// Ids of the changed rows.
-    pub ids: Vec<String>,
-    pub origin: ChangeOrigin,
-}
-
-impl From<&erth_core::ChangeEvent> for ChangeEvent {
-    fn from(e: &erth_core::ChangeEvent) -> Self {
-        ChangeEvent {
-            table: e.table.clone(),
-            ids: e.ids.clone(),
-            origin: match e.origin {
-                erth_core::ChangeOrigin::Local => ChangeOrigin::Local,
-                erth_core::ChangeOrigin::Remote => ChangeOrigin::Remote,
-            },
+        };
+        match &self.schema {
+            Some(schema) => config.with_schema_json(schema),
+            None => Ok(config),
         }
     }
 }
@@ -179,12 +113,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_output_never_shows_the_token() {
+    fn config_output_never_shows_the_token_or_the_key() {
         let config = ErthConfig {
             path: "/data/todos.db".into(),
             url: Some("libsql://db.example.io?authToken=url-s3cret&x=1".into()),
             auth_token: Some("field-s3cret".into()),
             allow_insecure_http: false,
+            schema: None,
+            encryption_key: Some("key-s3cret".into()),
         };
         for text in [format!("{config}"), format!("{config:?}")] {
             assert!(!text.contains("s3cret"), "{text}");
@@ -207,16 +143,30 @@ mod tests {
 
     #[test]
     fn config_maps_onto_core_defaults() {
-        let core = ErthConfig {
+        let mut config = ErthConfig {
             path: "p".into(),
             url: Some("http://127.0.0.1:1".into()),
             auth_token: Some("t".into()),
             allow_insecure_http: true,
-        }
-        .to_core();
+            schema: None,
+            encryption_key: Some("k".into()),
+        };
+        let core = config.to_core().expect("no schema");
         assert_eq!(core.url.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(core.auth_token.as_deref(), Some("t"));
+        assert_eq!(core.encryption_key.as_deref(), Some("k"));
         assert!(core.allow_insecure_http);
-        assert_eq!(core.tables.len(), erth_core::Config::default().tables.len());
+        assert_eq!(core.tables, erth_core::Config::default().tables);
+
+        config.schema =
+            Some(r#"{"tables": {"notes": {"columns": {"body": {"type": "text"}}}}}"#.into());
+        let core = config.to_core().expect("valid schema");
+        assert_eq!(core.tables.len(), 1);
+        assert_eq!(core.tables[0].name, "notes");
+
+        config.schema =
+            Some(r#"{"tables": {"notes": {"columns": {"id": {"type": "text"}}}}}"#.into());
+        let err = config.to_core().expect_err("id is the engine's column");
+        assert_eq!(err.kind(), erth_core::ErrorKind::InvalidInput);
     }
 }

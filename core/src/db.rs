@@ -114,16 +114,19 @@ impl Default for Config {
 
 /// What one [`Database::sync`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SyncReport {
     /// Local rows sent to the server.
     pub pushed: u64,
     /// Server rows received.
     pub pulled: u64,
+    /// Wall-clock milliseconds the sync took.
     pub duration_ms: u64,
 }
 
 /// Where a replica stands.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SyncStatus {
     /// Rows with local changes not yet acknowledged by the server.
     pub pending_changes: u64,

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 /// Who made a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ChangeOrigin {
     /// A write through this database handle.
     Local,
@@ -18,8 +19,11 @@ pub enum ChangeOrigin {
 
 /// Rows of one table that changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ChangeEvent {
+    /// The table's name: a synced table as declared (`todos`), or a local table of the app's own.
     pub table: String,
+    /// Ids of the changed rows (UUIDv7 text; rowids as text for local tables).
     pub ids: Vec<String>,
     pub origin: ChangeOrigin,
 }

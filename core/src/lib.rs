@@ -25,6 +25,12 @@
 // (see `platform`).
 #![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
+// With feature `uniffi`, this crate is a UniFFI component of its own (namespace
+// `erth_core`): its records and enums (see the feature in Cargo.toml) appear
+// in the Kotlin, Swift and Python bindings built by `erth-mobile`.
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();
+
 pub mod db;
 pub mod endpoint;
 pub mod error;

@@ -21,6 +21,7 @@ use std::sync::atomic::Ordering;
 
 /// A local row the server refused, with the server's reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct RejectedRow {
     pub table: String,
     pub id: String,
@@ -36,6 +37,7 @@ pub struct RejectedRow {
 /// A synced table this replica may not write (or read) with its token, as
 /// of the last sync; its pending rows stay pending.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct TableRefusal {
     pub table: String,
     /// `HTTP 403` for a token the server answered with 403 (sqld: a

@@ -101,6 +101,7 @@ pub fn check_access(
 
 /// One statement's outcome.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ExecuteResult {
     /// Rows the statement returned (a query, or `RETURNING` on a local table).
     pub rows: Rows,

@@ -11,7 +11,9 @@ const TABLE: &str = "todos";
 
 /// One todo as apps see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Todo {
+    /// UUIDv7, lowercase hyphenated.
     pub id: String,
     pub title: String,
     pub is_completed: bool,

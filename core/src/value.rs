@@ -6,11 +6,16 @@
 
 /// One SQLite value.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum SqlValue {
     Null,
+    /// A 64-bit signed integer (exact over the whole range).
     Integer(i64),
+    /// A finite IEEE 754 double (NaN and infinities are refused on write).
     Real(f64),
+    /// UTF-8 text.
     Text(String),
+    /// Bytes.
     Blob(Vec<u8>),
 }
 
@@ -127,8 +132,11 @@ impl From<String> for SqlValue {
 
 /// A SQL statement with positional arguments.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Statement {
+    /// One SQL statement with positional placeholders (`?`, `?NNN`).
     pub sql: String,
+    /// The values bound to the placeholders, in order.
     pub args: Vec<SqlValue>,
 }
 
@@ -149,7 +157,10 @@ impl Statement {
 
 /// The rows a statement returned (empty for statements without `RETURNING`).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Rows {
+    /// Column names, in the statement's order.
     pub columns: Vec<String>,
+    /// One list of values per row, in the order of `columns`.
     pub rows: Vec<Vec<SqlValue>>,
 }

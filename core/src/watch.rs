@@ -135,11 +135,16 @@ impl Database {
         });
         callback(&first);
         let watched = tables.clone();
+        let listener = watcher.clone();
         let subscription = self.subscribe(Arc::new(move |ev: &ChangeEvent| {
             if watched.iter().any(|t| t.eq_ignore_ascii_case(&ev.table)) {
-                watcher.on_change();
+                listener.on_change();
             }
         }));
+        // A write committed by another task between the first run and the
+        // subscription sent its event to nobody: run once more now that
+        // every later change is heard (delivered only if the rows differ).
+        watcher.on_change();
         Ok(LiveQuery {
             active,
             tables,

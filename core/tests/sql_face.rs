@@ -634,3 +634,43 @@ async fn the_todo_api_works_whatever_order_an_app_declares_todos_columns_in() {
     let listed = db.list_active_todos().await.unwrap();
     assert_eq!(listed, vec![renamed]);
 }
+
+#[tokio::test]
+async fn a_write_committed_while_a_live_query_starts_is_not_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(open(&dir.path().join("a.db"), NOTES_V1).await.unwrap());
+    let seen: Arc<Mutex<Vec<Rows>>> = Arc::default();
+    let (log, writer) = (seen.clone(), db.clone());
+    // The first result is delivered before the live query subscribes to
+    // changes: another task commits a write right then (a thread of its own,
+    // as a coroutine on another dispatcher would).
+    let _live = db
+        .watch(
+            "SELECT title FROM notes",
+            &[],
+            Arc::new(move |rows: &Rows| {
+                let first = {
+                    let mut log = log.lock().unwrap();
+                    log.push(rows.clone());
+                    log.len() == 1
+                };
+                if first {
+                    let db = writer.clone();
+                    std::thread::spawn(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .build()
+                            .unwrap();
+                        rt.block_on(db.execute("INSERT INTO notes (title) VALUES ('raced')", &[]))
+                            .unwrap();
+                    })
+                    .join()
+                    .unwrap();
+                }
+            }),
+        )
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].rows.is_empty());
+    assert_eq!(seen[1].rows, vec![vec![text("raced")]]);
+}

@@ -25,5 +25,6 @@ dependencies {
     // UniFFI's Kotlin bindings call the native library through JNA (the
     // Android flavour, packaged as an AAR with its own native parts).
     implementation("net.java.dev.jna:jna:5.14.0@aar")
-    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.9.0")
+    // `api`: ErthDb.watchFlow returns a kotlinx.coroutines Flow.
+    api("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.9.0")
 }

@@ -1,8 +1,9 @@
 // swift-tools-version:5.9
 // The Erth Sync Swift package, copied by scripts/build-apple.sh next to the
 // XCFramework it builds (ErthSyncFFI.xcframework: static liberth_mobile.a
-// per platform, the C header and module map) and the generated Swift
-// bindings (Sources/ErthSync/ErthSync.swift).
+// per platform, the C headers and module map), the generated Swift bindings
+// (Sources/ErthSync/ErthSync.swift, erth_core.swift) and the hand-written
+// Swift of bindings-mobile/swift/.
 import PackageDescription
 
 let package = Package(

@@ -1,7 +1,9 @@
 //! Suite `kotlin`: the generated Kotlin bindings on the JVM. Builds the
-//! release `liberth_mobile.so`, generates `dev.erth.sync` from it, compiles
-//! the JUnit 4 tests in `bindings-mobile/tests/kotlin/` with kotlinc and runs
-//! them against a local tursodb (URL in `ERTH_TEST_URL`).
+//! release `liberth_mobile.so`, generates `dev.erth.sync` (and the core's
+//! `dev.erth.sync.core`) from it, compiles them with the hand-written
+//! `bindings-mobile/kotlin/` sources and the JUnit 4 tests in
+//! `bindings-mobile/tests/kotlin/` with kotlinc, and runs the tests against a
+//! local tursodb (or `ERTH_TEST_HRANA_URL`; see [`mobile::start_server`]).
 //!
 //! Tools: kotlinc from the npm package `kotlin-compiler` (a full JVM
 //! distribution with the stdlib and kotlinx-coroutines) in the cache; a JRE,
@@ -92,6 +94,7 @@ fn run_suite() -> Result<()> {
         return Err(format!("no *Test.kt under {}", tests_dir.display()).into());
     }
     let generated = kotlin_files(&built.bindings)?;
+    let extras = kotlin_files(&repo_root().join("bindings-mobile").join("kotlin"))?;
     let lib = kotlin.join("lib");
     let jar = work.join("tests.jar");
     let compile_cp = join_paths(&[
@@ -104,6 +107,7 @@ fn run_suite() -> Result<()> {
             .args(["-cp", &compile_cp, "-d"])
             .arg(&jar)
             .args(&generated)
+            .args(&extras)
             .args(&tests),
     )?;
 
@@ -121,7 +125,7 @@ fn run_suite() -> Result<()> {
             .arg(format!("-Djna.library.path={}", built.lib_dir.display()))
             .args(["-cp", &run_cp, "org.junit.runner.JUnitCore"])
             .args(&classes)
-            .env("ERTH_TEST_URL", server.url()),
+            .envs(server.env()),
     )?;
     drop(server);
     mobile::report("junit", ok, junit_counts(&output))

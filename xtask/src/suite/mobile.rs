@@ -1,11 +1,18 @@
-//! What the `kotlin` and `swift` suites share: check and build the UniFFI
-//! crate, generate the bindings from the freshly built library, report the
-//! stripped release library's size, start a local tursodb, install Debian
+//! What the `kotlin`, `swift` and `python` suites share: check and build the
+//! UniFFI crate, generate the bindings from the freshly built library, report
+//! the stripped release library's size, pick the test server (a local
+//! tursodb, or the one named by `ERTH_TEST_HRANA_URL`), install Debian
 //! packages, and run a test command while showing and keeping its output.
 
 use crate::cargo::{self, cargo, repo_root, target_dir};
 use crate::Result;
+use erth_tests::cache::{self, CacheLock};
 use erth_tests::launch::LocalServer;
+
+/// The harness's variables naming an external test server (as in
+/// `erth_tests::server`, which xtask does not build).
+const URL_ENV: &str = "ERTH_TEST_HRANA_URL";
+const TOKEN_ENV: &str = "ERTH_TEST_HRANA_TOKEN";
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,9 +36,9 @@ pub struct Built {
     pub work: TempDir,
 }
 
-/// Clippy and the Rust tests of the mobile crates, a release build of the
-/// library, its stripped size, and the `language` bindings generated from it.
-pub fn build(language: &str) -> Result<Built> {
+/// Clippy and the Rust tests of the mobile crates, and a build of the
+/// pinned generator.
+pub fn check() -> Result<()> {
     let checks: [&[&str]; 3] = [
         &[
             "clippy",
@@ -50,6 +57,13 @@ pub fn build(language: &str) -> Result<Built> {
     for args in checks {
         cargo::run(&mut cargo(args))?;
     }
+    Ok(())
+}
+
+/// Clippy and the Rust tests of the mobile crates, a release build of the
+/// library, its stripped size, and the `language` bindings generated from it.
+pub fn build(language: &str) -> Result<Built> {
+    check()?;
     cargo::run(&mut cargo(&["build", "-p", MOBILE_PACKAGE, "--release"]))?;
 
     let target = target_dir();
@@ -103,11 +117,72 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// A local `tursodb --sync-server` on a fresh database inside `work`.
-pub fn start_server(work: &Path) -> Result<LocalServer> {
+/// The Hrana server a suite's tests talk to, passed to them as
+/// `ERTH_TEST_HRANA_URL` / `ERTH_TEST_HRANA_TOKEN` ([`TestServer::env`]).
+#[derive(Debug)]
+pub struct TestServer {
+    url: String,
+    token: Option<String>,
+    _local: Option<LocalServer>,
+    _lock: Option<CacheLock>,
+}
+
+impl TestServer {
+    /// The variables the tests read.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![(URL_ENV, self.url.clone())];
+        env.extend(self.token.clone().map(|t| (TOKEN_ENV, t)));
+        env
+    }
+}
+
+/// A local `tursodb --sync-server` on a fresh database inside `work`, or,
+/// when `ERTH_TEST_HRANA_URL` is set, that server (its token from
+/// `ERTH_TEST_HRANA_TOKEN`), held under the harness's cross-process lock for
+/// external servers. The database is not wiped: the tests tag their rows and
+/// check only those.
+pub fn start_server(work: &Path) -> Result<TestServer> {
+    if let Some(url) = std::env::var(URL_ENV).ok().filter(|u| !u.is_empty()) {
+        let lock = cache::lock("external-hrana-server")?;
+        println!("external Hrana server from {URL_ENV}: {url}");
+        return Ok(TestServer {
+            url,
+            token: std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+            _local: None,
+            _lock: Some(lock),
+        });
+    }
     let server = LocalServer::start(&work.join("server.db"), &work.join("server.log"), None)?;
     println!("tursodb --sync-server at {}", server.url());
-    Ok(server)
+    Ok(TestServer {
+        url: server.url().to_string(),
+        token: None,
+        _local: Some(server),
+        _lock: None,
+    })
+}
+
+/// The files directly in `dir` whose name ends with `suffix`, sorted.
+pub fn files_ending(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| format!("listing {}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.to_string_lossy().ends_with(suffix))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// The module map of the C module `ErthSyncFFI`: every generated header
+/// (this crate's and the core's; see the two `uniffi.toml`). The phone
+/// script `build-apple.sh` writes the same one.
+pub fn swift_module_map(headers: &[String]) -> String {
+    let lines: String = headers
+        .iter()
+        .map(|h| format!("    header \"{h}\"\n"))
+        .collect();
+    format!("module ErthSyncFFI {{\n{lines}    export *\n}}\n")
 }
 
 /// Whether `path` is a regular file (following symlinks).
@@ -222,6 +297,14 @@ mod tests {
         assert_eq!(number_after(xctest, "Executed"), Some(7));
         assert_eq!(number_after(xctest, "with"), Some(1));
         assert_eq!(number_after("nothing here", "Executed"), None);
+    }
+
+    #[test]
+    fn one_module_map_lists_every_header() {
+        assert_eq!(
+            swift_module_map(&["ErthSyncFFI.h".into(), "erth_coreFFI.h".into()]),
+            "module ErthSyncFFI {\n    header \"ErthSyncFFI.h\"\n    header \"erth_coreFFI.h\"\n    export *\n}\n"
+        );
     }
 
     #[test]

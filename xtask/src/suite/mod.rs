@@ -9,6 +9,7 @@ mod e2e;
 mod faults;
 mod kotlin;
 pub(crate) mod mobile;
+mod python;
 mod swift;
 
 use crate::cargo::repo_root;
@@ -34,6 +35,7 @@ pub const SUITES: &[Suite] = &[
     faults::SUITE,
     kotlin::SUITE,
     swift::SUITE,
+    python::SUITE,
     crate::wasm::SUITE,
     e2e::SUITE,
 ];

@@ -1,9 +1,11 @@
 //! Suite `swift`: the generated Swift bindings with a Linux Swift toolchain.
 //! Builds the release `liberth_mobile.so`, generates the `ErthSync` module
 //! from it, assembles the SwiftPM package in `bindings-mobile/tests/swift/`
-//! with the generated sources, header, module map and library, and runs
-//! `swift build --build-tests` and `swift test` (XCTest) against a local
-//! tursodb (URL in `ERTH_TEST_URL`).
+//! with the generated sources (this crate's and the core's), the
+//! hand-written `bindings-mobile/swift/` sources, the headers, one module
+//! map and the library, and runs `swift build --build-tests` and `swift test`
+//! (XCTest) against a local tursodb (or `ERTH_TEST_HRANA_URL`; see
+//! [`mobile::start_server`]).
 //!
 //! The toolchain is Debian trixie's `swiftlang`, which cannot be installed
 //! on this bookworm host, so it lives in a trixie chroot in the cache
@@ -277,24 +279,38 @@ fn run_suite() -> Result<()> {
     )?;
     let generated = &built.bindings;
     let ffi = pkg.join("Sources").join("ErthSyncFFI");
-    let copies = [
-        (
-            generated.join("ErthSync.swift"),
-            pkg.join("Sources").join("ErthSync").join("ErthSync.swift"),
-        ),
-        (generated.join("ErthSyncFFI.h"), ffi.join("ErthSyncFFI.h")),
-        (
-            generated.join("ErthSyncFFI.modulemap"),
-            ffi.join("module.modulemap"),
-        ),
-        (
-            built.lib_dir.join(mobile::LIBRARY),
-            pkg.join("lib").join(mobile::LIBRARY),
-        ),
-    ];
-    for (from, to) in &copies {
-        copy_file(from, to)?;
+    let sources = pkg.join("Sources").join("ErthSync");
+    let hand_written = repo_root().join("bindings-mobile").join("swift");
+    let swift_files = [
+        mobile::files_ending(generated, ".swift")?,
+        mobile::files_ending(&hand_written, ".swift")?,
+    ]
+    .concat();
+    let headers = mobile::files_ending(generated, ".h")?;
+    if swift_files.len() < 3 || headers.len() < 2 {
+        return Err(format!(
+            "expected the generated Swift and headers of erth-mobile and erth-core in {}",
+            generated.display()
+        )
+        .into());
     }
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    for file in &swift_files {
+        copy_file(file, &sources.join(name(file).unwrap_or_default()))?;
+    }
+    let mut header_names = Vec::new();
+    for header in &headers {
+        let header_name = name(header).unwrap_or_default();
+        copy_file(header, &ffi.join(&header_name))?;
+        header_names.push(header_name);
+    }
+    let map = ffi.join("module.modulemap");
+    fs::write(&map, mobile::swift_module_map(&header_names))
+        .map_err(|e| format!("writing {}: {e}", map.display()))?;
+    copy_file(
+        &built.lib_dir.join(mobile::LIBRARY),
+        &pkg.join("lib").join(mobile::LIBRARY),
+    )?;
     let inside = |path: &Path| -> Result<PathBuf> {
         let rel = path
             .strip_prefix(&root)
@@ -310,7 +326,7 @@ fn run_suite() -> Result<()> {
         cmd.arg(&root)
             .args(["/usr/bin/env", "-i", PATH_IN_CHROOT, "HOME=/root"])
             .arg(format!("TMPDIR={}", tmp_inside.display()))
-            .arg(format!("ERTH_TEST_URL={}", server.url()))
+            .args(server.env().iter().map(|(k, v)| format!("{k}={v}")))
             .arg("swift")
             .args(args)
             .arg("--package-path")

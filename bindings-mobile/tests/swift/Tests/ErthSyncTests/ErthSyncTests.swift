@@ -1,6 +1,8 @@
 // XCTest tests of the generated Swift bindings (module ErthSync), run on
-// Linux against liberth_mobile.so and a real `tursodb --sync-server` whose
-// URL is in ERTH_TEST_URL. Run them with `cargo xtask test swift`.
+// Linux against liberth_mobile.so and a real Hrana server whose URL is in
+// ERTH_TEST_HRANA_URL (token, if it needs one, in ERTH_TEST_HRANA_TOKEN): a
+// local `tursodb --sync-server`, or any server. Run them with
+// `cargo xtask test swift`.
 import ErthSync
 import Foundation
 import XCTest
@@ -41,6 +43,16 @@ enum RecorderFailure: Error {
     case onPurpose
 }
 
+/// The test server's URL and token, from ERTH_TEST_HRANA_URL / ERTH_TEST_HRANA_TOKEN.
+func testServer() throws -> (String, String?) {
+    let env = ProcessInfo.processInfo.environment
+    guard let url = env["ERTH_TEST_HRANA_URL"], !url.isEmpty else {
+        XCTFail("ERTH_TEST_HRANA_URL is not set: run these tests with `cargo xtask test swift`")
+        throw RecorderFailure.onPurpose
+    }
+    return (url, env["ERTH_TEST_HRANA_TOKEN"].flatMap { $0.isEmpty ? nil : $0 })
+}
+
 /// What two replicas must agree on: id, title, completion.
 struct View: Equatable, CustomStringConvertible {
     let id: String
@@ -56,13 +68,10 @@ func view(_ todos: [Todo]) -> [View] {
 final class ErthSyncTests: XCTestCase {
     var dir: URL!
     var url: String!
+    var token: String?
 
     override func setUpWithError() throws {
-        guard let url = ProcessInfo.processInfo.environment["ERTH_TEST_URL"], !url.isEmpty else {
-            XCTFail("ERTH_TEST_URL is not set: run these tests with `cargo xtask test swift`")
-            throw RecorderFailure.onPurpose
-        }
-        self.url = url
+        (url, token) = try testServer()
         dir = FileManager.default.temporaryDirectory
             .appendingPathComponent("erth-swift-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -74,7 +83,7 @@ final class ErthSyncTests: XCTestCase {
         }
     }
 
-    func open(_ name: String, url: String?? = .none, token: String? = nil) async throws -> ErthDb {
+    func open(_ name: String, url: String?? = .none) async throws -> ErthDb {
         let server: String? = url ?? self.url
         return try await ErthDb.open(config: ErthConfig(
             path: dir.appendingPathComponent(name).path, url: server, authToken: token
@@ -275,7 +284,7 @@ final class ErthSyncTests: XCTestCase {
 
         // Local-only changes are pushed once a server is set.
         let early = try await db.addTodo(title: "made before the server was known")
-        try db.setRemote(url: url, authToken: nil)
+        try db.setRemote(url: url, authToken: token)
         let report = try await db.sync()
         XCTAssertEqual(report.pushed, 1)
         let other = try await open("c.db")

@@ -1,10 +1,12 @@
 // JUnit 4 tests of the generated Kotlin bindings (package dev.erth.sync),
 // run on the JVM against the Linux build of liberth_mobile.so and a real
-// `tursodb --sync-server` whose URL is in ERTH_TEST_URL.
+// Hrana server whose URL is in ERTH_TEST_HRANA_URL (token, if it needs one,
+// in ERTH_TEST_HRANA_TOKEN): a local `tursodb --sync-server`, or any server.
 // Run them with `cargo xtask test kotlin`, which builds the library,
 // generates the bindings, starts the server and sets the variables.
 package dev.erth.sync
 
+import dev.erth.sync.core.*
 import java.nio.file.Files
 import java.nio.file.Path
 import java.util.concurrent.LinkedBlockingQueue
@@ -24,8 +26,9 @@ import org.junit.Before
 import org.junit.Test
 
 class ErthSyncTest {
-    private val url: String = System.getenv("ERTH_TEST_URL")
-        ?: error("ERTH_TEST_URL is not set: run these tests with `cargo xtask test kotlin`")
+    private val url: String = System.getenv("ERTH_TEST_HRANA_URL")
+        ?: error("ERTH_TEST_HRANA_URL is not set: run these tests with `cargo xtask test kotlin`")
+    private val token: String? = System.getenv("ERTH_TEST_HRANA_TOKEN")?.takeIf { it.isNotEmpty() }
 
     private lateinit var dir: Path
     private val opened = mutableListOf<AutoCloseable>()
@@ -41,7 +44,7 @@ class ErthSyncTest {
         dir.toFile().deleteRecursively()
     }
 
-    private suspend fun open(name: String, url: String? = this.url, token: String? = null): ErthDb {
+    private suspend fun open(name: String, url: String? = this.url, token: String? = this.token): ErthDb {
         val db = ErthDb.open(ErthConfig(path = dir.resolve(name).toString(), url = url, authToken = token))
         opened.add(db)
         return db
@@ -216,7 +219,7 @@ class ErthSyncTest {
 
         // Local-only changes are pushed once a server is set.
         val early = db.addTodo("made before the server was known")
-        db.setRemote(url, null)
+        db.setRemote(url, token)
         assertEquals(1UL, db.sync().pushed)
         val other = open("c.db")
         other.sync()

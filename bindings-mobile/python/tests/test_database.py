@@ -1,0 +1,352 @@
+"""erth_sync against a real Hrana server: every SQLite type round-trips
+exactly, plain-SQL writes on two databases made offline converge, a DELETE
+stays deleted, live queries hear local and pulled changes and stop, typed
+errors, concurrent calls from tasks and threads, and the environment
+configuration."""
+
+import asyncio
+import threading
+
+import pytest
+
+import erth_sync
+from erth_sync import BlockingDatabase, Database, ErthError
+
+KINDS_SCHEMA = {
+    "tables": {
+        "kinds": {
+            "columns": {
+                "tag": {"type": "text", "notNull": True, "default": ""},
+                "label": {"type": "text"},
+                "i": {"type": "integer"},
+                "r": {"type": "real"},
+                "t": {"type": "text"},
+                "b": {"type": "blob"},
+            }
+        }
+    }
+}
+
+INSERT = "INSERT INTO kinds (tag, label, i, r, t, b) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+async def open_db(tmp_path, name, server, url=...):
+    server_url, token = server
+    return await Database.open(
+        tmp_path / name,
+        url=server_url if url is ... else url,
+        auth_token=token,
+        schema=KINDS_SCHEMA,
+    )
+
+
+async def tagged(db, tag, columns="label, i, r, t, b"):
+    return await db.query(f"SELECT {columns} FROM kinds WHERE tag = ? ORDER BY label", [tag])
+
+
+async def insert(db, tag, label, i=None):
+    out = await db.execute("INSERT INTO kinds (tag, label, i) VALUES (?, ?, ?)", [tag, label, i])
+    assert out.rows_affected == 1
+    rows = await db.query("SELECT id FROM kinds WHERE tag = ? AND label = ?", [tag, label])
+    return rows[0]["id"]
+
+
+def test_every_type_survives_offline_writes_on_two_databases_and_converges(tmp_path, server, tag):
+    async def main():
+        a = await open_db(tmp_path, "a.db", server)
+        b = await open_db(tmp_path, "b.db", server)
+        blob = bytes(i % 251 for i in range(1_000_000))
+        text = "'; DROP TABLE kinds; -- \"q\" \x00 nul, \U0001f980 non-BMP"
+        results = await a.transaction(
+            [
+                (INSERT, [tag, "a 2^53+1", 2**53 + 1, 0.5, "", None]),
+                (INSERT, [tag, "a max", 2**63 - 1, -1.0e-300, text, blob]),
+                (INSERT, [tag, "a min", -(2**63), None, None, b""]),
+            ]
+        )
+        assert [r.rows_affected for r in results] == [1, 1, 1]
+        await b.execute(INSERT, [tag, "b nulls", None, None, None, None])
+        await b.execute(INSERT, [tag, "b empty", 0, 0.0, "", bytearray()])
+        await b.execute("UPDATE kinds SET t = ? WHERE tag = ? AND label = ?", ["x", tag, "b nulls"])
+
+        def row(label, i, r, t, b_):
+            return {"label": label, "i": i, "r": r, "t": t, "b": b_}
+
+        expected = [
+            row("a 2^53+1", 2**53 + 1, 0.5, "", None),
+            row("a max", 2**63 - 1, -1.0e-300, text, blob),
+            row("a min", -(2**63), None, None, b""),
+            row("b empty", 0, 0.0, "", b""),
+            row("b nulls", None, None, "x", None),
+        ]
+        # Offline: each database holds its own rows only, exactly as written.
+        assert await tagged(a, tag) == expected[:3]
+        assert await tagged(b, tag) == expected[3:]
+        assert (await a.status()).pending_changes == 3
+
+        await a.sync()
+        await b.sync()
+        await a.sync()
+        for db in (a, b):
+            got = await tagged(db, tag)
+            assert got == expected
+            assert type(got[0]["i"]) is int and type(got[0]["r"]) is float
+            assert type(got[1]["b"]) is bytes
+            assert (await db.status()).pending_changes == 0
+        kinds = await b.query(
+            "SELECT typeof(t) AS t, typeof(b) AS b FROM kinds WHERE tag = ? ORDER BY label", [tag]
+        )
+        assert kinds[0] == {"t": "text", "b": "null"}  # '' is not NULL
+        assert kinds[2] == {"t": "null", "b": "blob"}  # an empty blob is not NULL
+
+    asyncio.run(main())
+
+
+def test_a_delete_stays_deleted(tmp_path, server, tag):
+    async def main():
+        a = await open_db(tmp_path, "a.db", server)
+        b = await open_db(tmp_path, "b.db", server)
+        doomed = await insert(a, tag, "doomed", 1)
+        await insert(a, tag, "kept", 1)
+        await a.sync()
+        await b.sync()
+        assert [r["label"] for r in await tagged(b, tag)] == ["doomed", "kept"]
+
+        # Offline: B deletes the row while A edits it.
+        assert (await b.execute("DELETE FROM kinds WHERE id = ?", [doomed])).rows_affected == 1
+        assert (await a.execute("UPDATE kinds SET i = 2 WHERE id = ?", [doomed])).rows_affected == 1
+        await a.sync()
+        await b.sync()
+        await a.sync()
+        # A later write cannot bring it back, nor can a third database see it.
+        assert (await a.execute("UPDATE kinds SET i = 3 WHERE id = ?", [doomed])).rows_affected == 0
+        await a.sync()
+        await b.sync()
+        c = await open_db(tmp_path, "c.db", server)
+        await c.sync()
+        for db in (a, b, c):
+            assert [r["label"] for r in await tagged(db, tag)] == ["kept"]
+
+    asyncio.run(main())
+
+
+def test_watch_hears_local_and_pulled_changes_and_stops(tmp_path, server, tag):
+    async def main():
+        a = await open_db(tmp_path, "a.db", server)
+        b = await open_db(tmp_path, "b.db", server)
+        sql = "SELECT label FROM kinds WHERE tag = ? ORDER BY label"
+        seen = []
+        live = b.watch(sql, [tag], lambda rows: seen.append([r["label"] for r in rows]))
+        assert seen.pop() == [] and not seen, "the first rows arrive before watch returns"
+        assert live.tables == ["kinds"] and live.active
+
+        stream = b.watch_iter(sql, [tag])
+        assert await asyncio.wait_for(stream.__anext__(), 10) == []
+
+        await insert(b, tag, "local")
+        assert seen.pop() == ["local"] and not seen  # delivered before execute returned
+        assert [r["label"] for r in await asyncio.wait_for(stream.__anext__(), 10)] == ["local"]
+
+        await insert(a, tag, "remote")
+        await a.sync()
+        await b.sync()
+        assert seen.pop() == ["local", "remote"] and not seen
+        pulled = await asyncio.wait_for(stream.__anext__(), 10)
+        assert [r["label"] for r in pulled] == ["local", "remote"]
+
+        # An unrelated write does not re-deliver unchanged rows.
+        await b.execute("INSERT INTO kinds (tag, label) VALUES (?, ?)", ["other " + tag, "x"])
+        assert seen == []
+
+        # Closing the iterator stops its live query; stop() stops the other.
+        await stream.aclose()
+        live.stop()
+        assert not live.active
+        await insert(b, tag, "local after stop")
+        await insert(a, tag, "remote after stop")
+        await a.sync()
+        await b.sync()
+        assert seen == [], "no delivery after stop"
+        assert len(await tagged(b, tag)) == 4
+
+    asyncio.run(main())
+
+
+def test_a_wrong_url_gives_the_typed_network_error_and_keeps_local_writes(tmp_path, server, tag):
+    async def main():
+        db = await open_db(tmp_path, "a.db", server, url="http://127.0.0.1:1")
+        await insert(db, tag, "offline", 7)
+        with pytest.raises(ErthError) as caught:
+            await db.sync()
+        assert caught.value.kind == "Network"
+        assert caught.value.message
+        assert await tagged(db, tag, "label, i") == [{"label": "offline", "i": 7}]
+        status = await db.status()
+        assert status.pending_changes == 1 and status.last_error
+
+    asyncio.run(main())
+
+
+def test_mistakes_are_one_exception_class_with_a_kind(tmp_path, server, tag):
+    async def main():
+        db = await open_db(tmp_path, "a.db", server, url=None)
+        await insert(db, tag, "one")
+        with pytest.raises(ErthError) as caught:
+            await db.transaction(
+                [
+                    ("INSERT INTO kinds (tag, label) VALUES (?, ?)", [tag, "two"]),
+                    "INSERT INTO no_such_table VALUES (1)",
+                ]
+            )
+        assert caught.value.kind == "Sql"
+        for bad in ("DROP TABLE kinds", "BEGIN", "SELEC 1"):
+            with pytest.raises(ErthError) as caught:
+                await db.execute(bad)
+            assert caught.value.kind == "Sql", bad
+        with pytest.raises(ErthError) as caught:
+            await db.query("DELETE FROM kinds")
+        assert caught.value.kind == "Sql"
+        for value in (2**63, object()):
+            with pytest.raises(ErthError) as caught:
+                await db.execute("SELECT ?", [value])
+            assert caught.value.kind == "InvalidInput"
+        assert [r["label"] for r in await tagged(db, tag)] == ["one"]
+        with pytest.raises(ErthError) as caught:
+            await db.sync()
+        assert caught.value.kind == "NoRemote"
+        with pytest.raises(ErthError) as caught:
+            await Database.open(tmp_path / "a.db")
+        assert caught.value.kind == "DatabaseLocked"
+        with pytest.raises(ErthError) as caught:
+            await Database.open(tmp_path / "bad.db", schema={"tables": {"t": {"columns": {"id": {"type": "text"}}}}})
+        assert caught.value.kind == "InvalidInput"
+        assert set(erth_sync.KINDS) >= {"Sql", "Network", "NoRemote", "DatabaseLocked"}
+        # Closing releases the file.
+        db.close()
+        reopened = await open_db(tmp_path, "a.db", server, url=None)
+        assert [r["label"] for r in await tagged(reopened, tag)] == ["one"]
+
+    asyncio.run(main())
+
+
+def test_concurrent_calls_from_tasks_and_threads_are_safe(tmp_path, server, tag):
+    workers, each = 8, 10
+    count = "SELECT count(*) AS n, sum(i) AS s FROM kinds WHERE tag = ?"
+    expected = {"n": 2 * workers * each, "s": 2 * workers * sum(range(each))}
+
+    async def task(db, prefix, w):
+        for i in range(each):
+            await insert(db, tag, f"{prefix}{w}-{i}", i)
+        await db.query(count, [tag])
+        await db.sync()
+
+    async def main():
+        a = await open_db(tmp_path, "a.db", server)
+        await asyncio.gather(*(task(a, "task", w) for w in range(workers)))
+        return a
+
+    a = asyncio.run(main())
+    # The same database from many threads, through the blocking API.
+    blocking = BlockingDatabase(a)
+    errors = []
+
+    def thread(w):
+        try:
+            for i in range(each):
+                blocking.execute("INSERT INTO kinds (tag, label, i) VALUES (?, ?, ?)", [tag, f"thread{w}-{i}", i])
+            blocking.sync()
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=thread, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert blocking.query(count, [tag]) == [expected]
+    blocking.sync()
+    assert blocking.status().pending_changes == 0
+
+    url, token = server
+    with BlockingDatabase.open(tmp_path / "b.db", url, token, KINDS_SCHEMA) as b:
+        threads = [threading.Thread(target=b.sync) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert b.query(count, [tag]) == [expected]
+
+
+def test_url_and_token_from_the_environment_when_asked(tmp_path, server, tag, monkeypatch):
+    url, token = server
+    monkeypatch.setenv(erth_sync.URL_ENV, url)
+    if token:
+        monkeypatch.setenv(erth_sync.TOKEN_ENV, token)
+    else:
+        monkeypatch.delenv(erth_sync.TOKEN_ENV, raising=False)
+    with BlockingDatabase.open(tmp_path / "env.db", from_env=True) as db:
+        todo = db.add_todo(f"{tag} from env")
+        assert db.sync().pushed == 1
+        assert db.status().remote_url
+    # Without from_env the variables are ignored: local-only.
+    with BlockingDatabase.open(tmp_path / "local.db") as db:
+        with pytest.raises(ErthError) as caught:
+            db.sync()
+        assert caught.value.kind == "NoRemote"
+    with BlockingDatabase.open(tmp_path / "other.db", from_env=True) as db:
+        db.sync()
+        assert db.get_todo(todo.id).title == f"{tag} from env"
+
+
+def _server_sql(server, sql):
+    """Runs one statement on the test server over Hrana's HTTP pipeline."""
+    import json
+    import urllib.request
+
+    url, token = server
+    # No "close" request: tursodb does not know it (sqld closes idle streams itself).
+    body = json.dumps({"requests": [{"type": "execute", "stmt": {"sql": sql}}]})
+    request = urllib.request.Request(
+        url.rstrip("/") + "/v2/pipeline",
+        data=body.encode(),
+        headers={"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.load(response)
+    assert answer["results"][0]["type"] == "ok", answer
+
+
+def test_a_row_the_server_refuses_is_set_aside_listed_and_discarded(tmp_path, server, tag):
+    async def main():
+        a = await open_db(tmp_path, "a.db", server)
+        await insert(a, tag, "first")
+        await a.sync()  # the server's table exists from here on
+        trigger = "erth_py_refuse_" + tag.replace("-", "")
+        _server_sql(
+            server,
+            f"CREATE TRIGGER {trigger} BEFORE INSERT ON kinds WHEN NEW.tag = '{tag}' AND NEW.label = 'bad' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by a server rule'); END",
+        )
+        try:
+            bad = await insert(a, tag, "bad")
+            await insert(a, tag, "good")
+            await a.sync()  # the refused row does not hold the other back
+            rejected = await a.rejected_rows()
+            assert [(r.table, r.id) for r in rejected] == [("kinds", bad)]
+            assert "refused by a server rule" in rejected[0].message
+            assert (await a.status()).rejected == 1
+            b = await open_db(tmp_path, "b.db", server)
+            await b.sync()
+            assert [r["label"] for r in await tagged(b, tag, "label")] == ["first", "good"]
+            await a.discard_rejected("kinds", bad)
+            assert await a.rejected_rows() == []
+            assert [r["label"] for r in await tagged(a, tag, "label")] == ["first", "good"]
+            assert await a.retry_rejected() == 0
+            with pytest.raises(ErthError) as refused:
+                await a.discard_rejected("kinds", bad)
+            assert refused.value.kind == "NotFound"
+        finally:
+            _server_sql(server, f"DROP TRIGGER IF EXISTS {trigger}")
+
+    asyncio.run(main())
