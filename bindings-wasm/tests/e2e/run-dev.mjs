@@ -1,0 +1,1274 @@
+// End-to-end tests of the BUILT npm package (bindings-wasm/pkg) in Debian's
+// Chromium, driven by playwright-core with persistent profiles (one profile
+// = one device). Run by `cargo xtask test wasm`, which builds the package,
+// starts a fresh `tursodb --sync-server`, builds the `erth` CLI and passes:
+//
+//   ERTH_PKG_DIR          the built package
+//   ERTH_TEST_HRANA_URL   the tursodb server
+//   ERTH_CLI              the native `erth` binary (a third replica)
+//   ERTH_NODE_MODULES     node_modules holding playwright-core
+//   ERTH_CHROMIUM         the Chromium binary
+//   ERTH_E2E_WORK         an empty scratch directory (profiles, CLI replica)
+//
+// This script serves the test page and the package on 127.0.0.1 (a secure
+// context, so OPFS works), plus fault endpoints that answer like a broken
+// server. It prints one line per test and `e2e: N passed, M failed`.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFile, readdir, readlink, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { join, normalize, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { env, FLAGS, playwrightChromium, runTests, serveFile } from "./harness.mjs";
+
+const PKG_DIR = resolve(env("ERTH_PKG_DIR"));
+const SERVER = env("ERTH_TEST_HRANA_URL").replace(/\/$/, "");
+const CLI = env("ERTH_CLI");
+const CHROMIUM = env("ERTH_CHROMIUM");
+const WORK = env("ERTH_E2E_WORK");
+const chromium = playwrightChromium();
+const PAGE_HTML = join(fileURLToPath(new URL(".", import.meta.url)), "page.html");
+
+const TOKEN = "s3cret-e2e-token";
+
+// ---- the page server: test page, built package, fault endpoints ----
+
+/** Requests seen per fault endpoint. */
+const faultHits = new Map();
+/** Requests passed to tursodb per counting-proxy tag (`/proxy/<tag>/...`). */
+const proxyHits = new Map();
+
+/** Forwards `req` to tursodb (a counting proxy, to see how many sync loops run). */
+async function proxy(req, res, tag, rest) {
+  proxyHits.set(tag, (proxyHits.get(tag) ?? 0) + 1);
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  try {
+    const headers = {};
+    for (const name of ["content-type", "authorization"]) {
+      if (req.headers[name]) headers[name] = req.headers[name];
+    }
+    const answer = await fetch(SERVER + rest, {
+      method: req.method,
+      headers,
+      body: req.method === "POST" ? Buffer.concat(chunks) : undefined,
+    });
+    const body = Buffer.from(await answer.arrayBuffer());
+    res.writeHead(answer.status, { "content-type": answer.headers.get("content-type") ?? "application/json" }).end(body);
+  } catch (e) {
+    res.writeHead(502, { "content-type": "text/plain" }).end(`proxy: ${e.message}`);
+  }
+}
+
+const pageServer = createServer((req, res) => {
+  const path = new URL(req.url, "http://x").pathname;
+  const proxied = /^\/proxy\/([a-z0-9-]+)(\/.*)$/.exec(path);
+  if (proxied) {
+    proxy(req, res, proxied[1], proxied[2]);
+    return;
+  }
+  const fault = /^\/fault\/([a-z0-9]+)\/v2\/pipeline$/.exec(path);
+  if (fault) {
+    const kind = fault[1];
+    faultHits.set(kind, (faultHits.get(kind) ?? 0) + 1);
+    req.resume();
+    if (kind === "garbage") res.writeHead(200, { "content-type": "application/json" }).end('{"baton": nu');
+    else if (kind === "status500") res.writeHead(500, { "content-type": "text/plain" }).end("internal error");
+    else if (kind === "unauthorized") res.writeHead(401, { "content-type": "text/plain" }).end("bad token");
+    else if (kind === "stall") {
+      // Never answers: the client's timeout must fire. Closed at shutdown.
+    } else res.writeHead(404).end();
+    return;
+  }
+  if (path === "/" || path === "/index.html") return serveFile(res, PAGE_HTML);
+  if (path === "/favicon.ico") return res.writeHead(204).end();
+  // The package, and two broken copies: one without its worker, one without its .wasm.
+  const pkg = /^\/(pkg|pkg-noworker|pkg-nowasm)\/(.*)$/.exec(path);
+  if (pkg) {
+    const [, variant, rest] = pkg;
+    const file = normalize(join(PKG_DIR, decodeURIComponent(rest)));
+    if (!file.startsWith(PKG_DIR + sep)) return res.writeHead(403).end();
+    if (variant === "pkg-noworker" && rest === "worker.js") return res.writeHead(404).end("not found");
+    if (variant === "pkg-nowasm" && rest.endsWith(".wasm")) return res.writeHead(404).end("not found");
+    return serveFile(res, file);
+  }
+  res.writeHead(404).end("not found");
+});
+await new Promise((ok) => pageServer.listen(0, "127.0.0.1", ok));
+const ORIGIN = `http://127.0.0.1:${pageServer.address().port}`;
+
+// ---- browsers ----
+
+/** Console errors of every page and worker: no panic may ever show up. */
+const consoleErrors = [];
+
+async function launch(profile, extraArgs = []) {
+  const context = await chromium.launchPersistentContext(join(WORK, profile), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...FLAGS, ...extraArgs],
+  });
+  context.on("page", watch);
+  context.pages().forEach(watch);
+  return context;
+}
+
+function watch(page) {
+  // The engine runs in a dedicated Worker, so its panics are logged on the
+  // worker's console: listen there. (Playwright also repeats a worker's
+  // messages on the page, marked with `msg.worker()`: counted once.)
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !msg.worker?.()) consoleErrors.push(msg.text());
+  });
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  const watchWorker = (worker) =>
+    worker.on("console", (msg) => {
+      if (msg.type() === "error") consoleErrors.push(`worker: ${msg.text()}`);
+    });
+  page.on("worker", watchWorker);
+  page.workers().forEach(watchWorker);
+}
+
+/** Logged on a worker's console by a test, to prove the watch sees it. */
+const WORKER_PROBE = "erth-e2e: worker console probe";
+
+/** A page of `context` (its first one unless `fresh`) with the package loaded. */
+async function openPage(context, fresh = false) {
+  const page = fresh || context.pages().length === 0 ? await context.newPage() : context.pages()[0];
+  await page.goto(ORIGIN + "/");
+  await page.waitForFunction(() => window.erthReady === true);
+  return page;
+}
+
+/** The browser process of `profile`, found by its --user-data-dir. */
+async function browserPid(profile) {
+  const wanted = `--user-data-dir=${join(WORK, profile)}`;
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = (await readFile(`/proc/${entry}/cmdline`, "utf8")).split("\0");
+      const exe = await readlink(`/proc/${entry}/exe`);
+      if (cmdline.includes(wanted) && !cmdline.some((a) => a.startsWith("--type=")) && exe.includes("chromium")) {
+        return Number(entry);
+      }
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  throw new Error(`no browser process for profile ${profile}`);
+}
+
+// ---- helpers run in the page ----
+
+const state = (page) =>
+  page.evaluate(async () => ({ list: await erth.db.todos.listActive(), status: await erth.db.status() }));
+const slim = (list) => list.map(({ id, title, completed }) => ({ id, title, completed }));
+
+async function until(what, check, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function cli(db, ...args) {
+  const out = execFileSync(CLI, ["--db", join(WORK, db), "--remote", SERVER, "--json", ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ERTH_AUTH_TOKEN: "", ERTH_SCHEMA: "" },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return JSON.parse(out);
+}
+
+/** The CLI with a schema file: `erth --db DB --schema FILE --remote SERVER --json ...args`. */
+function cliWith(schemaFile, db, ...args) {
+  return cli(db, "--schema", schemaFile, ...args);
+}
+
+async function schemaFile(name, schema) {
+  const file = join(WORK, `${name}.schema.json`);
+  await writeFile(file, JSON.stringify(schema));
+  return file;
+}
+
+// ---- tests ----
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+test("the engine Worker's console is watched", async () => {
+  const ctx = await launch("console");
+  try {
+    const page = await openPage(ctx);
+    await page.evaluate(() => erth.open({ name: "console", storage: "memory" }));
+    const worker = await until("the engine's worker", async () => page.workers()[0]);
+    await worker.evaluate((text) => console.error(text), WORKER_PROBE);
+    await until("the probe, heard through the worker's console", async () =>
+      consoleErrors.includes(`worker: ${WORKER_PROBE}`),
+    );
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("typed errors, CRUD and events through the package's main-thread API", async () => {
+  const ctx = await launch("api");
+  try {
+    const page = await openPage(ctx);
+    const out = await page.evaluate(async () => {
+      const { ErthDb } = erth;
+      const f = erth.failure;
+      const errors = {
+        noOptions: await f(() => ErthDb.open()),
+        badName: await f(() => ErthDb.open({ name: "../etc" })),
+        badUrl: await f(() => ErthDb.open({ name: "api-bad-url", url: "ftp://x" })),
+        badAutoSync: await f(() => ErthDb.open({ name: "api-bad-auto", autoSync: { intervalMs: -5 } })),
+      };
+      await erth.open({ name: "api" });
+      const db = erth.db;
+      const a = await db.todos.add("first");
+      const b = await db.todos.add("second");
+      await db.todos.rename(a.id, "first, renamed");
+      await db.todos.setCompleted(b.id, true);
+      const deleted = await db.todos.delete(b.id);
+      Object.assign(errors, {
+        wrongType: await f(() => db.todos.add(42)),
+        notFound: await f(() => db.todos.get(b.id)),
+        badId: await f(() => db.todos.get("not-an-id")),
+        noRemote: await f(() => db.sync()),
+        insecure: await f(() => db.setRemote("http://db.example.com")),
+        badOnline: await f(() => db.setOnline("yes")),
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      const list = await db.todos.listActive();
+      const status = await db.status();
+      await db.close();
+      await db.close();
+      errors.closed = await f(() => db.todos.listActive());
+      return { errors, list, status, deleted, events: erth.events, ids: [a.id, b.id] };
+    });
+    const { errors } = out;
+    for (const [what, code] of Object.entries({
+      noOptions: "InvalidInput",
+      badName: "InvalidInput",
+      badUrl: "InvalidInput",
+      badAutoSync: "InvalidInput",
+      badOnline: "InvalidInput",
+      wrongType: "InvalidInput",
+      notFound: "NotFound",
+      badId: "InvalidInput",
+      noRemote: "NoRemote",
+      insecure: "InvalidInput",
+      closed: "InvalidInput",
+    })) {
+      assert.ok(errors[what], `${what} should have failed`);
+      assert.equal(errors[what].code, code, `${what}: ${JSON.stringify(errors[what])}`);
+      assert.equal(errors[what].isErthError, true, what);
+      assert.equal(errors[what].name, "ErthError", what);
+    }
+    assert.equal(out.deleted, true);
+    assert.deepEqual(slim(out.list), [{ id: out.ids[0], title: "first, renamed", completed: false }]);
+    assert.equal(out.status.pendingChanges, 2);
+    assert.equal(out.status.online, true);
+    assert.equal(out.status.autoSync, false);
+    const changes = out.events.filter((e) => e.type === "change");
+    assert.equal(changes.length, 5, JSON.stringify(changes));
+    assert.ok(changes.every((e) => e.table === "todos" && e.origin === "local"));
+    const statuses = out.events.filter((e) => e.type === "status");
+    assert.ok(statuses.length >= 1, "status events after writes");
+    assert.equal(statuses.at(-1).status.pendingChanges, 2);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("data and pending changes survive a reload, a browser restart and a browser crash", async () => {
+  const profile = "persist";
+  let ctx = await launch(profile);
+  let page = await openPage(ctx);
+  await page.evaluate(async () => {
+    await erth.open({ name: "persist" });
+    const db = erth.db;
+    await db.todos.add("one");
+    const two = await db.todos.add("two");
+    const three = await db.todos.add("three");
+    await db.todos.setCompleted(two.id, true);
+    await db.todos.delete(three.id);
+  });
+  const before = await state(page);
+  assert.equal(before.list.length, 2);
+  assert.equal(before.status.pendingChanges, 3);
+
+  // Reload: the old page's worker still holds the database for a moment;
+  // the new one waits for its lock.
+  await page.reload();
+  await page.waitForFunction(() => window.erthReady === true);
+  await page.evaluate(() => erth.open({ name: "persist" }));
+  const afterReload = await state(page);
+  assert.deepEqual(afterReload.list, before.list);
+  assert.equal(afterReload.status.pendingChanges, 3);
+
+  // Graceful restart of the browser.
+  await ctx.close();
+  ctx = await launch(profile);
+  page = await openPage(ctx);
+  await page.evaluate(() => erth.open({ name: "persist" }));
+  const afterRestart = await state(page);
+  assert.deepEqual(afterRestart.list, before.list);
+  assert.equal(afterRestart.status.pendingChanges, 3);
+
+  // A write, then the browser is killed (SIGKILL): a committed write stays.
+  const added = await page.evaluate(async () => (await erth.db.todos.add("written just before the crash")).id);
+  process.kill(await browserPid(profile), "SIGKILL");
+  await ctx.close().catch(() => {});
+  ctx = await launch(profile);
+  page = await openPage(ctx);
+  await page.evaluate(() => erth.open({ name: "persist" }));
+  const afterCrash = await state(page);
+  assert.equal(afterCrash.list[0].id, added);
+  assert.deepEqual(afterCrash.list.slice(1), before.list);
+  assert.equal(afterCrash.status.pendingChanges, 4);
+  await ctx.close();
+});
+
+/** A custom table beside the built-in todos, for the tab tests. */
+const TABS_SCHEMA = {
+  tables: {
+    todos: {
+      columns: {
+        title: { type: "text", notNull: true },
+        is_completed: { type: "integer", notNull: true, default: 0 },
+      },
+    },
+    notes: { columns: { body: { type: "text" } } },
+  },
+};
+
+/** Opens database `name` in every page (in order), with `options`. */
+async function openAll(pages, name, options = {}) {
+  for (const page of pages) {
+    await page.evaluate(
+      ([name, options, schema]) => erth.open({ name, schema, ...options }),
+      [name, options, TABS_SCHEMA],
+    );
+  }
+}
+
+/** Todo titles and note bodies as a tab sees them, plus the integrity check. */
+const contents = (page) =>
+  page.evaluate(async () => ({
+    titles: (await erth.db.getAll("SELECT title FROM todos ORDER BY title")).map((r) => r.title),
+    notes: (await erth.db.getAll("SELECT body FROM notes ORDER BY body")).map((r) => r.body),
+    integrity: (await erth.db.getAll("PRAGMA integrity_check")).map((r) => Object.values(r)[0]),
+  }));
+
+/**
+ * Checks the outcome of `writeMany` runs against what a tab sees: every
+ * acknowledged write is there exactly once, an interrupted todo at most
+ * once, nothing else; no write failed otherwise.
+ */
+function checkWrites(runs, seen) {
+  const errors = runs.flatMap((r) => r.errors);
+  assert.deepEqual(errors, [], "no write failed except with Interrupted");
+  const count = (list) => list.reduce((m, x) => m.set(x, (m.get(x) ?? 0) + 1), new Map());
+  const titles = count(seen.titles);
+  for (const title of runs.flatMap((r) => r.todos)) assert.equal(titles.get(title), 1, `todo ${title} once`);
+  for (const title of runs.flatMap((r) => r.todosInterrupted)) {
+    assert.ok((titles.get(title) ?? 0) <= 1, `interrupted todo ${title} at most once`);
+  }
+  const known = new Set(runs.flatMap((r) => [...r.todos, ...r.todosInterrupted]));
+  for (const title of titles.keys()) assert.ok(known.has(title), `no unexpected todo ${title}`);
+  const notes = count(seen.notes);
+  for (const id of runs.flatMap((r) => r.notes)) assert.equal(notes.get(id), 1, `note ${id} once`);
+  assert.equal(notes.size, runs.flatMap((r) => r.notes).length, "no note besides the acknowledged ones");
+  assert.deepEqual(seen.integrity, ["ok"]);
+}
+
+/**
+ * The todo titles and note bodies starting with `${name}:` on the server
+ * (other tests write there too), read by a fresh native CLI replica.
+ */
+async function serverContents(name) {
+  const schema = await schemaFile(name, TABS_SCHEMA);
+  const db = `${name}-check`;
+  const mine = JSON.stringify([`${name}:*`]);
+  cliWith(schema, db, "sync");
+  const sql = (s) => cliWith(schema, db, "sql", s, "--params", mine);
+  const titles = sql("SELECT title FROM todos WHERE title GLOB ? ORDER BY title").map((r) => r.title);
+  const notes = sql("SELECT body FROM notes WHERE body GLOB ? ORDER BY body").map((r) => r.body);
+  return { titles, notes };
+}
+
+test("three tabs share one database: writes, live queries and events reach every tab; one sync loop", async () => {
+  const ctx = await launch("tabs");
+  try {
+    const proxied = (tag) => `${ORIGIN}/proxy/${tag}`;
+    const quiet = { debounceMs: 0, intervalMs: 0 };
+    // One tab alone: the requests of the sync it runs on open (after a
+    // first database made the server's tables, as they are for the others).
+    const solo = await openPage(ctx);
+    await openAll([solo], "tabs-warmup", { url: SERVER });
+    await solo.evaluate(() => erth.db.sync());
+    await solo.evaluate(() => erth.db.close());
+    await openAll([solo], "tabs-solo", { url: proxied("solo"), autoSync: quiet });
+    await until("the solo tab's first sync", () => solo.evaluate(async () => (await erth.db.status()).lastSyncAt !== null));
+    const perLoop = proxyHits.get("solo");
+    assert.ok(perLoop > 0);
+    await solo.evaluate(() => erth.db.close());
+
+    const tabs = [solo, await openPage(ctx, true), await openPage(ctx, true)];
+    await openAll(tabs, "tabs-shared", { url: proxied("shared"), autoSync: quiet });
+    await until("the first sync", () => tabs[2].evaluate(async () => (await erth.db.status()).lastSyncAt !== null));
+    for (const tab of tabs) {
+      await tab.evaluate(() => {
+        window.latest = null;
+        window.stop = erth.db.watch("SELECT body FROM notes ORDER BY body", [], (rows) => {
+          window.latest = rows.map((r) => r.body);
+        });
+        return window.stop.ready;
+      });
+    }
+    // Three tabs that each ran auto-sync would have sent three times as many.
+    assert.equal(proxyHits.get("shared"), perLoop, "one sync on open, from one tab");
+
+    for (const [i, tab] of tabs.entries()) {
+      await tab.evaluate(async (i) => {
+        await erth.db.todos.add(`tabs-shared:todo from tab ${i}`);
+        await erth.db.execute("INSERT INTO notes (body) VALUES (?)", [`tabs-shared:note from tab ${i}`]);
+      }, i);
+    }
+    const notes = [0, 1, 2].map((i) => `tabs-shared:note from tab ${i}`);
+    for (const tab of tabs) {
+      const seen = await until("every note in every tab's live query", () =>
+        tab.evaluate((n) => (window.latest?.length === n ? window.latest : null), notes.length),
+      );
+      assert.deepEqual(seen, notes);
+      const titles = (await state(tab)).list.map((t) => t.title).sort();
+      assert.deepEqual(titles, [0, 1, 2].map((i) => `tabs-shared:todo from tab ${i}`));
+      const changes = await tab.evaluate(() => erth.events.filter((e) => e.type === "change").map((e) => e.table));
+      assert.ok(changes.filter((t) => t === "notes").length >= 3, `each tab hears every change: ${changes}`);
+    }
+    // The owner's auto-sync pushes everything, once.
+    await until("the writes on the server", async () => {
+      const server = await serverContents("tabs-shared");
+      return server.titles.length === 3 && server.notes.length === 3;
+    });
+    // A stopped live query is quiet, in every tab; the others keep running.
+    await tabs[1].evaluate(() => window.stop());
+    await tabs[0].evaluate(() => erth.db.execute("INSERT INTO notes (body) VALUES ('late')"));
+    await until("the late note in tab 2", () => tabs[2].evaluate(() => window.latest.length === 4));
+    assert.equal(await tabs[1].evaluate(() => window.latest.length), 3);
+    // A tab with another schema (another app version) is told why it cannot share.
+    const other = await openPage(ctx, true);
+    const refused = await other.evaluate(() =>
+      erth.failure(() => erth.open({ name: "tabs-shared", schema: { tables: { notes: { columns: { x: { type: "text" } } } } } })),
+    );
+    assert.equal(refused?.code, "DatabaseLocked", JSON.stringify(refused));
+    assert.match(refused.message, /different schema/);
+    // A holder of the database that never answers (a stuck tab, an erth-sync that cannot share).
+    await other.evaluate(() => {
+      navigator.locks.request("erth-sync-owner:tabs-stuck", () => new Promise(() => {}));
+    });
+    const silent = await other.evaluate(() => erth.failure(() => erth.open({ name: "tabs-stuck", lockTimeoutMs: 300 })));
+    assert.equal(silent?.code, "DatabaseLocked", JSON.stringify(silent));
+    assert.match(silent.message, /did not answer within 300 ms/);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("the owner tab closes while two others write: one takes over; nothing lost or doubled", async () => {
+  const ctx = await launch("tabs-handover");
+  try {
+    const tabs = [await openPage(ctx), await openPage(ctx, true), await openPage(ctx, true)];
+    await openAll(tabs, "handover", { url: SERVER });
+    const writers = tabs.slice(1).map((tab, i) => tab.evaluate(([p, n]) => erth.writeMany(p, n), [`handover:w${i + 1}`, 5000]));
+    for (const w of writers) w.catch(() => {}); // awaited below; the test may fail first
+    const notes = () => tabs[1].evaluate(async () => (await erth.db.get("SELECT count(*) AS n FROM notes")).n);
+    await until("some writes", async () => (await notes()) >= 20);
+    await tabs[0].close();
+    const before = await notes();
+    await until("writes after the hand-over", async () => (await notes()) >= before + 20);
+    await Promise.all(tabs.slice(1).map((tab) => tab.evaluate(() => (window.stopWriting = true))));
+    const runs = await Promise.all(writers);
+    const seen = await contents(tabs[1]);
+    checkWrites(runs, seen);
+    assert.deepEqual(await contents(tabs[2]), seen);
+    await tabs[2].evaluate(() => erth.db.sync());
+    const server = await serverContents("handover");
+    assert.deepEqual(server.titles, seen.titles, "the server's todos");
+    assert.deepEqual(server.notes, seen.notes, "the server's notes");
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("every tab reloads in turn during writes: nothing lost or doubled", async () => {
+  const ctx = await launch("tabs-reload");
+  try {
+    const tabs = [await openPage(ctx), await openPage(ctx, true), await openPage(ctx, true)];
+    await openAll(tabs, "reload", { url: SERVER });
+    const runs = [];
+    for (const [i, tab] of tabs.entries()) {
+      const others = tabs.filter((t) => t !== tab);
+      const writers = others.map((t, j) => t.evaluate(([p, n]) => erth.writeMany(p, n), [`reload:r${i}-${j}`, 5000]));
+      for (const w of writers) w.catch(() => {}); // awaited below; the test may fail first
+      const notes = () => others[0].evaluate(async () => (await erth.db.get("SELECT count(*) AS n FROM notes")).n);
+      const start = await notes();
+      await until("some writes", async () => (await notes()) >= start + 10);
+      await tab.reload();
+      await tab.waitForFunction(() => window.erthReady === true);
+      await openAll([tab], "reload", { url: SERVER });
+      const reopened = await notes();
+      await until("writes after the reload", async () => (await notes()) >= reopened + 10);
+      await Promise.all(others.map((t) => t.evaluate(() => (window.stopWriting = true))));
+      runs.push(...(await Promise.all(writers)));
+    }
+    const seen = await contents(tabs[0]);
+    checkWrites(runs, seen);
+    for (const tab of tabs.slice(1)) assert.deepEqual(await contents(tab), seen);
+    await tabs[1].evaluate(() => erth.db.sync());
+    const server = await serverContents("reload");
+    assert.deepEqual(server.titles, seen.titles, "the server's todos");
+    assert.deepEqual(server.notes, seen.notes, "the server's notes");
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("IndexedDB storage (the fallback without OPFS sync access handles) keeps data across a reload and a restart", async () => {
+  const profile = "indexeddb";
+  const open = (page) =>
+    page.evaluate(async (schema) => {
+      await erth.open({ name: "idb", storage: "indexeddb", schema });
+      return {
+        status: await erth.db.status(),
+        titles: (await erth.db.todos.listActive()).map((t) => [t.title, t.completed]),
+        notes: (await erth.db.getAll("SELECT body FROM notes ORDER BY body")).map((r) => r.body),
+      };
+    }, TABS_SCHEMA);
+  let ctx = await launch(profile);
+  try {
+    let page = await openPage(ctx);
+    const fresh = await open(page);
+    assert.equal(fresh.status.storage, "indexeddb");
+    assert.equal(await page.evaluate(() => erth.ErthDb.open({ name: "opfs-default" }).then((db) => db.status()).then((s) => s.storage)), "opfs");
+    await page.evaluate(async () => {
+      await erth.db.todos.add("one");
+      const two = await erth.db.todos.add("two");
+      await erth.db.todos.setCompleted(two.id, true);
+      // The last write before the reload: it resolves once saved.
+      await erth.db.execute("INSERT INTO notes (body) VALUES ('an app write')");
+    });
+    const expected = { titles: [["one", false], ["two", true]], notes: ["an app write"], pending: 3 };
+    const check = (seen, what) => {
+      assert.equal(seen.status.storage, "indexeddb", what);
+      assert.deepEqual(seen.titles.sort(), expected.titles, what);
+      assert.deepEqual(seen.notes, expected.notes, what);
+      assert.equal(seen.status.pendingChanges, expected.pending, what);
+    };
+    await page.reload();
+    await page.waitForFunction(() => window.erthReady === true);
+    check(await open(page), "after a reload");
+    await ctx.close();
+    ctx = await launch(profile);
+    page = await openPage(ctx);
+    check(await open(page), "after a browser restart");
+    const integrity = await page.evaluate(() => erth.db.getAll("PRAGMA integrity_check"));
+    assert.deepEqual(integrity.map((r) => Object.values(r)[0]), ["ok"]);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("two devices edit offline, sync through tursodb and converge; a native CLI replica agrees", async () => {
+  const devA = await launch("device-a");
+  let devB = await launch("device-b");
+  try {
+    const a = await openPage(devA);
+    let b = await openPage(devB);
+    const url = SERVER;
+    await a.evaluate((url) => erth.open({ name: "todos", url }), url);
+    await b.evaluate((url) => erth.open({ name: "todos", url }), url);
+
+    const ids = await a.evaluate(async () => {
+      const db = erth.db;
+      const out = [];
+      for (const title of ["todo 1", "todo 2", "todo 3"]) out.push((await db.todos.add(title)).id);
+      return out;
+    });
+    const pushed = await a.evaluate(() => erth.db.sync());
+    assert.equal(pushed.pushed, 3);
+    // Only this test's rows are compared: ERTH_TEST_HRANA_URL may name a
+    // server that already holds rows.
+    const mine = (list) => slim(list).filter((t) => ids.includes(t.id));
+    const pulled = await b.evaluate(() => erth.db.sync());
+    assert.ok(pulled.pulled >= 3, `pulled ${pulled.pulled}`);
+    assert.deepEqual(mine((await state(b)).list), mine((await state(a)).list));
+    assert.equal(mine((await state(b)).list).length, 3);
+
+    // Both go offline and edit.
+    await a.evaluate(() => erth.db.setOnline(false));
+    await b.evaluate(() => erth.db.setOnline(false));
+    await a.evaluate(async ([t1, t2, t3]) => {
+      await erth.db.todos.rename(t1, "todo 1 renamed on A");
+      await erth.db.todos.setCompleted(t2, true);
+      await erth.db.todos.delete(t3);
+    }, ids);
+    await b.evaluate(async ([t1, , t3]) => {
+      await erth.db.todos.setCompleted(t1, true);
+      await erth.db.todos.rename(t3, "todo 3 renamed on B");
+    }, ids);
+    const offline = await a.evaluate(() => erth.failure(() => erth.db.sync()));
+    assert.equal(offline?.code, "Network");
+    const aOffline = await state(a);
+    assert.equal(aOffline.status.online, false);
+    assert.equal(aOffline.status.pendingChanges, 3);
+
+    // Back online: sync in both orders until quiet.
+    await a.evaluate(() => erth.db.setOnline(true));
+    await b.evaluate(() => erth.db.setOnline(true));
+    await b.evaluate(() => erth.db.sync());
+    await a.evaluate(() => erth.db.sync());
+    await b.evaluate(() => erth.db.sync());
+    const finalA = await state(a);
+    const finalB = await state(b);
+    const expected = [
+      { id: ids[1], title: "todo 2", completed: true },
+      { id: ids[0], title: "todo 1 renamed on A", completed: true },
+    ];
+    assert.deepEqual(mine(finalA.list), expected);
+    assert.deepEqual(mine(finalB.list), expected);
+    assert.deepEqual(slim(finalA.list), slim(finalB.list));
+    for (const s of [finalA.status, finalB.status]) {
+      assert.equal(s.pendingChanges, 0);
+      assert.equal(s.lastError, null);
+      assert.equal(s.remoteUrl, SERVER);
+    }
+    const remoteEvents = await b.evaluate(() => erth.events.filter((e) => e.type === "change" && e.origin === "remote"));
+    assert.ok(remoteEvents.length > 0, "B saw pulled rows as remote change events");
+
+    // A native replica through the CLI sees the same rows.
+    cli("cli.db", "sync");
+    const fromCli = cli("cli.db", "list").map((t) => ({ id: t.id, title: t.title, completed: t.is_completed }));
+    assert.deepEqual(mine(fromCli), expected);
+    assert.deepEqual(fromCli, slim(finalA.list));
+
+    // B restarts its browser: same state, nothing pending.
+    await devB.close();
+    devB = await launch("device-b");
+    b = await openPage(devB);
+    await b.evaluate((url) => erth.open({ name: "todos", url }), url);
+    const restarted = await state(b);
+    assert.deepEqual(slim(restarted.list), slim(finalB.list));
+    assert.equal(restarted.status.pendingChanges, 0);
+  } finally {
+    await devA.close();
+    await devB.close();
+  }
+});
+
+test("auto-sync: after local writes, on an interval, and when the browser comes back online", async () => {
+  const devA = await launch("auto-a");
+  const devB = await launch("auto-b");
+  try {
+    const a = await openPage(devA);
+    const b = await openPage(devB);
+    const options = { name: "auto", url: SERVER, autoSync: { debounceMs: 50, intervalMs: 60000 } };
+    await a.evaluate((o) => erth.open(o), options);
+    await b.evaluate((o) => erth.open({ ...o, autoSync: { debounceMs: 50, intervalMs: 300 } }), options);
+
+    // A write on A is pushed by the debounced sync, and B's interval pulls it.
+    const id = await a.evaluate(async () => (await erth.db.todos.add("auto-synced")).id);
+    await until("A's debounced push", async () => (await state(a)).status.pendingChanges === 0);
+    await until("B's interval pull", () =>
+      b.evaluate((id) => erth.events.some((e) => e.type === "change" && e.origin === "remote" && e.ids.includes(id)), id),
+    );
+    const sawSyncing = await a.evaluate(() => erth.events.some((e) => e.type === "status" && e.status.syncing));
+    assert.ok(sawSyncing, "status events report a running sync");
+
+    // The browser goes offline: writes wait; back online, they sync at once.
+    await devA.setOffline(true);
+    await until("A to see the browser offline", async () => (await state(a)).status.online === false);
+    const offlineId = await a.evaluate(async () => (await erth.db.todos.add("written offline")).id);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await state(a)).status.pendingChanges, 1, "no sync while the browser is offline");
+    await devA.setOffline(false);
+    await until("A's sync on the online event", async () => (await state(a)).status.pendingChanges === 0);
+    await until("B to pull the offline write", async () =>
+      (await state(b)).list.some((t) => t.id === offlineId),
+    );
+    assert.ok((await state(b)).list.some((t) => t.id === id));
+  } finally {
+    await devA.close();
+    await devB.close();
+  }
+});
+
+test("bad server responses and network failures give typed errors and lose nothing", async () => {
+  const ctx = await launch("faults");
+  const closed = createServer();
+  await new Promise((ok) => closed.listen(0, "127.0.0.1", ok));
+  const closedUrl = `http://127.0.0.1:${closed.address().port}`;
+  await new Promise((ok) => closed.close(ok));
+  try {
+    const page = await openPage(ctx);
+    const out = await page.evaluate(
+      async ({ origin, closedUrl, token }) => {
+        await erth.open({ name: "faults", requestTimeoutMs: 400 });
+        const db = erth.db;
+        for (const title of ["kept 1", "kept 2", "kept 3"]) await db.todos.add(title);
+        const attempt = async (url) => {
+          await db.setRemote(url, token);
+          const error = await erth.failure(() => db.sync());
+          const status = await db.status();
+          return { error, status };
+        };
+        return {
+          garbage: await attempt(`${origin}/fault/garbage`),
+          status500: await attempt(`${origin}/fault/status500`),
+          unauthorized: await attempt(`${origin}/fault/unauthorized`),
+          stall: await attempt(`${origin}/fault/stall`),
+          refused: await attempt(closedUrl),
+          list: await db.todos.listActive(),
+        };
+      },
+      { origin: ORIGIN, closedUrl, token: TOKEN },
+    );
+    for (const [what, code] of Object.entries({
+      garbage: "Protocol",
+      status500: "Server",
+      unauthorized: "Auth",
+      stall: "Network",
+      refused: "Network",
+    })) {
+      const { error, status } = out[what];
+      assert.ok(error, `${what} should fail`);
+      assert.equal(error.code, code, `${what}: ${JSON.stringify(error)}`);
+      assert.equal(error.isErthError, true);
+      assert.ok(!error.message.includes(TOKEN), `${what}: the token leaked into ${error.message}`);
+      assert.ok(!JSON.stringify(status).includes(TOKEN), `${what}: the token leaked into the status`);
+      assert.equal(status.pendingChanges, 3, `${what}: pending changes kept`);
+      assert.equal(status.lastErrorCode, code, what);
+    }
+    assert.match(out.stall.error.message, /timed out/);
+    for (const kind of ["garbage", "status500", "unauthorized", "stall"]) {
+      assert.ok(faultHits.get(kind) > 0, `the ${kind} endpoint was used`);
+    }
+    assert.equal(out.list.length, 3);
+
+    // Nothing was lost: the real server gets all three rows.
+    const report = await page.evaluate((url) => erth.db.setRemote(url).then(() => erth.db.sync()), SERVER);
+    assert.equal(report.pushed, 3);
+    const after = await state(page);
+    assert.equal(after.status.pendingChanges, 0);
+    assert.equal(after.status.lastErrorCode, null);
+    cli("cli-faults.db", "sync");
+    const fromCli = cli("cli-faults.db", "list").map((t) => t.title);
+    for (const title of ["kept 1", "kept 2", "kept 3"]) assert.ok(fromCli.includes(title), title);
+  } finally {
+    await ctx.close();
+  }
+});
+
+
+// ---- the SQL face: the app's own schema, plain SQL, live queries ----
+
+/** Every SQLite type, and NULL vs empty. */
+const SAMPLES_SCHEMA = {
+  tables: {
+    samples: {
+      columns: {
+        label: { type: "text", notNull: true },
+        i: { type: "integer" },
+        r: { type: "real" },
+        t: { type: "text" },
+        b: { type: "blob" },
+      },
+      indexes: [["label"]],
+    },
+  },
+};
+/** Lists and their items: a live query joins them. */
+const LISTS_SCHEMA = {
+  tables: {
+    lists: { columns: { name: { type: "text", notNull: true } } },
+    items: {
+      columns: {
+        list_id: { type: "text", notNull: true },
+        title: { type: "text", notNull: true },
+        done: { type: "integer", notNull: true, default: 0 },
+      },
+    },
+  },
+};
+const HOSTILE = "it's \"quoted\" '; DROP TABLE samples; -- \u0000 NUL, non-BMP 🦀𝄞, \\ back\\slash";
+const HOSTILE_NATIVE = "native: \"x\"'); DELETE FROM samples; --\u0000 🦀";
+/** The same description of every row on any replica, at the SQLite level (exact). */
+const DESCRIBE_SQL =
+  "SELECT label, typeof(i) AS ti, CAST(i AS TEXT) AS i, typeof(r) AS tr, r, " +
+  "typeof(t) AS tt, hex(t) AS t, typeof(b) AS tb, hex(b) AS b FROM samples ORDER BY label";
+
+test("custom schema: plain SQL, values, transactions and typed errors", async () => {
+  const ctx = await launch("sql-api");
+  try {
+    const page = await openPage(ctx);
+    const out = await page.evaluate(async (schema) => {
+      const f = erth.failure;
+      const errors = {
+        badSchema: await f(() => erth.ErthDb.open({ name: "sql-bad", schema: { tables: { t: { columns: { x: { type: "date" } } } } } })),
+        badSchemaText: await f(() => erth.ErthDb.open({ name: "sql-bad2", schema: "{not json" })),
+      };
+      // url "" is local-only; the schema may also be its JSON text.
+      await erth.open({ name: "sql-api", url: "", schema: JSON.stringify(schema) });
+      const db = erth.db;
+      const { id } = await db.get("SELECT uuid7() AS id");
+      const inserted = await db.execute("INSERT INTO samples (id, label, i, r, t, b) VALUES (?, ?, ?, ?, ?, ?)", [
+        id, "one", 7, 0.5, "x", new Uint8Array([1, 2, 3]),
+      ]);
+      await db.execute("INSERT INTO samples (label, i, t, b) VALUES (?, ?, ?, ?)", ["two", true, undefined, new Uint8Array([9]).buffer]);
+      const updated = await db.execute("UPDATE samples SET i = i + 1 WHERE label = ?", ["one"]);
+      const one = await db.get("SELECT id, label, i, r, t, b, created_at, updated_at FROM samples WHERE label = ?", ["one"]);
+      const two = await db.getOptional("SELECT id, i, t, b FROM samples WHERE label = 'two'");
+      const none = await db.getOptional("SELECT id FROM samples WHERE label = 'missing'");
+      // A transaction: all or nothing.
+      const committed = await db.transaction((tx) => {
+        tx.execute("INSERT INTO samples (label, i) VALUES (?, ?)", ["three", 3]);
+        tx.execute("UPDATE samples SET t = ? WHERE label = ?", ["changed", "one"]);
+      });
+      let late = null;
+      const rolledBack = await f(() =>
+        db.transaction(async (tx) => {
+          late = tx;
+          tx.execute("INSERT INTO samples (label) VALUES (?)", ["four"]);
+          tx.execute("UPDATE samples SET t = 'lost' WHERE label = 'one'");
+          tx.execute("INSERT INTO samples (label) VALUES (NULL)");
+        }),
+      );
+      const thrown = await f(() =>
+        db.transaction((tx) => {
+          tx.execute("INSERT INTO samples (label) VALUES ('five')");
+          throw new Error("app bug");
+        }),
+      );
+      Object.assign(errors, {
+        lateTx: await f(() => late.execute("INSERT INTO samples (label) VALUES ('six')")),
+        syntax: await f(() => db.execute("INSERT INTO nowhere VALUES (1)")),
+        notNull: await f(() => db.execute("INSERT INTO samples (label) VALUES (NULL)")),
+        ddl: await f(() => db.execute("DROP TABLE samples")),
+        engine: await f(() => db.execute("DELETE FROM _erth_rows_samples")),
+        begin: await f(() => db.execute("BEGIN")),
+        attach: await f(() => db.execute("ATTACH DATABASE 'x.db' AS x")),
+        writeInQuery: await f(() => db.getAll("DELETE FROM samples")),
+        notFound: await f(() => db.get("SELECT id FROM samples WHERE label = 'missing'")),
+        badParam: await f(() => db.execute("SELECT ?, ?", [1, { x: 1 }])),
+        badBigint: await f(() => db.execute("SELECT ?", [2n ** 63n])),
+        nan: await f(() => db.execute("SELECT ?", [NaN])),
+        infinity: await f(() => db.execute("SELECT ?", [-Infinity])),
+        notArray: await f(() => db.getAll("SELECT 1", "x")),
+        fnParam: await f(() => db.getAll("SELECT ?", [() => 1])),
+        badTxParam: await f(() => db.transaction((tx) => tx.execute("SELECT ?, ?", [1n, { x: 1 }]))),
+        noRemote: await f(() => db.sync()),
+      });
+      const labels = (await db.getAll("SELECT label FROM samples ORDER BY label")).map((r) => r.label);
+      const oneAfter = await db.get("SELECT t FROM samples WHERE label = 'one'");
+      const deleted = await db.execute("DELETE FROM samples WHERE label = ?", ["three"]);
+      const status = await db.status();
+      const local = await db.getAll("SELECT count(*) AS n FROM _erth_rows_samples WHERE is_deleted = 1");
+      // Schema versions: dropping a column is refused; adding one migrates in place.
+      await db.close();
+      const columns = schema.tables.samples.columns;
+      const { b: _dropped, ...withoutB } = columns;
+      errors.dropColumn = await f(() =>
+        erth.ErthDb.open({ name: "sql-api", schema: { tables: { samples: { columns: withoutB } } } }),
+      );
+      const v2 = await erth.ErthDb.open({
+        name: "sql-api",
+        schema: { tables: { samples: { columns: { ...columns, note: { type: "text", default: "none" } } } } },
+      });
+      const migrated = await v2.getAll("SELECT label, note FROM samples ORDER BY label");
+      await v2.close();
+      return {
+        migrated,
+        errors,
+        id,
+        inserted: { rowsAffected: inserted.rowsAffected, rows: inserted.rows.length },
+        updated: updated.rowsAffected,
+        one: erth.describeRows([one])[0],
+        two: erth.describeRows([two])[0],
+        none,
+        committed: committed.map((r) => r.rowsAffected),
+        rolledBack,
+        thrown: thrown?.message,
+        labels,
+        oneAfter: oneAfter.t,
+        deleted: deleted.rowsAffected,
+        status,
+        local,
+      };
+    }, SAMPLES_SCHEMA);
+    const { errors } = out;
+    for (const [what, code] of Object.entries({
+      badSchema: "InvalidInput",
+      badSchemaText: "InvalidInput",
+      lateTx: "InvalidInput",
+      syntax: "Sql",
+      notNull: "Sql",
+      ddl: "Sql",
+      engine: "Sql",
+      begin: "Sql",
+      attach: "Sql",
+      writeInQuery: "Sql",
+      notFound: "NotFound",
+      badParam: "InvalidInput",
+      badBigint: "InvalidInput",
+      nan: "Sql",
+      infinity: "Sql",
+      notArray: "InvalidInput",
+      fnParam: "InvalidInput",
+      badTxParam: "InvalidInput",
+      noRemote: "NoRemote",
+      dropColumn: "SchemaChange",
+    })) {
+      assert.ok(errors[what], `${what} should have failed`);
+      assert.equal(errors[what].code, code, `${what}: ${JSON.stringify(errors[what])}`);
+      assert.equal(errors[what].isErthError, true, what);
+    }
+    assert.deepEqual(out.migrated, [
+      { label: "one", note: "none" },
+      { label: "two", note: "none" },
+    ]);
+    assert.match(errors.badSchema.message, /table t, column x/);
+    assert.match(errors.badParam.message, /parameter 2 /);
+    assert.match(errors.badTxParam.message, /statement 1: parameter 2/);
+    assert.equal(out.inserted.rowsAffected, 1);
+    assert.equal(out.inserted.rows, 0);
+    assert.equal(out.updated, 1);
+    assert.equal(out.one.id, `s:${JSON.stringify(out.id)}`);
+    assert.deepEqual(
+      { i: out.one.i, r: out.one.r, t: out.one.t, b: out.one.b },
+      { i: "n:8", r: "n:0.5", t: 's:"x"', b: "u8:010203" },
+    );
+    assert.match(out.one.created_at, /^n:\d{13}$/);
+    assert.deepEqual({ i: out.two.i, t: out.two.t, b: out.two.b }, { i: "n:1", t: "null", b: "u8:09" });
+    assert.match(out.two.id, /^s:"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-/, "an INSERT without id gets a UUIDv7");
+    assert.equal(out.none, null);
+    assert.deepEqual(out.committed, [1, 1]);
+    assert.equal(out.rolledBack?.code, "Sql", JSON.stringify(out.rolledBack));
+    assert.equal(out.thrown, "app bug");
+    // Neither "four" (rolled back) nor "five" (the callback threw) exists; "one" kept the committed text.
+    assert.deepEqual(out.labels, ["one", "three", "two"]);
+    assert.equal(out.oneAfter, "changed");
+    assert.equal(out.deleted, 1);
+    assert.equal(out.local[0].n, 1, "DELETE is a tombstone");
+    assert.equal(out.status.remoteUrl, null, "url: '' is local-only");
+    assert.deepEqual(out.status.unknownServerColumns, []);
+    // 2 inserts + 1 insert in a transaction (the deleted row is still a change).
+    assert.equal(out.status.pendingChanges, 3);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("every type syncs byte for byte from the browser to a native replica and back", async () => {
+  const schema = await schemaFile("samples", SAMPLES_SCHEMA);
+  const ctx = await launch("types");
+  try {
+    const page = await openPage(ctx);
+    const browser = await page.evaluate(
+      async ({ schema, url, hostile }) => {
+        await erth.open({ name: "types", url, schema });
+        const db = erth.db;
+        const big = new Uint8Array(1024 * 1024);
+        for (let i = 0; i < big.length; i++) big[i] = (i * 7919 + (i >> 8)) & 255;
+        await db.transaction((tx) => {
+          const insert = "INSERT INTO samples (label, i, r, t, b) VALUES (?, ?, ?, ?, ?)";
+          tx.execute(insert, ["a: 2^53+1", 2n ** 53n + 1n, 0.1 + 0.2, "", new Uint8Array(0)]);
+          tx.execute(insert, ["b: i64 min", -(2n ** 63n), -2.5, null, null]);
+          tx.execute(insert, ["c: i64 max", 2n ** 63n - 1n, 1 / 3, hostile, new Uint8Array([0, 255, 39, 34])]);
+          tx.execute(insert, ["d: 1 MB blob", 42, 1e-300, "x", big]);
+          tx.execute(insert, ["e: safe", -(2 ** 53) + 1, 2 ** 60, "é", undefined]);
+        });
+        const rows = await db.getAll("SELECT label, i, r, t, b FROM samples ORDER BY label");
+        const sameBytes = (x, y) => x instanceof Uint8Array && x.length === y.length && x.every((v, i) => v === y[i]);
+        const checks = {
+          bigintAboveSafe: rows[0].i === 2n ** 53n + 1n,
+          emptyText: rows[0].t === "",
+          emptyBlob: rows[0].b instanceof Uint8Array && rows[0].b.length === 0,
+          min: rows[1].i === -(2n ** 63n),
+          nullText: rows[1].t === null && rows[1].b === null,
+          max: rows[2].i === 2n ** 63n - 1n,
+          hostile: rows[2].t === hostile,
+          third: rows[2].r === 1 / 3,
+          bigBlob: sameBytes(rows[3].b, big),
+          safeIsNumber: rows[3].i === 42 && rows[4].i === -(2 ** 53) + 1,
+          realStaysReal: rows[4].r === 2 ** 60 && rows[3].r === 1e-300,
+          fraction: rows[0].r === 0.1 + 0.2,
+        };
+        const report = await db.sync();
+        return { checks, pushed: report.pushed, described: await db.getAll(erth.describeSql) };
+      },
+      { schema: SAMPLES_SCHEMA, url: SERVER, hostile: HOSTILE },
+    );
+    for (const [what, ok] of Object.entries(browser.checks)) assert.equal(ok, true, `in the browser: ${what}`);
+    assert.equal(browser.pushed, 5);
+
+    // A native replica pulls them: the same bytes at the SQLite level.
+    cliWith(schema, "types-native.db", "sync");
+    const native = cliWith(schema, "types-native.db", "sql", DESCRIBE_SQL);
+    assert.deepEqual(native, browser.described);
+    assert.equal(native[3].b.length, 2 * 1024 * 1024, "the 1 MB blob arrived whole");
+    assert.equal(native[2].tt, "text");
+    assert.equal(native[1].tt, "null");
+    assert.equal(native[0].t, "", "empty text is not NULL");
+    assert.equal(native[0].tb, "blob", "an empty blob is not NULL");
+
+    // The native replica writes extremes back.
+    cliWith(schema, "types-native.db", "sql", "UPDATE samples SET i = ?, t = ?, b = randomblob(1048576) WHERE label = ?",
+      "--params", `[9223372036854775807, ${JSON.stringify(HOSTILE_NATIVE)}, "b: i64 min"]`);
+    cliWith(schema, "types-native.db", "sql", "INSERT INTO samples (label, i, r, t, b) VALUES (?, ?, ?, ?, ?)",
+      "--params", '["f: native", -9223372036854775808, 2.5e-8, "", {"blob": "00ff10"}]');
+    cliWith(schema, "types-native.db", "sync");
+    const nativeAfter = cliWith(schema, "types-native.db", "sql", DESCRIBE_SQL);
+    assert.equal(nativeAfter[1].i, "9223372036854775807");
+    assert.equal(nativeAfter[5].i, "-9223372036854775808");
+
+    const back = await page.evaluate(
+      async ({ hostile }) => {
+        const db = erth.db;
+        const report = await db.sync();
+        const min = await db.get("SELECT i, t, b FROM samples WHERE label = 'b: i64 min'");
+        const native = await db.get("SELECT i, r, t, b FROM samples WHERE label = 'f: native'");
+        return {
+          pulled: report.pulled,
+          described: await db.getAll(erth.describeSql),
+          min: { i: erth.describe(min.i), t: min.t === hostile, blobLength: min.b.length },
+          native: erth.describeRows([native])[0],
+        };
+      },
+      { hostile: HOSTILE_NATIVE },
+    );
+    assert.ok(back.pulled >= 2, `pulled ${back.pulled}`);
+    assert.deepEqual(back.described, nativeAfter);
+    assert.deepEqual(back.min, { i: "b:9223372036854775807", t: true, blobLength: 1024 * 1024 });
+    assert.deepEqual(back.native, { i: "b:-9223372036854775808", r: "n:2.5e-8", t: 's:""', b: "u8:00ff10" });
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("watch: fires on a local write and on a pulled change, never after unsubscribe", async () => {
+  const schema = await schemaFile("lists", LISTS_SCHEMA);
+  const ctx = await launch("watch");
+  try {
+    const page = await openPage(ctx);
+    const first = await page.evaluate(
+      async ({ schema, url }) => {
+        await erth.open({ name: "watch", url, schema });
+        const db = erth.db;
+        const seen = (erth.seen = { lists: [], open: [] });
+        const perList =
+          "SELECT l.name, count(i.id) AS open FROM lists AS l " +
+          "LEFT JOIN items AS i ON i.list_id = l.id AND i.done = 0 GROUP BY l.id ORDER BY l.name";
+        erth.stopLists = db.watch(perList, [], (rows) => seen.lists.push(rows));
+        // A control query on the same table, kept running throughout.
+        const control = db.watch("SELECT count(*) AS open FROM items WHERE done = ?", [0], (rows) => seen.open.push(rows[0].open));
+        await Promise.all([erth.stopLists.ready, control.ready]);
+        const errors = {
+          badSql: await erth.failure(() => db.watch("SELEC nope", [], () => {}, { onError: () => {} }).ready),
+          write: await erth.failure(() => db.watch("DELETE FROM items", [], () => {}, { onError: () => {} }).ready),
+        };
+        const after = (what) => ({ what, lists: seen.lists.length, open: seen.open.length });
+        const marks = [after("start")];
+        // A local write: one transaction, one new result.
+        const { id } = await db.get("SELECT uuid7() AS id");
+        await db.transaction((tx) => {
+          tx.execute("INSERT INTO lists (id, name) VALUES (?, ?)", [id, "home"]);
+          tx.execute("INSERT INTO items (list_id, title) VALUES (?, ?)", [id, "water the plants"]);
+        });
+        marks.push(after("local write"));
+        // A write that changes nothing the per-list query shows.
+        await db.execute("INSERT INTO lists (name) VALUES ('later')");
+        await db.execute("UPDATE lists SET name = 'work' WHERE name = 'later'");
+        marks.push(after("unrelated writes"));
+        await db.sync();
+        return { id, errors, marks, seen };
+      },
+      { schema: LISTS_SCHEMA, url: SERVER },
+    );
+    assert.equal(first.errors.badSql?.code, "Sql", JSON.stringify(first.errors.badSql));
+    assert.equal(first.errors.write?.code, "Sql", JSON.stringify(first.errors.write));
+    // The first result arrives before `ready`; each local commit's result before its Promise settles.
+    assert.deepEqual(first.seen.lists.slice(0, 2), [[], [{ name: "home", open: 1 }]]);
+    assert.deepEqual(first.marks.slice(0, 2).map((m) => m.lists), [1, 2]);
+    assert.deepEqual(first.seen.lists[2], [{ name: "home", open: 1 }, { name: "later", open: 0 }]);
+    assert.deepEqual(first.seen.lists[3], [{ name: "home", open: 1 }, { name: "work", open: 0 }]);
+    assert.deepEqual(first.seen.open, [0, 1], "the control query only fires when its rows change");
+
+    // A native replica adds an item to "home": the browser's pull fires the live query.
+    cliWith(schema, "watch-native.db", "sync");
+    cliWith(schema, "watch-native.db", "sql", "INSERT INTO items (list_id, title) VALUES (?, ?)", "--params", JSON.stringify([first.id, "from native"]));
+    cliWith(schema, "watch-native.db", "sync");
+    const pulled = await page.evaluate(async () => {
+      const before = erth.seen.lists.length;
+      const report = await erth.db.sync();
+      return { pulled: report.pulled, lists: erth.seen.lists.slice(before), open: erth.seen.open.at(-1) };
+    });
+    assert.ok(pulled.pulled >= 1, `pulled ${pulled.pulled}`);
+    assert.deepEqual(pulled.lists, [[{ name: "home", open: 2 }, { name: "work", open: 0 }]]);
+    assert.equal(pulled.open, 2);
+
+    // Unsubscribed: neither a local write nor a pulled change reaches it; the control query still fires.
+    const stopped = await page.evaluate(async () => {
+      const db = erth.db;
+      erth.stopLists();
+      erth.stopLists();
+      const before = { lists: erth.seen.lists.length, open: erth.seen.open.length };
+      await db.execute("UPDATE items SET done = 1 WHERE title = 'water the plants'");
+      return { before, after: { lists: erth.seen.lists.length, open: erth.seen.open.length } };
+    });
+    assert.equal(stopped.after.open, stopped.before.open + 1, "the control query saw the local write");
+    assert.equal(stopped.after.lists, stopped.before.lists, "no result after unsubscribe (local write)");
+    cliWith(schema, "watch-native.db", "sql", "UPDATE items SET done = 1 WHERE title = 'from native'");
+    cliWith(schema, "watch-native.db", "sync");
+    const afterPull = await page.evaluate(async () => {
+      const before = { lists: erth.seen.lists.length, open: erth.seen.open.length };
+      await erth.db.sync();
+      return { before, after: { lists: erth.seen.lists.length, open: erth.seen.open.length }, open: erth.seen.open.at(-1) };
+    });
+    assert.equal(afterPull.after.open, afterPull.before.open + 1, "the control query saw the pull");
+    assert.equal(afterPull.open, 0);
+    assert.equal(afterPull.after.lists, afterPull.before.lists, "no result after unsubscribe (pulled change)");
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("a worker or .wasm that cannot be loaded fails with LoadFailed naming its URL; a non-secure origin is refused", async () => {
+  // erth-lan.test plays a LAN address: plain http there is not a secure context.
+  const ctx = await launch("load", ["--host-resolver-rules=MAP erth-lan.test 127.0.0.1"]);
+  try {
+    const lan = await ctx.newPage();
+    await lan.goto(ORIGIN.replace("127.0.0.1", "erth-lan.test") + "/");
+    await lan.waitForFunction(() => window.erthReady === true);
+    const insecure = await lan.evaluate(async () => ({
+      secure: window.isSecureContext,
+      error: await erth.failure(() => erth.ErthDb.open({ name: "insecure" })),
+    }));
+    assert.equal(insecure.secure, false);
+    assert.equal(insecure.error?.code, "Storage", JSON.stringify(insecure.error));
+    assert.match(insecure.error.message, /not a secure context/);
+    assert.match(insecure.error.message, /https/);
+    assert.match(insecure.error.message, /localhost/);
+    await lan.close();
+    const page = await openPage(ctx);
+    const out = await page.evaluate(async () => {
+      const attempt = async (path, name) => {
+        const { ErthDb } = await import(path);
+        try {
+          await ErthDb.open({ name });
+          return null;
+        } catch (e) {
+          return { code: e.code, message: e.message, name: e.name };
+        }
+      };
+      return {
+        noWorker: await attempt("/pkg-noworker/index.js", "load-1"),
+        noWasm: await attempt("/pkg-nowasm/index.js", "load-2"),
+      };
+    });
+    assert.equal(out.noWorker?.code, "LoadFailed", JSON.stringify(out.noWorker));
+    assert.ok(out.noWorker.message.includes(`${ORIGIN}/pkg-noworker/worker.js`), out.noWorker.message);
+    assert.equal(out.noWasm?.code, "LoadFailed", JSON.stringify(out.noWasm));
+    assert.ok(out.noWasm.message.includes(`${ORIGIN}/pkg-nowasm/erth_wasm_bg.wasm`), out.noWasm.message);
+    assert.match(out.noWasm.message, /HTTP 404/);
+  } finally {
+    await ctx.close();
+  }
+});
+
+/** Runs SQL statements on the test server directly (setup only). */
+async function serverExecute(statements) {
+  const requests = statements.map((sql) => ({ type: "execute", stmt: { sql } }));
+  const response = await fetch(`${SERVER}/v2/pipeline`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ requests }),
+  });
+  const body = await response.json();
+  for (const result of body.results) assert.equal(result.type, "ok", JSON.stringify(result));
+}
+
+test("rows the server refuses are set aside, listed, retried and discarded; the rest syncs", async () => {
+  const ctx = await launch("refused");
+  try {
+    const page = await openPage(ctx);
+    const schema = { tables: { reviews: { columns: { stars: { type: "integer", notNull: true, default: 0 } } } } };
+    await page.evaluate(async ({ url, schema }) => {
+      await erth.open({ name: "refused", url, schema });
+      await erth.db.sync();
+    }, { url: SERVER, schema });
+    // The server's own rule, as an app's server-side validation would have it.
+    await serverExecute([
+      "CREATE TRIGGER IF NOT EXISTS e2e_refuse BEFORE INSERT ON reviews WHEN new.stars > 5 " +
+        "BEGIN SELECT RAISE(ABORT, 'stars out of range'); END",
+    ]);
+    const out = await page.evaluate(async () => {
+      const db = erth.db;
+      for (const stars of [4, 9, 5]) await db.execute("INSERT INTO reviews (stars) VALUES (?)", [stars]);
+      const first = await db.sync();
+      const rejected = await db.rejectedRows();
+      const status = await db.status();
+      const again = await db.sync();
+      const retried = await db.retryRejected();
+      const retry = await db.sync();
+      await db.discardRejected("reviews", rejected[0].id);
+      const notRefused = await erth.failure(() => db.discardRejected("reviews", rejected[0].id));
+      const badArg = await erth.failure(() => db.discardRejected("reviews", 7));
+      return {
+        first, rejected, status, again, retried, retry, notRefused, badArg,
+        after: await db.status(),
+        rows: await db.getAll("SELECT stars FROM reviews ORDER BY stars"),
+      };
+    });
+    assert.equal(out.first.pushed, 2, "the other rows sync in the same sync");
+    assert.equal(out.rejected.length, 1, JSON.stringify(out.rejected));
+    assert.equal(out.rejected[0].table, "reviews");
+    assert.ok(out.rejected[0].code.length > 0);
+    assert.match(out.rejected[0].message, /stars out of range/);
+    assert.equal(typeof out.rejected[0].rejectedAt, "number");
+    assert.deepEqual([out.status.rejected, out.status.pendingChanges], [1, 1]);
+    assert.deepEqual(out.status.refusedTables, []);
+    assert.equal(out.again.pushed, 0, "not pushed again while unchanged");
+    assert.equal(out.retried, 1);
+    assert.equal(out.retry.pushed, 0, "refused again after retryRejected");
+    assert.deepEqual([out.after.rejected, out.after.pendingChanges], [0, 0]);
+    assert.deepEqual(out.rows, [{ stars: 4 }, { stars: 5 }], "the discarded row never reached the server");
+    assert.equal(out.notRefused?.code, "NotFound", JSON.stringify(out.notRefused));
+    assert.equal(out.badArg?.code, "InvalidInput", JSON.stringify(out.badArg));
+  } finally {
+    await ctx.close();
+  }
+});
+
+// ---- run ----
+
+let { passed, failed } = await runTests(tests.filter((t) => t.name.includes(process.argv[2] ?? "")));
+const seen = consoleErrors.filter((text) => !text.includes(WORKER_PROBE));
+const panics = seen.filter((text) => text.includes("internal error"));
+if (panics.length > 0) {
+  failed++;
+  console.log(`FAIL no panic reached a page's or worker's console\n     ${panics.join("\n     ")}`);
+} else {
+  passed++;
+  console.log(`ok   no panic reached a page's or worker's console (${seen.length} other console errors)`);
+  for (const text of seen) console.log(`     console: ${text.slice(0, 160)}`);
+}
+pageServer.closeAllConnections();
+pageServer.close();
+console.log(`e2e: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
