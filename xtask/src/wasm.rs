@@ -177,94 +177,83 @@ fn ensure_rust_target() -> Result<()> {
     cargo::run(Command::new("rustup").args(["target", "add", TARGET]))
 }
 
-fn wasm_bindgen_ok(bin: &Path) -> bool {
-    bin.join("wasm-bindgen-test-runner").is_file()
-        && Command::new(bin.join("wasm-bindgen"))
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| {
-                o.status.success()
-                    && String::from_utf8_lossy(&o.stdout).contains(WASM_BINDGEN_VERSION)
-            })
+/// Whether `bin --version` runs and prints `version`.
+fn reports_version(bin: &Path, version: &str) -> bool {
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(version))
 }
 
-/// `$CACHE/tools/wasm-bindgen-<v>/bin`, built with `cargo install` first if
-/// needed (not `--locked`: its lock file pins a crate the registry lacks).
-fn wasm_bindgen_cli() -> Result<PathBuf> {
-    let root = cache::cache_dir()
-        .join("tools")
-        .join(format!("wasm-bindgen-{WASM_BINDGEN_VERSION}"));
-    let bin = root.join("bin");
-    if wasm_bindgen_ok(&bin) {
-        return Ok(bin);
+/// `$CACHE/tools/<dir>`, where `cargo install <krate> --version =<version>`
+/// puts its binaries, built once (under a cache lock) unless `ok(root)`
+/// already holds; `about` says how long the build takes. Errors if the
+/// build fails or `ok` still does not hold after it.
+fn cargo_install_tool(
+    krate: &str,
+    version: &str,
+    dir: &str,
+    about: &str,
+    ok: impl Fn(&Path) -> bool,
+) -> Result<PathBuf> {
+    let root = cache::cache_dir().join("tools").join(dir);
+    if ok(&root) {
+        return Ok(root);
     }
-    let _lock = cache::lock(&format!("install-wasm-bindgen-{WASM_BINDGEN_VERSION}"))?;
-    if wasm_bindgen_ok(&bin) {
-        return Ok(bin);
+    let _lock = cache::lock(&format!("install-{dir}"))?;
+    if ok(&root) {
+        return Ok(root);
     }
-    println!("installing wasm-bindgen-cli {WASM_BINDGEN_VERSION} into the cache (about 10 minutes, once)");
+    println!("installing {krate} {version} into the cache ({about}, once)");
     cargo::run(
         cargo(&[
             "install",
-            "wasm-bindgen-cli",
+            krate,
             "--version",
-            &format!("={WASM_BINDGEN_VERSION}"),
+            &format!("={version}"),
             "--root",
         ])
         .arg(&root),
     )?;
-    if wasm_bindgen_ok(&bin) {
-        Ok(bin)
+    if ok(&root) {
+        Ok(root)
     } else {
         Err(format!(
-            "cargo install wasm-bindgen-cli finished but {} has no working wasm-bindgen {WASM_BINDGEN_VERSION}",
-            bin.display()
+            "cargo install {krate} finished but {} has no working {krate} {version}",
+            root.display()
         )
         .into())
     }
 }
 
-fn geckodriver_ok(bin: &Path) -> bool {
-    Command::new(bin).arg("--version").output().is_ok_and(|o| {
-        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(GECKODRIVER_VERSION)
-    })
+/// `$CACHE/tools/wasm-bindgen-<v>/bin` (not `--locked`: its lock file pins
+/// a crate the registry lacks).
+fn wasm_bindgen_cli() -> Result<PathBuf> {
+    let root = cargo_install_tool(
+        "wasm-bindgen-cli",
+        WASM_BINDGEN_VERSION,
+        &format!("wasm-bindgen-{WASM_BINDGEN_VERSION}"),
+        "about 10 minutes",
+        |root| {
+            let bin = root.join("bin");
+            bin.join("wasm-bindgen-test-runner").is_file()
+                && reports_version(&bin.join("wasm-bindgen"), WASM_BINDGEN_VERSION)
+        },
+    )?;
+    Ok(root.join("bin"))
 }
 
 /// `$CACHE/tools/geckodriver-<v>/bin/geckodriver` (Firefox's WebDriver
-/// server), built from crates.io with `cargo install` once (about 4 minutes
-/// on 2 cores; no driver is ever downloaded).
+/// server), built from crates.io (no driver is ever downloaded).
 fn geckodriver() -> Result<PathBuf> {
-    let root = cache::cache_dir()
-        .join("tools")
-        .join(format!("geckodriver-{GECKODRIVER_VERSION}"));
-    let bin = root.join("bin").join("geckodriver");
-    if geckodriver_ok(&bin) {
-        return Ok(bin);
-    }
-    let _lock = cache::lock(&format!("install-geckodriver-{GECKODRIVER_VERSION}"))?;
-    if geckodriver_ok(&bin) {
-        return Ok(bin);
-    }
-    println!("installing geckodriver {GECKODRIVER_VERSION} into the cache (about 4 minutes, once)");
-    cargo::run(
-        cargo(&[
-            "install",
-            "geckodriver",
-            "--version",
-            &format!("={GECKODRIVER_VERSION}"),
-            "--root",
-        ])
-        .arg(&root),
+    let root = cargo_install_tool(
+        "geckodriver",
+        GECKODRIVER_VERSION,
+        &format!("geckodriver-{GECKODRIVER_VERSION}"),
+        "about 5 minutes on 2 cores",
+        |root| reports_version(&root.join("bin").join("geckodriver"), GECKODRIVER_VERSION),
     )?;
-    if geckodriver_ok(&bin) {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "cargo install geckodriver finished but {} is not a working geckodriver {GECKODRIVER_VERSION}",
-            bin.display()
-        )
-        .into())
-    }
+    Ok(root.join("bin").join("geckodriver"))
 }
 
 /// `$CACHE/<name>/node_modules` holding `specs`, installed with npm on first

@@ -18,12 +18,11 @@
 // Prints one line per test and `e2e: N passed, M failed`.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { env, runTests, serveFile } from "./harness.mjs";
+import { cliRunner, env, runTests, serveFile, until } from "./harness.mjs";
 import { Driver } from "./webdriver.mjs";
 
 const PKG_DIR = resolve(env("ERTH_PKG_DIR"));
@@ -115,24 +114,7 @@ async function openPage(session) {
 const listTitles = (session) =>
   session.run(async () => (await erth.db.todos.listActive()).map((t) => t.title).sort());
 
-async function until(what, check, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function cli(db, ...args) {
-  const out = execFileSync(CLI, ["--db", join(WORK, db), "--remote", SERVER, "--json", ...args], {
-    encoding: "utf8",
-    env: { ...process.env, ERTH_AUTH_TOKEN: "", ERTH_SCHEMA: "" },
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return JSON.parse(out);
-}
+const cli = cliRunner(CLI, WORK, SERVER);
 
 /** A custom table beside the built-in todos (as in run.mjs's tab tests). */
 const TABS_SCHEMA = {

@@ -1,7 +1,9 @@
-// What the browser tests share (the package's run.mjs and bundlers.mjs, and
-// the demo's tests/e2e/web-demo.mjs): their environment (set by `cargo xtask
-// test wasm` or `e2e`), Chromium's flags and playwright-core.
+// What the browser tests share (the package's run.mjs, engines.mjs and
+// bundlers.mjs, and the demo's tests/e2e/web-demo.mjs): their environment
+// (set by `cargo xtask test wasm` or `e2e`), Chromium's flags,
+// playwright-core, polling (`until`) and the native CLI replica.
 
+import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { extname, join } from "node:path";
@@ -14,6 +16,33 @@ export function env(name) {
     process.exit(2);
   }
   return value;
+}
+
+/** Polls `check` every 100 ms until it returns something truthy (returned), or throws after `timeoutMs`. */
+export async function until(what, check, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * A runner of the native `erth` CLI (`cli`), a third replica: `run(db,
+ * ...args)` is `erth --db <work>/<db> --remote <server> --json ...args`,
+ * its JSON output parsed (no token or schema from the environment).
+ */
+export function cliRunner(cli, work, server) {
+  return (db, ...args) => {
+    const out = execFileSync(cli, ["--db", join(work, db), "--remote", server, "--json", ...args], {
+      encoding: "utf8",
+      env: { ...process.env, ERTH_AUTH_TOKEN: "", ERTH_SCHEMA: "" },
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return JSON.parse(out);
+  };
 }
 
 /** Chromium flags that work on these machines (see TOOLCHAIN.md). */

@@ -15,12 +15,11 @@
 // server. It prints one line per test and `e2e: N passed, M failed`.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { readFile, readdir, readlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { join, normalize, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { env, FLAGS, playwrightChromium, runTests, serveFile } from "./harness.mjs";
+import { cliRunner, env, FLAGS, playwrightChromium, runTests, serveFile, until } from "./harness.mjs";
 
 const PKG_DIR = resolve(env("ERTH_PKG_DIR"));
 const SERVER = env("ERTH_TEST_HRANA_URL").replace(/\/$/, "");
@@ -165,24 +164,7 @@ const state = (page) =>
   page.evaluate(async () => ({ list: await erth.db.todos.listActive(), status: await erth.db.status() }));
 const slim = (list) => list.map(({ id, title, completed }) => ({ id, title, completed }));
 
-async function until(what, check, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function cli(db, ...args) {
-  const out = execFileSync(CLI, ["--db", join(WORK, db), "--remote", SERVER, "--json", ...args], {
-    encoding: "utf8",
-    env: { ...process.env, ERTH_AUTH_TOKEN: "", ERTH_SCHEMA: "" },
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return JSON.parse(out);
-}
+const cli = cliRunner(CLI, WORK, SERVER);
 
 /** The CLI with a schema file: `erth --db DB --schema FILE --remote SERVER --json ...args`. */
 function cliWith(schemaFile, db, ...args) {
