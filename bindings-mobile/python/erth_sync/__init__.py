@@ -160,6 +160,14 @@ def _lower(value: Value, index: int) -> Any:
 
 
 def _params(params: Optional[Iterable[Value]]) -> List[Any]:
+    # A dict would bind its keys, a str its characters: refuse them (the
+    # engine takes positional `?` / `?NNN` parameters only).
+    if isinstance(params, (str, bytes, bytearray, memoryview, Mapping)):
+        raise ErthError(
+            "InvalidInput",
+            f"params must be a list or tuple of values, not {type(params).__name__} "
+            "(parameters are positional: ? or ?NNN, not :name)",
+        )
     return [_lower(v, i + 1) for i, v in enumerate(params or ())]
 
 

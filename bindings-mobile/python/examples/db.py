@@ -114,7 +114,12 @@ def get_active_todos() -> List[Todo]:
 
 def soft_delete_todo(todo_id: str) -> bool:
     """Marks a todo deleted; ``False`` when it does not exist or already was."""
-    deleted = _database().delete_todo(todo_id)
+    try:
+        deleted = _database().delete_todo(todo_id)
+    except erth_sync.ErthError as e:
+        if e.kind == "InvalidInput":  # not even an id: no such todo, as the original
+            return False
+        raise
     if deleted:
         sync()
     return deleted

@@ -350,3 +350,20 @@ def test_a_row_the_server_refuses_is_set_aside_listed_and_discarded(tmp_path, se
             _server_sql(server, f"DROP TRIGGER IF EXISTS {trigger}")
 
     asyncio.run(main())
+
+
+def test_params_that_are_not_a_sequence_of_values_are_refused_and_change_nothing(tmp_path, server, tag):
+    async def main():
+        db = await open_db(tmp_path, "a.db", server, url=None)
+        # A dict would bind its keys and a str its characters.
+        for params in ({"label": "x"}, "abc", b"abc"):
+            with pytest.raises(ErthError) as refused:
+                await db.execute("INSERT INTO kinds (tag, label) VALUES (?, ?)", params)
+            assert refused.value.kind == "InvalidInput"
+            assert "positional" in refused.value.message
+            with pytest.raises(ErthError):
+                await db.query("SELECT ? AS x", params)
+        assert await tagged(db, tag) == []
+        assert (await db.query("SELECT count(*) AS n FROM kinds"))[0]["n"] == 0
+
+    asyncio.run(main())

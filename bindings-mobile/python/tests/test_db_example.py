@@ -51,6 +51,7 @@ def test_the_original_functions_on_two_devices(tmp_path, server, tag, monkeypatc
     assert laptop.soft_delete_todo(milk.id) is True
     assert laptop.soft_delete_todo(milk.id) is False  # already deleted
     assert laptop.soft_delete_todo("0190a0a0-0000-7000-8000-000000000000") is False  # missing
+    assert laptop.soft_delete_todo("nope") is False  # not even an id
     assert titles(laptop.get_active_todos(), tag) == [f"{tag} eggs"]
 
     # A second device pulls the laptop's state, and its writes come back.
