@@ -1,6 +1,7 @@
 //! Suite `faults`: the fault-injection integration tests (erth-tests targets
 //! named `faults_*`, and erth-cli's `faults_crash`, which kills the `erth`
-//! binary), run with `--nocapture` so they print their figures.
+//! binary, and `faults_pending`, which measures its peak RSS), run with
+//! `--nocapture` so they print their figures.
 //! `cargo xtask test faults --long` runs them 100x longer.
 
 use super::{harness_test_targets, install_tursodb, Suite, FAULTS_PREFIX, HARNESS_PACKAGE};
@@ -39,6 +40,8 @@ fn run_suite() -> Result<()> {
         "erth-cli",
         "--test",
         "faults_crash",
+        "--test",
+        "faults_pending",
         "--",
         "--nocapture",
     ]))
