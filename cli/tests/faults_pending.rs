@@ -12,30 +12,13 @@
 // unsafe blocks below say why they are sound.
 #![allow(unsafe_code)]
 
+mod common;
+
+use common::command;
 use erth_tests::server::TestServer;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-const ERTH: &str = env!("CARGO_BIN_EXE_erth");
 const ROWS: u64 = 100_000;
-
-fn command(db: &Path, server: &TestServer, args: &[&str]) -> Command {
-    let mut cmd = Command::new(ERTH);
-    cmd.arg("--db")
-        .arg(db)
-        .arg("--remote")
-        .arg(server.url())
-        .args(args)
-        .env_remove("ERTH_DATABASE_URL")
-        .env_remove("ERTH_SCHEMA")
-        .env_remove("ERTH_AUTH_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(token) = server.token() {
-        cmd.env("ERTH_AUTH_TOKEN", token);
-    }
-    cmd
-}
 
 /// Runs `cmd` to its end and reaps it with `wait4`, for its own resource
 /// usage (std's `wait` does not report it): (stdout, peak RSS in KiB).

@@ -9,33 +9,17 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
+use common::command;
 use erth_tests::server::TestServer;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 
-const ERTH: &str = env!("CARGO_BIN_EXE_erth");
 const WRITERS: usize = 30;
 const SYNCERS: usize = 3;
-
-fn command(db: &Path, server: &TestServer, args: &[&str]) -> Command {
-    let mut cmd = Command::new(ERTH);
-    cmd.arg("--db")
-        .arg(db)
-        .arg("--remote")
-        .arg(server.url())
-        .args(args)
-        .env_remove("ERTH_DATABASE_URL")
-        .env_remove("ERTH_SCHEMA")
-        .env_remove("ERTH_AUTH_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(token) = server.token() {
-        cmd.env("ERTH_AUTH_TOKEN", token);
-    }
-    cmd
-}
 
 fn ok(out: Output, what: &str) -> String {
     assert!(
