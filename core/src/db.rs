@@ -54,7 +54,9 @@ pub struct Config {
     /// Rows per `INSERT` statement inside a push batch.
     pub rows_per_statement: usize,
     /// Most rows per pull page; pages are sized in bytes within that (see
-    /// [`crate::sync`]), so this also bounds how many rows one size probe plans.
+    /// [`crate::sync`]), so this also bounds how many rows one size probe
+    /// plans. 10,000 `todos` rows are about 2 MB as a JSON page
+    /// ([`crate::page`]), the first page budget.
     pub pull_page_rows: usize,
     /// How far ahead of local time a remote clock may pull the local clock (see [`crate::hlc`]).
     pub max_clock_drift_ms: u64,
@@ -104,7 +106,7 @@ impl Default for Config {
             tables: vec![todos_table()],
             push_batch_rows: 2_000,
             rows_per_statement: 200,
-            pull_page_rows: 2_000,
+            pull_page_rows: 10_000,
             max_clock_drift_ms: 3_600_000,
             sync_lock_timeout_ms: 60_000,
             retry: RetryPolicy::default(),

@@ -10,6 +10,7 @@
 //! - [`schema`]: declared tables ([`TableDef`]) and the DDL/DML generated from them;
 //! - [`row`]: a full, validated row as it travels between replicas;
 //! - [`merge`]: the conflict rules as SQL, plus a pure-Rust oracle of the same rules;
+//! - [`page`]: pull pages and size probes as one JSON cell, and their decoder;
 //! - [`store`], [`transport`]: the only I/O, each behind a small trait;
 //! - [`endpoint`], [`hrana`]: where the server is and how to talk to it;
 //! - [`sync`]: push, pull, bootstrap and retries;
@@ -40,6 +41,7 @@ pub mod hrana;
 pub mod ids;
 pub mod merge;
 mod migrate;
+pub mod page;
 pub mod platform;
 pub mod rejected;
 mod restored;

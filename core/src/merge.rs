@@ -42,8 +42,9 @@ pub enum Target {
 /// Name of the server's bookkeeping table.
 pub const META_TABLE: &str = "_erth_meta";
 
-/// One `INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING` for `rows`
-/// into the table named like `def` (the server's tables).
+/// One `INSERT ... ON CONFLICT DO UPDATE ... WHERE ...` for `rows` into the
+/// table named like `def` (the server's tables); a replica's also says
+/// `RETURNING "id"` (the rows it changed).
 /// `seqs` are, per row, the offset added to the server counter (`Server`)
 /// or the server's `_seq` (`Replica`).
 pub fn upsert(def: &TableDef, rows: &[SyncRow], seqs: &[i64], target: Target) -> Statement {
@@ -60,15 +61,32 @@ pub fn upsert_into(
 ) -> Statement {
     debug_assert_eq!(rows.len(), seqs.len());
     let cols = def.row_columns();
-    let placeholders = vec!["?"; cols.len()].join(", ");
-    let seq_expr = match target {
-        Target::Server => format!(
-            "(SELECT \"v\" FROM {} WHERE \"k\" = 'seq') + ?",
-            q(META_TABLE)
+    let placeholders = vec!["?"; cols.len() + 1].join(", ");
+    // The rows to merge: bound values, each with its `_seq` (Replica) or its
+    // offset from the server counter (Server). The server reads its counter
+    // once per statement, joined to the rows, instead of once per row: a
+    // per-row scalar subquery cost tursodb 132 ms of a 364 ms push of 10,000
+    // rows (BENCHMARKS.md, 2026-11-30). `WHERE` keeps SQLite's parser from
+    // reading `ON CONFLICT` as a join constraint (sqlite.org/lang_upsert.html,
+    // "Parsing Ambiguity").
+    let source = match target {
+        Target::Server => {
+            let tuples = vec![format!("({placeholders})"); rows.len()].join(", ");
+            let picked: Vec<String> = (1..=cols.len())
+                .map(|i| format!("\"_erth_rows\".\"column{i}\""))
+                .collect();
+            format!(
+                "SELECT {}, \"_erth_base\".\"v\" + \"_erth_rows\".\"column{}\", 0 FROM (VALUES {tuples}) AS \"_erth_rows\", {} AS \"_erth_base\" WHERE \"_erth_base\".\"k\" = 'seq'",
+                picked.join(", "),
+                cols.len() + 1,
+                q(META_TABLE)
+            )
+        }
+        Target::Replica => format!(
+            "VALUES {}",
+            vec![format!("({}, 0)", placeholders); rows.len()].join(", ")
         ),
-        Target::Replica => "?".to_owned(),
     };
-    let tuple = format!("({placeholders}, {seq_expr}, 0)");
     let t = q(table);
     let ex = |c: &str| format!("excluded.{}", q(c));
     let old = |c: &str| format!("{t}.{}", q(c));
@@ -119,14 +137,18 @@ pub fn upsert_into(
         newer.push(format!("({deleted} AND ({holds}))"));
     }
 
+    // A replica reports the ids it changed (change events). The server
+    // returns nothing: the push learns its `_seq` range from the counter
+    // (`crate::sync`), and tursodb spent about 200 ms of a 10,000-row push
+    // producing `RETURNING` rows (measured 2026-11-30: 470 ms with them,
+    // 265 ms without, same rows and batching).
     let returning = match target {
-        Target::Server => "RETURNING \"id\", \"_seq\"",
-        Target::Replica => "RETURNING \"id\"",
+        Target::Server => "",
+        Target::Replica => " RETURNING \"id\"",
     };
     let sql = format!(
-        "INSERT INTO {t} ({}, \"_seq\", \"_dirty\") VALUES {} ON CONFLICT (\"id\") DO UPDATE SET {} WHERE {} {returning}",
+        "INSERT INTO {t} ({}, \"_seq\", \"_dirty\") {source} ON CONFLICT (\"id\") DO UPDATE SET {} WHERE {}{returning}",
         def.row_column_list(),
-        vec![tuple; rows.len()].join(", "),
         set.join(", "),
         newer.join(" OR "),
     );

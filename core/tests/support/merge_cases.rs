@@ -437,12 +437,19 @@ impl SqlReplica {
             let seqs: Vec<i64> = (1..=group.len() as i64).collect();
             let mut stmts = vec![merge::upsert(def, &group, &seqs, self.target)];
             if self.target == Target::Server {
+                // The server's upsert returns nothing: SQLite counts the rows
+                // it inserted or updated (a row twice in one statement, twice).
+                stmts.push(Statement::plain("SELECT changes()"));
                 stmts.push(Statement::plain(format!(
                     "UPDATE \"{META_TABLE}\" SET \"v\" = \"v\" + {} WHERE \"k\" = 'seq'",
                     group.len()
                 )));
             }
-            changed += self.store.write(&stmts).await.unwrap()[0].rows.len();
+            let out = self.store.write(&stmts).await.unwrap();
+            changed += match self.target {
+                Target::Server => out[1].rows[0][0].as_i64().unwrap() as usize,
+                Target::Replica => out[0].rows.len(),
+            };
             start = end;
         }
         changed
