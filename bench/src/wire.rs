@@ -74,3 +74,30 @@ pub async fn open(path: &Path, url: &str) -> Result<(Database, Arc<Wire>)> {
     .await?;
     Ok((db, wire))
 }
+
+/// tursodb's floor for reading rows: `sql` as one Hrana `execute` request
+/// over the same transport, timed until the whole answer has arrived (not
+/// decoded). Returns the time and the answer's size in bytes.
+pub async fn select_floor(url: &str, sql: &str) -> Result<(Duration, u64)> {
+    let transport = NativeTransport::new(Duration::from_secs(600))?;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "requests": [{"type": "execute", "stmt": {"sql": sql}}]
+    }))?;
+    let t = Instant::now();
+    let response = transport
+        .post(HttpRequest {
+            url: format!("{}/v2/pipeline", url.trim_end_matches('/')),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body,
+        })
+        .await?;
+    let elapsed = t.elapsed();
+    let answer = String::from_utf8_lossy(&response.body[..response.body.len().min(300)]);
+    if response.status != 200 || !answer.contains("\"type\":\"ok\"") {
+        anyhow::bail!(
+            "the floor SELECT failed (HTTP {}): {answer}",
+            response.status
+        );
+    }
+    Ok((elapsed, response.body.len() as u64))
+}

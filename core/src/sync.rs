@@ -3,8 +3,9 @@
 //!
 //! - **Push**: dirty rows in id order, in batches; each batch is one Hrana
 //!   request and one server transaction (`BEGIN IMMEDIATE`, multi-row merge
-//!   upserts taking fresh `_seq` values, bump of `_erth_meta.seq`, `COMMIT`
-//!   only if all succeeded). Afterwards `_dirty` is cleared only where it
+//!   upserts taking fresh `_seq` values from the counter read once per
+//!   statement, bump of `_erth_meta.seq`, a read-back of the counter and
+//!   the newest row, `COMMIT` only if all succeeded). Afterwards `_dirty` is cleared only where it
 //!   still equals the pushed value, so edits made during the push stay
 //!   pending. A push whose answer was lost is retried; the merge makes the
 //!   repeat a no-op. A transaction the server rolled back for contention
@@ -20,12 +21,16 @@
 //!   read-only token) keeps its changes pending and is reported in
 //!   `status().refused_tables`; the other tables sync.
 //! - **Pull**: keyset pages `WHERE _seq > cursor ORDER BY _seq`, sized in
-//!   bytes: a cheap probe lists the next rows' `_seq` and approximate size,
-//!   and each page asks for the `_seq` range that fits the link's budget
-//!   (at least one row, so every sync progresses for any row size the
-//!   engine accepts). Each page is validated whole, then merged in one local
-//!   transaction together with the new cursor and clock, so a crash never
-//!   loses or double-applies a page.
+//!   bytes: a probe lists the next rows' `_seq` and approximate size (up to
+//!   `pull_page_rows` of them), and each page asks for the `_seq` range that
+//!   fits the link's budget (at least one row, so every sync progresses for
+//!   any row size the engine accepts). The server builds pages and probes as
+//!   one JSON cell where that is exact ([`crate::page`]); the page that
+//!   empties the plan carries the next probe in the same request, and the
+//!   next page is requested before the current one is merged, so the server
+//!   builds it meanwhile. Each page is validated whole, then merged in one
+//!   local transaction together with the new cursor and clock, so a crash
+//!   never loses or double-applies a page.
 //! - **Slow links**: the page budget follows what the link delivers (a page
 //!   slower than [`TARGET_PAGE_MS`] shrinks it in proportion, a fast one
 //!   doubles it); a page or push batch that times out is asked again at
@@ -130,6 +135,18 @@ struct PullRange {
     /// Read the server table's columns with the first page (same request),
     /// to report the ones this replica does not know.
     probe_columns: bool,
+}
+
+/// One pull page to ask for: the first `take` rows of the plan, up to `_seq`
+/// `upto`, about `bytes` long, asked with page budget `budget`.
+#[derive(Debug, Clone, Copy)]
+struct PageAsk {
+    take: usize,
+    upto: i64,
+    bytes: usize,
+    budget: usize,
+    /// The request also probes the sizes of the rows after `upto`.
+    probe_next: bool,
 }
 
 /// SQL for the approximate size in bytes of a server row in a page: its
@@ -896,8 +913,10 @@ impl Database {
             let answer = remote.client.execute(sizes_stmt(after)).await?;
             add_to_plan(&mut plan, &answer)?
         };
-        while !plan.is_empty() {
-            // The next page: as many planned rows as the budget holds, at least one.
+        // The next page: as many planned rows as the budget holds, at least
+        // one; the page that empties the plan also asks for the next sizes
+        // (one request per page instead of two).
+        let next_page = |plan: &std::collections::VecDeque<(i64, usize)>, more: bool| {
             let budget = remote.page_bytes.load(Ordering::Relaxed);
             let mut bytes = 0;
             let take = plan
@@ -908,31 +927,59 @@ impl Database {
                 })
                 .count()
                 .max(1);
-            let upto = plan[take - 1].0;
-            let page_bytes: usize = plan.iter().take(take).map(|(_, b)| b).sum();
-            let mut args = vec![SqlValue::Integer(after), SqlValue::Integer(upto)];
+            PageAsk {
+                take,
+                upto: plan[take - 1].0,
+                bytes: plan.iter().take(take).map(|(_, b)| b).sum(),
+                budget,
+                probe_next: more && take == plan.len(),
+            }
+        };
+        let fetch = |after: i64, ask: PageAsk| {
+            let mut args = vec![SqlValue::Integer(after), SqlValue::Integer(ask.upto)];
             args.extend(fixed_args.iter().cloned());
             let mut steps = vec![Step {
                 cond: None,
                 stmt: Statement::new(select.clone(), args),
             }];
-            // The page that empties the plan also asks for the next sizes
-            // (one request per page instead of two).
-            let probe_next = more && take == plan.len();
-            if probe_next {
+            if ask.probe_next {
                 steps.push(Step {
                     cond: None,
-                    stmt: sizes_stmt(upto),
+                    stmt: sizes_stmt(ask.upto),
                 });
             }
             let started = self.now_ms();
-            let answer = match remote.client.batch_or_timeout(&steps).await.and_then(
-                |out| match out.first_error() {
+            Box::pin(async move {
+                let out = remote.client.batch_or_timeout(&steps).await?;
+                match out.first_error() {
                     Some(e) => Err(e),
-                    None => Ok(out.results),
-                },
-            ) {
-                Ok(results) => results,
+                    None => Ok((out.results, self.now_ms().saturating_sub(started))),
+                }
+            })
+        };
+        // The page requested while the previous one was being applied.
+        let mut prefetched = None;
+        while !plan.is_empty() {
+            let (ask, mut request) = match prefetched.take() {
+                Some(p) => p,
+                None => {
+                    let ask = next_page(&plan, more);
+                    (ask, futures::future::maybe_done(fetch(after, ask)))
+                }
+            };
+            (&mut request).await;
+            let answer = std::pin::Pin::new(&mut request)
+                .take_output()
+                .ok_or_else(|| Error::Protocol("the page request gave no answer".into()))?;
+            let PageAsk {
+                take,
+                upto,
+                bytes: page_bytes,
+                budget,
+                probe_next,
+            } = ask;
+            let (answer, elapsed) = match answer {
+                Ok(answer) => answer,
                 Err(e)
                     if take > 1
                         && (e.is_timeout() || e.server_code() == Some("RESPONSE_TOO_LARGE")) =>
@@ -952,7 +999,6 @@ impl Database {
                 .next()
                 .flatten()
                 .ok_or_else(|| Error::Protocol("the page has no result".into()))?;
-            let elapsed = self.now_ms().saturating_sub(started);
             let next = next_page_budget(budget, page_bytes, elapsed)
                 .min(remote.page_ceiling.load(Ordering::Relaxed))
                 .max(MIN_BATCH_BYTES);
@@ -999,6 +1045,16 @@ impl Database {
                     .flatten()
                     .ok_or_else(|| Error::Protocol("the page's size probe has no result".into()))?;
                 more = add_to_plan(&mut plan, &answer)?;
+            }
+            // Ask for the next page before applying this one: its request
+            // leaves now (polled once) and the server builds it while this
+            // page is merged. (Its `elapsed` then includes this apply,
+            // milliseconds against the seconds that change a page budget.)
+            if !plan.is_empty() {
+                let ask = next_page(&plan, more);
+                let mut request = futures::future::maybe_done(fetch(upto, ask));
+                let _ = futures::poll!(&mut request);
+                prefetched = Some((ask, request));
             }
             // Rows of the plan missing from the page were changed since and
             // come later with a new `_seq`: the cursor moves to the page's end.

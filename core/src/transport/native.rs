@@ -5,8 +5,16 @@
 //! --sync-server` serves one TCP connection at a time, so an idle pooled
 //! connection would stall every other client. HTTPS connections are pooled
 //! briefly to save TLS handshakes.
+//!
+//! Requests run on the transport's own I/O thread (a one-worker tokio
+//! runtime), not on the caller's: a request once polled keeps moving while
+//! the caller's thread is busy in SQLite, which is how a pull applies one
+//! page while the next one downloads ([`crate::sync`]), whatever runtime
+//! the caller uses (the CLI's is single-threaded). Dropping a request's
+//! future aborts it, as it would on the caller's runtime.
 
 use super::{HttpRequest, HttpResponse, Transport, TransportError};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// HTTP over reqwest.
@@ -14,6 +22,34 @@ use std::time::Duration;
 pub struct NativeTransport {
     plain: reqwest::Client,
     tls: reqwest::Client,
+    io: Arc<IoThread>,
+}
+
+/// The runtime requests run on; shut down without waiting when the last
+/// transport clone goes (dropping a runtime inside async code would panic).
+struct IoThread(Option<tokio::runtime::Runtime>);
+
+impl std::fmt::Debug for IoThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IoThread")
+    }
+}
+
+impl Drop for IoThread {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Aborts the spawned request when the caller stops waiting for it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl NativeTransport {
@@ -28,9 +64,16 @@ impl NativeTransport {
                 .build()
                 .map_err(|e| TransportError::Connect(e.to_string()))
         };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("erth-io")
+            .enable_all()
+            .build()
+            .map_err(|e| TransportError::Connect(format!("starting the I/O thread: {e}")))?;
         Ok(NativeTransport {
             plain: build(0)?,
             tls: build(4)?,
+            io: Arc::new(IoThread(Some(runtime))),
         })
     }
 }
@@ -52,38 +95,52 @@ fn describe(e: &reqwest::Error) -> String {
 impl Transport for NativeTransport {
     async fn post(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let client = if request.url.starts_with("https:") {
-            &self.tls
+            self.tls.clone()
         } else {
-            &self.plain
+            self.plain.clone()
         };
-        let mut builder = client.post(&request.url).body(request.body);
-        for (k, v) in &request.headers {
-            builder = builder.header(k, v);
-        }
-        let response = builder.send().await.map_err(|e| {
-            if e.is_timeout() {
-                TransportError::Timeout
-            } else if e.is_connect() {
-                TransportError::Connect(describe(&e))
-            } else {
-                TransportError::Io(describe(&e))
-            }
-        })?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                TransportError::Timeout
-            } else {
-                TransportError::Io(describe(&e))
-            }
-        })?;
-        Ok(HttpResponse {
-            status,
-            body: body.to_vec(),
-        })
+        let Some(runtime) = self.io.0.as_ref() else {
+            return Err(TransportError::Io("the I/O thread has stopped".into()));
+        };
+        let mut task = AbortOnDrop(runtime.spawn(send(client, request)));
+        (&mut task.0)
+            .await
+            .map_err(|e| TransportError::Io(format!("the request's task failed: {e}")))?
     }
 
     async fn sleep(&self, ms: u64) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+}
+
+/// One POST on the I/O thread.
+async fn send(
+    client: reqwest::Client,
+    request: HttpRequest,
+) -> Result<HttpResponse, TransportError> {
+    let mut builder = client.post(&request.url).body(request.body);
+    for (k, v) in &request.headers {
+        builder = builder.header(k, v);
+    }
+    let response = builder.send().await.map_err(|e| {
+        if e.is_timeout() {
+            TransportError::Timeout
+        } else if e.is_connect() {
+            TransportError::Connect(describe(&e))
+        } else {
+            TransportError::Io(describe(&e))
+        }
+    })?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(|e| {
+        if e.is_timeout() {
+            TransportError::Timeout
+        } else {
+            TransportError::Io(describe(&e))
+        }
+    })?;
+    Ok(HttpResponse {
+        status,
+        body: body.to_vec(),
+    })
 }
