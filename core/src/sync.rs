@@ -26,8 +26,10 @@
 //!   fits the link's budget (at least one row, so every sync progresses for
 //!   any row size the engine accepts). The server builds pages and probes as
 //!   one JSON cell where that is exact ([`crate::page`]); the page that
-//!   empties the plan carries the next probe in the same request, and the
-//!   next page is requested before the current one is merged, so the server
+//!   empties the plan carries the next probe in the same request, a cheap
+//!   aggregate one (count, total size and last `_seq` of the rows that
+//!   should fit, listed row by row only when they do not), and the next
+//!   page is requested before the current one is merged, so the server
 //!   builds it meanwhile. Each page is validated whole, then merged in one
 //!   local transaction together with the new cursor and clock, so a crash
 //!   never loses or double-applies a page.
@@ -137,16 +139,26 @@ struct PullRange {
     probe_columns: bool,
 }
 
-/// One pull page to ask for: the first `take` rows of the plan, up to `_seq`
-/// `upto`, about `bytes` long, asked with page budget `budget`.
+/// Rows of a pull's plan: one row, or (from an aggregate size probe) `rows`
+/// rows ending at `_seq` `seq`, about `bytes` long in all.
+#[derive(Debug, Clone, Copy)]
+struct Planned {
+    seq: i64,
+    bytes: usize,
+    rows: usize,
+}
+
+/// One pull page to ask for: the first `take` entries of the plan, up to
+/// `_seq` `upto`, about `bytes` long, asked with page budget `budget`.
 #[derive(Debug, Clone, Copy)]
 struct PageAsk {
     take: usize,
     upto: i64,
     bytes: usize,
     budget: usize,
-    /// The request also probes the sizes of the rows after `upto`.
-    probe_next: bool,
+    /// The request also asks how many of the next this-many rows there are
+    /// and how big they are (an aggregate probe).
+    probe_next: Option<usize>,
 }
 
 /// SQL for the approximate size in bytes of a server row in a page: its
@@ -891,10 +903,23 @@ impl Database {
             select = crate::page::as_one_cell(&columns, &select);
         }
         let expected = def.row_columns().len() + 1;
-        // `(_seq, bytes)` of the next rows, planned into pages by bytes.
-        let mut plan: std::collections::VecDeque<(i64, usize)> = Default::default();
+        // The cheap probe that rides on page requests: how many of the next
+        // `limit` rows there are, their total size and last `_seq`.
+        let aggregate = format!(
+            "SELECT count(*), coalesce(sum(\"bytes\"), 0), max(\"_seq\") FROM (SELECT \"_seq\", {} AS \"bytes\" FROM {} WHERE \"_seq\" > ?{filter} ORDER BY \"_seq\" LIMIT ?)",
+            row_bytes_sql(def, json),
+            q(&def.name)
+        );
+        let aggregate_stmt = |after: i64, limit: usize| {
+            let mut args = vec![SqlValue::Integer(after)];
+            args.extend(fixed_args.iter().cloned());
+            args.push(SqlValue::Integer(limit as i64));
+            Statement::new(aggregate.clone(), args)
+        };
+        // The next rows, planned into pages by bytes.
+        let mut plan: std::collections::VecDeque<Planned> = Default::default();
         // Adds a size probe's answer to the plan; whether more rows may follow it.
-        let add_to_plan = |plan: &mut std::collections::VecDeque<(i64, usize)>,
+        let add_to_plan = |plan: &mut std::collections::VecDeque<Planned>,
                            answer: &crate::value::Rows|
          -> Result<bool> {
             let planned = crate::page::decode(&def.name, answer, 2, 0)?;
@@ -902,9 +927,45 @@ impl Database {
                 let (Some(seq), Some(bytes)) = (r[0].as_i64(), r[1].as_i64()) else {
                     return Err(invalid_row(&def.name, "a row size is not an integer"));
                 };
-                plan.push_back((seq, bytes.max(0) as usize));
+                plan.push_back(Planned {
+                    seq,
+                    bytes: bytes.max(0) as usize,
+                    rows: 1,
+                });
             }
             Ok(planned.len() >= self.config.pull_page_rows)
+        };
+        // Adds an aggregate probe's answer (`limit` rows asked) as one entry.
+        let add_aggregate = |plan: &mut std::collections::VecDeque<Planned>,
+                             answer: &crate::value::Rows,
+                             limit: usize|
+         -> Result<bool> {
+            let row = match answer.rows.as_slice() {
+                [row] if row.len() == 3 => row,
+                _ => {
+                    return Err(Error::Protocol(
+                        "the size probe is not one row of three values".into(),
+                    ))
+                }
+            };
+            let (Some(rows), Some(bytes)) = (row[0].as_i64(), row[1].as_i64()) else {
+                return Err(invalid_row(
+                    &def.name,
+                    "a size probe's count or sum is not an integer",
+                ));
+            };
+            if rows <= 0 {
+                return Ok(false);
+            }
+            let seq = row[2].as_i64().ok_or_else(|| {
+                invalid_row(&def.name, "a size probe's last _seq is not an integer")
+            })?;
+            plan.push_back(Planned {
+                seq,
+                bytes: bytes.max(0) as usize,
+                rows: rows as usize,
+            });
+            Ok(rows as usize >= limit)
         };
         let mut more = if std::mem::take(&mut probe) {
             let answer = self.probe_and_page(remote, def, sizes_stmt(after)).await?;
@@ -914,26 +975,37 @@ impl Database {
             add_to_plan(&mut plan, &answer)?
         };
         // The next page: as many planned rows as the budget holds, at least
-        // one; the page that empties the plan also asks for the next sizes
-        // (one request per page instead of two).
-        let next_page = |plan: &std::collections::VecDeque<(i64, usize)>, more: bool| {
+        // one entry; the page that empties the plan also asks, in the same
+        // request, how many rows follow and how big they are (one request
+        // per page instead of two), for about 90% of a budget's worth of
+        // rows the size of this page's.
+        let next_page = |plan: &std::collections::VecDeque<Planned>, more: bool| {
             let budget = remote.page_bytes.load(Ordering::Relaxed);
             let mut bytes = 0;
             let take = plan
                 .iter()
-                .take_while(|(_, b)| {
-                    bytes += b;
+                .take_while(|p| {
+                    bytes += p.bytes;
                     bytes <= budget
                 })
                 .count()
                 .max(1);
+            let bytes: usize = plan.iter().take(take).map(|p| p.bytes).sum();
+            let rows: usize = plan.iter().take(take).map(|p| p.rows).sum();
+            let per_row = (bytes / rows.max(1)).max(1);
             PageAsk {
                 take,
-                upto: plan[take - 1].0,
-                bytes: plan.iter().take(take).map(|(_, b)| b).sum(),
+                upto: plan[take - 1].seq,
+                bytes,
                 budget,
-                probe_next: more && take == plan.len(),
+                probe_next: (more && take == plan.len())
+                    .then(|| (budget / 10 * 9 / per_row).clamp(1, self.config.pull_page_rows)),
             }
+        };
+        // An aggregated entry too big for the budget is planned row by row.
+        let needs_detail = |plan: &std::collections::VecDeque<Planned>| {
+            plan.front()
+                .is_some_and(|p| p.rows > 1 && p.bytes > remote.page_bytes.load(Ordering::Relaxed))
         };
         let fetch = |after: i64, ask: PageAsk| {
             let mut args = vec![SqlValue::Integer(after), SqlValue::Integer(ask.upto)];
@@ -942,10 +1014,10 @@ impl Database {
                 cond: None,
                 stmt: Statement::new(select.clone(), args),
             }];
-            if ask.probe_next {
+            if let Some(limit) = ask.probe_next {
                 steps.push(Step {
                     cond: None,
-                    stmt: sizes_stmt(ask.upto),
+                    stmt: aggregate_stmt(ask.upto, limit),
                 });
             }
             let started = self.now_ms();
@@ -960,6 +1032,12 @@ impl Database {
         // The page requested while the previous one was being applied.
         let mut prefetched = None;
         while !plan.is_empty() {
+            if prefetched.is_none() && needs_detail(&plan) {
+                plan.clear();
+                let answer = remote.client.execute(sizes_stmt(after)).await?;
+                more = add_to_plan(&mut plan, &answer)?;
+                continue;
+            }
             let (ask, mut request) = match prefetched.take() {
                 Some(p) => p,
                 None => {
@@ -981,7 +1059,7 @@ impl Database {
             let (answer, elapsed) = match answer {
                 Ok(answer) => answer,
                 Err(e)
-                    if take > 1
+                    if (take > 1 || plan[0].rows > 1)
                         && (e.is_timeout() || e.server_code() == Some("RESPONSE_TOO_LARGE")) =>
                 {
                     // Ask for less: half of what did not arrive, and never
@@ -1039,18 +1117,18 @@ impl Database {
                 ));
             }
             plan.drain(..take);
-            if probe_next {
+            if let Some(limit) = probe_next {
                 let answer = answer
                     .next()
                     .flatten()
                     .ok_or_else(|| Error::Protocol("the page's size probe has no result".into()))?;
-                more = add_to_plan(&mut plan, &answer)?;
+                more = add_aggregate(&mut plan, &answer, limit)?;
             }
             // Ask for the next page before applying this one: its request
             // leaves now (polled once) and the server builds it while this
             // page is merged. (Its `elapsed` then includes this apply,
             // milliseconds against the seconds that change a page budget.)
-            if !plan.is_empty() {
+            if !plan.is_empty() && !needs_detail(&plan) {
                 let ask = next_page(&plan, more);
                 let mut request = futures::future::maybe_done(fetch(upto, ask));
                 let _ = futures::poll!(&mut request);
