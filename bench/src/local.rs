@@ -154,7 +154,7 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
     s.rows.push(pair(
         "`query` of the watched statement (what each re-run reads)",
         &watch.query,
-        watch_floor,
+        &watch.query_floor,
     ));
     s.notes.push(format!(
         "Per-row cost of the bulk transaction: Erth {} vs the floor {}.",
@@ -333,12 +333,17 @@ struct Watched {
     event_to_callback: Samples,
     execute_to_callback: Samples,
     query: Samples,
+    /// The floor, taking turns with `query`.
+    query_floor: Samples,
+    /// The floor, taking turns with the watched writes (after each one,
+    /// over the same rows the callback got).
     floor: Samples,
 }
 
 /// A live query over `BULK_ROWS` rows; each of `reps` one-row inserts is
 /// timed from the change event to the callback delivering the new rows.
-/// `Database::query` of the statement and its floor take turns before.
+/// `Database::query` of the statement and its floor take turns before; the
+/// floor runs again after each watched write.
 async fn watch(path: &Path, reps: usize) -> Result<Watched> {
     let db = open(path).await?;
     let seed: Vec<Statement> = (0..BULK_ROWS)
@@ -353,7 +358,7 @@ async fn watch(path: &Path, reps: usize) -> Result<Watched> {
     }
     let mut floor_stmt = conn.prepare(WATCHED)?;
     let mut query = Samples::new();
-    let mut floor = Samples::new();
+    let mut query_floor = Samples::new();
     for rep in 0..=reps {
         let t = Instant::now();
         let rows = db.query(WATCHED, &[]).await?;
@@ -369,7 +374,7 @@ async fn watch(path: &Path, reps: usize) -> Result<Watched> {
         let t = Instant::now();
         let n = floor_query(&mut floor_stmt)?;
         if rep > 0 {
-            floor.push(t.elapsed());
+            query_floor.push(t.elapsed());
         }
         if n != BULK_ROWS {
             bail!("the floor query read {n} of {BULK_ROWS} rows");
@@ -400,6 +405,7 @@ async fn watch(path: &Path, reps: usize) -> Result<Watched> {
         .context("the live query did not deliver its first rows")?;
     let mut event_to_callback = Samples::new();
     let mut execute_to_callback = Samples::new();
+    let mut floor = Samples::new();
     for rep in 0..=reps {
         let args = values(1, rep);
         let t = Instant::now();
@@ -416,9 +422,16 @@ async fn watch(path: &Path, reps: usize) -> Result<Watched> {
                 BULK_ROWS + rep + 1
             );
         }
+        let started = Instant::now();
+        let floor_rows = floor_query(&mut floor_stmt)?;
+        let floor_elapsed = started.elapsed();
+        if floor_rows != n {
+            bail!("the floor query read {floor_rows} rows, the live query {n}");
+        }
         if rep > 0 {
             event_to_callback.push(at.duration_since(event));
             execute_to_callback.push(at.duration_since(t));
+            floor.push(floor_elapsed);
         }
     }
     drop(live);
@@ -426,6 +439,7 @@ async fn watch(path: &Path, reps: usize) -> Result<Watched> {
         event_to_callback,
         execute_to_callback,
         query,
+        query_floor,
         floor,
     })
 }
