@@ -41,7 +41,7 @@ use crate::sql::{check_access, Access};
 use crate::value::{Rows, SqlValue, Statement};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
@@ -185,14 +185,15 @@ pub(crate) fn err(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn to_sql(v: &SqlValue) -> Value {
-    match v {
-        SqlValue::Null => Value::Null,
-        SqlValue::Integer(i) => Value::Integer(*i),
-        SqlValue::Real(r) => Value::Real(*r),
-        SqlValue::Text(t) => Value::Text(t.clone()),
-        SqlValue::Blob(b) => Value::Blob(b.clone()),
-    }
+/// A statement argument, bound by reference (SQLite copies it when binding).
+fn to_sql(v: &SqlValue) -> ToSqlOutput<'_> {
+    ToSqlOutput::Borrowed(match v {
+        SqlValue::Null => ValueRef::Null,
+        SqlValue::Integer(i) => ValueRef::Integer(*i),
+        SqlValue::Real(r) => ValueRef::Real(*r),
+        SqlValue::Text(t) => ValueRef::Text(t.as_bytes()),
+        SqlValue::Blob(b) => ValueRef::Blob(b),
+    })
 }
 
 fn from_sql(v: ValueRef<'_>) -> Result<SqlValue, StoreError> {
