@@ -697,11 +697,9 @@ async fn a_bulk_transaction_reports_every_changed_id_once() {
         .map(|r| r[0].clone())
         .collect();
 
-    let seen: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<erth_core::ChangeEvent>>> = Arc::default();
     let s = seen.clone();
-    let _sub = db.subscribe(Arc::new(move |ev| {
-        s.lock().unwrap().push((ev.table.clone(), ev.ids.clone()));
-    }));
+    let _sub = db.subscribe(Arc::new(move |ev| s.lock().unwrap().push(ev.clone())));
     // 50 new rows (consecutive rowids, right after the last old row's),
     // and rows written before, one of them changed twice.
     let mut stmts: Vec<Statement> = (0..50).map(|i| insert(format!("new {i}"))).collect();
@@ -715,8 +713,8 @@ async fn a_bulk_transaction_reports_every_changed_id_once() {
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "one event for the table: {seen:?}");
-    let (table, mut ids) = seen[0].clone();
-    assert_eq!(table, "notes");
+    assert_eq!(seen[0].table, "notes");
+    let mut ids = seen[0].ids.clone();
     let mut want: Vec<String> = db
         .query(
             "SELECT id FROM notes WHERE title LIKE 'new %' OR n IS NOT NULL",
