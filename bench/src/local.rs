@@ -88,7 +88,7 @@ async fn open(path: &Path) -> Result<Database> {
 
 pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
     let p = Params {
-        bulk_reps: ctx.pick(10, 3),
+        bulk_reps: ctx.pick(20, 3),
         ops: ctx.pick(500, 100),
         watch_reps: ctx.pick(50, 10),
     };
