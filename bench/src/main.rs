@@ -13,7 +13,8 @@
 //! design vs the native core), `turso-sync` (device A/B sync vs
 //! `@tursodatabase/sync` and `pyturso`), `uuid-keys` (UUIDv7 vs UUIDv4 keys
 //! in SQLite), `scale` (10-row syncs at growing sizes, throughput, peak RSS),
-//! `browser` (the wasm package, when built). Every server is a fresh
+//! `browser` (the wasm package, when built), `local` (the schema API's
+//! local writes and live queries against SQLite's floor). Every server is a fresh
 //! `tursodb --sync-server` from the test harness.
 //!
 //! Timings are printed, never asserted: a missed target is reported, with
@@ -21,6 +22,7 @@
 //! not run at all.
 
 mod browser;
+mod local;
 mod original;
 mod report;
 mod scale;
@@ -62,7 +64,7 @@ impl Ctx {
     }
 }
 
-const SECTIONS: [(&str, &str); 5] = [
+const SECTIONS: [(&str, &str); 6] = [
     (
         "original",
         "1. The original Python design vs the native core",
@@ -74,6 +76,10 @@ const SECTIONS: [(&str, &str); 5] = [
     ("uuid-keys", "3. UUIDv7 vs UUIDv4 primary keys in SQLite"),
     ("scale", "4. Scale: 10-row syncs, throughput and memory"),
     ("browser", "5. Browser"),
+    (
+        "local",
+        "6. Local writes and live queries vs SQLite's floor",
+    ),
 ];
 
 #[derive(Debug)]
@@ -191,6 +197,7 @@ async fn run(options: Options) -> Result<()> {
             "turso-sync" => turso_sync::run(ctx, title).await,
             "uuid-keys" => uuid_keys::run(ctx, title),
             "scale" => scale::run(ctx, title).await,
+            "local" => local::run(ctx, title).await,
             _ => browser::run(ctx, title),
         };
         eprintln!(

@@ -216,21 +216,34 @@ impl Database {
     }
 
     /// The ids of rows of an engine table, by rowid (rows are never
-    /// physically deleted, so a rowid keeps its row).
+    /// physically deleted, so a rowid keeps its row), each once. Runs of
+    /// consecutive rowids (a bulk insert's) are read by range scans, first,
+    /// then the others 500 at a time by `IN`, each in rowid order.
     async fn ids_of_rowids(&self, table: &str, rowids: &[i64]) -> Result<Vec<String>> {
+        let (ranges, singles) = rowid_runs(rowids);
+        let mut statements = Vec::new();
+        for (first, last) in ranges {
+            statements.push(Statement::new(
+                format!(
+                    "SELECT \"id\" FROM {} WHERE \"rowid\" BETWEEN ? AND ? ORDER BY \"rowid\"",
+                    q(table)
+                ),
+                vec![SqlValue::Integer(first), SqlValue::Integer(last)],
+            ));
+        }
+        for chunk in singles.chunks(500) {
+            statements.push(Statement::new(
+                format!(
+                    "SELECT \"id\" FROM {} WHERE \"rowid\" IN ({}) ORDER BY \"rowid\"",
+                    q(table),
+                    vec!["?"; chunk.len()].join(", ")
+                ),
+                chunk.iter().map(|r| SqlValue::Integer(*r)).collect(),
+            ));
+        }
         let mut ids = Vec::with_capacity(rowids.len());
-        for chunk in rowids.chunks(500) {
-            let rows = self
-                .store
-                .query(&Statement::new(
-                    format!(
-                        "SELECT \"id\" FROM {} WHERE \"rowid\" IN ({})",
-                        q(table),
-                        vec!["?"; chunk.len()].join(", ")
-                    ),
-                    chunk.iter().map(|r| SqlValue::Integer(*r)).collect(),
-                ))
-                .await?;
+        for stmt in &statements {
+            let rows = self.store.query(stmt).await?;
             ids.extend(
                 rows.rows
                     .into_iter()
@@ -241,16 +254,54 @@ impl Database {
                     }),
             );
         }
-        ids.dedup();
         Ok(ids)
     }
 }
+
+/// Splits rowids (in any order, repeats allowed) into runs of at least
+/// [`MIN_RUN`] consecutive rowids, as `(first, last)`, and the rest, each
+/// sorted and without repeats.
+fn rowid_runs(rowids: &[i64]) -> (Vec<(i64, i64)>, Vec<i64>) {
+    let mut sorted = rowids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let (mut ranges, mut singles) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i;
+        while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
+            j += 1;
+        }
+        if j + 1 - i >= MIN_RUN {
+            ranges.push((sorted[i], sorted[j]));
+        } else {
+            singles.extend_from_slice(&sorted[i..=j]);
+        }
+        i = j + 1;
+    }
+    (ranges, singles)
+}
+
+/// Consecutive rowids worth one range scan of their own.
+const MIN_RUN: usize = 8;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn rowids_split_into_runs_and_singles() {
+        assert_eq!(rowid_runs(&[]), (vec![], vec![]));
+        let bulk: Vec<i64> = (100..110).rev().collect();
+        assert_eq!(rowid_runs(&bulk), (vec![(100, 109)], vec![]));
+        // Repeats (a row changed twice) count once; short runs stay singles.
+        let mixed = [5, 3, 4, 3, 50, 20, 21, 22, 23, 24, 25, 26, 27, 28, 1];
+        assert_eq!(rowid_runs(&mixed), (vec![(20, 28)], vec![1, 3, 4, 5, 50]));
+        let edge: Vec<i64> = (i64::MAX - 9..=i64::MAX).collect();
+        assert_eq!(rowid_runs(&edge), (vec![(i64::MAX - 9, i64::MAX)], vec![]));
+    }
 
     #[test]
     fn access_rules() {

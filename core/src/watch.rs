@@ -64,7 +64,9 @@ struct Watcher {
     store: Arc<dyn Store>,
     protected: Vec<String>,
     stmt: Statement,
-    last: Mutex<Rows>,
+    /// The rows last delivered; shared with the callback's call rather
+    /// than copied (a re-run over 10,000 rows would copy every value).
+    last: Mutex<Arc<Rows>>,
     active: Arc<AtomicBool>,
     callback: RowsListener,
 }
@@ -81,13 +83,15 @@ impl Watcher {
                 return;
             }
         };
-        {
+        let rows = {
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            if *last == rows {
+            if **last == rows {
                 return;
             }
+            let rows = Arc::new(rows);
             *last = rows.clone();
-        }
+            rows
+        };
         if self.active.load(Ordering::SeqCst) {
             (self.callback)(&rows);
         }
@@ -123,7 +127,7 @@ impl Database {
         tables.dedup();
         let protected = self.protected_names();
         let stmt = Statement::new(sql, params.to_vec());
-        let first = self.store.query_app(&protected, &stmt).map_err(sql_error)?;
+        let first = Arc::new(self.store.query_app(&protected, &stmt).map_err(sql_error)?);
         let active = Arc::new(AtomicBool::new(true));
         let watcher = Arc::new(Watcher {
             store: self.store.clone(),

@@ -674,3 +674,60 @@ async fn a_write_committed_while_a_live_query_starts_is_not_missed() {
     assert!(seen[0].rows.is_empty());
     assert_eq!(seen[1].rows, vec![vec![text("raced")]]);
 }
+
+#[tokio::test]
+async fn a_bulk_transaction_reports_every_changed_id_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("a.db"), NOTES_V1).await.unwrap();
+    let insert =
+        |title: String| Statement::new("INSERT INTO notes (title) VALUES (?)", vec![text(&title)]);
+    db.transaction(
+        &(0..3)
+            .map(|i| insert(format!("old {i}")))
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    let old: Vec<SqlValue> = db
+        .query("SELECT id FROM notes ORDER BY title", &[])
+        .await
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+
+    let seen: Arc<Mutex<Vec<erth_core::ChangeEvent>>> = Arc::default();
+    let s = seen.clone();
+    let _sub = db.subscribe(Arc::new(move |ev| s.lock().unwrap().push(ev.clone())));
+    // 50 new rows (consecutive rowids, right after the last old row's),
+    // and rows written before, one of them changed twice.
+    let mut stmts: Vec<Statement> = (0..50).map(|i| insert(format!("new {i}"))).collect();
+    for (n, id) in [(1, &old[0]), (2, &old[2]), (3, &old[0])] {
+        stmts.push(Statement::new(
+            "UPDATE notes SET n = ? WHERE id = ?",
+            vec![SqlValue::Integer(n), id.clone()],
+        ));
+    }
+    db.transaction(&stmts).await.unwrap();
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "one event for the table: {seen:?}");
+    assert_eq!(seen[0].table, "notes");
+    let mut ids = seen[0].ids.clone();
+    let mut want: Vec<String> = db
+        .query(
+            "SELECT id FROM notes WHERE title LIKE 'new %' OR n IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r[0].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(want.len(), 52);
+    ids.sort();
+    want.sort();
+    assert_eq!(ids, want, "every changed row once");
+}

@@ -5,7 +5,9 @@
 //!
 //! SQLite playbook for files: WAL journal (readers never wait for the
 //! writer), `synchronous = NORMAL` (durable against process crashes; the
-//! last commits may be lost on power loss), normal locking so several
+//! last commits may be lost on power loss), temporary storage in memory
+//! (statement journals of trigger-driven writes never go to a temp file),
+//! normal locking so several
 //! processes can share one file (an app's UI process, its background sync
 //! process, the CLI), every write a short `BEGIN IMMEDIATE` transaction
 //! that waits up to the busy timeout for the file's write lock and then
@@ -39,7 +41,7 @@ use crate::sql::{check_access, Access};
 use crate::value::{Rows, SqlValue, Statement};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
@@ -129,12 +131,29 @@ enum Mode {
     Probe,
 }
 
+/// An app transaction's clock and its text, formatted once: the triggers
+/// call `erth_clock()` for every clocked column of every row they write.
+#[derive(Debug, Clone)]
+struct TxClock {
+    clock: Timestamp,
+    text: String,
+}
+
+impl TxClock {
+    fn new(clock: Timestamp) -> TxClock {
+        TxClock {
+            clock,
+            text: clock.to_string(),
+        }
+    }
+}
+
 /// State the SQL functions, the authorizer and the update hook share.
 #[derive(Debug, Default)]
 struct Hooks {
     mode: Mode,
     /// The clock of the running app transaction.
-    clock: Option<Timestamp>,
+    clock: Option<TxClock>,
     /// Rows changed by app statements: (table, rowid).
     changes: Vec<(String, i64)>,
     /// Why the authorizer refused the last statement.
@@ -166,14 +185,15 @@ pub(crate) fn err(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn to_sql(v: &SqlValue) -> Value {
-    match v {
-        SqlValue::Null => Value::Null,
-        SqlValue::Integer(i) => Value::Integer(*i),
-        SqlValue::Real(r) => Value::Real(*r),
-        SqlValue::Text(t) => Value::Text(t.clone()),
-        SqlValue::Blob(b) => Value::Blob(b.clone()),
-    }
+/// A statement argument, bound by reference (SQLite copies it when binding).
+fn to_sql(v: &SqlValue) -> ToSqlOutput<'_> {
+    ToSqlOutput::Borrowed(match v {
+        SqlValue::Null => ValueRef::Null,
+        SqlValue::Integer(i) => ValueRef::Integer(*i),
+        SqlValue::Real(r) => ValueRef::Real(*r),
+        SqlValue::Text(t) => ValueRef::Text(t.as_bytes()),
+        SqlValue::Blob(b) => ValueRef::Blob(b),
+    })
 }
 
 fn from_sql(v: ValueRef<'_>) -> Result<SqlValue, StoreError> {
@@ -237,6 +257,15 @@ impl SqliteStore {
                 "PRAGMA journal_mode = WAL",
                 "PRAGMA synchronous = NORMAL",
                 "PRAGMA foreign_keys = ON",
+                // Statement journals in memory: every app write through a
+                // view runs a trigger, so SQLite journals each page it
+                // touches per statement (to undo that statement alone);
+                // past 64 KiB in one statement the journal moves to a
+                // temporary file for the rest of the transaction, and a
+                // 10,000-row transaction then spent over half its time in
+                // `pwrite` (perf, `bench --only local`). The browser's
+                // store does the same.
+                "PRAGMA temp_store = MEMORY",
             ],
         )?;
         let mut lock = path.as_os_str().to_owned();
@@ -294,7 +323,7 @@ impl SqliteStore {
     fn set_mode(&self, mode: Mode, clock: Option<Timestamp>) {
         let mut g = lock_hooks(&self.hooks);
         g.mode = mode;
-        g.clock = clock;
+        g.clock = clock.map(TxClock::new);
         g.changes.clear();
         g.denied = None;
         g.reads.clear();
@@ -478,29 +507,31 @@ fn user_error(message: impl Into<String>) -> rusqlite::Error {
 /// The engine's SQL functions, the authorizer and the update hook (see the module docs).
 fn install(conn: &mut rusqlite::Connection, hooks: &Arc<Mutex<Hooks>>) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8;
-    let clock_of = |hooks: &Mutex<Hooks>| {
-        lock_hooks(hooks).clock.ok_or_else(|| {
+    // Each function reads what it needs under the lock and lets go at once.
+    fn with_clock<T>(hooks: &Mutex<Hooks>, f: impl FnOnce(&TxClock) -> T) -> rusqlite::Result<T> {
+        lock_hooks(hooks).clock.as_ref().map(f).ok_or_else(|| {
             user_error("the engine's clock functions run only inside its write triggers")
         })
-    };
+    }
     let h = hooks.clone();
     conn.create_scalar_function("erth_clock", 0, flags, move |_| {
-        Ok(clock_of(&h)?.to_string())
+        with_clock(&h, |c| c.text.clone())
     })?;
     let h = hooks.clone();
     conn.create_scalar_function("erth_now_ms", 0, flags, move |_| {
-        Ok(clock_of(&h)?.physical_ms() as i64)
+        with_clock(&h, |c| c.clock.physical_ms() as i64)
     })?;
     let h = hooks.clone();
     conn.create_scalar_function("erth_clock_after", 1, flags, move |ctx| {
-        let now = clock_of(&h)?;
         let old: String = ctx.get(0)?;
         let old = Timestamp::parse(&old).map_err(user_error)?;
-        crate::hlc::clock_after(now, old)
-            .map(|c| c.to_string())
-            .ok_or_else(|| {
-                user_error("a column holds the largest clock there is (year 10889): it cannot change any more")
-            })
+        with_clock(&h, |now| match crate::hlc::clock_after(now.clock, old) {
+            Some(c) if c == now.clock => Ok(now.text.clone()),
+            Some(c) => Ok(c.to_string()),
+            None => Err(user_error(
+                "a column holds the largest clock there is (year 10889): it cannot change any more",
+            )),
+        })?
     })?;
     conn.create_scalar_function("erth_new_id", 1, flags, |ctx| match ctx.get_raw(0) {
         ValueRef::Null => Ok(crate::ids::new_id()),
@@ -749,6 +780,82 @@ mod tests {
         assert!(FileClaim::take(&dir.path().join("s.db")).is_ok());
         drop(first);
         assert!(FileClaim::take(&other).is_ok());
+    }
+
+    #[test]
+    fn native_files_keep_temporary_storage_in_memory() {
+        // Statement journals of statements that run triggers (every app
+        // write through a synced table's view) stay in memory instead of
+        // spilling to a temporary file once one passes 64 KiB.
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("r.db")).unwrap();
+        let conn = store.lock();
+        let mode = run(&conn, &Statement::plain("PRAGMA temp_store")).unwrap();
+        assert_eq!(mode.rows[0][0], SqlValue::Integer(2), "2 is MEMORY");
+    }
+
+    #[test]
+    fn clock_functions_give_the_transaction_clock() {
+        let store = SqliteStore::memory().unwrap();
+        let now = Timestamp {
+            hlc: 0x0190_0000_0000_0005,
+            node: crate::hlc::NodeId(0xabc),
+        };
+        let select = |sql: &str, args: Vec<SqlValue>| {
+            let conn = store.lock();
+            run(&conn, &Statement::new(sql, args)).map(|r| r.rows[0][0].clone())
+        };
+        store.set_mode(Mode::Engine, Some(now));
+        assert_eq!(
+            select("SELECT erth_clock()", vec![]).unwrap(),
+            SqlValue::Text(now.to_string())
+        );
+        assert_eq!(
+            select("SELECT erth_now_ms()", vec![]).unwrap(),
+            SqlValue::Integer(now.physical_ms() as i64)
+        );
+        // An older column clock takes the transaction's clock.
+        let older = Timestamp {
+            hlc: now.hlc - 1,
+            node: crate::hlc::NodeId(u64::MAX),
+        };
+        assert_eq!(
+            select("SELECT erth_clock_after(?)", vec![older.to_string().into()]).unwrap(),
+            SqlValue::Text(now.to_string())
+        );
+        // A clock ahead of it (pulled past the drift bound) is passed by one.
+        let ahead = Timestamp {
+            hlc: now.hlc + 100,
+            node: crate::hlc::NodeId(1),
+        };
+        let passed = Timestamp {
+            hlc: ahead.hlc + 1,
+            node: now.node,
+        };
+        assert_eq!(
+            select("SELECT erth_clock_after(?)", vec![ahead.to_string().into()]).unwrap(),
+            SqlValue::Text(passed.to_string())
+        );
+        let last = Timestamp {
+            hlc: u64::MAX,
+            node: crate::hlc::NodeId(0),
+        };
+        let e = select("SELECT erth_clock_after(?)", vec![last.to_string().into()]).unwrap_err();
+        assert!(e.message.contains("largest clock"), "{e}");
+        // A later transaction's clock replaces the text.
+        let later = Timestamp {
+            hlc: now.hlc + 1_000,
+            node: now.node,
+        };
+        store.set_mode(Mode::Engine, Some(later));
+        assert_eq!(
+            select("SELECT erth_clock()", vec![]).unwrap(),
+            SqlValue::Text(later.to_string())
+        );
+        // Outside a write there is no clock.
+        store.set_mode(Mode::Engine, None);
+        let e = select("SELECT erth_clock()", vec![]).unwrap_err();
+        assert!(e.message.contains("only inside"), "{e}");
     }
 
     #[test]
