@@ -1,9 +1,9 @@
 // Browser latencies of the built npm package (bindings-wasm/pkg) in Debian's
 // headless Chromium, driven by playwright-core: the page imports the package
 // as an app does, opens a database on OPFS (in the package's Worker) and
-// times `todos.add` and `todos.listActive()` as the page sees them (the
-// message round trip to the Worker included), then the same adds on an
-// in-memory database.
+// times `todos.add`, `todos.listActive()` and `db.status()` as the page sees
+// them (the message round trip to the Worker included), then the same adds
+// on an in-memory database.
 //
 // The floor: the official SQLite WASM build (`@sqlite.org/sqlite-wasm`) in a
 // dedicated Worker of its own on its OPFS sahpool VFS
@@ -14,7 +14,10 @@
 // (a list of pragmas) gets its own database file; the pragmas each database really runs with
 // are read back and reported. A bare round trip to that worker (no SQLite)
 // is timed too, so the page-side numbers can be split into message passing,
-// SQLite work and the OPFS commit.
+// SQLite work and the OPFS commit. Each measurement runs on its own, one
+// after the other: interleaving them was tried and made each mode's commits
+// queue behind the others' flushes on the same disk (the floor in erth's
+// mode then took longer than erth's add).
 //
 // The page is served cross-origin isolated (COOP/COEP), which only makes
 // Chromium's `performance.now()` resolution 5 µs instead of 100 µs; nothing
@@ -163,6 +166,15 @@ try {
       list.push(performance.now() - t);
       if (todos.length !== listRows) throw new Error(`listActive returned ${todos.length} of ${listRows}`);
     }
+    // What the Worker computes after every write for the "status" event it
+    // posts (worker.js queueStatus), timed here as one call.
+    for (let i = 0; i < warm; i++) await db.status();
+    const status = [];
+    for (let i = 0; i < adds; i++) {
+      const t = performance.now();
+      await db.status();
+      status.push(performance.now() - t);
+    }
     await db.close();
     // The same adds without OPFS: what the Worker round trip and the engine cost.
     const mem = await ErthDb.open({ name: 'bench-memory', storage: 'memory' });
@@ -210,7 +222,7 @@ try {
       modes.push({ name: mode.name, actual, page, worker: inWorker });
     }
     worker.terminate();
-    return { add, list, memoryAdd, floor: { sqliteVersion, roundTrip, modes } };
+    return { add, list, memoryAdd, status, floor: { sqliteVersion, roundTrip, modes } };
   }, {
     adds: Number(args.adds), listRows: Number(args['list-rows']), listReps: Number(args['list-reps']), floor,
   });

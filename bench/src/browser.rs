@@ -217,6 +217,7 @@ pub fn run(ctx: &Ctx, title: &str) -> Result<Section> {
         let add = Samples::from_ms(nums(&v["add"])?);
         let list = Samples::from_ms(nums(&v["list"])?);
         let memory_add = Samples::from_ms(nums(&v["memoryAdd"])?);
+        let status = Samples::from_ms(nums(&v["status"])?);
         let floor = Floor::read(&v["floor"], &modes)?;
         s.versions.push(text(&v, "version")?);
         s.versions.push(format!(
@@ -229,7 +230,8 @@ pub fn run(ctx: &Ctx, title: &str) -> Result<Section> {
              OPFS storage in the package's Worker; the page is cross-origin isolated only so that \
              `performance.now()` resolves 5 µs instead of 100 µs); the page times each call as an \
              app would see it: {adds} `todos.add`, then `todos.listActive()` {reps} times over {} \
-             live todos, then {adds} adds on an in-memory database. The floor: the official SQLite \
+             live todos, `db.status()` {adds} times, then {adds} adds on an in-memory database. \
+             The floor: the official SQLite \
              WASM build in a dedicated Worker of its own on its OPFS sahpool VFS \
              (`installOpfsSAHPoolVfs`), {adds} one-row INSERT transactions (`BEGIN IMMEDIATE`, \
              INSERT, `COMMIT`) into the same table and indexes as erth's `todos` engine table, \
@@ -258,6 +260,13 @@ pub fn run(ctx: &Ctx, title: &str) -> Result<Section> {
         s.rows.push(Row::new(
             format!("todos.listActive(), {} rows", count(LIST_ROWS)),
             list.summary(),
+            "",
+            "",
+        ));
+        s.rows.push(Row::new(
+            "db.status() on the OPFS database (the Worker computes it after every write for its \
+             \"status\" event), timed in the page",
+            status.summary(),
             "",
             "",
         ));
@@ -328,13 +337,18 @@ pub fn run(ctx: &Ctx, title: &str) -> Result<Section> {
                 "Where the median add goes, measured in this run: a postMessage round trip to a \
                  Worker costs {} by itself; the same add on an in-memory database takes {}, so \
                  erth's engine (the add's statements and change tracking, the change and status \
-                 events it posts) adds about {}; storing it in OPFS adds {} more. The official \
+                 events it posts) adds about {}; the status the Worker recomputes after every \
+                 write for its \"status\" event, which can run between one add and the next, costs \
+                 about {} of Worker time (`db.status()` timed in the page, {}, less a round \
+                 trip). Storing the add in OPFS adds {} more. The official \
                  SQLite WASM build doing a bare one-row insert transaction in erth's mode ({}) on \
                  the same VFS takes {} in the page, {} of it inside its Worker; so the floor \
                  {headroom}. In sqlite-wasm's defaults ({}) the floor takes {}.{no_flush}",
                 duration(round_trip),
                 duration(memory_add.median()),
                 duration((memory_add.median() - round_trip).max(0.0)),
+                duration((status.median() - round_trip).max(0.0)),
+                duration(status.median()),
                 duration((add.median() - memory_add.median()).max(0.0)),
                 same.read_back,
                 duration(same.page.median()),
