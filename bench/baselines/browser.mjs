@@ -166,8 +166,8 @@ try {
       list.push(performance.now() - t);
       if (todos.length !== listRows) throw new Error(`listActive returned ${todos.length} of ${listRows}`);
     }
-    // What the Worker computes after every write for the "status" event it
-    // posts (worker.js queueStatus), timed here as one call.
+    // What the Worker computes for the "status" event it posts after writes
+    // (worker.js queueStatus), timed here as one call.
     for (let i = 0; i < warm; i++) await db.status();
     const status = [];
     for (let i = 0; i < adds; i++) {

@@ -264,8 +264,8 @@ pub fn run(ctx: &Ctx, title: &str) -> Result<Section> {
             "",
         ));
         s.rows.push(Row::new(
-            "db.status() on the OPFS database (the Worker computes it after every write for its \
-             \"status\" event), timed in the page",
+            "db.status() on the OPFS database (the Worker computes it for its \"status\" event, \
+             once per 16 ms of writes), timed in the page",
             status.summary(),
             "",
             "",
@@ -336,11 +336,11 @@ pub fn run(ctx: &Ctx, title: &str) -> Result<Section> {
             format!(
                 "Where the median add goes, measured in this run: a postMessage round trip to a \
                  Worker costs {} by itself; the same add on an in-memory database takes {}, so \
-                 erth's engine (the add's statements and change tracking, the change and status \
-                 events it posts) adds about {}; the status the Worker recomputes after every \
-                 write for its \"status\" event, which can run between one add and the next, costs \
-                 about {} of Worker time (`db.status()` timed in the page, {}, less a round \
-                 trip). Storing the add in OPFS adds {} more. The official \
+                 erth's engine (the add's statements and change tracking, the change event it \
+                 posts) adds about {}. (The status the Worker recomputes for its \"status\" event, \
+                 about {} of Worker time: `db.status()` timed in the page, {}, less a round trip, \
+                 runs once per 16 ms of writes, after the add has resolved.) Storing the add in \
+                 OPFS adds {} more. The official \
                  SQLite WASM build doing a bare one-row insert transaction in erth's mode ({}) on \
                  the same VFS takes {} in the page, {} of it inside its Worker; so the floor \
                  {headroom}. In sqlite-wasm's defaults ({}) the floor takes {}.{no_flush}",
