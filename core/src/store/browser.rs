@@ -28,13 +28,15 @@
 //! with `synchronous = FULL`: a commit appends its pages to the WAL and
 //! flushes it (one OPFS `flush()`) before it returns, so it survives a
 //! reload, a browser or worker crash and a power loss. Measured on Debian's
-//! Chromium 156 (BENCHMARKS.md, section 5, `cargo xtask bench --only
-//! browser`): the same one-row insert transaction costs the official SQLite
-//! WASM build on the same VFS about half as much in this mode as in the
-//! rollback journal (`TRUNCATE`) with `synchronous = FULL` used before,
-//! which flushes the journal and the database file on every commit.
-//! `synchronous = NORMAL` would halve it again but give up durability
-//! against power loss (a commit would reach the OS but not the disk).
+//! Chromium 156 on a 2-core VM (BENCHMARKS.md, section 5, `cargo xtask bench
+//! --only browser`): the official SQLite WASM build on the same VFS does a
+//! one-row insert transaction in this mode in about 1.0 ms in the page,
+//! against 1.2 ms on an idle disk and about 8 ms on a disk other processes
+//! were writing to in the rollback journal (`TRUNCATE`, `synchronous =
+//! FULL`) used before, which flushes the journal and the database file on
+//! every commit. `synchronous = NORMAL` would take about 0.5 ms but give up
+//! durability against power loss (a commit would reach the OS, not the
+//! disk).
 
 use super::sqlite::{err, SqliteStore};
 use super::{AppContext, AppWrite, Store, StoreError, StoreErrorKind, WriteBuilder, OPFS_PRAGMAS};
