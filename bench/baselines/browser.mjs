@@ -1,20 +1,45 @@
 // Browser latencies of the built npm package (bindings-wasm/pkg) in Debian's
 // headless Chromium, driven by playwright-core: the page imports the package
 // as an app does, opens a database on OPFS (in the package's Worker) and
-// times `todos.add` and `todos.listActive()` as the page sees them (the
-// message round trip to the Worker included), then the same adds on an
-// in-memory database. Run by erth-bench:
+// times `todos.add`, `todos.listActive()` and `db.status()` as the page sees
+// them (the message round trip to the Worker included), then the same adds
+// on an in-memory database.
+//
+// The floor: the official SQLite WASM build (`@sqlite.org/sqlite-wasm`) in a
+// dedicated Worker of its own on its OPFS sahpool VFS
+// (`installOpfsSAHPoolVfs`), doing one-row INSERT transactions into the same
+// table and indexes as erth's `todos` (DDL and INSERT come from erth-bench),
+// timed in the page around the postMessage round trip as erth's add is, and
+// inside the worker around BEGIN..COMMIT alone. Every mode in `--floor`
+// (a list of pragmas) gets its own database file; the pragmas each database really runs with
+// are read back and reported. A bare round trip to that worker (no SQLite)
+// is timed too, so the page-side numbers can be split into message passing,
+// SQLite work and the OPFS commit. Each measurement runs on its own, one
+// after the other: interleaving them was tried and made each mode's commits
+// queue behind the others' flushes on the same disk (the floor in erth's
+// mode then took longer than erth's add).
+//
+// The page is served cross-origin isolated (COOP/COEP), which only makes
+// Chromium's `performance.now()` resolution 5 µs instead of 100 µs; nothing
+// the package or SQLite does depends on it.
+//
+// Run by erth-bench:
 //
 //   ERTH_PKG_DIR          the built package
 //   ERTH_BENCH_NODE_DIR   a directory whose node_modules holds playwright-core
+//                         and @sqlite.org/sqlite-wasm
 //   ERTH_CHROMIUM         the Chromium binary
-//   --work DIR --adds N --list-rows N --list-reps N
+//   --work DIR --adds N --list-rows N --list-reps N --floor JSON
+//     JSON: { ddl: [sql...], insert: sql, params: [...], count: sql,
+//             modes: [{ name, pragmas: [sql...] }] }   ([] = sqlite-wasm's defaults)
+//     (`params`: the INSERT's values, where the string "$id" is replaced by a fresh id
+//     and "$title" by the todo's title)
 //
 // Prints one JSON object: samples in milliseconds and the browser version.
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
-import { extname, join, normalize, resolve, sep } from 'node:path';
+import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const { values: args } = parseArgs({
@@ -23,22 +48,85 @@ const { values: args } = parseArgs({
     adds: { type: 'string' },
     'list-rows': { type: 'string' },
     'list-reps': { type: 'string' },
+    floor: { type: 'string' },
   },
 });
 const PKG = resolve(process.env.ERTH_PKG_DIR);
 const require = createRequire(join(process.env.ERTH_BENCH_NODE_DIR, 'package.json'));
 const { chromium } = require('playwright-core');
+const SQLITE_WASM = dirname(require.resolve('@sqlite.org/sqlite-wasm/package.json'));
+const SQLITE_WASM_VERSION = JSON.parse(await readFile(join(SQLITE_WASM, 'package.json'), 'utf8')).version;
+const SQLITE_WASM_DIST = join(SQLITE_WASM, 'dist');
+const floor = JSON.parse(args.floor);
+
+// The floor's worker: sqlite-wasm on the sahpool VFS, one database per mode.
+const FLOOR_WORKER = `
+import sqlite3InitModule from '/sqlite-wasm/index.mjs';
+let sqlite3, pool;
+const dbs = new Map();
+const statements = new Map();
+function one(db, sql) {
+  return db.selectValue(sql);
+}
+self.onmessage = async ({ data }) => {
+  try {
+    if (data.op === 'noop') return self.postMessage({ ok: true });
+    if (data.op === 'init') {
+      sqlite3 = await sqlite3InitModule();
+      pool = await sqlite3.installOpfsSAHPoolVfs({ name: 'floor-sahpool', directory: '.floor-sahpool', initialCapacity: 16, clearOnInit: true });
+      return self.postMessage({ ok: true, value: sqlite3.version.libVersion });
+    }
+    if (data.op === 'open') {
+      const { mode, ddl, insert } = data;
+      const db = new pool.OpfsSAHPoolDb('/floor-' + mode.name + '.sqlite3');
+      for (const pragma of mode.pragmas) db.exec(pragma);
+      for (const sql of ddl) db.exec(sql);
+      dbs.set(mode.name, db);
+      statements.set(mode.name, db.prepare(insert));
+      const actual = {
+        journal: one(db, 'PRAGMA journal_mode'),
+        sync: ['OFF', 'NORMAL', 'FULL', 'EXTRA'][one(db, 'PRAGMA synchronous')],
+        locking: one(db, 'PRAGMA locking_mode'),
+      };
+      return self.postMessage({ ok: true, value: actual });
+    }
+    if (data.op === 'add') {
+      const db = dbs.get(data.mode);
+      const stmt = statements.get(data.mode);
+      const t = performance.now();
+      db.exec('BEGIN IMMEDIATE');
+      stmt.bind(data.params).stepReset();
+      stmt.clearBindings();
+      db.exec('COMMIT');
+      return self.postMessage({ ok: true, value: performance.now() - t });
+    }
+    if (data.op === 'count') {
+      return self.postMessage({ ok: true, value: dbs.get(data.mode).selectValue(data.sql) });
+    }
+    throw new Error('unknown op ' + data.op);
+  } catch (e) {
+    self.postMessage({ ok: false, error: String(e && e.message || e) });
+  }
+};
+`;
 
 const PAGE = '<!doctype html><meta charset="utf-8"><title>erth-sync bench</title><p>erth-sync bench</p>';
-const MIME = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
+const MIME = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
+const ISOLATED = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
+function inside(root, path, prefix) {
+  const file = normalize(join(root, decodeURIComponent(path.slice(prefix.length))));
+  return file.startsWith(root + sep) ? file : null;
+}
 const server = createServer(async (req, res) => {
   const path = new URL(req.url, 'http://x').pathname;
-  if (path === '/') return res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
-  const file = normalize(join(PKG, decodeURIComponent(path.replace(/^\/pkg\//, ''))));
-  if (!path.startsWith('/pkg/') || !file.startsWith(PKG + sep)) return res.writeHead(404).end();
+  const send = (type, body) => res.writeHead(200, { 'content-type': type, ...ISOLATED }).end(body);
+  if (path === '/') return send('text/html', PAGE);
+  if (path === '/floor-worker.mjs') return send('text/javascript', FLOOR_WORKER);
+  const file = path.startsWith('/pkg/') ? inside(PKG, path, '/pkg/')
+    : path.startsWith('/sqlite-wasm/') ? inside(SQLITE_WASM_DIST, path, '/sqlite-wasm/') : null;
+  if (!file) return res.writeHead(404).end();
   try {
-    const body = await readFile(file);
-    res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream' }).end(body);
+    send(MIME[extname(file)] ?? 'application/octet-stream', await readFile(file));
   } catch {
     res.writeHead(404).end();
   }
@@ -53,11 +141,15 @@ const context = await chromium.launchPersistentContext(join(args.work, 'profile'
 });
 try {
   const page = context.pages()[0] ?? (await context.newPage());
+  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
   await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  const out = await page.evaluate(async ({ adds, listRows, listReps }) => {
+  const out = await page.evaluate(async ({ adds, listRows, listReps, floor }) => {
+    if (!crossOriginIsolated) throw new Error('the bench page is not cross-origin isolated');
+    const warm = 5;
     const { ErthDb } = await import('/pkg/index.js');
     const db = await ErthDb.open({ name: 'bench', storage: 'opfs' });
-    const warm = 5;
+    const storage = (await db.status()).storage;
+    if (storage !== 'opfs') throw new Error(`the database is on ${storage}, not OPFS`);
     for (let i = 0; i < warm; i++) await db.todos.add(`warm ${i}`);
     const add = [];
     for (let i = 0; i < adds; i++) {
@@ -74,6 +166,15 @@ try {
       list.push(performance.now() - t);
       if (todos.length !== listRows) throw new Error(`listActive returned ${todos.length} of ${listRows}`);
     }
+    // What the Worker computes for the "status" event it posts after writes
+    // (worker.js queueStatus), timed here as one call.
+    for (let i = 0; i < warm; i++) await db.status();
+    const status = [];
+    for (let i = 0; i < adds; i++) {
+      const t = performance.now();
+      await db.status();
+      status.push(performance.now() - t);
+    }
     await db.close();
     // The same adds without OPFS: what the Worker round trip and the engine cost.
     const mem = await ErthDb.open({ name: 'bench-memory', storage: 'memory' });
@@ -85,10 +186,49 @@ try {
       memoryAdd.push(performance.now() - t);
     }
     await mem.close();
-    return { add, list, memoryAdd };
-  }, { adds: Number(args.adds), listRows: Number(args['list-rows']), listReps: Number(args['list-reps']) });
+
+    // The floor, in its own Worker.
+    const worker = new Worker('/floor-worker.mjs', { type: 'module' });
+    let next = null;
+    worker.onmessage = ({ data }) => next(data);
+    worker.onerror = (e) => next({ ok: false, error: `floor worker: ${e.message}` });
+    const call = (message) => new Promise((ok, fail) => {
+      next = (data) => (data.ok ? ok(data.value) : fail(new Error(data.error)));
+      worker.postMessage(message);
+    });
+    const sqliteVersion = await call({ op: 'init' });
+    const roundTrip = [];
+    for (let i = 0; i < warm + adds; i++) {
+      const t = performance.now();
+      await call({ op: 'noop' });
+      if (i >= warm) roundTrip.push(performance.now() - t);
+    }
+    const modes = [];
+    for (const mode of floor.modes) {
+      const actual = await call({ op: 'open', mode, ddl: floor.ddl, insert: floor.insert });
+      const page = [];
+      const inWorker = [];
+      for (let i = 0; i < warm + adds; i++) {
+        const params = floor.params.map((p) => (p === '$id' ? crypto.randomUUID() : p === '$title' ? `todo ${i}` : p));
+        const t = performance.now();
+        const w = await call({ op: 'add', mode: mode.name, params });
+        if (i >= warm) {
+          page.push(performance.now() - t);
+          inWorker.push(w);
+        }
+      }
+      const rows = await call({ op: 'count', mode: mode.name, sql: floor.count });
+      if (rows !== warm + adds) throw new Error(`floor ${mode.name}: ${rows} rows, not ${warm + adds}`);
+      modes.push({ name: mode.name, actual, page, worker: inWorker });
+    }
+    worker.terminate();
+    return { add, list, memoryAdd, status, floor: { sqliteVersion, roundTrip, modes } };
+  }, {
+    adds: Number(args.adds), listRows: Number(args['list-rows']), listReps: Number(args['list-reps']), floor,
+  });
   const agent = await page.evaluate(() => navigator.userAgent);
   out.version = `Chromium ${/Chrome\/([\d.]+)/.exec(agent)?.[1] ?? 'unknown'} (headless)`;
+  out.floor.package = `@sqlite.org/sqlite-wasm ${SQLITE_WASM_VERSION}`;
   console.log(JSON.stringify(out));
 } finally {
   await context.close();

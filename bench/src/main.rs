@@ -44,8 +44,8 @@ pub struct Ctx {
     pub quick: bool,
     /// The venv's python with `sqlmodel` and `pyturso`.
     pub python: PathBuf,
-    /// The directory whose `node_modules` holds `@tursodatabase/sync` and
-    /// `playwright-core`.
+    /// The directory whose `node_modules` holds `@tursodatabase/sync`,
+    /// `playwright-core` and `@sqlite.org/sqlite-wasm`.
     pub node_dir: PathBuf,
     /// The workspace root (for `bindings-wasm/pkg`).
     pub workspace: PathBuf,

@@ -211,6 +211,11 @@ export interface ChangeEvent {
   origin: "local" | "remote";
 }
 
+/**
+ * Sent when the status may have changed: at once when a sync starts or ends
+ * or a switch changes, and within about 16 ms after changes (one event for a
+ * burst of writes).
+ */
 export interface StatusEvent {
   type: "status";
   status: SyncStatus;

@@ -1,7 +1,8 @@
 //! The wasm build in a dedicated Worker (headless Chromium and Firefox, where
 //! OPFS works, and WebKitGTK, where the persistent store is IndexedDB): the
 //! store conformance suite on the persistent and the IndexedDB stores,
-//! durability across close and reopen, one owner per database (Web Locks),
+//! durability across close and reopen (also of a database left in the
+//! rollback journal by an older version), one owner per database (Web Locks),
 //! the API on the persistent store, and sync through `fetch` with a real
 //! `tursodb --sync-server`.
 //!
@@ -86,7 +87,8 @@ async fn store_conformance_on_the_persistent_store() {
             .query(&Statement::plain("PRAGMA journal_mode"))
             .await
             .unwrap();
-        assert_eq!(mode.rows[0][0], SqlValue::from("truncate"));
+        // WAL under exclusive locking: the sahpool VFS accepts it.
+        assert_eq!(mode.rows[0][0], SqlValue::from("wal"));
         let sync = store
             .query(&Statement::plain("PRAGMA synchronous"))
             .await
@@ -98,6 +100,46 @@ async fn store_conformance_on_the_persistent_store() {
     let store = open_persistent(&name, 2000).await.expect("reopen");
     let rows = store
         .query(&Statement::plain("SELECT count(*) FROM conf_r"))
+        .await
+        .unwrap();
+    assert_eq!(rows.rows[0][0], SqlValue::Integer(3));
+}
+
+/// A database an older erth-sync left in a rollback journal (`TRUNCATE`, the
+/// OPFS mode before WAL) opens in WAL with every committed row.
+#[wasm_bindgen_test]
+async fn an_opfs_database_in_a_rollback_journal_reopens_in_wal_with_its_rows() {
+    if expected_storage().await != Storage::Opfs {
+        return;
+    }
+    let name = unique("upgrade");
+    {
+        let store = open_opfs(&name, 0).await.expect("open");
+        store
+            .write(&[
+                Statement::plain("CREATE TABLE kept (v INTEGER)"),
+                Statement::plain("INSERT INTO kept VALUES (1), (2)"),
+            ])
+            .await
+            .unwrap();
+        let mode = store
+            .query(&Statement::plain("PRAGMA journal_mode = TRUNCATE"))
+            .await
+            .unwrap();
+        assert_eq!(mode.rows[0][0], SqlValue::from("truncate"));
+        store
+            .write(&[Statement::plain("INSERT INTO kept VALUES (3)")])
+            .await
+            .unwrap();
+    }
+    let store = open_opfs(&name, 2000).await.expect("reopen");
+    let mode = store
+        .query(&Statement::plain("PRAGMA journal_mode"))
+        .await
+        .unwrap();
+    assert_eq!(mode.rows[0][0], SqlValue::from("wal"));
+    let rows = store
+        .query(&Statement::plain("SELECT count(*) FROM kept"))
         .await
         .unwrap();
     assert_eq!(rows.rows[0][0], SqlValue::Integer(3));

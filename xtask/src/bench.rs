@@ -7,8 +7,9 @@
 //! `sqlmodel` (the original design) and `pyturso` (Turso Sync for Python),
 //! and `@tursodatabase/sync` with its linux-x64 binary package (Turso Sync
 //! for Node), plus `playwright-core` to drive Debian's Chromium for the
-//! browser numbers. `--only` runs a subset and prints it without touching
-//! `BENCHMARKS.md`.
+//! browser numbers and `@sqlite.org/sqlite-wasm` (the official SQLite WASM
+//! build) as the browser add's floor. `--only` runs a subset and prints it
+//! without touching `BENCHMARKS.md`.
 
 use crate::cargo::{cargo, repo_root};
 use crate::Result;
@@ -22,6 +23,9 @@ const PYTURSO: &str = "0.8.3";
 const TURSO_SYNC: &str = "0.7.2";
 /// Drives headless Chromium for the browser numbers.
 const PLAYWRIGHT_CORE: &str = "1.65.1";
+/// The browser add's floor: the official SQLite WASM build, the same SQLite
+/// (3.54.1) that sqlite-wasm-rs 0.6.3 compiles into the package.
+const SQLITE_WASM: &str = "3.54.1-build1";
 /// The Node packages, pinned exactly (the sync package's own dependencies
 /// are caret ranges).
 const NODE_PACKAGES: [&str; 4] = [
@@ -105,19 +109,25 @@ fn python_env() -> Result<PathBuf> {
     Ok(dir.join("venv").join("bin").join("python"))
 }
 
-/// The directory whose `node_modules` holds the pinned Turso Sync packages
-/// and playwright-core.
+/// The directory whose `node_modules` holds the pinned Turso Sync packages,
+/// playwright-core and `@sqlite.org/sqlite-wasm` (served to the browser).
 fn node_env() -> Result<PathBuf> {
     Ok(cache::install_dir(
-        &format!("bench-node-turso-sync-{TURSO_SYNC}-playwright-core-{PLAYWRIGHT_CORE}"),
+        &format!(
+            "bench-node-turso-sync-{TURSO_SYNC}-playwright-core-{PLAYWRIGHT_CORE}-sqlite-wasm-{SQLITE_WASM}"
+        ),
         |dir| {
             eprintln!(
-                "xtask bench: installing @tursodatabase/sync {TURSO_SYNC} and playwright-core {PLAYWRIGHT_CORE} ..."
+                "xtask bench: installing @tursodatabase/sync {TURSO_SYNC}, playwright-core {PLAYWRIGHT_CORE} \
+                 and @sqlite.org/sqlite-wasm {SQLITE_WASM} ..."
             );
             let deps: Vec<String> = NODE_PACKAGES
                 .iter()
                 .map(|p| format!("\"{p}\": \"{TURSO_SYNC}\""))
-                .chain([format!("\"playwright-core\": \"{PLAYWRIGHT_CORE}\"")])
+                .chain([
+                    format!("\"playwright-core\": \"{PLAYWRIGHT_CORE}\""),
+                    format!("\"@sqlite.org/sqlite-wasm\": \"{SQLITE_WASM}\""),
+                ])
                 .collect();
             fs::write(
                 dir.join("package.json"),

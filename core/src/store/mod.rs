@@ -14,6 +14,20 @@ use crate::value::{Rows, Statement};
 pub mod browser;
 pub mod sqlite;
 
+/// Pragmas of a browser database in OPFS (`browser::open_opfs`; see that
+/// module's docs for why these). Here, on every target, so the benchmarks
+/// can run SQLite's floor in the very same mode. `locking_mode` must come
+/// before `journal_mode`: SQLite allows WAL on a VFS without shared memory
+/// (the sahpool VFS has none) only in exclusive locking mode
+/// (<https://sqlite.org/wal.html#noshm>).
+pub const OPFS_PRAGMAS: &[&str] = &[
+    "PRAGMA locking_mode = EXCLUSIVE",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA temp_store = MEMORY",
+    "PRAGMA foreign_keys = ON",
+];
+
 /// A local SQLite database.
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
