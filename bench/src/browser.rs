@@ -1,5 +1,5 @@
-//! Comparison 5: the browser build, measured only when the npm package has
-//! been built into `bindings-wasm/pkg` (this benchmark never builds it): the
+//! Comparison 5: the browser build, measured when the npm package has been
+//! built into `bindings-wasm/pkg` (`cargo xtask bench` builds it first): the
 //! size of its `.wasm`, raw and gzip -9, and, in Debian's headless Chromium
 //! driven by playwright-core (`baselines/browser.mjs`), the latency of
 //! `todos.add` on OPFS and of `todos.listActive()` over 1,000 rows as a page
@@ -181,8 +181,8 @@ pub fn run(ctx: &Ctx, title: &str) -> Result<Section> {
         .collect();
     if !missing.is_empty() {
         s.notes.push(format!(
-            "not measured: package not built (`{}` lacks {}; build the npm package first, \
-             this benchmark does not).",
+            "not measured: package not built (`{}` lacks {}; `cargo xtask bench` builds it, \
+             erth-bench alone does not).",
             pkg.strip_prefix(&ctx.workspace).unwrap_or(&pkg).display(),
             missing.join(" and ")
         ));

@@ -8,8 +8,10 @@
 //! and `@tursodatabase/sync` with its linux-x64 binary package (Turso Sync
 //! for Node), plus `playwright-core` to drive Debian's Chromium for the
 //! browser numbers and `@sqlite.org/sqlite-wasm` (the official SQLite WASM
-//! build) as the browser add's floor. `--only` runs a subset and prints it
-//! without touching `BENCHMARKS.md`.
+//! build) as the browser add's floor. When the browser section runs, the
+//! npm package (`bindings-wasm/pkg`) is built first, as `cargo xtask test
+//! wasm` and the demo build it, so the numbers are of the tree as it is.
+//! `--only` runs a subset and prints it without touching `BENCHMARKS.md`.
 
 use crate::cargo::{cargo, repo_root};
 use crate::Result;
@@ -38,6 +40,7 @@ const NODE_PACKAGES: [&str; 4] = [
 pub fn run(args: &[String]) -> Result<()> {
     let mut forward = Vec::new();
     let mut partial = false;
+    let mut browser = true;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -46,6 +49,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 let sections = it.next().ok_or("--only needs a comma-separated list")?;
                 forward.extend([arg.clone(), sections.clone()]);
                 partial = true;
+                browser = sections.split(',').any(|s| s == "browser");
             }
             other => {
                 return Err(format!(
@@ -59,6 +63,10 @@ pub fn run(args: &[String]) -> Result<()> {
     erth_tests::tools::tursodb()?;
     let python = python_env()?;
     let node = node_env()?;
+    if browser {
+        eprintln!("xtask bench: building the npm package for the browser numbers ...");
+        crate::wasm::build_wasm_package()?;
+    }
 
     let mut cmd = cargo(&["run", "--release", "--package", "erth-bench", "--"]);
     cmd.arg("--python")
