@@ -55,8 +55,8 @@ pub struct Config {
     pub rows_per_statement: usize,
     /// Most rows per pull page; pages are sized in bytes within that (see
     /// [`crate::sync`]), so this also bounds how many rows one size probe
-    /// plans. 10,000 `todos` rows are about 2 MB as a JSON page
-    /// ([`crate::page`]), the first page budget.
+    /// plans. 10,000 `todos` rows are about 2.1 MB as a JSON page
+    /// ([`crate::page`]), within the first page budget (4 MB).
     pub pull_page_rows: usize,
     /// How far ahead of local time a remote clock may pull the local clock (see [`crate::hlc`]).
     pub max_clock_drift_ms: u64,

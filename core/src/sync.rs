@@ -83,8 +83,11 @@ const SYNC_LOCK_POLL_MS: u64 = 25;
 /// [`MIN_BATCH_BYTES`]) when a push times out, for the link's later syncs.
 pub(crate) const PUSH_BATCH_BYTES: usize = 4_000_000;
 /// Answer size of one pull page at first; adapted to the link (see the
-/// module docs) between [`MIN_BATCH_BYTES`] and [`MAX_PAGE_BYTES`].
-pub(crate) const PULL_PAGE_BYTES: usize = 2_000_000;
+/// module docs) between [`MIN_BATCH_BYTES`] and [`MAX_PAGE_BYTES`]. 4 MB
+/// holds 10,000 `todos` rows as a JSON page (2.1 MB) with room to spare,
+/// so a fresh device gets them in one page; a link slower than 1 MB/s
+/// shrinks it after the first page (see `next_page_budget`).
+pub(crate) const PULL_PAGE_BYTES: usize = 4_000_000;
 /// sqld refuses answers over 10 MB (`RESPONSE_TOO_LARGE`); JSON adds to the
 /// row bytes counted here.
 pub(crate) const MAX_PAGE_BYTES: usize = 6_000_000;
@@ -967,13 +970,15 @@ impl Database {
             });
             Ok(rows as usize >= limit)
         };
-        let mut more = if std::mem::take(&mut probe) {
-            let answer = self.probe_and_page(remote, def, sizes_stmt(after)).await?;
-            add_to_plan(&mut plan, &answer)?
+        // The first probe is an aggregate one too: rows small enough to fit
+        // the budget together are never listed one by one.
+        let first = aggregate_stmt(after, self.config.pull_page_rows);
+        let answer = if std::mem::take(&mut probe) {
+            self.probe_and_page(remote, def, first).await?
         } else {
-            let answer = remote.client.execute(sizes_stmt(after)).await?;
-            add_to_plan(&mut plan, &answer)?
+            remote.client.execute(first).await?
         };
+        let mut more = add_aggregate(&mut plan, &answer, self.config.pull_page_rows)?;
         // The next page: as many planned rows as the budget holds, at least
         // one entry; the page that empties the plan also asks, in the same
         // request, how many rows follow and how big they are (one request

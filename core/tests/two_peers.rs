@@ -820,12 +820,11 @@ async fn a_sync_waits_for_another_process_syncing_the_file_then_fails_typed() {
 
 #[tokio::test]
 async fn rows_that_outgrow_the_page_budget_are_planned_one_by_one() {
-    // B's first size probe lists 7 small rows (`pull_page_rows`); the probe
-    // riding on their page only counts and sums the next rows, three of
-    // 1.5 MB: 4.5 MB, over the 2 MB page budget, so they are listed row by
-    // row: one page of 1.5 MB, after which the budget doubles (a fast page
-    // that used more than half of it) and the last two fit in one. Taken
-    // whole, the three would be one 4.5 MB page: [7, 10].
+    // B's first size probe counts 7 small rows (`pull_page_rows`); the
+    // probe riding on their page counts and sums the next rows, three of
+    // 1.5 MB: 4.5 MB, over the 4 MB page budget, so they are listed row by
+    // row: a page of two (3 MB), then the last. Taken whole, the three
+    // would be one 4.5 MB page: [7, 10].
     let server = LocalServer::new();
     let (a, b) = (peer(&server, 0).await, peer(&server, 0).await);
     for i in 0..7 {
@@ -848,6 +847,6 @@ async fn rows_that_outgrow_the_page_budget_are_planned_one_by_one() {
         .await
         .unwrap();
     assert_eq!(report.pulled, 10);
-    assert_eq!(*pages.lock().unwrap(), vec![7, 8, 10]);
+    assert_eq!(*pages.lock().unwrap(), vec![7, 9, 10]);
     assert_converged(&[&a, &b]).await;
 }

@@ -132,7 +132,19 @@ async fn ten_thousand_todos_sync_to_a_fresh_replica_in_pages() {
         pushed.pulled, 0,
         "a replica does not pull back its own push"
     );
-    let b = replica(dir.path(), "b", server.url(), server.token()).await;
+    // Pages of at most 2,000 rows: five pages, each asked for together
+    // with the size probe of the next rows.
+    let b = Database::open_native(
+        dir.path().join("b.db"),
+        Config {
+            url: Some(server.url().to_owned()),
+            auth_token: server.token().map(str::to_owned),
+            pull_page_rows: 2_000,
+            ..Config::default()
+        },
+    )
+    .await
+    .unwrap();
     let pages = std::sync::Mutex::new(0);
     let report = b
         .sync_with_progress(&|p| {
@@ -143,10 +155,10 @@ async fn ten_thousand_todos_sync_to_a_fresh_replica_in_pages() {
         .await
         .unwrap();
     assert_eq!(report.pulled, 10_000);
-    // About 2.1 MB as JSON pages: more than the first page budget (2 MB).
-    assert!(
-        *pages.lock().unwrap() >= 2,
-        "pulled in pages of at most the page budget"
+    assert_eq!(
+        *pages.lock().unwrap(),
+        5,
+        "pulled in pages of at most 2,000 rows"
     );
     assert_eq!(b.list_active_todos().await.unwrap().len(), 10_000);
     assert_converged(&[&a, &b]).await;
