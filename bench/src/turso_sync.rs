@@ -47,9 +47,12 @@ struct Engine {
     /// plain inserts, and Erth's own push statement (the merge upsert).
     floor: Samples,
     floor_upsert: Samples,
-    /// Erth only: the same rows as one plain `SELECT` ([`wire::select_floor`]).
+    /// Erth only: the same rows as one plain `SELECT` ([`wire::select_floor`]),
+    /// and as one JSON cell (the form of Erth's pull pages).
     select_floor: Samples,
     select_bytes: u64,
+    json_floor: Samples,
+    json_bytes: u64,
     version: String,
 }
 
@@ -63,6 +66,8 @@ impl Engine {
             floor_upsert: Samples::new(),
             select_floor: Samples::new(),
             select_bytes: 0,
+            json_floor: Samples::new(),
+            json_bytes: 0,
             version: String::new(),
         }
     }
@@ -197,8 +202,17 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
                     factor(erth.steps[2].median(), erth.select_floor.median())
                 ),
             ));
+            s.rows.push(Row::new(
+                "tursodb, the same SELECT as one JSON cell (the form of Erth's pull pages)",
+                format!("{} ({})", erth.json_floor.summary(), bytes(erth.json_bytes)),
+                "",
+                format!(
+                    "{} of the plain SELECT",
+                    factor(erth.json_floor.median(), erth.select_floor.median())
+                ),
+            ));
         }
-        let w = erth.traffic[i];
+        let w = &erth.traffic[i];
         if w.requests > 0 {
             s.rows.push(Row::new(
                 format!("{label}: Erth's share waiting for tursodb"),
@@ -221,7 +235,7 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
     let upsert = erth.floor_upsert.median();
     let push_why = format!(
         "Of Erth's {} push sync, {} is waiting for tursodb ({} requests, the empty pull after the \
-         push included) and {} is local (reading the pending rows, building the requests, clearing \
+         push included: {}) and {} is local (reading the pending rows, building the requests, clearing \
          `_dirty`). On the same server the same rows in the same batching take {} as plain \
          multi-row INSERTs (tursodb's floor) and {} as Erth's merge upserts alone: the conflict \
          clause costs tursodb about {} over a plain insert; the rest of the server time ({}) is \
@@ -229,6 +243,12 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
         duration(push),
         duration(push_server),
         erth.traffic[1].requests,
+        erth.traffic[1]
+            .each
+            .iter()
+            .map(|s| duration(*s))
+            .collect::<Vec<_>>()
+            .join(", "),
         duration((push - push_server).max(0.0)),
         duration(plain),
         duration(upsert),
@@ -288,19 +308,29 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
         format!(
             "Turso Sync bootstraps a fresh device by copying database pages, with no SQL per \
              row. Erth reads rows through SQL: the same 10,000 rows as one plain SELECT, received \
-             but not decoded, take tursodb {} ({} of the {} target by themselves, {}). Erth's {} \
-             pull (pages and size probes built by the server as one JSON cell, {} down) spent {} \
-             waiting for tursodb in {} requests and {} locally (opening the new replica, decoding, \
-             validating rows and clocks, the merge upserts; the next page downloads while one is \
-             applied).",
+             but not decoded, take tursodb {} ({} of the {} target by themselves, {}); as one JSON \
+             cell, the form of Erth's pages, {} ({}, which Erth decodes in a fraction of the time \
+             the Hrana values took: local work was 90 ms of a 206 ms pull with Hrana rows, \
+             BENCHMARKS.md of 2026-11-30 12:06). Erth's {} \
+             pull ({} down) spent {} waiting for tursodb in {} requests ({}: the server schema, the \
+             size probe, which has tursodb read every row's lengths, and the page) and {} locally \
+             (opening the new replica, decoding, validating rows and clocks, the merge upserts).",
             duration(select),
             factor(select, 3.0 * bootstrap),
             duration(3.0 * bootstrap),
             bytes(erth.select_bytes),
+            duration(erth.json_floor.median()),
+            bytes(erth.json_bytes),
             duration(pull),
             bytes(erth.traffic[2].down_bytes),
             duration(pull_server),
             erth.traffic[2].requests,
+            erth.traffic[2]
+                .each
+                .iter()
+                .map(|s| duration(*s))
+                .collect::<Vec<_>>()
+                .join(", "),
             duration((pull - pull_server).max(0.0))
         ),
     ));
@@ -365,16 +395,15 @@ async fn erth_once(engine: &mut Engine, url: &str, dir: &Path) -> Result<()> {
             todos.len()
         );
     }
-    let (t, size) = wire::select_floor(
-        url,
-        &format!(
-            "SELECT {}, \"_seq\" FROM \"todos\" ORDER BY \"_seq\"",
-            todos_table().row_column_list()
-        ),
-    )
-    .await?;
+    let columns = format!("{}, \"_seq\"", todos_table().row_column_list());
+    let select = format!("SELECT {columns} FROM \"todos\" ORDER BY \"_seq\"");
+    let (t, size) = wire::select_floor(url, &select).await?;
     engine.select_floor.push(t);
     engine.select_bytes = size;
+    let (t, size) =
+        wire::select_floor(url, &erth_core::page::as_one_cell(&columns, &select)).await?;
+    engine.json_floor.push(t);
+    engine.json_bytes = size;
     let rows = a.dump("todos").await?;
     engine
         .floor

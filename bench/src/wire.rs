@@ -12,13 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Totals since the last [`Wire::take`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WireStats {
     pub requests: u64,
     /// Seconds from sending a request to having its whole response.
     pub secs: f64,
     pub up_bytes: u64,
     pub down_bytes: u64,
+    /// Each request's seconds, in order.
+    pub each: Vec<f64>,
 }
 
 /// The counting transport.
@@ -45,6 +47,7 @@ impl Transport for Wire {
         let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         s.requests += 1;
         s.secs += secs;
+        s.each.push(secs);
         s.up_bytes += up;
         s.down_bytes += response.as_ref().map_or(0, |r| r.body.len() as u64);
         response
