@@ -289,20 +289,38 @@ impl HranaClient {
     /// Runs a batch, retrying transient failures (a batch must be safe to
     /// run twice: every batch the engine sends is idempotent).
     pub async fn batch(&self, steps: &[Step]) -> Result<BatchOutcome> {
-        self.batch_retrying(steps, true).await
+        self.batch_retrying(Body::Steps(steps), true).await
     }
 
     /// [`HranaClient::batch`], except that a timeout is returned at once:
     /// the caller asks for less (a smaller page or batch, see
     /// [`crate::sync`]) instead of sending the same request again.
     pub async fn batch_or_timeout(&self, steps: &[Step]) -> Result<BatchOutcome> {
-        self.batch_retrying(steps, false).await
+        self.batch_retrying(Body::Steps(steps), false).await
     }
 
-    async fn batch_retrying(&self, steps: &[Step], retry_timeouts: bool) -> Result<BatchOutcome> {
+    /// Encodes `steps` now, to be sent later by
+    /// [`HranaClient::send_or_timeout`]: a caller can do a request's CPU
+    /// work while an earlier request is still running (`crate::sync`'s push).
+    pub fn prepare(&self, steps: &[Step]) -> Result<PreparedBatch> {
+        let with_close = self.close.load(Ordering::Relaxed) == CLOSE_SUPPORTED;
+        Ok(PreparedBatch {
+            body: encode(steps, with_close)?,
+            steps: steps.len(),
+            with_close,
+        })
+    }
+
+    /// [`HranaClient::batch_or_timeout`] of a batch encoded by
+    /// [`HranaClient::prepare`].
+    pub async fn send_or_timeout(&self, batch: &PreparedBatch) -> Result<BatchOutcome> {
+        self.batch_retrying(Body::Prepared(batch), false).await
+    }
+
+    async fn batch_retrying(&self, body: Body<'_>, retry_timeouts: bool) -> Result<BatchOutcome> {
         let mut attempt = 0;
         loop {
-            match self.batch_once(steps).await {
+            match self.batch_once(body).await {
                 Err(e)
                     if e.is_transient()
                         && (retry_timeouts || !e.is_timeout())
@@ -331,9 +349,26 @@ impl HranaClient {
             .ok_or_else(|| Error::Protocol("statement has no result".into()))
     }
 
-    async fn batch_once(&self, steps: &[Step]) -> Result<BatchOutcome> {
-        let state = self.close.load(Ordering::Relaxed);
-        let answer = self.post(steps, state == CLOSE_SUPPORTED).await?;
+    async fn batch_once(&self, body: Body<'_>) -> Result<BatchOutcome> {
+        let (state, body, steps) = match body {
+            Body::Steps(steps) => {
+                let state = self.close.load(Ordering::Relaxed);
+                (state, encode(steps, state == CLOSE_SUPPORTED)?, steps.len())
+            }
+            // Encoded without `close` (the server was not known to keep
+            // streams then): read the answer as a first pipeline's, so a
+            // stream it kept is closed.
+            Body::Prepared(p) => (
+                if p.with_close {
+                    CLOSE_SUPPORTED
+                } else {
+                    CLOSE_UNKNOWN
+                },
+                p.body.clone(),
+                p.steps,
+            ),
+        };
+        let answer = self.post(body, steps).await?;
         if answer.close_rejected {
             tracing::debug!("server rejects the close request; not sending it again");
             self.close.store(CLOSE_UNSUPPORTED, Ordering::Relaxed);
@@ -384,26 +419,7 @@ impl HranaClient {
         headers
     }
 
-    async fn post(&self, steps: &[Step], with_close: bool) -> Result<PipelineAnswer> {
-        let batch = proto::Batch {
-            steps: steps
-                .iter()
-                .map(|s| proto::BatchStep {
-                    condition: s.cond.clone(),
-                    stmt: stmt_to_proto(&s.stmt),
-                })
-                .collect(),
-            replication_index: None,
-        };
-        let mut requests = vec![proto::StreamRequest::Batch(proto::BatchStreamReq { batch })];
-        if with_close {
-            requests.push(proto::StreamRequest::Close(proto::CloseStreamReq {}));
-        }
-        let body = serde_json::to_vec(&proto::PipelineReqBody {
-            baton: None,
-            requests,
-        })
-        .map_err(|e| Error::InvalidInput(format!("cannot encode request: {e}")))?;
+    async fn post(&self, body: Vec<u8>, steps: usize) -> Result<PipelineAnswer> {
         let headers = self.headers();
         let resp = self
             .transport
@@ -414,7 +430,7 @@ impl HranaClient {
             })
             .await?;
         match resp.status {
-            200 => parse_pipeline_response(&resp.body, steps.len()),
+            200 => parse_pipeline_response(&resp.body, steps),
             401 | 403 => Err(Error::Auth {
                 status: resp.status,
             }),
@@ -424,6 +440,46 @@ impl HranaClient {
             }),
         }
     }
+}
+
+/// A batch encoded ahead of sending ([`HranaClient::prepare`]).
+#[derive(Debug)]
+pub struct PreparedBatch {
+    body: Vec<u8>,
+    steps: usize,
+    /// Ends with `close` (the server keeps streams).
+    with_close: bool,
+}
+
+/// What one attempt of a batch sends.
+#[derive(Debug, Clone, Copy)]
+enum Body<'a> {
+    Steps(&'a [Step]),
+    Prepared(&'a PreparedBatch),
+}
+
+/// The pipeline request body of a batch of `steps`, ending with `close`
+/// when `with_close`.
+fn encode(steps: &[Step], with_close: bool) -> Result<Vec<u8>> {
+    let batch = proto::Batch {
+        steps: steps
+            .iter()
+            .map(|s| proto::BatchStep {
+                condition: s.cond.clone(),
+                stmt: stmt_to_proto(&s.stmt),
+            })
+            .collect(),
+        replication_index: None,
+    };
+    let mut requests = vec![proto::StreamRequest::Batch(proto::BatchStreamReq { batch })];
+    if with_close {
+        requests.push(proto::StreamRequest::Close(proto::CloseStreamReq {}));
+    }
+    serde_json::to_vec(&proto::PipelineReqBody {
+        baton: None,
+        requests,
+    })
+    .map_err(|e| Error::InvalidInput(format!("cannot encode request: {e}")))
 }
 
 /// `ok(step)`.

@@ -5,7 +5,9 @@
 //!   request and one server transaction (`BEGIN IMMEDIATE`, multi-row merge
 //!   upserts taking fresh `_seq` values from the counter read once per
 //!   statement, bump of `_erth_meta.seq`, a read-back of the counter and
-//!   the newest row, `COMMIT` only if all succeeded). Afterwards `_dirty` is cleared only where it
+//!   the newest row, `COMMIT` only if all succeeded). Batches are
+//!   pipelined: the next one is read and encoded while one runs on the
+//!   server, and sent when its answer is back. Afterwards `_dirty` is cleared only where it
 //!   still equals the pushed value, so edits made during the push stay
 //!   pending. A push whose answer was lost is retried; the merge makes the
 //!   repeat a no-op. A transaction the server rolled back for contention
@@ -95,6 +97,39 @@ const MIN_BATCH_BYTES: usize = 64 * 1024;
 /// A page should arrive within this many ms: a slower one shrinks the
 /// budget in proportion, one four times faster doubles it.
 const TARGET_PAGE_MS: u64 = 4_000;
+
+/// The output of a request sent ahead (`None` when none was), once it arrived.
+async fn arrived<F: std::future::Future + Unpin>(
+    request: Option<futures::future::MaybeDone<F>>,
+) -> Result<Option<F::Output>> {
+    let Some(mut request) = request else {
+        return Ok(None);
+    };
+    (&mut request).await;
+    std::pin::Pin::new(&mut request)
+        .take_output()
+        .map(Some)
+        .ok_or_else(|| Error::Protocol("a request sent ahead gave no answer".into()))
+}
+
+/// A push transaction encoded, not yet sent ([`Database::prepare_push`]).
+struct PreparedPush {
+    batch: hrana::PreparedBatch,
+    merges: usize,
+    commit: usize,
+}
+
+/// A batch sent ahead by `push_table`, with what its request gave.
+type Landed = (Vec<(SyncRow, i64)>, Result<SentBatch, PushFailure>);
+
+/// A push transaction's answer, not yet read ([`Database::finish_batch`]).
+struct SentBatch {
+    out: hrana::BatchOutcome,
+    /// How many merge statements follow `BEGIN`.
+    merges: usize,
+    /// The step of `COMMIT`.
+    commit: usize,
+}
 
 /// Why a push of some rows did not land.
 struct PushFailure {
@@ -524,82 +559,180 @@ impl Database {
     ) -> Result<Pushed> {
         let mut after = String::new();
         let mut pushed = 0u64;
-        loop {
-            let rows = self
-                .store
-                .query(&Statement::new(
-                    format!(
-                        "SELECT {}, t.\"_dirty\" FROM {} t WHERE t.\"_dirty\" > 0 AND t.\"id\" > ? AND {} ORDER BY t.\"id\" LIMIT ?",
-                        def.row_column_list(),
-                        q(&def.local_name()),
-                        rejected::NOT_SET_ASIDE,
-                    ),
-                    vec![
-                        SqlValue::Text(after.clone()),
-                        def.name.as_str().into(),
-                        SqlValue::Integer(self.config.push_batch_rows as i64),
-                    ],
-                ))
-                .await?;
-            if rows.rows.is_empty() {
-                return Ok(Pushed::Rows(pushed));
+        let mut more = true;
+        // The last batch sent: its request runs on the server while the
+        // next page is read, and its answer is read while the next batch
+        // runs. Batches still commit one at a time, in order: the next
+        // request leaves only once the previous answer is back.
+        let mut inflight = None;
+        while more || inflight.is_some() {
+            let mut parts = Vec::new();
+            if more {
+                let page = self.pending_page(def, &after).await?;
+                more = page.len() == self.config.push_batch_rows;
+                if let Some((row, _)) = page.last() {
+                    after = row.id.clone();
+                }
+                parts = self.split_by_budget(remote, page);
             }
-            let full_page = rows.rows.len() == self.config.push_batch_rows;
-            let mut page: Vec<(SyncRow, i64)> = Vec::with_capacity(rows.rows.len());
-            for cells in &rows.rows {
-                let row = SyncRow::from_cells(def, cells).map_err(|e| {
-                    Error::Storage(crate::store::StoreError::new(
-                        crate::store::StoreErrorKind::Corrupt,
-                        e,
-                    ))
-                })?;
-                let dirty = cells.last().and_then(SqlValue::as_i64).unwrap_or(0);
-                page.push((row, dirty));
-            }
-            after = page.last().map(|(r, _)| r.id.clone()).unwrap_or_default();
-            let mut rest = page.as_slice();
-            while !rest.is_empty() {
-                let budget = remote.push_bytes.load(Ordering::Relaxed);
-                let mut bytes = 0;
-                let n = rest
-                    .iter()
-                    .take_while(|(row, _)| {
-                        bytes += row.approx_size();
-                        bytes <= budget
-                    })
-                    .count()
-                    .max(1);
+            // The page's last part is encoded now, while the batch in flight
+            // runs on the server, and sent once that one's answer is back.
+            let next = match parts.pop() {
+                Some(rows) => match self.prepare_push(remote, def, &rows) {
+                    Ok(prepared) => Some((rows, prepared)),
+                    Err(failure) => return Err(failure.error),
+                },
+                None => None,
+            };
+            let mut landed = arrived(inflight.take()).await?;
+            // A page the budget splits: its first parts go one at a time.
+            if !parts.is_empty() {
+                let first = landed.take();
                 if let Some(refusal) = self
-                    .push_rows(remote, def, rest[..n].to_vec(), &mut pushed, progress)
+                    .settle(remote, def, first, &mut pushed, progress)
                     .await?
                 {
                     return Ok(Pushed::TableRefused(pushed, refusal));
                 }
-                rest = &rest[n..];
+                for part in parts {
+                    if let Some(refusal) = self
+                        .push_rows(remote, def, part, None, &mut pushed, progress)
+                        .await?
+                    {
+                        return Ok(Pushed::TableRefused(pushed, refusal));
+                    }
+                }
             }
-            if !full_page {
-                return Ok(Pushed::Rows(pushed));
+            if let Some((rows, prepared)) = next {
+                let mut request = futures::future::maybe_done(Box::pin(async move {
+                    let sent = self.send_prepared(remote, prepared).await;
+                    (rows, sent)
+                }));
+                let _ = futures::poll!(&mut request);
+                inflight = Some(request);
+            }
+            if let Some(refusal) = self
+                .settle(remote, def, landed, &mut pushed, progress)
+                .await?
+            {
+                return Ok(Pushed::TableRefused(pushed, refusal));
             }
         }
+        Ok(Pushed::Rows(pushed))
+    }
+
+    /// The next pending rows of `def` after id `after`, in id order (at
+    /// most `push_batch_rows`), each with its `_dirty` value.
+    async fn pending_page(&self, def: &TableDef, after: &str) -> Result<Vec<(SyncRow, i64)>> {
+        let rows = self
+            .store
+            .query(&Statement::new(
+                format!(
+                    "SELECT {}, t.\"_dirty\" FROM {} t WHERE t.\"_dirty\" > 0 AND t.\"id\" > ? AND {} ORDER BY t.\"id\" LIMIT ?",
+                    def.row_column_list(),
+                    q(&def.local_name()),
+                    rejected::NOT_SET_ASIDE,
+                ),
+                vec![
+                    SqlValue::Text(after.to_owned()),
+                    def.name.as_str().into(),
+                    SqlValue::Integer(self.config.push_batch_rows as i64),
+                ],
+            ))
+            .await?;
+        let mut page = Vec::with_capacity(rows.rows.len());
+        for cells in &rows.rows {
+            let row = SyncRow::from_cells(def, cells).map_err(|e| {
+                Error::Storage(crate::store::StoreError::new(
+                    crate::store::StoreErrorKind::Corrupt,
+                    e,
+                ))
+            })?;
+            let dirty = cells.last().and_then(SqlValue::as_i64).unwrap_or(0);
+            page.push((row, dirty));
+        }
+        Ok(page)
+    }
+
+    /// `page` in push batches that fit the link's push budget (at least one
+    /// row each).
+    fn split_by_budget(
+        &self,
+        remote: &Remote,
+        page: Vec<(SyncRow, i64)>,
+    ) -> Vec<Vec<(SyncRow, i64)>> {
+        let mut parts = Vec::new();
+        let mut rest = page.into_iter().peekable();
+        while rest.peek().is_some() {
+            let budget = remote.push_bytes.load(Ordering::Relaxed);
+            let mut bytes = 0;
+            let mut part = Vec::new();
+            while let Some((row, _)) = rest.peek() {
+                bytes += row.approx_size();
+                if bytes > budget && !part.is_empty() {
+                    break;
+                }
+                part.extend(rest.next());
+            }
+            parts.push(part);
+        }
+        parts
+    }
+
+    /// Reads the answer of a batch sent ahead ([`Database::send_batch`]);
+    /// a batch that did not land goes through [`Database::push_rows`] from
+    /// its failure on. Returns the refusal of the whole table, if any.
+    async fn settle(
+        &self,
+        remote: &Remote,
+        def: &TableDef,
+        landed: Option<Landed>,
+        pushed: &mut u64,
+        progress: &(dyn Fn(SyncProgress) + Sync),
+    ) -> Result<Option<TableRefusal>> {
+        let Some((rows, sent)) = landed else {
+            return Ok(None);
+        };
+        let failure = match sent {
+            Ok(sent) => match self.finish_batch(def, &rows, sent).await {
+                Ok(()) => {
+                    *pushed += rows.len() as u64;
+                    progress(SyncProgress::Pushed {
+                        table: def.name.clone(),
+                        rows: *pushed,
+                    });
+                    return Ok(None);
+                }
+                Err(f) => f,
+            },
+            Err(f) => f,
+        };
+        self.push_rows(remote, def, rows, Some(failure), pushed, progress)
+            .await
     }
 
     /// Pushes `rows`, narrowing a refused batch down to the rows at fault:
     /// the part the server's answer names (the refused statement's chunk),
     /// else halves, until a single refused row is set aside with the
     /// server's reason. A batch that times out (or is answered HTTP 413,
-    /// too large) is split too, and the link's push budget halved. Returns the refusal of the whole table, if the
-    /// server refused that (a token that may not write it).
+    /// too large) is split too, and the link's push budget halved. `failed`
+    /// is how `rows` already failed, when they were sent before. Returns the
+    /// refusal of the whole table, if the server refused that (a token that
+    /// may not write it).
     async fn push_rows(
         &self,
         remote: &Remote,
         def: &TableDef,
         rows: Vec<(SyncRow, i64)>,
+        mut failed: Option<PushFailure>,
         pushed: &mut u64,
         progress: &(dyn Fn(SyncProgress) + Sync),
     ) -> Result<Option<TableRefusal>> {
         let mut stack = vec![rows];
         while let Some(part) = stack.pop() {
-            let failure = match self.push_batch(remote, def, &part).await {
+            // `failed`: how `rows` already failed once (sent ahead by
+            // `push_table`).
+            let failure = match self.push_batch(remote, def, &part, failed.take()).await {
                 Ok(()) => {
                     *pushed += part.len() as u64;
                     progress(SyncProgress::Pushed {
@@ -665,20 +798,28 @@ impl Database {
     /// the transaction rolled back, so it lands exactly once. A push whose
     /// answer was lost after the commit is safe to repeat too: the merge
     /// makes the repeat a no-op.
+    /// `first`: how the first attempt already went (`push_table` sent it
+    /// ahead), so it counts as one of the retry policy's attempts.
     async fn push_batch(
         &self,
         remote: &Remote,
         def: &TableDef,
         batch: &[(SyncRow, i64)],
+        first: Option<PushFailure>,
     ) -> Result<(), PushFailure> {
         let mut attempt = 0;
+        let mut result = match first {
+            Some(failure) => Err(failure),
+            None => self.push_batch_once(remote, def, batch).await,
+        };
         loop {
-            match self.push_batch_once(remote, def, batch).await {
+            match result {
                 Err(f) if f.error.is_contention() && attempt + 1 < self.config.retry.attempts => {
                     let delay = self.config.retry.delay(attempt);
                     tracing::debug!(error = %f.error, attempt, delay, "push met contention; retrying");
                     self.transport.sleep(delay).await;
                     attempt += 1;
+                    result = self.push_batch_once(remote, def, batch).await;
                 }
                 other => return other,
             }
@@ -691,15 +832,38 @@ impl Database {
         def: &TableDef,
         batch: &[(SyncRow, i64)],
     ) -> Result<(), PushFailure> {
-        let rows: Vec<SyncRow> = batch.iter().map(|(r, _)| r.clone()).collect();
-        let n = rows.len() as i64;
-        let offsets: Vec<i64> = (1..=n).collect();
+        let sent = self.send_batch(remote, def, batch).await?;
+        self.finish_batch(def, batch, sent).await
+    }
+
+    /// Sends one push transaction for `batch` (see the module docs) and
+    /// returns the server's answer, unread.
+    async fn send_batch(
+        &self,
+        remote: &Remote,
+        def: &TableDef,
+        batch: &[(SyncRow, i64)],
+    ) -> Result<SentBatch, PushFailure> {
+        let prepared = self.prepare_push(remote, def, batch)?;
+        self.send_prepared(remote, prepared).await
+    }
+
+    /// The push transaction for `batch`, encoded (the CPU work of a push
+    /// request, done while the previous batch runs on the server).
+    fn prepare_push(
+        &self,
+        remote: &Remote,
+        def: &TableDef,
+        batch: &[(SyncRow, i64)],
+    ) -> Result<PreparedPush, PushFailure> {
+        let n = batch.len() as i64;
         let mut stmts = Vec::new();
-        for (chunk, offs) in rows
-            .chunks(self.config.rows_per_statement)
-            .zip(offsets.chunks(self.config.rows_per_statement))
-        {
-            stmts.push(merge::upsert(def, chunk, offs, Target::Server));
+        let mut offset = 0;
+        for chunk in batch.chunks(self.config.rows_per_statement) {
+            let rows: Vec<SyncRow> = chunk.iter().map(|(r, _)| r.clone()).collect();
+            let offs: Vec<i64> = (offset + 1..=offset + rows.len() as i64).collect();
+            offset += rows.len() as i64;
+            stmts.push(merge::upsert(def, &rows, &offs, Target::Server));
         }
         let merges = stmts.len();
         stmts.push(Statement::new(
@@ -722,7 +886,42 @@ impl Database {
             vec![SqlValue::Integer(n)],
         ));
         let (steps, commit) = hrana::transaction(stmts);
-        let out = remote.client.batch_or_timeout(&steps).await?;
+        Ok(PreparedPush {
+            batch: remote.client.prepare(&steps)?,
+            merges,
+            commit,
+        })
+    }
+
+    /// Sends a prepared push transaction; returns the answer, unread.
+    async fn send_prepared(
+        &self,
+        remote: &Remote,
+        prepared: PreparedPush,
+    ) -> Result<SentBatch, PushFailure> {
+        let out = remote.client.send_or_timeout(&prepared.batch).await?;
+        Ok(SentBatch {
+            out,
+            merges: prepared.merges,
+            commit: prepared.commit,
+        })
+    }
+
+    /// Reads a push transaction's answer: on a commit, clears `_dirty` of
+    /// the rows still as pushed and skips the cursor past the push's own
+    /// `_seq` range when it directly follows; else says what failed.
+    async fn finish_batch(
+        &self,
+        def: &TableDef,
+        batch: &[(SyncRow, i64)],
+        sent: SentBatch,
+    ) -> Result<(), PushFailure> {
+        let SentBatch {
+            out,
+            merges,
+            commit,
+        } = sent;
+        let n = batch.len() as i64;
         if out.results.get(commit).is_none_or(Option::is_none) {
             let (step, error) = out
                 .first_error_step()
