@@ -21,7 +21,7 @@
 //! aggregates out of the subquery's order loses nothing.
 
 use crate::error::{Error, Result};
-use crate::schema::{q, SqlType, TableDef};
+use crate::schema::{SqlType, TableDef};
 use crate::value::{Rows, SqlValue};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use std::fmt;
@@ -159,11 +159,6 @@ impl<'de> de::Deserialize<'de> for JsonCell {
         }
         d.deserialize_any(Cell)
     }
-}
-
-/// `"a", "b", ...` quoted, for [`as_one_cell`].
-pub fn quoted(columns: &[String]) -> String {
-    columns.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
