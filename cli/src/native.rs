@@ -23,6 +23,27 @@ use clap::{Parser, Subcommand};
 use erth_core::{Config, Database, Error, ErrorKind, Rows, SqlValue};
 use std::process::ExitCode;
 
+/// `println!` for the command's output, except that a closed pipe ends the
+/// process quietly with exit 0 (`erth dump | head`), as `head` expects;
+/// `println!` panics there. Any other write error exits 1 with a message.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        print_line(format_args!($($arg)*))
+    };
+}
+
+fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("erth: writing the output: {e}");
+        std::process::exit(1);
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "erth",
@@ -206,15 +227,15 @@ fn print_table(rows: &Rows) {
             .trim_end()
             .to_owned()
     };
-    println!("{}", line(&rows.columns));
-    println!(
+    out!("{}", line(&rows.columns));
+    out!(
         "{}",
         line(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>())
     );
     for r in &cells {
-        println!("{}", line(r));
+        out!("{}", line(r));
     }
-    println!(
+    out!(
         "({} row{})",
         cells.len(),
         if cells.len() == 1 { "" } else { "s" }
@@ -301,9 +322,9 @@ async fn run(args: Args) -> erth_core::Result<()> {
     let db = Database::open_native(&args.db, config).await?;
     let print_todo = |t: &erth_core::Todo| {
         if args.json {
-            println!("{}", serde_json::to_string(t).unwrap_or_default());
+            out!("{}", serde_json::to_string(t).unwrap_or_default());
         } else {
-            println!(
+            out!(
                 "{}  [{}] {}",
                 t.id,
                 if t.is_completed { "x" } else { " " },
@@ -317,13 +338,13 @@ async fn run(args: Args) -> erth_core::Result<()> {
             if args.json {
                 print_todo(&t);
             } else {
-                println!("{}", t.id);
+                out!("{}", t.id);
             }
         }
         Command::List => {
             let todos = db.list_active_todos().await?;
             if args.json {
-                println!(
+                out!(
                     "{}",
                     serde_json::to_string_pretty(&todos).unwrap_or_default()
                 );
@@ -341,40 +362,44 @@ async fn run(args: Args) -> erth_core::Result<()> {
                     id: id.clone(),
                 });
             }
-            println!("deleted {id}");
+            out!("deleted {id}");
         }
         Command::Sync => {
             let r = db.sync().await?;
             let status = db.status().await?;
             let unknown = status.unknown_server_columns;
             if args.json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({"pushed": r.pushed, "pulled": r.pulled, "duration_ms": r.duration_ms,
                         "unknown_server_columns": unknown, "rejected": status.rejected,
                         "refused_tables": status.refused_tables.iter().map(refusal_json).collect::<Vec<_>>()})
                 );
             } else {
-                println!(
+                out!(
                     "pushed {} rows, pulled {} rows in {} ms",
-                    r.pushed, r.pulled, r.duration_ms
+                    r.pushed,
+                    r.pulled,
+                    r.duration_ms
                 );
                 if !unknown.is_empty() {
-                    println!(
+                    out!(
                         "the server has columns this schema does not declare (left alone): {}",
                         unknown.join(", ")
                     );
                 }
                 if status.rejected > 0 {
-                    println!(
+                    out!(
                         "{} rows refused by the server are set aside (see `erth rejected`)",
                         status.rejected
                     );
                 }
                 for t in &status.refused_tables {
-                    println!(
+                    out!(
                         "the server refuses changes to table {} ({}: {}); they stay pending",
-                        t.table, t.code, t.message
+                        t.table,
+                        t.code,
+                        t.message
                     );
                 }
             }
@@ -389,63 +414,65 @@ async fn run(args: Args) -> erth_core::Result<()> {
                             "message": r.message, "rejected_at_ms": r.rejected_at_ms})
                     })
                     .collect();
-                println!("{}", serde_json::Value::Array(list));
+                out!("{}", serde_json::Value::Array(list));
             } else if rows.is_empty() {
-                println!("no refused rows");
+                out!("no refused rows");
             } else {
                 for r in &rows {
-                    println!("{} {} {}: {}", r.table, r.id, r.code, r.message);
+                    out!("{} {} {}: {}", r.table, r.id, r.code, r.message);
                 }
             }
         }
         Command::RetryRejected => {
             let n = db.retry_rejected().await?;
             if args.json {
-                println!("{}", serde_json::json!({"retried": n}));
+                out!("{}", serde_json::json!({"retried": n}));
             } else {
-                println!("{n} refused rows are pending again; the next sync pushes them");
+                out!("{n} refused rows are pending again; the next sync pushes them");
             }
         }
         Command::DiscardRejected { table, id } => {
             db.discard_rejected(table, id).await?;
             if args.json {
-                println!("{}", serde_json::json!({"discarded": id}));
+                out!("{}", serde_json::json!({"discarded": id}));
             } else {
-                println!("discarded the local changes of {table} {id}");
+                out!("discarded the local changes of {table} {id}");
             }
         }
         Command::Status => {
             let s = db.status().await?;
             if args.json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({"pending_changes": s.pending_changes, "last_sync_at_ms": s.last_sync_at_ms,
                         "last_error": s.last_error, "remote_url": s.remote_url, "rejected": s.rejected,
                         "refused_tables": s.refused_tables.iter().map(refusal_json).collect::<Vec<_>>()})
                 );
             } else {
-                println!(
+                out!(
                     "remote:          {}",
                     s.remote_url.as_deref().unwrap_or("(none: local-only)")
                 );
-                println!("pending changes: {}", s.pending_changes);
-                println!("refused rows:    {}", s.rejected);
+                out!("pending changes: {}", s.pending_changes);
+                out!("refused rows:    {}", s.rejected);
                 for t in &s.refused_tables {
-                    println!(
+                    out!(
                         "refused table:   {} ({}: {}); its changes stay pending",
-                        t.table, t.code, t.message
+                        t.table,
+                        t.code,
+                        t.message
                     );
                 }
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64);
-                println!(
+                out!(
                     "last sync:       {}",
                     s.last_sync_at_ms
                         .map_or("never".into(), |t| human_time(t, now))
                 );
                 if let Some(e) = &s.last_error {
-                    println!("last error:      {e}");
+                    out!("last error:      {e}");
                 }
             }
         }
@@ -474,16 +501,16 @@ async fn run(args: Args) -> erth_core::Result<()> {
                     all.insert(name.clone(), out.into());
                 } else {
                     if table.is_none() {
-                        println!("== {name} ==");
+                        out!("== {name} ==");
                     }
-                    println!("{}", cols.join("\t"));
+                    out!("{}", cols.join("\t"));
                     for r in rows {
                         let cells: Vec<String> = r
                             .to_cells()
                             .iter()
                             .map(|c| cell_json(c).to_string())
                             .collect();
-                        println!("{}", cells.join("\t"));
+                        out!("{}", cells.join("\t"));
                     }
                 }
             }
@@ -492,7 +519,7 @@ async fn run(args: Args) -> erth_core::Result<()> {
                     Some(t) => all.remove(t).unwrap_or_default(),
                     None => serde_json::Value::Object(all),
                 };
-                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                out!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             }
         }
         Command::Sql {
@@ -502,13 +529,13 @@ async fn run(args: Args) -> erth_core::Result<()> {
             let out = db.execute(statement, &params(p.as_deref())?).await?;
             let is_query = !out.rows.columns.is_empty();
             match (is_query, args.json) {
-                (true, true) => println!("{}", rows_json(&out.rows)),
+                (true, true) => out!("{}", rows_json(&out.rows)),
                 (true, false) => print_table(&out.rows),
-                (false, true) => println!(
+                (false, true) => out!(
                     "{}",
                     serde_json::json!({"rows_affected": out.rows_affected})
                 ),
-                (false, false) => println!(
+                (false, false) => out!(
                     "{} row{} changed",
                     out.rows_affected,
                     if out.rows_affected == 1 { "" } else { "s" }

@@ -328,3 +328,45 @@ async fn refused_rows_are_listed_retried_and_discarded() {
     .await
     .unwrap();
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `erth dump | head -1`: the reader goes away while erth still writes
+    // (20,000 rows, far more than a pipe holds). erth must end with exit 0
+    // and nothing on stderr, not a panic about a broken pipe.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pipe.db");
+    ok(&erth(
+        &db,
+        &[
+            "sql",
+            "INSERT INTO todos (title) WITH RECURSIVE c(i) AS \
+             (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20000) SELECT 'row ' || i FROM c",
+        ],
+        None,
+    ));
+    for command in [&["dump"][..], &["list"][..]] {
+        let mut child = Command::new(ERTH)
+            .arg("--db")
+            .arg(&db)
+            .args(command)
+            .env_remove("ERTH_DATABASE_URL")
+            .env_remove("ERTH_AUTH_TOKEN")
+            .env_remove("ERTH_SCHEMA")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 64];
+        std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "erth {command:?} into a closed pipe: {}, stderr: {stderr}",
+            out.status
+        );
+    }
+}
