@@ -98,17 +98,13 @@ const MIN_BATCH_BYTES: usize = 64 * 1024;
 /// budget in proportion, one four times faster doubles it.
 const TARGET_PAGE_MS: u64 = 4_000;
 
-/// The output of a request sent ahead (`None` when none was), once it arrived.
+/// The output of a request sent ahead (polled once already), once it arrived.
 async fn arrived<F: std::future::Future + Unpin>(
-    request: Option<futures::future::MaybeDone<F>>,
-) -> Result<Option<F::Output>> {
-    let Some(mut request) = request else {
-        return Ok(None);
-    };
+    mut request: futures::future::MaybeDone<F>,
+) -> Result<F::Output> {
     (&mut request).await;
     std::pin::Pin::new(&mut request)
         .take_output()
-        .map(Some)
         .ok_or_else(|| Error::Protocol("a request sent ahead gave no answer".into()))
 }
 
@@ -584,7 +580,10 @@ impl Database {
                 },
                 None => None,
             };
-            let mut landed = arrived(inflight.take()).await?;
+            let mut landed = match inflight.take() {
+                Some(request) => Some(arrived(request).await?),
+                None => None,
+            };
             // A page the budget splits: its first parts go one at a time.
             if !parts.is_empty() {
                 let first = landed.take();
@@ -1242,17 +1241,14 @@ impl Database {
                 more = add_to_plan(&mut plan, &answer)?;
                 continue;
             }
-            let (ask, mut request) = match prefetched.take() {
+            let (ask, request) = match prefetched.take() {
                 Some(p) => p,
                 None => {
                     let ask = next_page(&plan, more);
                     (ask, futures::future::maybe_done(fetch(after, ask)))
                 }
             };
-            (&mut request).await;
-            let answer = std::pin::Pin::new(&mut request)
-                .take_output()
-                .ok_or_else(|| Error::Protocol("the page request gave no answer".into()))?;
+            let answer = arrived(request).await?;
             let PageAsk {
                 take,
                 upto,
