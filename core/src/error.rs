@@ -4,7 +4,7 @@
 //! No variant ever holds the auth token: transport errors are built from
 //! status codes and server bodies, never from request headers.
 
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 use crate::transport::TransportError;
 
 /// Result with the core [`Error`].

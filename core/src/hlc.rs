@@ -17,6 +17,7 @@
 //! replica's own clock stays bounded.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Source of physical time in milliseconds since the Unix epoch.
 pub trait Clock: crate::platform::SendOutsideWasm + crate::platform::SyncOutsideWasm {
@@ -198,6 +199,33 @@ impl HybridClock {
             self.last = self.last.max(remote.hlc);
             Observed::Advanced
         }
+    }
+}
+
+/// A replica's clocks: the wall clock and the hybrid logical clock it
+/// drives, behind one async lock that local writes and pulled pages take in
+/// turn (a write ticks it; a page observes the clocks it brings).
+pub(crate) struct ReplicaClock {
+    wall: Arc<dyn Clock>,
+    hlc: futures::lock::Mutex<HybridClock>,
+}
+
+impl ReplicaClock {
+    pub(crate) fn new(wall: Arc<dyn Clock>, hlc: HybridClock) -> ReplicaClock {
+        ReplicaClock {
+            wall,
+            hlc: futures::lock::Mutex::new(hlc),
+        }
+    }
+
+    /// Wall-clock milliseconds since the epoch.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.wall.now_ms()
+    }
+
+    /// The hybrid clock, once no other write or page holds it.
+    pub(crate) async fn lock(&self) -> futures::lock::MutexGuard<'_, HybridClock> {
+        self.hlc.lock().await
     }
 }
 

@@ -32,6 +32,8 @@
 #[cfg(feature = "uniffi")]
 uniffi::setup_scaffolding!();
 
+pub mod access;
+pub mod config;
 pub mod db;
 pub mod endpoint;
 pub mod error;
@@ -44,26 +46,28 @@ mod migrate;
 pub mod page;
 pub mod platform;
 pub mod rejected;
-mod restored;
 pub mod row;
+pub mod rows;
 pub mod schema;
 pub mod sql;
 mod state;
+pub mod status;
 pub mod store;
-pub mod sync;
+mod sync;
 pub mod todos;
 pub mod transport;
 pub mod value;
 pub mod watch;
 
-pub use db::{Config, Database, SyncReport, SyncStatus};
+pub use config::Config;
+pub use db::Database;
 pub use endpoint::{AuthToken, Endpoint};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{ChangeEvent, ChangeOrigin, Subscription};
 pub use hlc::{Clock, NodeId, SystemClock, Timestamp};
-pub use rejected::{RejectedRow, TableRefusal};
 pub use schema::{ColumnDef, Schema, SqlType, TableDef};
 pub use sql::ExecuteResult;
+pub use status::{RejectedRow, SyncProgress, SyncReport, SyncStatus, TableRefusal};
 pub use todos::Todo;
 pub use value::{Rows, SqlValue, Statement};
 pub use watch::{LiveQuery, RowsListener};

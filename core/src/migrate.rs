@@ -24,7 +24,7 @@
 //! server may hold real values. The `backfill:<table>` state key records the
 //! cursor at the upgrade and the new columns; the next sync re-pulls only
 //! the rows up to that cursor whose new columns carry a clock
-//! ([`crate::sync`]), not the whole table.
+//! (`crate::sync`), not the whole table.
 
 use crate::error::{Error, Result};
 use crate::hlc::NodeId;
@@ -183,7 +183,7 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
     let objects = read_objects(store).await?;
     let has = |kind: &str, name: &str| objects.iter().any(|o| o.kind == kind && o.name == name);
     let kv: HashMap<String, String> = if has("table", "_erth_state") {
-        crate::db::read_state(store).await?
+        state::read_state(store).await?
     } else {
         HashMap::new()
     };

@@ -1,7 +1,8 @@
-//! Rows the server refused: the bookkeeping and the public calls.
+//! Rows the server refused: the public calls that list, retry and discard
+//! them.
 //!
 //! A push batch the server refuses because of its rows (see
-//! [`Error::is_row_refusal`]) is narrowed down by [`crate::sync`] to the
+//! [`Error::is_row_refusal`]) is narrowed down by the sync engine to the
 //! rows at fault; each is recorded in the replica's `_erth_rejected` table
 //! with the server's code and message and the row's `_dirty` at that moment,
 //! and stays pending. A refused row is skipped by later pushes while its
@@ -9,113 +10,16 @@
 //! or after [`Database::retry_rejected`]; [`Database::discard_rejected`]
 //! drops the local changes and takes the server's version of the row.
 
-use crate::db::{persist_clock, Database};
-use crate::error::{clip, Error, Result};
+use crate::db::Database;
+use crate::error::{Error, Result};
 use crate::events::{ChangeEvent, ChangeOrigin};
 use crate::merge;
 use crate::row::SyncRow;
 use crate::schema::{q, TableDef};
 use crate::state::REJECTED;
+use crate::status::RejectedRow;
 use crate::value::{SqlValue, Statement};
 use std::sync::atomic::Ordering;
-
-/// A local row the server refused, with the server's reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-pub struct RejectedRow {
-    pub table: String,
-    pub id: String,
-    /// The server's Hrana error code (e.g. `SQLITE_CONSTRAINT`; tursodb
-    /// reports every failed step as `BATCH_STEP_ERROR`).
-    pub code: String,
-    /// The server's message (at most about 500 bytes).
-    pub message: String,
-    /// Wall-clock ms when the server refused it.
-    pub rejected_at_ms: u64,
-}
-
-/// A synced table this replica may not write (or read) with its token, as
-/// of the last sync; its pending rows stay pending.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
-pub struct TableRefusal {
-    pub table: String,
-    /// `HTTP 403` for a token the server answered with 403 (sqld: a
-    /// read-only token writing), else the server's Hrana code (`SQLITE_AUTH`).
-    pub code: String,
-    pub message: String,
-}
-
-/// `refusals` as kept in `_erth_state` (a JSON array of
-/// `[table, code, message]`), so `status()` says why after a reopen too.
-pub(crate) fn refusals_text(refusals: &[TableRefusal]) -> String {
-    let list: Vec<[&str; 3]> = refusals
-        .iter()
-        .map(|r| [r.table.as_str(), r.code.as_str(), r.message.as_str()])
-        .collect();
-    serde_json::to_string(&list).unwrap_or_default()
-}
-
-/// [`refusals_text`] read back; anything unreadable reads as none.
-pub(crate) fn refusals_from_text(text: &str) -> Vec<TableRefusal> {
-    serde_json::from_str::<Vec<[String; 3]>>(text)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|[table, code, message]| TableRefusal {
-            table,
-            code,
-            message,
-        })
-        .collect()
-}
-
-/// `(tbl, id, dirty)` of the rows a push must skip, as a SQL condition on
-/// the engine table aliased `t` (one argument: the table name).
-pub(crate) const NOT_SET_ASIDE: &str = "NOT EXISTS (SELECT 1 FROM \"_erth_rejected\" r WHERE r.\"tbl\" = ? AND r.\"id\" = t.\"id\" AND r.\"dirty\" = t.\"_dirty\")";
-
-/// Records that the server refused version `dirty` of row `id`.
-pub(crate) fn set_aside(
-    table: &str,
-    id: &str,
-    dirty: i64,
-    error: &Error,
-    now_ms: u64,
-) -> Statement {
-    let (code, message) = match error {
-        Error::Server { code, message } => (code.clone(), message.clone()),
-        other => (format!("{:?}", other.kind()), other.to_string()),
-    };
-    Statement::new(
-        format!(
-            "INSERT INTO {} (\"tbl\", \"id\", \"dirty\", \"code\", \"message\", \"at_ms\") VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (\"tbl\", \"id\") DO UPDATE SET \"dirty\" = excluded.\"dirty\", \"code\" = excluded.\"code\", \
-             \"message\" = excluded.\"message\", \"at_ms\" = excluded.\"at_ms\"",
-            q(REJECTED)
-        ),
-        vec![
-            table.into(),
-            id.into(),
-            SqlValue::Integer(dirty),
-            SqlValue::Text(code),
-            SqlValue::Text(clip(&message, 500)),
-            SqlValue::Integer(now_ms as i64),
-        ],
-    )
-}
-
-/// Forgets the refusals of rows the server has now accepted.
-pub(crate) fn accepted(table: &str, ids: &[&str]) -> Statement {
-    let tuples = vec!["(?)"; ids.len()].join(", ");
-    let mut args = vec![SqlValue::from(table)];
-    args.extend(ids.iter().map(|id| SqlValue::from(*id)));
-    Statement::new(
-        format!(
-            "DELETE FROM {} WHERE \"tbl\" = ? AND \"id\" IN (VALUES {tuples})",
-            q(REJECTED)
-        ),
-        args,
-    )
-}
 
 impl Database {
     /// The rows the server refused and that have not changed since, over
@@ -226,7 +130,7 @@ impl Database {
             .first()
             .map(|cells| server_version(def, cells))
             .transpose()?;
-        let mut hlc = self.hlc.lock().await;
+        let mut hlc = self.clock.lock().await;
         let mut stmts = vec![
             Statement::new(
                 format!("DELETE FROM {} WHERE \"id\" = ?", q(&def.local_name())),
@@ -251,7 +155,7 @@ impl Database {
                 &[*seq],
                 merge::Target::Replica,
             ));
-            stmts.push(persist_clock(&hlc));
+            stmts.push(crate::state::persist_clock(&hlc));
         }
         self.store.write(&stmts).await?;
         drop(hlc);

@@ -1,7 +1,7 @@
 //! The app's plain SQL on the local replica: [`Database::execute`],
 //! [`Database::query`] and [`Database::transaction`], and the access rules
 //! every app statement is held to while SQLite prepares it
-//! ([`check_access`], called from the store's authorizer).
+//! ([`crate::access::check_access`], called from the store's authorizer).
 //!
 //! A synced table's name is a view of its live rows
 //! ([`crate::schema::local`]); writes to it go through `INSTEAD OF`
@@ -19,85 +19,13 @@
 //! of the engine's functions outside its triggers. Everything else — local
 //! tables of the app's own, views, indexes on them — is plain SQLite.
 
-use crate::db::{persist_clock, persisted_clock, Database};
+use crate::db::Database;
 use crate::error::{Error, Result};
-use crate::schema::local::{is_engine_object, LOCAL_PREFIX};
+use crate::schema::local::LOCAL_PREFIX;
 use crate::schema::q;
 use crate::state;
 use crate::store::{AppContext, StoreError, StoreErrorKind};
 use crate::value::{Rows, SqlValue, Statement};
-
-/// What the authorizer asks about, in the engine's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access<'a> {
-    Read(&'a str),
-    /// `INSERT`, `UPDATE` or `DELETE` on a table or view.
-    Write(&'a str),
-    /// Creating, dropping or altering a table, view, index or trigger on this table.
-    Schema(&'a str),
-    Attach,
-    Transaction,
-    Pragma(&'a str, Option<&'a str>),
-    Function(&'a str),
-    Other,
-}
-
-/// Pragmas that take an argument but only read.
-const READ_PRAGMAS: [&str; 11] = [
-    "table_info",
-    "table_xinfo",
-    "table_list",
-    "index_list",
-    "index_info",
-    "index_xinfo",
-    "foreign_key_list",
-    "foreign_key_check",
-    "integrity_check",
-    "quick_check",
-    "function_list",
-];
-
-/// Whether an app statement may do `access`; `accessor` is the trigger or
-/// view SQLite is coding it for (`None` at top level), `protected` the
-/// synced tables' names. `Err` holds the reason the app is told.
-pub fn check_access(
-    access: Access<'_>,
-    accessor: Option<&str>,
-    protected: &[String],
-) -> std::result::Result<(), String> {
-    if accessor.is_some_and(is_engine_object) {
-        // The engine's own triggers, run on the app's behalf.
-        return Ok(());
-    }
-    let synced = |name: &str| protected.iter().any(|p| p.eq_ignore_ascii_case(name));
-    match access {
-        Access::Read(_) | Access::Other => Ok(()),
-        Access::Write(t) if is_engine_object(t) => Err(format!(
-            "{t} is the engine's own table: write to the synced table's name instead"
-        )),
-        Access::Write(_) => Ok(()),
-        Access::Schema(t) if synced(t) || is_engine_object(t) => Err(format!(
-            "{t} is synced by Erth Sync: change its shape through the schema passed at open (additive changes only), not with DDL"
-        )),
-        Access::Schema(_) => Ok(()),
-        Access::Attach => Err("ATTACH and DETACH are not allowed on a replica".into()),
-        Access::Transaction => Err(
-            "BEGIN, COMMIT and SAVEPOINT are not allowed: every call is its own transaction; use transaction() to run several statements as one".into(),
-        ),
-        Access::Pragma(name, Some(_))
-            if !READ_PRAGMAS.iter().any(|p| p.eq_ignore_ascii_case(name)) =>
-        {
-            Err(format!(
-                "PRAGMA {name} with a value would change how the replica works; only reading pragmas are allowed"
-            ))
-        }
-        Access::Pragma(..) => Ok(()),
-        Access::Function(f) if f.to_ascii_lowercase().starts_with("erth_") => Err(format!(
-            "{f}() belongs to Erth Sync's write triggers"
-        )),
-        Access::Function(_) => Ok(()),
-    }
-}
 
 /// One statement's outcome.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -170,15 +98,15 @@ impl Database {
     pub async fn transaction(&self, stmts: &[Statement]) -> Result<Vec<ExecuteResult>> {
         check_params(stmts)?;
         let protected = self.protected_names();
-        let mut hlc = self.hlc.lock().await;
+        let mut hlc = self.clock.lock().await;
         // The clock is taken inside the write transaction, after catching
         // up with the one another process sharing the file persisted.
         let ctx = AppContext {
             read: state::get(state::KEY_HLC),
             clock: Box::new(|rows| {
-                hlc.catch_up(persisted_clock(&rows));
+                hlc.catch_up(state::persisted_clock(&rows));
                 let clock = hlc.tick(self.now_ms());
-                Ok((clock, vec![persist_clock(&hlc)]))
+                Ok((clock, vec![state::persist_clock(&hlc)]))
             }),
             protected: &protected,
         };
@@ -301,38 +229,5 @@ mod tests {
         assert_eq!(rowid_runs(&mixed), (vec![(20, 28)], vec![1, 3, 4, 5, 50]));
         let edge: Vec<i64> = (i64::MAX - 9..=i64::MAX).collect();
         assert_eq!(rowid_runs(&edge), (vec![(i64::MAX - 9, i64::MAX)], vec![]));
-    }
-
-    #[test]
-    fn access_rules() {
-        let p = vec!["notes".to_string()];
-        let ok = |a, by| check_access(a, by, &p).is_ok();
-        assert!(ok(Access::Write("notes"), None));
-        assert!(ok(Access::Write("my_local"), None));
-        assert!(!ok(Access::Write("_erth_rows_notes"), None));
-        assert!(!ok(Access::Write("_ERTH_state"), None));
-        assert!(ok(
-            Access::Write("_erth_rows_notes"),
-            Some("_erth_insert_notes")
-        ));
-        assert!(!ok(Access::Write("_erth_rows_notes"), Some("my_trigger")));
-        assert!(!ok(Access::Schema("notes"), None));
-        assert!(!ok(Access::Schema("NOTES"), None));
-        assert!(!ok(Access::Schema("_erth_rows_notes"), None));
-        assert!(ok(Access::Schema("my_local"), None));
-        assert!(!ok(Access::Attach, None));
-        assert!(!ok(Access::Transaction, None));
-        assert!(!ok(Access::Pragma("user_version", Some("9")), None));
-        assert!(!ok(Access::Pragma("writable_schema", Some("1")), None));
-        assert!(ok(Access::Pragma("user_version", None), None));
-        assert!(ok(Access::Pragma("table_info", Some("notes")), None));
-        assert!(!ok(Access::Function("erth_clock"), None));
-        assert!(!ok(Access::Function("ERTH_NEW_ID"), Some("my_view")));
-        assert!(ok(
-            Access::Function("erth_clock"),
-            Some("_erth_update_notes")
-        ));
-        assert!(ok(Access::Function("uuid7"), None));
-        assert!(ok(Access::Read("_erth_rows_notes"), None));
     }
 }

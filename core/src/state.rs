@@ -6,7 +6,11 @@
 //! Keys and values are bound as parameters; cursors are updated in the same
 //! transaction as the page they acknowledge.
 
-use crate::value::{SqlValue, Statement};
+use crate::error::Result;
+use crate::hlc::HybridClock;
+use crate::store::Store;
+use crate::value::{Rows, SqlValue, Statement};
+use std::collections::HashMap;
 
 /// Local schema format this build writes (`PRAGMA user_version`).
 pub const LOCAL_SCHEMA_VERSION: i64 = 2;
@@ -27,7 +31,7 @@ pub const KEY_HLC: &str = "hlc";
 pub const KEY_SERVER_DB: &str = "server_db_id";
 pub const KEY_LAST_SYNC: &str = "last_sync_at";
 /// The tables the server refused at the last push (JSON, see
-/// [`crate::rejected::TableRefusal`]).
+/// [`crate::status::TableRefusal`]).
 pub const KEY_REFUSED_TABLES: &str = "refused_tables";
 
 /// The cursor key of a table.
@@ -90,4 +94,32 @@ pub fn set(key: &str, value: String) -> Statement {
 /// Reads every key.
 pub fn select_all() -> Statement {
     Statement::plain("SELECT \"k\", \"v\" FROM \"_erth_state\"")
+}
+
+/// Persists the clock; never lowers it (another process sharing the file
+/// may have persisted a later one).
+pub(crate) fn persist_clock(hlc: &HybridClock) -> Statement {
+    raise(KEY_HLC, format!("{:016x}", hlc.last()))
+}
+
+/// The clock value in the rows of [`get`]`(KEY_HLC)` (0 when missing).
+pub(crate) fn persisted_clock(rows: &Rows) -> u64 {
+    rows.rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(SqlValue::as_str)
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .unwrap_or(0)
+}
+
+pub(crate) async fn read_state(store: &dyn Store) -> Result<HashMap<String, String>> {
+    let rows = store.query(&select_all()).await?;
+    Ok(rows
+        .rows
+        .into_iter()
+        .filter_map(|r| match (r.first(), r.get(1)) {
+            (Some(SqlValue::Text(k)), Some(SqlValue::Text(v))) => Some((k.clone(), v.clone())),
+            _ => None,
+        })
+        .collect())
 }

@@ -840,7 +840,7 @@ async fn rows_that_outgrow_the_page_budget_are_planned_one_by_one() {
     let p2 = pages.clone();
     let report =
         b.db.sync_with_progress(&move |p| {
-            if let erth_core::db::SyncProgress::Pulled { rows, .. } = p {
+            if let erth_core::SyncProgress::Pulled { rows, .. } = p {
                 p2.lock().unwrap().push(rows);
             }
         })

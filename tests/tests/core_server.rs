@@ -148,7 +148,7 @@ async fn ten_thousand_todos_sync_to_a_fresh_replica_in_pages() {
     let pages = std::sync::Mutex::new(0);
     let report = b
         .sync_with_progress(&|p| {
-            if matches!(p, erth_core::db::SyncProgress::Pulled { .. }) {
+            if matches!(p, erth_core::SyncProgress::Pulled { .. }) {
                 *pages.lock().unwrap() += 1;
             }
         })

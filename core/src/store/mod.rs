@@ -12,7 +12,10 @@ use crate::value::{Rows, Statement};
 
 #[cfg(target_arch = "wasm32")]
 pub mod browser;
+pub mod error;
 pub mod sqlite;
+
+pub use error::{StoreError, StoreErrorKind};
 
 /// Pragmas of a browser database in OPFS (`browser::open_opfs`; see that
 /// module's docs for why these). Here, on every target, so the benchmarks
@@ -52,7 +55,7 @@ pub trait Store: SendOutsideWasm + SyncOutsideWasm {
         then: &mut WriteBuilder<'_>,
     ) -> Result<Vec<Rows>, StoreError>;
 
-    /// Runs the app's own SQL (`stmts`, each checked by [`crate::sql::check_access`]
+    /// Runs the app's own SQL (`stmts`, each checked by [`crate::access::check_access`]
     /// when prepared, with the engine's SQL functions bound to the clock
     /// `ctx.clock` returns), then the engine statements `ctx.clock` returned,
     /// unchecked, all in one write transaction: `ctx.read` runs first inside
@@ -151,53 +154,6 @@ pub struct AppWrite {
     /// Rows changed by the app statements: table name and rowids, in order
     /// of the table's first change.
     pub changed: Vec<(String, Vec<i64>)>,
-}
-
-/// Why a store operation failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreErrorKind {
-    /// Another connection holds the database (SQLITE_BUSY / SQLITE_LOCKED, a Web Lock).
-    Locked,
-    /// The file is not a database or is damaged.
-    Corrupt,
-    /// A constraint failed (NOT NULL, CHECK, ...).
-    Constraint,
-    /// The engine refused an app statement (see [`crate::sql::check_access`]).
-    Refused,
-    /// Anything else (I/O, misuse, full disk).
-    Other,
-}
-
-/// A failed store operation, with the SQLite message.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct StoreError {
-    pub kind: StoreErrorKind,
-    pub message: String,
-}
-
-impl StoreError {
-    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
-        StoreError {
-            kind,
-            message: message.into(),
-        }
-    }
-
-    /// Classifies an SQLite primary result code.
-    pub fn from_sqlite_code(code: i32, message: impl Into<String>) -> Self {
-        let kind = match code & 0xff {
-            5 | 6 => StoreErrorKind::Locked,
-            11 | 26 => StoreErrorKind::Corrupt,
-            19 => StoreErrorKind::Constraint,
-            _ => StoreErrorKind::Other,
-        };
-        StoreError::new(kind, message)
-    }
-
-    pub fn is_locked(&self) -> bool {
-        self.kind == StoreErrorKind::Locked
-    }
 }
 
 /// The conformance suite every [`Store`] must pass; called by each

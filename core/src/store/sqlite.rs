@@ -24,7 +24,7 @@
 //! functions (`erth_clock()`, `erth_clock_after(old)`, `erth_now_ms()`,
 //! `erth_new_id(id)`, called by the views' `INSTEAD OF` triggers, see
 //! [`crate::schema::local`], and the public `uuid7()`), an authorizer that
-//! holds app statements to [`crate::sql::check_access`], and an update hook
+//! holds app statements to [`crate::access::check_access`], and an update hook
 //! that records which rows app statements changed. All three read one small
 //! shared state that says whose statement is being prepared or run.
 //!
@@ -36,8 +36,8 @@
 #[cfg(not(target_arch = "wasm32"))]
 use super::SyncGuard;
 use super::{AppContext, AppWrite, Store, StoreError, StoreErrorKind, WriteBuilder};
+use crate::access::{check_access, Access};
 use crate::hlc::Timestamp;
-use crate::sql::{check_access, Access};
 use crate::value::{Rows, SqlValue, Statement};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};

@@ -1,0 +1,88 @@
+//! [`Config`]: how a replica is set up (server, credentials, synced tables,
+//! batch and page sizes, clock drift bound, lock and retry policies).
+//! Plain data; every face builds one.
+
+use crate::error::Result;
+use crate::hrana::RetryPolicy;
+use crate::schema::{todos_table, TableDef};
+
+/// How a replica is set up. `Debug` redacts the token and the key.
+#[derive(Clone)]
+pub struct Config {
+    /// Server URL (`libsql://`, `https://`, or `http://` for local servers); `None` = local-only.
+    pub url: Option<String>,
+    /// Bearer token; also taken from an `authToken` query parameter of `url`.
+    pub auth_token: Option<String>,
+    /// Key of a database encrypted with the customer's own key (Turso
+    /// Cloud): sent as `x-turso-encryption-key` on every request, never
+    /// logged or shown.
+    pub encryption_key: Option<String>,
+    /// Allow `http://` to non-private hosts (the token would travel in clear text).
+    pub allow_insecure_http: bool,
+    /// Synced tables (default: the built-in `todos`); [`Config::with_schema_json`]
+    /// sets them from the schema format every face uses.
+    pub tables: Vec<TableDef>,
+    /// Rows per push round trip (one server transaction).
+    pub push_batch_rows: usize,
+    /// Rows per `INSERT` statement inside a push batch.
+    pub rows_per_statement: usize,
+    /// Most rows per pull page; pages are sized in bytes within that (see
+    /// [`crate::sync`]), so this also bounds how many rows one size probe
+    /// plans. 10,000 `todos` rows are about 2.1 MB as a JSON page
+    /// ([`crate::page`]), within the first page budget (4 MB).
+    pub pull_page_rows: usize,
+    /// How far ahead of local time a remote clock may pull the local clock (see [`crate::hlc`]).
+    pub max_clock_drift_ms: u64,
+    /// How long a sync waits for another process sharing the replica file
+    /// to finish its sync before failing with [`Error::DatabaseLocked`].
+    pub sync_lock_timeout_ms: u64,
+    pub retry: RetryPolicy,
+}
+
+impl Config {
+    /// Declares the synced tables from the JSON schema format
+    /// ([`crate::schema::json`]).
+    ///
+    /// Errors: [`Error::InvalidSchema`] naming the table and column at fault.
+    pub fn with_schema_json(mut self, schema: &str) -> Result<Config> {
+        self.tables = crate::schema::Schema::from_json(schema)?.tables;
+        Ok(self)
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("url", &self.url)
+            .field("auth_token", &redacted(&self.auth_token))
+            .field("encryption_key", &redacted(&self.encryption_key))
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("tables", &self.tables)
+            .field("push_batch_rows", &self.push_batch_rows)
+            .field("rows_per_statement", &self.rows_per_statement)
+            .field("pull_page_rows", &self.pull_page_rows)
+            .field("max_clock_drift_ms", &self.max_clock_drift_ms)
+            .field("sync_lock_timeout_ms", &self.sync_lock_timeout_ms)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            url: None,
+            auth_token: None,
+            encryption_key: None,
+            allow_insecure_http: false,
+            tables: vec![todos_table()],
+            push_batch_rows: 2_000,
+            rows_per_statement: 200,
+            pull_page_rows: 10_000,
+            max_clock_drift_ms: 3_600_000,
+            sync_lock_timeout_ms: 60_000,
+            retry: RetryPolicy::default(),
+        }
+    }
+}

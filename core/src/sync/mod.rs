@@ -1,0 +1,227 @@
+//! The sync engine: bootstrap the server schema, push pending changes, pull
+//! remote changes by cursor, apply them through the merge rules. It runs on
+//! a [`Syncer`], which borrows what one sync needs (store, remote, config,
+//! clocks, events); [`crate::Database::sync`] builds one per sync and keeps
+//! the replica-wide concerns (coalescing overlapping calls, the lock across
+//! processes, the status).
+//!
+//! - [`bootstrap`]: creates or migrates the server tables (read first, so a
+//!   read-only token can pull), notices a new or reset server.
+//! - [`restored`]: a server restored from a backup (it forgot rows this
+//!   replica saw) is noticed at the start of each sync; the replica then
+//!   pushes everything again and pulls from the start.
+//! - [`push`]: dirty rows in id order, in batches of at most the link's push
+//!   budget; each batch is one Hrana request and one server transaction
+//!   (`BEGIN IMMEDIATE`, multi-row merge upserts taking fresh `_seq` values
+//!   from the counter read once per statement, bump of `_erth_meta.seq`, a
+//!   read-back of the counter and the newest row, `COMMIT` only if all
+//!   succeeded). Batches are pipelined: the next one is read and encoded
+//!   while one runs on the server, and sent when its answer is back.
+//!   Afterwards `_dirty` is cleared only where it still equals the pushed
+//!   value, so edits made during the push stay pending. A push whose answer
+//!   was lost is retried; the merge makes the repeat a no-op. A transaction
+//!   the server rolled back for contention ([`crate::Error::is_contention`])
+//!   is run again with backoff and jitter, so it lands exactly once. A
+//!   batch the server refuses because of its rows
+//!   ([`crate::Error::is_row_refusal`]) is narrowed down until the refused
+//!   rows stand alone; they are set aside ([`refused`]) and everything else
+//!   lands in the same sync. A table the server refuses as a whole keeps
+//!   its changes pending and is reported in `status().refused_tables`.
+//! - [`pull`]: keyset pages `WHERE _seq > cursor ORDER BY _seq`, sized in
+//!   bytes by size probes ([`pull_sql`]) and the planner ([`plan`]); the
+//!   next page is requested before the current one is merged, so the
+//!   server builds it meanwhile. Each page is validated whole, then merged
+//!   in one local transaction together with the new cursor and clock, so a
+//!   crash never loses or double-applies a page. Also: backfills of columns
+//!   this replica added after pulling rows, and the server's columns this
+//!   replica does not declare (never selected or written; reported).
+//! - **Echo skip**: when a push's sequence numbers directly follow the
+//!   replica's cursor, the cursor jumps over them: those rows are what the
+//!   replica just sent, merged with what it had already pulled.
+//! - **Tombstones hold no data**: a pulled tombstone that still holds user
+//!   data (an earlier release wrote it) is cleared by the merge and marked
+//!   pending, and the same sync pushes it back, which clears it on the
+//!   server.
+
+mod bootstrap;
+mod plan;
+mod pull;
+mod pull_sql;
+mod push;
+pub(crate) mod refused;
+mod restored;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::events::Registry;
+use crate::hlc::ReplicaClock;
+use crate::hrana::HranaClient;
+use crate::state;
+use crate::status::{refusals_from_text, refusals_text, SyncProgress, TableRefusal};
+use crate::store::Store;
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+
+pub(crate) use plan::Budgets;
+
+/// The server side of a replica: its client and what the engine learned
+/// about the link, kept across syncs.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    pub(crate) client: HranaClient,
+    /// The server's schema was checked (or created) in this session.
+    pub(crate) bootstrapped: AtomicBool,
+    /// Byte budgets of a pull page and a push batch, adapted to the link.
+    pub(crate) budgets: Budgets,
+}
+
+impl Remote {
+    pub(crate) fn new(client: HranaClient) -> Remote {
+        Remote {
+            client,
+            bootstrapped: AtomicBool::new(false),
+            budgets: Budgets::default(),
+        }
+    }
+}
+
+/// What a sync learned besides its counts, for `status()`; kept even when
+/// the sync fails later.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    /// How far ahead of local time a pulled clock was, past the drift bound.
+    pub(crate) clock_ahead_ms: Option<u64>,
+    /// Per table whose first page was asked: the server's columns this
+    /// replica does not declare.
+    pub(crate) unknown_columns: Vec<(String, Vec<String>)>,
+    /// The tables the server refused, once the push phase completed.
+    pub(crate) refused_tables: Option<Vec<TableRefusal>>,
+    /// The replica started over (a new, reset or restored server).
+    pub(crate) started_over: bool,
+    /// Pulled tombstones that still held user data were marked pending.
+    uncleared: bool,
+}
+
+/// One sync's view of a replica: everything it borrows, nothing it owns
+/// but what it found.
+pub(crate) struct Syncer<'a> {
+    pub(crate) store: &'a dyn Store,
+    pub(crate) remote: &'a Remote,
+    pub(crate) config: &'a Config,
+    pub(crate) clock: &'a ReplicaClock,
+    pub(crate) events: &'a Registry,
+    pub(crate) progress: &'a (dyn Fn(SyncProgress) + Sync),
+    found: Mutex<Found>,
+}
+
+/// What pushing a table ended with.
+enum Pushed {
+    Rows(u64),
+    /// The server refused the table itself (after `u64` rows went through).
+    TableRefused(u64, TableRefusal),
+}
+
+impl<'a> Syncer<'a> {
+    pub(crate) fn new(
+        store: &'a dyn Store,
+        remote: &'a Remote,
+        config: &'a Config,
+        clock: &'a ReplicaClock,
+        events: &'a Registry,
+        progress: &'a (dyn Fn(SyncProgress) + Sync),
+    ) -> Syncer<'a> {
+        Syncer {
+            store,
+            remote,
+            config,
+            clock,
+            events,
+            progress,
+            found: Mutex::new(Found::default()),
+        }
+    }
+
+    /// What this sync found so far (see [`Found`]).
+    pub(crate) fn into_found(self) -> Found {
+        self.found.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn found(&self) -> std::sync::MutexGuard<'_, Found> {
+        self.found.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One sync: bootstrap, the restore check, push every table, pull every
+    /// table, and push again the tombstones the pull cleared. Returns
+    /// `(pushed, pulled)` rows.
+    pub(crate) async fn run(&self) -> Result<(u64, u64)> {
+        self.bootstrap().await?;
+        self.recover_if_server_forgot().await?;
+        let mut pushed = 0;
+        let mut refused = Vec::new();
+        for def in &self.config.tables {
+            match self.push_table(def).await? {
+                Pushed::Rows(n) => pushed += n,
+                Pushed::TableRefused(n, refusal) => {
+                    pushed += n;
+                    refused.push(refusal);
+                }
+            }
+        }
+        self.record_refusals(refused).await?;
+        let mut pulled = 0;
+        for def in &self.config.tables {
+            pulled += self.pull_table(def).await?;
+        }
+        // Pulled tombstones that still held user data were cleared here and
+        // marked pending: clear them on the server in this sync too.
+        if std::mem::take(&mut self.found().uncleared) {
+            for def in &self.config.tables {
+                // A table refused now was refused (and recorded) above.
+                match self.push_table(def).await? {
+                    Pushed::Rows(n) | Pushed::TableRefused(n, _) => pushed += n,
+                }
+            }
+        }
+        Ok((pushed, pulled))
+    }
+
+    /// Keeps the tables the server refused in the file (so `status()` says
+    /// why after a reopen too), when they changed.
+    async fn record_refusals(&self, refused: Vec<TableRefusal>) -> Result<()> {
+        let kv = state::read_state(self.store).await?;
+        let known = kv
+            .get(state::KEY_REFUSED_TABLES)
+            .map(|v| refusals_from_text(v))
+            .unwrap_or_default();
+        if known != refused {
+            self.store
+                .write(&[if refused.is_empty() {
+                    state::delete(state::KEY_REFUSED_TABLES)
+                } else {
+                    state::set(state::KEY_REFUSED_TABLES, refusals_text(&refused))
+                }])
+                .await?;
+        }
+        self.found().refused_tables = Some(refused);
+        Ok(())
+    }
+
+    /// The pull cursor of `table` (0 before its first pull).
+    async fn cursor(&self, table: &str) -> Result<i64> {
+        let kv = state::read_state(self.store).await?;
+        Ok(kv
+            .get(&state::cursor_key(table))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+/// The output of a request sent ahead (polled once already), once it arrived.
+async fn arrived<F: std::future::Future + Unpin>(
+    mut request: futures::future::MaybeDone<F>,
+) -> Result<F::Output> {
+    (&mut request).await;
+    std::pin::Pin::new(&mut request)
+        .take_output()
+        .ok_or_else(|| Error::Protocol("a request sent ahead gave no answer".into()))
+}

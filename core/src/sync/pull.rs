@@ -1,0 +1,349 @@
+//! Pull: a table's rows after its cursor, in pages sized in bytes (see the
+//! [module docs](super)), each merged in one local transaction with the new
+//! cursor and clock; and the backfill of columns this replica added after
+//! pulling rows ([`crate::migrate`]). The SQL and the checks of answers are
+//! in [`super::pull_sql`], the page plan in [`super::plan`]; this module is
+//! the loop that sends, waits and applies.
+
+use super::plan::{PageAsk, PullPlan};
+use super::pull_sql::{PullQueries, PullRange};
+use super::{arrived, restored, Syncer};
+use crate::error::{Error, Result};
+use crate::events::{ChangeEvent, ChangeOrigin};
+use crate::hlc::Observed;
+use crate::hrana::{BatchOutcome, Step};
+use crate::merge::{self, Target};
+use crate::migrate::Backfill;
+use crate::row::SyncRow;
+use crate::schema::{q, TableDef};
+use crate::state;
+use crate::status::SyncProgress;
+use crate::value::{Rows, SqlValue, Statement};
+use futures::future::MaybeDone;
+use std::future::Future;
+use std::pin::Pin;
+
+/// The answer of a page request and how long it took (ms).
+type PageAnswer = Result<(Vec<Option<Rows>>, u64)>;
+
+/// Where one pull range stands.
+struct Pulling<'q> {
+    def: &'q TableDef,
+    queries: PullQueries,
+    plan: PullPlan,
+    /// The `_seq` the rows pulled so far end at.
+    after: i64,
+    /// Rows pulled in this range.
+    pulled: u64,
+}
+
+impl Syncer<'_> {
+    /// Pulls `def`'s pending backfill, then its rows after the cursor.
+    /// Returns how many rows arrived.
+    pub(super) async fn pull_table(&self, def: &TableDef) -> Result<u64> {
+        let mut pulled = self.backfill_table(def).await?;
+        let cursor_key = state::cursor_key(&def.name);
+        let range = PullRange {
+            after: self.cursor(&def.name).await?,
+            upto: None,
+            clocked: Vec::new(),
+            probe_columns: true,
+        };
+        pulled += self
+            .pull_range(def, range, pulled, &|last| {
+                state::set(&cursor_key, last.to_string())
+            })
+            .await?;
+        Ok(pulled)
+    }
+
+    /// Pulls again the rows a column added since they were pulled is
+    /// missing (see [`crate::migrate`]): rows up to the cursor of the upgrade
+    /// whose new columns carry a clock. Resumable: its own cursor moves with
+    /// every page.
+    async fn backfill_table(&self, def: &TableDef) -> Result<u64> {
+        let key = state::backfill_key(&def.name);
+        let Some(backfill) = state::read_state(self.store)
+            .await?
+            .get(&key)
+            .and_then(|v| Backfill::parse(v))
+        else {
+            return Ok(0);
+        };
+        let range = PullRange {
+            after: backfill.after,
+            upto: Some(backfill.upto),
+            clocked: backfill
+                .columns
+                .iter()
+                .filter(|c| def.column(c).is_some())
+                .cloned()
+                .collect(),
+            probe_columns: false,
+        };
+        let pulled = if range.clocked.is_empty() {
+            0
+        } else {
+            self.pull_range(def, range, 0, &|last| {
+                let moved = Backfill {
+                    after: last,
+                    ..backfill.clone()
+                };
+                state::set(&key, moved.text())
+            })
+            .await?
+        };
+        self.store.write(&[state::delete(&key)]).await?;
+        Ok(pulled)
+    }
+
+    /// Pulls the pages of `range` and merges each with `cursor(last _seq)`
+    /// in one local transaction. `pulled_before` only offsets progress.
+    async fn pull_range(
+        &self,
+        def: &TableDef,
+        range: PullRange,
+        pulled_before: u64,
+        cursor: &(dyn Fn(i64) -> Statement + Sync),
+    ) -> Result<u64> {
+        let mut p = Pulling {
+            def,
+            queries: PullQueries::new(def, &range, self.config.pull_page_rows),
+            plan: PullPlan::new(self.config.pull_page_rows),
+            after: range.after,
+            pulled: 0,
+        };
+        self.first_probe(&mut p, range.probe_columns).await?;
+        // The page requested while the previous one was being applied.
+        let mut prefetched: Option<(PageAsk, _)> = None;
+        let budgets = &self.remote.budgets;
+        while !p.plan.is_empty() {
+            if prefetched.is_none() && p.plan.needs_detail(budgets.page()) {
+                let answer = self.remote.client.execute(p.queries.sizes(p.after)).await?;
+                p.plan.listed(&p.queries.read_sizes(def, &answer)?);
+                continue;
+            }
+            let (ask, request) = match prefetched.take() {
+                Some(sent) => sent,
+                None => match p.plan.next_page(budgets.page()) {
+                    Some(ask) => (ask, self.fetch(&p.queries, p.after, ask)),
+                    None => break,
+                },
+            };
+            let (mut answer, elapsed) = match arrived(request).await? {
+                Ok(answer) => answer,
+                Err(e) if p.plan.can_shrink(&ask) && too_big(&e) => {
+                    // Ask for less: half of what did not arrive, and never
+                    // grow back to it on this link.
+                    let smaller = budgets.page_failed(ask.budget, ask.bytes);
+                    tracing::debug!(error = %e, bytes = smaller, "pull page too big for the link; shrinking");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            budgets.page_arrived(ask.budget, ask.bytes, elapsed);
+            let page = take_result(&mut answer, 0, "the page has no result")?;
+            let (rows, seqs) = p.queries.read_page(def, page, p.after, ask.upto)?;
+            p.plan.page_done(&ask);
+            if let Some(limit) = ask.probe_next {
+                let probe = take_result(&mut answer, 1, "the page's size probe has no result")?;
+                self.plan_aggregate(&mut p, &probe, limit)?;
+            }
+            // Ask for the next page before applying this one: its request
+            // leaves now (polled once) and the server builds it while this
+            // page is merged. (Its `elapsed` then includes this apply,
+            // milliseconds against the seconds that change a page budget.)
+            if !p.plan.needs_detail(budgets.page()) {
+                if let Some(next) = p.plan.next_page(budgets.page()) {
+                    let mut request = self.fetch(&p.queries, ask.upto, next);
+                    let _ = futures::poll!(&mut request);
+                    prefetched = Some((next, request));
+                }
+            }
+            self.apply_pulled(&mut p, &rows, &seqs, cursor(ask.upto), pulled_before)
+                .await?;
+            // Rows of the plan missing from the page were changed since and
+            // come later with a new `_seq`: the cursor moves to the page's end.
+            p.after = ask.upto;
+        }
+        Ok(p.pulled)
+    }
+
+    /// The range's first size probe, an aggregate one (rows small enough to
+    /// fit the budget together are never listed one by one), with the
+    /// server table's columns when `columns` (one request).
+    async fn first_probe(&self, p: &mut Pulling<'_>, columns: bool) -> Result<()> {
+        let limit = self.config.pull_page_rows;
+        let first = p.queries.aggregate(p.after, limit);
+        let answer = if columns {
+            self.probe_with_columns(p.def, first).await?
+        } else {
+            self.remote.client.execute(first).await?
+        };
+        self.plan_aggregate(p, &answer, limit)
+    }
+
+    /// Adds an aggregate probe's answer (`limit` rows asked) to the plan.
+    fn plan_aggregate(&self, p: &mut Pulling<'_>, answer: &Rows, limit: usize) -> Result<()> {
+        let (count, bytes, last) = p.queries.read_aggregate(p.def, answer)?;
+        p.plan
+            .add_aggregate(count, bytes, last, limit)
+            .map_err(|reason| Error::InvalidRemoteRow {
+                table: p.def.name.clone(),
+                reason: reason.into(),
+            })
+    }
+
+    /// Sends the request of page `ask` after `after`; its future resolves to
+    /// the answer and how long it took.
+    fn fetch<'r>(
+        &'r self,
+        queries: &PullQueries,
+        after: i64,
+        ask: PageAsk,
+    ) -> MaybeDone<Pin<Box<impl Future<Output = PageAnswer> + 'r>>> {
+        let steps = queries.page(after, &ask);
+        let started = self.clock.now_ms();
+        futures::future::maybe_done(Box::pin(async move {
+            let out: BatchOutcome = self.remote.client.batch_or_timeout(&steps).await?;
+            match out.first_error() {
+                Some(e) => Err(e),
+                None => Ok((out.results, self.clock.now_ms().saturating_sub(started))),
+            }
+        }))
+    }
+
+    /// Merges a page, counts it, reports progress and tells subscribers.
+    async fn apply_pulled(
+        &self,
+        p: &mut Pulling<'_>,
+        rows: &[SyncRow],
+        seqs: &[i64],
+        cursor: Statement,
+        pulled_before: u64,
+    ) -> Result<()> {
+        let changed = self.apply_page(p.def, rows, seqs, cursor).await?;
+        p.pulled += rows.len() as u64;
+        (self.progress)(SyncProgress::Pulled {
+            table: p.def.name.clone(),
+            rows: pulled_before + p.pulled,
+        });
+        self.events.emit(ChangeEvent {
+            table: p.def.name.clone(),
+            ids: changed,
+            origin: ChangeOrigin::Remote,
+        });
+        Ok(())
+    }
+
+    /// The first size probe of a pull together with the server table's
+    /// columns (one request); notes the columns this replica does not declare.
+    async fn probe_with_columns(&self, def: &TableDef, probe: Statement) -> Result<Rows> {
+        let steps = [
+            Step {
+                cond: None,
+                stmt: Statement::plain(def.probe_columns_sql(&def.name)),
+            },
+            Step {
+                cond: None,
+                stmt: probe,
+            },
+        ];
+        let mut out = self.remote.client.batch(&steps).await?;
+        if let Some(e) = out.first_error() {
+            return Err(e);
+        }
+        let columns = out.results.first().cloned().flatten().map(|r| r.columns);
+        let answer = take_result(&mut out.results, 1, "the pull batch returned no page")?;
+        if let Some(columns) = columns {
+            let unknown = columns
+                .into_iter()
+                .filter(|c| !crate::schema::is_system_column(c) && def.column(c).is_none())
+                .collect();
+            let mut found = self.found();
+            found.unknown_columns.retain(|(t, _)| *t != def.name);
+            found.unknown_columns.push((def.name.clone(), unknown));
+        }
+        Ok(answer)
+    }
+
+    /// Merges a validated page and moves the cursor, in one local
+    /// transaction. Returns the ids of the rows that changed.
+    async fn apply_page(
+        &self,
+        def: &TableDef,
+        rows: &[SyncRow],
+        seqs: &[i64],
+        cursor: Statement,
+    ) -> Result<Vec<String>> {
+        let mut hlc = self.clock.lock().await;
+        let now = self.clock.now_ms();
+        for row in rows {
+            if let Some(max) = row.max_clock() {
+                if let Observed::Clamped { ahead_ms } = hlc.observe(max, now) {
+                    tracing::warn!(ahead_ms, row = %row.id, "remote clock far ahead; local clock clamped");
+                    self.found().clock_ahead_ms = Some(ahead_ms);
+                }
+            }
+        }
+        let per = self.config.rows_per_statement;
+        let mut stmts: Vec<Statement> = rows
+            .chunks(per)
+            .zip(seqs.chunks(per))
+            .map(|(r, s)| merge::upsert_into(&def.local_name(), def, r, s, Target::Replica))
+            .collect();
+        let merges = stmts.len();
+        stmts.push(state::persist_clock(&hlc));
+        stmts.push(cursor);
+        if let (Some(row), Some(seq)) = (rows.last(), seqs.last()) {
+            stmts.push(state::raise(
+                &state::anchor_key(&def.name),
+                restored::anchor(*seq, &row.id),
+            ));
+        }
+        stmts.extend(self.mark_uncleared(def, rows));
+        let out = self.store.write(&stmts).await?;
+        drop(hlc);
+        Ok(out[..merges]
+            .iter()
+            .flat_map(|r| r.rows.iter())
+            .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    /// Pulled tombstones that still held user data (an earlier release
+    /// wrote them) are marked pending, so this sync pushes them back.
+    fn mark_uncleared(&self, def: &TableDef, rows: &[SyncRow]) -> Option<Statement> {
+        let uncleared: Vec<SqlValue> = rows
+            .iter()
+            .filter(|r| r.is_uncleared_tombstone(def))
+            .map(|r| SqlValue::Text(r.id.clone()))
+            .collect();
+        if uncleared.is_empty() {
+            return None;
+        }
+        self.found().uncleared = true;
+        Some(Statement::new(
+            format!(
+                "UPDATE {} SET \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" IN ({})",
+                q(&def.local_name()),
+                vec!["?"; uncleared.len()].join(", ")
+            ),
+            uncleared,
+        ))
+    }
+}
+
+/// A page that did not arrive because it was too big for the link: it
+/// timed out, or the server refused an answer that large.
+fn too_big(e: &Error) -> bool {
+    e.is_timeout() || e.server_code() == Some("RESPONSE_TOO_LARGE")
+}
+
+/// The rows of step `i` of a batch's results (taken out).
+fn take_result(results: &mut [Option<Rows>], i: usize, missing: &str) -> Result<Rows> {
+    results
+        .get_mut(i)
+        .and_then(Option::take)
+        .ok_or_else(|| Error::Protocol(missing.into()))
+}
