@@ -27,14 +27,14 @@ pub struct Config {
     /// Rows per `INSERT` statement inside a push batch.
     pub rows_per_statement: usize,
     /// Most rows per pull page; pages are sized in bytes within that (see
-    /// [`crate::sync`]), so this also bounds how many rows one size probe
+    /// the sync engine), so this also bounds how many rows one size probe
     /// plans. 10,000 `todos` rows are about 2.1 MB as a JSON page
     /// ([`crate::page`]), within the first page budget (4 MB).
     pub pull_page_rows: usize,
     /// How far ahead of local time a remote clock may pull the local clock (see [`crate::hlc`]).
     pub max_clock_drift_ms: u64,
     /// How long a sync waits for another process sharing the replica file
-    /// to finish its sync before failing with [`Error::DatabaseLocked`].
+    /// to finish its sync before failing with [`crate::Error::DatabaseLocked`].
     pub sync_lock_timeout_ms: u64,
     pub retry: RetryPolicy,
 }
@@ -43,7 +43,7 @@ impl Config {
     /// Declares the synced tables from the JSON schema format
     /// ([`crate::schema::json`]).
     ///
-    /// Errors: [`Error::InvalidSchema`] naming the table and column at fault.
+    /// Errors: [`crate::Error::InvalidSchema`] naming the table and column at fault.
     pub fn with_schema_json(mut self, schema: &str) -> Result<Config> {
         self.tables = crate::schema::Schema::from_json(schema)?.tables;
         Ok(self)

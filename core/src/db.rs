@@ -3,7 +3,7 @@
 //! network; [`Database::sync`] does, on the engine in [`crate::sync`].
 //!
 //! Writes are serialized in a process by one async lock that also guards
-//! the clock ([`crate::hlc::ReplicaClock`]); each write reads the persisted
+//! the clock (`ReplicaClock`); each write reads the persisted
 //! clock inside its write transaction, catches up with it, ticks and
 //! persists the new value in the same transaction (the row API in
 //! [`crate::rows`], the app's SQL in [`crate::sql`]), so a reopened replica

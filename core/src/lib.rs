@@ -2,22 +2,28 @@
 //!
 //! A local-first sync engine: every read and write hits a local SQLite store
 //! first; [`Database::sync`] exchanges changes with a remote libSQL server over
-//! Hrana-over-HTTP. The layers, bottom up:
+//! Hrana-over-HTTP. The layers, bottom up (a module imports only from the
+//! layers below it; `cargo xtask test core` checks that no file imports
+//! another in a circle):
 //!
-//! - [`value`]: SQL values, statements and result rows shared by stores and the
-//!   Hrana client;
-//! - [`ids`], [`hlc`]: UUIDv7 row ids and hybrid logical clocks;
-//! - [`schema`]: declared tables ([`TableDef`]) and the DDL/DML generated from them;
-//! - [`row`]: a full, validated row as it travels between replicas;
-//! - [`merge`]: the conflict rules as SQL, plus a pure-Rust oracle of the same rules;
-//! - [`page`]: pull pages and size probes as one JSON cell, and their decoder;
-//! - [`store`], [`transport`]: the only I/O, each behind a small trait;
-//! - [`endpoint`], [`hrana`]: where the server is and how to talk to it;
-//! - [`sync`]: push, pull, bootstrap and retries;
-//! - [`rejected`]: rows the server refused (listed, retried, discarded);
-//! - [`migrate`]: opening a replica file (schema checks, local formats, backfills);
-//! - [`db`], [`todos`]: the public API (generic rows, and the typed todo API);
-//! - [`sql`], [`watch`]: the app's plain SQL and live queries.
+//! 1. [`platform`], [`value`], [`events`], [`status`]: markers, SQL values,
+//!    change events and status records, shared by everything above;
+//! 2. [`store::error`], [`transport`], [`error`]: the I/O errors and the one
+//!    rich engine error;
+//! 3. [`ids`], [`hlc`], [`schema`], [`endpoint`], [`access`]: UUIDv7 ids,
+//!    hybrid logical clocks, declared tables and the DDL/DML generated from
+//!    them, where the server is, the rules for the app's own SQL;
+//! 4. [`store`], [`hrana`], [`page`], [`row`], [`config`]: the local store
+//!    behind its trait, the Hrana client, pull pages as one JSON cell,
+//!    validated rows, a replica's settings;
+//! 5. [`merge`], `state`: the conflict rules as SQL (and their pure-Rust
+//!    oracle), the replica's bookkeeping in its own file;
+//! 6. `migrate`: opening a replica file (schema checks, formats, backfills);
+//! 7. [`sync`]: the sync engine (bootstrap, push, pull, the planner), run on
+//!    a borrowing `Syncer`;
+//! 8. [`db`]: [`Database`], one replica, and its sync entry point;
+//! 9. the public API on [`Database`]: [`rows`], [`todos`], [`sql`],
+//!    [`watch`], [`rejected`].
 //!
 //! See `ARCHITECTURE.md` at the repository root for the diagram and the rules.
 
@@ -53,7 +59,7 @@ pub mod sql;
 mod state;
 pub mod status;
 pub mod store;
-mod sync;
+pub mod sync;
 pub mod todos;
 pub mod transport;
 pub mod value;

@@ -1,6 +1,6 @@
 //! The generic row API on [`Database`]: insert, update and delete rows of a
 //! synced table by id, read one row or every row of a table; and
-//! [`Database::clocked_write`], the one path by which these local writes
+//! `Database::clocked_write`, the one path by which these local writes
 //! (and the typed todo API on top, [`crate::todos`]) take their clock.
 //!
 //! Every write reads the persisted clock inside its write transaction,

@@ -1,10 +1,18 @@
-//! The local database behind a small trait: run a read, or run a list of
-//! statements as one transaction. The engine generates all SQL; a store only
-//! executes it, so one conformance suite (`tests` below and the wasm suite)
-//! holds every implementation to the same behaviour.
+//! The local database behind one trait, [`Store`], an SQL executor: the
+//! engine's reads ([`Store::query`]) and write transactions
+//! ([`Store::write`], [`Store::write_after_reads`] when the statements
+//! depend on reads made inside the transaction), the app's own SQL held to
+//! the access rules ([`Store::write_app`], [`Store::query_app`],
+//! [`Store::tables_read`] for live queries), the lock that keeps syncs of
+//! processes sharing a file apart ([`Store::try_lock_sync`]), and durability
+//! of the synchronous writes ([`Store::persisted`]). The engine generates
+//! all SQL but the app's; a store only executes it, so one conformance
+//! suite (`conformance`, every method) holds every implementation to the
+//! same behaviour. Imports nothing above values, clocks and the access rules.
 //!
-//! Implementation: [`sqlite`] (rusqlite; a bundled SQLite file natively,
-//! sqlite-wasm-rs on OPFS in the browser).
+//! Implementations: [`sqlite`] (rusqlite; a bundled SQLite file natively,
+//! sqlite-wasm-rs in the browser), and in the browser `browser`, which
+//! opens it on OPFS or keeps it in memory saved to IndexedDB.
 
 use crate::hlc::Timestamp;
 use crate::platform::{SendOutsideWasm, SyncOutsideWasm};
@@ -156,119 +164,10 @@ pub struct AppWrite {
     pub changed: Vec<(String, Vec<i64>)>,
 }
 
-/// The conformance suite every [`Store`] must pass; called by each
-/// implementation's tests (native here, browser in the wasm suite).
-#[doc(hidden)]
-pub mod conformance {
-    use super::*;
-    use crate::value::SqlValue;
-
-    /// Runs every check against a fresh, empty store.
-    pub async fn run(store: &dyn Store) {
-        round_trips_every_value_type(store).await;
-        write_is_atomic(store).await;
-        returning_rows_come_back(store).await;
-        hostile_text_is_data(store).await;
-    }
-
-    async fn round_trips_every_value_type(store: &dyn Store) {
-        store
-            .write(&[Statement::plain("CREATE TABLE conf_v (a, b, c, d, e)")])
-            .await
-            .expect("create");
-        let vals = vec![
-            SqlValue::Null,
-            SqlValue::Integer(i64::MIN),
-            SqlValue::Real(1.5),
-            SqlValue::Text("héllo \u{0} wörld 🎉".into()),
-            SqlValue::Blob(vec![0, 255, 1]),
-        ];
-        store
-            .write(&[Statement::new(
-                "INSERT INTO conf_v VALUES (?, ?, ?, ?, ?)",
-                vals.clone(),
-            )])
-            .await
-            .expect("insert");
-        let rows = store
-            .query(&Statement::plain("SELECT a, b, c, d, e FROM conf_v"))
-            .await
-            .expect("select");
-        assert_eq!(rows.columns, ["a", "b", "c", "d", "e"]);
-        assert_eq!(rows.rows, vec![vals]);
-    }
-
-    async fn write_is_atomic(store: &dyn Store) {
-        store
-            .write(&[Statement::plain("CREATE TABLE conf_a (x INTEGER NOT NULL)")])
-            .await
-            .expect("create");
-        let err = store
-            .write(&[
-                Statement::new("INSERT INTO conf_a VALUES (?)", vec![SqlValue::Integer(1)]),
-                Statement::new("INSERT INTO conf_a VALUES (?)", vec![SqlValue::Null]),
-            ])
-            .await
-            .expect_err("NOT NULL must fail");
-        assert_eq!(err.kind, StoreErrorKind::Constraint, "{err}");
-        let rows = store
-            .query(&Statement::plain("SELECT count(*) FROM conf_a"))
-            .await
-            .expect("count");
-        assert_eq!(
-            rows.rows[0][0],
-            SqlValue::Integer(0),
-            "first insert rolled back"
-        );
-        // The store is usable after a failed transaction.
-        store
-            .write(&[Statement::new(
-                "INSERT INTO conf_a VALUES (?)",
-                vec![SqlValue::Integer(2)],
-            )])
-            .await
-            .expect("insert after rollback");
-    }
-
-    async fn returning_rows_come_back(store: &dyn Store) {
-        let out = store
-            .write(&[
-                Statement::plain("CREATE TABLE conf_r (id TEXT PRIMARY KEY, n INTEGER)"),
-                Statement::new(
-                    "INSERT INTO conf_r VALUES (?, ?), (?, ?) RETURNING id",
-                    vec!["a".into(), 1.into(), "b".into(), 2.into()],
-                ),
-                Statement::new(
-                    "UPDATE conf_r SET n = n + 1 WHERE id = ? RETURNING n",
-                    vec!["zzz".into()],
-                ),
-            ])
-            .await
-            .expect("write");
-        assert_eq!(out.len(), 3);
-        assert_eq!(
-            out[1].rows,
-            vec![vec![SqlValue::from("a")], vec![SqlValue::from("b")]]
-        );
-        assert!(out[2].rows.is_empty());
-    }
-
-    async fn hostile_text_is_data(store: &dyn Store) {
-        let hostile = "'; DROP TABLE conf_r; --";
-        store
-            .write(&[Statement::new(
-                "INSERT INTO conf_r VALUES (?, ?)",
-                vec![hostile.into(), SqlValue::Null],
-            )])
-            .await
-            .expect("insert");
-        let rows = store
-            .query(&Statement::new(
-                "SELECT id FROM conf_r WHERE id = ?",
-                vec![hostile.into()],
-            ))
-            .await
-            .expect("select");
-        assert_eq!(rows.rows, vec![vec![SqlValue::from(hostile)]]);
-    }
-}
+/// The conformance suite every [`Store`] must pass, one named check per
+/// behaviour, covering every method of the trait; each store's tests call
+/// [`conformance::run`] (native: `store::sqlite`; browser: the wasm worker
+/// suite). Built for this crate's tests and with feature `testing`, never
+/// into the shipped library.
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;

@@ -1,16 +1,16 @@
 //! The sync engine: bootstrap the server schema, push pending changes, pull
 //! remote changes by cursor, apply them through the merge rules. It runs on
-//! a [`Syncer`], which borrows what one sync needs (store, remote, config,
+//! a `Syncer`, which borrows what one sync needs (store, remote, config,
 //! clocks, events); [`crate::Database::sync`] builds one per sync and keeps
 //! the replica-wide concerns (coalescing overlapping calls, the lock across
 //! processes, the status).
 //!
-//! - [`bootstrap`]: creates or migrates the server tables (read first, so a
+//! - `bootstrap`: creates or migrates the server tables (read first, so a
 //!   read-only token can pull), notices a new or reset server.
-//! - [`restored`]: a server restored from a backup (it forgot rows this
+//! - `restored`: a server restored from a backup (it forgot rows this
 //!   replica saw) is noticed at the start of each sync; the replica then
 //!   pushes everything again and pulls from the start.
-//! - [`push`]: dirty rows in id order, in batches of at most the link's push
+//! - `push`: dirty rows in id order, in batches of at most the link's push
 //!   budget; each batch is one Hrana request and one server transaction
 //!   (`BEGIN IMMEDIATE`, multi-row merge upserts taking fresh `_seq` values
 //!   from the counter read once per statement, bump of `_erth_meta.seq`, a
@@ -24,11 +24,11 @@
 //!   is run again with backoff and jitter, so it lands exactly once. A
 //!   batch the server refuses because of its rows
 //!   ([`crate::Error::is_row_refusal`]) is narrowed down until the refused
-//!   rows stand alone; they are set aside ([`refused`]) and everything else
+//!   rows stand alone; they are set aside (`refused`) and everything else
 //!   lands in the same sync. A table the server refuses as a whole keeps
 //!   its changes pending and is reported in `status().refused_tables`.
-//! - [`pull`]: keyset pages `WHERE _seq > cursor ORDER BY _seq`, sized in
-//!   bytes by size probes ([`pull_sql`]) and the planner ([`plan`]); the
+//! - `pull`: keyset pages `WHERE _seq > cursor ORDER BY _seq`, sized in
+//!   bytes by size probes (`pull_sql`) and the planner (`plan`); the
 //!   next page is requested before the current one is merged, so the
 //!   server builds it meanwhile. Each page is validated whole, then merged
 //!   in one local transaction together with the new cursor and clock, so a
