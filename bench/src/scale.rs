@@ -209,7 +209,7 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
     let push_spread = worst(|r| r.push10.median());
     let pull_spread = worst(|r| r.pull10.median());
     // tursodb answers a request in anywhere from under 1 ms to about 10 ms
-    // whatever the database size (see TOOLCHAIN.md), so a growth within one
+    // whatever the database size (its floor per request), so a growth within one
     // such step per request of the sync is jitter, not scaling. (Measured
     // 2026-11-30: the 1,000-row server answered all three requests of a
     // sync in under 1 ms each, 12 ms in all, the larger ones in about 10 ms

@@ -45,7 +45,7 @@ export function cliRunner(cli, work, server) {
   };
 }
 
-/** Chromium flags that work on these machines (see TOOLCHAIN.md). */
+/** Chromium flags for headless runs without network services (background networking off, no sandbox as root). */
 export const FLAGS = [
   "--no-sandbox",
   "--disable-gpu",

@@ -209,7 +209,8 @@ impl FaultProxy {
     /// (`SELECT`, `BEGIN`, `COMMIT`, `ROLLBACK`, `END`) is refused whole
     /// with HTTP 403 before anything runs (sqld checks the whole program:
     /// `check_program_auth`, libsql-server/src/connection/mod.rs; status
-    /// measured, TOOLCHAIN.md). `false`: full access again.
+    /// 403, as sqld answers a read-only token writing). `false`: full
+    /// access again.
     pub fn set_read_only(&self, read_only: bool) {
         self.shared.control().read_only = read_only;
     }
