@@ -196,11 +196,25 @@ fn name_problem(name: &str) -> Option<String> {
         ));
     }
     let lower = name.to_ascii_lowercase();
+    if SQL_RESERVED.contains(&lower.as_str()) {
+        return Some(format!(
+            "{name} has a meaning of its own in the engine's SQL ({}: the upsert's new row, or a row's rowid), so rows of it would not merge; pick another name",
+            SQL_RESERVED.join(", ")
+        ));
+    }
     ENGINE_PREFIXES
         .iter()
         .find(|p| lower.starts_with(*p))
         .map(|p| format!("names starting with {p} belong to the engine"))
 }
+
+/// Names that SQLite gives a meaning of their own inside the engine's
+/// statements: `excluded` is the new row in an upsert (a table of that name
+/// is the same row as the upsert's own on SQLite-based servers, so only its
+/// first insert would land; tursodb cannot alias an upsert's target), and
+/// `rowid`, `oid`, `_rowid_` name a row's rowid, which the views' triggers
+/// and the change tracking read.
+const SQL_RESERVED: [&str; 4] = ["excluded", "rowid", "oid", "_rowid_"];
 
 /// An [`Error::InvalidSchema`] naming the table (and column) at fault,
 /// clipped: the names may be hostile and long.
@@ -405,14 +419,24 @@ impl TableDef {
         s
     }
 
-    /// Indexes the server needs: `_seq` for keyset pulls.
+    /// Indexes the server needs: `_seq` for keyset pulls, named with the
+    /// engine's prefix (no app table can take that name). Servers
+    /// bootstrapped by earlier releases named it `<table>__seq`, a name an
+    /// app table could take: it is dropped when the schema is created or
+    /// migrated.
     pub fn server_index_sql(&self) -> Vec<String> {
-        vec![format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
-            q(&format!("{}__seq", self.name)),
-            q(&self.name),
-            q("_seq")
-        )]
+        vec![
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+                q(&format!("_erth_seq_{}", self.name)),
+                q(&self.name),
+                q("_seq")
+            ),
+            format!(
+                "DROP INDEX IF EXISTS {}",
+                q(&format!("{}__seq", self.name))
+            ),
+        ]
     }
 
     /// `SELECT * ... LIMIT 0` on `table`: reads the existing column names.
@@ -542,6 +566,24 @@ mod tests {
             vec![vec!["b".into()]],
         );
         assert!(bad_index.is_err());
+    }
+
+    #[test]
+    fn names_with_a_meaning_in_the_engines_sql_are_refused() {
+        for name in ["excluded", "EXCLUDED", "rowid", "oid", "_rowid_", "RowId"] {
+            let e = TableDef::new(name, vec![]).unwrap_err();
+            assert!(e.to_string().contains("meaning of its own"), "{name}: {e}");
+            let e = TableDef::new("t", vec![ColumnDef::new(name, SqlType::Text)]).unwrap_err();
+            assert!(
+                matches!(&e, Error::InvalidSchema { column: Some(c), .. } if c == name),
+                "{name}: {e}"
+            );
+        }
+        assert!(TableDef::new("excluded_items", vec![]).is_ok());
+        assert!(TableDef::new("t", vec![ColumnDef::new("oids", SqlType::Text)]).is_ok());
+        // The server's index takes the engine's prefix: no app table can be named so.
+        let t = TableDef::new("a__seq", vec![]).unwrap();
+        assert!(t.server_index_sql()[0].contains("\"_erth_seq_a__seq\""));
     }
 
     #[test]

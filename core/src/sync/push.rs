@@ -411,13 +411,16 @@ impl Syncer<'_> {
                 &state::cursor_key(&def.name),
                 (base + batch.len() as i64).to_string(),
             ));
-            // The newest row it changed becomes the anchor (see `restored`).
-            if let Some((seq, id)) = newest {
-                local.push(state::raise(
-                    &state::anchor_key(&def.name),
-                    restored::anchor(seq, &id),
-                ));
-            }
+        }
+        // The newest row it changed becomes the anchor, whether or not the
+        // cursor skipped past it: a server restored to before this push
+        // (even one this replica has not pulled up to) is noticed by it
+        // (see `restored`).
+        if let Some((seq, id)) = newest {
+            local.push(state::raise(
+                &state::anchor_key(&def.name),
+                restored::anchor(seq, &id),
+            ));
         }
         self.store.write(&local).await.map_err(Error::from)?;
         Ok(())
