@@ -36,6 +36,19 @@ pub struct Config {
     /// How long a sync waits for another process sharing the replica file
     /// to finish its sync before failing with [`crate::Error::DatabaseLocked`].
     pub sync_lock_timeout_ms: u64,
+    /// How long one request to the server may take (ms) before it fails
+    /// with a timeout (native transport; the browser's is set where the
+    /// browser store is opened). A request that times out is not sent again
+    /// as it was: a pull page or push batch is asked again smaller, anything
+    /// else fails the sync. Default 30,000.
+    pub request_timeout_ms: u64,
+    /// The most one sync may take (ms), waiting for another process's sync
+    /// included; then it stops with [`crate::Error::SyncTimeout`], keeping
+    /// what it committed (pages and batches are each committed whole), and
+    /// the next sync resumes. `0`: no limit. Default 600,000 (10 minutes: a
+    /// fresh device's first pull of a large database on a slow link may
+    /// need several syncs).
+    pub sync_timeout_ms: u64,
     pub retry: RetryPolicy,
 }
 
@@ -64,6 +77,8 @@ impl std::fmt::Debug for Config {
             .field("pull_page_rows", &self.pull_page_rows)
             .field("max_clock_drift_ms", &self.max_clock_drift_ms)
             .field("sync_lock_timeout_ms", &self.sync_lock_timeout_ms)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("sync_timeout_ms", &self.sync_timeout_ms)
             .field("retry", &self.retry)
             .finish()
     }
@@ -82,6 +97,8 @@ impl Default for Config {
             pull_page_rows: 10_000,
             max_clock_drift_ms: 3_600_000,
             sync_lock_timeout_ms: 60_000,
+            request_timeout_ms: 30_000,
+            sync_timeout_ms: 600_000,
             retry: RetryPolicy::default(),
         }
     }

@@ -69,6 +69,43 @@ impl StatusState {
     }
 }
 
+/// `status().syncing` while a sync runs. A sync whose future is dropped
+/// before it finished (the app cancelled it, e.g. `asyncio.wait_for`, or a
+/// task was aborted) lowers it on drop and leaves [`Error::SyncCancelled`]
+/// as the last error; its locks go with the future.
+struct SyncingFlag<'a> {
+    status: &'a Mutex<StatusState>,
+    raised: bool,
+}
+
+impl<'a> SyncingFlag<'a> {
+    fn raise(status: &'a Mutex<StatusState>) -> SyncingFlag<'a> {
+        status.lock().unwrap_or_else(|p| p.into_inner()).syncing = true;
+        SyncingFlag {
+            status,
+            raised: true,
+        }
+    }
+
+    /// Lowers the flag at the end of a sync; the status, to note its outcome.
+    fn lower(&mut self) -> std::sync::MutexGuard<'a, StatusState> {
+        self.raised = false;
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.syncing = false;
+        status
+    }
+}
+
+impl Drop for SyncingFlag<'_> {
+    fn drop(&mut self) {
+        if self.raised {
+            let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            status.syncing = false;
+            status.last_error = Some(Error::SyncCancelled.to_string());
+        }
+    }
+}
+
 /// A local replica, optionally synced with a server.
 pub struct Database {
     pub(crate) store: Arc<dyn Store>,
@@ -290,26 +327,24 @@ impl Database {
                 }
             }
         }
-        // Another process sharing the file may be syncing it: wait for it.
-        let _other_processes = self.lock_sync_across_processes().await?;
-        let writes_at_start = self.writes.load(Ordering::SeqCst);
-        self.status_state().syncing = true;
+        let mut flag = SyncingFlag::raise(&self.status);
         let started = self.now_ms();
-        let result = self.sync_once(&remote, progress).await;
-        let finished = self.now_ms();
-        let result = match result {
-            Ok(counts) => self
-                .store
-                .write(&[state::set(state::KEY_LAST_SYNC, finished.to_string())])
-                .await
-                .map(|_| counts)
-                .map_err(Error::from),
-            Err(e) => Err(e),
-        };
-        let mut status = self.status_state();
-        status.syncing = false;
+        let result = self
+            .within_deadline(async {
+                // Another process sharing the file may be syncing it: wait for it.
+                let _other_processes = self.lock_sync_across_processes().await?;
+                let writes_at_start = self.writes.load(Ordering::SeqCst);
+                let counts = self.sync_once(&remote, progress).await?;
+                let finished = self.now_ms();
+                self.store
+                    .write(&[state::set(state::KEY_LAST_SYNC, finished.to_string())])
+                    .await?;
+                Ok((counts, writes_at_start, finished))
+            })
+            .await;
+        let mut status = flag.lower();
         match result {
-            Ok((pushed, pulled)) => {
+            Ok(((pushed, pulled), writes_at_start, finished)) => {
                 let report = SyncReport {
                     pushed,
                     pulled,
@@ -328,6 +363,25 @@ impl Database {
                 status.last_error = Some(e.to_string());
                 Err(e)
             }
+        }
+    }
+
+    /// `sync` within `Config::sync_timeout_ms` (none when 0): past it, the
+    /// sync is dropped where it stands (every page and batch it committed
+    /// stays) and [`Error::SyncTimeout`] returned.
+    async fn within_deadline<T>(
+        &self,
+        sync: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let ms = self.config.sync_timeout_ms;
+        if ms == 0 {
+            return sync.await;
+        }
+        let sync = std::pin::pin!(sync);
+        let timer = std::pin::pin!(self.transport.sleep(ms));
+        match futures::future::select(sync, timer).await {
+            futures::future::Either::Left((result, _)) => result,
+            futures::future::Either::Right(((), _)) => Err(Error::SyncTimeout { ms }),
         }
     }
 
@@ -414,6 +468,7 @@ impl Database {
             .and_then(SqlValue::as_str)
             .and_then(|v| v.parse::<u64>().ok());
         let rejected = self.rejected_count().await?;
+        let quarantined = self.quarantined_count().await?;
         let s = self.status_state();
         Ok(SyncStatus {
             pending_changes,
@@ -424,6 +479,7 @@ impl Database {
             clock_ahead_ms: s.clock_ahead_ms,
             unknown_server_columns: s.unknown_server_columns.clone(),
             rejected,
+            quarantined,
             refused_tables: s.refused_tables.clone(),
         })
     }
@@ -452,8 +508,9 @@ impl Database {
     ) -> Result<Database> {
         let claim = crate::store::sqlite::FileClaim::take(path.as_ref())?;
         let store = crate::store::sqlite::SqliteStore::open(path)?;
-        let transport =
-            crate::transport::native::NativeTransport::new(std::time::Duration::from_secs(30))?;
+        let transport = crate::transport::native::NativeTransport::new(
+            std::time::Duration::from_millis(config.request_timeout_ms),
+        )?;
         let mut db = Database::open(
             Arc::new(store),
             Arc::new(transport),

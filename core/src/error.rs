@@ -63,6 +63,15 @@ pub enum Error {
     /// A row from the server breaks the row layout (types, ids, clocks).
     #[error("invalid row from server in table {table}: {reason}")]
     InvalidRemoteRow { table: String, reason: String },
+    /// A sync ran past `Config::sync_timeout_ms` and stopped; what it
+    /// committed stays (pages and batches are committed whole) and the next
+    /// sync resumes from there.
+    #[error("the sync took longer than its limit ({ms} ms) and stopped; the next sync resumes where it stopped")]
+    SyncTimeout { ms: u64 },
+    /// A sync was cancelled (its future dropped) before it finished; what it
+    /// committed stays.
+    #[error("the sync was cancelled before it finished; the next sync resumes where it stopped")]
+    SyncCancelled,
     /// `sync()` was called on a database that has no remote.
     #[error("no remote configured: the database is local-only until a URL is set")]
     NoRemote,
@@ -94,7 +103,9 @@ impl Error {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Storage(_) => ErrorKind::Storage,
             Error::DatabaseLocked => ErrorKind::DatabaseLocked,
-            Error::Network(_) => ErrorKind::Network,
+            Error::Network(_) | Error::SyncTimeout { .. } | Error::SyncCancelled => {
+                ErrorKind::Network
+            }
             Error::Auth { .. } => ErrorKind::Auth,
             Error::Server { .. } | Error::Http { .. } => ErrorKind::Server,
             Error::Protocol(_) | Error::InvalidRemoteRow { .. } => ErrorKind::Protocol,

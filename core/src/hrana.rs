@@ -286,22 +286,18 @@ impl HranaClient {
             .is_some()
     }
 
-    /// Runs a batch, retrying transient failures (a batch must be safe to
-    /// run twice: every batch the engine sends is idempotent).
+    /// Runs a batch, retrying transient failures with the retry policy's
+    /// backoff (a batch must be safe to run twice: every batch the engine
+    /// sends is idempotent), except a timeout, which is returned at once: a
+    /// server that does not answer costs one request timeout, and the caller
+    /// decides (the sync engine asks for a smaller page or batch, or fails).
     pub async fn batch(&self, steps: &[Step]) -> Result<BatchOutcome> {
-        self.batch_retrying(Body::Steps(steps), true).await
+        self.batch_retrying(Body::Steps(steps)).await
     }
 
-    /// [`HranaClient::batch`], except that a timeout is returned at once:
-    /// the caller asks for less (a smaller page or batch, see
-    /// [`crate::sync`]) instead of sending the same request again.
-    pub async fn batch_or_timeout(&self, steps: &[Step]) -> Result<BatchOutcome> {
-        self.batch_retrying(Body::Steps(steps), false).await
-    }
-
-    /// Encodes `steps` now, to be sent later by
-    /// [`HranaClient::send_or_timeout`]: a caller can do a request's CPU
-    /// work while an earlier request is still running (`crate::sync`'s push).
+    /// Encodes `steps` now, to be sent later by [`HranaClient::send`]: a
+    /// caller can do a request's CPU work while an earlier request is still
+    /// running (the sync engine's push).
     pub fn prepare(&self, steps: &[Step]) -> Result<PreparedBatch> {
         let with_close = self.close.load(Ordering::Relaxed) == CLOSE_SUPPORTED;
         Ok(PreparedBatch {
@@ -311,20 +307,17 @@ impl HranaClient {
         })
     }
 
-    /// [`HranaClient::batch_or_timeout`] of a batch encoded by
-    /// [`HranaClient::prepare`].
-    pub async fn send_or_timeout(&self, batch: &PreparedBatch) -> Result<BatchOutcome> {
-        self.batch_retrying(Body::Prepared(batch), false).await
+    /// [`HranaClient::batch`] of a batch encoded by [`HranaClient::prepare`].
+    pub async fn send(&self, batch: &PreparedBatch) -> Result<BatchOutcome> {
+        self.batch_retrying(Body::Prepared(batch)).await
     }
 
-    async fn batch_retrying(&self, body: Body<'_>, retry_timeouts: bool) -> Result<BatchOutcome> {
+    async fn batch_retrying(&self, body: Body<'_>) -> Result<BatchOutcome> {
         let mut attempt = 0;
         loop {
             match self.batch_once(body).await {
                 Err(e)
-                    if e.is_transient()
-                        && (retry_timeouts || !e.is_timeout())
-                        && attempt + 1 < self.retry.attempts =>
+                    if e.is_transient() && !e.is_timeout() && attempt + 1 < self.retry.attempts =>
                 {
                     let delay = self.retry.delay(attempt);
                     tracing::debug!(error = %e, attempt, delay, "transient Hrana failure; retrying");

@@ -222,6 +222,7 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
     let mut stmts = vec![
         Statement::plain(state::CREATE),
         Statement::plain(state::CREATE_REJECTED),
+        Statement::plain(state::CREATE_QUARANTINED),
         // A fresh node id on every open (see `crate::db`): two copies of one
         // file never issue the same clock.
         state::set(state::KEY_NODE, format!("{:016x}", node.0)),

@@ -1,5 +1,5 @@
-//! Rows the server refused: the public calls that list, retry and discard
-//! them.
+//! Rows the server refused, and rows from the server this replica would
+//! not apply: the public calls that list, retry and discard them.
 //!
 //! A push batch the server refuses because of its rows (see
 //! [`Error::is_row_refusal`]) is narrowed down by the sync engine to the
@@ -16,8 +16,8 @@ use crate::events::{ChangeEvent, ChangeOrigin};
 use crate::merge;
 use crate::row::SyncRow;
 use crate::schema::{q, TableDef};
-use crate::state::REJECTED;
-use crate::status::RejectedRow;
+use crate::state::{QUARANTINED, REJECTED};
+use crate::status::{QuarantinedRow, RejectedRow};
 use crate::value::{SqlValue, Statement};
 use std::sync::atomic::Ordering;
 
@@ -180,4 +180,62 @@ fn server_version(def: &TableDef, cells: &[SqlValue]) -> Result<(SyncRow, i64)> 
         .and_then(SqlValue::as_i64)
         .ok_or_else(|| invalid(format!("row {}: _seq is not an integer", row.id)))?;
     Ok((row, seq))
+}
+
+impl Database {
+    /// Rows pulled from the server that this replica would not apply (see
+    /// [`QuarantinedRow`]), oldest first.
+    pub async fn quarantined_rows(&self) -> Result<Vec<QuarantinedRow>> {
+        let rows = self
+            .store
+            .query(&Statement::plain(format!(
+                "SELECT \"tbl\", \"id\", \"seq\", \"reason\", \"at_ms\" FROM {} ORDER BY \"at_ms\", \"tbl\", \"seq\"",
+                q(QUARANTINED)
+            )))
+            .await?;
+        Ok(rows
+            .rows
+            .into_iter()
+            .map(|r| {
+                let text = |i: usize| r.get(i).and_then(SqlValue::as_str).unwrap_or("").to_owned();
+                let int = |i: usize| r.get(i).and_then(SqlValue::as_i64).unwrap_or(0);
+                QuarantinedRow {
+                    table: text(0),
+                    id: text(1),
+                    seq: int(2),
+                    reason: text(3),
+                    quarantined_at_ms: int(4).max(0) as u64,
+                }
+            })
+            .collect())
+    }
+
+    /// Empties the list of quarantined rows (they stay unapplied: a row
+    /// comes again only when it changes on the server). Returns how many
+    /// there were.
+    pub async fn forget_quarantined(&self) -> Result<u64> {
+        let n = self.quarantined_count().await?;
+        self.store
+            .write(&[Statement::plain(format!("DELETE FROM {}", q(QUARANTINED)))])
+            .await?;
+        Ok(n)
+    }
+
+    /// How many rows [`Database::quarantined_rows`] lists.
+    pub async fn quarantined_count(&self) -> Result<u64> {
+        let rows = self
+            .store
+            .query(&Statement::plain(format!(
+                "SELECT count(*) FROM {}",
+                q(QUARANTINED)
+            )))
+            .await?;
+        Ok(rows
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(SqlValue::as_i64)
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
 }

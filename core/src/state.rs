@@ -26,6 +26,17 @@ pub const CREATE_REJECTED: &str = "CREATE TABLE IF NOT EXISTS \"_erth_rejected\"
 /// Name of the table of [`CREATE_REJECTED`].
 pub const REJECTED: &str = "_erth_rejected";
 
+/// Rows pulled from the server that this replica would not apply (they
+/// break the row layout: a value of the wrong type, a bad id or clock):
+/// the table, the row's `_seq` on the server, its id as the server had it
+/// (clipped, maybe not an id at all), why, and when. The pull moves past
+/// them; a row that arrives valid later (changed on the server, at a new
+/// `_seq`) leaves this table.
+pub const CREATE_QUARANTINED: &str = "CREATE TABLE IF NOT EXISTS \"_erth_quarantined\" (\"tbl\" TEXT NOT NULL, \"seq\" INTEGER NOT NULL, \"id\" TEXT NOT NULL, \"reason\" TEXT NOT NULL, \"at_ms\" INTEGER NOT NULL, PRIMARY KEY (\"tbl\", \"seq\"))";
+
+/// Name of the table of [`CREATE_QUARANTINED`].
+pub const QUARANTINED: &str = "_erth_quarantined";
+
 pub const KEY_NODE: &str = "node";
 pub const KEY_HLC: &str = "hlc";
 pub const KEY_SERVER_DB: &str = "server_db_id";

@@ -38,6 +38,10 @@ pub struct SyncStatus {
     /// [`crate::Database::retry_rejected`] (listed by [`crate::Database::rejected_rows`]).
     /// They count in `pending_changes` too.
     pub rejected: u64,
+    /// Rows pulled from the server that this replica would not apply (they
+    /// break the row layout), set aside while the others sync; listed by
+    /// [`crate::Database::quarantined_rows`].
+    pub quarantined: u64,
     /// Tables whose changes the server would not take with this token, as
     /// of the last push (a read-only token: every table, `HTTP 403`; kept
     /// across reopens); their changes stay pending and the other tables sync.
@@ -99,4 +103,23 @@ pub(crate) fn refusals_from_text(text: &str) -> Vec<TableRefusal> {
             message,
         })
         .collect()
+}
+
+/// A row pulled from the server that this replica would not apply, with
+/// why: it breaks the row layout (a value of the wrong type or over 5 MB,
+/// an id that is not a UUIDv7, a clock that is not a clock). It was
+/// written by a buggy or hostile client; the pull moved past it, and it
+/// leaves this list when it arrives valid (changed on the server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct QuarantinedRow {
+    pub table: String,
+    /// The row's id as the server has it (clipped; it may not be an id).
+    pub id: String,
+    /// The row's `_seq` on the server.
+    pub seq: i64,
+    /// Why it was not applied.
+    pub reason: String,
+    /// Wall-clock ms when it was pulled.
+    pub quarantined_at_ms: u64,
 }

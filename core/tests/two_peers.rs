@@ -225,6 +225,9 @@ async fn peer(server: &Arc<LocalServer>, skew_ms: i64) -> Peer {
         pull_page_rows: 7,
         push_batch_rows: 5,
         rows_per_statement: 2,
+        // The in-memory server's sleep passes no time: a sync deadline
+        // (a sleep raced against the sync) would pass at once.
+        sync_timeout_ms: 0,
         ..Config::default()
     };
     let db = Database::open(
@@ -409,7 +412,7 @@ async fn far_future_row_deleted_by_a_clamped_replica_converges() {
 }
 
 #[tokio::test]
-async fn invalid_server_rows_are_typed_errors_and_change_nothing() {
+async fn invalid_server_rows_are_quarantined_and_the_others_sync() {
     let server = LocalServer::new();
     // A server whose `todos` ignores the row layout's types and NOT NULLs
     // (made before the first sync, which keeps an existing table), so every
@@ -478,24 +481,45 @@ async fn invalid_server_rows_are_typed_errors_and_change_nothing() {
             ])
             .await
             .unwrap_or_else(|e| panic!("{what}: could not plant the rows: {e}"));
-        let e = b.db.sync().await.expect_err(what);
-        match &e {
-            Error::InvalidRemoteRow { table, reason } => {
-                assert_eq!(table, "todos", "{what}");
-                assert!(
-                    reason.contains(names),
-                    "{what}: the error names another fault: {reason}"
-                );
-            }
-            other => panic!("{what}: not an invalid-row error: {other:?}"),
-        }
-        assert_eq!(e.kind(), ErrorKind::Protocol, "{what}");
-        assert_eq!(
-            b.db.dump("todos").await.unwrap(),
-            before,
-            "{what}: local rows changed"
+        // The sync succeeds: the hostile row is quarantined with its
+        // reason, the bystander on the same page arrives, B's pending row
+        // goes up.
+        b.db.sync()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: one bad row failed the sync: {e}"));
+        let quarantined = b.db.quarantined_rows().await.unwrap();
+        assert_eq!(quarantined.len(), 1, "{what}: {quarantined:?}");
+        assert_eq!(quarantined[0].table, "todos", "{what}");
+        assert_eq!(quarantined[0].seq, seq, "{what}");
+        assert!(
+            quarantined[0].reason.contains(names),
+            "{what}: the reason names another fault: {}",
+            quarantined[0].reason
         );
-        assert_eq!(b.db.status().await.unwrap().last_error, Some(e.to_string()));
+        let status = b.db.status().await.unwrap();
+        assert_eq!(status.quarantined, 1, "{what}");
+        assert_eq!(status.last_error, None, "{what}");
+        assert_eq!(status.pending_changes, 0, "{what}: B's own row was pushed");
+        assert_eq!(
+            b.db.get_todo(&bystander).await.unwrap().title,
+            "bystander",
+            "{what}"
+        );
+        // Nothing of the hostile row was applied.
+        let after: Vec<_> =
+            b.db.dump("todos")
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.id != bystander && before.iter().all(|o| o.id != r.id))
+                .filter(|r| r.values[0] != SqlValue::from("pending on B"))
+                .collect();
+        assert!(after.is_empty(), "{what}: unexpected rows {after:?}");
+        assert_eq!(
+            b.db.get_row("todos", id).await.unwrap(),
+            before.iter().find(|r| &r.id == id).cloned(),
+            "{what}: the good row changed"
+        );
         // Repair: drop the intruder, restore the good row with a newer _seq.
         let mut args = saved.clone();
         args.push(SqlValue::Integer(seq + 2));
@@ -511,14 +535,18 @@ async fn invalid_server_rows_are_typed_errors_and_change_nothing() {
             .unwrap();
         b.db.sync()
             .await
-            .unwrap_or_else(|e| panic!("{what}: sync did not resume after the repair: {e}"));
+            .unwrap_or_else(|e| panic!("{what}: sync after the repair: {e}"));
         assert_eq!(b.db.get_todo(id).await.unwrap().title, "good", "{what}");
-        // The failed page moved no cursor: the bystander arrives now.
-        assert_eq!(
-            b.db.get_todo(&bystander).await.unwrap().title,
-            "bystander",
-            "{what}"
-        );
+        // A quarantined row that arrives valid leaves the quarantine; one
+        // that the server dropped stays listed (it never arrives again).
+        let left = b.db.quarantined_rows().await.unwrap();
+        if *what == "invalid id" {
+            assert_eq!(left.len(), 1, "{what}: {left:?}");
+            assert_eq!(b.db.forget_quarantined().await.unwrap(), 1, "{what}");
+            assert_eq!(b.db.status().await.unwrap().quarantined, 0, "{what}");
+        } else {
+            assert!(left.is_empty(), "{what}: {left:?}");
+        }
     }
 }
 
@@ -551,6 +579,7 @@ async fn local_only_until_a_remote_is_set() {
         Config {
             // An empty URL is local-only, not an invalid URL.
             url: Some(String::new()),
+            sync_timeout_ms: 0,
             ..Config::default()
         },
     )
@@ -787,6 +816,7 @@ async fn a_sync_waits_for_another_process_syncing_the_file_then_fails_typed() {
     let config = Config {
         url: Some("http://127.0.0.1:1".into()),
         sync_lock_timeout_ms: 100,
+        sync_timeout_ms: 0,
         ..Config::default()
     };
     let db = Database::open(

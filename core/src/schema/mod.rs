@@ -432,10 +432,7 @@ impl TableDef {
                 q(&self.name),
                 q("_seq")
             ),
-            format!(
-                "DROP INDEX IF EXISTS {}",
-                q(&format!("{}__seq", self.name))
-            ),
+            format!("DROP INDEX IF EXISTS {}", q(&format!("{}__seq", self.name))),
         ]
     }
 

@@ -44,6 +44,7 @@
 //!   server.
 
 mod bootstrap;
+mod large_row;
 mod plan;
 mod pull;
 mod pull_sql;
@@ -100,6 +101,9 @@ pub(crate) struct Found {
     pub(crate) started_over: bool,
     /// Pulled tombstones that still held user data were marked pending.
     uncleared: bool,
+    /// Whether the server took a write of no row of the app's, once asked
+    /// in this sync (see `push`).
+    server_takes_writes: Option<bool>,
 }
 
 /// One sync's view of a replica: everything it borrows, nothing it owns

@@ -6,7 +6,7 @@
 //! the loop that sends, waits and applies.
 
 use super::plan::{PageAsk, PullPlan};
-use super::pull_sql::{PullQueries, PullRange};
+use super::pull_sql::{Page, PullQueries, PullRange, Quarantined};
 use super::{arrived, restored, Syncer};
 use crate::error::{Error, Result};
 use crate::events::{ChangeEvent, ChangeOrigin};
@@ -35,7 +35,16 @@ struct Pulling<'q> {
     after: i64,
     /// Rows pulled in this range.
     pulled: u64,
+    /// The budget of the next ask after a page failed (under the link's).
+    limit: Option<usize>,
+    /// Pages that failed in a row.
+    failures: u32,
 }
+
+/// Pages of one range that may fail in a row before the sync gives up:
+/// each failure halves the page (a budget of 6 MB reaches one row in about
+/// 23 halvings), then the row comes in pieces.
+const MAX_PAGE_FAILURES: u32 = 32;
 
 impl Syncer<'_> {
     /// Pulls `def`'s pending backfill, then its rows after the cursor.
@@ -99,6 +108,13 @@ impl Syncer<'_> {
 
     /// Pulls the pages of `range` and merges each with `cursor(last _seq)`
     /// in one local transaction. `pulled_before` only offsets progress.
+    ///
+    /// A page that does not arrive (a timeout, or an answer the server
+    /// will not build or send) is asked again at half its size, after a
+    /// backoff, down to one row; one row that does not arrive alone comes
+    /// by itself in pieces (`large_row`). At most [`MAX_PAGE_FAILURES`]
+    /// failures in a row, then the sync fails with the last one: every
+    /// sync ends.
     async fn pull_range(
         &self,
         def: &TableDef,
@@ -112,61 +128,116 @@ impl Syncer<'_> {
             plan: PullPlan::new(self.config.pull_page_rows),
             after: range.after,
             pulled: 0,
+            limit: None,
+            failures: 0,
         };
         self.first_probe(&mut p, range.probe_columns).await?;
         // The page requested while the previous one was being applied.
         let mut prefetched: Option<(PageAsk, _)> = None;
-        let budgets = &self.remote.budgets;
         while !p.plan.is_empty() {
-            if prefetched.is_none() && p.plan.needs_detail(budgets.page()) {
+            if prefetched.is_none() && p.plan.needs_detail(self.budget(&p)) {
                 let answer = self.remote.client.execute(p.queries.sizes(p.after)).await?;
                 p.plan.listed(&p.queries.read_sizes(def, &answer)?);
                 continue;
             }
             let (ask, request) = match prefetched.take() {
                 Some(sent) => sent,
-                None => match p.plan.next_page(budgets.page()) {
+                None => match p.plan.next_page(self.budget(&p)) {
                     Some(ask) => (ask, self.fetch(&p.queries, p.after, ask)),
                     None => break,
                 },
             };
-            let (mut answer, elapsed) = match arrived(request).await? {
-                Ok(answer) => answer,
-                Err(e) if p.plan.can_shrink(&ask) && too_big(&e) => {
-                    // Ask for less: half of what did not arrive, and never
-                    // grow back to it on this link.
-                    let smaller = budgets.page_failed(ask.budget, ask.bytes);
-                    tracing::debug!(error = %e, bytes = smaller, "pull page too big for the link; shrinking");
-                    continue;
+            let page = match arrived(request).await? {
+                Ok((mut answer, elapsed)) => {
+                    (p.failures, p.limit) = (0, None);
+                    self.remote
+                        .budgets
+                        .page_arrived(ask.budget, ask.bytes, elapsed);
+                    let page = take_result(&mut answer, 0, "the page has no result")?;
+                    let page = p.queries.read_page(def, page, p.after, ask.upto)?;
+                    p.plan.page_done(&ask);
+                    if let Some(limit) = ask.probe_next {
+                        let probe =
+                            take_result(&mut answer, 1, "the page's size probe has no result")?;
+                        self.plan_aggregate(&mut p, &probe, limit)?;
+                    }
+                    page
                 }
+                Err(e) if too_big(&e) => match self.page_failed(&mut p, &ask, e).await? {
+                    Some(page) => page,
+                    None => continue,
+                },
                 Err(e) => return Err(e),
             };
-            budgets.page_arrived(ask.budget, ask.bytes, elapsed);
-            let page = take_result(&mut answer, 0, "the page has no result")?;
-            let (rows, seqs) = p.queries.read_page(def, page, p.after, ask.upto)?;
-            p.plan.page_done(&ask);
-            if let Some(limit) = ask.probe_next {
-                let probe = take_result(&mut answer, 1, "the page's size probe has no result")?;
-                self.plan_aggregate(&mut p, &probe, limit)?;
-            }
             // Ask for the next page before applying this one: its request
             // leaves now (polled once) and the server builds it while this
             // page is merged. (Its `elapsed` then includes this apply,
             // milliseconds against the seconds that change a page budget.)
-            if !p.plan.needs_detail(budgets.page()) {
-                if let Some(next) = p.plan.next_page(budgets.page()) {
+            if !p.plan.needs_detail(self.budget(&p)) {
+                if let Some(next) = p.plan.next_page(self.budget(&p)) {
                     let mut request = self.fetch(&p.queries, ask.upto, next);
                     let _ = futures::poll!(&mut request);
                     prefetched = Some((next, request));
                 }
             }
-            self.apply_pulled(&mut p, &rows, &seqs, cursor(ask.upto), pulled_before)
+            self.apply_pulled(&mut p, page, cursor(ask.upto), pulled_before)
                 .await?;
             // Rows of the plan missing from the page were changed since and
             // come later with a new `_seq`: the cursor moves to the page's end.
             p.after = ask.upto;
         }
         Ok(p.pulled)
+    }
+
+    /// The page budget of this range now: the link's, or less after a
+    /// failure, and never over what one page of this table may hold.
+    fn budget(&self, p: &Pulling<'_>) -> usize {
+        p.limit
+            .unwrap_or_else(|| self.remote.budgets.page())
+            .min(p.queries.max_page_bytes())
+    }
+
+    /// Page `ask` did not arrive with `error` (too big for the link or the
+    /// server): after a backoff, the next ask is half its size (`None`); a
+    /// page of one row comes by itself in pieces (`Some`, its rows).
+    ///
+    /// Errors: `error`, after [`MAX_PAGE_FAILURES`] failures in a row; the
+    /// large row's errors.
+    async fn page_failed(
+        &self,
+        p: &mut Pulling<'_>,
+        ask: &PageAsk,
+        error: Error,
+    ) -> Result<Option<Page>> {
+        p.failures += 1;
+        if p.failures > MAX_PAGE_FAILURES {
+            return Err(error);
+        }
+        if p.plan.can_shrink(ask) {
+            let smaller = self.remote.budgets.page_failed(ask.budget, ask.bytes);
+            // Under the link's smallest budget too, down to one row.
+            p.limit = Some((ask.bytes / 2).max(1));
+            tracing::debug!(error = %error, bytes = smaller, "pull page too big for the link; shrinking");
+            self.remote
+                .client
+                .sleep(self.config.retry.delay(p.failures - 1))
+                .await;
+            return Ok(None);
+        }
+        tracing::debug!(error = %error, table = %p.def.name, seq = ask.upto, "a row too large for a page; pulling it in pieces");
+        let mut page = Page::default();
+        if let Some(row) = self.pull_large_row(p.def, ask.upto).await? {
+            page.rows.push(row);
+            page.seqs.push(ask.upto);
+        }
+        p.plan.page_done(ask);
+        if let Some(limit) = ask.probe_next {
+            let probe = p.queries.aggregate(ask.upto, limit);
+            let answer = self.remote.client.execute(probe).await?;
+            self.plan_aggregate(p, &answer, limit)?;
+        }
+        (p.failures, p.limit) = (0, None);
+        Ok(Some(page))
     }
 
     /// The range's first size probe, an aggregate one (rows small enough to
@@ -205,7 +276,7 @@ impl Syncer<'_> {
         let steps = queries.page(after, &ask);
         let started = self.clock.now_ms();
         futures::future::maybe_done(Box::pin(async move {
-            let out: BatchOutcome = self.remote.client.batch_or_timeout(&steps).await?;
+            let out: BatchOutcome = self.remote.client.batch(&steps).await?;
             match out.first_error() {
                 Some(e) => Err(e),
                 None => Ok((out.results, self.clock.now_ms().saturating_sub(started))),
@@ -217,13 +288,13 @@ impl Syncer<'_> {
     async fn apply_pulled(
         &self,
         p: &mut Pulling<'_>,
-        rows: &[SyncRow],
-        seqs: &[i64],
+        page: Page,
         cursor: Statement,
         pulled_before: u64,
     ) -> Result<()> {
-        let changed = self.apply_page(p.def, rows, seqs, cursor).await?;
-        p.pulled += rows.len() as u64;
+        let n = page.rows.len() as u64;
+        let changed = self.apply_page(p.def, page, cursor).await?;
+        p.pulled += n;
         (self.progress)(SyncProgress::Pulled {
             table: p.def.name.clone(),
             rows: pulled_before + p.pulled,
@@ -272,13 +343,17 @@ impl Syncer<'_> {
     async fn apply_page(
         &self,
         def: &TableDef,
-        rows: &[SyncRow],
-        seqs: &[i64],
+        page: Page,
         cursor: Statement,
     ) -> Result<Vec<String>> {
+        let Page {
+            rows,
+            seqs,
+            quarantined,
+        } = page;
         let mut hlc = self.clock.lock().await;
         let now = self.clock.now_ms();
-        for row in rows {
+        for row in &rows {
             if let Some(max) = row.max_clock() {
                 if let Observed::Clamped { ahead_ms } = hlc.observe(max, now) {
                     tracing::warn!(ahead_ms, row = %row.id, "remote clock far ahead; local clock clamped");
@@ -301,7 +376,8 @@ impl Syncer<'_> {
                 restored::anchor(*seq, &row.id),
             ));
         }
-        stmts.extend(self.mark_uncleared(def, rows));
+        stmts.extend(self.mark_uncleared(def, &rows));
+        stmts.extend(quarantine(def, &rows, &quarantined, self.clock.now_ms()));
         let out = self.store.write(&stmts).await?;
         drop(hlc);
         Ok(out[..merges]
@@ -334,10 +410,57 @@ impl Syncer<'_> {
     }
 }
 
-/// A page that did not arrive because it was too big for the link: it
-/// timed out, or the server refused an answer that large.
+/// A page that did not arrive because it was too big for the link or the
+/// server: it timed out, the server would not build a string that long
+/// (`SQLITE_TOOBIG`, sqld past 5,000,000 bytes), or send an answer that
+/// large (`RESPONSE_TOO_LARGE`, sqld past 10 MB).
 fn too_big(e: &Error) -> bool {
-    e.is_timeout() || e.server_code() == Some("RESPONSE_TOO_LARGE")
+    e.is_timeout()
+        || matches!(
+            e.server_code(),
+            Some("RESPONSE_TOO_LARGE" | "SQLITE_TOOBIG")
+        )
+}
+
+/// The quarantine records of a page: its refused rows, with why, and the
+/// rows that arrived valid leave the quarantine (they changed on the
+/// server since it refused them).
+fn quarantine(
+    def: &TableDef,
+    rows: &[SyncRow],
+    refused: &[Quarantined],
+    now_ms: u64,
+) -> Vec<Statement> {
+    let mut stmts = Vec::new();
+    for row in refused {
+        tracing::warn!(table = %def.name, seq = row.seq, id = %row.id, reason = %row.reason, "a row from the server breaks the row layout; quarantined");
+        stmts.push(Statement::new(
+            format!(
+                "INSERT OR REPLACE INTO {} (\"tbl\", \"seq\", \"id\", \"reason\", \"at_ms\") VALUES (?, ?, ?, ?, ?)",
+                q(state::QUARANTINED)
+            ),
+            vec![
+                def.name.as_str().into(),
+                SqlValue::Integer(row.seq),
+                row.id.as_str().into(),
+                SqlValue::Text(crate::error::clip(&row.reason, 500)),
+                SqlValue::Integer(now_ms as i64),
+            ],
+        ));
+    }
+    for chunk in rows.chunks(500) {
+        let mut args = vec![SqlValue::from(def.name.as_str())];
+        args.extend(chunk.iter().map(|r| SqlValue::from(r.id.as_str())));
+        stmts.push(Statement::new(
+            format!(
+                "DELETE FROM {} WHERE \"tbl\" = ? AND \"id\" IN ({})",
+                q(state::QUARANTINED),
+                vec!["?"; chunk.len()].join(", ")
+            ),
+            args,
+        ));
+    }
+    stmts
 }
 
 /// The rows of step `i` of a batch's results (taken out).

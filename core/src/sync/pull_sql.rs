@@ -5,10 +5,10 @@
 //! in, validated rows out; [`super::pull`] sends them.
 
 use super::plan::PageAsk;
-use crate::error::{Error, Result};
+use crate::error::{clip, Error, Result};
 use crate::hrana::Step;
 use crate::row::SyncRow;
-use crate::schema::{q, TableDef, ZERO_CLOCK};
+use crate::schema::{q, SqlType, TableDef, ZERO_CLOCK};
 use crate::value::{Rows, SqlValue, Statement};
 
 /// Which rows of a server table a pull asks for: `_seq` in `(after, upto]`,
@@ -42,13 +42,16 @@ pub(crate) struct PullQueries {
     width: usize,
 }
 
-/// SQL for the approximate size in bytes of a server row in a page: its
-/// user values plus a fixed share for the id, flags, timestamps and clocks,
-/// which depends on the page's encoding ([`crate::page`]): as one JSON
-/// cell, about 38 bytes per clock (a 33-character text) and 80 for the id,
-/// flags and `_seq`; as Hrana value objects about 60 per cell. (Measured on
-/// tursodb for the built-in `todos`: 208 and 463 bytes a row, estimated 212
-/// and 430.)
+/// SQL for the size in bytes of a server row in a page, as the server will
+/// build and send it: each `TEXT` value as the server's own JSON escaping
+/// makes it (`length(CAST(json_quote(v) AS BLOB))`: a control character
+/// takes 6 bytes, and on some servers a non-ASCII character up to 12),
+/// an `INTEGER` or `REAL` by its digits, a `BLOB` in base64 (Hrana pages),
+/// plus a fixed share for the id, flags, timestamps and clocks, which
+/// depends on the page's encoding ([`crate::page`]): as one JSON cell,
+/// about 38 bytes per clock (a 33-character text) and 80 for the id, flags
+/// and `_seq`; as Hrana value objects about 60 per cell. (Measured on
+/// tursodb for the built-in `todos`: 208 and 463 bytes a row.)
 pub(crate) fn row_bytes_sql(def: &TableDef, json: bool) -> String {
     let n = def.columns.len();
     let overhead = if json {
@@ -57,13 +60,22 @@ pub(crate) fn row_bytes_sql(def: &TableDef, json: bool) -> String {
         60 * (n + 1 + 4)
     };
     let mut parts = vec![overhead.to_string()];
-    parts.extend(
-        def.columns
-            .iter()
-            .map(|c| format!("coalesce(length({}), 0)", q(&c.name))),
-    );
+    parts.extend(def.columns.iter().map(|c| {
+        let col = q(&c.name);
+        match c.sql_type {
+            SqlType::Text => format!("coalesce(length(CAST(json_quote({col}) AS BLOB)), 0)"),
+            SqlType::Blob => format!("coalesce(length({col}), 0) * 4 / 3"),
+            SqlType::Integer | SqlType::Real => format!("coalesce(length({col}), 0)"),
+        }
+    }));
     parts.join(" + ")
 }
+
+/// The most one JSON page may hold: sqld refuses any string a statement
+/// builds over 5,000,000 bytes (`SQLITE_TOOBIG`, SQLite's default length
+/// limit), and a JSON page is one string; with room for the array's commas
+/// and the estimate's rounding.
+pub(crate) const MAX_JSON_PAGE_BYTES: usize = 4_500_000;
 
 fn invalid_row(table: &str, reason: impl Into<String>) -> Error {
     Error::InvalidRemoteRow {
@@ -118,6 +130,17 @@ impl PullQueries {
             page_rows,
             json,
             width: def.row_columns().len() + 1,
+        }
+    }
+
+    /// The most a page of this table may hold, whatever the link's budget:
+    /// [`MAX_JSON_PAGE_BYTES`] for JSON pages, else sqld's answer limit
+    /// margin ([`super::plan::MAX_PAGE_BYTES`]).
+    pub(crate) fn max_page_bytes(&self) -> usize {
+        if self.json {
+            MAX_JSON_PAGE_BYTES
+        } else {
+            super::plan::MAX_PAGE_BYTES
         }
     }
 
@@ -195,57 +218,84 @@ impl PullQueries {
         }
     }
 
-    /// A page's answer for `_seq` in `(after, upto]`: its rows and their
-    /// `_seq`, validated whole (layout, types, ids, clocks; `_seq` rising
-    /// and within the range).
+    /// A page's answer for `_seq` in `(after, upto]`: its valid rows with
+    /// their `_seq`, and the rows that break the layout (types, ids,
+    /// clocks, a `_seq` that is not an integer or does not rise), each with
+    /// why, to be quarantined instead of stopping the pull.
     ///
-    /// Errors: [`Error::Protocol`] for an answer of another shape,
-    /// [`Error::InvalidRemoteRow`] for a row that breaks the layout.
+    /// Errors: [`Error::Protocol`] for an answer of another shape or a row
+    /// beyond the page's end (the server ignored the page's bounds).
     pub(crate) fn read_page(
         &self,
         def: &TableDef,
         page: Rows,
         after: i64,
         upto: i64,
-    ) -> Result<(Vec<SyncRow>, Vec<i64>)> {
+    ) -> Result<Page> {
         let width = self.width;
         let cells = if self.json {
             crate::page::decode(&def.name, &page, width, width - 1)?
         } else {
             page.rows
         };
-        let mut rows = Vec::with_capacity(cells.len());
-        let mut seqs = Vec::with_capacity(cells.len());
+        let mut out = Page::default();
         let mut last = after;
         for cells in &cells {
-            if cells.len() != width {
-                return Err(invalid_row(
-                    &def.name,
-                    format!("expected {width} columns, got {}", cells.len()),
-                ));
+            let seq = cells.get(width - 1).and_then(SqlValue::as_i64);
+            let id = cells
+                .first()
+                .map(|v| match v {
+                    SqlValue::Text(t) => clip(t, 64),
+                    other => format!("({})", other.type_name()),
+                })
+                .unwrap_or_default();
+            let checked: std::result::Result<(SyncRow, i64), String> = match seq {
+                _ if cells.len() != width => {
+                    Err(format!("expected {width} columns, got {}", cells.len()))
+                }
+                None => Err("its _seq is not an integer".to_owned()),
+                Some(seq) if seq <= last => {
+                    Err(format!("its _seq {seq} does not rise after {last}"))
+                }
+                Some(seq) if seq > upto => {
+                    return Err(Error::Protocol(format!(
+                        "pull page of {}: _seq {seq} is beyond the page's end {upto}",
+                        def.name
+                    )))
+                }
+                Some(seq) => SyncRow::from_cells(def, cells).map(|row| (row, seq)),
+            };
+            match checked {
+                Ok((row, seq)) => {
+                    last = seq;
+                    out.rows.push(row);
+                    out.seqs.push(seq);
+                }
+                Err(reason) => out.quarantined.push(Quarantined {
+                    seq: seq.unwrap_or(last),
+                    id,
+                    reason,
+                }),
             }
-            let row = SyncRow::from_cells(def, cells).map_err(|e| invalid_row(&def.name, e))?;
-            let seq = cells[width - 1].as_i64().ok_or_else(|| {
-                invalid_row(&def.name, format!("row {}: _seq is not an integer", row.id))
-            })?;
-            if seq <= last {
-                return Err(invalid_row(
-                    &def.name,
-                    format!("_seq {seq} does not increase after {last}"),
-                ));
-            }
-            last = seq;
-            rows.push(row);
-            seqs.push(seq);
         }
-        if last > upto {
-            return Err(invalid_row(
-                &def.name,
-                format!("_seq {last} is beyond the page's end {upto}"),
-            ));
-        }
-        Ok((rows, seqs))
+        Ok(out)
     }
+}
+
+/// The rows of one pull page, read.
+#[derive(Debug, Default)]
+pub(crate) struct Page {
+    pub(crate) rows: Vec<SyncRow>,
+    pub(crate) seqs: Vec<i64>,
+    pub(crate) quarantined: Vec<Quarantined>,
+}
+
+/// A row of a page this replica will not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Quarantined {
+    pub(crate) seq: i64,
+    pub(crate) id: String,
+    pub(crate) reason: String,
 }
 
 #[cfg(test)]
@@ -255,11 +305,40 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
-    fn row_size_sql_counts_every_user_column() {
-        let lengths = "coalesce(length(\"title\"), 0) + coalesce(length(\"is_completed\"), 0)";
+    fn row_size_sql_counts_every_user_column_as_it_travels() {
+        let lengths = "coalesce(length(CAST(json_quote(\"title\") AS BLOB)), 0) + coalesce(length(\"is_completed\"), 0)";
         let todos = crate::schema::todos_table();
         assert_eq!(row_bytes_sql(&todos, false), format!("420 + {lengths}"));
         assert_eq!(row_bytes_sql(&todos, true), format!("202 + {lengths}"));
+        let blobs = TableDef::new(
+            "b",
+            vec![
+                crate::ColumnDef::new("data", SqlType::Blob).nullable(),
+                crate::ColumnDef::new("x", SqlType::Real),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            row_bytes_sql(&blobs, false),
+            "420 + coalesce(length(\"data\"), 0) * 4 / 3 + coalesce(length(\"x\"), 0)"
+        );
+    }
+
+    #[test]
+    fn the_json_size_estimate_is_what_sqlite_builds() {
+        // The estimate of a text value is the length of its JSON form, in
+        // bytes: control characters and non-ASCII text are counted as sent.
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for text in ["plain", "\u{1}\u{2}\u{1f}", "😀😀", "é\"\\\n", ""] {
+            let (estimate, built): (i64, i64) = conn
+                .query_row(
+                    "SELECT length(CAST(json_quote(?1) AS BLOB)), length(CAST(json_array(?1) AS BLOB)) - 2",
+                    [text],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(estimate, built, "{text:?}");
+        }
     }
 
     #[test]

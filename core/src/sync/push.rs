@@ -213,8 +213,12 @@ impl Syncer<'_> {
     /// the part the server's answer names (the refused statement's chunk),
     /// else halves, until a single refused row is set aside with the
     /// server's reason. A batch that times out (or is answered HTTP 413,
-    /// too large) is split too, and the link's push budget halved. `failed`
-    /// is how `rows` already failed, when they were sent before. Returns the
+    /// too large) is halved too, and the link's push budget with it; one row
+    /// the link cannot carry is set aside like a refused one. A row is set
+    /// aside only if the server takes other writes
+    /// ([`Syncer::server_takes_writes`]); otherwise the fault is the
+    /// server's and the sync fails, every row still pending. `failed` is
+    /// how `rows` already failed, when they were sent before. Returns the
     /// refusal of the whole table, if the server refused that (a token that
     /// may not write it).
     async fn push_rows(
@@ -238,19 +242,25 @@ impl Syncer<'_> {
                 tracing::warn!(table = %def.name, code = %refusal.code, "the server refuses this table's changes; they stay pending");
                 return Ok(Some(refusal));
             }
-            let pieces = if error.is_row_refusal() {
-                if let [(row, dirty)] = part.as_slice() {
-                    self.set_aside(def, row, *dirty, &error).await?;
-                    continue;
+            let too_much = error.is_timeout() || matches!(error, Error::Http { status: 413, .. });
+            if !error.is_row_refusal() && !too_much {
+                return Err(error);
+            }
+            if let [(row, dirty)] = part.as_slice() {
+                // One row: it is at fault only if the server takes other
+                // writes (a full disk or a locked database refuses every
+                // row alike, and tursodb reports both as a failed step).
+                if !self.server_takes_writes().await {
+                    return Err(error);
                 }
-                narrowed(part.len(), failure.chunk, self.config.rows_per_statement)
-            } else if (error.is_timeout() || matches!(error, Error::Http { status: 413, .. }))
-                && part.len() > 1
-            {
+                self.set_aside(def, row, *dirty, &error).await?;
+                continue;
+            }
+            let pieces = if too_much {
                 self.remote.budgets.push_failed();
                 halved(part.len())
             } else {
-                return Err(error);
+                narrowed(part.len(), failure.chunk, self.config.rows_per_statement)
             };
             // Pieces in order: the stack pops the first one next.
             for range in pieces.into_iter().rev() {
@@ -258,6 +268,29 @@ impl Syncer<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Whether the server commits a write transaction that touches no row
+    /// of the app's (the counter set to itself), asked once per sync: a
+    /// server that does not is failing as a whole (read-only, full, locked,
+    /// stalled), so what it refused says nothing about the rows.
+    async fn server_takes_writes(&self) -> bool {
+        if let Some(known) = self.found().server_takes_writes {
+            return known;
+        }
+        let (steps, commit) = hrana::transaction(vec![Statement::plain(format!(
+            "UPDATE {} SET \"v\" = \"v\" WHERE \"k\" = 'seq'",
+            q(META_TABLE)
+        ))]);
+        let takes = match self.remote.client.batch(&steps).await {
+            Ok(out) => out.results.get(commit).is_some_and(Option::is_some),
+            Err(e) => {
+                tracing::debug!(error = %e, "the server's write check failed");
+                false
+            }
+        };
+        self.found().server_takes_writes = Some(takes);
+        takes
     }
 
     /// Records that the server refused version `dirty` of `row`.
@@ -368,7 +401,7 @@ impl Syncer<'_> {
 
     /// Sends a prepared push transaction; returns the answer, unread.
     async fn send_prepared(&self, prepared: PreparedPush) -> Result<SentBatch, PushFailure> {
-        let out = self.remote.client.send_or_timeout(&prepared.batch).await?;
+        let out = self.remote.client.send(&prepared.batch).await?;
         Ok(SentBatch {
             out,
             merges: prepared.merges,

@@ -25,6 +25,11 @@ pub(crate) fn set_aside(
 ) -> Statement {
     let (code, message) = match error {
         Error::Server { code, message } => (code.clone(), message.clone()),
+        Error::Http { status, .. } => (format!("HTTP {status}"), error.to_string()),
+        e if e.is_timeout() => (
+            "TIMEOUT".to_owned(),
+            "the row alone did not reach the server within the request timeout".to_owned(),
+        ),
         other => (format!("{:?}", other.kind()), other.to_string()),
     };
     Statement::new(

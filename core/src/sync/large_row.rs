@@ -1,0 +1,189 @@
+//! A row too large for any page: one that alone did not arrive (the answer
+//! timed out, or the server refused to build or send it: `SQLITE_TOOBIG`
+//! past sqld's 5,000,000-byte string limit, `RESPONSE_TOO_LARGE` past its
+//! 10 MB answer limit). Such a row travels another way: its small columns
+//! in one request, and each `TEXT` or `BLOB` value in pieces
+//! (`substr(value, start, n)`, characters of text or bytes of a blob), at
+//! most [`MAX_PIECE_BYTES`] on the wire each, so any value the engine
+//! accepts (up to 5 MB; a control character is 6 bytes as JSON) can be
+//! pulled from any server. Every request names the row by its `_seq`: a
+//! row that changed meanwhile has moved on (no rows come back), and is
+//! pulled later at its new `_seq`.
+
+use super::Syncer;
+use crate::error::{Error, Result};
+use crate::row::SyncRow;
+use crate::schema::{q, SqlType, TableDef};
+use crate::value::{SqlValue, Statement};
+
+/// The most one piece may take on the wire: a text character is at most 12
+/// bytes as JSON (a 4-byte character escaped as two `\u` pairs), a blob byte
+/// 4/3 in base64.
+const MAX_PIECE_BYTES: usize = 4_800_000;
+/// Characters of text per piece at first ([`MAX_PIECE_BYTES`] / 12).
+const TEXT_PIECE: usize = MAX_PIECE_BYTES / 12;
+/// Bytes of a blob per piece at first.
+const BLOB_PIECE: usize = MAX_PIECE_BYTES / 4 * 3;
+/// The smallest piece (in characters or bytes) a timed-out piece is halved to.
+const MIN_PIECE: usize = 16 * 1024;
+
+impl Syncer<'_> {
+    /// The row of `def` at `_seq` `seq`, fetched by itself in pieces, with
+    /// its `_seq`; `None` when it changed (moved to a later `_seq`) meanwhile.
+    ///
+    /// Errors: a piece that does not arrive even at [`MIN_PIECE`] fails
+    /// with its error (the sync stops; nothing is skipped);
+    /// [`Error::InvalidRemoteRow`] for a row that breaks the layout.
+    pub(super) async fn pull_large_row(&self, def: &TableDef, seq: i64) -> Result<Option<SyncRow>> {
+        let Some((mut cells, large)) = self.large_row_frame(def, seq).await? else {
+            return Ok(None);
+        };
+        for (i, (kind, len)) in large {
+            let Some(value) = self
+                .large_value(def, &def.columns[i].name, kind, seq, len)
+                .await?
+            else {
+                return Ok(None);
+            };
+            // User values start after the id.
+            cells[1 + i] = value;
+        }
+        SyncRow::from_cells(def, &cells)
+            .map(Some)
+            .map_err(|reason| Error::InvalidRemoteRow {
+                table: def.name.clone(),
+                reason,
+            })
+    }
+
+    /// The row's cells with its `TEXT` and `BLOB` values left out (NULL),
+    /// and for each of those, by user column index, the value's kind and
+    /// length (characters of text, bytes of a blob). `None`: no row there.
+    #[allow(clippy::type_complexity)]
+    async fn large_row_frame(
+        &self,
+        def: &TableDef,
+        seq: i64,
+    ) -> Result<Option<(Vec<SqlValue>, Vec<(usize, (SqlType, i64))>)>> {
+        let large = "typeof({c}) IN ('text', 'blob')";
+        let mut columns: Vec<String> = def
+            .row_columns()
+            .iter()
+            .map(|c| {
+                let c = q(c);
+                format!(
+                    "CASE WHEN {} THEN NULL ELSE {c} END",
+                    large.replace("{c}", &c)
+                )
+            })
+            .collect();
+        for col in &def.columns {
+            let c = q(&col.name);
+            columns.push(format!("typeof({c}), length({c})"));
+        }
+        let frame = self
+            .remote
+            .client
+            .execute(Statement::new(
+                format!(
+                    "SELECT {} FROM {} WHERE \"_seq\" = ?",
+                    columns.join(", "),
+                    q(&def.name)
+                ),
+                vec![SqlValue::Integer(seq)],
+            ))
+            .await?;
+        let Some(mut cells) = frame.rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let width = def.row_columns().len();
+        if cells.len() != width + 2 * def.columns.len() {
+            return Err(Error::Protocol(format!(
+                "a large row of {} came back with {} columns",
+                def.name,
+                cells.len()
+            )));
+        }
+        let extras = cells.split_off(width);
+        let large = extras
+            .chunks(2)
+            .enumerate()
+            .filter_map(|(i, pair)| {
+                let kind = match pair[0].as_str()? {
+                    "text" => SqlType::Text,
+                    "blob" => SqlType::Blob,
+                    _ => return None,
+                };
+                Some((i, (kind, pair[1].as_i64()?)))
+            })
+            .collect();
+        Ok(Some((cells, large)))
+    }
+
+    /// One `TEXT` or `BLOB` value of `column` (`len` characters or bytes),
+    /// in pieces; `None` when the row moved on meanwhile.
+    async fn large_value(
+        &self,
+        def: &TableDef,
+        column: &str,
+        sql_type: SqlType,
+        seq: i64,
+        len: i64,
+    ) -> Result<Option<SqlValue>> {
+        let mut piece = if sql_type == SqlType::Text {
+            TEXT_PIECE
+        } else {
+            BLOB_PIECE
+        };
+        let (mut text, mut bytes) = (String::new(), Vec::new());
+        let mut start = 1i64;
+        while start <= len {
+            let stmt = Statement::new(
+                format!(
+                    "SELECT substr({}, ?, ?) FROM {} WHERE \"_seq\" = ?",
+                    q(column),
+                    q(&def.name)
+                ),
+                vec![
+                    SqlValue::Integer(start),
+                    SqlValue::Integer(piece as i64),
+                    SqlValue::Integer(seq),
+                ],
+            );
+            let part = match self.remote.client.execute(stmt).await {
+                Ok(rows) => rows
+                    .rows
+                    .into_iter()
+                    .next()
+                    .and_then(|r| r.into_iter().next()),
+                Err(e) if e.is_timeout() && piece > MIN_PIECE => {
+                    piece = (piece / 2).max(MIN_PIECE);
+                    tracing::debug!(table = %def.name, column, piece, "a piece of a large value timed out; asking for less");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match part {
+                Some(SqlValue::Text(t)) if sql_type == SqlType::Text => text.push_str(&t),
+                Some(SqlValue::Blob(b)) if sql_type == SqlType::Blob => bytes.extend(b),
+                None => return Ok(None),
+                Some(other) => {
+                    return Err(Error::InvalidRemoteRow {
+                        table: def.name.clone(),
+                        reason: format!(
+                            "column {column}: a piece of its value is {}, not {}",
+                            other.type_name(),
+                            sql_type.sql()
+                        ),
+                    })
+                }
+            }
+            start += piece as i64;
+        }
+        Ok(Some(if sql_type == SqlType::Text {
+            SqlValue::Text(text)
+        } else {
+            SqlValue::Blob(bytes)
+        }))
+    }
+}
