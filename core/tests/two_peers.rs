@@ -12,7 +12,7 @@ use erth_core::hrana::{from_proto, to_proto};
 use erth_core::store::sqlite::SqliteStore;
 use erth_core::store::Store;
 use erth_core::transport::{HttpRequest, HttpResponse, Transport, TransportError};
-use erth_core::{ChangeOrigin, Config, Database, Error, ErrorKind, SqlValue, Statement};
+use erth_core::{ChangeOrigin, Config, Database, Error, SqlValue, Statement};
 use libsql_hrana::proto;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
