@@ -136,7 +136,7 @@ fn the_response_parser_never_panics() {
 }
 
 #[tokio::test]
-async fn hostile_server_rows_are_typed_errors_and_change_nothing() {
+async fn hostile_server_rows_are_quarantined_and_the_rest_syncs() {
     let server = TestServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let a = common::open(
@@ -199,15 +199,29 @@ async fn hostile_server_rows_are_typed_errors_and_change_nothing() {
             }
             Err(e) => panic!("{what}: planting failed: {e}"),
         }
-        let e = b.sync().await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Protocol, "{what}: {e:?}");
-        assert!(e.to_string().contains("invalid row"), "{what}: {e}");
-        assert_eq!(
-            b.dump("todos").await.unwrap(),
-            before,
-            "{what}: local rows changed"
+        // The sync succeeds: the hostile row is quarantined with its reason,
+        // nothing of it is applied, and B's own pending row goes up.
+        b.sync()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: one hostile row failed the sync: {e}"));
+        let quarantined = b.quarantined_rows().await.unwrap();
+        assert!(
+            quarantined.iter().any(|q| q.seq == seq && !q.reason.is_empty()),
+            "{what}: not quarantined: {quarantined:?}"
         );
-        assert_eq!(b.status().await.unwrap().last_error, Some(e.to_string()));
+        let after = b.dump("todos").await.unwrap();
+        assert_eq!(
+            after.iter().find(|r| r.id == good.id),
+            before.iter().find(|r| r.id == good.id),
+            "{what}: the hostile version was applied"
+        );
+        assert!(
+            after.iter().all(|r| r.id != bad_id),
+            "{what}: the intruder was applied"
+        );
+        let status = b.status().await.unwrap();
+        assert_eq!(status.last_error, None, "{what}");
+        assert_eq!(status.pending_changes, 0, "{what}: b's own row is on the server");
         refused += 1;
         // Repair the server (restore the row, drop the intruder); sync resumes.
         run(format!(
@@ -227,7 +241,19 @@ async fn hostile_server_rows_are_typed_errors_and_change_nothing() {
         .await;
         b.sync()
             .await
-            .unwrap_or_else(|e| panic!("{what}: sync did not resume after repair: {e}"));
+            .unwrap_or_else(|e| panic!("{what}: sync after repair: {e}"));
+        // A quarantined row that arrives valid leaves the quarantine; the
+        // intruder, dropped from the server, is forgotten by hand.
+        assert!(
+            b.quarantined_rows().await.unwrap().iter().all(|q| q.id != good.id),
+            "{what}: the repaired row is still quarantined"
+        );
+        b.forget_quarantined().await.unwrap();
+        assert_eq!(
+            b.get_todo(&good.id).await.unwrap().title,
+            "good",
+            "{what}: the repaired row"
+        );
         resumed += 1;
     }
 
@@ -245,7 +271,7 @@ async fn hostile_server_rows_are_typed_errors_and_change_nothing() {
     b.sync().await.unwrap();
     let divergences = u32::from(a.dump("todos").await.unwrap() != b.dump("todos").await.unwrap());
     println!(
-        "faults_hostile: hostile server rows refused with a typed Protocol error {refused}/{}, sync resumed after repair {resumed}/{}, \
+        "faults_hostile: hostile server rows quarantined while the rest synced {refused}/{}, repaired rows applied {resumed}/{}, \
          refused by the server itself (SQLITE_TOOBIG) {refused_by_server}, far-future clock accepted and clamped {clamped}, divergences {divergences}",
         cases.len() - refused_by_server,
         cases.len() - refused_by_server,
