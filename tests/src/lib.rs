@@ -32,6 +32,6 @@ pub mod server;
 
 pub use error::{Error, Result};
 #[cfg(feature = "harness")]
-pub use proxy::{AuthProxy, FaultProxy, FaultStats, Faults, Oversize};
+pub use proxy::{AuthProxy, FaultProxy, FaultStats, Faults, Oversize, PageFault};
 #[cfg(feature = "harness")]
 pub use server::TestServer;

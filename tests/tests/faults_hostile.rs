@@ -11,7 +11,7 @@ mod common;
 
 use erth_core::hlc::{Clock, SystemClock};
 use erth_core::hrana::parse_batch_response;
-use erth_core::{Config, ErrorKind};
+use erth_core::Config;
 use erth_tests::{hrana, TestServer};
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
@@ -206,7 +206,9 @@ async fn hostile_server_rows_are_quarantined_and_the_rest_syncs() {
             .unwrap_or_else(|e| panic!("{what}: one hostile row failed the sync: {e}"));
         let quarantined = b.quarantined_rows().await.unwrap();
         assert!(
-            quarantined.iter().any(|q| q.seq == seq && !q.reason.is_empty()),
+            quarantined
+                .iter()
+                .any(|q| q.seq == seq && !q.reason.is_empty()),
             "{what}: not quarantined: {quarantined:?}"
         );
         let after = b.dump("todos").await.unwrap();
@@ -221,7 +223,10 @@ async fn hostile_server_rows_are_quarantined_and_the_rest_syncs() {
         );
         let status = b.status().await.unwrap();
         assert_eq!(status.last_error, None, "{what}");
-        assert_eq!(status.pending_changes, 0, "{what}: b's own row is on the server");
+        assert_eq!(
+            status.pending_changes, 0,
+            "{what}: b's own row is on the server"
+        );
         refused += 1;
         // Repair the server (restore the row, drop the intruder); sync resumes.
         run(format!(
@@ -245,7 +250,11 @@ async fn hostile_server_rows_are_quarantined_and_the_rest_syncs() {
         // A quarantined row that arrives valid leaves the quarantine; the
         // intruder, dropped from the server, is forgotten by hand.
         assert!(
-            b.quarantined_rows().await.unwrap().iter().all(|q| q.id != good.id),
+            b.quarantined_rows()
+                .await
+                .unwrap()
+                .iter()
+                .all(|q| q.id != good.id),
             "{what}: the repaired row is still quarantined"
         );
         b.forget_quarantined().await.unwrap();

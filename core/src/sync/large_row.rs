@@ -65,16 +65,18 @@ impl Syncer<'_> {
         def: &TableDef,
         seq: i64,
     ) -> Result<Option<(Vec<SqlValue>, Vec<(usize, (SqlType, i64))>)>> {
-        let large = "typeof({c}) IN ('text', 'blob')";
+        // User values (after the id) that are text or a blob are left out.
         let mut columns: Vec<String> = def
             .row_columns()
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let c = q(c);
-                format!(
-                    "CASE WHEN {} THEN NULL ELSE {c} END",
-                    large.replace("{c}", &c)
-                )
+                if (1..=def.columns.len()).contains(&i) {
+                    format!("CASE WHEN typeof({c}) IN ('text', 'blob') THEN NULL ELSE {c} END")
+                } else {
+                    c
+                }
             })
             .collect();
         for col in &def.columns {

@@ -88,7 +88,13 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                let response = forward(&shared, request).await;
+                let mut response = forward(&shared, request).await;
+                {
+                    let mut control = shared.control();
+                    if control.sqld_limits {
+                        response = super::limit_like_sqld(response, &mut control.stats);
+                    }
+                }
                 match then {
                     After::Answer => match throttle {
                         None => http::write_response(&mut stream, &response, keep_alive).await,

@@ -106,6 +106,15 @@ pub enum Oversize {
     Stall,
 }
 
+/// What [`super::FaultProxy::fault_pages`] gives every pull page request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageFault {
+    /// A `RESPONSE_TOO_LARGE` error (sqld past its 10 MB answer limit).
+    TooLarge,
+    /// Never answer: the client's timeout fires.
+    Stall,
+}
+
 /// One kind of injected fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Fault {
@@ -156,6 +165,12 @@ pub struct FaultStats {
     pub forbidden: u64,
     /// Requests over the body limit (answered 413 or never).
     pub oversize: u64,
+    /// Pull page requests given a [`PageFault`].
+    pub page_faults: u64,
+    /// Statements answered `SQLITE_TOOBIG` past sqld's string limit.
+    pub too_big: u64,
+    /// Answers replaced by `RESPONSE_TOO_LARGE` past sqld's answer limit.
+    pub too_large: u64,
     /// Response bodies the client stopped reading before the end (e.g. its
     /// timeout fired on a throttled link).
     pub abandoned: u64,

@@ -19,7 +19,7 @@ mod http;
 #[cfg(test)]
 mod tests;
 
-pub use faults::{FaultStats, Faults, Oversize};
+pub use faults::{FaultStats, Faults, Oversize, PageFault};
 
 use crate::error::{io_err, Error, Result};
 use faults::Fault;
@@ -63,6 +63,10 @@ struct Control {
     body_limit: Option<(usize, Oversize)>,
     /// Tables the token may not write (see [`FaultProxy::deny_writes_to`]).
     denied_tables: Vec<String>,
+    /// Answers as sqld does past its limits (see [`FaultProxy::limit_like_sqld`]).
+    sqld_limits: bool,
+    /// What every pull page gets (see [`FaultProxy::fault_pages`]).
+    page_fault: Option<PageFault>,
     token: Option<String>,
     /// A header (lowercase name, value) every request must carry.
     required_header: Option<(String, String)>,
@@ -131,6 +135,8 @@ impl FaultProxy {
                 read_only: false,
                 body_limit: None,
                 denied_tables: Vec::new(),
+                sqld_limits: false,
+                page_fault: None,
                 token: None,
                 required_header: None,
                 stats: FaultStats::default(),
@@ -191,6 +197,12 @@ impl FaultProxy {
         control.commit_error = (code.to_owned(), message.to_owned());
     }
 
+    /// Stops answering transactions as failed commits (see
+    /// [`FaultProxy::fail_next_commits`]): the server recovered.
+    pub fn clear_failed_commits(&self) {
+        self.shared.control().fail_commits = 0;
+    }
+
     /// Sends every response body at `bytes_per_second` from now on (a slow
     /// link; `None`: full speed). Requests are read at full speed.
     pub fn set_throttle(&self, bytes_per_second: Option<u64>) {
@@ -224,6 +236,23 @@ impl FaultProxy {
     /// the steps after it not run and the `ROLLBACK` ok. Empty: no restriction.
     pub fn deny_writes_to(&self, tables: &[&str]) {
         self.shared.control().denied_tables = tables.iter().map(|t| t.to_string()).collect();
+    }
+
+    /// Answers as sqld does past its limits (`true`): a statement whose
+    /// result holds a string or blob over 5,000,000 bytes (SQLite's default
+    /// length limit, which sqld keeps: a JSON page the server builds as one
+    /// string) fails with `SQLITE_TOOBIG`, and a request whose answer is
+    /// over 10,000,000 bytes is answered with a `RESPONSE_TOO_LARGE` error
+    /// instead. tursodb has neither limit.
+    pub fn limit_like_sqld(&self, on: bool) {
+        self.shared.control().sqld_limits = on;
+    }
+
+    /// Gives every request that asks for a pull page (a `SELECT` of a
+    /// `_seq` range, `"_seq" > ? AND "_seq" <= ?`) `fault` instead of an
+    /// answer; `None`: pages pass again. Other requests pass.
+    pub fn fault_pages(&self, fault: Option<PageFault>) {
+        self.shared.control().page_fault = fault;
     }
 
     /// Requires `Authorization: Bearer <token>` on every request except CORS
@@ -299,6 +328,20 @@ impl Control {
                 "Forbidden: the current session is not authorized to write",
             ));
         }
+        if let Some(fault) = self.page_fault {
+            if pipeline_statements(request)
+                .iter()
+                .any(|sql| sql.contains(PAGE_RANGE))
+            {
+                self.stats.page_faults += 1;
+                return match fault {
+                    PageFault::TooLarge => {
+                        Plan::Answer(request_error("RESPONSE_TOO_LARGE", "Response is too large"))
+                    }
+                    PageFault::Stall => Plan::Stall,
+                };
+            }
+        }
         if let Some(response) = denied_write(request, &self.denied_tables) {
             self.stats.forbidden += 1;
             return Plan::Answer(response);
@@ -343,6 +386,69 @@ impl Control {
             then,
         }
     }
+}
+
+/// What a pull page's `SELECT` says (see [`FaultProxy::fault_pages`]).
+const PAGE_RANGE: &str = "\"_seq\" > ? AND \"_seq\" <= ?";
+
+/// sqld's limit on a string or blob a statement builds or returns.
+const SQLD_MAX_LENGTH: usize = 5_000_000;
+/// sqld's limit on one answer.
+const SQLD_MAX_RESPONSE: usize = 10_000_000;
+
+/// An answer whose only request failed as a whole with `code`.
+fn request_error(code: &str, message: &str) -> http::Response {
+    let answer = serde_json::json!({"baton": null, "base_url": null,
+        "results": [{"type": "error", "error": {"message": message, "code": code}}]});
+    http::Response::synthetic(200, "application/json", &answer.to_string())
+}
+
+/// `response` as sqld would give it past its limits (see
+/// [`FaultProxy::limit_like_sqld`]); counts what it changed.
+fn limit_like_sqld(response: http::Response, stats: &mut FaultStats) -> http::Response {
+    if response.status != 200 {
+        return response;
+    }
+    if response.body.len() > SQLD_MAX_RESPONSE {
+        stats.too_large += 1;
+        return request_error("RESPONSE_TOO_LARGE", "Response is too large");
+    }
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&response.body) else {
+        return response;
+    };
+    let mut changed = false;
+    for result in body["results"].as_array_mut().into_iter().flatten() {
+        let batch = &mut result["response"]["result"];
+        let Some(steps) = batch["step_results"].as_array().cloned() else {
+            continue;
+        };
+        for (i, step) in steps.iter().enumerate() {
+            if step.is_null() || !holds_too_long_value(step) {
+                continue;
+            }
+            batch["step_results"][i] = serde_json::Value::Null;
+            batch["step_errors"][i] = serde_json::json!({
+                "message": "string or blob too big", "code": "SQLITE_TOOBIG"});
+            stats.too_big += 1;
+            changed = true;
+        }
+    }
+    if !changed {
+        return response;
+    }
+    http::Response::synthetic(200, "application/json", &body.to_string())
+}
+
+/// Whether a step result holds a text over [`SQLD_MAX_LENGTH`] bytes, or a
+/// blob over it once decoded.
+fn holds_too_long_value(step: &serde_json::Value) -> bool {
+    step["rows"].as_array().into_iter().flatten().any(|row| {
+        row.as_array().into_iter().flatten().any(|cell| {
+            let text = cell["value"].as_str().map(str::len);
+            let blob = cell["base64"].as_str().map(|b| b.len() / 4 * 3);
+            text.or(blob).is_some_and(|len| len > SQLD_MAX_LENGTH)
+        })
+    })
 }
 
 /// The SQL of every statement in a pipeline request body.

@@ -64,7 +64,7 @@ pub async fn open_with_clock(
         ..config
     };
     let store = SqliteStore::open(dir.join(format!("{name}.db"))).unwrap();
-    let transport = NativeTransport::new(Duration::from_secs(30)).unwrap();
+    let transport = NativeTransport::new(Duration::from_millis(config.request_timeout_ms)).unwrap();
     Database::open(Arc::new(store), Arc::new(transport), clock, config)
         .await
         .unwrap()
