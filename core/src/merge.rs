@@ -35,8 +35,13 @@ pub enum Target {
     /// On the server, during push: every changed row takes a fresh `_seq`
     /// (`_erth_meta.seq` + a per-row offset bound as an argument).
     Server,
-    /// On a replica, during pull: rows keep the server's `_seq`.
+    /// On a replica, during pull: rows keep the server's `_seq`; the ids
+    /// of the rows that changed come back.
     Replica,
+    /// Into a replica's stage table, during pull (the rows wait there until
+    /// the pull has caught up, `crate::sync`): rows keep the server's
+    /// `_seq`; nothing comes back.
+    Staged,
 }
 
 /// Name of the server's bookkeeping table.
@@ -82,11 +87,45 @@ pub fn upsert_into(
                 q(META_TABLE)
             )
         }
-        Target::Replica => format!(
+        Target::Replica | Target::Staged => format!(
             "VALUES {}",
             vec![format!("({}, 0)", placeholders); rows.len()].join(", ")
         ),
     };
+    // A replica reports the ids it changed (change events). The server
+    // returns nothing: the push learns its `_seq` range from the counter
+    // (`crate::sync`), and tursodb spent about 200 ms of a 10,000-row push
+    // producing `RETURNING` rows (measured 2026-11-30: 470 ms with them,
+    // 265 ms without, same rows and batching).
+    let sql = upsert_sql(table, def, &source, target == Target::Replica);
+    let mut args = Vec::with_capacity(rows.len() * (cols.len() + 1));
+    for (row, seq) in rows.iter().zip(seqs) {
+        if row.is_deleted {
+            args.extend(row.clone().cleared(def).to_cells());
+        } else {
+            args.extend(row.to_cells());
+        }
+        args.push(SqlValue::Integer(*seq));
+    }
+    Statement::new(sql, args)
+}
+
+/// An upsert of every row of `source`, a table of the same row layout
+/// (the rows a pull staged, `crate::sync`), into `table`, with their own
+/// `_seq`; `RETURNING "id"` (the rows it changed) when `returning`.
+pub fn upsert_from_table(table: &str, def: &TableDef, source: &str, returning: bool) -> Statement {
+    let source = format!(
+        "SELECT {}, \"_seq\", 0 FROM {} WHERE true",
+        def.row_column_list(),
+        q(source)
+    );
+    Statement::plain(upsert_sql(table, def, &source, returning))
+}
+
+/// `INSERT INTO table (...) <source> ON CONFLICT ("id") DO UPDATE SET <the
+/// merge rules> WHERE <something would change>`, where `source` yields the
+/// row columns, `_seq` and `_dirty`.
+fn upsert_sql(table: &str, def: &TableDef, source: &str, returning: bool) -> String {
     let t = q(table);
     let ex = |c: &str| format!("excluded.{}", q(c));
     let old = |c: &str| format!("{t}.{}", q(c));
@@ -137,31 +176,13 @@ pub fn upsert_into(
         newer.push(format!("({deleted} AND ({holds}))"));
     }
 
-    // A replica reports the ids it changed (change events). The server
-    // returns nothing: the push learns its `_seq` range from the counter
-    // (`crate::sync`), and tursodb spent about 200 ms of a 10,000-row push
-    // producing `RETURNING` rows (measured 2026-11-30: 470 ms with them,
-    // 265 ms without, same rows and batching).
-    let returning = match target {
-        Target::Server => "",
-        Target::Replica => " RETURNING \"id\"",
-    };
-    let sql = format!(
+    let returning = if returning { " RETURNING \"id\"" } else { "" };
+    format!(
         "INSERT INTO {t} ({}, \"_seq\", \"_dirty\") {source} ON CONFLICT (\"id\") DO UPDATE SET {} WHERE {}{returning}",
         def.row_column_list(),
         set.join(", "),
         newer.join(" OR "),
-    );
-    let mut args = Vec::with_capacity(rows.len() * (cols.len() + 1));
-    for (row, seq) in rows.iter().zip(seqs) {
-        if row.is_deleted {
-            args.extend(row.clone().cleared(def).to_cells());
-        } else {
-            args.extend(row.to_cells());
-        }
-        args.push(SqlValue::Integer(*seq));
-    }
-    Statement::new(sql, args)
+    )
 }
 
 /// The oracle: the row of table `def` after merging `incoming` into

@@ -161,6 +161,29 @@ impl Backfill {
     }
 }
 
+/// The stage table of `def` (where a pull keeps rows until it has caught
+/// up): created, or given the columns added since.
+async fn stage_sql(
+    store: &dyn Store,
+    def: &TableDef,
+    objects: &[Object],
+) -> Result<Vec<Statement>> {
+    let stage = def.stage_name();
+    if !objects.iter().any(|o| o.kind == "table" && o.name == stage) {
+        return Ok(vec![Statement::plain(def.create_table_sql_as(&stage))]);
+    }
+    let names: Vec<String> = read_columns(store, &stage)
+        .await?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    Ok(def
+        .migration_sql(&stage, &names)?
+        .into_iter()
+        .map(Statement::plain)
+        .collect())
+}
+
 /// Creates or migrates the replica's tables, views and bookkeeping for
 /// `tables` (see the module docs). Nothing is written when a check fails.
 /// Returns the session's fresh node id (another process sharing the file
@@ -246,8 +269,10 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
                 ));
             }
             stmts.push(Statement::plain(def.create_local_table_sql()));
+            stmts.extend(stage_sql(store, def, &objects).await?);
             continue;
         };
+        stmts.extend(stage_sql(store, def, &objects).await?);
         let columns = read_columns(store, &physical).await?;
         check_additive(def, &columns)?;
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();

@@ -41,6 +41,13 @@ impl TableDef {
         format!("{LOCAL_PREFIX}{}", self.name)
     }
 
+    /// The table where a pull keeps this table's rows until it has caught
+    /// up with the server (see the sync engine's `stage`): the engine
+    /// table's row layout, not visible to the app.
+    pub fn stage_name(&self) -> String {
+        format!("{OBJECT_PREFIX}stage_{}", self.name)
+    }
+
     /// `CREATE TABLE IF NOT EXISTS` for the replica's engine table.
     pub fn create_local_table_sql(&self) -> String {
         self.create_table_sql_as(&self.local_name())

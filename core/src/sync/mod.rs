@@ -45,12 +45,15 @@
 
 mod bootstrap;
 mod large_row;
+mod pending;
 mod plan;
 mod pull;
 mod pull_sql;
 mod push;
+mod push_tx;
 pub(crate) mod refused;
 mod restored;
+mod stage;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -118,13 +121,6 @@ pub(crate) struct Syncer<'a> {
     found: Mutex<Found>,
 }
 
-/// What pushing a table ended with.
-enum Pushed {
-    Rows(u64),
-    /// The server refused the table itself (after `u64` rows went through).
-    TableRefused(u64, TableRefusal),
-}
-
 impl<'a> Syncer<'a> {
     pub(crate) fn new(
         store: &'a dyn Store,
@@ -160,31 +156,20 @@ impl<'a> Syncer<'a> {
     pub(crate) async fn run(&self) -> Result<(u64, u64)> {
         self.bootstrap().await?;
         self.recover_if_server_forgot().await?;
-        let mut pushed = 0;
-        let mut refused = Vec::new();
-        for def in &self.config.tables {
-            match self.push_table(def).await? {
-                Pushed::Rows(n) => pushed += n,
-                Pushed::TableRefused(n, refusal) => {
-                    pushed += n;
-                    refused.push(refusal);
-                }
-            }
-        }
-        self.record_refusals(refused).await?;
+        let first = self.push_all().await?;
+        let mut pushed = first.total();
+        self.record_refusals(first.refused).await?;
         let mut pulled = 0;
         for def in &self.config.tables {
             pulled += self.pull_table(def).await?;
         }
+        // What was pulled becomes visible at once, as the server held it.
+        pulled += self.settle_pull(&[]).await?;
         // Pulled tombstones that still held user data were cleared here and
-        // marked pending: clear them on the server in this sync too.
+        // marked pending: clear them on the server in this sync too. (A
+        // table refused now was refused, and recorded, above.)
         if std::mem::take(&mut self.found().uncleared) {
-            for def in &self.config.tables {
-                // A table refused now was refused (and recorded) above.
-                match self.push_table(def).await? {
-                    Pushed::Rows(n) | Pushed::TableRefused(n, _) => pushed += n,
-                }
-            }
+            pushed += self.push_all().await?.total();
         }
         Ok((pushed, pulled))
     }

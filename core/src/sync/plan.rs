@@ -14,8 +14,8 @@
 //!   pages that fit the budget, at least one entry per page, so every sync
 //!   progresses for any row size the engine accepts. The page that empties
 //!   the plan also asks how many rows follow ([`PageAsk::probe_next`]).
-//! - **Push splits**: a page of pending rows in batches that fit the push
-//!   budget ([`split_by_budget`]), and where to cut a refused or timed-out
+//! - **Push splits**: which pending rows join a batch within the push
+//!   budget ([`joins_batch`]), and where to cut a refused or timed-out
 //!   batch ([`narrowed`], [`halved`]).
 
 use std::collections::VecDeque;
@@ -145,8 +145,6 @@ pub(crate) struct PageAsk {
 #[derive(Debug, Clone)]
 pub(crate) struct PullPlan {
     entries: VecDeque<Planned>,
-    /// More rows may follow the planned ones (the last probe was full).
-    more: bool,
     /// Most rows one listing probe plans (`Config::pull_page_rows`).
     page_rows: usize,
 }
@@ -156,7 +154,6 @@ impl PullPlan {
     pub(crate) fn new(page_rows: usize) -> PullPlan {
         PullPlan {
             entries: VecDeque::new(),
-            more: false,
             page_rows: page_rows.max(1),
         }
     }
@@ -175,11 +172,10 @@ impl PullPlan {
                 rows: 1,
             })
             .collect();
-        self.more = rows.len() >= self.page_rows;
     }
 
-    /// Adds an aggregate probe's answer (`count` of the next `limit` rows,
-    /// `bytes` long in all, the last at `_seq` `last`) as one entry.
+    /// Adds an aggregate probe's answer (`count` of the next rows, `bytes`
+    /// long in all, the last at `_seq` `last`) as one entry.
     ///
     /// Errors: the reason, when the probe counts rows but gives no last `_seq`.
     pub(crate) fn add_aggregate(
@@ -187,10 +183,8 @@ impl PullPlan {
         count: i64,
         bytes: i64,
         last: Option<i64>,
-        limit: usize,
     ) -> Result<(), &'static str> {
         if count <= 0 {
-            self.more = false;
             return Ok(());
         }
         let seq = last.ok_or("a size probe's last _seq is not an integer")?;
@@ -199,7 +193,6 @@ impl PullPlan {
             bytes: bytes.max(0) as usize,
             rows: count as usize,
         });
-        self.more = count as usize >= limit;
         Ok(())
     }
 
@@ -215,7 +208,9 @@ impl PullPlan {
     /// one; the page that empties the plan also asks, in the same request,
     /// how many rows follow and how big they are (one request per page
     /// instead of two), for about 90% of a budget's worth of rows the size
-    /// of this page's. `None` when the plan is empty.
+    /// of this page's: rows that arrived meanwhile are planned, and an
+    /// answer of none means the table caught up as of that request. `None`
+    /// when the plan is empty.
     pub(crate) fn next_page(&self, budget: usize) -> Option<PageAsk> {
         let mut bytes = 0;
         let take = self
@@ -236,7 +231,7 @@ impl PullPlan {
             upto: last.seq,
             bytes,
             budget,
-            probe_next: (self.more && take == self.entries.len())
+            probe_next: (take == self.entries.len())
                 .then(|| (budget / 10 * 9 / per_row).clamp(1, self.page_rows)),
         })
     }
@@ -254,24 +249,18 @@ impl PullPlan {
     }
 }
 
-/// `sizes` (approximate bytes of each pending row, in order) cut into push
-/// batches that fit `budget` bytes, at least one row each: the length of
-/// each batch.
-pub(crate) fn split_by_budget(sizes: impl IntoIterator<Item = usize>, budget: usize) -> Vec<usize> {
-    let mut parts = Vec::new();
-    let (mut rows, mut bytes) = (0, 0);
-    for size in sizes {
-        if rows > 0 && bytes + size > budget {
-            parts.push(rows);
-            (rows, bytes) = (0, 0);
-        }
-        rows += 1;
-        bytes += size;
-    }
-    if rows > 0 {
-        parts.push(rows);
-    }
-    parts
+/// Whether a pending row of `size` bytes joins a push batch that holds
+/// `rows` rows of `bytes` bytes: the first row always does (whatever its
+/// size: every sync progresses), the others while the batch stays within
+/// `budget` bytes and `max_rows` rows.
+pub(crate) fn joins_batch(
+    rows: usize,
+    bytes: usize,
+    size: usize,
+    budget: usize,
+    max_rows: usize,
+) -> bool {
+    rows == 0 || (rows < max_rows && bytes + size <= budget)
 }
 
 /// Where to cut a batch of `len` rows the server refused because of some of
@@ -414,13 +403,17 @@ mod tests {
         assert_eq!(ask.probe_next, Some(3));
         let ask = plan.next_page(500).unwrap();
         assert_eq!((ask.take, ask.probe_next), (3, Some(3)));
-        // A plan that was not full has nothing after it.
+        // A plan that was not full still asks, to learn it caught up.
         let mut short = PullPlan::new(4);
         short.listed(&[(1, 100), (2, 100)]);
-        assert_eq!(short.next_page(10_000).unwrap().probe_next, None);
+        assert_eq!(short.next_page(10_000).unwrap().probe_next, Some(4));
+        assert_eq!(
+            short.next_page(150).unwrap().probe_next,
+            None,
+            "not emptied"
+        );
         let mut many = PullPlan::new(1_000);
-        many.add_aggregate(1_000, 100_000, Some(1_000), 1_000)
-            .unwrap();
+        many.add_aggregate(1_000, 100_000, Some(1_000)).unwrap();
         // 100 bytes a row: a 1 MB budget would take 9,000, at most 1,000;
         // a 10,000-byte budget 90.
         assert_eq!(many.next_page(1_000_000).unwrap().probe_next, Some(1_000));
@@ -430,9 +423,9 @@ mod tests {
     #[test]
     fn aggregates_are_listed_when_they_outgrow_the_budget() {
         let mut plan = PullPlan::new(10_000);
-        plan.add_aggregate(0, 0, None, 10_000).unwrap();
+        plan.add_aggregate(0, 0, None).unwrap();
         assert!(plan.is_empty());
-        plan.add_aggregate(5, 5_000, Some(42), 10_000).unwrap();
+        plan.add_aggregate(5, 5_000, Some(42)).unwrap();
         assert!(plan.needs_detail(4_999));
         assert!(!plan.needs_detail(5_000));
         let ask = plan.next_page(5_000).unwrap();
@@ -444,21 +437,46 @@ mod tests {
         plan.page_done(&ask);
         assert!(plan.is_empty());
         assert_eq!(
-            plan.add_aggregate(3, 10, None, 10),
+            plan.add_aggregate(3, 10, None),
             Err("a size probe's last _seq is not an integer")
         );
         // One row alone never needs detail, whatever its size.
-        plan.add_aggregate(1, 9_999_999, Some(7), 10).unwrap();
+        plan.add_aggregate(1, 9_999_999, Some(7)).unwrap();
         assert!(!plan.needs_detail(1));
+    }
+
+    /// `sizes` cut into batches by [`joins_batch`]: their lengths.
+    fn split_by_budget(sizes: &[usize], budget: usize, max_rows: usize) -> Vec<usize> {
+        let mut parts = Vec::new();
+        let (mut rows, mut bytes) = (0, 0);
+        for &size in sizes {
+            if !joins_batch(rows, bytes, size, budget, max_rows) {
+                parts.push(rows);
+                (rows, bytes) = (0, 0);
+            }
+            rows += 1;
+            bytes += size;
+        }
+        if rows > 0 {
+            parts.push(rows);
+        }
+        parts
     }
 
     #[test]
     fn push_batches_fit_the_budget_with_at_least_one_row() {
-        assert_eq!(split_by_budget([], 100), Vec::<usize>::new());
-        assert_eq!(split_by_budget([40, 40, 40, 40], 100), vec![2, 2]);
-        assert_eq!(split_by_budget([50, 50, 50], 100), vec![2, 1]);
-        assert_eq!(split_by_budget([500, 10, 500], 100), vec![1, 1, 1]);
-        assert_eq!(split_by_budget([1; 5], 100), vec![5]);
+        assert_eq!(split_by_budget(&[], 100, 10), Vec::<usize>::new());
+        assert_eq!(split_by_budget(&[40, 40, 40, 40], 100, 10), vec![2, 2]);
+        assert_eq!(split_by_budget(&[50, 50, 50], 100, 10), vec![2, 1]);
+        assert_eq!(split_by_budget(&[500, 10, 500], 100, 10), vec![1, 1, 1]);
+        assert_eq!(split_by_budget(&[1; 5], 100, 10), vec![5]);
+        // At most max_rows rows, whatever their size.
+        assert_eq!(split_by_budget(&[1; 5], 100, 2), vec![2, 2, 1]);
+        assert!(
+            joins_batch(0, 0, usize::MAX, 1, 1),
+            "a first row always joins"
+        );
+        assert!(!joins_batch(1, 0, 0, 100, 1));
     }
 
     #[test]

@@ -1,18 +1,17 @@
 //! Pull: a table's rows after its cursor, in pages sized in bytes (see the
-//! [module docs](super)), each merged in one local transaction with the new
-//! cursor and clock; and the backfill of columns this replica added after
-//! pulling rows ([`crate::migrate`]). The SQL and the checks of answers are
-//! in [`super::pull_sql`], the page plan in [`super::plan`]; this module is
-//! the loop that sends, waits and applies.
+//! [module docs](super)), each merged into the stage in one local
+//! transaction with the new cursor and clock; and the backfill of columns
+//! this replica added after pulling rows ([`crate::migrate`]). The SQL and
+//! the checks of answers are in [`super::pull_sql`], the page plan in
+//! [`super::plan`], the stage and its apply in [`super::stage`]; this module
+//! is the loop that sends, waits and stages.
 
 use super::plan::{PageAsk, PullPlan};
 use super::pull_sql::{Page, PullQueries, PullRange, Quarantined};
-use super::{arrived, restored, Syncer};
+use super::{arrived, restored, stage, Syncer};
 use crate::error::{Error, Result};
-use crate::events::{ChangeEvent, ChangeOrigin};
 use crate::hlc::Observed;
 use crate::hrana::{BatchOutcome, Step};
-use crate::merge::{self, Target};
 use crate::migrate::Backfill;
 use crate::row::SyncRow;
 use crate::schema::{q, TableDef};
@@ -156,10 +155,10 @@ impl Syncer<'_> {
                     let page = take_result(&mut answer, 0, "the page has no result")?;
                     let page = p.queries.read_page(def, page, p.after, ask.upto)?;
                     p.plan.page_done(&ask);
-                    if let Some(limit) = ask.probe_next {
+                    if ask.probe_next.is_some() {
                         let probe =
                             take_result(&mut answer, 1, "the page's size probe has no result")?;
-                        self.plan_aggregate(&mut p, &probe, limit)?;
+                        self.plan_aggregate(&mut p, &probe)?;
                     }
                     page
                 }
@@ -180,7 +179,7 @@ impl Syncer<'_> {
                     prefetched = Some((next, request));
                 }
             }
-            self.apply_pulled(&mut p, page, cursor(ask.upto), pulled_before)
+            self.stage_pulled(&mut p, page, cursor(ask.upto), pulled_before)
                 .await?;
             // Rows of the plan missing from the page were changed since and
             // come later with a new `_seq`: the cursor moves to the page's end.
@@ -234,7 +233,7 @@ impl Syncer<'_> {
         if let Some(limit) = ask.probe_next {
             let probe = p.queries.aggregate(ask.upto, limit);
             let answer = self.remote.client.execute(probe).await?;
-            self.plan_aggregate(p, &answer, limit)?;
+            self.plan_aggregate(p, &answer)?;
         }
         (p.failures, p.limit) = (0, None);
         Ok(Some(page))
@@ -251,14 +250,14 @@ impl Syncer<'_> {
         } else {
             self.remote.client.execute(first).await?
         };
-        self.plan_aggregate(p, &answer, limit)
+        self.plan_aggregate(p, &answer)
     }
 
-    /// Adds an aggregate probe's answer (`limit` rows asked) to the plan.
-    fn plan_aggregate(&self, p: &mut Pulling<'_>, answer: &Rows, limit: usize) -> Result<()> {
+    /// Adds an aggregate probe's answer to the plan.
+    fn plan_aggregate(&self, p: &mut Pulling<'_>, answer: &Rows) -> Result<()> {
         let (count, bytes, last) = p.queries.read_aggregate(p.def, answer)?;
         p.plan
-            .add_aggregate(count, bytes, last, limit)
+            .add_aggregate(count, bytes, last)
             .map_err(|reason| Error::InvalidRemoteRow {
                 table: p.def.name.clone(),
                 reason: reason.into(),
@@ -284,8 +283,8 @@ impl Syncer<'_> {
         }))
     }
 
-    /// Merges a page, counts it, reports progress and tells subscribers.
-    async fn apply_pulled(
+    /// Stages a page, counts it and reports progress.
+    async fn stage_pulled(
         &self,
         p: &mut Pulling<'_>,
         page: Page,
@@ -293,16 +292,11 @@ impl Syncer<'_> {
         pulled_before: u64,
     ) -> Result<()> {
         let n = page.rows.len() as u64;
-        let changed = self.apply_page(p.def, page, cursor).await?;
+        self.stage_page(p.def, page, cursor).await?;
         p.pulled += n;
         (self.progress)(SyncProgress::Pulled {
             table: p.def.name.clone(),
             rows: pulled_before + p.pulled,
-        });
-        self.events.emit(ChangeEvent {
-            table: p.def.name.clone(),
-            ids: changed,
-            origin: ChangeOrigin::Remote,
         });
         Ok(())
     }
@@ -338,14 +332,10 @@ impl Syncer<'_> {
         Ok(answer)
     }
 
-    /// Merges a validated page and moves the cursor, in one local
-    /// transaction. Returns the ids of the rows that changed.
-    async fn apply_page(
-        &self,
-        def: &TableDef,
-        page: Page,
-        cursor: Statement,
-    ) -> Result<Vec<String>> {
+    /// Merges a validated page into the stage (`stage`) and moves the
+    /// cursor, in one local transaction, with the clocks it brings observed
+    /// and its refused rows quarantined.
+    async fn stage_page(&self, def: &TableDef, page: Page, cursor: Statement) -> Result<()> {
         let Page {
             rows,
             seqs,
@@ -361,13 +351,7 @@ impl Syncer<'_> {
                 }
             }
         }
-        let per = self.config.rows_per_statement;
-        let mut stmts: Vec<Statement> = rows
-            .chunks(per)
-            .zip(seqs.chunks(per))
-            .map(|(r, s)| merge::upsert_into(&def.local_name(), def, r, s, Target::Replica))
-            .collect();
-        let merges = stmts.len();
+        let mut stmts = stage::stage_rows(def, &rows, &seqs, self.config.rows_per_statement);
         stmts.push(state::persist_clock(&hlc));
         stmts.push(cursor);
         if let (Some(row), Some(seq)) = (rows.last(), seqs.last()) {
@@ -376,37 +360,16 @@ impl Syncer<'_> {
                 restored::anchor(*seq, &row.id),
             ));
         }
-        stmts.extend(self.mark_uncleared(def, &rows));
-        stmts.extend(quarantine(def, &rows, &quarantined, self.clock.now_ms()));
-        let out = self.store.write(&stmts).await?;
-        drop(hlc);
-        Ok(out[..merges]
-            .iter()
-            .flat_map(|r| r.rows.iter())
-            .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
-            .collect())
-    }
-
-    /// Pulled tombstones that still held user data (an earlier release
-    /// wrote them) are marked pending, so this sync pushes them back.
-    fn mark_uncleared(&self, def: &TableDef, rows: &[SyncRow]) -> Option<Statement> {
-        let uncleared: Vec<SqlValue> = rows
+        let uncleared: Vec<&str> = rows
             .iter()
             .filter(|r| r.is_uncleared_tombstone(def))
-            .map(|r| SqlValue::Text(r.id.clone()))
+            .map(|r| r.id.as_str())
             .collect();
-        if uncleared.is_empty() {
-            return None;
-        }
-        self.found().uncleared = true;
-        Some(Statement::new(
-            format!(
-                "UPDATE {} SET \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" IN ({})",
-                q(&def.local_name()),
-                vec!["?"; uncleared.len()].join(", ")
-            ),
-            uncleared,
-        ))
+        stmts.extend(stage::mark_uncleared_staged(def, &uncleared));
+        stmts.extend(quarantine(def, &rows, &quarantined, now));
+        self.store.write(&stmts).await?;
+        drop(hlc);
+        Ok(())
     }
 }
 

@@ -46,6 +46,7 @@ pub(crate) fn start_over(tables: &[TableDef]) -> Vec<Statement> {
         stmts.push(state::set(&state::cursor_key(&def.name), "0".into()));
         stmts.push(state::delete(&state::anchor_key(&def.name)));
         stmts.push(state::delete(&state::backfill_key(&def.name)));
+        stmts.push(super::stage::clear_stage(def));
         stmts.push(Statement::plain(format!(
             "UPDATE {} SET \"_dirty\" = \"_dirty\" + 1",
             q(&def.local_name())

@@ -1,0 +1,226 @@
+//! The stage: where a pull keeps what it downloaded until it has caught up
+//! with the server, so that another device's transaction is never seen in
+//! part. Each synced table has a stage table `_erth_stage_<table>` of the
+//! same row layout; a page is merged into it (with the cursor, anchor and
+//! clock, in one local transaction: a crash loses nothing and the next sync
+//! goes on from there), and once every table has caught up in one snapshot
+//! of the server, everything staged is merged into the engine tables in one
+//! local transaction (`Syncer::apply_staged`): the app sees the server's
+//! state as of that snapshot, whole, and its live queries hear of it once.
+//!
+//! Why staging and not per page: rows move (a row another transaction
+//! changes takes a new, higher `_seq`), so the rows up to some `_seq` are
+//! not a state the server ever had; the state after catching up is (every
+//! row at its latest version as of the last check).
+
+use super::Syncer;
+use crate::error::{Error, Result};
+use crate::events::{ChangeEvent, ChangeOrigin};
+use crate::merge::{self, Target};
+use crate::row::SyncRow;
+use crate::schema::{q, TableDef};
+use crate::state;
+use crate::value::{SqlValue, Statement};
+
+/// An apply tells subscribers the ids of at most this many changed rows
+/// per table; past it (a large first pull) the event carries no ids, and
+/// a subscriber that needs them reads the table (the ids of a million rows
+/// would hold tens of megabytes).
+pub(crate) const EVENT_IDS: i64 = 10_000;
+
+/// Rounds of "pull what moved, then check again" a pull may take before it
+/// is applied, against a server that keeps changing: the sync's deadline
+/// bounds it too.
+const MAX_ROUNDS: usize = 32;
+
+/// Merges pulled `rows` (with their `_seq`) into `def`'s stage table, in
+/// statements of at most `per` rows.
+pub(crate) fn stage_rows(
+    def: &TableDef,
+    rows: &[SyncRow],
+    seqs: &[i64],
+    per: usize,
+) -> Vec<Statement> {
+    let stage = def.stage_name();
+    rows.chunks(per)
+        .zip(seqs.chunks(per))
+        .map(|(r, s)| merge::upsert_into(&stage, def, r, s, Target::Staged))
+        .collect()
+}
+
+/// `SELECT count(*)` of `def`'s staged rows.
+pub(crate) fn count_staged(def: &TableDef) -> Statement {
+    Statement::plain(format!("SELECT count(*) FROM {}", q(&def.stage_name())))
+}
+
+/// Empties `def`'s stage table.
+pub(crate) fn clear_stage(def: &TableDef) -> Statement {
+    Statement::plain(format!("DELETE FROM {}", q(&def.stage_name())))
+}
+
+impl Syncer<'_> {
+    /// Once every table's pull reached its end: checks, in one snapshot of
+    /// the server (one statement), that no table has rows past its cursor
+    /// (none moved or arrived meanwhile); pulls what did and checks again;
+    /// then applies everything staged in one local transaction. Tables in
+    /// `skip` (the server refused them) are left out.
+    pub(super) async fn settle_pull(&self, skip: &[String]) -> Result<u64> {
+        let mut pulled = 0;
+        for round in 0.. {
+            let tables: Vec<&TableDef> = self
+                .config
+                .tables
+                .iter()
+                .filter(|d| !skip.contains(&d.name))
+                .collect();
+            let behind = self.tables_behind(&tables).await?;
+            if behind.is_empty() {
+                break;
+            }
+            if round >= MAX_ROUNDS {
+                tracing::warn!(rounds = round, "the server kept changing during the pull; applying what it held at the last page");
+                break;
+            }
+            for def in behind {
+                pulled += self.pull_table(def).await?;
+            }
+        }
+        self.apply_staged(skip).await?;
+        Ok(pulled)
+    }
+
+    /// The tables with rows past their cursor on the server, read in one
+    /// statement (one snapshot).
+    ///
+    /// One table needs no check: its pull ended with a request that read
+    /// its last page and found nothing after it (`plan`'s probe of what
+    /// follows), and a transaction that wrote it in between would have left
+    /// rows after it.
+    async fn tables_behind<'d>(&self, tables: &[&'d TableDef]) -> Result<Vec<&'d TableDef>> {
+        if tables.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let kv = state::read_state(self.store).await?;
+        let mut counts = Vec::new();
+        let mut args = Vec::new();
+        for def in tables {
+            counts.push(format!(
+                "(SELECT count(*) FROM {} WHERE \"_seq\" > ?)",
+                q(&def.name)
+            ));
+            let cursor: i64 = kv
+                .get(&state::cursor_key(&def.name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            args.push(SqlValue::Integer(cursor));
+        }
+        let answer = self
+            .remote
+            .client
+            .execute(Statement::new(
+                format!("SELECT {}", counts.join(", ")),
+                args,
+            ))
+            .await?;
+        let row = answer
+            .rows
+            .first()
+            .filter(|r| r.len() == tables.len())
+            .ok_or_else(|| Error::Protocol("the pull's check came back in another shape".into()))?;
+        Ok(tables
+            .iter()
+            .zip(row)
+            .filter(|(_, n)| n.as_i64().unwrap_or(1) > 0)
+            .map(|(def, _)| *def)
+            .collect())
+    }
+
+    /// Merges every staged row into the engine tables and empties the
+    /// stage, in one local transaction; pulled tombstones that still held
+    /// user data are marked pending (this sync pushes them back cleared);
+    /// subscribers hear of each table once.
+    async fn apply_staged(&self, skip: &[String]) -> Result<()> {
+        let tables: Vec<&TableDef> = self
+            .config
+            .tables
+            .iter()
+            .filter(|d| !skip.contains(&d.name))
+            .collect();
+        let mut staged = Vec::new();
+        for def in tables {
+            let n = self
+                .store
+                .query(&count_staged(def))
+                .await?
+                .rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(SqlValue::as_i64)
+                .unwrap_or(0);
+            if n > 0 {
+                staged.push((def, n));
+            }
+        }
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let mut stmts = Vec::new();
+        for (def, n) in &staged {
+            stmts.push(merge::upsert_from_table(
+                &def.local_name(),
+                def,
+                &def.stage_name(),
+                *n <= EVENT_IDS,
+            ));
+            stmts.push(mark_uncleared(def));
+            stmts.push(clear_stage(def));
+        }
+        let out = self.store.write(&stmts).await?;
+        let ids = |rows: &crate::value::Rows| -> Vec<String> {
+            rows.rows
+                .iter()
+                .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
+                .collect()
+        };
+        for (i, (def, _)) in staged.iter().enumerate() {
+            if !out[3 * i + 1].rows.is_empty() {
+                self.found().uncleared = true;
+            }
+            self.events.emit(ChangeEvent {
+                table: def.name.clone(),
+                ids: ids(&out[3 * i]),
+                origin: ChangeOrigin::Remote,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Marks pending the engine rows whose pulled (server) version was a
+/// tombstone that still held user data (an earlier release wrote it; the
+/// stage marks them with `_dirty`, see [`mark_uncleared_staged`]): merged,
+/// the local row is cleared, and this sync pushes it back, which clears it
+/// on the server. Returns their ids.
+fn mark_uncleared(def: &TableDef) -> Statement {
+    Statement::plain(format!(
+        "UPDATE {} SET \"_dirty\" = \"_dirty\" + 1 WHERE \"id\" IN (SELECT \"id\" FROM {} WHERE \"_dirty\" > 0) RETURNING \"id\"",
+        q(&def.local_name()),
+        q(&def.stage_name())
+    ))
+}
+
+/// Marks the staged rows of `ids` (pulled tombstones that still held user
+/// data, cleared as they were staged) so the apply marks them pending.
+pub(crate) fn mark_uncleared_staged(def: &TableDef, ids: &[&str]) -> Option<Statement> {
+    if ids.is_empty() {
+        return None;
+    }
+    Some(Statement::new(
+        format!(
+            "UPDATE {} SET \"_dirty\" = 1 WHERE \"id\" IN ({})",
+            q(&def.stage_name()),
+            vec!["?"; ids.len()].join(", ")
+        ),
+        ids.iter().map(|id| SqlValue::from(*id)).collect(),
+    ))
+}
