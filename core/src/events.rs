@@ -23,7 +23,9 @@ pub enum ChangeOrigin {
 pub struct ChangeEvent {
     /// The table's name: a synced table as declared (`todos`), or a local table of the app's own.
     pub table: String,
-    /// Ids of the changed rows (UUIDv7 text; rowids as text for local tables).
+    /// Ids of the changed rows (UUIDv7 text; rowids as text for local
+    /// tables). Empty when a pull changed more than 10,000 rows of the table
+    /// at once (a large first pull): too many to list; read the table.
     pub ids: Vec<String>,
     pub origin: ChangeOrigin,
 }
@@ -59,10 +61,24 @@ impl Registry {
             .retain(|(i, _)| *i != id);
     }
 
+    /// Tells every listener of `event`, unless it lists no row (nothing changed).
     pub(crate) fn emit(&self, event: ChangeEvent) {
-        if event.ids.is_empty() {
-            return;
+        if !event.ids.is_empty() {
+            self.deliver(&event);
         }
+    }
+
+    /// Tells every listener that many rows of `table` changed at once (a
+    /// large pull), too many to list: an event with no ids.
+    pub(crate) fn emit_many(&self, table: &str, origin: ChangeOrigin) {
+        self.deliver(&ChangeEvent {
+            table: table.to_owned(),
+            ids: Vec::new(),
+            origin,
+        });
+    }
+
+    fn deliver(&self, event: &ChangeEvent) {
         let listeners: Vec<Listener> = self
             .inner
             .lock()
@@ -72,7 +88,7 @@ impl Registry {
             .map(|(_, l)| l.clone())
             .collect();
         for l in listeners {
-            l(&event);
+            l(event);
         }
     }
 }

@@ -172,23 +172,33 @@ impl Syncer<'_> {
                 &def.stage_name(),
                 *n <= EVENT_IDS,
             ));
+            stmts.push(Statement::plain("SELECT changes()"));
             stmts.push(mark_uncleared(def));
             stmts.push(clear_stage(def));
         }
         let out = self.store.write(&stmts).await?;
-        let ids = |rows: &crate::value::Rows| -> Vec<String> {
-            rows.rows
-                .iter()
-                .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
-                .collect()
-        };
-        for (i, (def, _)) in staged.iter().enumerate() {
-            if !out[3 * i + 1].rows.is_empty() {
+        for (i, (def, n)) in staged.iter().enumerate() {
+            let (merged, changes, uncleared) = (&out[4 * i], &out[4 * i + 1], &out[4 * i + 2]);
+            if !uncleared.rows.is_empty() {
                 self.found().uncleared = true;
+            }
+            let changed = changes
+                .rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(SqlValue::as_i64)
+                .unwrap_or(0);
+            if *n > EVENT_IDS && changed > 0 {
+                self.events.emit_many(&def.name, ChangeOrigin::Remote);
+                continue;
             }
             self.events.emit(ChangeEvent {
                 table: def.name.clone(),
-                ids: ids(&out[3 * i]),
+                ids: merged
+                    .rows
+                    .iter()
+                    .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
+                    .collect(),
                 origin: ChangeOrigin::Remote,
             });
         }
