@@ -122,6 +122,8 @@ pub struct Database {
     /// `(writes seen at start, report)` of the last successful sync.
     pub(crate) last_sync: Mutex<Option<(u64, u64, SyncReport)>>,
     pub(crate) syncs_done: AtomicU64,
+    /// Calls waiting for the first complete sync ([`Database::wait_for_first_sync`]).
+    first_sync: Mutex<Vec<futures::channel::oneshot::Sender<()>>>,
     /// This process's claim on the file ([`Database::open_native`]), released on drop.
     _file_claim: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -208,6 +210,7 @@ impl Database {
             writes: AtomicU64::new(0),
             last_sync: Mutex::new(None),
             syncs_done: AtomicU64::new(0),
+            first_sync: Mutex::new(Vec::new()),
             _file_claim: None,
         };
         if let Some(url) = &config.url {
@@ -353,6 +356,14 @@ impl Database {
                 status.last_error = None;
                 status.last_sync_at_ms = Some(finished);
                 drop(status);
+                for waiter in self
+                    .first_sync
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .drain(..)
+                {
+                    let _ = waiter.send(());
+                }
                 *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some((writes_at_start, finished, report));
                 self.syncs_done.fetch_add(1, Ordering::SeqCst);
@@ -383,6 +394,47 @@ impl Database {
             futures::future::Either::Left((result, _)) => result,
             futures::future::Either::Right(((), _)) => Err(Error::SyncTimeout { ms }),
         }
+    }
+
+    /// Resolves once this replica has completed a sync (pushed, pulled every
+    /// table to the server's end, and applied it): at once if one ever
+    /// completed (by any process sharing the file), else when the next
+    /// successful sync of this handle ends. It never fails and never times
+    /// out on its own: offline, it waits until a sync completes (auto-sync,
+    /// or the app's own `sync()`), so bound it with the app's timeout. A
+    /// fresh device shows its lists after it, not empty ones.
+    ///
+    /// Errors: [`Error::Storage`] reading the file, or when the database
+    /// is closed while waiting.
+    pub async fn wait_for_first_sync(&self) -> Result<()> {
+        if self.status_state().last_sync_at_ms.is_some() {
+            return Ok(());
+        }
+        // Registered before looking, so a sync that ends in between is heard.
+        let (tx, waiting) = futures::channel::oneshot::channel();
+        self.first_sync
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tx);
+        if self.first_sync_done().await? {
+            return Ok(());
+        }
+        waiting.await.map_err(|_| {
+            Error::Storage(StoreError::new(
+                StoreErrorKind::Other,
+                "the database was closed before its first sync",
+            ))
+        })
+    }
+
+    /// Whether a sync of this file ever completed (this process's, or
+    /// another's sharing the file).
+    async fn first_sync_done(&self) -> Result<bool> {
+        if self.status_state().last_sync_at_ms.is_some() {
+            return Ok(true);
+        }
+        let persisted = self.store.query(&state::get(state::KEY_LAST_SYNC)).await?;
+        Ok(!persisted.rows.is_empty())
     }
 
     /// Runs the sync engine once on `remote`; what it found goes into the
