@@ -175,3 +175,100 @@ async fn a_restored_server_loses_nothing_in_every_order() {
         );
     }
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Interrupted {
+    Backup,
+    PushA,
+    /// B adds rows and syncs: its push lands, then the link is cut before
+    /// its pull completes.
+    PushBPullCut,
+}
+
+#[tokio::test]
+async fn a_restore_after_an_interrupted_pull_loses_nothing_in_every_order() {
+    use erth_tests::FaultProxy;
+    use Interrupted::*;
+    let orders = [
+        [Backup, PushA, PushBPullCut],
+        [Backup, PushBPullCut, PushA],
+        [PushA, Backup, PushBPullCut],
+        [PushA, PushBPullCut, Backup],
+        [PushBPullCut, Backup, PushA],
+        [PushBPullCut, PushA, Backup],
+    ];
+    for order in orders {
+        let server = TestServer::start().await.unwrap();
+        let proxy = FaultProxy::start(server.url(), 7).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let a = replica(dir.path(), "a", &server).await;
+        let b = Database::open_native(
+            dir.path().join("b.db"),
+            Config {
+                url: Some(proxy.url().to_owned()),
+                auth_token: server.token().map(str::to_owned),
+                request_timeout_ms: 500,
+                ..Config::default()
+            },
+        )
+        .await
+        .unwrap();
+        // The ledger: every title any replica wrote.
+        let mut want = Vec::new();
+        for i in 0..3 {
+            let title = format!("shared {i}");
+            a.add_todo(&title).await.unwrap();
+            want.push(title);
+        }
+        a.sync().await.unwrap();
+        b.sync().await.unwrap();
+        let mut saved = None;
+        for (k, step) in order.into_iter().enumerate() {
+            match step {
+                Backup => saved = Some(backup(&server).await),
+                PushA => {
+                    for i in 0..4 {
+                        let title = format!("from a {k} {i}");
+                        a.add_todo(&title).await.unwrap();
+                        want.push(title);
+                    }
+                    a.sync().await.unwrap();
+                }
+                PushBPullCut => {
+                    for i in 0..2 {
+                        let title = format!("from b {k} {i}");
+                        b.add_todo(&title).await.unwrap();
+                        want.push(title);
+                    }
+                    // Behind the server (A pushed), B's pull has pages to ask.
+                    a.add_todo("a makes b behind").await.unwrap();
+                    want.push("a makes b behind".into());
+                    a.sync().await.unwrap();
+                    // The restore check and the push go through, then nothing.
+                    proxy.cut_after(Some(2));
+                    assert!(
+                        b.sync().await.is_err(),
+                        "order {order:?}: the pull was not cut"
+                    );
+                    proxy.cut_after(None);
+                    assert_eq!(
+                        b.status().await.unwrap().pending_changes,
+                        0,
+                        "order {order:?}: B's push did not land before the cut"
+                    );
+                }
+            }
+        }
+        restore(&server, &saved.unwrap()).await;
+        for db in [&a, &b, &a, &b] {
+            db.sync().await.unwrap();
+        }
+        let c = replica(dir.path(), "c", &server).await;
+        c.sync().await.unwrap();
+        let want: BTreeMap<String, usize> = want.into_iter().map(|t| (t, 1)).collect();
+        for (db, who) in [(&a, "a"), (&b, "b"), (&c, "fresh c")] {
+            assert_eq!(titles(db).await, want, "{who}, order {order:?}");
+            assert_eq!(db.status().await.unwrap().pending_changes, 0, "{who}");
+        }
+    }
+}

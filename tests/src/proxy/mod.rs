@@ -67,6 +67,8 @@ struct Control {
     sqld_limits: bool,
     /// What every pull page gets (see [`FaultProxy::fault_pages`]).
     page_fault: Option<PageFault>,
+    /// Requests still forwarded before the link is cut (see [`FaultProxy::cut_after`]).
+    cut_after: Option<u64>,
     token: Option<String>,
     /// A header (lowercase name, value) every request must carry.
     required_header: Option<(String, String)>,
@@ -137,6 +139,7 @@ impl FaultProxy {
                 denied_tables: Vec::new(),
                 sqld_limits: false,
                 page_fault: None,
+                cut_after: None,
                 token: None,
                 required_header: None,
                 stats: FaultStats::default(),
@@ -255,6 +258,13 @@ impl FaultProxy {
         self.shared.control().page_fault = fault;
     }
 
+    /// Forwards the next `n` requests as usual, then resets every
+    /// connection without forwarding (a link cut, or a process killed, at
+    /// that point of a sync); `None`: the link works again.
+    pub fn cut_after(&self, n: Option<u64>) {
+        self.shared.control().cut_after = n;
+    }
+
     /// Requires `Authorization: Bearer <token>` on every request except CORS
     /// preflights (`OPTIONS`, forwarded as they are); others get 401
     /// `Unauthorized` without being forwarded. `None` turns the check off.
@@ -327,6 +337,13 @@ impl Control {
                 403,
                 "Forbidden: the current session is not authorized to write",
             ));
+        }
+        if let Some(left) = self.cut_after.as_mut() {
+            if *left == 0 {
+                self.stats.reset += 1;
+                return Plan::Reset;
+            }
+            *left -= 1;
         }
         if let Some(fault) = self.page_fault {
             if pipeline_statements(request)
