@@ -303,3 +303,69 @@ async fn values_sqld_could_not_send_in_one_page_arrive_on_the_first_sync() {
         "the control characters never met sqld's limits: {stats:?}"
     );
 }
+
+#[tokio::test]
+async fn a_table_this_token_may_not_read_does_not_stop_the_others() {
+    let server = TestServer::start().await.unwrap();
+    let proxy = FaultProxy::start(server.url(), common::seed())
+        .await
+        .unwrap();
+    let schema = r#"{"tables": {
+        "notes": {"columns": {"body": {"type": "text", "notNull": true, "default": ""}}},
+        "secret": {"columns": {"body": {"type": "text", "notNull": true, "default": ""}}}
+    }}"#;
+    let config = || Config::default().with_schema_json(schema).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let writer = common::open(dir.path(), "w", server.url(), server.token(), config()).await;
+    for i in 0..20 {
+        writer
+            .execute(
+                "INSERT INTO notes (body) VALUES (?)",
+                &[format!("note {i}").into()],
+            )
+            .await
+            .unwrap();
+        writer
+            .execute("INSERT INTO secret (body) VALUES ('hidden')", &[])
+            .await
+            .unwrap();
+    }
+    writer.sync().await.unwrap();
+    // The reader's token may not read `secret` (nor write it).
+    proxy.deny_reads_of(&["secret"]);
+    let reader = common::open(dir.path(), "r", proxy.url(), server.token(), config()).await;
+    reader
+        .execute("INSERT INTO notes (body) VALUES ('from the reader')", &[])
+        .await
+        .unwrap();
+    for round in 0..2 {
+        reader
+            .sync()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: one unreadable table failed the sync: {e}"));
+        let notes = reader
+            .query("SELECT count(*) FROM notes", &[])
+            .await
+            .unwrap();
+        assert_eq!(notes.rows[0][0], 21.into(), "round {round}");
+        let secret = reader
+            .query("SELECT count(*) FROM secret", &[])
+            .await
+            .unwrap();
+        assert_eq!(secret.rows[0][0], 0.into(), "round {round}");
+        let status = reader.status().await.unwrap();
+        assert!(
+            status.refused_tables.iter().any(|r| r.table == "secret"
+                && r.code == "SQLITE_AUTH"
+                && r.message.contains("reading")),
+            "round {round}: {status:?}"
+        );
+        assert_eq!(status.pending_changes, 0, "the reader's note went up");
+    }
+    writer.sync().await.unwrap();
+    let notes = writer
+        .query("SELECT count(*) FROM notes", &[])
+        .await
+        .unwrap();
+    assert_eq!(notes.rows[0][0], 21.into());
+}

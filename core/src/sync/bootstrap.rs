@@ -84,9 +84,12 @@ impl Syncer<'_> {
         let Some(meta) = out.results.first().cloned().flatten() else {
             return Ok(None);
         };
-        for (def, probe) in self.config.tables.iter().zip(&out.results[1..]) {
-            match probe {
-                Some(rows) if def.migration_sql(&def.name, &rows.columns)?.is_empty() => {}
+        for (i, def) in self.config.tables.iter().enumerate() {
+            match (&out.results[1 + i], &out.errors[1 + i]) {
+                (Some(rows), _) if def.migration_sql(&def.name, &rows.columns)?.is_empty() => {}
+                // A token that may not read the table: it exists (its pull
+                // and push are refused, and reported, as the table's).
+                (None, Some((code, _))) if code == "SQLITE_AUTH" => {}
                 _ => return Ok(None),
             }
         }

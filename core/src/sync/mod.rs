@@ -158,13 +158,27 @@ impl<'a> Syncer<'a> {
         self.recover_if_server_forgot().await?;
         let first = self.push_all().await?;
         let mut pushed = first.total();
-        self.record_refusals(first.refused).await?;
+        let mut refused = first.refused;
+        // Tables pull independently: one this token may not read is
+        // reported and skipped, the others pull.
+        let mut unreadable = Vec::new();
         let mut pulled = 0;
         for def in &self.config.tables {
-            pulled += self.pull_table(def).await?;
+            match self.pull_table(def).await {
+                Ok(n) => pulled += n,
+                Err(e) => {
+                    let Some(refusal) = read_refusal(&def.name, &e) else {
+                        return Err(e);
+                    };
+                    tracing::warn!(table = %def.name, code = %refusal.code, "the server refuses reading this table; it is not pulled");
+                    unreadable.push(def.name.clone());
+                    refused.push(refusal);
+                }
+            }
         }
+        self.record_refusals(refused).await?;
         // What was pulled becomes visible at once, as the server held it.
-        pulled += self.settle_pull(&[]).await?;
+        pulled += self.settle_pull(&unreadable).await?;
         // Pulled tombstones that still held user data were cleared here and
         // marked pending: clear them on the server in this sync too. (A
         // table refused now was refused, and recorded, above.)
@@ -202,6 +216,22 @@ impl<'a> Syncer<'a> {
             .get(&state::cursor_key(table))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0))
+    }
+}
+
+/// The refusal of reading a whole table in a pull's error: the server's
+/// authorizer (`SQLITE_AUTH`, a token restricted per table and action).
+fn read_refusal(table: &str, error: &Error) -> Option<TableRefusal> {
+    match error {
+        Error::Server { code, message } if error.is_table_refusal() => Some(TableRefusal {
+            table: table.to_owned(),
+            code: code.clone(),
+            message: format!(
+                "the server refused reading this table: {}",
+                crate::error::clip(message, 400)
+            ),
+        }),
+        _ => None,
     }
 }
 

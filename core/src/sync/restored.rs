@@ -89,17 +89,30 @@ impl Syncer<'_> {
             return Ok(false);
         }
         let out = self.remote.client.batch(&check_steps(&seen)).await?;
-        if let Some(e) = out.first_error() {
-            return Err(e);
+        // A table this token may not read is not checked (its pull is
+        // refused, and reported, as the table's); any other error fails.
+        let unreadable = |i: usize| {
+            out.errors
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|(code, _)| i > 0 && code == "SQLITE_AUTH")
+        };
+        if let Some((i, e)) = out.first_error_step() {
+            if !unreadable(i) {
+                return Err(e);
+            }
         }
-        let mut answers = out.results.iter().map(|r| {
-            r.as_ref()
-                .and_then(|r| r.rows.first())
-                .and_then(|r| r.first())
-                .and_then(SqlValue::as_i64)
+        let mut answers = out.results.iter().enumerate().map(|(i, r)| {
+            (!unreadable(i)).then(|| {
+                r.as_ref()
+                    .and_then(|r| r.rows.first())
+                    .and_then(|r| r.first())
+                    .and_then(SqlValue::as_i64)
+            })
         });
         let server_seq = answers
             .next()
+            .flatten()
             .flatten()
             .ok_or_else(|| Error::Protocol("server _erth_meta has no seq".into()))?;
         let Some(why) = forgotten(server_seq, &seen, answers) else {
@@ -149,11 +162,11 @@ fn check_steps(seen: &[Seen]) -> Vec<Step> {
 /// Why the server forgot what this replica saw, if it did: its counter
 /// `server_seq` is below a cursor, or an anchor row is gone or at a lower
 /// `_seq` (`anchors_now`: the anchor rows' `_seq` on the server, in the
-/// order of [`check_steps`]).
+/// order of [`check_steps`]; `None` for one this token may not read).
 fn forgotten(
     server_seq: i64,
     seen: &[Seen],
-    mut anchors_now: impl Iterator<Item = Option<i64>>,
+    mut anchors_now: impl Iterator<Item = Option<Option<i64>>>,
 ) -> Option<String> {
     let mut why = seen.iter().find(|s| s.cursor > server_seq).map(|s| {
         format!(
@@ -164,7 +177,10 @@ fn forgotten(
     for s in seen {
         let Some((seq, _)) = &s.anchor else { continue };
         let table = &s.table;
-        match anchors_now.next().flatten() {
+        let Some(now) = anchors_now.next().unwrap_or(Some(None)) else {
+            continue;
+        };
+        match now {
             Some(now) if now >= *seq => {}
             Some(now) => {
                 why = Some(format!(
@@ -203,18 +219,20 @@ mod tests {
         };
         let one = [seen(10, Some(10))];
         // The same or later: nothing forgotten.
-        assert_eq!(forgotten(10, &one, [Some(10)].into_iter()), None);
-        assert_eq!(forgotten(50, &one, [Some(12)].into_iter()), None);
+        assert_eq!(forgotten(10, &one, [Some(Some(10))].into_iter()), None);
+        assert_eq!(forgotten(50, &one, [Some(Some(12))].into_iter()), None);
         // The counter below the cursor; the anchor lower, or gone.
-        assert!(
-            forgotten(9, &one, [Some(10)].into_iter()).is_some_and(|w| w.contains("counter (9)"))
-        );
-        assert!(forgotten(50, &one, [Some(9)].into_iter()).is_some_and(|w| w.contains("back to 9")));
-        assert!(forgotten(50, &one, [None].into_iter()).is_some_and(|w| w.contains("gone")));
+        assert!(forgotten(9, &one, [Some(Some(10))].into_iter())
+            .is_some_and(|w| w.contains("counter (9)")));
+        assert!(forgotten(50, &one, [Some(Some(9))].into_iter())
+            .is_some_and(|w| w.contains("back to 9")));
+        assert!(forgotten(50, &one, [Some(None)].into_iter()).is_some_and(|w| w.contains("gone")));
         // Anchors are matched in order, skipping tables without one.
         let two = [seen(0, None), seen(5, Some(5))];
-        assert_eq!(forgotten(5, &two, [Some(5)].into_iter()), None);
+        assert_eq!(forgotten(5, &two, [Some(Some(5))].into_iter()), None);
         assert_eq!(check_steps(&two).len(), 2);
-        assert!(forgotten(5, &two, [Some(4)].into_iter()).is_some());
+        assert!(forgotten(5, &two, [Some(Some(4))].into_iter()).is_some());
+        // An anchor this token may not read is not taken for gone.
+        assert_eq!(forgotten(50, &one, [None].into_iter()), None);
     }
 }

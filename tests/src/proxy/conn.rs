@@ -88,7 +88,13 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
+                let mut request = request;
+                let denied = shared.control().denied_reads.clone();
+                let hit = super::deny_reads(&mut request, &denied);
                 let mut response = forward(&shared, request).await;
+                if !hit.is_empty() {
+                    response = super::denied_answer(response, &hit);
+                }
                 {
                     let mut control = shared.control();
                     if control.sqld_limits {

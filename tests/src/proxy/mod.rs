@@ -69,6 +69,8 @@ struct Control {
     page_fault: Option<PageFault>,
     /// Requests still forwarded before the link is cut (see [`FaultProxy::cut_after`]).
     cut_after: Option<u64>,
+    /// Tables the token may not read (see [`FaultProxy::deny_reads_of`]).
+    denied_reads: Vec<String>,
     token: Option<String>,
     /// A header (lowercase name, value) every request must carry.
     required_header: Option<(String, String)>,
@@ -140,6 +142,7 @@ impl FaultProxy {
                 sqld_limits: false,
                 page_fault: None,
                 cut_after: None,
+                denied_reads: Vec::new(),
                 token: None,
                 required_header: None,
                 stats: FaultStats::default(),
@@ -256,6 +259,14 @@ impl FaultProxy {
     /// answer; `None`: pages pass again. Other requests pass.
     pub fn fault_pages(&self, fault: Option<PageFault>) {
         self.shared.control().page_fault = fault;
+    }
+
+    /// Answers as a server whose token may not read `tables` (a token
+    /// restricted per table and action): every statement that names one of
+    /// them (quoted, as the engine writes names) fails with `SQLITE_AUTH`,
+    /// the others run. Empty: no restriction.
+    pub fn deny_reads_of(&self, tables: &[&str]) {
+        self.shared.control().denied_reads = tables.iter().map(|t| t.to_string()).collect();
     }
 
     /// Forwards the next `n` requests as usual, then resets every
@@ -403,6 +414,69 @@ impl Control {
             then,
         }
     }
+}
+
+/// A statement that fails on any server: what a denied read is sent as
+/// (see [`FaultProxy::deny_reads_of`]).
+const DENIED: &str = "SELECT * FROM \"_erth_test_proxy_denied\"";
+
+/// `request` with every statement that names a table of `denied` replaced by
+/// one that fails, and the indexes (request, step) of those statements.
+fn deny_reads(request: &mut Request, denied: &[String]) -> Vec<(usize, Option<usize>)> {
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&request.body) else {
+        return Vec::new();
+    };
+    let names: Vec<String> = denied.iter().map(|t| format!("\"{t}\"")).collect();
+    let names_one = |sql: &str| names.iter().any(|n| sql.contains(n.as_str()));
+    let mut hit = Vec::new();
+    for (r, req) in body["requests"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if req["stmt"]["sql"].as_str().is_some_and(names_one) {
+            req["stmt"]["sql"] = DENIED.into();
+            hit.push((r, None));
+        }
+        for (s, step) in req["batch"]["steps"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if step["stmt"]["sql"].as_str().is_some_and(names_one) {
+                step["stmt"]["sql"] = DENIED.into();
+                hit.push((r, Some(s)));
+            }
+        }
+    }
+    if !hit.is_empty() {
+        request.body = body.to_string().into_bytes();
+    }
+    hit
+}
+
+/// `response` with the errors of the denied statements `hit` said as the
+/// authorizer says them (`SQLITE_AUTH`).
+fn denied_answer(response: http::Response, hit: &[(usize, Option<usize>)]) -> http::Response {
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&response.body) else {
+        return response;
+    };
+    let auth =
+        serde_json::json!({"message": "not authorized to read this table", "code": "SQLITE_AUTH"});
+    for &(r, step) in hit {
+        let result = &mut body["results"][r];
+        match step {
+            None => *result = serde_json::json!({"type": "error", "error": auth.clone()}),
+            Some(s) => {
+                if !result["response"]["result"]["step_errors"][s].is_null() {
+                    result["response"]["result"]["step_errors"][s] = auth.clone();
+                }
+            }
+        }
+    }
+    http::Response::synthetic(response.status, "application/json", &body.to_string())
 }
 
 /// What a pull page's `SELECT` says (see [`FaultProxy::fault_pages`]).
