@@ -13,6 +13,7 @@
 //! - [`local`]: what only replicas have: the engine table's local name, the
 //!   view the app reads and writes, its `INSTEAD OF` triggers.
 
+pub mod guard;
 pub mod json;
 pub mod local;
 

@@ -1,6 +1,7 @@
-//! Bootstrap: the server's schema (the engine tables and `_erth_meta`), read
-//! first and created or migrated only when something is missing, so a
-//! read-only token can pull (sqld answers 403 to DDL from it); and the
+//! Bootstrap: the server's schema (the engine tables, `_erth_meta` and, when
+//! asked, the guard's triggers), read first and created or migrated only
+//! when something is missing, so a read-only token can pull (sqld answers
+//! 403 to DDL from it); and the
 //! server's identity (`_erth_meta.db_id`, random per server database): a
 //! replica that sees a different one (a new URL, a reset server) pushes
 //! everything again and pulls from the start.
@@ -9,6 +10,7 @@ use super::Syncer;
 use crate::error::{Error, Result};
 use crate::hrana::{self, Step};
 use crate::merge::META_TABLE;
+use crate::schema::guard::{self, GUARD_PREFIX};
 use crate::schema::{q, TableDef};
 use crate::state;
 use crate::value::{Rows, SqlValue, Statement};
@@ -80,6 +82,15 @@ impl Syncer<'_> {
             cond: None,
             stmt: Statement::plain(def.probe_columns_sql(&def.name)),
         }));
+        if self.config.server_guard {
+            steps.push(Step {
+                cond: None,
+                stmt: Statement::plain(format!(
+                    "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND substr(name, 1, {}) = '{GUARD_PREFIX}'",
+                    GUARD_PREFIX.len()
+                )),
+            });
+        }
         let out = self.remote.client.batch(&steps).await?;
         let Some(meta) = out.results.first().cloned().flatten() else {
             return Ok(None);
@@ -93,6 +104,19 @@ impl Syncer<'_> {
                 _ => return Ok(None),
             }
         }
+        if self.config.server_guard {
+            let guards = out
+                .results
+                .last()
+                .and_then(Option::as_ref)
+                .and_then(|r| r.rows.first())
+                .and_then(|r| r.first())
+                .and_then(SqlValue::as_i64)
+                .unwrap_or(0);
+            if guards < self.guard_sql().len() as i64 {
+                return Ok(None);
+            }
+        }
         Ok(db_id_of(&meta))
     }
 
@@ -103,6 +127,9 @@ impl Syncer<'_> {
         for def in &self.config.tables {
             stmts.push(Statement::plain(def.create_table_sql()));
             stmts.extend(def.server_index_sql().into_iter().map(Statement::plain));
+        }
+        if self.config.server_guard {
+            stmts.extend(self.guard_sql().into_iter().map(Statement::plain));
         }
         stmts.push(select_meta());
         let n = stmts.len();
@@ -122,6 +149,16 @@ impl Syncer<'_> {
             self.migrate_server_table(def).await?;
         }
         Ok(db_id)
+    }
+
+    /// The guard's triggers (`Config::server_guard`): each table's and
+    /// `_erth_meta`'s.
+    fn guard_sql(&self) -> Vec<String> {
+        let mut sql = guard::meta_guard_sql(META_TABLE);
+        for def in &self.config.tables {
+            sql.extend(def.guard_sql(self.config.max_clock_drift_ms));
+        }
+        sql
     }
 
     /// Adds the columns `def` declares and the server's table lacks.

@@ -71,6 +71,8 @@ struct Control {
     cut_after: Option<u64>,
     /// Tables the token may not read (see [`FaultProxy::deny_reads_of`]).
     denied_reads: Vec<String>,
+    /// The token may not change the schema (see [`FaultProxy::deny_schema_changes`]).
+    no_ddl: bool,
     token: Option<String>,
     /// A header (lowercase name, value) every request must carry.
     required_header: Option<(String, String)>,
@@ -143,6 +145,7 @@ impl FaultProxy {
                 page_fault: None,
                 cut_after: None,
                 denied_reads: Vec::new(),
+                no_ddl: false,
                 token: None,
                 required_header: None,
                 stats: FaultStats::default(),
@@ -269,6 +272,14 @@ impl FaultProxy {
         self.shared.control().denied_reads = tables.iter().map(|t| t.to_string()).collect();
     }
 
+    /// Answers as a server whose token may not change the schema (`true`):
+    /// a pipeline with a `CREATE`, `DROP` or `ALTER` statement is refused
+    /// whole with HTTP 403 before anything runs, as sqld refuses a token
+    /// without that right. `false`: allowed again.
+    pub fn deny_schema_changes(&self, deny: bool) {
+        self.shared.control().no_ddl = deny;
+    }
+
     /// Forwards the next `n` requests as usual, then resets every
     /// connection without forwarding (a link cut, or a process killed, at
     /// that point of a sync); `None`: the link works again.
@@ -341,6 +352,13 @@ impl Control {
                     Oversize::Stall => Plan::Stall,
                 };
             }
+        }
+        if self.no_ddl && pipeline_statements(request).iter().any(|sql| is_ddl(sql)) {
+            self.stats.forbidden += 1;
+            return Plan::Answer(http::Response::text(
+                403,
+                "Forbidden: the current session is not authorized to change the schema",
+            ));
         }
         if self.read_only && pipeline_statements(request).iter().any(|sql| !is_read(sql)) {
             self.stats.forbidden += 1;
@@ -573,6 +591,16 @@ fn is_read(sql: &str) -> bool {
         first.as_str(),
         "SELECT" | "BEGIN" | "COMMIT" | "ROLLBACK" | "END"
     )
+}
+
+/// A statement that changes the schema.
+fn is_ddl(sql: &str) -> bool {
+    let first = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    matches!(first.as_str(), "CREATE" | "DROP" | "ALTER")
 }
 
 /// The table a statement writes to, if it is an `INSERT INTO`, `UPDATE`,
