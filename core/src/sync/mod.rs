@@ -45,6 +45,7 @@
 
 mod bootstrap;
 mod large_row;
+mod opening;
 mod pending;
 mod plan;
 mod pull;
@@ -60,6 +61,7 @@ use crate::error::{Error, Result};
 use crate::events::Registry;
 use crate::hlc::ReplicaClock;
 use crate::hrana::HranaClient;
+use crate::schema::TableDef;
 use crate::state;
 use crate::status::{refusals_from_text, refusals_text, SyncProgress, TableRefusal};
 use crate::store::Store;
@@ -161,24 +163,16 @@ impl<'a> Syncer<'a> {
         let mut refused = first.refused;
         // Tables pull independently: one this token may not read is
         // reported and skipped, the others pull.
-        let mut unreadable = Vec::new();
-        let mut pulled = 0;
-        for def in &self.config.tables {
-            match self.pull_table(def).await {
-                Ok(n) => pulled += n,
-                Err(e) => {
-                    let Some(refusal) = read_refusal(&def.name, &e) else {
-                        return Err(e);
-                    };
-                    tracing::warn!(table = %def.name, code = %refusal.code, "the server refuses reading this table; it is not pulled");
-                    unreadable.push(def.name.clone());
-                    refused.push(refusal);
-                }
-            }
+        let tables: Vec<&TableDef> = self.config.tables.iter().collect();
+        let (mut pulled, unreadable, together) = self.pull_tables(&tables).await?;
+        let skip: Vec<String> = unreadable.iter().map(|r| r.table.clone()).collect();
+        for refusal in unreadable {
+            tracing::warn!(table = %refusal.table, code = %refusal.code, "the server refuses reading this table; it is not pulled");
+            refused.push(refusal);
         }
         self.record_refusals(refused).await?;
         // What was pulled becomes visible at once, as the server held it.
-        pulled += self.settle_pull(&unreadable).await?;
+        pulled += self.settle_pull(&skip, !together).await?;
         // Pulled tombstones that still held user data were cleared here and
         // marked pending: clear them on the server in this sync too. (A
         // table refused now was refused, and recorded, above.)

@@ -6,6 +6,7 @@
 //! [`super::plan`], the stage and its apply in [`super::stage`]; this module
 //! is the loop that sends, waits and stages.
 
+use super::opening::Opening;
 use super::plan::{PageAsk, PullPlan};
 use super::pull_sql::{Page, PullQueries, PullRange, Quarantined};
 use super::{arrived, restored, stage, Syncer};
@@ -16,7 +17,7 @@ use crate::migrate::Backfill;
 use crate::row::SyncRow;
 use crate::schema::{q, TableDef};
 use crate::state;
-use crate::status::SyncProgress;
+use crate::status::{SyncProgress, TableRefusal};
 use crate::value::{Rows, SqlValue, Statement};
 use futures::future::MaybeDone;
 use std::future::Future;
@@ -63,6 +64,56 @@ impl Syncer<'_> {
             })
             .await?;
         Ok(pulled)
+    }
+
+    /// Pulls every table of `tables` (see the module docs): pending
+    /// backfills first, then one opening request for all of them, then the
+    /// pages of those with more rows. Returns the rows pulled, the tables
+    /// the server refused reading, and whether every table caught up in
+    /// the opening's one snapshot (no check they caught up together needed).
+    pub(super) async fn pull_tables(
+        &self,
+        tables: &[&TableDef],
+    ) -> Result<(u64, Vec<TableRefusal>, bool)> {
+        let mut pulled = 0;
+        for def in tables {
+            pulled += self.backfill_table(def).await?;
+        }
+        let (openings, snapshot) = self.open_pull(tables).await?;
+        let mut together = snapshot;
+        let mut refused = Vec::new();
+        for (def, opening) in openings {
+            let cursor_key = state::cursor_key(&def.name);
+            let cursor = |last: i64| state::set(&cursor_key, last.to_string());
+            match opening {
+                Opening::Refused(refusal) => refused.push(refusal),
+                Opening::CaughtUp(page, last) => {
+                    let n = page.rows.len() as u64;
+                    if let Some(last) = last {
+                        self.stage_page(def, page, cursor(last)).await?;
+                        (self.progress)(SyncProgress::Pulled {
+                            table: def.name.clone(),
+                            rows: n,
+                        });
+                    }
+                    pulled += n;
+                }
+                Opening::Plan(queries, plan, after) => {
+                    together = false;
+                    let p = Pulling {
+                        def,
+                        queries,
+                        plan,
+                        after,
+                        pulled: 0,
+                        limit: None,
+                        failures: 0,
+                    };
+                    pulled += self.pull_pages(p, 0, &cursor).await?;
+                }
+            }
+        }
+        Ok((pulled, refused, together))
     }
 
     /// Pulls again the rows a column added since they were pulled is
@@ -131,6 +182,18 @@ impl Syncer<'_> {
             failures: 0,
         };
         self.first_probe(&mut p, range.probe_columns).await?;
+        self.pull_pages(p, pulled_before, cursor).await
+    }
+
+    /// The pages of a range whose first probe made `p`'s plan (see
+    /// [`Syncer::pull_range`]).
+    async fn pull_pages(
+        &self,
+        mut p: Pulling<'_>,
+        pulled_before: u64,
+        cursor: &(dyn Fn(i64) -> Statement + Sync),
+    ) -> Result<u64> {
+        let def = p.def;
         // The page requested while the previous one was being applied.
         let mut prefetched: Option<(PageAsk, _)> = None;
         while !p.plan.is_empty() {
@@ -318,18 +381,10 @@ impl Syncer<'_> {
         if let Some(e) = out.first_error() {
             return Err(e);
         }
-        let columns = out.results.first().cloned().flatten().map(|r| r.columns);
-        let answer = take_result(&mut out.results, 1, "the pull batch returned no page")?;
-        if let Some(columns) = columns {
-            let unknown = columns
-                .into_iter()
-                .filter(|c| !crate::schema::is_system_column(c) && def.column(c).is_none())
-                .collect();
-            let mut found = self.found();
-            found.unknown_columns.retain(|(t, _)| *t != def.name);
-            found.unknown_columns.push((def.name.clone(), unknown));
+        if let Some(columns) = out.results.first().cloned().flatten() {
+            self.note_columns(def, &columns.columns);
         }
-        Ok(answer)
+        take_result(&mut out.results, 1, "the pull batch returned no page")
     }
 
     /// Merges a validated page into the stage (`stage`) and moves the

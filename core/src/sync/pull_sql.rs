@@ -33,6 +33,9 @@ pub(crate) struct PullQueries {
     aggregate: String,
     /// A page: the rows in a `_seq` range (as one JSON cell when `json`).
     select: String,
+    /// The first rows after a `_seq`, when they are few and small
+    /// ([`PullQueries::opening_page`]).
+    opening: String,
     /// Arguments of the range's filter (backfill bound and clocks).
     fixed_args: Vec<SqlValue>,
     page_rows: usize,
@@ -119,13 +122,24 @@ impl PullQueries {
         let mut select = format!(
             "SELECT {columns} FROM {table} WHERE \"_seq\" > ? AND \"_seq\" <= ?{filter} ORDER BY \"_seq\""
         );
+        let first = format!(
+            "SELECT {columns} FROM {table} WHERE \"_seq\" > ?{filter} ORDER BY \"_seq\" LIMIT ?"
+        );
+        let small = format!(
+            "(SELECT coalesce(sum(\"bytes\"), 0) FROM (SELECT {bytes} AS \"bytes\" FROM {table} WHERE \"_seq\" > ?{filter} ORDER BY \"_seq\" LIMIT ?)) <= ?"
+        );
+        let mut opening = format!("SELECT {columns} FROM ({first}) WHERE {small}");
         if json {
             select = crate::page::as_one_cell(&columns, &select);
+            opening = format!(
+                "SELECT json_group_array(json_array({columns})) FROM ({first}) WHERE {small}"
+            );
         }
         PullQueries {
             sizes,
             aggregate,
             select,
+            opening,
             fixed_args,
             page_rows,
             json,
@@ -142,6 +156,21 @@ impl PullQueries {
         } else {
             super::plan::MAX_PAGE_BYTES
         }
+    }
+
+    /// The first `rows` rows after `after` (a page, as [`PullQueries::page`]
+    /// builds it, without an upper bound), or none at all when they are more
+    /// than `bytes` long together: sent speculatively with a first probe,
+    /// it holds every row a small sync needs.
+    pub(crate) fn opening_page(&self, after: i64, rows: usize, bytes: usize) -> Statement {
+        let mut args = vec![SqlValue::Integer(after)];
+        args.extend(self.fixed_args.iter().cloned());
+        args.push(SqlValue::Integer(rows as i64));
+        args.push(SqlValue::Integer(after));
+        args.extend(self.fixed_args.iter().cloned());
+        args.push(SqlValue::Integer(rows as i64));
+        args.push(SqlValue::Integer(bytes as i64));
+        Statement::new(self.opening.clone(), args)
     }
 
     /// The listing probe of the rows after `after`.

@@ -59,14 +59,19 @@ pub(crate) fn clear_stage(def: &TableDef) -> Statement {
 }
 
 impl Syncer<'_> {
-    /// Once every table's pull reached its end: checks, in one snapshot of
-    /// the server (one statement), that no table has rows past its cursor
-    /// (none moved or arrived meanwhile); pulls what did and checks again;
-    /// then applies everything staged in one local transaction. Tables in
-    /// `skip` (the server refused them) are left out.
-    pub(super) async fn settle_pull(&self, skip: &[String]) -> Result<u64> {
+    /// Once every table's pull reached its end: unless every table caught
+    /// up in one snapshot already (`check` false: the pull's opening),
+    /// checks, in one snapshot of the server (one statement), that no table
+    /// has rows past its cursor (none moved or arrived meanwhile); pulls
+    /// what did and checks again; then applies everything staged in one
+    /// local transaction. Tables in `skip` (the server refused them) are
+    /// left out.
+    pub(super) async fn settle_pull(&self, skip: &[String], check: bool) -> Result<u64> {
         let mut pulled = 0;
         for round in 0.. {
+            if !check {
+                break;
+            }
             let tables: Vec<&TableDef> = self
                 .config
                 .tables
