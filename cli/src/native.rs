@@ -72,6 +72,16 @@ struct Args {
     /// Allow http:// to a non-private host (the token travels in clear text).
     #[arg(long)]
     allow_insecure_http: bool,
+    /// How long one request to the server may take, in ms (default 30000).
+    #[arg(long, env = "ERTH_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<u64>,
+    /// The most one sync may take, in ms (default 600000; 0: no limit).
+    #[arg(long, env = "ERTH_SYNC_TIMEOUT_MS")]
+    sync_timeout_ms: Option<u64>,
+    /// Install the server's guard at bootstrap (triggers that refuse what no
+    /// honest replica writes; needs a token that may change the schema).
+    #[arg(long, env = "ERTH_SERVER_GUARD")]
+    server_guard: bool,
     /// Print JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -101,6 +111,11 @@ enum Command {
     Rejected,
     /// Make every refused row pending again; the next sync pushes them.
     RetryRejected,
+    /// Rows from the server this replica would not apply (they break the
+    /// row layout), with why.
+    Quarantined,
+    /// Empty the list of quarantined rows (they stay unapplied).
+    ForgetQuarantined,
     /// Drop the local changes of a refused row and take the server's version
     /// (a row the server never had is removed).
     DiscardRejected { table: String, id: String },
@@ -309,12 +324,18 @@ async fn run(args: Args) -> erth_core::Result<()> {
         .or_else(|| std::env::var("ERTH_DATABASE_URL").ok())
         .filter(|u| !u.trim().is_empty());
     let token = std::env::var(&args.token_env).ok();
+    let defaults = Config::default();
     let mut config = Config {
         url,
         auth_token: token,
         encryption_key: args.encryption_key.clone(),
         allow_insecure_http: args.allow_insecure_http,
-        ..Config::default()
+        request_timeout_ms: args
+            .request_timeout_ms
+            .unwrap_or(defaults.request_timeout_ms),
+        sync_timeout_ms: args.sync_timeout_ms.unwrap_or(defaults.sync_timeout_ms),
+        server_guard: args.server_guard,
+        ..defaults
     };
     if let Some(schema) = args.schema.as_deref().filter(|s| !s.trim().is_empty()) {
         config = config.with_schema_json(&schema_text(schema)?)?;
@@ -373,6 +394,7 @@ async fn run(args: Args) -> erth_core::Result<()> {
                     "{}",
                     serde_json::json!({"pushed": r.pushed, "pulled": r.pulled, "duration_ms": r.duration_ms,
                         "unknown_server_columns": unknown, "rejected": status.rejected,
+                        "quarantined": status.quarantined,
                         "refused_tables": status.refused_tables.iter().map(refusal_json).collect::<Vec<_>>()})
                 );
             } else {
@@ -392,6 +414,12 @@ async fn run(args: Args) -> erth_core::Result<()> {
                     out!(
                         "{} rows refused by the server are set aside (see `erth rejected`)",
                         status.rejected
+                    );
+                }
+                if status.quarantined > 0 {
+                    out!(
+                        "{} rows from the server break the row layout and were not applied (see `erth quarantined`)",
+                        status.quarantined
                     );
                 }
                 for t in &status.refused_tables {
@@ -431,6 +459,33 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 out!("{n} refused rows are pending again; the next sync pushes them");
             }
         }
+        Command::Quarantined => {
+            let rows = db.quarantined_rows().await?;
+            if args.json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({"table": r.table, "id": r.id, "seq": r.seq,
+                            "reason": r.reason, "quarantined_at_ms": r.quarantined_at_ms})
+                    })
+                    .collect();
+                out!("{}", serde_json::Value::Array(list));
+            } else if rows.is_empty() {
+                out!("no quarantined rows");
+            } else {
+                for r in &rows {
+                    out!("{} {} (_seq {}): {}", r.table, r.id, r.seq, r.reason);
+                }
+            }
+        }
+        Command::ForgetQuarantined => {
+            let n = db.forget_quarantined().await?;
+            if args.json {
+                out!("{}", serde_json::json!({"forgotten": n}));
+            } else {
+                out!("forgot {n} quarantined rows (they stay unapplied)");
+            }
+        }
         Command::DiscardRejected { table, id } => {
             db.discard_rejected(table, id).await?;
             if args.json {
@@ -446,6 +501,7 @@ async fn run(args: Args) -> erth_core::Result<()> {
                     "{}",
                     serde_json::json!({"pending_changes": s.pending_changes, "last_sync_at_ms": s.last_sync_at_ms,
                         "last_error": s.last_error, "remote_url": s.remote_url, "rejected": s.rejected,
+                        "quarantined": s.quarantined,
                         "refused_tables": s.refused_tables.iter().map(refusal_json).collect::<Vec<_>>()})
                 );
             } else {
@@ -455,6 +511,7 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 );
                 out!("pending changes: {}", s.pending_changes);
                 out!("refused rows:    {}", s.rejected);
+                out!("quarantined:     {}", s.quarantined);
                 for t in &s.refused_tables {
                     out!(
                         "refused table:   {} ({}: {}); its changes stay pending",

@@ -370,3 +370,50 @@ fn output_into_a_closed_pipe_ends_quietly() {
         );
     }
 }
+
+#[test]
+fn a_server_that_never_answers_ends_a_sync_at_the_request_timeout_with_exit_code_5() {
+    // Accepts connections and reads, never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().take(8) {
+            open.push(stream);
+        }
+        open
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    ok(&erth(&db, &["add", "pending"], None));
+    let remote = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let out = erth(
+        &db,
+        &["--remote", &remote, "--request-timeout-ms", "300", "sync"],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("timed out"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The liveness bound: far above the 300 ms timeout, far below the
+    // 30 s default it replaced.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let status = ok(&erth(&db, &["--json", "status"], None));
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["pending_changes"], 1);
+    assert_eq!(status["quarantined"], 0);
+    assert_eq!(
+        ok(&erth(&db, &["quarantined"], None)),
+        "no quarantined rows\n"
+    );
+    drop(held);
+}
