@@ -13,9 +13,13 @@
 //! Every tool is installed by [`tools`]; [`package`] builds the npm package
 //! the wasm and e2e suites, the demo and the browser benchmark use;
 //! [`serve`] is the demo's static server.
+//! - `cargo xtask circles [CRATE_DIR...]` prints the import circles among the
+//!   files of each crate (default: `core` and `xtask`), found by
+//!   [`circles`]; its tests run the same check in the `core` suite.
 
 mod bench;
 mod cargo;
+mod circles;
 mod demo;
 mod package;
 mod serve;
@@ -33,6 +37,7 @@ const USAGE: &str = "usage:
   cargo xtask demo [--port P] [--remote URL] [--cli]
                                                web demo: two devices syncing (--cli: the CLI story)
   cargo xtask screenshot                       refresh web-demo/screenshot.png from the e2e story
+  cargo xtask circles [CRATE_DIR...]           import circles among a crate's files (default: core xtask)
   cargo xtask bench [--quick] [--only SECTIONS]  benchmarks vs baselines, rewrites BENCHMARKS.md";
 
 fn main() -> ExitCode {
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "demo" => demo::run(rest).map(|()| ExitCode::SUCCESS),
         "bench" => bench::run(rest).map(|()| ExitCode::SUCCESS),
+        "circles" => circles::run(rest),
         "screenshot" if rest.is_empty() => suite::e2e::screenshot().map(|()| ExitCode::SUCCESS),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
