@@ -84,6 +84,8 @@ fn run_suite() -> Result<()> {
             .args(["-m", "pytest", "-p", "no:cacheprovider", "-v"])
             .arg(package.join("tests"))
             .current_dir(work.path())
+            // No __pycache__ next to the tests in the repository.
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .envs(server.env()),
     )?;
     drop(server);
