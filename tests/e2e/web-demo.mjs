@@ -2,7 +2,8 @@
 // the built npm package served by xtask's demo server, Debian's Chromium
 // driven by playwright-core, two persistent browser profiles as two devices
 // (A and B), and the native `erth` CLI as a third replica. Run by
-// `cargo xtask test e2e`, once per sync order, which starts a fresh
+// `cargo xtask test e2e`, once per sync order (and by `cargo xtask
+// screenshot`, B first, for the README picture), which starts a fresh
 // `tursodb --sync-server` and the demo's static server and passes:
 //
 //   ERTH_DEMO_URL         the demo page (http://127.0.0.1:PORT/)

@@ -1,6 +1,8 @@
-//! External tools the tests and the demo run, installed on first use into
-//! the cache (see [`crate::cache`]). Today: the pinned `tursodb` binary, the
-//! Hrana server, from its npm package.
+//! External tools the tests run, installed on first use into the cache (see
+//! [`crate::cache`]): the pinned `tursodb` binary, the Hrana server, from its
+//! npm package. Here rather than in xtask because the integration tests and
+//! the benchmarks install it without xtask too; xtask's `tools` module, which
+//! installs every other tool, calls this one.
 
 use crate::cache;
 use crate::error::{io_err, Error, Result};

@@ -1,9 +1,10 @@
-//! Child processes: cargo runs from the repository root with the shared
-//! target directory, and every command is echoed before it runs.
+//! Child processes: where the repository and the target directory are,
+//! cargo run from the repository root into that target directory, and
+//! commands echoed before they run (streamed, or captured for their counts).
 
 use crate::Result;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// The workspace root (this crate's parent directory).
 pub fn repo_root() -> PathBuf {
@@ -46,6 +47,25 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     } else {
         Err(format!("`{shown}` failed ({status})").into())
     }
+}
+
+/// Runs `cmd` (no stdin), prints its output when it ends, and returns its
+/// exit success and the combined stdout+stderr text (for reading the test
+/// counts).
+pub fn run_captured(cmd: &mut Command) -> Result<(bool, String)> {
+    let shown = display(cmd);
+    println!("$ {shown}");
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("could not start `{shown}`: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    print!("{text}");
+    Ok((output.status.success(), text))
 }
 
 /// A command as a person would type it (program name without its path).

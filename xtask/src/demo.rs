@@ -1,7 +1,7 @@
 //! `cargo xtask demo [--port P] [--remote URL] [--cli]`.
 //!
 //! By default, the web demo: builds the `erth-sync` npm package
-//! ([`crate::wasm::build_wasm_package`], installing its tools on first use),
+//! ([`crate::package`], installing its tools on first use),
 //! starts `tursodb --sync-server` on a free 127.0.0.1 port (database
 //! `$CACHE/demo/server.db`, kept between runs), serves `web-demo/` and the
 //! package on `127.0.0.1:8780` (or `--port P`; a free port if 8780 is
@@ -18,7 +18,7 @@
 
 use crate::cargo::{self, cargo, repo_root, target_dir};
 use crate::serve::{self, Site};
-use crate::Result;
+use crate::{package, tools, Result};
 use erth_tests::launch::LocalServer;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -111,7 +111,7 @@ fn shown_url(url: &str) -> &str {
 }
 
 fn start_local_server() -> Result<LocalServer> {
-    let bin = erth_tests::tools::tursodb()?;
+    let bin = tools::tursodb()?;
     let dir = erth_tests::cache::cache_dir().join("demo");
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let db = dir.join("server.db");
@@ -138,7 +138,7 @@ fn stop_local_server(server: Option<LocalServer>) {
 // ---- the web demo ----
 
 fn run_web(port: Option<u16>, remote: Option<&Remote>) -> Result<()> {
-    let package = crate::wasm::build_wasm_package()?;
+    let package = package::build()?;
     // Registered before any server starts, so a signal always stops both.
     let mut signals = Signals::new([SIGINT, SIGTERM])
         .map_err(|e| format!("installing the Ctrl-C handler: {e}"))?;

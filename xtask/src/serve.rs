@@ -1,31 +1,31 @@
-//! The demo's static file server: `web-demo/` at `/`, the built npm package
-//! (`bindings-wasm/pkg/`) at `/erth-sync/`, and a generated `/config.json`
-//! telling the page which server to sync with.
+//! The demo's static file server, on `tiny_http`: `web-demo/` at `/`, the
+//! built npm package (`bindings-wasm/pkg/`) at `/erth-sync/`, and a
+//! generated `/config.json` telling the page which server to sync with.
 //!
-//! Deliberately tiny: blocking std I/O, a thread per connection, HTTP/1.1
-//! `GET`/`HEAD` only, `Connection: close`. It listens on 127.0.0.1 only,
-//! answers only requests whose `Host` is a loopback name (so a web page
-//! cannot read `/config.json`, which may hold a token, through DNS
-//! rebinding), and serves only regular files under its two roots: every
-//! path segment must be a plain name (no `..`, no dot files, no encoded `/`
-//! or `\`), and the resolved file must still lie under its root after
-//! symlinks are followed.
+//! It listens on 127.0.0.1 only, answers only `GET` and `HEAD` requests
+//! whose `Host` is a loopback name (so a web page cannot read
+//! `/config.json`, which may hold a token, through DNS rebinding), and serves
+//! only regular files under its two roots: every path segment must be a
+//! plain name (no `..`, no dot files, no encoded `/` or `\`), and the
+//! resolved file must still lie under its root after symlinks are followed.
+//! Files are sent with their MIME type (`.wasm` as `application/wasm`) and
+//! `Cache-Control: no-cache`, so a rebuilt package shows on the next reload.
 
 use crate::Result;
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use tiny_http::{Header, Method, Request, Response, Server};
 
 /// URL prefix under which the package is served.
 const PACKAGE_PREFIX: &str = "/erth-sync/";
-/// Largest request head read (request line and headers).
-const MAX_HEAD: usize = 16 * 1024;
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the request loop checks whether to stop.
+const POLL: Duration = Duration::from_millis(100);
 
 /// What the server serves.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ fn json_string_or_null(value: Option<&str>) -> String {
     out
 }
 
-/// A running server; stops (and joins its thread) on drop.
+/// A running server; stops (and joins its request loop) on drop.
 #[derive(Debug)]
 pub struct StaticServer {
     addr: SocketAddr,
@@ -80,12 +80,13 @@ impl StaticServer {
     pub fn start(site: Site, port: u16) -> std::io::Result<StaticServer> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
         let addr = listener.local_addr()?;
+        let server = Server::from_listener(listener, None).map_err(std::io::Error::other)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let site = Arc::new(site);
         let stopping = Arc::clone(&stop);
+        let site = Arc::new(site);
         let thread = std::thread::Builder::new()
             .name("demo-http".into())
-            .spawn(move || accept_loop(&listener, &site, &stopping))?;
+            .spawn(move || serve(&server, &site, &stopping))?;
         Ok(StaticServer {
             addr,
             stop,
@@ -98,13 +99,12 @@ impl StaticServer {
         format!("http://{}/", self.addr)
     }
 
-    /// Stops accepting connections and waits for the accept thread.
+    /// Stops answering and closes the port (when the loop ends, the
+    /// `tiny_http` server is dropped, which stops its accept thread).
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wakes the blocked accept(); failing means it is gone already.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(thread) = self.thread.take() {
-            // A panicked accept thread has nothing left to clean up.
+            // A panicked request loop has nothing left to clean up.
             let _ = thread.join();
         }
     }
@@ -116,179 +116,87 @@ impl Drop for StaticServer {
     }
 }
 
-fn accept_loop(listener: &TcpListener, site: &Arc<Site>, stop: &AtomicBool) {
-    for stream in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
+/// The request loop: each request is answered on its own thread.
+fn serve(server: &Server, site: &Arc<Site>, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        match server.recv_timeout(POLL) {
+            Ok(Some(request)) => {
+                let site = Arc::clone(site);
+                // Without a thread the request is dropped: the browser retries.
+                let _ = std::thread::Builder::new()
+                    .name("demo-http-request".into())
+                    .spawn(move || answer(&site, request));
+            }
+            Ok(None) => {}
+            Err(_) => return,
         }
-        let Ok(stream) = stream else {
-            continue;
-        };
-        let site = Arc::clone(site);
-        // Without a thread the connection is dropped: the browser retries.
-        let _ = std::thread::Builder::new()
-            .name("demo-http-conn".into())
-            .spawn(move || serve_connection(stream, &site));
     }
 }
 
-fn serve_connection(mut stream: TcpStream, site: &Site) {
-    let timeouts = [
-        stream.set_read_timeout(Some(IO_TIMEOUT)),
-        stream.set_write_timeout(Some(IO_TIMEOUT)),
+fn answer(site: &Site, request: Request) {
+    let host = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Host"))
+        .map(|h| h.value.as_str().to_string());
+    let method = match request.method() {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        _ => "other",
+    };
+    let reply = respond(site, method, request.url(), host.as_deref());
+    let mut response = Response::from_data(reply.body).with_status_code(reply.status);
+    let mut headers = vec![
+        ("Content-Type", reply.content_type),
+        ("Cache-Control", reply.cache),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
     ];
-    if timeouts.iter().any(Result::is_err) {
-        return;
+    if reply.status == 405 {
+        headers.push(("Allow", "GET, HEAD"));
     }
-    let response = match read_head(&mut stream) {
-        Ok(head) => respond(site, &head),
-        Err(HeadError::Io) => return,
-        Err(HeadError::Malformed) => Response::text(400, "bad request"),
-        Err(HeadError::TooLarge) => Response::text(431, "request header fields too large"),
-    };
-    // The client may have gone; nothing to do about it.
-    let _ = stream.write_all(&response.to_bytes());
-    let _ = stream.flush();
-    let _ = stream.shutdown(Shutdown::Both);
-}
-
-/// A parsed request head.
-#[derive(Debug, PartialEq, Eq)]
-struct Head {
-    method: String,
-    target: String,
-    host: Option<String>,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum HeadError {
-    Io,
-    Malformed,
-    TooLarge,
-}
-
-fn read_head(stream: &mut impl Read) -> std::result::Result<Head, HeadError> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
-    loop {
-        if let Some(end) = find(&buf, b"\r\n\r\n") {
-            return parse_head(&buf[..end]);
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(HeadError::TooLarge);
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err(HeadError::Io),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return Err(HeadError::Io),
+    for (name, value) in headers {
+        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(header);
         }
     }
+    // The client may have gone; nothing to do about it. (`HEAD` gets the
+    // headers and the body's length only: tiny_http leaves the body out.)
+    let _ = request.respond(response);
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn parse_head(head: &[u8]) -> std::result::Result<Head, HeadError> {
-    let text = std::str::from_utf8(head).map_err(|_| HeadError::Malformed)?;
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().ok_or(HeadError::Malformed)?;
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(HeadError::Malformed);
-    };
-    if !version.starts_with("HTTP/1.") || method.is_empty() || target.is_empty() {
-        return Err(HeadError::Malformed);
-    }
-    let mut host = None;
-    for line in lines {
-        let (name, value) = line.split_once(':').ok_or(HeadError::Malformed)?;
-        if name.eq_ignore_ascii_case("host") {
-            host = Some(value.trim().to_string());
-        }
-    }
-    Ok(Head {
-        method: method.to_string(),
-        target: target.to_string(),
-        host,
-    })
-}
-
-/// One response, always sent with `Connection: close`.
+/// What to answer: status, type, body, caching.
 #[derive(Debug)]
-struct Response {
+struct Reply {
     status: u16,
     content_type: &'static str,
     body: Vec<u8>,
-    /// `HEAD`: send the headers (with the body's length) but not the body.
-    head_only: bool,
     cache: &'static str,
 }
 
-impl Response {
-    fn text(status: u16, message: &str) -> Response {
-        Response {
+impl Reply {
+    fn text(status: u16, message: &str) -> Reply {
+        Reply {
             status,
             content_type: "text/plain; charset=utf-8",
             body: format!("{message}\n").into_bytes(),
-            head_only: false,
             cache: "no-store",
         }
     }
-
-    fn reason(&self) -> &'static str {
-        match self.status {
-            200 => "OK",
-            400 => "Bad Request",
-            403 => "Forbidden",
-            404 => "Not Found",
-            405 => "Method Not Allowed",
-            431 => "Request Header Fields Too Large",
-            _ => "Internal Server Error",
-        }
-    }
-
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
-             Cache-Control: {}\r\nX-Content-Type-Options: nosniff\r\n\
-             Referrer-Policy: no-referrer\r\n",
-            self.status,
-            self.reason(),
-            self.content_type,
-            self.body.len(),
-            self.cache,
-        )
-        .into_bytes();
-        if self.status == 405 {
-            out.extend_from_slice(b"Allow: GET, HEAD\r\n");
-        }
-        out.extend_from_slice(b"Connection: close\r\n\r\n");
-        if !self.head_only {
-            out.extend_from_slice(&self.body);
-        }
-        out
-    }
 }
 
-fn respond(site: &Site, head: &Head) -> Response {
-    if !head.host.as_deref().is_some_and(is_loopback_host) {
-        return Response::text(
+/// The reply to `method target` with `Host: host`.
+fn respond(site: &Site, method: &str, target: &str, host: Option<&str>) -> Reply {
+    if !host.is_some_and(is_loopback_host) {
+        return Reply::text(
             403,
             "only loopback host names (127.0.0.1, localhost) are served",
         );
     }
-    let head_only = match head.method.as_str() {
-        "GET" => false,
-        "HEAD" => true,
-        _ => return Response::text(405, "only GET and HEAD"),
-    };
-    let mut response = route(site, &head.target);
-    response.head_only = head_only;
-    response
+    if !matches!(method, "GET" | "HEAD") {
+        return Reply::text(405, "only GET and HEAD");
+    }
+    route(site, target)
 }
 
 /// `host[:port]` names this machine: `127.0.0.1`, `localhost`, `[::1]`.
@@ -303,17 +211,16 @@ fn is_loopback_host(host: &str) -> bool {
     )
 }
 
-fn route(site: &Site, target: &str) -> Response {
+fn route(site: &Site, target: &str) -> Reply {
     let path = target.split(['?', '#']).next().unwrap_or("");
     if !path.starts_with('/') {
-        return Response::text(400, "bad request target");
+        return Reply::text(400, "bad request target");
     }
     if path == "/config.json" {
-        return Response {
+        return Reply {
             status: 200,
             content_type: "application/json",
             body: site.config_json.clone().into_bytes(),
-            head_only: false,
             cache: "no-store",
         };
     }
@@ -324,18 +231,17 @@ fn route(site: &Site, target: &str) -> Response {
     };
     match resolve(root, rest) {
         Some(file) => match fs::read(&file) {
-            Ok(body) => Response {
+            Ok(body) => Reply {
                 status: 200,
                 content_type: mime_type(&file),
                 body,
-                head_only: false,
                 // Always revalidate: a rebuilt package or an edited page
                 // shows up on the next reload.
                 cache: "no-cache",
             },
-            Err(_) => Response::text(404, "not found"),
+            Err(_) => Reply::text(404, "not found"),
         },
-        None => Response::text(404, "not found"),
+        None => Reply::text(404, "not found"),
     }
 }
 
@@ -425,6 +331,9 @@ pub fn start_preferring(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
 
     fn site() -> (tempfile::TempDir, Site) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -451,15 +360,8 @@ mod tests {
         (dir, site)
     }
 
-    fn get(site: &Site, target: &str) -> Response {
-        respond(
-            site,
-            &Head {
-                method: "GET".into(),
-                target: target.into(),
-                host: Some("127.0.0.1:8780".into()),
-            },
-        )
+    fn get(site: &Site, target: &str) -> Reply {
+        respond(site, "GET", target, Some("127.0.0.1:8780"))
     }
 
     #[test]
@@ -542,60 +444,23 @@ mod tests {
     #[test]
     fn only_get_and_head_from_loopback_host_names() {
         let (_dir, site) = site();
-        let req = |method: &str, host: Option<&str>| {
-            respond(
-                &site,
-                &Head {
-                    method: method.into(),
-                    target: "/app.js".into(),
-                    host: host.map(String::from),
-                },
-            )
-        };
+        let status =
+            |method: &str, host: Option<&str>| respond(&site, method, "/app.js", host).status;
         for host in ["127.0.0.1:8780", "localhost:1", "LOCALHOST", "[::1]:8780"] {
-            assert_eq!(req("GET", Some(host)).status, 200, "{host}");
+            assert_eq!(status("GET", Some(host)), 200, "{host}");
+            assert_eq!(status("HEAD", Some(host)), 200, "{host}");
         }
         for host in ["evil.example:8780", "127.0.0.1.evil.example", "", "[::2]:1"] {
-            assert_eq!(req("GET", Some(host)).status, 403, "{host}");
+            assert_eq!(status("GET", Some(host)), 403, "{host}");
         }
-        assert_eq!(req("GET", None).status, 403);
-        let head = req("HEAD", Some("127.0.0.1"));
-        let bytes = String::from_utf8(head.to_bytes()).expect("utf-8");
-        assert!(bytes.starts_with("HTTP/1.1 200 OK\r\n"), "{bytes}");
-        assert!(bytes.contains("Content-Length: 10\r\n"), "{bytes}");
-        assert!(bytes.ends_with("\r\n\r\n"), "HEAD sent a body: {bytes}");
-        let post = req("POST", Some("127.0.0.1")).to_bytes();
-        let post = String::from_utf8_lossy(&post);
-        assert!(post.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
-        assert!(post.contains("Allow: GET, HEAD\r\n"));
-    }
-
-    #[test]
-    fn parses_request_heads_and_rejects_garbage() {
-        let head = read_head(&mut &b"GET /x?y HTTP/1.1\r\nHOST: localhost:1\r\nA: b\r\n\r\n"[..]);
+        assert_eq!(status("GET", None), 403);
+        assert_eq!(status("POST", Some("127.0.0.1")), 405);
+        // The config, which may hold a token, follows the same rule.
+        let config = |host| respond(&site, "GET", "/config.json", Some(host)).status;
         assert_eq!(
-            head,
-            Ok(Head {
-                method: "GET".into(),
-                target: "/x?y".into(),
-                host: Some("localhost:1".into()),
-            })
+            (config("localhost"), config("attacker.example")),
+            (200, 403)
         );
-        for bad in [
-            &b"GET /x\r\n\r\n"[..],
-            b"GET /x HTTP/1.1 extra\r\n\r\n",
-            b"GET /x SPDY/3\r\n\r\n",
-            b"GET /x HTTP/1.1\r\nno colon\r\n\r\n",
-            b"\xff\xfe /x HTTP/1.1\r\n\r\n",
-        ] {
-            assert_eq!(read_head(&mut &bad[..]), Err(HeadError::Malformed));
-        }
-        assert_eq!(
-            read_head(&mut &b"GET / HTTP/1.1\r\n"[..]),
-            Err(HeadError::Io)
-        );
-        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD * 2));
-        assert_eq!(read_head(&mut huge.as_bytes()), Err(HeadError::TooLarge));
     }
 
     #[test]
@@ -610,31 +475,78 @@ mod tests {
         );
     }
 
+    /// One request over TCP (`Connection: close`); the whole response.
+    fn fetch(addr: SocketAddr, request: &str) -> String {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut response = Vec::new();
+        // A reset after the response is fine: what arrived is what counts.
+        let _ = stream.read_to_end(&mut response);
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
     #[test]
-    fn serves_over_tcp_and_stops() {
+    fn serves_over_tcp_only_on_loopback_and_stops() {
         let (_dir, site) = site();
         let mut server = StaticServer::start(site, 0).expect("start");
-        let url = server.url();
         let addr = server.addr;
-        assert_eq!(url, format!("http://127.0.0.1:{}/", addr.port()));
-        let fetch = |request: &str| {
-            let mut stream = TcpStream::connect(addr).expect("connect");
-            stream.write_all(request.as_bytes()).expect("write");
-            let mut response = String::new();
-            stream.read_to_string(&mut response).expect("read");
-            response
+        assert!(addr.ip().is_loopback());
+        assert_eq!(server.url(), format!("http://127.0.0.1:{}/", addr.port()));
+        let request = |line: &str, host: &str| {
+            fetch(
+                addr,
+                &format!("{line}\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+            )
         };
-        let ok = fetch("GET /erth-sync/erth_wasm_bg.wasm HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+
+        let ok = request("GET /erth-sync/erth_wasm_bg.wasm HTTP/1.1", "127.0.0.1");
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(ok.contains("Content-Type: application/wasm\r\n"), "{ok}");
-        assert!(ok.contains("Connection: close\r\n"), "{ok}");
-        let bad = fetch("BLAH\r\n\r\n");
-        assert!(bad.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{bad}");
-        server.stop();
+        assert!(ok.contains("Cache-Control: no-cache\r\n"), "{ok}");
+        assert!(ok.ends_with("\r\n\r\n\0asm\x01\0\0\0"), "{ok:?}");
+
+        let head = request("HEAD /app.js HTTP/1.1", "localhost");
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("Content-Length: 10\r\n"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"), "HEAD sent a body: {head:?}");
+
+        let post = request("POST /app.js HTTP/1.1", "127.0.0.1");
         assert!(
-            TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(),
-            "still listening after stop"
+            post.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+            "{post}"
         );
+        assert!(post.contains("Allow: GET, HEAD\r\n"), "{post}");
+
+        let rebinding = request("GET /config.json HTTP/1.1", "evil.example");
+        assert!(
+            rebinding.starts_with("HTTP/1.1 403 Forbidden\r\n"),
+            "{rebinding}"
+        );
+        assert!(!rebinding.contains("127.0.0.1:9"), "{rebinding}");
+
+        let traversal = request("GET /../secret.txt HTTP/1.1", "127.0.0.1");
+        assert!(
+            traversal.starts_with("HTTP/1.1 404 Not Found\r\n"),
+            "{traversal}"
+        );
+        assert!(!traversal.contains("secret\n") && !traversal.ends_with("secret"));
+
+        let garbage = fetch(addr, "BLAH\r\n\r\n");
+        assert!(
+            garbage.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{garbage}"
+        );
+
+        server.stop();
+        // tiny_http closes the port from its accept thread, just after stop.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            assert!(Instant::now() < deadline, "still listening 5 s after stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     #[test]
@@ -645,8 +557,20 @@ mod tests {
         let err = StaticServer::start(site.clone(), taken).expect_err("port is taken");
         assert_eq!(err.kind(), ErrorKind::AddrInUse);
         assert!(start_preferring(site.clone(), Some(taken), 1).is_err());
-        let (server, why) = start_preferring(site, None, taken).expect("falls back");
+        let (server, why) = start_preferring(site.clone(), None, taken).expect("falls back");
         assert_ne!(server.addr.port(), taken);
         assert!(why.is_some_and(|w| w.contains(&taken.to_string())));
+        // A free preferred port is used as it is.
+        let free = server.addr.port();
+        drop(server);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (again, why) = loop {
+            match start_preferring(site.clone(), None, free) {
+                Ok((s, why)) if s.addr.port() == free => break (s, why),
+                _ => assert!(Instant::now() < deadline, "port {free} never freed"),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!((again.addr.port(), why), (free, None));
     }
 }

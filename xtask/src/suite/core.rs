@@ -1,7 +1,9 @@
 //! Suite `core`: formatting, clippy and the native tests (unit, property
 //! and integration tests against a real local tursodb, the `erth sql`
 //! CLI tests), except the `faults_*` integration tests, which are the
-//! `faults` suite's.
+//! `faults` suite's. xtask's own tests run here too, among them the
+//! import-circle check of [`crate::circles`] for `xtask` (and for `core`,
+//! once its `#[ignore]` is lifted).
 
 use super::{harness_test_targets, install_tursodb, Suite, FAULTS_PREFIX, HARNESS_PACKAGE};
 use crate::cargo::{cargo, run};

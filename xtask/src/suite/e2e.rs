@@ -1,28 +1,28 @@
-//! Suite `e2e`: the web demo end to end (`tests/e2e/web-demo.mjs`).
+//! Suite `e2e`: the web demo end to end (`tests/e2e/web-demo.mjs`), and
+//! `cargo xtask screenshot`, which refreshes the README's picture from it.
 //!
-//! Builds the npm package ([`crate::wasm::build_wasm_package`]) and the
-//! `erth` CLI, then runs the Playwright story twice, once per sync order
-//! (A syncs first after the offline edits, then B first). Each run gets a
-//! fresh `tursodb --sync-server` and the demo's own static server
-//! ([`crate::serve`]) on free 127.0.0.1 ports, and fresh browser profiles.
-//! Screenshots land in `<target>/e2e-web-demo/<order>/`; after a passing
-//! suite the side-by-side one (`both.png`) of the last run replaces
-//! `web-demo/screenshot.png`, the README's image.
+//! Builds the npm package ([`crate::package`]) and the `erth` CLI, then runs
+//! the Playwright story twice, once per sync order (A syncs first after the
+//! offline edits, then B first). Each run gets a fresh `tursodb
+//! --sync-server` and the demo's own static server ([`crate::serve`]) on
+//! free 127.0.0.1 ports, and fresh browser profiles. Screenshots land in
+//! `<target>/e2e-web-demo/<order>/` only: the suite writes nothing into the
+//! repository. [`screenshot`] runs the story once more and copies its
+//! side-by-side picture (`both.png`) to `web-demo/screenshot.png`.
 //!
-//! Tools: Debian's `chromium` (installed with apt-get if missing; the run
-//! fails if it cannot be), Node.js, and the pinned `playwright-core` in
-//! `$CACHE/node-playwright-core-<version>` (npm; Playwright's own browser
-//! download is never used).
+//! Tools, from [`crate::tools`]: Debian's Chromium, Node.js, playwright-core
+//! (Playwright's own browser download is never used), tursodb.
 
-use super::mobile::{apt_ensure, report, run_captured, Counts};
+use super::counts::{self, Counts};
 use super::Suite;
 use crate::cargo::{self, cargo, repo_root, target_dir};
 use crate::serve::{self, Site, StaticServer};
-use crate::Result;
-use erth_tests::cache;
+use crate::tools::apt::{self, CHROMIUM_BIN};
+use crate::tools::{self, npm};
+use crate::{package, Result};
 use erth_tests::launch::LocalServer;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -33,99 +33,50 @@ pub const SUITE: Suite = Suite {
     run: run_suite,
 };
 
-const PLAYWRIGHT_VERSION: &str = "1.65.1";
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// Who syncs first after the offline edits, one run each.
 const ORDERS: [&str; 2] = ["a-first", "b-first"];
-/// The README's screenshot, refreshed from the last run.
+/// The README's picture, written only by [`screenshot`].
 const README_SHOT: &str = "web-demo/screenshot.png";
 
 fn install() -> Result<()> {
-    apt_ensure(&[CHROMIUM], &["chromium"])?;
-    apt_ensure(&["/usr/bin/node", "/usr/bin/npm"], &["nodejs", "npm"])?;
-    let node_modules = playwright()?;
-    let tursodb = erth_tests::tools::tursodb()?;
+    apt::ensure(&apt::CHROMIUM)?;
+    apt::ensure(&apt::NODE)?;
     println!(
-        "chromium: {CHROMIUM}\nplaywright-core {PLAYWRIGHT_VERSION}: {}\ntursodb: {}",
-        node_modules.display(),
-        tursodb.display()
+        "chromium: {CHROMIUM_BIN}\nplaywright-core: {}\ntursodb: {}",
+        npm::playwright_core()?.display(),
+        tools::tursodb()?.display()
     );
     Ok(())
 }
 
-/// `node_modules` holding the pinned playwright-core, installed with npm
-/// into the cache on first use.
-fn playwright() -> Result<PathBuf> {
-    let spec = format!("playwright-core@{PLAYWRIGHT_VERSION}");
-    let dir = cache::install_dir(
-        &format!("node-playwright-core-{PLAYWRIGHT_VERSION}"),
-        |dir| {
-            println!("installing {spec} into the cache (npm)");
-            let ok = Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--prefix"])
-                .arg(dir)
-                .arg(&spec)
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok
-                && installed_version(&dir.join("node_modules")).as_deref()
-                    == Some(PLAYWRIGHT_VERSION)
-            {
-                Ok(())
-            } else {
-                Err(erth_tests::Error::Install(format!(
-                    "`npm install {spec}` failed: needs Node.js/npm and the npm registry"
-                )))
-            }
-        },
-    )?;
-    let node_modules = dir.join("node_modules");
-    match installed_version(&node_modules) {
-        Some(v) if v == PLAYWRIGHT_VERSION => Ok(node_modules),
-        other => Err(format!(
-            "{} holds playwright-core {other:?}, not {PLAYWRIGHT_VERSION}: delete {} and rerun",
-            node_modules.display(),
-            dir.display()
-        )
-        .into()),
-    }
+/// What every run of the story needs: the package, the CLI, playwright-core.
+struct Setup {
+    package_dir: PathBuf,
+    cli: PathBuf,
+    node_modules: PathBuf,
+    /// `<target>/e2e-web-demo`.
+    shots: PathBuf,
 }
 
-/// The `"version"` of `node_modules/playwright-core/package.json`.
-fn installed_version(node_modules: &Path) -> Option<String> {
-    let manifest =
-        fs::read_to_string(node_modules.join("playwright-core").join("package.json")).ok()?;
-    json_string_field(&manifest, "version")
-}
-
-/// The value of the first `"key": "value"` in a JSON text (enough for a
-/// package.json's top-level `version`, which npm writes before any nested
-/// object that could hold another one).
-fn json_string_field(json: &str, key: &str) -> Option<String> {
-    let after_key = &json[json.find(&format!("\"{key}\""))? + key.len() + 2..];
-    let value = after_key
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start()
-        .strip_prefix('"')?;
-    Some(value[..value.find('"')?].to_string())
+fn setup() -> Result<Setup> {
+    let node_modules = npm::playwright_core()?;
+    let package = package::build()?;
+    cargo::run(&mut cargo(&["build", "-p", "erth-cli"]))?;
+    Ok(Setup {
+        package_dir: package.dir,
+        cli: target_dir().join("debug").join("erth"),
+        node_modules,
+        shots: target_dir().join("e2e-web-demo"),
+    })
 }
 
 fn run_suite() -> Result<()> {
-    let node_modules = playwright()?;
-    if !Path::new(CHROMIUM).is_file() {
-        return Err(format!("{CHROMIUM} is missing: apt-get install -y chromium").into());
-    }
-    let package = crate::wasm::build_wasm_package()?;
-    cargo::run(&mut cargo(&["build", "-p", "erth-cli"]))?;
-    let cli = target_dir().join("debug").join("erth");
-    let shots = target_dir().join("e2e-web-demo");
-
+    let setup = setup()?;
     let mut outcomes = Vec::new();
     for order in ORDERS {
         println!("\n---- web demo e2e, {order}");
         let started = Instant::now();
-        let result = run_once(order, &package.dir, &cli, &node_modules, &shots.join(order));
+        let result = run_once(&setup, order);
         outcomes.push((order, started.elapsed(), result));
     }
 
@@ -141,11 +92,23 @@ fn run_suite() -> Result<()> {
         };
         println!("{order:<10} {:>7.1} s  {verdict}", elapsed.as_secs_f64());
     }
-    if !failures.is_empty() {
-        return Err(failures.join("; ").into());
+    println!("screenshots: {}", setup.shots.display());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; ").into())
     }
-    let last = ORDERS[ORDERS.len() - 1];
-    let both = shots.join(last).join("both.png");
+}
+
+/// `cargo xtask screenshot`: installs the suite's tools, runs the story
+/// (B syncs first) and, if it passes, copies its side-by-side picture to
+/// `web-demo/screenshot.png`, the README's image.
+pub fn screenshot() -> Result<()> {
+    install()?;
+    let setup = setup()?;
+    let order = ORDERS[ORDERS.len() - 1];
+    run_once(&setup, order)?;
+    let both = setup.shots.join(order).join("both.png");
     let readme_shot = repo_root().join(README_SHOT);
     fs::copy(&both, &readme_shot).map_err(|e| {
         format!(
@@ -155,28 +118,23 @@ fn run_suite() -> Result<()> {
         )
     })?;
     println!(
-        "screenshots: {}\nREADME image refreshed: {} (from {})",
-        shots.display(),
+        "README picture refreshed: {} (from {})",
         readme_shot.display(),
         both.display()
     );
     Ok(())
 }
 
-/// One run of the story with sync order `order`, on fresh servers.
-fn run_once(
-    order: &str,
-    package_dir: &Path,
-    cli: &Path,
-    node_modules: &Path,
-    shots: &Path,
-) -> Result<Counts> {
+/// One run of the story with sync order `order`, on fresh servers; its
+/// screenshots go to `<shots>/<order>/`.
+fn run_once(setup: &Setup, order: &str) -> Result<Counts> {
+    let shots = setup.shots.join(order);
     let work = tempfile::Builder::new()
         .prefix(&format!("erth-e2e-{order}-"))
         .tempdir()
         .map_err(|e| format!("creating a work directory: {e}"))?;
     if shots.exists() {
-        fs::remove_dir_all(shots).map_err(|e| format!("clearing {}: {e}", shots.display()))?;
+        fs::remove_dir_all(&shots).map_err(|e| format!("clearing {}: {e}", shots.display()))?;
     }
     let server = LocalServer::start(
         &work.path().join("server.db"),
@@ -185,75 +143,29 @@ fn run_once(
     )?;
     let site = Site {
         page_dir: repo_root().join("web-demo"),
-        package_dir: package_dir.to_path_buf(),
+        package_dir: setup.package_dir.clone(),
         config_json: serve::config_json(Some(server.url()), None),
     };
     let page =
         StaticServer::start(site, 0).map_err(|e| format!("starting the page server: {e}"))?;
     println!("tursodb at {}, page at {}", server.url(), page.url());
     let script = repo_root().join("tests").join("e2e").join("web-demo.mjs");
-    let (ok, output) = run_captured(
+    let (ok, output) = cargo::run_captured(
         Command::new("node")
             .arg(&script)
             .current_dir(repo_root())
             .env("ERTH_DEMO_URL", page.url())
             .env("ERTH_TEST_HRANA_URL", server.url())
-            .env("ERTH_CLI", cli)
-            .env("ERTH_NODE_MODULES", node_modules)
-            .env("ERTH_CHROMIUM", CHROMIUM)
+            .env("ERTH_CLI", &setup.cli)
+            .env("ERTH_NODE_MODULES", &setup.node_modules)
+            .env("ERTH_CHROMIUM", CHROMIUM_BIN)
             .env("ERTH_E2E_WORK", work.path())
-            .env("ERTH_E2E_SHOTS", shots)
+            .env("ERTH_E2E_SHOTS", &shots)
             .env("ERTH_E2E_ORDER", order),
     )?;
     drop(page);
     drop(server);
-    let counts = e2e_counts(&output);
-    report(&format!("web demo e2e ({order})"), ok, counts)?;
-    counts.ok_or_else(|| "no e2e counts".into())
-}
-
-/// Counts from the script's closing `e2e: N passed, M failed` line.
-fn e2e_counts(output: &str) -> Option<Counts> {
-    let line = output.lines().rev().find(|l| l.starts_with("e2e: "))?;
-    let words: Vec<&str> = line.split_whitespace().collect();
-    match words.as_slice() {
-        ["e2e:", passed, "passed,", failed, "failed"] => Some(Counts {
-            passed: passed.parse().ok()?,
-            failed: failed.parse().ok()?,
-        }),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_closing_counts_line() {
-        assert_eq!(
-            e2e_counts("ok   a\nFAIL b\ne2e: 9 passed, 1 failed\n"),
-            Some(Counts {
-                passed: 9,
-                failed: 1
-            })
-        );
-        assert_eq!(e2e_counts("e2e: ERTH_CLI is not set"), None);
-        assert_eq!(e2e_counts("node: not found"), None);
-    }
-
-    #[test]
-    fn reads_a_package_json_version() {
-        let manifest = r#"{
-  "name": "playwright-core",
-  "version": "1.65.1",
-  "engines": { "node": ">=18" }
-}"#;
-        assert_eq!(
-            json_string_field(manifest, "version").as_deref(),
-            Some("1.65.1")
-        );
-        assert_eq!(json_string_field(manifest, "missing"), None);
-        assert_eq!(json_string_field(r#"{"version": 3}"#, "version"), None);
-    }
+    let found = counts::e2e(&output);
+    counts::report(&format!("web demo e2e ({order})"), ok, found)?;
+    found.ok_or_else(|| "no e2e counts".into())
 }

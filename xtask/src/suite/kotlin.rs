@@ -5,15 +5,16 @@
 //! `bindings-mobile/tests/kotlin/` with kotlinc, and runs the tests against a
 //! local tursodb (or `ERTH_TEST_HRANA_URL`; see [`mobile::start_server`]).
 //!
-//! Tools: kotlinc from the npm package `kotlin-compiler` (a full JVM
-//! distribution with the stdlib and kotlinx-coroutines) in the cache; a JRE,
+//! Tools ([`crate::tools`]): kotlinc from the npm package `kotlin-compiler`
+//! (a full JVM distribution with the stdlib and kotlinx-coroutines); a JRE,
 //! JNA and JUnit 4 from Debian.
 
-use super::mobile::{self, number_after, Counts};
-use super::{install_tursodb, Suite};
-use crate::cargo::repo_root;
+use super::counts::{self, number_after, Counts};
+use super::{install_tursodb, mobile, Suite};
+use crate::cargo::{self, repo_root};
+use crate::tools::apt::{self, HAMCREST_JAR, JAVA_BIN, JNA_JAR, JUNIT_JAR};
+use crate::tools::npm;
 use crate::Result;
-use erth_tests::cache;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,52 +26,16 @@ pub const SUITE: Suite = Suite {
     run: run_suite,
 };
 
-const KOTLIN_VERSION: &str = "2.4.20";
-const JAVA: &str = "/usr/bin/java";
-const JNA: &str = "/usr/share/java/jna.jar";
-const JUNIT: &str = "/usr/share/java/junit4.jar";
-const HAMCREST: &str = "/usr/share/java/hamcrest-core.jar";
-
 fn install() -> Result<()> {
     install_tursodb()?;
-    mobile::apt_ensure(&[JAVA], &["default-jre-headless"])?;
-    mobile::apt_ensure(&[JNA, JUNIT, HAMCREST], &["libjna-java", "junit4"])?;
-    let home = kotlin_home()?;
+    apt::ensure(&apt::JVM)?;
+    let home = npm::kotlin_home()?;
     println!("kotlinc: {}", home.join("bin").join("kotlinc").display());
     Ok(())
 }
 
-/// The kotlin-compiler npm package in the cache, installed if missing.
-fn kotlin_home() -> Result<PathBuf> {
-    let dir = cache::install_dir(&format!("kotlin-compiler-{KOTLIN_VERSION}"), |dir| {
-        let spec = format!("kotlin-compiler@{KOTLIN_VERSION}");
-        println!("installing kotlinc (npm install {spec}) into the cache ...");
-        let ok = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(dir)
-            .arg(&spec)
-            .status()
-            .is_ok_and(|s| s.success());
-        let kotlinc = dir.join(home_in_package()).join("bin").join("kotlinc");
-        if ok && kotlinc.is_file() {
-            Ok(())
-        } else {
-            Err(erth_tests::Error::Install(format!(
-                "`npm install {spec}` did not produce {}: needs Node.js/npm (apt-get install -y npm) \
-                 and the npm registry",
-                kotlinc.display()
-            )))
-        }
-    })?;
-    Ok(dir.join(home_in_package()))
-}
-
-fn home_in_package() -> PathBuf {
-    Path::new("node_modules").join("kotlin-compiler")
-}
-
 fn run_suite() -> Result<()> {
-    let kotlin = kotlin_home()?;
+    let kotlin = npm::kotlin_home()?;
     let built = mobile::build("kotlin")?;
     let work = built.work.path();
 
@@ -98,11 +63,11 @@ fn run_suite() -> Result<()> {
     let lib = kotlin.join("lib");
     let jar = work.join("tests.jar");
     let compile_cp = join_paths(&[
-        PathBuf::from(JNA),
-        PathBuf::from(JUNIT),
+        PathBuf::from(JNA_JAR),
+        PathBuf::from(JUNIT_JAR),
         lib.join("kotlinx-coroutines-core-jvm.jar"),
     ]);
-    crate::cargo::run(
+    cargo::run(
         Command::new(kotlin.join("bin").join("kotlinc"))
             .args(["-cp", &compile_cp, "-d"])
             .arg(&jar)
@@ -114,21 +79,21 @@ fn run_suite() -> Result<()> {
     let server = mobile::start_server(work)?;
     let run_cp = join_paths(&[
         jar,
-        PathBuf::from(JNA),
-        PathBuf::from(JUNIT),
-        PathBuf::from(HAMCREST),
+        PathBuf::from(JNA_JAR),
+        PathBuf::from(JUNIT_JAR),
+        PathBuf::from(HAMCREST_JAR),
         lib.join("kotlin-stdlib.jar"),
         lib.join("kotlinx-coroutines-core-jvm.jar"),
     ]);
-    let (ok, output) = mobile::run_captured(
-        Command::new(JAVA)
+    let (ok, output) = cargo::run_captured(
+        Command::new(JAVA_BIN)
             .arg(format!("-Djna.library.path={}", built.lib_dir.display()))
             .args(["-cp", &run_cp, "org.junit.runner.JUnitCore"])
             .args(&classes)
             .envs(server.env()),
     )?;
     drop(server);
-    mobile::report("junit", ok, junit_counts(&output))
+    counts::report("junit", ok, junit_counts(&output))
 }
 
 /// Counts from JUnitCore's closing line: `OK (7 tests)` or

@@ -1,22 +1,21 @@
 //! What the `kotlin`, `swift` and `python` suites share: check and build the
 //! UniFFI crate, generate the bindings from the freshly built library, report
 //! the stripped release library's size, pick the test server (a local
-//! tursodb, or the one named by `ERTH_TEST_HRANA_URL`), install Debian
-//! packages, and run a test command while showing and keeping its output.
+//! tursodb, or the one named by `ERTH_TEST_HRANA_URL`), and list files.
 
 use crate::cargo::{self, cargo, repo_root, target_dir};
 use crate::Result;
 use erth_tests::cache::{self, CacheLock};
 use erth_tests::launch::LocalServer;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tempfile::TempDir;
 
 /// The harness's variables naming an external test server (as in
 /// `erth_tests::server`, which xtask does not build).
 const URL_ENV: &str = "ERTH_TEST_HRANA_URL";
 const TOKEN_ENV: &str = "ERTH_TEST_HRANA_TOKEN";
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use tempfile::TempDir;
 
 /// The crate with the UniFFI API and the pinned generator binary.
 const MOBILE_PACKAGE: &str = "erth-mobile";
@@ -185,119 +184,9 @@ pub fn swift_module_map(headers: &[String]) -> String {
     format!("module ErthSyncFFI {{\n{lines}    export *\n}}\n")
 }
 
-/// Whether `path` is a regular file (following symlinks).
-fn present(path: &str) -> bool {
-    Path::new(path).is_file()
-}
-
-/// Makes sure `files` exist, installing the Debian `packages` that provide
-/// them if not (`apt-get update` first when a plain install fails).
-pub fn apt_ensure(files: &[&str], packages: &[&str]) -> Result<()> {
-    if files.iter().all(|f| present(f)) {
-        return Ok(());
-    }
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(packages)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    println!("installing {} with apt-get", packages.join(" "));
-    if !install() {
-        let updated = Command::new("apt-get")
-            .arg("update")
-            .stdin(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !updated || !install() {
-            return Err(format!(
-                "could not install the Debian packages {pkgs} (needs root and Debian's package \
-                 mirror); install them by hand: apt-get update && apt-get install -y {pkgs}",
-                pkgs = packages.join(" ")
-            )
-            .into());
-        }
-    }
-    match files.iter().find(|f| !present(f)) {
-        None => Ok(()),
-        Some(missing) => Err(format!(
-            "{missing} is still missing after installing {}",
-            packages.join(" ")
-        )
-        .into()),
-    }
-}
-
-/// Test counts read from a runner's output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    pub passed: u64,
-    pub failed: u64,
-}
-
-/// Runs `cmd`, streaming its output, and returns its exit success and the
-/// combined stdout+stderr text (for reading the test counts).
-pub fn run_captured(cmd: &mut Command) -> Result<(bool, String)> {
-    let shown = cargo::display(cmd);
-    println!("$ {shown}");
-    let output = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("could not start `{shown}`: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    print!("{text}");
-    Ok((output.status.success(), text))
-}
-
-/// The number right after `prefix` in `text` (first occurrence).
-pub fn number_after(text: &str, prefix: &str) -> Option<u64> {
-    let start = text.find(prefix)? + prefix.len();
-    let digits: String = text[start..]
-        .chars()
-        .skip_while(|c| *c == ' ')
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// Prints `<runner>: N passed, N failed` and turns a failed run, a run
-/// without tests or unreadable counts into an error.
-pub fn report(runner: &str, ok: bool, counts: Option<Counts>) -> Result<()> {
-    if let Some(c) = counts {
-        println!("{runner}: {} passed, {} failed", c.passed, c.failed);
-    }
-    match counts {
-        Some(c) if c.failed > 0 => Err(format!("{runner}: {} test(s) failed", c.failed).into()),
-        _ if !ok => Err(format!("{runner} failed (see its output above)").into()),
-        None => Err(format!("{runner}: could not read the test counts from its output").into()),
-        Some(c) if c.passed == 0 => Err(format!("{runner}: ran no test").into()),
-        Some(_) => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_runner_counts() {
-        let junit_ok = "JUnit version 4.13.2\n.......\nTime: 8.4\n\nOK (7 tests)\n";
-        assert_eq!(number_after(junit_ok, "OK ("), Some(7));
-        let junit_bad = "FAILURES!!!\nTests run: 7,  Failures: 2\n";
-        assert_eq!(number_after(junit_bad, "Tests run:"), Some(7));
-        assert_eq!(number_after(junit_bad, "Failures:"), Some(2));
-        let xctest = "\t Executed 7 tests, with 1 failure (0 unexpected) in 8.55 (8.55) seconds";
-        assert_eq!(number_after(xctest, "Executed"), Some(7));
-        assert_eq!(number_after(xctest, "with"), Some(1));
-        assert_eq!(number_after("nothing here", "Executed"), None);
-    }
 
     #[test]
     fn one_module_map_lists_every_header() {
@@ -305,16 +194,6 @@ mod tests {
             swift_module_map(&["ErthSyncFFI.h".into(), "erth_coreFFI.h".into()]),
             "module ErthSyncFFI {\n    header \"ErthSyncFFI.h\"\n    header \"erth_coreFFI.h\"\n    export *\n}\n"
         );
-    }
-
-    #[test]
-    fn a_run_without_tests_or_with_failures_is_an_error() {
-        let counts = |passed, failed| Some(Counts { passed, failed });
-        assert!(report("t", true, counts(3, 0)).is_ok());
-        assert!(report("t", true, counts(0, 0)).is_err());
-        assert!(report("t", false, counts(2, 1)).is_err());
-        assert!(report("t", false, counts(3, 0)).is_err());
-        assert!(report("t", true, None).is_err());
     }
 
     /// The phone build scripts cannot run here (no NDK, no Xcode), so

@@ -1,19 +1,23 @@
 //! The test suites `cargo xtask test` knows, in the order they run.
 //!
 //! A suite is a module exposing a [`Suite`]: an `install` step that puts the
-//! tools it needs into the cache (idempotent) and a `run` step. To add one,
-//! write the module and list it in [`SUITES`].
+//! tools it needs into the cache through [`crate::tools`] (idempotent) and a
+//! `run` step. To add one, write the module and list it in [`SUITES`].
+//! [`counts`] reads the runners' test counts; [`mobile`] is what the
+//! `kotlin`, `swift` and `python` suites share.
 
 mod core;
-mod e2e;
+mod counts;
+pub mod e2e;
 mod faults;
 mod kotlin;
-pub(crate) mod mobile;
+mod mobile;
 mod python;
 mod swift;
+mod wasm;
 
 use crate::cargo::repo_root;
-use crate::Result;
+use crate::{tools, Result};
 use std::fs;
 
 /// One test suite.
@@ -36,7 +40,7 @@ pub const SUITES: &[Suite] = &[
     kotlin::SUITE,
     swift::SUITE,
     python::SUITE,
-    crate::wasm::SUITE,
+    wasm::SUITE,
     e2e::SUITE,
 ];
 
@@ -73,7 +77,7 @@ fn harness_test_targets() -> Result<Vec<String>> {
 
 /// Installs tursodb, the Hrana server the integration tests start.
 fn install_tursodb() -> Result<()> {
-    let bin = erth_tests::tools::tursodb()?;
+    let bin = tools::tursodb()?;
     println!("tursodb: {}", bin.display());
     Ok(())
 }

@@ -6,16 +6,16 @@
 //! backend would, and runs the pytest tests against a local tursodb (or
 //! `ERTH_TEST_HRANA_URL`; see [`mobile::start_server`]).
 //!
-//! Tools, installed once into the cache (`$CACHE/python-maturin-*`): a venv
-//! with maturin, and pytest's wheels, from which each run's fresh venv gets
-//! pytest without going to PyPI again.
+//! Tools ([`crate::tools::python`]): a venv with maturin, and pytest's
+//! wheels, from which each run's fresh venv gets pytest without going to
+//! PyPI again.
 
-use super::mobile::{self, Counts};
-use super::{install_tursodb, Suite};
+use super::counts::{self, Counts};
+use super::{install_tursodb, mobile, Suite};
 use crate::cargo::{self, repo_root, target_dir};
+use crate::tools::python::{self, python_in, PIP};
+use crate::tools::{MATURIN, PYTEST};
 use crate::Result;
-use erth_tests::cache;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const SUITE: Suite = Suite {
@@ -25,12 +25,9 @@ pub const SUITE: Suite = Suite {
     run: run_suite,
 };
 
-const MATURIN: &str = "1.16.0";
-const PYTEST: &str = "9.2.0";
-
 fn install() -> Result<()> {
     install_tursodb()?;
-    let tools = tools()?;
+    let tools = python::maturin_and_pytest()?;
     println!(
         "maturin {MATURIN} and pytest {PYTEST} wheels: {}",
         tools.display()
@@ -38,56 +35,8 @@ fn install() -> Result<()> {
     Ok(())
 }
 
-/// The cache directory with `venv/` (maturin) and `wheels/` (pytest and its
-/// dependencies), installed from PyPI if missing.
-fn tools() -> Result<PathBuf> {
-    let dir = cache::install_dir(
-        &format!("python-maturin-{MATURIN}-pytest-{PYTEST}"),
-        |dir| {
-            println!(
-                "installing maturin {MATURIN} and pytest {PYTEST} from PyPI into the cache ..."
-            );
-            let venv = dir.join("venv");
-            let python = python_in(&venv);
-            let mut create = Command::new("python3");
-            create.args(["-m", "venv"]).arg(&venv);
-            let mut maturin = Command::new(&python);
-            maturin
-                .args(PIP)
-                .arg("install")
-                .arg(format!("maturin=={MATURIN}"));
-            let mut pytest = Command::new(&python);
-            pytest
-                .args(PIP)
-                .args(["download", "--dest"])
-                .arg(dir.join("wheels"))
-                .arg(format!("pytest=={PYTEST}"));
-            let steps = [
-                (
-                    create,
-                    "python3 -m venv (Debian: apt-get install -y python3 python3-venv)",
-                ),
-                (maturin, "pip install maturin from PyPI"),
-                (pytest, "pip download pytest from PyPI"),
-            ];
-            for (mut cmd, what) in steps {
-                cargo::run(&mut cmd)
-                    .map_err(|e| erth_tests::Error::Install(format!("{what}: {e}")))?;
-            }
-            Ok(())
-        },
-    )?;
-    Ok(dir)
-}
-
-const PIP: [&str; 4] = ["-m", "pip", "--disable-pip-version-check", "--quiet"];
-
-fn python_in(venv: &Path) -> PathBuf {
-    venv.join("bin").join("python")
-}
-
 fn run_suite() -> Result<()> {
-    let tools = tools()?;
+    let tools = python::maturin_and_pytest()?;
     mobile::check()?;
     let package = repo_root().join("bindings-mobile").join("python");
     let work = tempfile::Builder::new()
@@ -130,15 +79,17 @@ fn run_suite() -> Result<()> {
     let server = mobile::start_server(work.path())?;
     // From the work directory, so that the package's sources next to the
     // tests cannot shadow the installed wheel.
-    let (ok, output) = mobile::run_captured(
+    let (ok, output) = cargo::run_captured(
         Command::new(&python)
             .args(["-m", "pytest", "-p", "no:cacheprovider", "-v"])
             .arg(package.join("tests"))
             .current_dir(work.path())
+            // No __pycache__ next to the tests in the repository.
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .envs(server.env()),
     )?;
     drop(server);
-    mobile::report("pytest", ok, pytest_counts(&output))
+    counts::report("pytest", ok, pytest_counts(&output))
 }
 
 /// Counts from pytest's closing line (`==== 9 passed, 1 failed in 3.1s ====`).

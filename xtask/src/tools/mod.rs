@@ -1,0 +1,81 @@
+//! Every tool the suites, the demo and the benchmarks install, and every
+//! version they pin: suites only call these functions.
+//!
+//! Installs are idempotent and land in the cache (`$ERTH_CACHE`, default
+//! `~/.cache/erth`; see `erth_tests::cache`), staged and renamed into place
+//! under a cross-process lock, so concurrent runs wait for each other and an
+//! interrupted install leaves nothing half-done. Nothing here downloads a
+//! browser, a driver or a toolchain: they come from Debian ([`apt`]), npm
+//! ([`npm`]), PyPI ([`python`]) or are compiled from crates.io ([`rust`]).
+//!
+//! - [`apt`]: Debian packages (clang, Node.js, Chromium, Firefox ESR,
+//!   WebKitGTK's driver, Xvfb, a JRE with JNA and JUnit, mmdebstrap).
+//! - [`rust`]: the wasm32 rustup target, `wasm-bindgen-cli` (at the version
+//!   the root `Cargo.toml` pins the `wasm-bindgen` crate to) and
+//!   `geckodriver`, built with `cargo install`.
+//! - [`npm`]: `binaryen` (wasm-opt), `playwright-core`, the bundlers and
+//!   TypeScript, `kotlin-compiler`, the benchmarks' Node baselines.
+//! - [`python`]: maturin and pytest for the `python` suite, the benchmarks'
+//!   Python baselines.
+//! - [`swift`]: the Debian trixie chroot with `swiftlang`, and its mounts.
+//! - [`tursodb`]: the Hrana server, installed by the test harness
+//!   (`erth_tests::tools`), which the integration tests also use without
+//!   xtask; its pin is there.
+//!
+//! Crates used both as a library and as a CLI (the wasm-bindgen family,
+//! uniffi) are pinned once, in the root `Cargo.toml`'s
+//! `[workspace.dependencies]`; the pins below are for everything else.
+
+pub mod apt;
+pub mod npm;
+pub mod python;
+pub mod rust;
+pub mod swift;
+
+use crate::Result;
+use std::path::PathBuf;
+
+// ---- npm ----
+
+/// `wasm-opt` (Debian's binaryen is too old for the package's features).
+pub const BINARYEN: &str = "132.0.0";
+/// Drives Debian's Chromium (never Playwright's own browser download).
+pub const PLAYWRIGHT_CORE: &str = "1.65.1";
+/// The bundlers the packed npm package is built with (the package README's
+/// recipes): Vite 8 (Rolldown), Vite 5 (Rollup; installed as `vite5`),
+/// esbuild, Rollup with its node-resolve plugin, webpack; and TypeScript,
+/// which type-checks an app against the package's `index.d.ts`.
+pub const VITE: &str = "8.4.0";
+pub const VITE_5: &str = "5.4.21";
+pub const ESBUILD: &str = "0.28.2";
+pub const ROLLUP: &str = "4.68.8";
+pub const ROLLUP_NODE_RESOLVE: &str = "16.0.3";
+pub const WEBPACK: &str = "5.113.0";
+pub const TYPESCRIPT: &str = "7.0.2";
+/// `kotlinc` with the stdlib and kotlinx-coroutines (npm `kotlin-compiler`).
+pub const KOTLIN: &str = "2.4.20";
+/// Turso Sync for Node (`@tursodatabase/sync` and its packages, all at this
+/// version), a benchmark baseline.
+pub const TURSO_SYNC: &str = "0.7.2";
+/// The browser benchmark's floor: the official SQLite WASM build, the same
+/// SQLite (3.54.1) that sqlite-wasm-rs 0.6.3 compiles into the package.
+pub const SQLITE_WASM: &str = "3.54.1-build1";
+
+// ---- PyPI ----
+
+pub const MATURIN: &str = "1.16.0";
+pub const PYTEST: &str = "9.2.0";
+/// The original Python design, a benchmark baseline.
+pub const SQLMODEL: &str = "0.0.50";
+/// Turso Sync for Python, a benchmark baseline.
+pub const PYTURSO: &str = "0.8.3";
+
+// ---- crates.io (CLI-only crates) ----
+
+/// Firefox's WebDriver server.
+pub const GECKODRIVER: &str = "0.37.1";
+
+/// The pinned `tursodb` binary (the test harness's installer).
+pub fn tursodb() -> Result<PathBuf> {
+    Ok(erth_tests::tools::tursodb()?)
+}
