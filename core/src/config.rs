@@ -64,7 +64,7 @@ impl Config {
     ///
     /// Errors: [`crate::Error::InvalidSchema`] naming the table and column at fault.
     pub fn with_schema_json(mut self, schema: &str) -> Result<Config> {
-        self.tables = crate::schema::Schema::from_json(schema)?.tables;
+        self.tables = crate::schema::json::Schema::from_json(schema)?.tables;
         Ok(self)
     }
 }

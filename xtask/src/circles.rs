@@ -764,9 +764,7 @@ mod tests {
         assert!(found.is_empty(), "\n{}", found.join("\n"));
     }
 
-    /// Switched on once the core restructure removes its circles.
     #[test]
-    #[ignore = "core has import circles until its restructure lands"]
     fn core_has_no_import_circle() {
         let found = find(&repo_root().join("core")).expect("scan");
         assert!(found.is_empty(), "\n{}", found.join("\n"));

@@ -17,8 +17,6 @@ pub mod guard;
 pub mod json;
 pub mod local;
 
-pub use json::Schema;
-
 use crate::error::Error;
 use crate::value::SqlValue;
 
