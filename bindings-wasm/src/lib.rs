@@ -24,6 +24,6 @@ mod replica;
 mod values;
 
 #[cfg(target_arch = "wasm32")]
-pub use error::{code_of, ErthError};
+pub use error::ErthError;
 #[cfg(target_arch = "wasm32")]
 pub use replica::{Replica, Subscription, Watch};

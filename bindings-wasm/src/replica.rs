@@ -2,7 +2,7 @@
 //! objects (so the worker can `postMessage` them unchanged); errors as
 //! `ErthError`s.
 
-use crate::error::{code_of, console_error, invalid, to_js};
+use crate::error::{console_error, invalid, to_js};
 use crate::values::{params_from_js, result_js, rows_js, statements_from_js};
 use erth_core::store::browser::{open_indexeddb, open_memory, open_opfs, open_persistent, Storage};
 use erth_core::transport::browser::BrowserTransport;
@@ -106,7 +106,7 @@ fn status_js(s: &SyncStatus, last_error_code: Option<ErrorKind>) -> JsValue {
         nullable(s.last_sync_at_ms.map(|v| v as f64)),
     );
     set(&o, "lastError", nullable(s.last_error.as_deref()));
-    set(&o, "lastErrorCode", nullable(last_error_code.map(code_of)));
+    set(&o, "lastErrorCode", nullable(last_error_code.map(ErrorKind::as_str)));
     set(&o, "syncing", s.syncing.into());
     set(&o, "remoteUrl", nullable(s.remote_url.as_deref()));
     set(

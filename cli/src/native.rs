@@ -557,7 +557,7 @@ pub async fn main() -> ExitCode {
             if json {
                 eprintln!(
                     "{}",
-                    serde_json::json!({"error": e.to_string(), "kind": format!("{:?}", e.kind())})
+                    serde_json::json!({"error": e.to_string(), "kind": e.kind().as_str()})
                 );
             } else {
                 eprintln!("erth: {e}");

@@ -136,6 +136,13 @@ pub struct SyncStatus {
     pub last_sync_at_ms: Option<u64>,
     /// The last sync's error, cleared by a successful sync.
     pub last_error: Option<String>,
+    /// The kind of the last sync's error (`None` with `last_error`).
+    pub last_error_kind: Option<crate::error::ErrorKind>,
+    /// The server's Hrana error code of the last sync's error, when the
+    /// server sent one (`SQLITE_BUSY`, ...; see [`Error::server_code`]).
+    pub last_error_server_code: Option<String>,
+    /// A sync is running (one of this process's: another process's sync of
+    /// a shared file is not seen).
     pub syncing: bool,
     /// The server URL, without credentials.
     pub remote_url: Option<String>,
@@ -177,6 +184,8 @@ pub(crate) struct Remote {
 pub(crate) struct StatusState {
     pub(crate) last_sync_at_ms: Option<u64>,
     pub(crate) last_error: Option<String>,
+    pub(crate) last_error_kind: Option<crate::error::ErrorKind>,
+    pub(crate) last_error_server_code: Option<String>,
     pub(crate) syncing: bool,
     pub(crate) clock_ahead_ms: Option<u64>,
     pub(crate) unknown_server_columns: Vec<String>,
@@ -711,6 +720,8 @@ impl Database {
             pending_changes,
             last_sync_at_ms: s.last_sync_at_ms.max(persisted_sync),
             last_error: s.last_error.clone(),
+            last_error_kind: s.last_error_kind,
+            last_error_server_code: s.last_error_server_code.clone(),
             syncing: s.syncing,
             remote_url: self.remote_url(),
             clock_ahead_ms: s.clock_ahead_ms,

@@ -318,7 +318,8 @@ impl Database {
                     pulled,
                     duration_ms: finished.saturating_sub(started),
                 };
-                status.last_error = None;
+                (status.last_error, status.last_error_kind) = (None, None);
+                status.last_error_server_code = None;
                 status.last_sync_at_ms = Some(finished);
                 drop(status);
                 *self.last_sync.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -328,7 +329,8 @@ impl Database {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "sync failed");
-                status.last_error = Some(e.to_string());
+                (status.last_error, status.last_error_kind) = (Some(e.to_string()), Some(e.kind()));
+                status.last_error_server_code = e.server_code().map(str::to_owned);
                 Err(e)
             }
         }

@@ -496,6 +496,9 @@ async fn invalid_server_rows_are_typed_errors_and_change_nothing() {
             "{what}: local rows changed"
         );
         assert_eq!(b.db.status().await.unwrap().last_error, Some(e.to_string()));
+        let status = b.db.status().await.unwrap();
+        assert_eq!(status.last_error_kind, Some(ErrorKind::Protocol), "{what}");
+        assert_eq!(status.last_error_server_code, None, "{what}");
         // Repair: drop the intruder, restore the good row with a newer _seq.
         let mut args = saved.clone();
         args.push(SqlValue::Integer(seq + 2));
@@ -513,6 +516,8 @@ async fn invalid_server_rows_are_typed_errors_and_change_nothing() {
             .await
             .unwrap_or_else(|e| panic!("{what}: sync did not resume after the repair: {e}"));
         assert_eq!(b.db.get_todo(id).await.unwrap().title, "good", "{what}");
+        let status = b.db.status().await.unwrap();
+        assert_eq!((status.last_error, status.last_error_kind), (None, None));
         // The failed page moved no cursor: the bystander arrives now.
         assert_eq!(
             b.db.get_todo(&bystander).await.unwrap().title,
