@@ -64,6 +64,11 @@ pub struct Config {
     /// to finish its sync before failing with [`Error::DatabaseLocked`].
     pub sync_lock_timeout_ms: u64,
     pub retry: RetryPolicy,
+    /// Sync in the background: after local writes, on an interval, when
+    /// the network returns ([`crate::autosync`]; started by
+    /// [`crate::autosync::AutoSync::start`]). `None` (the default): only
+    /// when [`Database::sync`] is called.
+    pub auto_sync: Option<crate::autosync::AutoSyncOptions>,
 }
 
 impl Config {
@@ -92,6 +97,7 @@ impl std::fmt::Debug for Config {
             .field("max_clock_drift_ms", &self.max_clock_drift_ms)
             .field("sync_lock_timeout_ms", &self.sync_lock_timeout_ms)
             .field("retry", &self.retry)
+            .field("auto_sync", &self.auto_sync)
             .finish()
     }
 }
@@ -110,6 +116,7 @@ impl Default for Config {
             max_clock_drift_ms: 3_600_000,
             sync_lock_timeout_ms: 60_000,
             retry: RetryPolicy::default(),
+            auto_sync: None,
         }
     }
 }
@@ -152,6 +159,11 @@ pub struct SyncStatus {
     /// (`table.column`), as of the last sync: newer replicas added them.
     /// This replica leaves them alone; declaring them backfills their values.
     pub unknown_server_columns: Vec<String>,
+    /// False while [`Database::set_online`]`(false)` is in effect: syncs
+    /// fail with `Network` and auto-sync waits.
+    pub online: bool,
+    /// Auto-sync is on ([`Config::auto_sync`]).
+    pub auto_sync: bool,
     /// Rows the server refused, set aside until they change or
     /// [`Database::retry_rejected`] (listed by [`Database::rejected_rows`]).
     /// They count in `pending_changes` too.
@@ -210,6 +222,8 @@ pub struct Database {
     pub(crate) syncs_done: AtomicU64,
     /// A pull cleared tombstones that still held user data (see [`crate::sync`]).
     pub(crate) uncleared_pulled: AtomicBool,
+    /// The network switch and the auto-sync driver's inbox.
+    pub(crate) auto_sync: crate::autosync::Link,
     /// This process's claim on the file ([`Database::open_native`]), released on drop.
     _file_claim: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -299,6 +313,7 @@ impl Database {
             last_sync: Mutex::new(None),
             syncs_done: AtomicU64::new(0),
             uncleared_pulled: AtomicBool::new(false),
+            auto_sync: Default::default(),
             _file_claim: None,
         };
         if let Some(url) = &config.url {
@@ -334,6 +349,7 @@ impl Database {
             }
         };
         *self.remote.write().unwrap_or_else(|p| p.into_inner()) = remote;
+        self.sync_soon();
         Ok(())
     }
 
@@ -342,6 +358,7 @@ impl Database {
         if let Some(r) = self.remote_handle() {
             r.client.set_token(token.and_then(AuthToken::new));
         }
+        self.sync_soon();
     }
 
     pub(crate) fn remote_handle(&self) -> Option<Arc<Remote>> {
@@ -728,6 +745,8 @@ impl Database {
             unknown_server_columns: s.unknown_server_columns.clone(),
             rejected,
             refused_tables: s.refused_tables.clone(),
+            online: self.auto_sync.is_online(),
+            auto_sync: self.config.auto_sync.is_some(),
         })
     }
 

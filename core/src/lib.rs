@@ -17,6 +17,8 @@
 //! - [`rejected`]: rows the server refused (listed, retried, discarded);
 //! - [`migrate`]: opening a replica file (schema checks, local formats, backfills);
 //! - [`db`], [`todos`]: the public API (generic rows, and the typed todo API);
+//! - [`autosync`]: syncing by itself (debounced after writes, on an
+//!   interval, paused offline);
 //! - [`sql`], [`watch`]: the app's plain SQL and live queries.
 //!
 //! See `ARCHITECTURE.md` at the repository root for the diagram and the rules.
@@ -32,6 +34,7 @@
 #[cfg(feature = "uniffi")]
 uniffi::setup_scaffolding!();
 
+pub mod autosync;
 pub mod db;
 pub mod endpoint;
 pub mod error;
@@ -56,6 +59,7 @@ pub mod transport;
 pub mod value;
 pub mod watch;
 
+pub use autosync::{AutoSync, AutoSyncOptions};
 pub use db::{Config, Database, SyncReport, SyncStatus};
 pub use endpoint::{AuthToken, Endpoint};
 pub use error::{Error, ErrorKind, Result};

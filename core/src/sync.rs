@@ -281,6 +281,7 @@ impl Database {
         &self,
         progress: &(dyn Fn(SyncProgress) + Sync),
     ) -> Result<SyncReport> {
+        self.check_online()?;
         let remote = self.remote_handle().ok_or(Error::NoRemote)?;
         let writes_at_call = self.writes.load(Ordering::SeqCst);
         let done_at_call = self.syncs_done.load(Ordering::SeqCst);
