@@ -33,6 +33,11 @@ use std::sync::{Arc, Mutex, Weak};
 /// When auto-sync syncs ([`Config::auto_sync`]; `None` there: never).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Deserialize, tsify::Tsify),
+    serde(rename_all = "camelCase", default, deny_unknown_fields)
+)]
 pub struct AutoSyncOptions {
     /// Sync this many ms after the last local write (default 500).
     #[cfg_attr(feature = "uniffi", uniffi(default = 500))]

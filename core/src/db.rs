@@ -124,6 +124,11 @@ impl Default for Config {
 /// What one [`Database::sync`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "camelCase")
+)]
 pub struct SyncReport {
     /// Local rows sent to the server.
     pub pushed: u64,
@@ -136,14 +141,22 @@ pub struct SyncReport {
 /// Where a replica stands.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "camelCase"),
+    tsify(missing_as_null)
+)]
 pub struct SyncStatus {
     /// Rows with local changes not yet acknowledged by the server.
     pub pending_changes: u64,
     /// Wall-clock ms of the last successful sync (persisted).
+    #[cfg_attr(feature = "js", serde(rename = "lastSyncAt"))]
     pub last_sync_at_ms: Option<u64>,
     /// The last sync's error, cleared by a successful sync.
     pub last_error: Option<String>,
     /// The kind of the last sync's error (`None` with `last_error`).
+    #[cfg_attr(feature = "js", serde(rename = "lastErrorCode"))]
     pub last_error_kind: Option<crate::error::ErrorKind>,
     /// The server's Hrana error code of the last sync's error, when the
     /// server sent one (`SQLITE_BUSY`, ...; see [`Error::server_code`]).

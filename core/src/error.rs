@@ -74,6 +74,7 @@ pub enum Error {
 /// them, [`ErrorKind::ALL`] lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[cfg_attr(feature = "js", derive(serde::Serialize, tsify::Tsify))]
 pub enum ErrorKind {
     InvalidInput,
     SchemaChange,

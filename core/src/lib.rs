@@ -42,6 +42,8 @@ pub mod events;
 pub mod hlc;
 pub mod hrana;
 pub mod ids;
+#[cfg(feature = "js")]
+mod js;
 pub mod merge;
 mod migrate;
 pub mod page;

@@ -22,6 +22,11 @@ use std::sync::atomic::Ordering;
 /// A local row the server refused, with the server's reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "camelCase")
+)]
 pub struct RejectedRow {
     pub table: String,
     pub id: String,
@@ -31,6 +36,7 @@ pub struct RejectedRow {
     /// The server's message (at most about 500 bytes).
     pub message: String,
     /// Wall-clock ms when the server refused it.
+    #[cfg_attr(feature = "js", serde(rename = "rejectedAt"))]
     pub rejected_at_ms: u64,
 }
 
@@ -38,6 +44,11 @@ pub struct RejectedRow {
 /// of the last sync; its pending rows stay pending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "camelCase")
+)]
 pub struct TableRefusal {
     pub table: String,
     /// `HTTP 403` for a token the server answered with 403 (sqld: a
