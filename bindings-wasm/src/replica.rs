@@ -106,7 +106,11 @@ fn status_js(s: &SyncStatus, last_error_code: Option<ErrorKind>) -> JsValue {
         nullable(s.last_sync_at_ms.map(|v| v as f64)),
     );
     set(&o, "lastError", nullable(s.last_error.as_deref()));
-    set(&o, "lastErrorCode", nullable(last_error_code.map(ErrorKind::as_str)));
+    set(
+        &o,
+        "lastErrorCode",
+        nullable(last_error_code.map(ErrorKind::as_str)),
+    );
     set(&o, "syncing", s.syncing.into());
     set(&o, "remoteUrl", nullable(s.remote_url.as_deref()));
     set(

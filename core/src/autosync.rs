@@ -20,9 +20,9 @@
 //!   abandoned where it stands (the sync engine treats that like a lost
 //!   answer), and natively the thread has ended when the drop returns.
 
-use crate::db::Database;
 #[cfg(doc)]
 use crate::db::Config;
+use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::events::{ChangeEvent, ChangeOrigin, Subscription};
 use crate::transport::TransportError;
@@ -108,7 +108,7 @@ impl Scheduler {
     pub fn on(&mut self, event: Event, now: u64) {
         match event {
             // Debounced: each write moves the sync later, unless one is due already.
-            Event::LocalWrite if !self.due.is_some_and(|d| d <= now) => {
+            Event::LocalWrite if self.due.is_none_or(|d| d > now) => {
                 self.due = Some(now + self.options.debounce_ms);
             }
             Event::LocalWrite => {}
@@ -146,7 +146,7 @@ impl Scheduler {
                 self.due = Some(self.due.map_or(now, |d| d.min(now)));
             }
         }
-        if self.running || !self.online || !self.due.is_some_and(|d| d <= now) {
+        if self.running || !self.online || self.due.is_none_or(|d| d > now) {
             return false;
         }
         self.due = None;
@@ -503,7 +503,10 @@ mod tests {
             interval_ms: 1_000,
         };
         let mut s = Scheduler::new(options, true, 0);
-        assert_eq!(run(&mut s, 0, 3_500, &[], 10, true), vec![0, 1_000, 2_000, 3_000]);
+        assert_eq!(
+            run(&mut s, 0, 3_500, &[], 10, true),
+            vec![0, 1_000, 2_000, 3_000]
+        );
         // Asleep for 10 s: one sync on waking, then the usual rhythm.
         assert!(s.poll(13_700));
         s.on(Event::Finished { ok: true }, 13_710);
@@ -530,7 +533,10 @@ mod tests {
             (41_000, Event::Online(true)),
         ];
         // Nothing while offline (not even the interval); at once when back.
-        assert_eq!(run(&mut s, 0, 41_500, &events, 10, true), vec![40_000, 41_000]);
+        assert_eq!(
+            run(&mut s, 0, 41_500, &events, 10, true),
+            vec![40_000, 41_000]
+        );
         assert_eq!(Scheduler::new(OPTIONS, false, 0).next_wake(), None);
     }
 
@@ -562,7 +568,11 @@ mod tests {
         }
         assert_eq!(s.next_wake(), Some(now + RETRY_MAX_MS), "capped");
         s.on(Event::LocalWrite, now);
-        assert_eq!(s.next_wake(), Some(now + 10), "a write does not wait for the backoff");
+        assert_eq!(
+            s.next_wake(),
+            Some(now + 10),
+            "a write does not wait for the backoff"
+        );
         assert!(s.poll(now + 10));
         s.on(Event::Finished { ok: true }, now + 20);
         s.on(Event::LocalWrite, now + 20);

@@ -924,7 +924,10 @@ async fn auto_sync_pushes_after_writes_pulls_on_its_interval_waits_offline_and_s
     })
     .await;
     assert_eq!(a.status().await.unwrap().pending_changes, 0);
-    assert!(started.load(Ordering::SeqCst) >= 2, "at start, after the write");
+    assert!(
+        started.load(Ordering::SeqCst) >= 2,
+        "at start, after the write"
+    );
 
     // Offline: sync() fails with Network at once, auto-sync waits; back online, it syncs.
     a.set_online(false);
@@ -956,7 +959,11 @@ async fn auto_sync_pushes_after_writes_pulls_on_its_interval_waits_offline_and_s
     a.add_todo("after stop").await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(server.requests.load(Ordering::SeqCst), requests);
-    assert_eq!(Arc::strong_count(&a), 1, "the driver let go of the database");
+    assert_eq!(
+        Arc::strong_count(&a),
+        1,
+        "the driver let go of the database"
+    );
 
     // Every request fails: the first auto-sync's error is in the status, with its kind.
     server.lose_responses.store(u32::MAX, Ordering::SeqCst);
