@@ -218,7 +218,7 @@ impl Database {
             return Ok(());
         }
         Err(Error::Network(TransportError::Connect(
-            "offline: the network is switched off for this database (set_online(false))".into(),
+            "offline: the network is switched off for this database".into(),
         )))
     }
 }
