@@ -37,6 +37,11 @@ pub(crate) fn to_js(e: &Error) -> JsValue {
     .into()
 }
 
+/// An `Internal` error (a bug).
+pub(crate) fn internal(message: &str) -> JsValue {
+    ErthError::new("Internal", message, None).into()
+}
+
 /// An `InvalidInput` error about an argument.
 pub(crate) fn invalid(message: impl AsRef<str>) -> JsValue {
     to_js(&Error::InvalidInput(message.as_ref().to_owned()))
