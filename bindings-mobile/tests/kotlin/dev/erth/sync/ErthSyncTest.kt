@@ -206,7 +206,7 @@ class ErthSyncTest {
         val db = open("a.db", url = "http://127.0.0.1:1")
         val todo = db.addTodo("works offline")
         val err = assertThrowsErth<ErthException.Network> { db.sync() }
-        assertTrue(err.message!!.isNotBlank())
+        assertTrue(err.message.isNotBlank())
         val status = db.status()
         assertNotNull("status keeps the error", status.lastError)
         assertEquals(1UL, status.pendingChanges)
