@@ -328,8 +328,10 @@ async fn auto_sync_carries_a_write_to_a_second_replica_without_sync() {
         .unwrap();
     let todo = a.add_todo("auto-synced".into()).await.unwrap();
     let id = text(&todo, "id");
+    // B pulls A's write; A's push is acknowledged (it may be a moment after B sees the row).
     for _ in 0..150 {
-        if b.get_todo(id.clone()).await.is_ok() {
+        let pending = number(&a.status().await.unwrap(), "pendingChanges");
+        if b.get_todo(id.clone()).await.is_ok() && pending == 0.0 {
             break;
         }
         sleep(100).await;

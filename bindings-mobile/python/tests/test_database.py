@@ -378,8 +378,10 @@ def test_auto_sync_carries_a_write_to_a_second_database_without_sync(tmp_path, s
         b = await Database.open(tmp_path / "b.db", url, token, KINDS_SCHEMA, auto_sync=polling)
         assert (await a.status()).auto_sync
         await insert(a, tag, "auto-synced")
+        # b pulls a's write; a's push is acknowledged (it may be a moment after b sees the row).
         for _ in range(300):  # 15 s
-            if await tagged(b, tag, "label") == [{"label": "auto-synced"}]:
+            pulled = await tagged(b, tag, "label") == [{"label": "auto-synced"}]
+            if pulled and (await a.status()).pending_changes == 0:
                 break
             await asyncio.sleep(0.05)
         assert await tagged(b, tag, "label") == [{"label": "auto-synced"}], "b never pulled a's write"
