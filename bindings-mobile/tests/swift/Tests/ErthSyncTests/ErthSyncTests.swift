@@ -350,9 +350,10 @@ final class ErthSyncTests: XCTestCase {
         let todo = try await a.addTodo(title: "auto-synced \(UUID().uuidString)")
         let deadline = Date().addingTimeInterval(15)
         // B pulls A's write; A's push is acknowledged (it may be a moment after B sees the row).
-        while try await !b.listActiveTodos().contains(where: { $0.id == todo.id })
-            || a.status().pendingChanges != 0
-        {
+        while true {
+            let pulled = try await b.listActiveTodos().contains(where: { $0.id == todo.id })
+            let pending = try await a.status().pendingChanges
+            if pulled && pending == 0 { break }
             XCTAssertLessThan(Date(), deadline, "B never pulled A's write")
             if Date() >= deadline { return }
             try await Task.sleep(nanoseconds: 50_000_000)
