@@ -20,21 +20,28 @@ use std::sync::Arc;
 /// server.
 #[derive(Debug, uniffi::Object)]
 pub struct ErthDb {
-    db: erth_core::Database,
+    /// Dropped first: its thread has ended before the database closes.
+    _auto_sync: erth_core::AutoSync,
+    db: Arc<erth_core::Database>,
 }
 
 #[uniffi::export(async_runtime = "tokio")]
 impl ErthDb {
     /// Opens (or creates) the database at `config.path`, creating or
-    /// migrating the tables of `config.schema`. Fails with `DatabaseLocked`
-    /// while another handle has the file open, `SchemaChange` for a schema
-    /// that is not additive over the file's, `InvalidInput` for a malformed
-    /// schema or URL.
+    /// migrating the tables of `config.schema`, and starts auto-sync if
+    /// `config.auto_sync` asks for it (it stops when the handle is closed).
+    /// Fails with `DatabaseLocked` while another handle has the file open,
+    /// `SchemaChange` for a schema that is not additive over the file's,
+    /// `InvalidInput` for a malformed schema or URL.
     #[uniffi::constructor]
     pub async fn open(config: ErthConfig) -> Result<Arc<ErthDb>, ErthError> {
         let core = config.to_core()?;
-        let db = guard(erth_core::Database::open_native(config.path, core)).await?;
-        Ok(Arc::new(ErthDb { db }))
+        let db = Arc::new(guard(erth_core::Database::open_native(config.path, core)).await?);
+        let auto_sync = guard_sync(|| Ok(erth_core::AutoSync::start(&db, None)?))?;
+        Ok(Arc::new(ErthDb {
+            _auto_sync: auto_sync,
+            db,
+        }))
     }
 
     /// Adds a todo and returns it (needs the built-in `todos` table).
@@ -119,8 +126,9 @@ impl ErthDb {
         guard(self.db.sync()).await
     }
 
-    /// Pending changes, last sync, last error, server URL, server columns
-    /// this schema does not declare.
+    /// Pending changes, last sync, last error (its kind and the server's
+    /// code), whether a sync runs, online, auto-sync, server URL, server
+    /// columns this schema does not declare.
     pub async fn status(&self) -> Result<SyncStatus, ErthError> {
         guard(self.db.status()).await
     }
@@ -165,6 +173,17 @@ impl ErthDb {
         })
     }
 
+    /// Switches this database's network use off (`false`) or on: while
+    /// off, `sync()` fails with `Network` at once and auto-sync waits;
+    /// switched on, auto-sync syncs at once. Call it when the platform
+    /// reports the network gone and back.
+    pub fn set_online(&self, online: bool) -> Result<(), ErthError> {
+        guard_sync(|| {
+            self.db.set_online(online);
+            Ok(())
+        })
+    }
+
     /// Calls `listener` after every committed change (local writes and
     /// pulled rows) until the returned subscription is unsubscribed or
     /// dropped.
@@ -182,7 +201,7 @@ impl ErthDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{ChangeEvent, ChangeOrigin};
+    use crate::types::{AutoSyncOptions, ChangeEvent, ChangeOrigin};
     use std::sync::Mutex;
 
     /// Collects what a live query delivers.
@@ -227,6 +246,7 @@ mod tests {
             allow_insecure_http: false,
             schema: None,
             encryption_key: None,
+            auto_sync: None,
         }
     }
 
@@ -345,6 +365,29 @@ mod tests {
             db.set_remote(Some("ftp://nope".into()), None),
             Err(ErthError::InvalidInput { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn auto_sync_and_the_network_switch_show_in_status() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = ErthDb::open(ErthConfig {
+            auto_sync: Some(AutoSyncOptions::default()),
+            ..config(&dir)
+        })
+        .await
+        .expect("open");
+        let status = db.status().await.expect("status");
+        assert!(status.auto_sync && status.online);
+        db.set_online(false).expect("offline");
+        assert!(!db.status().await.expect("status").online);
+        assert!(matches!(db.sync().await, Err(ErthError::Network { .. })));
+        db.set_online(true).expect("online");
+        assert!(matches!(db.sync().await, Err(ErthError::NoRemote { .. })));
+        // Closing the handle stops auto-sync and frees the file at once.
+        drop(db);
+        ErthDb::open(config(&dir))
+            .await
+            .expect("reopen after close");
     }
 
     #[tokio::test]

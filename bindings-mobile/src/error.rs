@@ -1,16 +1,24 @@
 //! [`ErthError`]: the one error Kotlin (`ErthException`), Swift
 //! (`ErthError`) and Python (`ErthError`, wrapped by the package into one
-//! class with a `kind`) see, one case per [`erth_core::ErrorKind`] plus
-//! [`ErthError::Internal`] for bugs (a caught panic, a listener that failed
-//! in an unexpected way). Each case carries the core's message, which never
-//! contains the auth token.
+//! class with a `kind` and a `server_code`) see, one case per
+//! [`erth_core::ErrorKind`] plus [`ErthError::Internal`] for bugs (a caught
+//! panic, a listener that failed in an unexpected way). Each case carries
+//! the core's message, which never contains the auth token; `Server` also
+//! carries the server's Hrana error code when it sent one (the npm face's
+//! `serverCode`).
 //!
 //! Not shared with the core as its records are: the core's
 //! [`erth_core::Error`] carries sources (`StoreError`, `TransportError`) and
 //! structured fields that are no FFI types, and hosts want one case per
 //! thing they can do, plus `Internal`, which the core has no reason to know.
 //! The mapping is by [`erth_core::ErrorKind`] (exhaustive: a new kind fails
-//! to compile here), with the core's message.
+//! to compile here); the cases are named as the kinds
+//! ([`erth_core::ErrorKind::as_str`], checked by a test).
+//!
+//! The fields are `message` (Swift `case server(message:code:)`, Python
+//! `e.message`); Kotlin names it `detail` (`uniffi.toml`), because a
+//! Kotlin exception's own `message` cannot be redeclared, and reads the
+//! whole text from `message` as for any exception.
 //!
 //! [`guard`] and [`guard_sync`] run every exported call and catch panics, so
 //! none unwinds into foreign code.
@@ -21,10 +29,9 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// Why an Erth Sync call failed. Flat: every case has a human-readable
-/// message; the case says what the host can do about it.
+/// Why an Erth Sync call failed. Every case has a human-readable message;
+/// the case says what the host can do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
-#[uniffi(flat_error)]
 pub enum ErthError {
     /// The caller passed something unusable (empty title, bad URL, bad id): fix the input.
     #[error("{message}")]
@@ -52,9 +59,14 @@ pub enum ErthError {
     /// The server refused the credentials: set a valid token with `setAuthToken`.
     #[error("{message}")]
     Auth { message: String },
-    /// The server reported an error (the Hrana code or HTTP status is in the message).
+    /// The server reported an error: `code` is its Hrana error code
+    /// (`SQLITE_BUSY`, `SQLITE_CONSTRAINT`, ...) when it sent one, `None`
+    /// for an HTTP error status (which the message names).
     #[error("{message}")]
-    Server { message: String },
+    Server {
+        message: String,
+        code: Option<String>,
+    },
     /// The server's answer did not follow the protocol (wrong URL or incompatible server).
     #[error("{message}")]
     Protocol { message: String },
@@ -69,6 +81,7 @@ pub enum ErthError {
 impl From<erth_core::Error> for ErthError {
     fn from(e: erth_core::Error) -> Self {
         let message = e.to_string();
+        let code = e.server_code().map(str::to_owned);
         match e.kind() {
             ErrorKind::InvalidInput => ErthError::InvalidInput { message },
             ErrorKind::SchemaChange => ErthError::SchemaChange { message },
@@ -78,7 +91,7 @@ impl From<erth_core::Error> for ErthError {
             ErrorKind::DatabaseLocked => ErthError::DatabaseLocked { message },
             ErrorKind::Network => ErthError::Network { message },
             ErrorKind::Auth => ErthError::Auth { message },
-            ErrorKind::Server => ErthError::Server { message },
+            ErrorKind::Server => ErthError::Server { message, code },
             ErrorKind::Protocol => ErthError::Protocol { message },
             ErrorKind::NoRemote => ErthError::NoRemote { message },
         }
@@ -187,10 +200,35 @@ mod tests {
         ];
         for (core, case) in cases {
             let text = core.to_string();
+            assert_eq!(core.kind().as_str(), case, "cases are named as the kinds");
             let mapped = ErthError::from(core);
             let debug = format!("{mapped:?}");
             assert!(debug.starts_with(case), "{debug} should be {case}");
             assert_eq!(mapped.to_string(), text);
         }
+    }
+
+    #[test]
+    fn a_server_error_keeps_the_servers_code() {
+        let busy = erth_core::Error::Server {
+            code: "SQLITE_BUSY".into(),
+            message: "database is locked".into(),
+        };
+        let text = busy.to_string();
+        assert_eq!(
+            ErthError::from(busy),
+            ErthError::Server {
+                message: text,
+                code: Some("SQLITE_BUSY".into())
+            }
+        );
+        let http = erth_core::Error::Http {
+            status: 502,
+            body: "bad gateway".into(),
+        };
+        assert!(matches!(
+            ErthError::from(http),
+            ErthError::Server { code: None, .. }
+        ));
     }
 }

@@ -7,7 +7,8 @@
 //! to one flat [`ErthError`] a host can act on ([`error`]), runs every async
 //! call on tokio ([`db`], through UniFFI's `async_runtime = "tokio"`), and
 //! bridges change listeners and live queries to foreign callbacks
-//! ([`events`]). No logic a second binding would also need lives here.
+//! ([`events`]), and starts the core's auto-sync when the config asks for
+//! it ([`db`]). No logic a second binding would also need lives here.
 //!
 //! Boundary rules:
 //! - no panic crosses the FFI: every exported call runs inside
@@ -33,6 +34,6 @@ pub use db::ErthDb;
 pub use error::ErthError;
 pub use events::{ChangeListener, LiveQuery, LiveQueryListener, Subscription};
 pub use types::{
-    ChangeEvent, ChangeOrigin, ErthConfig, ExecuteResult, Rows, SqlValue, Statement, SyncReport,
-    SyncStatus, Todo,
+    AutoSyncOptions, ChangeEvent, ChangeOrigin, ErrorKind, ErthConfig, ExecuteResult, Rows,
+    SqlValue, Statement, SyncReport, SyncStatus, Todo,
 };

@@ -15,8 +15,8 @@
 //! other one, for the reason given in [`crate::error`].
 
 pub use erth_core::{
-    ChangeEvent, ChangeOrigin, ExecuteResult, RejectedRow, Rows, SqlValue, Statement, SyncReport,
-    SyncStatus, TableRefusal, Todo,
+    AutoSyncOptions, ChangeEvent, ChangeOrigin, ErrorKind, ExecuteResult, RejectedRow, Rows,
+    SqlValue, Statement, SyncReport, SyncStatus, TableRefusal, Todo,
 };
 use std::fmt;
 
@@ -55,6 +55,11 @@ pub struct ErthConfig {
     /// `x-turso-encryption-key` on every request; never logged or shown.
     #[uniffi(default = None)]
     pub encryption_key: Option<String>,
+    /// Sync in the background (`AutoSyncOptions()`: 500 ms after the last
+    /// local write, every 30 s, at once when `setOnline(true)`), reporting
+    /// in `status()`. `None`: only when `sync()` is called.
+    #[uniffi(default = None)]
+    pub auto_sync: Option<AutoSyncOptions>,
 }
 
 impl fmt::Display for ErthConfig {
@@ -80,6 +85,7 @@ impl fmt::Display for ErthConfig {
                 "encryption_key",
                 &self.encryption_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("auto_sync", &self.auto_sync)
             .finish()
     }
 }
@@ -99,6 +105,7 @@ impl ErthConfig {
             auth_token: self.auth_token.clone(),
             allow_insecure_http: self.allow_insecure_http,
             encryption_key: self.encryption_key.clone(),
+            auto_sync: self.auto_sync,
             ..erth_core::Config::default()
         };
         match &self.schema {
@@ -121,6 +128,7 @@ mod tests {
             allow_insecure_http: false,
             schema: None,
             encryption_key: Some("key-s3cret".into()),
+            auto_sync: None,
         };
         for text in [format!("{config}"), format!("{config:?}")] {
             assert!(!text.contains("s3cret"), "{text}");
@@ -150,8 +158,10 @@ mod tests {
             allow_insecure_http: true,
             schema: None,
             encryption_key: Some("k".into()),
+            auto_sync: Some(AutoSyncOptions::default()),
         };
         let core = config.to_core().expect("no schema");
+        assert_eq!(core.auto_sync, Some(AutoSyncOptions::default()));
         assert_eq!(core.url.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(core.auth_token.as_deref(), Some("t"));
         assert_eq!(core.encryption_key.as_deref(), Some("k"));

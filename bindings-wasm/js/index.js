@@ -3,9 +3,11 @@
 // tursodb --sync-server).
 //
 // This is the main-thread API. The database itself runs in a dedicated
-// Worker (worker.js; OPFS persistence needs one): every method here sends
-// one message and returns a Promise of the answer. Errors are ErthError
-// instances with a `code` (see errors.js). Types: index.d.ts.
+// Worker (worker.js; OPFS persistence needs one): every method here checks
+// the arguments wasm could not (the worker checks options and SQL
+// parameters), sends one message and returns a Promise of the answer.
+// Errors are ErthError instances with a `code` (see errors.js). Types and
+// the documentation of every method: index.d.ts.
 
 import { ErrorCode, ErthError } from "./errors.js";
 
@@ -15,9 +17,7 @@ const CONSTRUCT = Symbol("ErthDb");
 /** How long close() lets the worker finish running calls before stopping it. */
 const CLOSE_GRACE_MS = 3000;
 
-function invalid(message) {
-  return new ErthError(ErrorCode.InvalidInput, message);
-}
+const invalid = (message) => new ErthError(ErrorCode.InvalidInput, message);
 
 function checkString(value, what) {
   if (typeof value !== "string") throw invalid(`${what} must be a string`);
@@ -26,12 +26,6 @@ function checkString(value, what) {
 function checkOptionalString(value, what) {
   if (value !== undefined && value !== null && typeof value !== "string") {
     throw invalid(`${what} must be a string, null or undefined`);
-  }
-}
-
-function checkParams(params, what = "params") {
-  if (params !== undefined && params !== null && !Array.isArray(params)) {
-    throw invalid(`${what} must be an array of values (or omitted)`);
   }
 }
 
@@ -79,6 +73,15 @@ function report(error) {
   }
 }
 
+/** Calls an app's callback; what it throws is reported, not thrown. */
+function deliver(callback, value) {
+  try {
+    callback?.(value);
+  } catch (e) {
+    report(e);
+  }
+}
+
 /** One open database. Create it with `ErthDb.open(...)`. */
 export class ErthDb {
   #worker;
@@ -89,7 +92,7 @@ export class ErthDb {
   #failure = null;
   #closed = null;
   #onNetwork = null;
-  /** Live queries by id: `{ callback }`. */
+  /** Live queries by id: their callbacks. */
   #watches = new Map();
   #nextWatch = 1;
   /** Set once the worker answered anything (so it loaded). */
@@ -129,31 +132,21 @@ export class ErthDb {
     worker.onmessageerror = () => {
       this.#fail(new ErthError(ErrorCode.Internal, "the erth-sync worker sent a message that could not be read"));
     };
-    const call = (method, ...args) => this.#call(method, args);
+    /** `method(...args)` after checking that the arguments named in `strings` are strings. */
+    const call = (method, strings, ...args) => {
+      strings.forEach((what, i) => checkString(args[i], what));
+      return this.#call(method, args);
+    };
     this.todos = Object.freeze({
-      add: async (title) => {
-        checkString(title, "title");
-        return call("add", title);
-      },
-      listActive: async () => call("listActive"),
-      get: async (id) => {
-        checkString(id, "id");
-        return call("get", id);
-      },
-      rename: async (id, title) => {
-        checkString(id, "id");
-        checkString(title, "title");
-        return call("rename", id, title);
-      },
+      add: async (title) => call("add", ["title"], title),
+      listActive: async () => call("listActive", []),
+      get: async (id) => call("get", ["id"], id),
+      rename: async (id, title) => call("rename", ["id", "title"], id, title),
       setCompleted: async (id, completed) => {
-        checkString(id, "id");
         if (typeof completed !== "boolean") throw invalid("completed must be a boolean");
-        return call("setCompleted", id, completed);
+        return call("setCompleted", ["id"], id, completed);
       },
-      delete: async (id) => {
-        checkString(id, "id");
-        return call("delete", id);
-      },
+      delete: async (id) => call("delete", ["id"], id),
     });
   }
 
@@ -161,16 +154,14 @@ export class ErthDb {
    * Opens (creating if needed) the database `name`, persisted in this
    * origin's private file system. Every tab of the origin may open it at
    * once: one tab's worker owns it and the others' calls go there (README,
-   * "Several tabs"). Rejects with `DatabaseLocked` if the owning tab does not
-   * answer within `lockTimeoutMs` (default 5000) or uses another schema.
+   * "Several tabs").
    */
   static async open(options) {
     if (options === null || typeof options !== "object") throw invalid("options must be an object");
-    const { name, url, authToken, encryptionKey, autoSync, storage, lockTimeoutMs, requestTimeoutMs, allowInsecureHttp } = options;
+    // The worker checks the options (never showing a token's value); the
+    // schema is stringified here.
+    const { name, url, authToken, encryptionKey, storage } = options;
     checkString(name, "name");
-    checkOptionalString(url, "url");
-    checkOptionalString(authToken, "authToken");
-    checkOptionalString(encryptionKey, "encryptionKey");
     const schema = schemaText(options.schema);
     const problem = contextProblem(storage);
     if (problem) throw new ErthError(ErrorCode.Storage, problem);
@@ -179,6 +170,7 @@ export class ErthDb {
     // Parcel) recognise to emit the worker.
     const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     const db = new ErthDb(CONSTRUCT, worker, name, workerHref());
+    const { autoSync, lockTimeoutMs, requestTimeoutMs, allowInsecureHttp } = options;
     const browserOnline = typeof navigator === "object" && navigator.onLine !== false;
     try {
       await db.#call("open", [
@@ -209,30 +201,21 @@ export class ErthDb {
     return this.#name;
   }
 
-  /**
-   * Runs one SQL statement with positional parameters (`?`, `?NNN`) as its
-   * own transaction: `{ rowsAffected, rows }`. Writes to synced tables sync.
-   */
   async execute(sql, params) {
     checkString(sql, "sql");
-    checkParams(params);
     return this.#call("execute", [sql, params ?? []]);
   }
 
-  /** Runs a read-only statement: every row, as objects keyed by column name. */
   async getAll(sql, params) {
     checkString(sql, "sql");
-    checkParams(params);
     return this.#call("query", [sql, params ?? []]);
   }
 
-  /** The first row of a read-only statement, or `null` when it has none. */
   async getOptional(sql, params) {
     const rows = await this.getAll(sql, params);
     return rows.length > 0 ? rows[0] : null;
   }
 
-  /** The first row of a read-only statement; rejects with `NotFound` when it has none. */
   async get(sql, params) {
     const row = await this.getOptional(sql, params);
     if (row === null) throw new ErthError(ErrorCode.NotFound, "the query returned no row");
@@ -240,11 +223,9 @@ export class ErthDb {
   }
 
   /**
-   * Runs the statements `fn(tx)` queues with `tx.execute(sql, params)` as one
-   * local transaction once `fn` (sync or async) returns: all commit or none.
-   * Resolves to each statement's `{ rowsAffected, rows }`, in order. A tx
-   * only queues writes: it cannot read its own uncommitted writes (reads
-   * through `db` see committed data), and `fn` throwing sends nothing.
+   * The statements `fn(tx)` queues with `tx.execute` run as one local
+   * transaction once `fn` returns; a tx only queues writes (it cannot read
+   * its own), and `fn` throwing sends nothing.
    */
   async transaction(fn) {
     if (typeof fn !== "function") throw invalid("transaction takes a function (tx) => { tx.execute(...) }");
@@ -256,8 +237,7 @@ export class ErthDb {
           throw invalid("this transaction has ended: call tx.execute() before the transaction callback returns");
         }
         checkString(sql, "sql");
-        checkParams(params);
-        statements.push({ sql, params: params ?? [] });
+            statements.push({ sql, params: params ?? [] });
       },
     });
     try {
@@ -270,21 +250,18 @@ export class ErthDb {
   }
 
   /**
-   * A live query: `callback(rows)` with the rows of the read-only statement
-   * `sql` now, then after each committed change (a local write, pulled rows)
-   * to a table it reads, whenever the rows differ. Returns a function that
-   * stops it (no callback runs after it returned); its `ready` Promise
-   * settles once the query runs (rejecting for bad SQL, which also goes to
-   * `options.onError`, else to `reportError`).
+   * A live query: `callback(rows)` now and whenever the rows change. Returns
+   * a function that stops it; its `ready` Promise settles once the query ran
+   * (rejecting for bad SQL, which also goes to `options.onError`, else to
+   * `reportError`).
    */
   watch(sql, params, callback, options = {}) {
     checkString(sql, "sql");
-    checkParams(params);
     if (typeof callback !== "function") throw invalid("callback must be a function");
     const onError = options?.onError;
     if (onError !== undefined && typeof onError !== "function") throw invalid("onError must be a function");
     const id = this.#nextWatch++;
-    this.#watches.set(id, { callback });
+    this.#watches.set(id, callback);
     const ready = this.#call("watch", [id, sql, params ?? []]).then(
       () => undefined,
       (error) => {
@@ -305,61 +282,44 @@ export class ErthDb {
     return unsubscribe;
   }
 
-  /** Pushes local changes, then pulls remote ones: `{ pushed, pulled, durationMs }`. */
   sync() {
     return this.#call("sync", []);
   }
 
-  /** Pending changes, last sync, last error, remote URL (without credentials), online, syncing. */
   status() {
     return this.#call("status", []);
   }
 
-  /** The rows the server refused (set aside, still pending): `[{ table, id, code, message, rejectedAt }]`. */
   rejectedRows() {
     return this.#call("rejectedRows", []);
   }
 
-  /** Makes every refused row pending again (the next sync pushes them); resolves to how many. */
   retryRejected() {
     return this.#call("retryRejected", []);
   }
 
-  /** Drops the local changes of a refused row and takes the server's version. */
   async discardRejected(table, id) {
     checkString(table, "table");
     checkString(id, "id");
     await this.#call("discardRejected", [table, id]);
   }
 
-  /** Replaces the auth token for the next requests (`null` removes it). */
   async setAuthToken(token) {
     checkOptionalString(token, "token");
     await this.#call("setAuthToken", [token ?? null]);
   }
 
-  /** Sets the server (`null` or `""` = local-only); changes made meanwhile sync later. */
   async setRemote(url, token) {
     checkOptionalString(url, "url");
     checkOptionalString(token, "token");
     await this.#call("setRemote", [url ?? null, token ?? null]);
   }
 
-  /**
-   * Switches this database's network use off (`false`) or on (`true`):
-   * while off, sync() rejects with `Network` and auto-sync waits; local
-   * reads and writes work as always.
-   */
   async setOnline(online) {
     if (typeof online !== "boolean") throw invalid("online must be a boolean");
     await this.#call("setOnline", [online]);
   }
 
-  /**
-   * Calls `listener(event)` for every change (`{ type: "change", table, ids,
-   * origin }`, local writes and pulled rows) and status update (`{ type:
-   * "status", status }`). Returns a function that unsubscribes.
-   */
   subscribe(listener) {
     if (typeof listener !== "function") throw invalid("listener must be a function");
     const entry = { listener };
@@ -369,25 +329,17 @@ export class ErthDb {
     };
   }
 
-  /**
-   * Closes the database: waits briefly for running calls, then stops the
-   * worker (releasing the database for other tabs). Later calls reject.
-   */
+  /** Waits briefly for running calls, then stops the worker (releasing the database for other tabs). */
   async close() {
     if (this.#closed) return this.#closed;
     this.#closed = (async () => {
-      const done = this.#send("close", []);
       let timer;
       const grace = new Promise((resolve) => {
         timer = setTimeout(resolve, CLOSE_GRACE_MS);
       });
-      try {
-        await Promise.race([done, grace]);
-      } catch {
-        // The worker is stopped below either way.
-      } finally {
-        clearTimeout(timer);
-      }
+      // The worker is stopped below either way.
+      await Promise.race([this.#send("close", []), grace]).catch(() => {});
+      clearTimeout(timer);
       this.#stop(new ErthError(ErrorCode.InvalidInput, "the database is closed"));
     })();
     return this.#closed;
@@ -423,25 +375,9 @@ export class ErthDb {
   }
 
   #receive(message) {
-    if (message.rows) {
-      const entry = this.#watches.get(message.rows.watch);
-      if (entry) {
-        try {
-          entry.callback(message.rows.rows);
-        } catch (e) {
-          report(e);
-        }
-      }
-      return;
-    }
+    if (message.rows) return deliver(this.#watches.get(message.rows.watch), message.rows.rows);
     if (message.event) {
-      for (const { listener } of [...this.#listeners]) {
-        try {
-          listener(message.event);
-        } catch (e) {
-          report(e);
-        }
-      }
+      for (const { listener } of [...this.#listeners]) deliver(listener, message.event);
       return;
     }
     const call = this.#pending.get(message.id);

@@ -1,6 +1,6 @@
 // erth-sync's worker: runs one database for its tab (OPFS sync access
 // handles exist only in a dedicated Worker) and answers the main thread's
-// calls (index.js).
+// calls (index.js). Auto-sync is the core's (`Replica.startAutoSync`).
 //
 // Several tabs: every tab of an origin that opens database NAME has a worker
 // like this one; one of them, the OWNER, holds the Web Lock
@@ -13,7 +13,8 @@
 // itself; the others send to it from then on. A call that was running at
 // the old owner when it vanished is sent again if it only reads (or sets a
 // switch); a write rejects with `Interrupted`, because it may or may not
-// have committed. Auto-sync runs in the owner only: one loop per database.
+// have committed. The owner runs its own tab's calls the same way, only
+// without the channel.
 //
 // Protocol with the main thread (structured-clone messages):
 //   main -> worker  { id, method, args }
@@ -27,13 +28,8 @@
 //   { kind: "reply", to, id, ok, value | error } | { kind: "reply", to, id, retry: true } (not run: the owner is closing)
 //   { kind: "rows", to, watch, rows }           a client's live query
 //   { kind: "event", event }                    every change and status event
-//
-// Auto-sync lives in the owner: a sync shortly after local writes
-// (debounced), on an interval, and when the network comes back. Its
-// failures are not thrown anywhere: they show in status() and in "status"
-// events.
 
-import init, { Replica } from "./erth_wasm.js";
+import init, { Replica, canonicalSchema } from "./erth_wasm.js";
 import { ErthError } from "./errors.js";
 
 /** This worker's id on the channel. */
@@ -47,22 +43,16 @@ const watches = new Map();
 /** Set once the wasm module trapped (a bug): every later call fails with it. */
 let crashed = null;
 let closing = false;
-/** Calls still running, so close() can wait for them. */
+/** Calls running here, so close() can wait for them. */
 const running = new Set();
-
-const auto = { enabled: false, debounceMs: 500, intervalMs: 30000, timer: null, interval: null };
-/** The app's network switch (setOnline). */
-let online = true;
-/** The browser's view (navigator.onLine on the main thread). */
-let browserOnline = true;
-let hasRemote = false;
-
+/** The app's switch (setOnline) and the browser's view (navigator.onLine). */
+const online = { app: true, browser: true };
 /** Sharing between tabs (null for `storage: "memory"`, which is never shared). */
 let shared = null;
+let nextId = 1;
 
-function post(message) {
-  self.postMessage(message);
-}
+const post = (message) => self.postMessage(message);
+const closedError = () => new ErthError("InvalidInput", "the database is closed");
 
 function toPlainError(e) {
   if (e instanceof WebAssembly.RuntimeError) {
@@ -77,15 +67,19 @@ function toPlainError(e) {
   return { code: "Internal", message: String((e && e.message) || e) };
 }
 
+const fromPlain = ({ code, message, serverCode }) => new ErthError(code, message, serverCode);
+
+function track(promise) {
+  running.add(promise);
+  const done = () => running.delete(promise);
+  promise.then(done, done);
+  return promise;
+}
+
 /** Sends an event to this tab and, as the owner, to every other tab. */
 function emit(event) {
   post({ event });
   if (shared) shared.channel.postMessage({ kind: "event", event });
-}
-
-async function fullStatus() {
-  const status = await replica.status();
-  return { ...status, storage: replica.storage, online: online && browserOnline, autoSync: auto.enabled };
 }
 
 /**
@@ -98,99 +92,41 @@ async function fullStatus() {
  * it sooner anyway.
  */
 const CHANGE_STATUS_DELAY_MS = 16;
-/** The queued status event's timer, and when it fires (performance.now()). */
 let statusTimer = null;
 let statusDue = Infinity;
 
-/**
- * Sends one "status" event after `delayMs` (several requests meanwhile send
- * one; a request due sooner moves it earlier).
- */
+/** Sends one "status" event after `delayMs` (requests meanwhile share it; a sooner one moves it). */
 function queueStatus(delayMs = 0) {
-  if (!replica) return;
   const due = performance.now() + delayMs;
-  if (statusTimer !== null) {
-    if (statusDue <= due) return;
-    clearTimeout(statusTimer);
-  }
+  if (!replica || statusDue <= due) return;
+  clearTimeout(statusTimer);
   statusDue = due;
   statusTimer = setTimeout(async () => {
-    statusTimer = null;
     statusDue = Infinity;
     if (!replica || closing) return;
     try {
-      emit({ type: "status", status: await track(fullStatus()) });
+      emit({ type: "status", status: await track(methods.status()) });
     } catch (e) {
       toPlainError(e);
     }
   }, delayMs);
 }
 
-function onChange(event) {
-  emit({ type: "change", table: event.table, ids: event.ids, origin: event.origin });
-  queueStatus(CHANGE_STATUS_DELAY_MS);
-  if (event.origin === "local") schedule(auto.debounceMs);
-}
-
-async function sync() {
-  if (!online) {
-    throw new ErthError("Network", "offline: the network is switched off for this database (setOnline(false))");
-  }
-  const report = replica.sync();
+/** Status events before and after `promise`, which it returns. */
+function aroundStatus(promise) {
   queueStatus();
-  try {
-    return await report;
-  } finally {
-    queueStatus();
-  }
+  return promise.finally(() => queueStatus());
 }
 
-function schedule(delayMs) {
-  if (!auto.enabled || !replica || closing) return;
-  clearTimeout(auto.timer);
-  auto.timer = setTimeout(autoSync, delayMs);
+function switchNetwork(which, value) {
+  online[which] = value;
+  replica.setOnline(online.app && online.browser);
+  queueStatus();
 }
 
-async function autoSync() {
-  auto.timer = null;
-  if (!replica || closing || crashed || !online || !browserOnline || !hasRemote) return;
-  try {
-    await track(sync());
-  } catch (e) {
-    // Recorded in status().lastError / lastErrorCode and sent as a status event.
-    toPlainError(e);
-  }
-}
-
-function ms(value, name, fallback) {
-  if (value === undefined || value === null) return fallback;
-  if (!Number.isFinite(value) || value < 0) {
-    throw new ErthError("InvalidInput", `autoSync.${name} must be a number of milliseconds >= 0`);
-  }
-  return value;
-}
-
-/** Checks the autoSync option; returns `{ debounceMs, intervalMs }` or null (off). */
-function autoSyncOptions(option) {
-  if (option === undefined || option === null || option === false) return null;
-  if (option !== true && typeof option !== "object") {
-    throw new ErthError("InvalidInput", "autoSync must be a boolean or { debounceMs, intervalMs }");
-  }
-  const o = option === true ? {} : option;
-  return {
-    debounceMs: ms(o.debounceMs, "debounceMs", auto.debounceMs),
-    intervalMs: ms(o.intervalMs, "intervalMs", auto.intervalMs),
-  };
-}
-
-function startAutoSync({ debounceMs, intervalMs }) {
-  Object.assign(auto, { enabled: true, debounceMs, intervalMs });
-  if (intervalMs > 0) auto.interval = setInterval(() => schedule(0), intervalMs);
-  schedule(0);
-}
-
-/** Loads the .wasm, with errors that name its URL. */
-async function loadWasm() {
+/** Loads the .wasm once, with errors that name its URL. */
+let loaded = null;
+function loadWasm() {
   const url = new URL("./erth_wasm_bg.wasm", import.meta.url);
   const failed = (why) =>
     new ErthError(
@@ -198,31 +134,91 @@ async function loadWasm() {
       `could not load erth-sync's WebAssembly from ${url.href}: ${why}. Check that the file is served ` +
         "(as application/wasm) next to worker.js, and, with a bundler, that it is emitted (see the erth-sync README, Bundlers)",
     );
-  let response;
-  try {
-    response = await fetch(url);
-  } catch (e) {
-    throw failed(`the request failed (${e.message})`);
-  }
-  if (!response.ok) throw failed(`HTTP ${response.status}`);
-  try {
-    await init({ module_or_path: response });
-  } catch (e) {
-    const type = response.headers.get("content-type") ?? "no content type";
-    throw failed(`it is not a WebAssembly module (${type}; ${e.message})`);
-  }
+  loaded ??= (async () => {
+    const response = await fetch(url).catch((e) => {
+      throw failed(`the request failed (${e.message})`);
+    });
+    if (!response.ok) throw failed(`HTTP ${response.status}`);
+    await init({ module_or_path: response }).catch((e) => {
+      const type = response.headers.get("content-type") ?? "no content type";
+      throw failed(`it is not a WebAssembly module (${type}; ${e.message})`);
+    });
+  })();
+  return loaded;
 }
 
-/** Opens the database in this worker: it becomes (or, for memory, is) its owner. */
-async function openReplica(options) {
-  const { autoSync: autoOption, browserOnline: browserState, ...replicaOptions } = options;
-  const autoSettings = autoSyncOptions(autoOption);
-  await loadWasm();
-  replica = await Replica.open(replicaOptions);
-  browserOnline = browserState !== false;
-  hasRemote = typeof replicaOptions.url === "string" && replicaOptions.url.trim() !== "";
-  subscription = replica.subscribe(onChange);
-  if (autoSettings) startAutoSync(autoSettings);
+/** Opens the database in this worker, which so becomes (or, for memory, is) its owner. */
+async function openReplica({ browserOnline, ...options }) {
+  replica = await Replica.open(options);
+  online.browser = browserOnline !== false;
+  replica.setOnline(online.app && online.browser);
+  subscription = replica.subscribe((event) => {
+    emit({ type: "change", ...event });
+    queueStatus(CHANGE_STATUS_DELAY_MS);
+  });
+  // A running auto-sync counts as a running call: close() lets it finish.
+  let ended = null;
+  replica.startAutoSync((syncing) => {
+    queueStatus();
+    if (syncing) track(new Promise((resolve) => (ended = resolve)));
+    else ended?.();
+  });
+}
+
+// ---- the calls, where the database is ----
+
+const methods = {
+  add: (title) => replica.addTodo(title),
+  listActive: () => replica.listActive(),
+  get: (id) => replica.getTodo(id),
+  rename: (id, title) => replica.renameTodo(id, title),
+  setCompleted: (id, completed) => replica.setCompleted(id, completed),
+  delete: (id) => replica.deleteTodo(id),
+  execute: (sql, params) => replica.execute(sql, params),
+  query: (sql, params) => replica.query(sql, params),
+  transaction: (statements) => replica.transaction(statements),
+  sync: () => aroundStatus(replica.sync()),
+  status: async () => ({ ...(await replica.status()), storage: replica.storage }),
+  rejectedRows: () => replica.rejectedRows(),
+  retryRejected: () => aroundStatus(replica.retryRejected()),
+  discardRejected: (table, id) => aroundStatus(replica.discardRejected(table, id)),
+  setAuthToken: (token) => replica.setAuthToken(token ?? undefined),
+  setRemote(url, token) {
+    replica.setRemote(url ?? undefined, token ?? undefined);
+    queueStatus();
+  },
+  setOnline: (value) => switchNetwork("app", value),
+  network: (value) => switchNetwork("browser", value),
+};
+
+function unwatch(key) {
+  watches.get(key)?.free();
+  watches.delete(key);
+}
+
+/** As the owner: runs tab `tab`'s call (this tab's own, or a client's). */
+function run(tab, method, args) {
+  return track(
+    (async () => {
+      if (crashed) throw new ErthError("Internal", crashed);
+      if (!replica || closing) throw closedError();
+      if (method === "watch") {
+        // The first rows reach `deliver` (synchronously) before this returns.
+        const [id, sql, params] = args;
+        const deliver =
+          tab === me
+            ? (rows) => post({ rows: { watch: id, rows } })
+            : (rows) => shared.channel.postMessage({ kind: "rows", to: tab, watch: id, rows });
+        const live = replica.watch(sql, params, deliver);
+        unwatch(`${tab}:${id}`);
+        watches.set(`${tab}:${id}`, live);
+        return;
+      }
+      if (method === "unwatch") return unwatch(`${tab}:${args[0]}`);
+      if (!Object.hasOwn(methods, method)) throw new ErthError("InvalidInput", `unknown method ${String(method)}`);
+      return methods[method](...args);
+    })(),
+  );
 }
 
 // ---- sharing one database between tabs ----
@@ -244,15 +240,17 @@ const REPEATABLE = new Set([
   "network",
 ]);
 
-/** The schema text in one canonical form, to compare tabs' schemas. */
-function canonicalSchema(text) {
-  if (text === undefined || text === null) return null;
-  try {
-    return JSON.stringify(JSON.parse(text));
-  } catch {
-    return String(text);
-  }
+/** Runs one of this tab's calls where the database is: here, or at the owner (or once there is one). */
+function route(call) {
+  if (role === "owner") return run(me, call.method, call.args).then(call.resolve, call.reject);
+  if (!shared.owner) return shared.waiting.push(call);
+  call.to = shared.owner;
+  shared.sent.set(call.id, call);
+  const { to, id, method, args } = call;
+  shared.channel.postMessage({ kind: "call", to, from: me, id, method, args });
 }
+
+const submit = (method, args) => new Promise((resolve, reject) => route({ id: nextId++, method, args, resolve, reject }));
 
 /**
  * Takes the owner lock: resolves to its release function once held, or to
@@ -264,10 +262,7 @@ function ownerLock(name, { ifAvailable = false, signal } = {}) {
     const options = ifAvailable ? { ifAvailable: true } : { signal };
     navigator.locks
       .request(`erth-sync-owner:${name}`, options, (lock) => {
-        if (!lock) {
-          granted(null);
-          return undefined;
-        }
+        if (!lock) return granted(null);
         return new Promise((release) => granted(release));
       })
       .catch(failed);
@@ -292,40 +287,9 @@ function interrupted(method) {
   );
 }
 
-/** Sets up the sharing state for database `name` (not yet owner or client). */
-async function share(options) {
-  const channel = new BroadcastChannel(`erth-sync:${options.name}`);
-  shared = {
-    name: options.name,
-    options,
-    schema: canonicalSchema(options.schema),
-    channel,
-    releaseTab: await holdTabLock(options.name),
-    /** As the owner: releases the owner lock. */
-    releaseOwner: null,
-    /** As a client: aborts this worker's place in the owner lock's queue. */
-    queue: null,
-    /** As a client: the owner's id, once known (null again while a closing owner hands over). */
-    owner: null,
-    /** As a client: the owner this tab's live queries run at. */
-    registeredAt: null,
-    /** As a client: calls waiting for an owner: `{ id, method, args, resolve, reject }`. */
-    waiting: [],
-    /** As a client: calls sent to the owner, by id. */
-    sent: new Map(),
-    nextId: 1,
-    /** As a client: this tab's live queries `{ sql, params }` by id (sent again to a new owner). */
-    myWatches: new Map(),
-    /** Waiters for the first owner to answer. */
-    ownerKnown: [],
-    /** As the owner: clients whose end it watches (to drop their live queries). */
-    clients: new Set(),
-  };
-  channel.onmessage = (e) => onChannel(e.data);
-}
-
 async function open(options) {
   if (role !== "idle") throw new ErthError("InvalidInput", "this worker already has a database open");
+  await loadWasm();
   if (options.storage === "memory") {
     await openReplica(options);
     role = "owner";
@@ -334,12 +298,34 @@ async function open(options) {
   if (!globalThis.navigator?.locks || typeof BroadcastChannel !== "function") {
     throw new ErthError("Storage", "erth-sync needs the Web Locks API and BroadcastChannel (a secure context)");
   }
-  await share(options);
+  // Tabs compare the core's canonical form of their schemas (a malformed one fails here).
+  const schema = canonicalSchema(options.schema ?? undefined);
+  shared = {
+    name: options.name,
+    options,
+    schema,
+    channel: new BroadcastChannel(`erth-sync:${options.name}`),
+    releaseTab: await holdTabLock(options.name),
+    /** As the owner: releases the owner lock. As a client: aborts its place in the lock's queue. */
+    releaseOwner: null,
+    queue: null,
+    /** As a client: the owner's id, once known (null again while a closing owner hands over). */
+    owner: null,
+    /** The owner this tab's live queries run at. */
+    registeredAt: null,
+    /** Calls waiting for an owner, and calls sent to the owner by id: `{ id, method, args, resolve, reject, to? }`. */
+    waiting: [],
+    sent: new Map(),
+    /** This tab's live queries, `[id, sql, params]` by id (sent again to a new owner). */
+    myWatches: new Map(),
+    /** Waiters for the first owner to answer. */
+    ownerKnown: [],
+    /** As the owner: clients whose end it watches (to drop their live queries). */
+    clients: new Set(),
+  };
+  shared.channel.onmessage = (e) => onChannel(e.data);
   const release = await ownerLock(options.name, { ifAvailable: true });
-  if (release) {
-    await becomeOwner(release);
-    return;
-  }
+  if (release) return becomeOwner(release);
   role = "client";
   waitForOwnership();
   const timeoutMs = options.lockTimeoutMs ?? 5000;
@@ -349,25 +335,17 @@ async function open(options) {
     setTimeout(() => resolve(null), timeoutMs);
   });
   if (role === "owner") return;
-  if (owner?.error) {
+  const refusal =
+    owner?.error ??
+    (owner === null
+      ? `another tab or worker holds database "${options.name}" and did not answer within ${timeoutMs} ms ` +
+        "(it may still be opening it, or run an erth-sync version that cannot share it)"
+      : owner.schema !== schema &&
+        `another tab has database "${options.name}" open with a different schema (another version of the app?): ` +
+          "close or reload that tab, then open it again");
+  if (refusal) {
     await leave();
-    throw owner.error;
-  }
-  if (owner === null) {
-    await leave();
-    throw new ErthError(
-      "DatabaseLocked",
-      `another tab or worker holds database "${options.name}" and did not answer within ${timeoutMs} ms ` +
-        "(it may still be opening it, or run an erth-sync version that cannot share it)",
-    );
-  }
-  if (owner.schema !== shared.schema) {
-    await leave();
-    throw new ErthError(
-      "DatabaseLocked",
-      `another tab has database "${options.name}" open with a different schema (another version of the app?): ` +
-        "close or reload that tab, then open it again",
-    );
+    throw typeof refusal === "string" ? new ErthError("DatabaseLocked", refusal) : refusal;
   }
 }
 
@@ -377,10 +355,7 @@ function waitForOwnership() {
   shared.queue = queue;
   ownerLock(shared.name, { signal: queue.signal }).then(
     (release) => {
-      if (role !== "client" || closing) {
-        release();
-        return;
-      }
+      if (role !== "client" || closing) return release();
       becomeOwner(release).catch((error) => {
         // This tab could not open the database (e.g. storage failed): let
         // the next tab try, and stay a client of whoever does. An open()
@@ -395,9 +370,7 @@ function waitForOwnership() {
         waitForOwnership();
       });
     },
-    () => {
-      // Aborted: this worker is closing.
-    },
+    () => {}, // aborted: this worker is closing
   );
 }
 
@@ -408,126 +381,57 @@ async function becomeOwner(release) {
     release();
     throw e;
   }
-  const wasClient = role === "client";
   role = "owner";
   shared.releaseOwner = release;
   shared.queue = null;
-  shared.owner = me;
   shared.channel.postMessage({ kind: "owner", owner: me, schema: shared.schema });
-  if (!wasClient) return;
-  // What this tab had in flight at the old owner, and what waited for a new one.
-  const sent = [...shared.sent.values()];
-  const waiting = shared.waiting;
-  shared.sent.clear();
-  shared.waiting = [];
-  const pending = pendingWatches([...sent, ...waiting]);
-  for (const [id, { sql, params }] of shared.myWatches) {
-    if (!pending.has(id)) watchHere(id, sql, params);
-  }
-  shared.myWatches.clear();
-  for (const call of sent) {
-    if (REPEATABLE.has(call.method)) runHere(call);
-    else call.reject(interrupted(call.method));
-  }
-  for (const call of waiting) runHere(call);
-  for (const resolve of shared.ownerKnown.splice(0)) resolve({ owner: me, schema: shared.schema });
+  // What this tab had at the old owner, and what waited for one, runs here now.
+  ownerIs(me, shared.schema);
 }
 
-/** The ids of this tab's live queries whose registration is among `calls`. */
-function pendingWatches(calls) {
-  return new Set(calls.filter((call) => call.method === "watch").map((call) => call.args[0]));
-}
-
-/** Runs this tab's live query `id` on this worker's own database. */
-function watchHere(id, sql, params) {
-  return methods.watch(`${me}:${id}`, sql, params, (rows) => post({ rows: { watch: id, rows } }));
-}
-
-/** Runs one of this tab's calls (kept while it was a client) on its own database. */
-function runHere(call) {
-  const { method, args } = call;
-  let result;
-  if (method === "watch") result = Promise.resolve().then(() => watchHere(...args));
-  else if (method === "unwatch") result = Promise.resolve().then(() => methods.unwatch(`${me}:${args[0]}`));
-  else result = dispatch(method, args);
-  track(result).then(call.resolve, call.reject);
-}
-
-/** As a client: sends a call to the owner (or keeps it until there is one). */
-function forward(method, args) {
-  return new Promise((resolve, reject) => {
-    const call = { id: shared.nextId++, method, args, resolve, reject };
-    send(call);
-  });
-}
-
-function send(call) {
-  if (role === "owner") return runHere(call);
-  if (!shared.owner) {
-    shared.waiting.push(call);
-    return;
-  }
-  call.to = shared.owner;
-  shared.sent.set(call.id, call);
-  shared.channel.postMessage({ kind: "call", to: shared.owner, from: me, id: call.id, method: call.method, args: call.args });
-}
-
-function onChannel(message) {
-  if (!shared || message === null || typeof message !== "object") return;
-  switch (message.kind) {
-    case "who":
-      if (role === "owner" && !closing) {
-        shared.channel.postMessage({ kind: "owner", owner: me, schema: shared.schema });
-      }
-      return;
-    case "owner":
-      if (role === "client") newOwner(message);
-      return;
-    case "call":
-      if (role === "owner" && message.to === me) answer(message);
-      return;
-    case "reply":
-      if (role === "client" && message.to === me) settle(message);
-      return;
-    case "rows":
-      if (message.to === me && shared.myWatches.has(message.watch)) {
-        post({ rows: { watch: message.watch, rows: message.rows } });
-      }
-      return;
-    case "event":
-      if (role === "client") post({ event: message.event });
-      return;
-    default:
+function onChannel(m) {
+  if (!shared || m === null || typeof m !== "object") return;
+  if (m.kind === "who" && role === "owner" && !closing) {
+    shared.channel.postMessage({ kind: "owner", owner: me, schema: shared.schema });
+  } else if (m.kind === "owner" && role === "client") {
+    ownerIs(m.owner, m.schema);
+  } else if (m.kind === "call" && m.to === me && role === "owner") {
+    answer(m);
+  } else if (m.kind === "reply" && m.to === me) {
+    settle(m);
+  } else if (m.kind === "rows" && m.to === me && shared.myWatches.has(m.watch)) {
+    post({ rows: { watch: m.watch, rows: m.rows } });
+  } else if (m.kind === "event" && role === "client") {
+    post({ event: m.event });
   }
 }
 
-/** As a client: the owner announced itself (first contact, a take-over, or after a retry). */
-function newOwner({ owner, schema }) {
+/** The owner is `owner` (first contact, a take-over, this worker itself, or after a retry). */
+function ownerIs(owner, schema) {
   const moved = shared.registeredAt !== null && shared.registeredAt !== owner;
-  shared.owner = owner;
-  shared.registeredAt = owner;
+  shared.owner = shared.registeredAt = owner;
   for (const resolve of shared.ownerKnown.splice(0)) resolve({ owner, schema });
   // Calls in flight at an owner that vanished: sent again, or interrupted.
   const lost = [...shared.sent.values()].filter((call) => call.to !== owner);
   for (const call of lost) shared.sent.delete(call.id);
-  const waiting = shared.waiting;
-  shared.waiting = [];
+  const waiting = shared.waiting.splice(0);
   if (moved) {
-    const pending = pendingWatches([...lost, ...waiting, ...shared.sent.values()]);
-    for (const [id, { sql, params }] of shared.myWatches) {
+    // This tab's live queries move too, unless their registration is on its way.
+    const calls = [...lost, ...waiting, ...shared.sent.values()];
+    const pending = new Set(calls.filter((call) => call.method === "watch").map((call) => call.args[0]));
+    for (const [id, args] of shared.myWatches) {
       if (pending.has(id)) continue;
-      forward("watch", [id, sql, params]).catch((e) =>
-        console.warn("erth-sync: a live query could not move to the new owner:", e),
-      );
+      submit("watch", args).catch((e) => console.warn("erth-sync: a live query could not move to the new owner:", e));
     }
   }
   for (const call of lost) {
-    if (REPEATABLE.has(call.method)) send(call);
+    if (REPEATABLE.has(call.method)) route(call);
     else call.reject(interrupted(call.method));
   }
-  for (const call of waiting) send(call);
+  for (const call of waiting) route(call);
 }
 
+/** As a client: the owner's answer to one of this tab's calls. */
 function settle(message) {
   const call = shared.sent.get(message.id);
   if (!call) return;
@@ -539,35 +443,16 @@ function settle(message) {
   } else if (message.ok) {
     call.resolve(message.value);
   } else {
-    const { code, message: text, serverCode } = message.error;
-    call.reject(new ErthError(code, text, serverCode));
+    call.reject(fromPlain(message.error));
   }
 }
 
 /** As the owner: runs a client's call and answers it. */
 function answer({ from, id, method, args }) {
   const reply = (fields) => shared.channel.postMessage({ kind: "reply", to: from, id, ...fields });
-  if (closing) {
-    reply({ retry: true });
-    return;
-  }
+  if (closing) return reply({ retry: true });
   watchClient(from);
-  let call;
-  if (method === "watch") {
-    const [watchId, sql, params] = args;
-    call = Promise.resolve().then(() =>
-      methods.watch(`${from}:${watchId}`, sql, params, (rows) =>
-        shared.channel.postMessage({ kind: "rows", to: from, watch: watchId, rows }),
-      ),
-    );
-  } else if (method === "unwatch") {
-    call = Promise.resolve().then(() => methods.unwatch(`${from}:${args[0]}`));
-  } else if (method === "open" || method === "close") {
-    call = Promise.reject(new ErthError("InvalidInput", `${method} cannot be sent to another tab`));
-  } else {
-    call = dispatch(method, args);
-  }
-  track(call).then(
+  run(from, method, args).then(
     (value) => reply({ ok: true, value }),
     (err) => reply({ ok: false, error: toPlainError(err) }),
   );
@@ -581,7 +466,7 @@ function watchClient(id) {
     .request(`erth-sync-tab:${shared.name}:${id}`, () => {
       shared?.clients.delete(id);
       for (const key of [...watches.keys()]) {
-        if (key.startsWith(`${id}:`)) methods.unwatch(key);
+        if (key.startsWith(`${id}:`)) unwatch(key);
       }
     })
     .catch(() => {});
@@ -592,10 +477,9 @@ async function leave() {
   if (!shared) return;
   const { channel, releaseOwner, queue, releaseTab, sent, waiting, myWatches } = shared;
   if (role === "client") {
-    for (const id of myWatches.keys()) forward("unwatch", [id]).catch(() => {});
+    for (const id of myWatches.keys()) submit("unwatch", [id]).catch(() => {});
   }
-  const closed = new ErthError("InvalidInput", "the database is closed");
-  for (const call of [...sent.values(), ...waiting]) call.reject(closed);
+  for (const call of [...sent.values(), ...waiting]) call.reject(closedError());
   shared = null;
   queue?.abort();
   releaseOwner?.();
@@ -604,142 +488,38 @@ async function leave() {
 }
 
 async function close() {
-  if (role === "client") {
-    // Nothing runs here: calls still waiting for the owner reject.
-    closing = true;
-    await leave();
-    role = "closed";
-    return;
-  }
   closing = true;
-  clearTimeout(auto.timer);
-  clearInterval(auto.interval);
-  await Promise.allSettled([...running]);
-  const held = [...watches.values(), subscription, replica];
-  watches.clear();
-  subscription = null;
-  replica = null;
-  // Dropping the replica closes SQLite, then releases the OPFS handles and
-  // its Web Lock; then the owner lock goes to the next tab. If that fails,
-  // the main thread's terminate() releases them.
-  for (const object of held) {
-    if (object) object.free();
+  if (role === "owner") {
+    await Promise.allSettled([...running]);
+    // Dropping the replica stops auto-sync, closes SQLite, then releases the
+    // OPFS handles and its Web Lock; then the owner lock goes to the next
+    // tab. If that fails, the main thread's terminate() releases them.
+    for (const object of [...watches.values(), subscription, replica]) object?.free();
+    watches.clear();
+    subscription = replica = null;
   }
+  // A client runs nothing here: its calls still waiting for the owner reject.
   await leave();
   role = "closed";
-}
-
-// ---- the calls ----
-
-const methods = {
-  add: (title) => replica.addTodo(title),
-  listActive: () => replica.listActive(),
-  get: (id) => replica.getTodo(id),
-  rename: (id, title) => replica.renameTodo(id, title),
-  setCompleted: (id, completed) => replica.setCompleted(id, completed),
-  delete: (id) => replica.deleteTodo(id),
-  execute: (sql, params) => replica.execute(sql, params),
-  query: (sql, params) => replica.query(sql, params),
-  transaction: (statements) => replica.transaction(statements),
-  /** Starts live query `key`; its first rows reach `deliver` (synchronously) before this returns. */
-  watch(key, sql, params, deliver) {
-    const live = replica.watch(sql, params, deliver);
-    watches.get(key)?.free();
-    watches.set(key, live);
-  },
-  unwatch(key) {
-    const live = watches.get(key);
-    watches.delete(key);
-    if (live) live.free();
-  },
-  sync,
-  status: fullStatus,
-  rejectedRows: () => replica.rejectedRows(),
-  async retryRejected() {
-    const n = await replica.retryRejected();
-    queueStatus();
-    schedule(0);
-    return n;
-  },
-  async discardRejected(table, id) {
-    await replica.discardRejected(table, id);
-    queueStatus();
-  },
-  setAuthToken(token) {
-    replica.setAuthToken(token ?? undefined);
-    schedule(0);
-  },
-  setRemote(url, token) {
-    replica.setRemote(url ?? undefined, token ?? undefined);
-    hasRemote = typeof url === "string" && url.trim() !== "";
-    queueStatus();
-    schedule(0);
-  },
-  setOnline(value) {
-    online = value;
-    queueStatus();
-    if (online) schedule(0);
-  },
-  network(value) {
-    browserOnline = value;
-    queueStatus();
-    if (browserOnline) schedule(0);
-  },
-};
-
-function track(promise) {
-  running.add(promise);
-  const done = () => running.delete(promise);
-  promise.then(done, done);
-  return promise;
-}
-
-/** Runs a call on this worker's own database (the owner). */
-async function dispatch(method, args) {
-  if (crashed) throw new ErthError("Internal", crashed);
-  const fn = Object.hasOwn(methods, method) ? methods[method] : null;
-  if (!fn || method === "watch" || method === "unwatch") {
-    throw new ErthError("InvalidInput", `unknown method ${String(method)}`);
-  }
-  if (!replica) throw new ErthError("InvalidInput", "the database is closed");
-  if (closing) throw new ErthError("InvalidInput", "the database is closing");
-  return fn(...args);
 }
 
 /** A call from this tab's main thread. */
 async function fromPage(method, args) {
   if (method === "open") return open(...args);
   if (method === "close") return close();
-  if (role === "idle" || role === "closed" || closing) throw new ErthError("InvalidInput", "the database is closed");
-  if (method === "watch") {
-    const [id, sql, params] = args;
-    if (role === "client") {
-      shared.myWatches.set(id, { sql, params });
-      return forward("watch", [id, sql, params]).catch((e) => {
-        shared?.myWatches.delete(id);
-        throw e;
-      });
-    }
-    if (crashed) throw new ErthError("Internal", crashed);
-    return watchHere(id, sql, params);
-  }
-  if (method === "unwatch") {
-    const [id] = args;
-    if (role === "client") {
-      shared.myWatches.delete(id);
-      return forward("unwatch", [id]);
-    }
-    return methods.unwatch(`${me}:${id}`);
-  }
-  if (role === "client") return forward(method, args);
-  return dispatch(method, args);
+  if (role === "idle" || role === "closed" || closing) throw closedError();
+  const [id] = args;
+  if (method === "watch") shared?.myWatches.set(id, args);
+  if (method === "unwatch") shared?.myWatches.delete(id);
+  return submit(method, args).catch((e) => {
+    if (method === "watch") shared?.myWatches.delete(id);
+    throw e;
+  });
 }
 
 self.onmessage = (e) => {
   const { id, method, args } = e.data;
-  let call = fromPage(method, Array.isArray(args) ? args : []);
-  if (method !== "close") call = track(call);
-  call.then(
+  fromPage(method, Array.isArray(args) ? args : []).then(
     (value) => post({ id, ok: true, value }),
     (err) => post({ id, ok: false, error: toPlainError(err) }),
   );

@@ -1,7 +1,7 @@
 //! Core errors as JS `ErthError`s (the class lives in `js/errors.js`, shared
 //! with the main-thread API), and the panic hook.
 
-use erth_core::{Error, ErrorKind};
+use erth_core::Error;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/js/errors.js")]
@@ -27,31 +27,19 @@ extern "C" {
     pub(crate) fn console_error(message: &str);
 }
 
-/// The `code` of an error kind.
-pub fn code_of(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidInput => "InvalidInput",
-        ErrorKind::SchemaChange => "SchemaChange",
-        ErrorKind::Sql => "Sql",
-        ErrorKind::NotFound => "NotFound",
-        ErrorKind::Storage => "Storage",
-        ErrorKind::DatabaseLocked => "DatabaseLocked",
-        ErrorKind::Network => "Network",
-        ErrorKind::Auth => "Auth",
-        ErrorKind::Server => "Server",
-        ErrorKind::Protocol => "Protocol",
-        ErrorKind::NoRemote => "NoRemote",
-    }
-}
-
 /// An `ErthError` for a core error (core errors never hold the token).
 pub(crate) fn to_js(e: &Error) -> JsValue {
     ErthError::new(
-        code_of(e.kind()),
+        e.kind().as_str(),
         &e.to_string(),
         e.server_code().map(str::to_owned),
     )
     .into()
+}
+
+/// An `Internal` error (a bug).
+pub(crate) fn internal(message: &str) -> JsValue {
+    ErthError::new("Internal", message, None).into()
 }
 
 /// An `InvalidInput` error about an argument.

@@ -1,12 +1,14 @@
 //! WebAssembly bindings of Erth Sync, the engine behind the npm package
 //! `erth-sync`.
 //!
-//! This crate is thin: it converts values to and from JS, maps core errors to
+//! This crate is thin: it reads options and SQL parameters from JS, hands
+//! back the core's records as the core serializes them (the core's feature
+//! `js`, which also generates their TypeScript types), maps core errors to
 //! `ErthError` (an `Error` subclass with a `code`, defined in
 //! `js/errors.js`), and wires the browser store (OPFS, in a dedicated
-//! Worker) and transport (`fetch`) from `erth-core`. Its one class,
-//! [`Replica`], is what the package's worker script (`js/worker.js`) drives;
-//! apps use the Promise API of `js/index.js` on the main thread.
+//! Worker), transport (`fetch`) and auto-sync from `erth-core`. Its one
+//! class, [`Replica`], is what the package's worker script (`js/worker.js`)
+//! drives; apps use the Promise API of `js/index.js` on the main thread.
 //!
 //! Every export returns `Result<_, JsValue>`: errors become rejected
 //! Promises, never panics. A panic (a bug) is reported on the console by the
@@ -24,6 +26,6 @@ mod replica;
 mod values;
 
 #[cfg(target_arch = "wasm32")]
-pub use error::{code_of, ErthError};
+pub use error::ErthError;
 #[cfg(target_arch = "wasm32")]
-pub use replica::{Replica, Subscription, Watch};
+pub use replica::{canonical_schema, Replica, Subscription, Watch};

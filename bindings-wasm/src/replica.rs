@@ -1,210 +1,122 @@
-//! [`Replica`]: one open database, exported to JS. Values cross as plain JS
-//! objects (so the worker can `postMessage` them unchanged); errors as
-//! `ErthError`s.
+//! [`Replica`]: one open database, exported to JS. Records cross as the
+//! core serializes them (its feature `js`: the package's field names, with
+//! TypeScript types generated into `erth_wasm.d.ts`), as plain objects the
+//! worker can `postMessage` unchanged; errors as `ErthError`s. Options are
+//! read by serde into [`ReplicaOptions`].
 
-use crate::error::{code_of, console_error, invalid, to_js};
-use crate::values::{params_from_js, result_js, rows_js, statements_from_js};
-use erth_core::store::browser::{open_indexeddb, open_memory, open_opfs, open_persistent, Storage};
-use erth_core::transport::browser::BrowserTransport;
-use erth_core::{
-    ChangeEvent, ChangeOrigin, Config, Database, ErrorKind, LiveQuery, RejectedRow, Rows,
-    SyncReport, SyncStatus, SystemClock, Todo,
-};
-use js_sys::{Array, Function, Object, Reflect};
-use std::cell::Cell;
+use crate::error::{console_error, invalid, to_js};
+use crate::values::{params_from_js, statements_from_js};
+use erth_core::store::browser::{self, Storage};
+use erth_core::transport::browser::{describe_js, BrowserTransport};
+use erth_core::{AutoSync, AutoSyncOptions, ChangeEvent, Config, Database, LiveQuery, Rows};
+use js_sys::Function;
+use serde::{Deserialize, Serialize};
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use wasm_bindgen::prelude::*;
 
-#[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &str = r#"
-/** Options of `Replica.open`. */
-export interface ReplicaOptions {
-  /** Database name: 1-64 of `A-Z a-z 0-9 . _ -`, not starting with `.`. */
-  name: string;
-  /**
-   * Absent (default): OPFS, or IndexedDB where this browser has no OPFS sync access handles.
-   * `"opfs"`: OPFS only (dedicated Worker). `"indexeddb"`: IndexedDB. `"memory"`: kept nowhere.
-   */
-  storage?: "opfs" | "indexeddb" | "memory";
-  /** Server URL (`libsql://`, `https://`, or `http://` for local servers); `""` or absent: local-only. */
-  url?: string | null;
-  /** The synced tables: the schema's JSON text (passed to the core unchanged); absent: the built-in `todos` table. */
-  schema?: string | null;
-  authToken?: string | null;
-  /** Key of a database encrypted with your own key (Turso Cloud), sent as `x-turso-encryption-key`; never logged. */
-  encryptionKey?: string | null;
-  /** Allow `http://` to non-private hosts (the token would travel in clear text). */
-  allowInsecureHttp?: boolean;
-  /** How long to wait for another tab to close the database (default 5000; 0 = fail at once). */
-  lockTimeoutMs?: number;
-  /** Per-request timeout (default 30000). */
-  requestTimeoutMs?: number;
-}
-export interface Todo { id: string; title: string; completed: boolean; createdAt: number; updatedAt: number; }
-export interface SyncReport { pushed: number; pulled: number; durationMs: number; }
-export interface ReplicaStatus {
-  pendingChanges: number;
-  lastSyncAt: number | null;
-  lastError: string | null;
-  lastErrorCode: string | null;
-  syncing: boolean;
-  remoteUrl: string | null;
-  clockAheadMs: number | null;
-  unknownServerColumns: string[];
-  rejected: number;
-  refusedTables: TableRefusal[];
-}
-/** A row the server refused (see `rejectedRows`). */
-export interface RejectedRow { table: string; id: string; code: string; message: string; rejectedAt: number; }
-/** A table the server would not take changes to with this token, as of the last sync. */
-export interface TableRefusal { table: string; code: string; message: string; }
-/** One result row: column name to value. */
-export type Row = Record<string, null | number | bigint | string | Uint8Array>;
-/** A parameter: integers as `number` or `bigint`, booleans as 1/0, `undefined` as NULL. */
-export type SqlParam = null | undefined | boolean | number | bigint | string | Uint8Array | ArrayBuffer;
-export interface ExecuteResult { rowsAffected: number; rows: Row[]; }
-export interface Statement { sql: string; params?: SqlParam[]; }
-export interface ChangeEvent { table: string; ids: string[]; origin: "local" | "remote"; }
-"#;
-
-const DEFAULT_LOCK_TIMEOUT_MS: u32 = 5_000;
-const DEFAULT_REQUEST_TIMEOUT_MS: u32 = 30_000;
-
-/// Sets `key` on a fresh plain object (which cannot throw).
-fn set(obj: &Object, key: &str, value: JsValue) {
-    let _ = Reflect::set(obj, &JsValue::from_str(key), &value);
+/// Options of [`Replica::open`] (no `Debug`: they hold the token); the
+/// main thread's `OpenOptions` are these.
+#[derive(Deserialize, tsify::Tsify)]
+#[serde(rename_all = "camelCase")]
+#[tsify(missing_as_null)]
+struct ReplicaOptions {
+    /// Database name: 1-64 of `A-Z a-z 0-9 . _ -`, not starting with `.`.
+    name: String,
+    /// Absent (default): OPFS, or IndexedDB where the browser has no OPFS
+    /// sync access handles (WebKitGTK, private windows); both need a secure
+    /// context (https, or http://localhost). `"opfs"`: OPFS or fail (only in
+    /// a dedicated Worker); `"indexeddb"`: IndexedDB (see the README for
+    /// what it relaxes); `"memory"`: gone when closed.
+    #[serde(default)]
+    storage: Option<StorageOption>,
+    /// Server URL: `libsql://…`, `https://…`, or `http://` for local and
+    /// private servers. `""`, `null` or omitted: local-only.
+    #[serde(default)]
+    url: Option<String>,
+    /// The synced tables: the schema's JSON text (handed to the core
+    /// unchanged). Omitted: the built-in `todos` table.
+    #[serde(default)]
+    schema: Option<String>,
+    /// Bearer token (also accepted as an `authToken` query parameter of
+    /// `url`). Never logged.
+    #[serde(default)]
+    auth_token: Option<String>,
+    /// Key of a database encrypted with your own key (Turso Cloud): sent as
+    /// `x-turso-encryption-key` on every request. Never logged.
+    #[serde(default)]
+    encryption_key: Option<String>,
+    /// Allow `http://` to a public host (the token would travel in clear text).
+    #[serde(default)]
+    allow_insecure_http: Option<bool>,
+    /// How long (ms) to wait for the tab holding this database before
+    /// `DatabaseLocked` (default 5000; 0: fail at once).
+    #[serde(default)]
+    lock_timeout_ms: Option<u32>,
+    /// Per-request timeout (ms, default 30000).
+    #[serde(default)]
+    request_timeout_ms: Option<u32>,
+    /// Sync by itself after local writes (debounced), on an interval and
+    /// when the network returns (default off); `true`: with the defaults.
+    #[serde(default)]
+    auto_sync: Option<AutoSyncOption>,
 }
 
-fn nullable<T: Into<JsValue>>(value: Option<T>) -> JsValue {
-    value.map_or(JsValue::NULL, Into::into)
+#[derive(Deserialize, tsify::Tsify)]
+#[serde(rename_all = "lowercase")]
+enum StorageOption {
+    Opfs,
+    IndexedDb,
+    Memory,
 }
 
-fn todo_js(t: &Todo) -> JsValue {
-    let o = Object::new();
-    set(&o, "id", t.id.as_str().into());
-    set(&o, "title", t.title.as_str().into());
-    set(&o, "completed", t.is_completed.into());
-    set(&o, "createdAt", (t.created_at as f64).into());
-    set(&o, "updatedAt", (t.updated_at as f64).into());
-    o.into()
+#[derive(Deserialize, tsify::Tsify)]
+#[serde(untagged)]
+enum AutoSyncOption {
+    On(bool),
+    With(AutoSyncOptions),
 }
 
-fn report_js(r: &SyncReport) -> JsValue {
-    let o = Object::new();
-    set(&o, "pushed", (r.pushed as f64).into());
-    set(&o, "pulled", (r.pulled as f64).into());
-    set(&o, "durationMs", (r.duration_ms as f64).into());
-    o.into()
-}
+/// Options the messages of bad ones never show (only the option's name).
+const SECRETS: &[&str] = &["authToken", "encryptionKey"];
 
-fn status_js(s: &SyncStatus, last_error_code: Option<ErrorKind>) -> JsValue {
-    let o = Object::new();
-    set(&o, "pendingChanges", (s.pending_changes as f64).into());
-    set(
-        &o,
-        "lastSyncAt",
-        nullable(s.last_sync_at_ms.map(|v| v as f64)),
-    );
-    set(&o, "lastError", nullable(s.last_error.as_deref()));
-    set(&o, "lastErrorCode", nullable(last_error_code.map(code_of)));
-    set(&o, "syncing", s.syncing.into());
-    set(&o, "remoteUrl", nullable(s.remote_url.as_deref()));
-    set(
-        &o,
-        "clockAheadMs",
-        nullable(s.clock_ahead_ms.map(|v| v as f64)),
-    );
-    let unknown: Array = s
-        .unknown_server_columns
-        .iter()
-        .map(|c| JsValue::from_str(c))
-        .collect();
-    set(&o, "unknownServerColumns", unknown.into());
-    set(&o, "rejected", (s.rejected as f64).into());
-    let refused: Array = s
-        .refused_tables
-        .iter()
-        .map(|t| {
-            let r = Object::new();
-            set(&r, "table", t.table.as_str().into());
-            set(&r, "code", t.code.as_str().into());
-            set(&r, "message", t.message.as_str().into());
-            JsValue::from(r)
-        })
-        .collect();
-    set(&o, "refusedTables", refused.into());
-    o.into()
-}
-
-fn rejected_js(r: &RejectedRow) -> JsValue {
-    let o = Object::new();
-    set(&o, "table", r.table.as_str().into());
-    set(&o, "id", r.id.as_str().into());
-    set(&o, "code", r.code.as_str().into());
-    set(&o, "message", r.message.as_str().into());
-    set(&o, "rejectedAt", (r.rejected_at_ms as f64).into());
-    o.into()
-}
-
-fn event_js(e: &ChangeEvent) -> JsValue {
-    let o = Object::new();
-    set(&o, "table", e.table.as_str().into());
-    let ids: Array = e.ids.iter().map(|id| JsValue::from_str(id)).collect();
-    set(&o, "ids", ids.into());
-    let origin = match e.origin {
-        ChangeOrigin::Local => "local",
-        ChangeOrigin::Remote => "remote",
-    };
-    set(&o, "origin", origin.into());
-    o.into()
-}
-
-/// Reads option `key`: absent/`null`/`undefined` is `None`. Messages name the
-/// option, never its value (it may be the token).
-fn option(options: &JsValue, key: &str) -> Result<Option<JsValue>, JsValue> {
-    let v = Reflect::get(options, &JsValue::from_str(key))
-        .map_err(|_| invalid(format!("cannot read option {key}")))?;
-    Ok((!v.is_undefined() && !v.is_null()).then_some(v))
-}
-
-fn string_option(options: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
-    option(options, key)?
-        .map(|v| {
-            v.as_string()
-                .ok_or_else(|| invalid(format!("option {key} must be a string")))
-        })
-        .transpose()
-}
-
-fn bool_option(options: &JsValue, key: &str) -> Result<Option<bool>, JsValue> {
-    option(options, key)?
-        .map(|v| {
-            v.as_bool()
-                .ok_or_else(|| invalid(format!("option {key} must be a boolean")))
-        })
-        .transpose()
-}
-
-fn ms_option(options: &JsValue, key: &str) -> Result<Option<u32>, JsValue> {
-    option(options, key)?
-        .map(|v| match v.as_f64() {
-            Some(ms) if ms.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&ms) => {
-                Ok(ms as u32)
+impl ReplicaOptions {
+    fn from_js(options: JsValue) -> Result<ReplicaOptions, JsValue> {
+        let de = serde_wasm_bindgen::Deserializer::from(options);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.inner().to_string();
+            let why = inner.trim_start_matches("Error: ");
+            match path.as_str() {
+                "." => invalid(format!("options must be an object with a name: {why}")),
+                secret if SECRETS.contains(&secret) => {
+                    invalid(format!("option {secret} must be a string"))
+                }
+                _ => invalid(format!("option {path}: {why}")),
             }
-            _ => Err(invalid(format!(
-                "option {key} must be a whole number of milliseconds"
-            ))),
         })
-        .transpose()
+    }
+}
+
+/// `value` as plain JS data: `null` for none, objects rather than `Map`s,
+/// numbers as numbers (the core keeps them under 2^53).
+fn js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    let serializer = serde_wasm_bindgen::Serializer::new()
+        .serialize_missing_as_null(true)
+        .serialize_maps_as_objects(true);
+    value
+        .serialize(&serializer)
+        .map_err(|e| crate::error::internal(&e.to_string()))
 }
 
 /// One open database. Methods are async and may run concurrently: local
 /// reads and writes never wait for a running sync.
 #[wasm_bindgen]
 pub struct Replica {
-    db: Database,
+    /// Dropped first: auto-sync stops before the database closes.
+    auto_sync: RefCell<Option<AutoSync>>,
+    db: Arc<Database>,
     storage: Storage,
-    last_error_code: Cell<Option<ErrorKind>>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -213,63 +125,66 @@ impl std::fmt::Debug for Replica {
     }
 }
 
+/// Maps a core result's error to an `ErthError`.
+macro_rules! core {
+    ($call:expr) => {
+        $call.await.map_err(|e| to_js(&e))
+    };
+}
+
 #[wasm_bindgen]
 impl Replica {
-    /// Opens (creating if needed) a database. `storage: "opfs"` (the
-    /// default) persists it in the Origin Private File System and works only
-    /// in a dedicated Worker; it fails with `DatabaseLocked` when another tab
-    /// keeps the database open for longer than `lockTimeoutMs`.
+    /// Opens (creating if needed) a database. `storage: "opfs"` persists
+    /// it in the Origin Private File System and works only in a dedicated
+    /// Worker; it fails with `DatabaseLocked` when another tab keeps the
+    /// database open for longer than `lockTimeoutMs`. `InvalidInput` names
+    /// a bad option (never showing a token's or key's value).
     pub async fn open(
         #[wasm_bindgen(unchecked_param_type = "ReplicaOptions")] options: JsValue,
     ) -> Result<Replica, JsValue> {
-        if !options.is_object() {
-            return Err(invalid("options must be an object with at least a name"));
-        }
-        let name =
-            string_option(&options, "name")?.ok_or_else(|| invalid("option name is required"))?;
-        let lock_timeout = ms_option(&options, "lockTimeoutMs")?.unwrap_or(DEFAULT_LOCK_TIMEOUT_MS);
-        let request_timeout =
-            ms_option(&options, "requestTimeoutMs")?.unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS);
+        let o = ReplicaOptions::from_js(options)?;
         let mut config = Config {
-            url: string_option(&options, "url")?,
-            auth_token: string_option(&options, "authToken")?,
-            encryption_key: string_option(&options, "encryptionKey")?,
-            allow_insecure_http: bool_option(&options, "allowInsecureHttp")?.unwrap_or(false),
+            url: o.url,
+            auth_token: o.auth_token,
+            encryption_key: o.encryption_key,
+            allow_insecure_http: o.allow_insecure_http.unwrap_or(false),
+            auto_sync: match o.auto_sync {
+                None | Some(AutoSyncOption::On(false)) => None,
+                Some(AutoSyncOption::On(true)) => Some(AutoSyncOptions::default()),
+                Some(AutoSyncOption::With(options)) => Some(options),
+            },
             ..Config::default()
         };
-        if let Some(schema) = string_option(&options, "schema")? {
-            config = config.with_schema_json(&schema).map_err(|e| to_js(&e))?;
+        if let Some(schema) = &o.schema {
+            config = config.with_schema_json(schema).map_err(|e| to_js(&e))?;
         }
-        let store = match string_option(&options, "storage")?.as_deref() {
-            None => open_persistent(&name, lock_timeout).await,
-            Some("opfs") => open_opfs(&name, lock_timeout).await,
-            Some("indexeddb") => open_indexeddb(&name, lock_timeout).await,
-            Some("memory") => {
-                erth_core::store::browser::check_name(&name).and_then(|()| open_memory())
-            }
-            Some(_) => {
-                return Err(invalid(
-                    "option storage must be \"opfs\", \"indexeddb\" or \"memory\"",
-                ))
+        let (name, lock_ms) = (o.name.as_str(), o.lock_timeout_ms.unwrap_or(5_000));
+        let store = match o.storage {
+            None => browser::open_persistent(name, lock_ms).await,
+            Some(StorageOption::Opfs) => browser::open_opfs(name, lock_ms).await,
+            Some(StorageOption::IndexedDb) => browser::open_indexeddb(name, lock_ms).await,
+            Some(StorageOption::Memory) => {
+                browser::check_name(name).and_then(|()| browser::open_memory())
             }
         }
         .map_err(|e| to_js(&e))?;
         let storage = store.storage();
+        let transport = BrowserTransport::new(o.request_timeout_ms.unwrap_or(30_000));
         // Core takes `Arc<dyn Store>` on every target; wasm has one thread.
         #[allow(clippy::arc_with_non_send_sync)]
-        let store = Arc::new(store);
-        let db = Database::open(
+        let (store, transport) = (Arc::new(store), Arc::new(transport));
+        let db = core!(Database::open(
             store,
-            Arc::new(BrowserTransport::new(request_timeout)),
-            Arc::new(SystemClock),
-            config,
-        )
-        .await
-        .map_err(|e| to_js(&e))?;
+            transport,
+            Arc::new(erth_core::SystemClock),
+            config
+        ))?;
+        #[allow(clippy::arc_with_non_send_sync)]
+        let db = Arc::new(db);
         Ok(Replica {
+            auto_sync: RefCell::new(None),
             db,
             storage,
-            last_error_code: Cell::new(None),
         })
     }
 
@@ -282,54 +197,64 @@ impl Replica {
         self.storage.as_str().to_owned()
     }
 
+    /// Starts the core's auto-sync if the options asked for it (`autoSync`):
+    /// once now, then after local writes (debounced), on the interval and
+    /// when back online. `listener(true)` when one starts, `listener(false)`
+    /// when it ended (its outcome is in `status()`). Stops when freed.
+    #[wasm_bindgen(js_name = startAutoSync)]
+    pub fn start_auto_sync(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(syncing: boolean) => void")] listener: Function,
+    ) -> Result<(), JsValue> {
+        #[allow(clippy::arc_with_non_send_sync)]
+        let observer: erth_core::autosync::SyncObserver = Arc::new(move |syncing: bool| {
+            if let Err(e) = listener.call1(&JsValue::NULL, &syncing.into()) {
+                console_error(&format!(
+                    "erth-sync: a sync listener threw: {}",
+                    describe_js(&e)
+                ));
+            }
+        });
+        let auto_sync = AutoSync::start(&self.db, Some(observer)).map_err(|e| to_js(&e))?;
+        *self.auto_sync.borrow_mut() = Some(auto_sync);
+        Ok(())
+    }
+
     /// Adds a todo; resolves to it.
     #[wasm_bindgen(js_name = addTodo, unchecked_return_type = "Todo")]
     pub async fn add_todo(&self, title: String) -> Result<JsValue, JsValue> {
-        let todo = self.db.add_todo(&title).await.map_err(|e| to_js(&e))?;
-        Ok(todo_js(&todo))
+        js(&core!(self.db.add_todo(&title))?)
     }
 
     /// Live todos, newest first.
     #[wasm_bindgen(js_name = listActive, unchecked_return_type = "Todo[]")]
     pub async fn list_active(&self) -> Result<JsValue, JsValue> {
-        let todos = self.db.list_active_todos().await.map_err(|e| to_js(&e))?;
-        Ok(todos.iter().map(todo_js).collect::<Array>().into())
+        js(&core!(self.db.list_active_todos())?)
     }
 
     /// The todo with that id; `NotFound` when unknown or deleted.
     #[wasm_bindgen(js_name = getTodo, unchecked_return_type = "Todo")]
     pub async fn get_todo(&self, id: String) -> Result<JsValue, JsValue> {
-        let todo = self.db.get_todo(&id).await.map_err(|e| to_js(&e))?;
-        Ok(todo_js(&todo))
+        js(&core!(self.db.get_todo(&id))?)
     }
 
     /// Renames a todo; resolves to it.
     #[wasm_bindgen(js_name = renameTodo, unchecked_return_type = "Todo")]
     pub async fn rename_todo(&self, id: String, title: String) -> Result<JsValue, JsValue> {
-        let todo = self
-            .db
-            .rename_todo(&id, &title)
-            .await
-            .map_err(|e| to_js(&e))?;
-        Ok(todo_js(&todo))
+        js(&core!(self.db.rename_todo(&id, &title))?)
     }
 
     /// Marks a todo completed or not; resolves to it.
     #[wasm_bindgen(js_name = setCompleted, unchecked_return_type = "Todo")]
     pub async fn set_completed(&self, id: String, completed: bool) -> Result<JsValue, JsValue> {
-        let todo = self
-            .db
-            .set_todo_completed(&id, completed)
-            .await
-            .map_err(|e| to_js(&e))?;
-        Ok(todo_js(&todo))
+        js(&core!(self.db.set_todo_completed(&id, completed))?)
     }
 
     /// Deletes a todo (a tombstone that syncs); `false` when it was missing
     /// or already deleted.
     #[wasm_bindgen(js_name = deleteTodo)]
     pub async fn delete_todo(&self, id: String) -> Result<bool, JsValue> {
-        self.db.delete_todo(&id).await.map_err(|e| to_js(&e))
+        core!(self.db.delete_todo(&id))
     }
 
     /// Runs one statement of the app's SQL (positional `?` parameters) as
@@ -341,12 +266,7 @@ impl Replica {
         #[wasm_bindgen(unchecked_param_type = "SqlParam[] | undefined")] params: JsValue,
     ) -> Result<JsValue, JsValue> {
         let params = params_from_js(&params)?;
-        let out = self
-            .db
-            .execute(&sql, &params)
-            .await
-            .map_err(|e| to_js(&e))?;
-        result_js(&out)
+        js(&core!(self.db.execute(&sql, &params))?)
     }
 
     /// Runs one read-only statement: its rows as objects keyed by column name.
@@ -357,8 +277,7 @@ impl Replica {
         #[wasm_bindgen(unchecked_param_type = "SqlParam[] | undefined")] params: JsValue,
     ) -> Result<JsValue, JsValue> {
         let params = params_from_js(&params)?;
-        let rows = self.db.query(&sql, &params).await.map_err(|e| to_js(&e))?;
-        rows_js(&rows)
+        js(&core!(self.db.query(&sql, &params))?)
     }
 
     /// Runs `statements` (`[{ sql, params }]`) as one local transaction:
@@ -368,13 +287,8 @@ impl Replica {
         &self,
         #[wasm_bindgen(unchecked_param_type = "Statement[]")] statements: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let stmts = statements_from_js(&statements)?;
-        let out = self.db.transaction(&stmts).await.map_err(|e| to_js(&e))?;
-        let results = Array::new();
-        for r in &out {
-            results.push(&result_js(r)?);
-        }
-        Ok(results.into())
+        let statements = statements_from_js(&statements)?;
+        js(&core!(self.db.transaction(&statements))?)
     }
 
     /// Starts a live query: `listener(rows)` now (before this returns), then
@@ -387,73 +301,52 @@ impl Replica {
         #[wasm_bindgen(unchecked_param_type = "(rows: Row[]) => void")] listener: Function,
     ) -> Result<Watch, JsValue> {
         let params = params_from_js(&params)?;
+        let deliver = move |rows: &Rows| {
+            if let Err(e) = js(rows).and_then(|rows| listener.call1(&JsValue::NULL, &rows)) {
+                console_error(&format!(
+                    "erth-sync: a live query listener failed: {}",
+                    describe_js(&e)
+                ));
+            }
+        };
         let live = self
             .db
-            .watch(
-                &sql,
-                &params,
-                std::sync::Arc::new(move |rows: &Rows| {
-                    let delivered = rows_js(rows)
-                        .and_then(|rows| listener.call1(&JsValue::NULL, &rows).map(drop));
-                    if let Err(e) = delivered {
-                        console_error(&format!(
-                            "erth-sync: a live query listener failed: {}",
-                            erth_core::transport::browser::describe_js(&e)
-                        ));
-                    }
-                }),
-            )
+            .watch(&sql, &params, Arc::new(deliver))
             .map_err(|e| to_js(&e))?;
-        Ok(Watch {
-            inner: Cell::new(Some(live)),
-        })
+        Ok(Watch(Cell::new(Some(live))))
     }
 
     /// Pushes local changes, then pulls remote ones.
     #[wasm_bindgen(unchecked_return_type = "SyncReport")]
     pub async fn sync(&self) -> Result<JsValue, JsValue> {
-        match self.db.sync().await {
-            Ok(report) => {
-                self.last_error_code.set(None);
-                Ok(report_js(&report))
-            }
-            Err(e) => {
-                self.last_error_code.set(Some(e.kind()));
-                Err(to_js(&e))
-            }
-        }
+        js(&core!(self.db.sync())?)
     }
 
-    /// Pending changes, last sync, last error, remote.
-    #[wasm_bindgen(unchecked_return_type = "ReplicaStatus")]
+    /// Pending changes, last sync, last error (its kind and the server's
+    /// code), syncing, online, auto-sync, remote.
+    #[wasm_bindgen(unchecked_return_type = "SyncStatus")]
     pub async fn status(&self) -> Result<JsValue, JsValue> {
-        let status = self.db.status().await.map_err(|e| to_js(&e))?;
-        Ok(status_js(&status, self.last_error_code.get()))
+        js(&core!(self.db.status())?)
     }
 
     /// The rows the server refused (set aside, still pending), oldest first.
     #[wasm_bindgen(js_name = rejectedRows, unchecked_return_type = "RejectedRow[]")]
     pub async fn rejected_rows(&self) -> Result<JsValue, JsValue> {
-        let rows = self.db.rejected_rows().await.map_err(|e| to_js(&e))?;
-        Ok(rows.iter().map(rejected_js).collect::<Array>().into())
+        js(&core!(self.db.rejected_rows())?)
     }
 
     /// Makes every refused row pending again (the next sync pushes them);
     /// resolves to how many there were.
     #[wasm_bindgen(js_name = retryRejected)]
     pub async fn retry_rejected(&self) -> Result<f64, JsValue> {
-        let n = self.db.retry_rejected().await.map_err(|e| to_js(&e))?;
-        Ok(n as f64)
+        Ok(core!(self.db.retry_rejected())? as f64)
     }
 
     /// Drops the local changes of a refused row and takes the server's
     /// version (a row the server never had is removed).
     #[wasm_bindgen(js_name = discardRejected)]
     pub async fn discard_rejected(&self, table: String, id: String) -> Result<(), JsValue> {
-        self.db
-            .discard_rejected(&table, &id)
-            .await
-            .map_err(|e| to_js(&e))
+        core!(self.db.discard_rejected(&table, &id))
     }
 
     /// Replaces the auth token for the next requests (`null` removes it).
@@ -469,9 +362,14 @@ impl Replica {
     pub fn set_remote(&self, url: Option<String>, token: Option<String>) -> Result<(), JsValue> {
         self.db
             .set_remote(url.as_deref(), token.as_deref())
-            .map_err(|e| to_js(&e))?;
-        self.last_error_code.set(None);
-        Ok(())
+            .map_err(|e| to_js(&e))
+    }
+
+    /// Switches network use off (`sync()` rejects with `Network`, auto-sync
+    /// waits) or on (auto-sync syncs at once).
+    #[wasm_bindgen(js_name = setOnline)]
+    pub fn set_online(&self, online: bool) {
+        self.db.set_online(online);
     }
 
     /// Calls `listener(event)` after every committed change (local writes
@@ -482,57 +380,65 @@ impl Replica {
         #[wasm_bindgen(unchecked_param_type = "(event: ChangeEvent) => void")] listener: Function,
     ) -> Result<Subscription, JsValue> {
         let sub = self.db.subscribe(Arc::new(move |event: &ChangeEvent| {
-            if let Err(e) = listener.call1(&JsValue::NULL, &event_js(event)) {
+            if let Err(e) = js(event).and_then(|e| listener.call1(&JsValue::NULL, &e)) {
                 console_error(&format!(
                     "erth-sync: a change listener threw: {}",
-                    erth_core::transport::browser::describe_js(&e)
+                    describe_js(&e)
                 ));
             }
         }));
-        Ok(Subscription {
-            inner: Cell::new(Some(sub)),
-        })
+        Ok(Subscription(Cell::new(Some(sub))))
+    }
+}
+
+/// The canonical JSON text of a schema (`null`: the built-in `todos`
+/// table), the core's: two tabs declare the same tables exactly when their
+/// texts are equal. `InvalidInput` for a schema the core refuses.
+#[wasm_bindgen(js_name = canonicalSchema)]
+pub fn canonical_schema(schema: Option<String>) -> Result<String, JsValue> {
+    match schema {
+        None => Ok(erth_core::Schema::default().to_json()),
+        Some(text) => erth_core::Schema::from_json(&text)
+            .map(|s| s.to_json())
+            .map_err(|e| to_js(&e)),
     }
 }
 
 /// A change subscription; `unsubscribe()` (or `free()`) ends it.
 #[wasm_bindgen]
-pub struct Subscription {
-    inner: Cell<Option<erth_core::Subscription>>,
-}
+pub struct Subscription(Cell<Option<erth_core::Subscription>>);
 
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").finish_non_exhaustive()
-    }
-}
+/// A live query; `stop()` (or `free()`) ends it.
+#[wasm_bindgen]
+pub struct Watch(Cell<Option<LiveQuery>>);
 
 #[wasm_bindgen]
 impl Subscription {
     /// Stops the listener now; calling it again does nothing.
     pub fn unsubscribe(&self) -> Result<(), JsValue> {
-        drop(self.inner.take());
+        drop(self.0.take());
         Ok(())
-    }
-}
-
-/// A live query; `stop()` (or `free()`) ends it.
-#[wasm_bindgen]
-pub struct Watch {
-    inner: Cell<Option<LiveQuery>>,
-}
-
-impl std::fmt::Debug for Watch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watch").finish_non_exhaustive()
     }
 }
 
 #[wasm_bindgen]
 impl Watch {
-    /// Stops the live query now: no listener call starts after this; calling it again does nothing.
+    /// Stops the live query now: no listener call starts after this;
+    /// calling it again does nothing.
     pub fn stop(&self) -> Result<(), JsValue> {
-        drop(self.inner.take());
+        drop(self.0.take());
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Subscription")
+    }
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watch")
     }
 }

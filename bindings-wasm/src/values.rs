@@ -1,11 +1,8 @@
-//! SQL values across the wasm boundary.
+//! SQL parameters into wasm; rows go out as the core serializes them (its
+//! feature `js`: INTEGER → `number` when safe, else `bigint`; BLOB →
+//! `Uint8Array`).
 //!
-//! Out (rows): through `serde-wasm-bindgen`, so every row is a plain object
-//! keyed by column name: INTEGER → `number` when it is a safe integer, else
-//! `bigint` (nothing is rounded); REAL → `number`; TEXT → `string`; BLOB →
-//! `Uint8Array`; NULL → `null`.
-//!
-//! In (parameters): `null`/`undefined` → NULL; `boolean` → 1/0; a `number`
+//! Parameters: `null`/`undefined` → NULL; `boolean` → 1/0; a `number`
 //! with an integer value (in the i64 range) → INTEGER, any other number →
 //! REAL (core refuses NaN and infinities with `Sql`, as on every face);
 //! `bigint` → INTEGER (range-checked); `string` → TEXT;
@@ -13,94 +10,25 @@
 //! naming the parameter (counted from 1).
 
 use crate::error::invalid;
-use erth_core::{ExecuteResult, Rows, SqlValue, Statement};
+use erth_core::{SqlValue, Statement};
 use js_sys::{Array, ArrayBuffer, Reflect, Uint8Array};
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeStruct, Serializer};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-/// Largest integer a JS `number` holds exactly (`Number.MAX_SAFE_INTEGER`).
-const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+#[wasm_bindgen(typescript_custom_section)]
+const TS_PARAMS: &str = r#"
+/**
+ * A query parameter: `number` (an integer value binds as INTEGER, others as REAL), `bigint`
+ * (64-bit signed range), `string`, `Uint8Array`/`ArrayBuffer` (BLOB), `boolean` (1/0), `null`
+ * or `undefined` (NULL). Anything else rejects with `InvalidInput` naming the parameter.
+ */
+export type SqlParam = SqlValue | ArrayBuffer | boolean | undefined;
+/** One statement of a transaction. */
+export interface Statement { sql: string; params?: SqlParam[]; }
+"#;
+
 /// 2^63: integer-valued numbers in `[-2^63, 2^63)` fit an i64.
 const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
-
-struct Value<'a>(&'a SqlValue);
-
-impl Serialize for Value<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            // `null` with `serialize_missing_as_null`.
-            SqlValue::Null => s.serialize_none(),
-            SqlValue::Integer(i) if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(i) => {
-                s.serialize_f64(*i as f64)
-            }
-            // A `bigint` with `serialize_large_number_types_as_bigints`.
-            SqlValue::Integer(i) => s.serialize_i64(*i),
-            SqlValue::Real(r) => s.serialize_f64(*r),
-            SqlValue::Text(t) => s.serialize_str(t),
-            // A `Uint8Array`.
-            SqlValue::Blob(b) => s.serialize_bytes(b),
-        }
-    }
-}
-
-struct Row<'a> {
-    columns: &'a [String],
-    cells: &'a [SqlValue],
-}
-
-impl Serialize for Row<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.columns.len()))?;
-        for (column, cell) in self.columns.iter().zip(self.cells) {
-            map.serialize_entry(column, &Value(cell))?;
-        }
-        map.end()
-    }
-}
-
-struct RowList<'a>(&'a Rows);
-
-impl Serialize for RowList<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.rows.len()))?;
-        for cells in &self.0.rows {
-            seq.serialize_element(&Row {
-                columns: &self.0.columns,
-                cells,
-            })?;
-        }
-        seq.end()
-    }
-}
-
-struct Result_<'a>(&'a ExecuteResult);
-
-impl Serialize for Result_<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut out = s.serialize_struct("ExecuteResult", 2)?;
-        out.serialize_field("rowsAffected", &(self.0.rows_affected as f64))?;
-        out.serialize_field("rows", &RowList(&self.0.rows))?;
-        out.end()
-    }
-}
-
-fn serializer() -> serde_wasm_bindgen::Serializer {
-    serde_wasm_bindgen::Serializer::new()
-        .serialize_missing_as_null(true)
-        .serialize_maps_as_objects(true)
-        .serialize_large_number_types_as_bigints(true)
-}
-
-/// `rows` as an array of row objects.
-pub(crate) fn rows_js(rows: &Rows) -> Result<JsValue, JsValue> {
-    Ok(RowList(rows).serialize(&serializer())?)
-}
-
-/// `{ rowsAffected, rows }`.
-pub(crate) fn result_js(result: &ExecuteResult) -> Result<JsValue, JsValue> {
-    Ok(Result_(result).serialize(&serializer())?)
-}
 
 /// One parameter; `at` names it in errors ("parameter 2").
 fn param(value: &JsValue, at: &dyn Fn() -> String) -> Result<SqlValue, JsValue> {

@@ -255,3 +255,88 @@ async fn sql_values_cross_exactly_and_bad_parameters_name_their_index() {
     )));
     assert!(field(&status, "remoteUrl").is_null());
 }
+
+#[wasm_bindgen(module = "/js/errors.js")]
+extern "C" {
+    #[wasm_bindgen(thread_local_v2, js_name = ErrorCode)]
+    static ERROR_CODE: JsValue;
+}
+
+#[wasm_bindgen_test]
+fn the_packages_error_codes_are_the_core_kinds_and_its_own_three() {
+    let codes: Vec<String> = ERROR_CODE.with(|codes| {
+        js_sys::Object::keys(codes.unchecked_ref::<js_sys::Object>())
+            .iter()
+            .map(|k| k.as_string().unwrap())
+            .collect()
+    });
+    let mut expected: Vec<String> = erth_core::ErrorKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .chain(["Interrupted", "LoadFailed", "Internal"].map(String::from))
+        .collect();
+    let mut codes_sorted = codes.clone();
+    codes_sorted.sort();
+    expected.sort();
+    assert_eq!(codes_sorted, expected);
+}
+
+#[wasm_bindgen_test]
+fn tabs_compare_the_cores_canonical_form_of_a_schema() {
+    let spaced = r#"{ "tables": { "notes": { "columns": { "body": { "type": "text", "notNull": false } }, "indexes": [] } } }"#;
+    let tight = r#"{"tables":{"notes":{"columns":{"body":{"type":"text"}}}}}"#;
+    let other = r#"{"tables":{"notes":{"columns":{"body":{"type":"integer"}}}}}"#;
+    let canonical = |s: &str| erth_wasm::canonical_schema(Some(s.into())).unwrap();
+    assert_eq!(canonical(spaced), canonical(tight));
+    assert_ne!(canonical(tight), canonical(other));
+    let todos = erth_core::Schema::default().to_json();
+    assert_eq!(erth_wasm::canonical_schema(None).unwrap(), todos);
+    assert_eq!(canonical(&todos), todos);
+    assert_eq!(
+        code(erth_wasm::canonical_schema(Some("{".into()))),
+        "InvalidInput"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn bad_auto_sync_and_storage_options_name_the_option() {
+    let auto = |v: JsValue| Replica::open(options(&unique("auto"), "memory", &[("autoSync", v)]));
+    let negative = js_sys::JSON::parse(r#"{"intervalMs": -5}"#).unwrap();
+    let typo = js_sys::JSON::parse(r#"{"interval": 5}"#).unwrap();
+    for bad in [negative, typo, "yes".into()] {
+        let err = message(auto(bad).await);
+        assert!(err.contains("option autoSync"), "{err}");
+    }
+    let err = message(Replica::open(options("ok", "localStorage", &[])).await);
+    assert!(
+        err.contains("option storage") && err.contains("indexeddb"),
+        "{err}"
+    );
+    // On, with the defaults or some of them; off.
+    for good in [
+        JsValue::TRUE,
+        JsValue::FALSE,
+        js_sys::JSON::parse(r#"{"debounceMs": 5}"#).unwrap(),
+    ] {
+        let on = good != JsValue::FALSE;
+        let status = auto(good).await.unwrap().status().await.unwrap();
+        assert_eq!(field(&status, "autoSync"), JsValue::from_bool(on));
+    }
+}
+
+#[wasm_bindgen_test]
+async fn offline_a_sync_fails_with_network_and_the_status_says_why() {
+    let db = memory_db(&[("url", "http://127.0.0.1:9".into())]).await;
+    assert_eq!(field(&db.status().await.unwrap(), "online"), JsValue::TRUE);
+    db.set_online(false);
+    let err = db.sync().await.expect_err("offline");
+    assert_eq!(text(&err, "code"), "Network");
+    assert!(text(&err, "message").contains("offline"));
+    assert_eq!(field(&db.status().await.unwrap(), "online"), JsValue::FALSE);
+    db.set_online(true);
+    let err = db.sync().await.expect_err("nothing listens there");
+    assert_eq!(text(&err, "code"), "Network");
+    let status = db.status().await.unwrap();
+    assert_eq!(text(&status, "lastErrorCode"), "Network");
+    assert_eq!(field(&status, "lastErrorServerCode"), JsValue::NULL);
+}

@@ -289,3 +289,54 @@ async fn two_replicas_converge_through_a_real_server() {
         assert_eq!(text(&status, "remoteUrl"), url.trim_end_matches('/'));
     }
 }
+
+#[wasm_bindgen_test]
+async fn auto_sync_carries_a_write_to_a_second_replica_without_sync() {
+    let url = server_url();
+    let auto = |name: &str, auto_sync: &str| {
+        let auto_sync = js_sys::JSON::parse(auto_sync).unwrap();
+        Replica::open(options(
+            name,
+            "memory",
+            &[("url", url.into()), ("autoSync", auto_sync)],
+        ))
+    };
+    let a = auto(&unique("auto-a"), r#"{"debounceMs": 20, "intervalMs": 0}"#)
+        .await
+        .unwrap();
+    let b = auto(
+        &unique("auto-b"),
+        r#"{"debounceMs": 20, "intervalMs": 100}"#,
+    )
+    .await
+    .unwrap();
+    let started = std::rc::Rc::new(std::cell::Cell::new(0));
+    let count = started.clone();
+    let listener = Closure::<dyn Fn(bool)>::new(move |syncing: bool| {
+        if syncing {
+            count.set(count.get() + 1);
+        }
+    });
+    a.start_auto_sync(
+        listener
+            .as_ref()
+            .unchecked_ref::<js_sys::Function>()
+            .clone(),
+    )
+    .unwrap();
+    b.start_auto_sync(js_sys::Function::new_no_args(""))
+        .unwrap();
+    let todo = a.add_todo("auto-synced".into()).await.unwrap();
+    let id = text(&todo, "id");
+    // B pulls A's write; A's push is acknowledged (it may be a moment after B sees the row).
+    for _ in 0..150 {
+        let pending = number(&a.status().await.unwrap(), "pendingChanges");
+        if b.get_todo(id.clone()).await.is_ok() && pending == 0.0 {
+            break;
+        }
+        sleep(100).await;
+    }
+    assert_eq!(text(&b.get_todo(id).await.unwrap(), "title"), "auto-synced");
+    assert_eq!(number(&a.status().await.unwrap(), "pendingChanges"), 0.0);
+    assert!(started.get() >= 1, "the listener heard the syncs start");
+}

@@ -292,6 +292,12 @@ fn human_time(at_ms: u64, now_ms: u64) -> String {
     )
 }
 
+/// A todo in the CLI's JSON (snake_case, as the rest of its output).
+fn todo_json(t: &erth_core::Todo) -> serde_json::Value {
+    serde_json::json!({"id": t.id, "title": t.title, "is_completed": t.is_completed,
+        "created_at": t.created_at, "updated_at": t.updated_at})
+}
+
 fn refusal_json(t: &erth_core::TableRefusal) -> serde_json::Value {
     serde_json::json!({"table": t.table, "code": t.code, "message": t.message})
 }
@@ -343,7 +349,7 @@ async fn run(args: Args) -> erth_core::Result<()> {
     let db = Database::open_native(&args.db, config).await?;
     let print_todo = |t: &erth_core::Todo| {
         if args.json {
-            out!("{}", serde_json::to_string(t).unwrap_or_default());
+            out!("{}", todo_json(t));
         } else {
             out!(
                 "{}  [{}] {}",
@@ -367,7 +373,8 @@ async fn run(args: Args) -> erth_core::Result<()> {
             if args.json {
                 out!(
                     "{}",
-                    serde_json::to_string_pretty(&todos).unwrap_or_default()
+                    serde_json::to_string_pretty(&todos.iter().map(todo_json).collect::<Vec<_>>())
+                        .unwrap_or_default()
                 );
             } else {
                 todos.iter().for_each(print_todo);
@@ -614,7 +621,7 @@ pub async fn main() -> ExitCode {
             if json {
                 eprintln!(
                     "{}",
-                    serde_json::json!({"error": e.to_string(), "kind": format!("{:?}", e.kind())})
+                    serde_json::json!({"error": e.to_string(), "kind": e.kind().as_str()})
                 );
             } else {
                 eprintln!("erth: {e}");

@@ -56,6 +56,11 @@ pub struct Config {
     /// need several syncs).
     pub sync_timeout_ms: u64,
     pub retry: RetryPolicy,
+    /// Sync in the background: after local writes, on an interval, when
+    /// the network returns ([`crate::autosync`]; started by
+    /// [`crate::autosync::AutoSync::start`]). `None` (the default): only
+    /// when [`crate::Database::sync`] is called.
+    pub auto_sync: Option<crate::autosync::schedule::AutoSyncOptions>,
 }
 
 impl Config {
@@ -87,6 +92,7 @@ impl std::fmt::Debug for Config {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("sync_timeout_ms", &self.sync_timeout_ms)
             .field("retry", &self.retry)
+            .field("auto_sync", &self.auto_sync)
             .finish()
     }
 }
@@ -108,6 +114,7 @@ impl Default for Config {
             request_timeout_ms: 30_000,
             sync_timeout_ms: 600_000,
             retry: RetryPolicy::default(),
+            auto_sync: None,
         }
     }
 }

@@ -44,6 +44,8 @@ const SYNC_LOCK_POLL_MS: u64 = 25;
 pub(crate) struct StatusState {
     pub(crate) last_sync_at_ms: Option<u64>,
     pub(crate) last_error: Option<String>,
+    pub(crate) last_error_kind: Option<crate::error::ErrorKind>,
+    pub(crate) last_error_server_code: Option<String>,
     pub(crate) syncing: bool,
     pub(crate) clock_ahead_ms: Option<u64>,
     pub(crate) unknown_server_columns: Vec<String>,
@@ -51,6 +53,14 @@ pub(crate) struct StatusState {
 }
 
 impl StatusState {
+    /// The last sync's error (`None`: it succeeded), its kind and the
+    /// server's code.
+    fn note_error(&mut self, error: Option<&Error>) {
+        self.last_error = error.map(Error::to_string);
+        self.last_error_kind = error.map(Error::kind);
+        self.last_error_server_code = error.and_then(|e| e.server_code().map(str::to_owned));
+    }
+
     /// Takes in what a sync found (see [`Found`]).
     fn note(&mut self, found: Found) {
         if found.clock_ahead_ms.is_some() {
@@ -101,7 +111,7 @@ impl Drop for SyncingFlag<'_> {
         if self.raised {
             let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
             status.syncing = false;
-            status.last_error = Some(Error::SyncCancelled.to_string());
+            status.note_error(Some(&Error::SyncCancelled));
         }
     }
 }
@@ -124,6 +134,8 @@ pub struct Database {
     pub(crate) syncs_done: AtomicU64,
     /// Calls waiting for the first complete sync ([`Database::wait_for_first_sync`]).
     first_sync: Mutex<Vec<futures::channel::oneshot::Sender<()>>>,
+    /// The network switch and the auto-sync driver's inbox.
+    pub(crate) auto_sync: crate::autosync::link::Link,
     /// This process's claim on the file ([`Database::open_native`]), released on drop.
     _file_claim: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -211,6 +223,7 @@ impl Database {
             last_sync: Mutex::new(None),
             syncs_done: AtomicU64::new(0),
             first_sync: Mutex::new(Vec::new()),
+            auto_sync: Default::default(),
             _file_claim: None,
         };
         if let Some(url) = &config.url {
@@ -240,6 +253,7 @@ impl Database {
             }
         };
         *self.remote.write().unwrap_or_else(|p| p.into_inner()) = remote;
+        self.sync_soon();
         Ok(())
     }
 
@@ -248,6 +262,7 @@ impl Database {
         if let Some(r) = self.remote_handle() {
             r.client.set_token(token.and_then(AuthToken::new));
         }
+        self.sync_soon();
     }
 
     pub(crate) fn remote_handle(&self) -> Option<Arc<Remote>> {
@@ -318,6 +333,7 @@ impl Database {
         &self,
         progress: &(dyn Fn(SyncProgress) + Sync),
     ) -> Result<SyncReport> {
+        self.check_online()?;
         let remote = self.remote_handle().ok_or(Error::NoRemote)?;
         let writes_at_call = self.writes.load(Ordering::SeqCst);
         let done_at_call = self.syncs_done.load(Ordering::SeqCst);
@@ -353,7 +369,7 @@ impl Database {
                     pulled,
                     duration_ms: finished.saturating_sub(started),
                 };
-                status.last_error = None;
+                status.note_error(None);
                 status.last_sync_at_ms = Some(finished);
                 drop(status);
                 for waiter in self
@@ -371,7 +387,7 @@ impl Database {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "sync failed");
-                status.last_error = Some(e.to_string());
+                status.note_error(Some(&e));
                 Err(e)
             }
         }
@@ -526,12 +542,16 @@ impl Database {
             pending_changes,
             last_sync_at_ms: s.last_sync_at_ms.max(persisted_sync),
             last_error: s.last_error.clone(),
+            last_error_kind: s.last_error_kind,
+            last_error_server_code: s.last_error_server_code.clone(),
             syncing: s.syncing,
             remote_url: self.remote_url(),
             clock_ahead_ms: s.clock_ahead_ms,
             unknown_server_columns: s.unknown_server_columns.clone(),
             rejected,
             quarantined,
+            online: self.auto_sync.is_online(),
+            auto_sync: self.config.auto_sync.is_some(),
             refused_tables: s.refused_tables.clone(),
         })
     }

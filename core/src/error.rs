@@ -77,8 +77,13 @@ pub enum Error {
     NoRemote,
 }
 
-/// What a host can act on; bindings expose one error case per kind.
+/// What a host can act on; bindings expose one error case per kind. The
+/// variant names are the kinds' names on every face (the npm `code`, the
+/// CLI's JSON `kind`, the mobile error's cases): [`ErrorKind::as_str`] gives
+/// them, [`ErrorKind::ALL`] lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[cfg_attr(feature = "js", derive(serde::Serialize, tsify::Tsify))]
 pub enum ErrorKind {
     InvalidInput,
     SchemaChange,
@@ -91,6 +96,47 @@ pub enum ErrorKind {
     Server,
     Protocol,
     NoRemote,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::SchemaChange,
+        ErrorKind::Sql,
+        ErrorKind::NotFound,
+        ErrorKind::Storage,
+        ErrorKind::DatabaseLocked,
+        ErrorKind::Network,
+        ErrorKind::Auth,
+        ErrorKind::Server,
+        ErrorKind::Protocol,
+        ErrorKind::NoRemote,
+    ];
+
+    /// The kind's name, as every face spells it (`"DatabaseLocked"`): the
+    /// variant's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "InvalidInput",
+            ErrorKind::SchemaChange => "SchemaChange",
+            ErrorKind::Sql => "Sql",
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::Storage => "Storage",
+            ErrorKind::DatabaseLocked => "DatabaseLocked",
+            ErrorKind::Network => "Network",
+            ErrorKind::Auth => "Auth",
+            ErrorKind::Server => "Server",
+            ErrorKind::Protocol => "Protocol",
+            ErrorKind::NoRemote => "NoRemote",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Error {
@@ -251,6 +297,19 @@ mod tests {
             code: code.into(),
             message: "m".into(),
         }
+    }
+
+    #[test]
+    fn kinds_are_named_by_their_variants_once_each() {
+        let names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        for (kind, name) in ErrorKind::ALL.iter().zip(&names) {
+            assert_eq!(format!("{kind:?}"), *name);
+            assert_eq!(kind.to_string(), *name);
+        }
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
     }
 
     #[test]

@@ -10,6 +10,11 @@ use std::sync::{Arc, Mutex, Weak};
 /// Who made a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "lowercase")
+)]
 pub enum ChangeOrigin {
     /// A write through this database handle.
     Local,
@@ -20,6 +25,11 @@ pub enum ChangeOrigin {
 /// Rows of one table that changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "camelCase")
+)]
 pub struct ChangeEvent {
     /// The table's name: a synced table as declared (`todos`), or a local table of the app's own.
     pub table: String,

@@ -23,7 +23,10 @@
 //!    a borrowing `Syncer`;
 //! 8. [`db`]: [`Database`], one replica, and its sync entry point;
 //! 9. the public API on [`Database`]: [`rows`], [`todos`], [`sql`],
-//!    [`watch`], [`rejected`].
+//!    [`watch`], [`rejected`]; and [`autosync`], syncing by itself
+//!    (debounced after writes, on an interval, paused offline).
+//!
+//! With feature `js`, [`js`] gives SQL values and rows their npm shape.
 //!
 //! See `ARCHITECTURE.md` at the repository root for the diagram and the rules.
 
@@ -39,6 +42,7 @@
 uniffi::setup_scaffolding!();
 
 pub mod access;
+pub mod autosync;
 pub mod config;
 pub mod db;
 pub mod endpoint;
@@ -47,6 +51,8 @@ pub mod events;
 pub mod hlc;
 pub mod hrana;
 pub mod ids;
+#[cfg(feature = "js")]
+mod js;
 pub mod merge;
 mod migrate;
 pub mod page;
@@ -65,6 +71,7 @@ pub mod transport;
 pub mod value;
 pub mod watch;
 
+pub use autosync::{AutoSync, AutoSyncOptions};
 pub use config::Config;
 pub use db::Database;
 pub use endpoint::{AuthToken, Endpoint};

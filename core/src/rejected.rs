@@ -88,6 +88,7 @@ impl Database {
             .await?;
         // A sync that started before this call must not stand in for one after.
         self.writes.fetch_add(1, Ordering::SeqCst);
+        self.sync_soon();
         Ok(n)
     }
 

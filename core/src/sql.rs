@@ -30,8 +30,14 @@ use crate::value::{Rows, SqlValue, Statement};
 /// One statement's outcome.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "camelCase")
+)]
 pub struct ExecuteResult {
     /// Rows the statement returned (a query, or `RETURNING` on a local table).
+    #[cfg_attr(feature = "js", tsify(type = "Row[]"))]
     pub rows: Rows,
     /// Rows it inserted, updated or deleted, in synced tables (through
     /// their views) and local ones.

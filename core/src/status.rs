@@ -6,6 +6,11 @@
 /// What one [`crate::Database::sync`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "camelCase")
+)]
 pub struct SyncReport {
     /// Local rows sent to the server.
     pub pushed: u64,
@@ -18,13 +23,28 @@ pub struct SyncReport {
 /// Where a replica stands.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "camelCase"),
+    tsify(missing_as_null)
+)]
 pub struct SyncStatus {
     /// Rows with local changes not yet acknowledged by the server.
     pub pending_changes: u64,
     /// Wall-clock ms of the last successful sync (persisted).
+    #[cfg_attr(feature = "js", serde(rename = "lastSyncAt"))]
     pub last_sync_at_ms: Option<u64>,
     /// The last sync's error, cleared by a successful sync.
     pub last_error: Option<String>,
+    /// The kind of the last sync's error (`None` with `last_error`).
+    #[cfg_attr(feature = "js", serde(rename = "lastErrorCode"))]
+    pub last_error_kind: Option<crate::error::ErrorKind>,
+    /// The server's Hrana error code of the last sync's error, when the
+    /// server sent one (`SQLITE_BUSY`, ...; see [`crate::Error::server_code`]).
+    pub last_error_server_code: Option<String>,
+    /// A sync is running (one of this process's: another process's sync of
+    /// a shared file is not seen).
     pub syncing: bool,
     /// The server URL, without credentials.
     pub remote_url: Option<String>,
@@ -34,6 +54,11 @@ pub struct SyncStatus {
     /// (`table.column`), as of the last sync: newer replicas added them.
     /// This replica leaves them alone; declaring them backfills their values.
     pub unknown_server_columns: Vec<String>,
+    /// False while [`crate::Database::set_online`]`(false)` is in effect:
+    /// syncs fail with `Network` and auto-sync waits.
+    pub online: bool,
+    /// Auto-sync is on (`Config::auto_sync`).
+    pub auto_sync: bool,
     /// Rows the server refused, set aside until they change or
     /// [`crate::Database::retry_rejected`] (listed by [`crate::Database::rejected_rows`]).
     /// They count in `pending_changes` too.
@@ -58,6 +83,11 @@ pub enum SyncProgress {
 /// A local row the server refused, with the server's reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "camelCase")
+)]
 pub struct RejectedRow {
     pub table: String,
     pub id: String,
@@ -67,6 +97,7 @@ pub struct RejectedRow {
     /// The server's message (at most about 500 bytes).
     pub message: String,
     /// Wall-clock ms when the server refused it.
+    #[cfg_attr(feature = "js", serde(rename = "rejectedAt"))]
     pub rejected_at_ms: u64,
 }
 
@@ -74,6 +105,11 @@ pub struct RejectedRow {
 /// of the last sync; its pending rows stay pending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "camelCase")
+)]
 pub struct TableRefusal {
     pub table: String,
     /// `HTTP 403` for a token the server answered with 403 (sqld: a
@@ -112,6 +148,11 @@ pub(crate) fn refusals_from_text(text: &str) -> Vec<TableRefusal> {
 /// leaves this list when it arrives valid (changed on the server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "camelCase")
+)]
 pub struct QuarantinedRow {
     pub table: String,
     /// The row's id as the server has it (clipped; it may not be an id).
@@ -121,5 +162,6 @@ pub struct QuarantinedRow {
     /// Why it was not applied.
     pub reason: String,
     /// Wall-clock ms when it was pulled.
+    #[cfg_attr(feature = "js", serde(rename = "quarantinedAt"))]
     pub quarantined_at_ms: u64,
 }

@@ -10,12 +10,18 @@ use crate::value::{SqlValue, Statement};
 const TABLE: &str = "todos";
 
 /// One todo as apps see it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "js",
+    derive(serde::Serialize, tsify::Tsify),
+    serde(rename_all = "camelCase")
+)]
 pub struct Todo {
     /// UUIDv7, lowercase hyphenated.
     pub id: String,
     pub title: String,
+    #[cfg_attr(feature = "js", serde(rename = "completed"))]
     pub is_completed: bool,
     /// ms since the epoch.
     pub created_at: i64,

@@ -12,7 +12,7 @@ use erth_core::hrana::{from_proto, to_proto};
 use erth_core::store::sqlite::SqliteStore;
 use erth_core::store::Store;
 use erth_core::transport::{HttpRequest, HttpResponse, Transport, TransportError};
-use erth_core::{ChangeOrigin, Config, Database, Error, SqlValue, Statement};
+use erth_core::{ChangeOrigin, Config, Database, Error, ErrorKind, SqlValue, Statement};
 use libsql_hrana::proto;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -499,6 +499,7 @@ async fn invalid_server_rows_are_quarantined_and_the_others_sync() {
         let status = b.db.status().await.unwrap();
         assert_eq!(status.quarantined, 1, "{what}");
         assert_eq!(status.last_error, None, "{what}");
+        assert_eq!(status.last_error_kind, None, "{what}");
         assert_eq!(status.pending_changes, 0, "{what}: B's own row was pushed");
         assert_eq!(
             b.db.get_todo(&bystander).await.unwrap().title,
@@ -879,4 +880,135 @@ async fn rows_that_outgrow_the_page_budget_are_planned_one_by_one() {
     assert_eq!(report.pulled, 10);
     assert_eq!(*pages.lock().unwrap(), vec![7, 9, 10]);
     assert_converged(&[&a, &b]).await;
+}
+
+/// Threads named like the auto-sync driver's, in this process (Linux).
+fn auto_sync_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|name| name.trim() == "erth-auto-sync")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Polls `check` every 10 ms for up to 10 s.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..1_000 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_sync_pushes_after_writes_pulls_on_its_interval_waits_offline_and_stops() {
+    use erth_core::{AutoSync, AutoSyncOptions};
+    let server = LocalServer::new();
+    let open = |options: AutoSyncOptions| {
+        let server = server.clone();
+        async move {
+            let config = Config {
+                url: Some("http://127.0.0.1:1".into()),
+                auto_sync: Some(options),
+                // The in-memory server's sleep passes no time (see `peer`).
+                sync_timeout_ms: 0,
+                ..Config::default()
+            };
+            let clock = Arc::new(FakeClock(AtomicU64::new(T0)));
+            let store = Arc::new(SqliteStore::memory().unwrap());
+            Arc::new(Database::open(store, server, clock, config).await.unwrap())
+        }
+    };
+    let a = open(AutoSyncOptions {
+        debounce_ms: 20,
+        interval_ms: 0,
+    })
+    .await;
+    let b = open(AutoSyncOptions {
+        debounce_ms: 20,
+        interval_ms: 50,
+    })
+    .await;
+    let started = Arc::new(AtomicU32::new(0));
+    let seen = started.clone();
+    let observer: erth_core::autosync::SyncObserver = Arc::new(move |syncing| {
+        if syncing {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let auto_a = AutoSync::start(&a, Some(observer)).unwrap();
+    let auto_b = AutoSync::start(&b, None).unwrap();
+    assert!(a.status().await.unwrap().auto_sync);
+
+    // A's write is pushed after the debounce; B's interval pulls it. No sync() call.
+    let todo = a.add_todo("by itself").await.unwrap();
+    eventually("B to pull A's write", async || {
+        b.get_todo(&todo.id).await.is_ok()
+    })
+    .await;
+    eventually("A's push to be acknowledged", async || {
+        a.status().await.unwrap().pending_changes == 0
+    })
+    .await;
+    // One sync at start, one after the write (which the first may also have carried).
+    eventually("the observer to hear two syncs start", async || {
+        started.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+
+    // Offline: sync() fails with Network at once, auto-sync waits; back online, it syncs.
+    a.set_online(false);
+    let e = a.sync().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Network);
+    let requests = server.requests.load(Ordering::SeqCst);
+    let offline = a.add_todo("written offline").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let status = a.status().await.unwrap();
+    assert!(!status.online);
+    assert_eq!(status.pending_changes, 1, "nothing synced while offline");
+    a.set_online(true);
+    eventually("A's sync when back online", async || {
+        a.status().await.unwrap().pending_changes == 0
+    })
+    .await;
+    eventually("B to pull the offline write", async || {
+        b.get_todo(&offline.id).await.is_ok()
+    })
+    .await;
+    assert!(server.requests.load(Ordering::SeqCst) > requests);
+
+    // Dropping the handles stops the drivers: no thread is left, the
+    // databases are whole, and nothing syncs any more.
+    assert_eq!(auto_sync_threads(), 2);
+    drop((auto_a, auto_b));
+    assert_eq!(auto_sync_threads(), 0);
+    let requests = server.requests.load(Ordering::SeqCst);
+    a.add_todo("after stop").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(server.requests.load(Ordering::SeqCst), requests);
+    assert_eq!(
+        Arc::strong_count(&a),
+        1,
+        "the driver let go of the database"
+    );
+
+    // Every request fails: the first auto-sync's error is in the status, with its kind.
+    server.lose_responses.store(u32::MAX, Ordering::SeqCst);
+    let db = open(AutoSyncOptions::default()).await;
+    let auto = AutoSync::start(&db, None).unwrap();
+    eventually("the failed first sync", async || {
+        db.status().await.unwrap().last_error_kind == Some(ErrorKind::Network)
+    })
+    .await;
+    let status = db.status().await.unwrap();
+    assert!(status.last_error.is_some() && !status.syncing);
+    // The database goes first: the driver notices and ends; the handle's drop waits for that.
+    drop(db);
+    drop(auto);
+    assert_eq!(auto_sync_threads(), 0);
 }

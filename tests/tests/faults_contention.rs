@@ -97,6 +97,11 @@ async fn commit_conflicts_are_retried_and_the_push_lands_once() {
     let e = db.sync().await.unwrap_err();
     assert_eq!(e.server_code(), Some("SQLITE_BUSY"), "{e:?}");
     let status = db.status().await.unwrap();
+    assert_eq!(status.last_error_kind, Some(erth_core::ErrorKind::Server));
+    assert_eq!(
+        status.last_error_server_code.as_deref(),
+        Some("SQLITE_BUSY")
+    );
     assert_eq!((status.pending_changes, status.rejected), (1, 0));
     assert_eq!(
         db.sync().await.unwrap().pushed,

@@ -10,7 +10,8 @@ Kotlin and Swift bindings); this module is the Python-shaped API on top:
   many tasks, and from many threads, may run at once);
 - :class:`BlockingDatabase`: the same methods as plain blocking calls, for
   scripts and synchronous web frameworks;
-- :class:`ErthError`: the one exception, with a ``kind``.
+- :class:`ErthError`: the one exception, with a ``kind`` (and the server's
+  error code, ``server_code``, for kind ``Server``).
 
 Values cross as Python values: ``None``, ``int`` (64-bit signed; ``bool`` is
 stored as 0/1), ``float`` (finite), ``str`` and ``bytes``. Rows come back as
@@ -44,10 +45,12 @@ from ._native import erth_core as _core
 from ._native import erth_mobile as _mobile
 
 __all__ = [
+    "AutoSyncOptions",
     "BlockingDatabase",
     "ChangeEvent",
     "ChangeOrigin",
     "Database",
+    "ErrorKind",
     "ErthError",
     "ExecuteResult",
     "KINDS",
@@ -71,6 +74,10 @@ ChangeEvent = _core.ChangeEvent
 ChangeOrigin = _core.ChangeOrigin
 RejectedRow = _core.RejectedRow
 TableRefusal = _core.TableRefusal
+#: When auto-sync syncs: ``AutoSyncOptions(debounce_ms=500, interval_ms=30000)``.
+AutoSyncOptions = _core.AutoSyncOptions
+#: The kind of ``SyncStatus.last_error_kind`` (``ErrorKind.SERVER``, ...).
+ErrorKind = _core.ErrorKind
 
 #: Environment variables read by ``open(..., from_env=True)``, as the ``erth`` CLI reads them.
 URL_ENV = "ERTH_DATABASE_URL"
@@ -102,21 +109,24 @@ class ErthError(Exception):
     later (``Network``, ``Server``; local data is safe), set a valid token
     (``Auth``), set a server URL (``NoRemote``), close the other handle
     (``DatabaseLocked``), or report a bug (``Internal``). ``message`` never
-    contains the auth token.
+    contains the auth token. ``server_code``: for kind ``Server``, the
+    server's Hrana error code (``"SQLITE_BUSY"``, ...) when it sent one.
     """
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, server_code: Optional[str] = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.server_code = server_code
 
     def __repr__(self) -> str:
-        return f"ErthError(kind={self.kind!r}, message={self.message!r})"
+        return f"ErthError(kind={self.kind!r}, message={self.message!r}, server_code={self.server_code!r})"
 
 
-def _lift_error(e: BaseException) -> ErthError:
-    # The generated error has one subclass per kind (ErthError.Network, ...).
-    return ErthError(type(e).__name__, str(e))
+def _lift_error(e: Any) -> ErthError:
+    # The generated error has one subclass per kind (ErthError.Network, ...),
+    # each with a `message`; `Server` also has the server's `code`.
+    return ErthError(type(e).__name__, e.message, getattr(e, "code", None))
 
 
 T = TypeVar("T")
@@ -183,6 +193,12 @@ def _lift(value: Any) -> Any:
 def _rows(rows: Any) -> List[Row]:
     columns = rows.columns
     return [dict(zip(columns, (_lift(v) for v in row))) for row in rows.rows]
+
+
+def _auto_sync(option: Union[bool, Any, None]) -> Any:
+    if option is True:
+        return AutoSyncOptions()
+    return option or None
 
 
 def _schema_text(schema: Optional[Schema]) -> Optional[str]:
@@ -285,6 +301,8 @@ class Database:
     {"columns": {"title": {"type": "text", "notNull": True}}}}}``; without one
     the database has the built-in ``todos`` table. One open handle per file:
     a second ``open`` fails with kind ``DatabaseLocked`` until :meth:`close`.
+    ``auto_sync=True`` (or an :data:`AutoSyncOptions`) syncs in the
+    background, on an engine thread, until :meth:`close`.
     """
 
     def __init__(self, native: Any) -> None:
@@ -301,6 +319,7 @@ class Database:
         from_env: bool = False,
         allow_insecure_http: bool = False,
         encryption_key: Optional[str] = None,
+        auto_sync: Union[bool, Any, None] = None,
     ) -> "Database":
         """Opens (creating or migrating) the database at ``path``.
 
@@ -312,7 +331,10 @@ class Database:
         the database is local-only. ``encryption_key``: the key of a Turso
         database encrypted with your own key (``$ERTH_ENCRYPTION_KEY`` with
         ``from_env``), sent as ``x-turso-encryption-key`` on every request
-        and never logged or shown.
+        and never logged or shown. ``auto_sync``: ``True`` or an
+        :data:`AutoSyncOptions` syncs in the background (500 ms after the
+        last local write, every 30 s, at once when :meth:`set_online` turns
+        it back on); outcomes show in :meth:`status`.
         """
         if from_env:
             url = url if url is not None else os.environ.get(URL_ENV) or None
@@ -327,11 +349,13 @@ class Database:
             allow_insecure_http=allow_insecure_http,
             schema=_schema_text(schema),
             encryption_key=encryption_key,
+            auto_sync=_auto_sync(auto_sync),
         )
         return cls(await _call(_mobile.ErthDb.open(config)))
 
     def close(self) -> None:
-        """Releases the file (also when the object is garbage-collected)."""
+        """Stops auto-sync and releases the file (also when the object is
+        garbage-collected)."""
         self._native = None
 
     async def __aenter__(self) -> "Database":
@@ -429,7 +453,9 @@ class Database:
         return await _call(self._db.sync())
 
     async def status(self) -> SyncStatus:
-        """Pending changes, last sync, last error, server URL (without credentials)."""
+        """Pending changes, last sync, last error (``last_error_kind``,
+        ``last_error_server_code``), ``syncing``, ``online``, ``auto_sync``,
+        server URL (without credentials)."""
         return await _call(self._db.status())
 
     async def rejected_rows(self) -> List[RejectedRow]:
@@ -454,6 +480,11 @@ class Database:
     def set_remote(self, url: Optional[str], auth_token: Optional[str] = None) -> None:
         """Sets the server (``None``: local-only); changes made meanwhile sync later."""
         _call_sync(self._db.set_remote, url, auth_token)
+
+    def set_online(self, online: bool) -> None:
+        """Switches network use off (``False``: :meth:`sync` fails with kind
+        ``Network`` at once, auto-sync waits) or on (auto-sync syncs at once)."""
+        _call_sync(self._db.set_online, online)
 
 
 class _Runner:
@@ -494,6 +525,7 @@ class BlockingDatabase:
         from_env: bool = False,
         allow_insecure_http: bool = False,
         encryption_key: Optional[str] = None,
+        auto_sync: Union[bool, Any, None] = None,
     ) -> "BlockingDatabase":
         return cls(
             _Runner.run(
@@ -505,6 +537,7 @@ class BlockingDatabase:
                     from_env=from_env,
                     allow_insecure_http=allow_insecure_http,
                     encryption_key=encryption_key,
+                    auto_sync=auto_sync,
                 )
             )
         )
@@ -531,6 +564,9 @@ class BlockingDatabase:
 
     def set_remote(self, url: Optional[str], auth_token: Optional[str] = None) -> None:
         self.database.set_remote(url, auth_token)
+
+    def set_online(self, online: bool) -> None:
+        self.database.set_online(online)
 
 
 def _blocking(name: str) -> Callable[..., Any]:

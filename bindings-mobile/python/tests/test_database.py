@@ -367,3 +367,56 @@ def test_params_that_are_not_a_sequence_of_values_are_refused_and_change_nothing
         assert (await db.query("SELECT count(*) AS n FROM kinds"))[0]["n"] == 0
 
     asyncio.run(main())
+
+
+def test_auto_sync_carries_a_write_to_a_second_database_without_sync(tmp_path, server, tag):
+    async def main():
+        url, token = server
+        quick = erth_sync.AutoSyncOptions(debounce_ms=50, interval_ms=0)
+        a = await Database.open(tmp_path / "a.db", url, token, KINDS_SCHEMA, auto_sync=quick)
+        polling = erth_sync.AutoSyncOptions(debounce_ms=50, interval_ms=200)
+        b = await Database.open(tmp_path / "b.db", url, token, KINDS_SCHEMA, auto_sync=polling)
+        assert (await a.status()).auto_sync
+        await insert(a, tag, "auto-synced")
+        # b pulls a's write; a's push is acknowledged (it may be a moment after b sees the row).
+        for _ in range(300):  # 15 s
+            pulled = await tagged(b, tag, "label") == [{"label": "auto-synced"}]
+            if pulled and (await a.status()).pending_changes == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await tagged(b, tag, "label") == [{"label": "auto-synced"}], "b never pulled a's write"
+        assert (await a.status()).pending_changes == 0
+        # Offline: sync() fails at once with kind Network, and status says so.
+        a.set_online(False)
+        with pytest.raises(ErthError) as caught:
+            await a.sync()
+        assert caught.value.kind == "Network"
+        assert not (await a.status()).online
+        a.set_online(True)
+        a.close()
+        b.close()
+
+    asyncio.run(main())
+
+
+def test_a_server_error_carries_the_servers_code(tmp_path, server, tag):
+    async def main():
+        url, token = server
+        # Two app versions declare one column with different types: the
+        # server holds a blob where b reads text, and refuses b's pull.
+        table = "clash_" + tag.replace("-", "")[:12]
+        blob = {"tables": {table: {"columns": {"v": {"type": "blob"}}}}}
+        text = {"tables": {table: {"columns": {"v": {"type": "text"}}}}}
+        a = await Database.open(tmp_path / "a.db", url, token, blob)
+        await a.execute(f"INSERT INTO {table} (v) VALUES (?)", [b"\x00\x01"])
+        await a.sync()
+        b = await Database.open(tmp_path / "b.db", url, token, text)
+        with pytest.raises(ErthError) as caught:
+            await b.sync()
+        assert caught.value.kind == "Server"
+        assert caught.value.server_code and caught.value.server_code in caught.value.message
+        status = await b.status()
+        assert status.last_error_kind == erth_sync.ErrorKind.SERVER
+        assert status.last_error_server_code == caught.value.server_code
+
+    asyncio.run(main())

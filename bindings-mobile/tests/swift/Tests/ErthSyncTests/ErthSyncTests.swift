@@ -83,10 +83,13 @@ final class ErthSyncTests: XCTestCase {
         }
     }
 
-    func open(_ name: String, url: String?? = .none) async throws -> ErthDb {
+    func open(
+        _ name: String, url: String?? = .none, schema: String? = nil, autoSync: AutoSyncOptions? = nil
+    ) async throws -> ErthDb {
         let server: String? = url ?? self.url
         return try await ErthDb.open(config: ErthConfig(
-            path: dir.appendingPathComponent(name).path, url: server, authToken: token
+            path: dir.appendingPathComponent(name).path, url: server, authToken: token,
+            schema: schema, autoSync: autoSync
         ))
     }
 
@@ -337,6 +340,52 @@ final class ErthSyncTests: XCTestCase {
         XCTAssertEqual(theirs.count, workers * perWorker)
         XCTAssertEqual(view(mine), view(theirs))
         XCTAssertEqual(theirs.filter { $0.title.hasSuffix("-renamed") }.count, workers)
+    }
+
+    func testAutoSyncCarriesAWriteToASecondReplicaWithoutSync() async throws {
+        let a = try await open("a.db", autoSync: AutoSyncOptions(debounceMs: 50, intervalMs: 0))
+        let b = try await open("b.db", autoSync: AutoSyncOptions(debounceMs: 50, intervalMs: 200))
+        let started = try await a.status()
+        XCTAssertTrue(started.autoSync)
+        let todo = try await a.addTodo(title: "auto-synced \(UUID().uuidString)")
+        let deadline = Date().addingTimeInterval(15)
+        // B pulls A's write; A's push is acknowledged (it may be a moment after B sees the row).
+        while true {
+            let pulled = try await b.listActiveTodos().contains(where: { $0.id == todo.id })
+            let pending = try await a.status().pendingChanges
+            if pulled && pending == 0 { break }
+            XCTAssertLessThan(Date(), deadline, "B never pulled A's write")
+            if Date() >= deadline { return }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        // Offline: sync() fails at once with Network, and the status says so.
+        try a.setOnline(online: false)
+        await assertErth("sync while offline", { if case .Network = $0 { return true }; return false }) {
+            _ = try await a.sync()
+        }
+        let offline = try await a.status()
+        XCTAssertFalse(offline.online)
+        try a.setOnline(online: true)
+    }
+
+    func testAServerErrorCarriesTheServersCode() async throws {
+        // Two app versions declare one column with different types: the
+        // server holds a blob where B reads text, and refuses B's pull.
+        let table = "clash_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12)
+        let a = try await open("a.db", schema: #"{"tables": {"\#(table)": {"columns": {"v": {"type": "blob"}}}}}"#)
+        _ = try await a.execute(sql: "INSERT INTO \(table) (v) VALUES (?)", params: [.blob(Data([0, 1]))])
+        _ = try await a.sync()
+        let b = try await open("b.db", schema: #"{"tables": {"\#(table)": {"columns": {"v": {"type": "text"}}}}}"#)
+        do {
+            _ = try await b.sync()
+            XCTFail("the server should refuse the pull")
+        } catch ErthError.Server(let message, let code) {
+            let code = try XCTUnwrap(code, "the server's code")
+            XCTAssertTrue(message.contains(code), message)
+            let status = try await b.status()
+            XCTAssertEqual(status.lastErrorKind, .server)
+            XCTAssertEqual(status.lastErrorServerCode, code)
+        }
     }
 
     func testTheTokenNeverShowsInDescriptions() {

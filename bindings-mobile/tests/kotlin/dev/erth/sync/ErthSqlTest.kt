@@ -215,7 +215,7 @@ class ErthSqlTest {
                 db.execute(bad, listOf())
                 throw AssertionError("$bad should fail")
             } catch (e: ErthException.Sql) {
-                assertTrue(e.message!!.isNotBlank())
+                assertTrue(e.message.isNotBlank())
             }
         }
         try {
@@ -239,7 +239,7 @@ class ErthSqlTest {
             db.sync()
             throw AssertionError("sync to a closed port must fail")
         } catch (e: ErthException.Network) {
-            assertTrue(e.message!!.isNotBlank())
+            assertTrue(e.message.isNotBlank())
         }
         assertEquals(listOf(listOf("offline", 7L)), tagged(db, "label, i"))
         assertEquals(1UL, db.status().pendingChanges)

@@ -44,8 +44,15 @@ class ErthSyncTest {
         dir.toFile().deleteRecursively()
     }
 
-    private suspend fun open(name: String, url: String? = this.url, token: String? = this.token): ErthDb {
-        val db = ErthDb.open(ErthConfig(path = dir.resolve(name).toString(), url = url, authToken = token))
+    private suspend fun open(
+        name: String,
+        url: String? = this.url,
+        token: String? = this.token,
+        schema: String? = null,
+        autoSync: AutoSyncOptions? = null,
+    ): ErthDb {
+        val config = ErthConfig(path = dir.resolve(name).toString(), url = url, authToken = token, schema = schema, autoSync = autoSync)
+        val db = ErthDb.open(config)
         opened.add(db)
         return db
     }
@@ -199,7 +206,7 @@ class ErthSyncTest {
         val db = open("a.db", url = "http://127.0.0.1:1")
         val todo = db.addTodo("works offline")
         val err = assertThrowsErth<ErthException.Network> { db.sync() }
-        assertTrue(err.message!!.isNotBlank())
+        assertTrue(err.message.isNotBlank())
         val status = db.status()
         assertNotNull("status keeps the error", status.lastError)
         assertEquals(1UL, status.pendingChanges)
@@ -260,6 +267,43 @@ class ErthSyncTest {
         assertEquals(workers * perWorker, theirs.size)
         assertEquals(view(mine), view(theirs))
         assertEquals(workers, theirs.count { it.title.endsWith("-renamed") })
+    }
+
+    @Test
+    fun autoSyncCarriesAWriteToASecondReplicaWithoutSync() = runBlocking {
+        val a = open("a.db", autoSync = AutoSyncOptions(debounceMs = 50UL, intervalMs = 0UL))
+        val b = open("b.db", autoSync = AutoSyncOptions(debounceMs = 50UL, intervalMs = 200UL))
+        assertTrue(a.status().autoSync)
+        val todo = a.addTodo("auto-synced ${java.util.UUID.randomUUID()}")
+        val deadline = System.currentTimeMillis() + 15_000
+        // B pulls A's write; A's push is acknowledged (it may be a moment after B sees the row).
+        while (b.listActiveTodos().none { it.id == todo.id } || a.status().pendingChanges != 0UL) {
+            assertTrue("B never pulled A's write", System.currentTimeMillis() < deadline)
+            delay(50)
+        }
+        // Offline: sync() fails at once with Network, and the status says so.
+        a.setOnline(false)
+        assertThrowsErth<ErthException.Network> { a.sync() }
+        assertFalse(a.status().online)
+        a.setOnline(true)
+    }
+
+    @Test
+    fun aServerErrorCarriesTheServersCode() = runBlocking {
+        // Two app versions declare one column with different types: the
+        // server holds a blob where B reads text, and refuses B's pull.
+        val table = "clash_" + java.util.UUID.randomUUID().toString().replace("-", "").take(12)
+        val a = open("a.db", schema = """{"tables": {"$table": {"columns": {"v": {"type": "blob"}}}}}""")
+        a.execute("INSERT INTO $table (v) VALUES (?)", listOf(SqlValue.Blob(byteArrayOf(0, 1))))
+        a.sync()
+        val b = open("b.db", schema = """{"tables": {"$table": {"columns": {"v": {"type": "text"}}}}}""")
+        val err = assertThrowsErth<ErthException.Server> { b.sync() }
+        val code = err.code
+        assertNotNull("the server's code", code)
+        assertTrue(err.detail, err.detail.contains(code!!))
+        val status = b.status()
+        assertEquals(ErrorKind.SERVER, status.lastErrorKind)
+        assertEquals(code, status.lastErrorServerCode)
     }
 
     @Test
