@@ -10,7 +10,8 @@ use crate::events::{
     core_listener, rows_listener, ChangeListener, LiveQuery, LiveQueryListener, Subscription,
 };
 use crate::types::{
-    ErthConfig, ExecuteResult, RejectedRow, Rows, SqlValue, Statement, SyncReport, SyncStatus, Todo,
+    ErthConfig, ExecuteResult, QuarantinedRow, RejectedRow, Rows, SqlValue, Statement, SyncReport,
+    SyncStatus, Todo,
 };
 use std::sync::Arc;
 
@@ -124,6 +125,27 @@ impl ErthDb {
     /// share one sync. `NoRemote` without a server URL.
     pub async fn sync(&self) -> Result<SyncReport, ErthError> {
         guard(self.db.sync()).await
+    }
+
+    /// Resolves once this replica has completed a sync (at once if one ever
+    /// did, also by another process sharing the file); never on its own
+    /// while offline: bound it with your own timeout (Kotlin
+    /// `withTimeout`, Swift a task group, Python `asyncio.wait_for`). A
+    /// fresh device shows its lists after it, not empty ones.
+    pub async fn wait_for_first_sync(&self) -> Result<(), ErthError> {
+        guard(self.db.wait_for_first_sync()).await
+    }
+
+    /// Rows pulled from the server that this replica would not apply (they
+    /// break the row layout: a wrong type, a bad id or clock), with why;
+    /// the others synced. A row leaves the list when it arrives valid.
+    pub async fn quarantined_rows(&self) -> Result<Vec<QuarantinedRow>, ErthError> {
+        guard(self.db.quarantined_rows()).await
+    }
+
+    /// Empties the list of quarantined rows (they stay unapplied); how many.
+    pub async fn forget_quarantined(&self) -> Result<u64, ErthError> {
+        guard(self.db.forget_quarantined()).await
     }
 
     /// Pending changes, last sync, last error (its kind and the server's

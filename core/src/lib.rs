@@ -81,7 +81,7 @@ pub use hlc::{Clock, NodeId, SystemClock, Timestamp};
 pub use schema::json::Schema;
 pub use schema::{ColumnDef, SqlType, TableDef};
 pub use sql::ExecuteResult;
-pub use status::{RejectedRow, SyncProgress, SyncReport, SyncStatus, TableRefusal};
+pub use status::{QuarantinedRow, RejectedRow, SyncProgress, SyncReport, SyncStatus, TableRefusal};
 pub use todos::Todo;
 pub use value::{Rows, SqlValue, Statement};
 pub use watch::{LiveQuery, RowsListener};

@@ -172,6 +172,8 @@ async fn hostile_server_rows_are_quarantined_and_the_rest_syncs() {
     let bad_id = "not-a-uuid'); DROP TABLE todos; --";
     let cases: Vec<(&str, String)> = vec![
         ("wrong type", format!("UPDATE todos SET is_completed = 'yes', _seq = SEQ WHERE id = '{}'", good.id)),
+        // A value JSON cannot hold, in a table whose pages travel as JSON.
+        ("a blob in a text column", format!("UPDATE todos SET title = X'00ff', _seq = SEQ WHERE id = '{}'", good.id)),
         ("broken clock", format!("UPDATE todos SET _clk_title = 'zzzz', _seq = SEQ WHERE id = '{}'", good.id)),
         ("invalid id", format!("INSERT INTO todos VALUES ('{}', 't', 0, 0, 1, 1, '{clk}', '{clk}', '{clk}', SEQ, 0)", bad_id.replace('\'', "''"))),
         ("oversized value", format!("UPDATE todos SET title = hex(zeroblob(2500001)), _seq = SEQ WHERE id = '{}'", good.id)),

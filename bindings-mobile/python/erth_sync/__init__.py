@@ -57,6 +57,7 @@ __all__ = [
     "LiveQuery",
     "Subscription",
     "KEY_ENV",
+    "QuarantinedRow",
     "RejectedRow",
     "SyncReport",
     "SyncStatus",
@@ -74,6 +75,7 @@ ChangeEvent = _core.ChangeEvent
 ChangeOrigin = _core.ChangeOrigin
 RejectedRow = _core.RejectedRow
 TableRefusal = _core.TableRefusal
+QuarantinedRow = _core.QuarantinedRow
 #: When auto-sync syncs: ``AutoSyncOptions(debounce_ms=500, interval_ms=30000)``.
 AutoSyncOptions = _core.AutoSyncOptions
 #: The kind of ``SyncStatus.last_error_kind`` (``ErrorKind.SERVER``, ...).
@@ -458,6 +460,22 @@ class Database:
         server URL (without credentials)."""
         return await _call(self._db.status())
 
+    async def wait_for_first_sync(self) -> None:
+        """Returns once this database has completed a sync (at once if one
+        ever did, also in another process sharing the file); never on its
+        own while offline: bound it with ``asyncio.wait_for``."""
+        await _call(self._db.wait_for_first_sync())
+
+    async def quarantined_rows(self) -> List[QuarantinedRow]:
+        """Rows from the server this database would not apply (they break
+        the row layout), with ``reason``; the others synced. A row leaves
+        the list when it arrives valid."""
+        return await _call(self._db.quarantined_rows())
+
+    async def forget_quarantined(self) -> int:
+        """Empties the list of quarantined rows (they stay unapplied); how many."""
+        return await _call(self._db.forget_quarantined())
+
     async def rejected_rows(self) -> List[RejectedRow]:
         """The rows the server refused (set aside, still pending), with its
         code and message; pushed again once changed or after
@@ -594,6 +612,9 @@ for _name in (
     "rejected_rows",
     "retry_rejected",
     "discard_rejected",
+    "wait_for_first_sync",
+    "quarantined_rows",
+    "forget_quarantined",
 ):
     setattr(BlockingDatabase, _name, _blocking(_name))
 del _name

@@ -399,24 +399,58 @@ def test_auto_sync_carries_a_write_to_a_second_database_without_sync(tmp_path, s
     asyncio.run(main())
 
 
-def test_a_server_error_carries_the_servers_code(tmp_path, server, tag):
+def test_a_refused_row_carries_the_servers_code_and_a_broken_row_is_quarantined(tmp_path, server, tag):
     async def main():
         url, token = server
-        # Two app versions declare one column with different types: the
-        # server holds a blob where b reads text, and refuses b's pull.
+        # Two app versions: a's `v` may not be NULL and its `w` holds blobs;
+        # b's `v` may be NULL and its `w` holds text.
         table = "clash_" + tag.replace("-", "")[:12]
-        blob = {"tables": {table: {"columns": {"v": {"type": "blob"}}}}}
-        text = {"tables": {table: {"columns": {"v": {"type": "text"}}}}}
-        a = await Database.open(tmp_path / "a.db", url, token, blob)
-        await a.execute(f"INSERT INTO {table} (v) VALUES (?)", [b"\x00\x01"])
+        strict = {"tables": {table: {"columns": {"v": {"type": "text", "notNull": True, "default": ""}, "w": {"type": "blob"}}}}}
+        loose = {"tables": {table: {"columns": {"v": {"type": "text"}, "w": {"type": "text"}}}}}
+        a = await Database.open(tmp_path / "a.db", url, token, strict)
+        await a.execute(f"INSERT INTO {table} (v, w) VALUES ('from a', ?)", [b"\x00\x01"])
         await a.sync()
-        b = await Database.open(tmp_path / "b.db", url, token, text)
-        with pytest.raises(ErthError) as caught:
-            await b.sync()
-        assert caught.value.kind == "Server"
-        assert caught.value.server_code and caught.value.server_code in caught.value.message
+        b = await Database.open(tmp_path / "b.db", url, token, loose)
+        await b.execute(f"INSERT INTO {table} (v, w) VALUES (NULL, 'from b')")
+        # The sync goes through: the server refuses b's row (its code kept),
+        # and b quarantines a's row (a blob where b reads text).
+        await b.sync()
+        refused = await b.rejected_rows()
+        assert len(refused) == 1 and refused[0].code
+        assert "NOT NULL" in refused[0].message
+        quarantined = await b.quarantined_rows()
+        assert len(quarantined) == 1 and "w" in quarantined[0].reason
         status = await b.status()
-        assert status.last_error_kind == erth_sync.ErrorKind.SERVER
-        assert status.last_error_server_code == caught.value.server_code
+        assert (status.rejected, status.quarantined, status.last_error_kind) == (1, 1, None)
+        a.close()
+        b.close()
+
+    asyncio.run(main())
+
+
+def test_waiting_for_the_first_sync_ends_with_it_and_never_while_offline(tmp_path, server, tag):
+    async def main():
+        url, token = server
+        a = await open_db(tmp_path, "a.db", server)
+        await insert(a, tag, "from a")
+        await a.sync()
+        b = await open_db(tmp_path, "b.db", server)
+        b.set_online(False)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(b.wait_for_first_sync(), timeout=0.3)
+        b.set_online(True)
+        waiting = asyncio.ensure_future(b.wait_for_first_sync())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        await b.sync()
+        await asyncio.wait_for(waiting, timeout=5)
+        assert await tagged(b, tag, "label") == [{"label": "from a"}]
+        # After it: at once.
+        await asyncio.wait_for(b.wait_for_first_sync(), timeout=5)
+        assert await b.quarantined_rows() == []
+        assert await b.forget_quarantined() == 0
+        assert (await b.status()).quarantined == 0
+        a.close()
+        b.close()
 
     asyncio.run(main())

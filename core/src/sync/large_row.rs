@@ -10,8 +10,9 @@
 //! row that changed meanwhile has moved on (no rows come back), and is
 //! pulled later at its new `_seq`.
 
+use super::pull_sql::Quarantined;
 use super::Syncer;
-use crate::error::{Error, Result};
+use crate::error::{clip, Error, Result};
 use crate::row::SyncRow;
 use crate::schema::{q, SqlType, TableDef};
 use crate::value::{SqlValue, Statement};
@@ -31,10 +32,16 @@ impl Syncer<'_> {
     /// The row of `def` at `_seq` `seq`, fetched by itself in pieces, with
     /// its `_seq`; `None` when it changed (moved to a later `_seq`) meanwhile.
     ///
+    /// A row that breaks the layout comes back as [`Quarantined`] (with
+    /// why), like a page's.
+    ///
     /// Errors: a piece that does not arrive even at [`MIN_PIECE`] fails
-    /// with its error (the sync stops; nothing is skipped);
-    /// [`Error::InvalidRemoteRow`] for a row that breaks the layout.
-    pub(super) async fn pull_large_row(&self, def: &TableDef, seq: i64) -> Result<Option<SyncRow>> {
+    /// with its error (the sync stops; nothing is skipped).
+    pub(super) async fn pull_large_row(
+        &self,
+        def: &TableDef,
+        seq: i64,
+    ) -> Result<Option<std::result::Result<SyncRow, Quarantined>>> {
         let Some((mut cells, large)) = self.large_row_frame(def, seq).await? else {
             return Ok(None);
         };
@@ -48,12 +55,17 @@ impl Syncer<'_> {
             // User values start after the id.
             cells[1 + i] = value;
         }
-        SyncRow::from_cells(def, &cells)
-            .map(Some)
-            .map_err(|reason| Error::InvalidRemoteRow {
-                table: def.name.clone(),
+        Ok(Some(SyncRow::from_cells(def, &cells).map_err(|reason| {
+            Quarantined {
+                seq,
+                id: match cells.first() {
+                    Some(SqlValue::Text(t)) => clip(t, 64),
+                    Some(other) => format!("({})", other.type_name()),
+                    None => String::new(),
+                },
                 reason,
-            })
+            }
+        })))
     }
 
     /// The row's cells with its `TEXT` and `BLOB` values left out (NULL),

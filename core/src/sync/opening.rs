@@ -122,16 +122,22 @@ impl Syncer<'_> {
         out: &mut BatchOutcome,
     ) -> Result<Opening> {
         for step in [at.columns, at.first, at.probe] {
-            if let Some(Some((code, message))) = out.errors.get(step) {
-                let error = Error::Server {
-                    code: code.clone(),
-                    message: message.clone(),
-                };
-                return match super::read_refusal(&def.name, &error) {
-                    Some(refusal) => Ok(Opening::Refused(refusal)),
-                    None => Err(error),
-                };
+            let Some(Some((code, message))) = out.errors.get(step) else {
+                continue;
+            };
+            // A first page the server could not build (a value JSON cannot
+            // hold) is no page: the rows come from the plan.
+            if step == at.first && code != "SQLITE_AUTH" {
+                continue;
             }
+            let error = Error::Server {
+                code: code.clone(),
+                message: message.clone(),
+            };
+            return match super::read_refusal(&def.name, &error) {
+                Some(refusal) => Ok(Opening::Refused(refusal)),
+                None => Err(error),
+            };
         }
         let mut take = |step: usize| -> Result<Rows> {
             out.results
@@ -140,7 +146,7 @@ impl Syncer<'_> {
                 .ok_or_else(|| Error::Protocol("the pull's opening has no result".into()))
         };
         self.note_columns(def, &take(at.columns)?.columns);
-        let first = take(at.first)?;
+        let first = take(at.first).ok();
         let (count, bytes, last) = queries.read_aggregate(def, &take(at.probe)?)?;
         if count <= 0 {
             return Ok(Opening::CaughtUp(Page::default(), None));
@@ -154,7 +160,7 @@ impl Syncer<'_> {
         // The probe counted every row after the cursor (it stops at
         // `pull_page_rows`), and the page could hold them all.
         let all = (count as usize) < self.config.pull_page_rows && count as usize <= OPENING_ROWS;
-        if let Some(upto) = last.filter(|_| all) {
+        if let (Some(upto), Some(first)) = (last.filter(|_| all), first) {
             let page = queries.read_page(def, first, after, upto)?;
             let got = page.rows.len() + page.quarantined.len();
             let ends = page

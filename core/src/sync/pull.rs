@@ -225,10 +225,12 @@ impl Syncer<'_> {
                     }
                     page
                 }
-                Err(e) if too_big(&e) => match self.page_failed(&mut p, &ask, e).await? {
-                    Some(page) => page,
-                    None => continue,
-                },
+                Err(e) if too_big(&e) || (p.queries.json() && e.is_row_refusal()) => {
+                    match self.page_failed(&mut p, &ask, e).await? {
+                        Some(page) => page,
+                        None => continue,
+                    }
+                }
                 Err(e) => return Err(e),
             };
             // Ask for the next page before applying this one: its request
@@ -259,9 +261,12 @@ impl Syncer<'_> {
             .min(p.queries.max_page_bytes())
     }
 
-    /// Page `ask` did not arrive with `error` (too big for the link or the
-    /// server): after a backoff, the next ask is half its size (`None`); a
-    /// page of one row comes by itself in pieces (`Some`, its rows).
+    /// Page `ask` did not arrive with `error`: too big for the link or the
+    /// server, or (a JSON page) the server could not build it because of a
+    /// row (a value JSON cannot hold, written by a buggy or hostile client).
+    /// After a backoff, the next ask is half its size (`None`); a page of
+    /// one row comes by itself, in pieces and as Hrana values (`Some`: the
+    /// row, or its quarantine when it breaks the layout).
     ///
     /// Errors: `error`, after [`MAX_PAGE_FAILURES`] failures in a row; the
     /// large row's errors.
@@ -286,11 +291,15 @@ impl Syncer<'_> {
                 .await;
             return Ok(None);
         }
-        tracing::debug!(error = %error, table = %p.def.name, seq = ask.upto, "a row too large for a page; pulling it in pieces");
+        tracing::debug!(error = %error, table = %p.def.name, seq = ask.upto, "a row that does not come in a page; pulling it by itself");
         let mut page = Page::default();
-        if let Some(row) = self.pull_large_row(p.def, ask.upto).await? {
-            page.rows.push(row);
-            page.seqs.push(ask.upto);
+        match self.pull_large_row(p.def, ask.upto).await? {
+            Some(Ok(row)) => {
+                page.rows.push(row);
+                page.seqs.push(ask.upto);
+            }
+            Some(Err(refused)) => page.quarantined.push(refused),
+            None => {}
         }
         p.plan.page_done(ask);
         if let Some(limit) = ask.probe_next {

@@ -66,7 +66,11 @@ pub(crate) fn row_bytes_sql(def: &TableDef, json: bool) -> String {
     parts.extend(def.columns.iter().map(|c| {
         let col = q(&c.name);
         match c.sql_type {
-            SqlType::Text => format!("coalesce(length(CAST(json_quote({col}) AS BLOB)), 0)"),
+            // A value of another type (a buggy or hostile client's) by its
+            // length: json_quote of a blob would fail the whole probe.
+            SqlType::Text => format!(
+                "CASE typeof({col}) WHEN 'text' THEN length(CAST(json_quote({col}) AS BLOB)) ELSE coalesce(length({col}), 0) * 2 END"
+            ),
             SqlType::Blob => format!("coalesce(length({col}), 0) * 4 / 3"),
             SqlType::Integer | SqlType::Real => format!("coalesce(length({col}), 0)"),
         }
@@ -145,6 +149,11 @@ impl PullQueries {
             json,
             width: def.row_columns().len() + 1,
         }
+    }
+
+    /// Pages of this table travel as one JSON cell ([`crate::page`]).
+    pub(crate) fn json(&self) -> bool {
+        self.json
     }
 
     /// The most a page of this table may hold, whatever the link's budget:
@@ -335,7 +344,7 @@ mod tests {
 
     #[test]
     fn row_size_sql_counts_every_user_column_as_it_travels() {
-        let lengths = "coalesce(length(CAST(json_quote(\"title\") AS BLOB)), 0) + coalesce(length(\"is_completed\"), 0)";
+        let lengths = "CASE typeof(\"title\") WHEN 'text' THEN length(CAST(json_quote(\"title\") AS BLOB)) ELSE coalesce(length(\"title\"), 0) * 2 END + coalesce(length(\"is_completed\"), 0)";
         let todos = crate::schema::todos_table();
         assert_eq!(row_bytes_sql(&todos, false), format!("420 + {lengths}"));
         assert_eq!(row_bytes_sql(&todos, true), format!("202 + {lengths}"));

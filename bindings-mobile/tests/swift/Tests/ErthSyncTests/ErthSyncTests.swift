@@ -368,24 +368,30 @@ final class ErthSyncTests: XCTestCase {
         try a.setOnline(online: true)
     }
 
-    func testAServerErrorCarriesTheServersCode() async throws {
-        // Two app versions declare one column with different types: the
-        // server holds a blob where B reads text, and refuses B's pull.
+    func testARefusedRowCarriesTheServersCodeAndABrokenRowIsQuarantined() async throws {
+        // Two app versions: A's `v` may not be NULL and its `w` holds blobs;
+        // B's `v` may be NULL and its `w` holds text.
         let table = "clash_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12)
-        let a = try await open("a.db", schema: #"{"tables": {"\#(table)": {"columns": {"v": {"type": "blob"}}}}}"#)
-        _ = try await a.execute(sql: "INSERT INTO \(table) (v) VALUES (?)", params: [.blob(Data([0, 1]))])
+        let a = try await open("a.db", schema: #"{"tables": {"\#(table)": {"columns": {"v": {"type": "text", "notNull": true, "default": ""}, "w": {"type": "blob"}}}}}"#)
+        _ = try await a.execute(sql: "INSERT INTO \(table) (v, w) VALUES ('from a', ?)", params: [.blob(Data([0, 1]))])
         _ = try await a.sync()
-        let b = try await open("b.db", schema: #"{"tables": {"\#(table)": {"columns": {"v": {"type": "text"}}}}}"#)
-        do {
-            _ = try await b.sync()
-            XCTFail("the server should refuse the pull")
-        } catch ErthError.Server(let message, let code) {
-            let code = try XCTUnwrap(code, "the server's code")
-            XCTAssertTrue(message.contains(code), message)
-            let status = try await b.status()
-            XCTAssertEqual(status.lastErrorKind, .server)
-            XCTAssertEqual(status.lastErrorServerCode, code)
-        }
+        let b = try await open("b.db", schema: #"{"tables": {"\#(table)": {"columns": {"v": {"type": "text"}, "w": {"type": "text"}}}}}"#)
+        _ = try await b.execute(sql: "INSERT INTO \(table) (v, w) VALUES (NULL, 'from b')", params: [])
+        // The sync goes through: the server refuses B's row (its code kept),
+        // and B quarantines A's row (a blob where B reads text).
+        _ = try await b.sync()
+        let refused = try await b.rejectedRows()
+        XCTAssertEqual(refused.count, 1)
+        XCTAssertFalse(refused.first?.code.isEmpty ?? true, "the server's code")
+        XCTAssertTrue(refused.first?.message.contains("NOT NULL") ?? false, "\(refused)")
+        let quarantined = try await b.quarantinedRows()
+        XCTAssertEqual(quarantined.count, 1)
+        XCTAssertTrue(quarantined.first?.reason.contains("w") ?? false, "\(quarantined)")
+        let status = try await b.status()
+        XCTAssertEqual(status.rejected, 1)
+        XCTAssertEqual(status.quarantined, 1)
+        XCTAssertNil(status.lastErrorKind)
+        try await b.waitForFirstSync()
     }
 
     func testTheTokenNeverShowsInDescriptions() {

@@ -289,21 +289,30 @@ class ErthSyncTest {
     }
 
     @Test
-    fun aServerErrorCarriesTheServersCode() = runBlocking {
-        // Two app versions declare one column with different types: the
-        // server holds a blob where B reads text, and refuses B's pull.
+    fun aRefusedRowCarriesTheServersCodeAndABrokenRowIsQuarantined() = runBlocking {
+        // Two app versions: A's `v` may not be NULL and its `w` holds blobs;
+        // B's `v` may be NULL and its `w` holds text.
         val table = "clash_" + java.util.UUID.randomUUID().toString().replace("-", "").take(12)
-        val a = open("a.db", schema = """{"tables": {"$table": {"columns": {"v": {"type": "blob"}}}}}""")
-        a.execute("INSERT INTO $table (v) VALUES (?)", listOf(SqlValue.Blob(byteArrayOf(0, 1))))
+        val a = open("a.db", schema = """{"tables": {"$table": {"columns": {"v": {"type": "text", "notNull": true, "default": ""}, "w": {"type": "blob"}}}}}""")
+        a.execute("INSERT INTO $table (v, w) VALUES ('from a', ?)", listOf(SqlValue.Blob(byteArrayOf(0, 1))))
         a.sync()
-        val b = open("b.db", schema = """{"tables": {"$table": {"columns": {"v": {"type": "text"}}}}}""")
-        val err = assertThrowsErth<ErthException.Server> { b.sync() }
-        val code = err.code
-        assertNotNull("the server's code", code)
-        assertTrue(err.detail, err.detail.contains(code!!))
+        val b = open("b.db", schema = """{"tables": {"$table": {"columns": {"v": {"type": "text"}, "w": {"type": "text"}}}}}""")
+        b.execute("INSERT INTO $table (v, w) VALUES (NULL, 'from b')", listOf())
+        // The sync goes through: the server refuses B's row (its code kept),
+        // and B quarantines A's row (a blob where B reads text).
+        b.sync()
+        val refused = b.rejectedRows()
+        assertEquals(1, refused.size)
+        assertTrue("the server's code", refused[0].code.isNotEmpty())
+        assertTrue(refused[0].message, refused[0].message.contains("NOT NULL"))
+        val quarantined = b.quarantinedRows()
+        assertEquals(1, quarantined.size)
+        assertTrue(quarantined[0].reason, quarantined[0].reason.contains("w"))
         val status = b.status()
-        assertEquals(ErrorKind.SERVER, status.lastErrorKind)
-        assertEquals(code, status.lastErrorServerCode)
+        assertEquals(1UL, status.rejected)
+        assertEquals(1UL, status.quarantined)
+        assertNull(status.lastErrorKind)
+        b.waitForFirstSync()
     }
 
     @Test
