@@ -8,6 +8,7 @@ import type {
   ChangeEvent as CoreChangeEvent,
   ErrorKind,
   ExecuteResult as CoreExecuteResult,
+  QuarantinedRow,
   RejectedRow,
   ReplicaOptions,
   Row,
@@ -19,7 +20,7 @@ import type {
   Todo,
 } from "./erth_wasm.js";
 
-export type { AutoSyncOptions, ErrorKind, RejectedRow, Row, SqlParam, SqlValue, SyncReport, TableRefusal, Todo };
+export type { AutoSyncOptions, ErrorKind, QuarantinedRow, RejectedRow, Row, SqlParam, SqlValue, SyncReport, TableRefusal, Todo };
 
 /**
  * What went wrong, as a program can act on it: the core's kinds, plus `Interrupted` (the tab
@@ -197,6 +198,20 @@ export declare class ErthDb {
    * `retryRejected()`; every other row syncs.
    */
   rejectedRows(): Promise<RejectedRow[]>;
+  /**
+   * Resolves once this database has completed a sync (at once if one ever did, in this tab
+   * or another); never on its own while offline: race it with your own timeout. A fresh
+   * device shows its lists after it, not empty ones.
+   */
+  waitForFirstSync(): Promise<void>;
+  /**
+   * Rows from the server this database would not apply (they break the row layout: a
+   * wrong type, a bad id or clock, written by a buggy or hostile client), with `reason`;
+   * every other row synced. A row leaves the list when it arrives valid.
+   */
+  quarantinedRows(): Promise<QuarantinedRow[]>;
+  /** Empties the list of quarantined rows (they stay unapplied); resolves to how many. */
+  forgetQuarantined(): Promise<number>;
   /** Makes every refused row pending again (the next sync pushes them); resolves to how many. */
   retryRejected(): Promise<number>;
   /**

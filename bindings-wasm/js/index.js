@@ -294,6 +294,18 @@ export class ErthDb {
     return this.#call("rejectedRows", []);
   }
 
+  waitForFirstSync() {
+    return this.#call("waitForFirstSync", []);
+  }
+
+  quarantinedRows() {
+    return this.#call("quarantinedRows", []);
+  }
+
+  forgetQuarantined() {
+    return this.#call("forgetQuarantined", []);
+  }
+
   retryRejected() {
     return this.#call("retryRejected", []);
   }

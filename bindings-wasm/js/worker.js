@@ -180,6 +180,9 @@ const methods = {
   sync: () => aroundStatus(replica.sync()),
   status: async () => ({ ...(await replica.status()), storage: replica.storage }),
   rejectedRows: () => replica.rejectedRows(),
+  waitForFirstSync: () => replica.waitForFirstSync(),
+  quarantinedRows: () => replica.quarantinedRows(),
+  forgetQuarantined: () => aroundStatus(replica.forgetQuarantined()),
   retryRejected: () => aroundStatus(replica.retryRejected()),
   discardRejected: (table, id) => aroundStatus(replica.discardRejected(table, id)),
   setAuthToken: (token) => replica.setAuthToken(token ?? undefined),
@@ -226,6 +229,9 @@ function run(tab, method, args) {
 /** Calls that only read, or set a switch to a value: safe to send again to a new owner. */
 const REPEATABLE = new Set([
   "rejectedRows",
+  "waitForFirstSync",
+  "quarantinedRows",
+  "forgetQuarantined",
   "retryRejected",
   "listActive",
   "get",

@@ -335,6 +335,27 @@ impl Replica {
         js(&core!(self.db.rejected_rows())?)
     }
 
+    /// Resolves once this database has completed a sync (at once if one
+    /// ever did); never on its own while offline.
+    #[wasm_bindgen(js_name = waitForFirstSync)]
+    pub async fn wait_for_first_sync(&self) -> Result<(), JsValue> {
+        core!(self.db.wait_for_first_sync())
+    }
+
+    /// Rows from the server this database would not apply (they break the
+    /// row layout), with why; the others synced.
+    #[wasm_bindgen(js_name = quarantinedRows, unchecked_return_type = "QuarantinedRow[]")]
+    pub async fn quarantined_rows(&self) -> Result<JsValue, JsValue> {
+        js(&core!(self.db.quarantined_rows())?)
+    }
+
+    /// Empties the list of quarantined rows (they stay unapplied); resolves
+    /// to how many there were.
+    #[wasm_bindgen(js_name = forgetQuarantined)]
+    pub async fn forget_quarantined(&self) -> Result<f64, JsValue> {
+        Ok(core!(self.db.forget_quarantined())? as f64)
+    }
+
     /// Makes every refused row pending again (the next sync pushes them);
     /// resolves to how many there were.
     #[wasm_bindgen(js_name = retryRejected)]

@@ -287,56 +287,40 @@ async fn two_replicas_converge_through_a_real_server() {
         assert!(number(&status, "lastSyncAt") > 1.6e12);
         assert_eq!(field(&status, "lastError"), JsValue::NULL);
         assert_eq!(text(&status, "remoteUrl"), url.trim_end_matches('/'));
+        assert_eq!(number(&status, "quarantined"), 0.0);
     }
 }
 
 #[wasm_bindgen_test]
-async fn auto_sync_carries_a_write_to_a_second_replica_without_sync() {
+async fn waiting_for_the_first_sync_ends_with_it() {
+    use std::cell::Cell;
+    use std::rc::Rc;
     let url = server_url();
-    let auto = |name: &str, auto_sync: &str| {
-        let auto_sync = js_sys::JSON::parse(auto_sync).unwrap();
-        Replica::open(options(
-            name,
-            "memory",
-            &[("url", url.into()), ("autoSync", auto_sync)],
-        ))
-    };
-    let a = auto(&unique("auto-a"), r#"{"debounceMs": 20, "intervalMs": 0}"#)
-        .await
-        .unwrap();
-    let b = auto(
-        &unique("auto-b"),
-        r#"{"debounceMs": 20, "intervalMs": 100}"#,
-    )
-    .await
-    .unwrap();
-    let started = std::rc::Rc::new(std::cell::Cell::new(0));
-    let count = started.clone();
-    let listener = Closure::<dyn Fn(bool)>::new(move |syncing: bool| {
-        if syncing {
-            count.set(count.get() + 1);
-        }
+    let db = Rc::new(
+        Replica::open(options(&unique("first"), "memory", &[("url", url.into())]))
+            .await
+            .unwrap(),
+    );
+    // Before any sync it waits; the sync ends it.
+    let ended = Rc::new(Cell::new(None));
+    let (waiter, seen) = (db.clone(), ended.clone());
+    wasm_bindgen_futures::spawn_local(async move {
+        seen.set(Some(waiter.wait_for_first_sync().await.is_ok()));
     });
-    a.start_auto_sync(
-        listener
-            .as_ref()
-            .unchecked_ref::<js_sys::Function>()
-            .clone(),
-    )
-    .unwrap();
-    b.start_auto_sync(js_sys::Function::new_no_args(""))
-        .unwrap();
-    let todo = a.add_todo("auto-synced".into()).await.unwrap();
-    let id = text(&todo, "id");
-    // B pulls A's write; A's push is acknowledged (it may be a moment after B sees the row).
-    for _ in 0..150 {
-        let pending = number(&a.status().await.unwrap(), "pendingChanges");
-        if b.get_todo(id.clone()).await.is_ok() && pending == 0.0 {
-            break;
-        }
-        sleep(100).await;
-    }
-    assert_eq!(text(&b.get_todo(id).await.unwrap(), "title"), "auto-synced");
-    assert_eq!(number(&a.status().await.unwrap(), "pendingChanges"), 0.0);
-    assert!(started.get() >= 1, "the listener heard the syncs start");
+    sleep(50).await;
+    assert_eq!(ended.get(), None, "the wait ended before any sync");
+    db.sync().await.expect("sync");
+    sleep(10).await;
+    assert_eq!(
+        ended.get(),
+        Some(true),
+        "the wait did not end with the sync"
+    );
+    // After it: at once; and nothing is quarantined.
+    db.wait_for_first_sync().await.unwrap();
+    assert_eq!(
+        Array::from(&db.quarantined_rows().await.unwrap()).length(),
+        0
+    );
+    assert_eq!(db.forget_quarantined().await.unwrap(), 0.0);
 }
