@@ -36,6 +36,12 @@ pub struct Config {
     /// How long a sync waits for another process sharing the replica file
     /// to finish its sync before failing with [`crate::Error::DatabaseLocked`].
     pub sync_lock_timeout_ms: u64,
+    /// How long a local read or write waits (ms) for a writer before failing
+    /// with [`crate::Error::DatabaseLocked`]: another task's open write
+    /// transaction ([`crate::Database::write_transaction`]), and, natively,
+    /// another process's write lock on the file (SQLite's busy timeout).
+    /// Default 5,000.
+    pub lock_timeout_ms: u64,
     /// Install the server's guard at bootstrap (`schema::guard`): triggers
     /// that refuse what no honest replica writes (far-future clocks, rows
     /// going back, rewrites of `_erth_meta`, rows that break the layout,
@@ -88,6 +94,7 @@ impl std::fmt::Debug for Config {
             .field("pull_page_rows", &self.pull_page_rows)
             .field("max_clock_drift_ms", &self.max_clock_drift_ms)
             .field("sync_lock_timeout_ms", &self.sync_lock_timeout_ms)
+            .field("lock_timeout_ms", &self.lock_timeout_ms)
             .field("server_guard", &self.server_guard)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("sync_timeout_ms", &self.sync_timeout_ms)
@@ -110,6 +117,7 @@ impl Default for Config {
             pull_page_rows: 10_000,
             max_clock_drift_ms: 3_600_000,
             sync_lock_timeout_ms: 60_000,
+            lock_timeout_ms: 5_000,
             server_guard: false,
             request_timeout_ms: 30_000,
             sync_timeout_ms: 600_000,

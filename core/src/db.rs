@@ -25,6 +25,7 @@ use crate::events::{ChangeEvent, ChangeOrigin, Listener, Registry, Subscription}
 use crate::hlc::{Clock, HybridClock, NodeId, ReplicaClock, Timestamp};
 use crate::hrana::HranaClient;
 use crate::schema::{q, TableDef};
+use crate::shared_store::SharedStore;
 use crate::state;
 use crate::status::{refusals_from_text, SyncProgress, SyncReport, SyncStatus, TableRefusal};
 use crate::store::{Store, StoreError, StoreErrorKind};
@@ -118,7 +119,8 @@ impl Drop for SyncingFlag<'_> {
 
 /// A local replica, optionally synced with a server.
 pub struct Database {
-    pub(crate) store: Arc<dyn Store>,
+    /// The store, shared in turns with interactive write transactions.
+    pub(crate) store: Arc<SharedStore>,
     pub(crate) transport: Arc<dyn Transport>,
     /// The wall clock and the hybrid logical clock it drives.
     pub(crate) clock: ReplicaClock,
@@ -128,7 +130,7 @@ pub struct Database {
     pub(crate) status: Mutex<StatusState>,
     pub(crate) events: Arc<Registry>,
     /// Bumped by every local write (for coalescing concurrent syncs).
-    pub(crate) writes: AtomicU64,
+    pub(crate) writes: Arc<AtomicU64>,
     /// `(writes seen at start, report)` of the last successful sync.
     pub(crate) last_sync: Mutex<Option<(u64, u64, SyncReport)>>,
     pub(crate) syncs_done: AtomicU64,
@@ -193,8 +195,12 @@ impl Database {
         let node = crate::migrate::open_local(store.as_ref(), &config.tables)
             .await?
             .0;
-
-        let kv = state::read_state(store.as_ref()).await?;
+        let store = Arc::new(SharedStore::new(
+            store,
+            transport.clone(),
+            config.lock_timeout_ms,
+        ));
+        let kv = state::read_state(&store).await?;
         let last = kv
             .get(state::KEY_HLC)
             .and_then(|v| u64::from_str_radix(v, 16).ok())
@@ -219,7 +225,7 @@ impl Database {
             sync_lock: AsyncMutex::new(()),
             status: Mutex::new(status),
             events: Arc::new(Registry::default()),
-            writes: AtomicU64::new(0),
+            writes: Arc::new(AtomicU64::new(0)),
             last_sync: Mutex::new(None),
             syncs_done: AtomicU64::new(0),
             first_sync: Mutex::new(Vec::new()),
@@ -461,7 +467,7 @@ impl Database {
         progress: &(dyn Fn(SyncProgress) + Sync),
     ) -> Result<(u64, u64)> {
         let syncer = Syncer::new(
-            self.store.as_ref(),
+            &self.store,
             remote,
             &self.config,
             &self.clock,
@@ -486,7 +492,7 @@ impl Database {
     async fn lock_sync_across_processes(&self) -> Result<crate::store::SyncGuard> {
         let mut waited = 0;
         loop {
-            if let Some(guard) = self.store.try_lock_sync()? {
+            if let Some(guard) = self.store.unshared().try_lock_sync()? {
                 return Ok(guard);
             }
             if waited >= self.config.sync_lock_timeout_ms {
@@ -579,7 +585,11 @@ impl Database {
         config: Config,
     ) -> Result<Database> {
         let claim = crate::store::sqlite::FileClaim::take(path.as_ref())?;
-        let store = crate::store::sqlite::SqliteStore::open(path)?;
+        // One timeout for waiting on a writer, in this process or another.
+        let store = crate::store::sqlite::SqliteStore::open_with_timeout(
+            path,
+            std::time::Duration::from_millis(config.lock_timeout_ms),
+        )?;
         let transport = crate::transport::native::NativeTransport::new(
             std::time::Duration::from_millis(config.request_timeout_ms),
         )?;

@@ -42,8 +42,9 @@ pub enum Error {
     /// The local database failed.
     #[error("local storage error: {0}")]
     Storage(#[source] StoreError),
-    /// Another process or tab holds the local database.
-    #[error("the local database is locked by another process or tab")]
+    /// Another process or tab holds the local database, or a write
+    /// transaction of this replica stayed open past the lock timeout.
+    #[error("the local database is locked by another process, tab or open write transaction")]
     DatabaseLocked,
     /// The server could not be reached, or the connection broke.
     #[error("network error: {0}")]

@@ -61,6 +61,7 @@ pub mod rejected;
 pub mod row;
 pub mod rows;
 pub mod schema;
+mod shared_store;
 pub mod sql;
 mod state;
 pub mod status;
@@ -70,6 +71,7 @@ pub mod todos;
 pub mod transport;
 pub mod value;
 pub mod watch;
+pub mod write_transaction;
 
 pub use autosync::{AutoSync, AutoSyncOptions};
 pub use config::Config;
@@ -85,3 +87,4 @@ pub use status::{QuarantinedRow, RejectedRow, SyncProgress, SyncReport, SyncStat
 pub use todos::Todo;
 pub use value::{Rows, SqlValue, Statement};
 pub use watch::{LiveQuery, RowsListener};
+pub use write_transaction::WriteTransaction;

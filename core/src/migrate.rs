@@ -206,7 +206,7 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
     let objects = read_objects(store).await?;
     let has = |kind: &str, name: &str| objects.iter().any(|o| o.kind == kind && o.name == name);
     let kv: HashMap<String, String> = if has("table", "_erth_state") {
-        state::read_state(store).await?
+        state::read_state_in(store).await?
     } else {
         HashMap::new()
     };

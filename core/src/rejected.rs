@@ -131,6 +131,7 @@ impl Database {
             .first()
             .map(|cells| server_version(def, cells))
             .transpose()?;
+        let turn = self.store.turn().await?;
         let mut hlc = self.clock.lock().await;
         let mut stmts = vec![
             Statement::new(
@@ -158,8 +159,9 @@ impl Database {
             ));
             stmts.push(crate::state::persist_clock(&hlc));
         }
-        self.store.write(&stmts).await?;
+        turn.write(&stmts).await?;
         drop(hlc);
+        drop(turn);
         self.events.emit(ChangeEvent {
             table: table.to_owned(),
             ids: vec![id.to_owned()],

@@ -206,12 +206,14 @@ impl Database {
         reads: Vec<Statement>,
         mut build: impl FnMut(&mut HybridClock, Vec<Rows>) -> Result<(Vec<Statement>, T)>,
     ) -> Result<(Vec<Rows>, T)> {
+        // The turn before the clock, as every holder of both takes them.
+        let turn = self.store.turn().await?;
         let mut hlc = self.clock.lock().await;
         let mut all = vec![state::get(state::KEY_HLC)];
         all.extend(reads);
         let mut failure = None;
         let mut value = None;
-        let out = self.store.write_after_reads(&all, &mut |mut rows| {
+        let out = turn.write_after_reads(&all, &mut |mut rows| {
             hlc.catch_up(state::persisted_clock(&rows.remove(0)));
             match build(&mut hlc, rows) {
                 Ok((mut stmts, v)) => {
@@ -228,6 +230,7 @@ impl Database {
             }
         });
         drop(hlc);
+        drop(turn);
         self.store.persisted().await?;
         match (out, failure, value) {
             (_, Some(e), _) => Err(e),

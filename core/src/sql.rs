@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::schema::local::LOCAL_PREFIX;
 use crate::schema::q;
 use crate::state;
-use crate::store::{AppContext, StoreError, StoreErrorKind};
+use crate::store::{AppContext, Store, StoreError, StoreErrorKind};
 use crate::value::{Rows, SqlValue, Statement};
 
 /// One statement's outcome.
@@ -45,7 +45,7 @@ pub struct ExecuteResult {
 }
 
 /// The error of an app statement: SQLite's or the engine's message.
-fn app_error(e: StoreError) -> Error {
+pub(crate) fn app_error(e: StoreError) -> Error {
     match e.kind {
         StoreErrorKind::Locked => Error::DatabaseLocked,
         StoreErrorKind::Corrupt => Error::Storage(e),
@@ -60,7 +60,7 @@ fn app_error(e: StoreError) -> Error {
 
 /// Refuses parameters SQLite would silently store as something else (a NaN
 /// becomes NULL), as rows from the server are refused.
-fn check_params(stmts: &[Statement]) -> Result<()> {
+pub(crate) fn check_params(stmts: &[Statement]) -> Result<()> {
     for stmt in stmts {
         for (i, arg) in stmt.args.iter().enumerate() {
             if let SqlValue::Real(r) = arg {
@@ -104,6 +104,9 @@ impl Database {
     pub async fn transaction(&self, stmts: &[Statement]) -> Result<Vec<ExecuteResult>> {
         check_params(stmts)?;
         let protected = self.protected_names();
+        // A turn, then the clock: every holder of both takes them in this
+        // order (an interactive transaction holds the turn, then ticks).
+        let turn = self.store.turn().await?;
         let mut hlc = self.clock.lock().await;
         // The clock is taken inside the write transaction, after catching
         // up with the one another process sharing the file persisted.
@@ -116,14 +119,18 @@ impl Database {
             }),
             protected: &protected,
         };
-        let out = self.store.write_app(ctx, stmts).map_err(app_error)?;
+        let out = turn.write_app(ctx, stmts).map_err(app_error)?;
         drop(hlc);
-        self.store.persisted().await?;
+        let mut changed = Vec::with_capacity(out.changed.len());
         for (table, rowids) in &out.changed {
-            let (name, ids) = match table.strip_prefix(LOCAL_PREFIX) {
-                Some(name) => (name.to_owned(), self.ids_of_rowids(table, rowids).await?),
+            changed.push(match table.strip_prefix(LOCAL_PREFIX) {
+                Some(name) => (name.to_owned(), ids_of_rowids(&*turn, table, rowids).await?),
                 None => (table.clone(), rowids.iter().map(i64::to_string).collect()),
-            };
+            });
+        }
+        drop(turn);
+        self.store.persisted().await?;
+        for (name, ids) in changed {
             self.after_local_write(&name, ids);
         }
         Ok(out
@@ -141,55 +148,57 @@ impl Database {
     /// Errors: [`Error::Sql`] (a statement that would write is refused:
     /// use [`Database::execute`]).
     pub async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Rows> {
-        self.store
-            .query_app(
-                &self.protected_names(),
-                &Statement::new(sql, params.to_vec()),
-            )
+        let stmt = Statement::new(sql, params.to_vec());
+        let turn = self.store.turn().await?;
+        turn.query_app(&self.protected_names(), &stmt)
             .map_err(app_error)
     }
+}
 
-    /// The ids of rows of an engine table, by rowid (rows are never
-    /// physically deleted, so a rowid keeps its row), each once. Runs of
-    /// consecutive rowids (a bulk insert's) are read by range scans, first,
-    /// then the others 500 at a time by `IN`, each in rowid order.
-    async fn ids_of_rowids(&self, table: &str, rowids: &[i64]) -> Result<Vec<String>> {
-        let (ranges, singles) = rowid_runs(rowids);
-        let mut statements = Vec::new();
-        for (first, last) in ranges {
-            statements.push(Statement::new(
-                format!(
-                    "SELECT \"id\" FROM {} WHERE \"rowid\" BETWEEN ? AND ? ORDER BY \"rowid\"",
-                    q(table)
-                ),
-                vec![SqlValue::Integer(first), SqlValue::Integer(last)],
-            ));
-        }
-        for chunk in singles.chunks(500) {
-            statements.push(Statement::new(
-                format!(
-                    "SELECT \"id\" FROM {} WHERE \"rowid\" IN ({}) ORDER BY \"rowid\"",
-                    q(table),
-                    vec!["?"; chunk.len()].join(", ")
-                ),
-                chunk.iter().map(|r| SqlValue::Integer(*r)).collect(),
-            ));
-        }
-        let mut ids = Vec::with_capacity(rowids.len());
-        for stmt in &statements {
-            let rows = self.store.query(stmt).await?;
-            ids.extend(
-                rows.rows
-                    .into_iter()
-                    .filter_map(|r| r.into_iter().next())
-                    .filter_map(|v| match v {
-                        SqlValue::Text(t) => Some(t),
-                        _ => None,
-                    }),
-            );
-        }
-        Ok(ids)
+/// The ids of rows of an engine table, by rowid (rows are never
+/// physically deleted, so a rowid keeps its row), each once. Runs of
+/// consecutive rowids (a bulk insert's) are read by range scans, first,
+/// then the others 500 at a time by `IN`, each in rowid order.
+pub(crate) async fn ids_of_rowids(
+    store: &dyn Store,
+    table: &str,
+    rowids: &[i64],
+) -> Result<Vec<String>> {
+    let (ranges, singles) = rowid_runs(rowids);
+    let mut statements = Vec::new();
+    for (first, last) in ranges {
+        statements.push(Statement::new(
+            format!(
+                "SELECT \"id\" FROM {} WHERE \"rowid\" BETWEEN ? AND ? ORDER BY \"rowid\"",
+                q(table)
+            ),
+            vec![SqlValue::Integer(first), SqlValue::Integer(last)],
+        ));
     }
+    for chunk in singles.chunks(500) {
+        statements.push(Statement::new(
+            format!(
+                "SELECT \"id\" FROM {} WHERE \"rowid\" IN ({}) ORDER BY \"rowid\"",
+                q(table),
+                vec!["?"; chunk.len()].join(", ")
+            ),
+            chunk.iter().map(|r| SqlValue::Integer(*r)).collect(),
+        ));
+    }
+    let mut ids = Vec::with_capacity(rowids.len());
+    for stmt in &statements {
+        let rows = store.query(stmt).await?;
+        ids.extend(
+            rows.rows
+                .into_iter()
+                .filter_map(|r| r.into_iter().next())
+                .filter_map(|v| match v {
+                    SqlValue::Text(t) => Some(t),
+                    _ => None,
+                }),
+        );
+    }
+    Ok(ids)
 }
 
 /// Splits rowids (in any order, repeats allowed) into runs of at least

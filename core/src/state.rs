@@ -8,6 +8,7 @@
 
 use crate::error::Result;
 use crate::hlc::HybridClock;
+use crate::shared_store::SharedStore;
 use crate::store::Store;
 use crate::value::{Rows, SqlValue, Statement};
 use std::collections::HashMap;
@@ -123,7 +124,12 @@ pub(crate) fn persisted_clock(rows: &Rows) -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) async fn read_state(store: &dyn Store) -> Result<HashMap<String, String>> {
+pub(crate) async fn read_state(store: &SharedStore) -> Result<HashMap<String, String>> {
+    read_state_in(&*store.turn().await?).await
+}
+
+/// [`read_state`] on the store itself (while opening, before it is shared).
+pub(crate) async fn read_state_in(store: &dyn Store) -> Result<HashMap<String, String>> {
     let rows = store.query(&select_all()).await?;
     Ok(rows
         .rows

@@ -1,7 +1,8 @@
 //! Live queries: [`Database::watch`] runs a read-only statement, then again
 //! after every committed change (a local write, a pulled page) to a table
 //! it reads, and calls back only when the result differs from the last one
-//! it delivered.
+//! it delivered. Re-runs that find a write transaction open wait for its
+//! end ([`crate::shared_store`]).
 //!
 //! Which tables a statement reads comes from SQLite itself: the store
 //! prepares it once under an authorizer that records every table read
@@ -14,7 +15,7 @@ use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::events::{ChangeEvent, Subscription};
 use crate::schema::local::LOCAL_PREFIX;
-use crate::store::Store;
+use crate::shared_store::SharedStore;
 use crate::value::{Rows, Statement};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,35 +62,45 @@ impl Drop for LiveQuery {
 
 /// The state one live query keeps between re-runs.
 struct Watcher {
-    store: Arc<dyn Store>,
+    store: Arc<SharedStore>,
     protected: Vec<String>,
     stmt: Statement,
-    /// The rows last delivered; shared with the callback's call rather
-    /// than copied (a re-run over 10,000 rows would copy every value).
-    last: Mutex<Arc<Rows>>,
+    /// The rows last delivered (none yet: the first run waits for a write
+    /// transaction); shared with the callback's call rather than copied (a
+    /// re-run over 10,000 rows would copy every value).
+    last: Mutex<Option<Arc<Rows>>>,
     active: Arc<AtomicBool>,
     callback: RowsListener,
 }
 
 impl Watcher {
-    fn on_change(&self) {
+    /// Re-runs the query and delivers its rows if they differ from the
+    /// last ones delivered; while a write transaction holds the replica,
+    /// once it ends (its uncommitted rows are never delivered).
+    fn on_change(self: &Arc<Self>) {
         if !self.active.load(Ordering::SeqCst) {
             return;
         }
-        let rows = match self.store.query_app(&self.protected, &self.stmt) {
+        let Some(turn) = self.store.try_turn() else {
+            let again = self.clone();
+            self.store.defer(Box::new(move || again.on_change()));
+            return;
+        };
+        let rows = match turn.query_app(&self.protected, &self.stmt) {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "live query failed to re-run");
                 return;
             }
         };
+        drop(turn);
         let rows = {
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            if **last == rows {
+            if last.as_deref() == Some(&rows) {
                 return;
             }
             let rows = Arc::new(rows);
-            *last = rows.clone();
+            *last = Some(rows.clone());
             rows
         };
         if self.active.load(Ordering::SeqCst) {
@@ -102,9 +113,12 @@ impl Database {
     /// Starts a live query: `callback` gets the rows of `sql` now, then
     /// again after each committed change to a table the statement reads,
     /// when the rows differ from the last ones it got. Synchronous: the first
-    /// call happens before `watch` returns.
+    /// call happens before `watch` returns, unless a write transaction
+    /// ([`Database::write_transaction`]) holds the replica: then as soon as
+    /// it ends. A live query never sees a transaction's uncommitted rows.
     ///
-    /// Errors: [`Error::Sql`] for bad SQL or a statement that writes.
+    /// Errors: [`Error::Sql`] for bad SQL or a statement that writes (when
+    /// the first run waits for a transaction, its errors are logged).
     pub fn watch(
         &self,
         sql: &str,
@@ -114,6 +128,7 @@ impl Database {
         let sql_error = |e: crate::store::StoreError| Error::Sql { message: e.message };
         let mut tables: Vec<String> = self
             .store
+            .unshared()
             .tables_read(sql)
             .map_err(sql_error)?
             .into_iter()
@@ -127,7 +142,13 @@ impl Database {
         tables.dedup();
         let protected = self.protected_names();
         let stmt = Statement::new(sql, params.to_vec());
-        let first = Arc::new(self.store.query_app(&protected, &stmt).map_err(sql_error)?);
+        // The first run, now unless a write transaction holds the replica.
+        let first = match self.store.try_turn() {
+            Some(turn) => Some(Arc::new(
+                turn.query_app(&protected, &stmt).map_err(sql_error)?,
+            )),
+            None => None,
+        };
         let active = Arc::new(AtomicBool::new(true));
         let watcher = Arc::new(Watcher {
             store: self.store.clone(),
@@ -137,7 +158,9 @@ impl Database {
             active: active.clone(),
             callback: callback.clone(),
         });
-        callback(&first);
+        if let Some(first) = &first {
+            callback(first);
+        }
         let watched = tables.clone();
         let listener = watcher.clone();
         let subscription = self.subscribe(Arc::new(move |ev: &ChangeEvent| {

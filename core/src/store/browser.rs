@@ -39,7 +39,9 @@
 //! disk).
 
 use super::sqlite::{err, SqliteStore};
-use super::{AppContext, AppWrite, Store, StoreError, StoreErrorKind, WriteBuilder, OPFS_PRAGMAS};
+use super::{
+    AppContext, AppTx, AppWrite, Store, StoreError, StoreErrorKind, WriteBuilder, OPFS_PRAGMAS,
+};
 use crate::error::{Error, Result};
 use crate::transport::browser::describe_js;
 use crate::value::{Rows, SqlValue, Statement};
@@ -522,6 +524,24 @@ impl Store for BrowserStore {
         let out = self.inner.write_app(ctx, stmts)?;
         self.start_save();
         Ok(out)
+    }
+
+    fn begin_app(&self, ctx: AppContext<'_>) -> Result<AppTx, StoreError> {
+        self.inner.begin_app(ctx)
+    }
+
+    fn app_statement(&self, tx: &mut AppTx, stmt: &Statement) -> Result<(Rows, u64), StoreError> {
+        self.inner.app_statement(tx, stmt)
+    }
+
+    fn commit_app(&self, tx: AppTx) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
+        let changed = self.inner.commit_app(tx)?;
+        self.start_save();
+        Ok(changed)
+    }
+
+    fn rollback_app(&self, tx: AppTx) -> Result<(), StoreError> {
+        self.inner.rollback_app(tx)
     }
 
     fn query_app(&self, protected: &[String], stmt: &Statement) -> Result<Rows, StoreError> {

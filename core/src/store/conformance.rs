@@ -21,6 +21,7 @@ pub async fn run(store: &dyn Store) {
     write_after_reads_sees_its_reads_in_the_same_transaction(store).await;
     app_writes_run_the_engine_triggers_on_the_transaction_clock(store).await;
     app_statements_are_held_to_the_access_rules(store).await;
+    interactive_app_transactions_read_their_writes_and_end_whole(store).await;
     app_queries_only_read(store).await;
     tables_read_names_the_engine_table_behind_a_view(store).await;
     the_sync_lock_is_held_until_its_guard_drops(store).await;
@@ -252,6 +253,98 @@ const CLOCK: Timestamp = Timestamp {
     hlc: 0x0190_0000_0000_0007,
     node: NodeId(0xabc),
 };
+
+/// [`Store::begin_app`], [`Store::app_statement`], [`Store::commit_app`],
+/// [`Store::rollback_app`]: statements in an open transaction see its
+/// earlier writes; a failed statement undoes itself only and the
+/// transaction goes on; a rollback leaves nothing (the engine's statements
+/// included), a commit everything, on the transaction's clock, with the
+/// changed rows reported.
+pub async fn interactive_app_transactions_read_their_writes_and_end_whole(store: &dyn Store) {
+    let def = engine_table(store).await;
+    let protected = vec![def.name.clone()];
+    let count = |sql: &'static str| async move {
+        store.query(&Statement::plain(sql)).await.unwrap().rows[0][0].clone()
+    };
+    let rows_before = count("SELECT count(*) FROM \"_erth_rows_conf_todo\"").await;
+    let log_before = count("SELECT count(*) FROM conf_log").await;
+    let (a, b) = (crate::ids::new_id(), crate::ids::new_id());
+    let insert = |id: &str, n: i64| {
+        Statement::new(
+            "INSERT INTO conf_todo (id, title, n) VALUES (?, 'tx', ?)",
+            vec![id.into(), n.into()],
+        )
+    };
+    let in_tx = Statement::plain("SELECT count(*) FROM conf_todo WHERE title = 'tx'");
+
+    let after = vec![Statement::plain("INSERT INTO conf_log VALUES ('tx')")];
+    let mut tx = store
+        .begin_app(app_context(CLOCK, after.clone(), &protected))
+        .expect("begin");
+    assert_eq!(tx.clock(), CLOCK);
+    assert_eq!(store.app_statement(&mut tx, &insert(&a, 1)).unwrap().1, 1);
+    let (seen, _) = store.app_statement(&mut tx, &in_tx).unwrap();
+    assert_eq!(seen.rows[0][0], SqlValue::Integer(1), "reads its own write");
+    // The same id again: the constraint fails that statement only.
+    let e = store
+        .app_statement(&mut tx, &insert(&a, 2))
+        .expect_err("duplicate id");
+    assert_ne!(e.kind, StoreErrorKind::Refused, "{e}");
+    let e = store
+        .app_statement(&mut tx, &Statement::plain("COMMIT"))
+        .expect_err("transaction control");
+    assert_eq!(e.kind, StoreErrorKind::Refused, "{e}");
+    let (seen, _) = store.app_statement(&mut tx, &in_tx).unwrap();
+    assert_eq!(
+        seen.rows[0][0],
+        SqlValue::Integer(1),
+        "still open, first write kept"
+    );
+    store.rollback_app(tx).expect("rollback");
+    assert_eq!(
+        count("SELECT count(*) FROM \"_erth_rows_conf_todo\"").await,
+        rows_before
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM conf_log").await,
+        log_before,
+        "engine statements rolled back"
+    );
+
+    let mut tx = store
+        .begin_app(app_context(CLOCK, after, &protected))
+        .expect("begin again");
+    store.app_statement(&mut tx, &insert(&a, 1)).unwrap();
+    store.app_statement(&mut tx, &insert(&b, 2)).unwrap();
+    store
+        .app_statement(&mut tx, &Statement::plain("INSERT INTO conf_w VALUES (5)"))
+        .unwrap();
+    let changed = store.commit_app(tx).expect("commit");
+    let tables: Vec<&str> = changed.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(tables, [def.local_name().as_str(), "conf_w"]);
+    assert_eq!(changed[0].1.len(), 2);
+    let clocks = store
+        .query(&Statement::new(
+            "SELECT \"_clk_title\" FROM \"_erth_rows_conf_todo\" WHERE id IN (?, ?)",
+            vec![a.as_str().into(), b.as_str().into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        clocks.rows,
+        vec![vec![SqlValue::Text(CLOCK.to_string())]; 2],
+        "both rows on the transaction's clock"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM conf_log").await,
+        SqlValue::Integer(log_before.as_i64().unwrap() + 1)
+    );
+    // The store is back to plain engine work.
+    store
+        .write(&[Statement::plain("INSERT INTO conf_w VALUES (6)")])
+        .await
+        .expect("a write after the transaction");
+}
 
 /// [`Store::write_app`]: app statements on a synced table's view run its
 /// triggers with the transaction's clock; the rows they change are

@@ -65,11 +65,40 @@ pub trait Store: SendOutsideWasm + SyncOutsideWasm {
 
     /// Runs the app's own SQL (`stmts`, each checked by [`crate::access::check_access`]
     /// when prepared, with the engine's SQL functions bound to the clock
-    /// `ctx.clock` returns), then the engine statements `ctx.clock` returned,
-    /// unchecked, all in one write transaction: `ctx.read` runs first inside
-    /// it and its rows go to `ctx.clock`. Synchronous: local statements take
+    /// `ctx.clock` returns) and the engine statements `ctx.clock` returned
+    /// (unchecked, first), all in one write transaction: `ctx.read` runs
+    /// first inside it and its rows go to `ctx.clock`. The first error rolls
+    /// everything back and is returned. Synchronous: local statements take
     /// microseconds and run inline, as [`Store::write`] does.
     fn write_app(&self, ctx: AppContext<'_>, stmts: &[Statement]) -> Result<AppWrite, StoreError>;
+
+    /// Opens an interactive app transaction (`BEGIN IMMEDIATE`, waiting up
+    /// to the busy timeout for another process's write lock): runs
+    /// `ctx.read` and the engine statements `ctx.clock` returns, and leaves
+    /// the transaction open for [`Store::app_statement`] until
+    /// [`Store::commit_app`] or [`Store::rollback_app`]. While it is open
+    /// the connection belongs to it: the caller keeps every other method
+    /// from running (`store::shared` does). [`Store::write_app`] is this
+    /// with its statements in one call.
+    fn begin_app(&self, ctx: AppContext<'_>) -> Result<AppTx, StoreError>;
+
+    /// Runs one app statement (a read or a write, checked as in
+    /// [`Store::write_app`]) in the open transaction `tx`; it sees the
+    /// transaction's earlier writes. A failed statement undoes itself only
+    /// (SQLite's statement journal) and the transaction stays open, unless
+    /// SQLite rolled the whole transaction back (a full disk, an I/O error):
+    /// then this and every later call on `tx` fail with
+    /// [`StoreErrorKind::Other`] saying so. Returns the statement's rows and
+    /// how many rows of tables it changed (triggers included).
+    fn app_statement(&self, tx: &mut AppTx, stmt: &Statement) -> Result<(Rows, u64), StoreError>;
+
+    /// Commits `tx`. Returns the rows its statements changed: table name
+    /// and rowids, in order of the table's first change. On an error the
+    /// transaction is rolled back.
+    fn commit_app(&self, tx: AppTx) -> Result<Vec<(String, Vec<i64>)>, StoreError>;
+
+    /// Rolls `tx` back: nothing it wrote remains.
+    fn rollback_app(&self, tx: AppTx) -> Result<(), StoreError>;
 
     /// Runs one read-only app statement (checked like [`Store::write_app`]);
     /// a statement that would write is refused. Synchronous, so live queries
@@ -103,7 +132,7 @@ pub trait Store: SendOutsideWasm + SyncOutsideWasm {
 pub type WriteBuilder<'a> = dyn FnMut(Vec<Rows>) -> Result<Vec<Statement>, StoreError> + 'a;
 
 /// Picks an app transaction's clock from the rows of [`AppContext::read`];
-/// returns it and the engine statements to run after the app's.
+/// returns it and the engine statements to run in the transaction.
 pub type ClockBuilder<'a> = dyn FnMut(Rows) -> Result<(Timestamp, Vec<Statement>), StoreError> + 'a;
 
 /// What the engine gives a store for app statements.
@@ -112,7 +141,8 @@ pub struct AppContext<'a> {
     pub read: Statement,
     /// From `read`'s rows: the clock of this transaction (every column it
     /// changes takes it, or past a far-future clock that clock + 1; see
-    /// `crate::hlc`) and the engine statements to run after the app's.
+    /// `crate::hlc`) and the engine statements to run in the same
+    /// transaction (before the app's).
     pub clock: Box<ClockBuilder<'a>>,
     /// Names the app may not change the shape of (synced tables' views).
     pub protected: &'a [String],
@@ -151,6 +181,40 @@ impl SyncGuard {
     pub fn holding(lock: Box<dyn std::any::Any + Send + Sync>) -> SyncGuard {
         SyncGuard { _held: Some(lock) }
     }
+}
+
+/// An open interactive app transaction ([`Store::begin_app`]): its clock
+/// and the rows its statements changed so far. Must end in
+/// [`Store::commit_app`] or [`Store::rollback_app`]; dropped without
+/// either, the connection stays inside the transaction.
+#[derive(Debug)]
+#[must_use = "an app transaction must be committed or rolled back"]
+pub struct AppTx {
+    clock: Timestamp,
+    protected: Vec<String>,
+    /// Rows changed by its statements: (table, rowid).
+    changes: Vec<(String, i64)>,
+    /// Why SQLite ended the transaction on its own, if it did.
+    lost: Option<String>,
+}
+
+impl AppTx {
+    /// The transaction's clock: every column it changes takes it.
+    pub fn clock(&self) -> Timestamp {
+        self.clock
+    }
+}
+
+/// Groups (table, rowid) changes by table, in order of the table's first change.
+fn group_changes(changes: Vec<(String, i64)>) -> Vec<(String, Vec<i64>)> {
+    let mut out: Vec<(String, Vec<i64>)> = Vec::new();
+    for (table, rowid) in changes {
+        match out.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, ids)) => ids.push(rowid),
+            None => out.push((table, vec![rowid])),
+        }
+    }
+    out
 }
 
 /// What [`Store::write_app`] did.

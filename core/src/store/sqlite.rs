@@ -35,7 +35,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 use super::SyncGuard;
-use super::{AppContext, AppWrite, Store, StoreError, StoreErrorKind, WriteBuilder};
+use super::{AppContext, AppTx, AppWrite, Store, StoreError, StoreErrorKind, WriteBuilder};
 use crate::access::{check_access, Access};
 use crate::hlc::Timestamp;
 use crate::value::{Rows, SqlValue, Statement};
@@ -385,59 +385,96 @@ impl SqliteStore {
         Ok(prepared)
     }
 
+    /// [`Store::write_app`]: one app transaction, begun, run and ended in
+    /// one hold of the connection.
     fn write_app_sync(
         &self,
-        mut ctx: AppContext<'_>,
+        ctx: AppContext<'_>,
         stmts: &[Statement],
     ) -> Result<AppWrite, StoreError> {
         let conn = self.lock();
-        in_write_tx(&conn, || {
-            let (clock, after) = (ctx.clock)(run(&conn, &ctx.read)?)?;
-            self.set_mode(
-                Mode::App {
-                    protected: ctx.protected.to_vec(),
-                },
-                Some(clock),
-            );
-            let result = self.app_statements(&conn, stmts, &after);
-            self.set_mode(Mode::Engine, None);
-            result
-        })
-    }
-
-    fn app_statements(
-        &self,
-        conn: &rusqlite::Connection,
-        stmts: &[Statement],
-        after: &[Statement],
-    ) -> Result<AppWrite, StoreError> {
-        let mut out = AppWrite::default();
+        let mut tx = self.begin_app_on(&conn, ctx)?;
+        let mut results = Vec::with_capacity(stmts.len());
         for stmt in stmts {
-            let before = lock_hooks(&self.hooks).changes.len();
-            let mut prepared = self.prepare_app(conn, stmt)?;
-            let rows = rows_of(&mut prepared, stmt).map_err(|e| {
-                let denied = lock_hooks(&self.hooks).denied.take();
-                denied.map_or(e, |why| StoreError::new(StoreErrorKind::Refused, why))
-            })?;
-            let changed = lock_hooks(&self.hooks).changes.len() - before;
-            out.results.push((rows, changed as u64));
-        }
-        let changes = std::mem::take(&mut lock_hooks(&self.hooks).changes);
-        for (table, rowid) in changes {
-            match out.changed.iter_mut().find(|(t, _)| *t == table) {
-                Some((_, ids)) => ids.push(rowid),
-                None => out.changed.push((table, vec![rowid])),
+            match self.app_statement_on(&conn, &mut tx, stmt) {
+                Ok(out) => results.push(out),
+                Err(e) => {
+                    rollback_on(&conn);
+                    return Err(e);
+                }
             }
         }
-        {
-            let mut g = lock_hooks(&self.hooks);
-            g.mode = Mode::Engine;
-            g.clock = None;
+        let changed = commit_on(&conn, tx)?;
+        Ok(AppWrite { results, changed })
+    }
+
+    /// [`Store::begin_app`] on a held connection.
+    fn begin_app_on(
+        &self,
+        conn: &rusqlite::Connection,
+        mut ctx: AppContext<'_>,
+    ) -> Result<AppTx, StoreError> {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        let begun = run(conn, &ctx.read)
+            .and_then(|rows| (ctx.clock)(rows))
+            .and_then(|(clock, engine)| {
+                for stmt in &engine {
+                    run(conn, stmt)?;
+                }
+                Ok(clock)
+            });
+        match begun {
+            Ok(clock) => Ok(AppTx {
+                clock,
+                protected: ctx.protected.to_vec(),
+                changes: Vec::new(),
+                lost: None,
+            }),
+            Err(e) => {
+                rollback_on(conn);
+                Err(e)
+            }
         }
-        for stmt in after {
-            run(conn, stmt)?;
+    }
+
+    /// [`Store::app_statement`] on a held connection.
+    fn app_statement_on(
+        &self,
+        conn: &rusqlite::Connection,
+        tx: &mut AppTx,
+        stmt: &Statement,
+    ) -> Result<(Rows, u64), StoreError> {
+        check_open(conn, tx)?;
+        self.set_mode(
+            Mode::App {
+                protected: tx.protected.clone(),
+            },
+            Some(tx.clock),
+        );
+        let out = self.prepare_app(conn, stmt).and_then(|mut prepared| {
+            rows_of(&mut prepared, stmt).map_err(|e| {
+                let denied = lock_hooks(&self.hooks).denied.take();
+                denied.map_or(e, |why| StoreError::new(StoreErrorKind::Refused, why))
+            })
+        });
+        let changes = std::mem::take(&mut lock_hooks(&self.hooks).changes);
+        self.set_mode(Mode::Engine, None);
+        match out {
+            Ok(rows) => {
+                let changed = changes.len() as u64;
+                tx.changes.extend(changes);
+                Ok((rows, changed))
+            }
+            Err(e) => {
+                if conn.is_autocommit() {
+                    // SQLite rolled the whole transaction back
+                    // (<https://sqlite.org/lang_transaction.html>, "Response
+                    // To Errors Within A Transaction").
+                    tx.lost = Some(e.message.clone());
+                }
+                Err(e)
+            }
         }
-        Ok(out)
     }
 
     fn query_app_sync(&self, protected: &[String], stmt: &Statement) -> Result<Rows, StoreError> {
@@ -494,6 +531,48 @@ fn in_write_tx<T>(
         let _ = conn.execute_batch("ROLLBACK");
     }
     out
+}
+
+/// Fails when SQLite ended `tx`'s transaction on its own: the connection
+/// is outside every transaction, and a statement now would commit alone.
+fn check_open(conn: &rusqlite::Connection, tx: &AppTx) -> Result<(), StoreError> {
+    match &tx.lost {
+        Some(why) => Err(StoreError::new(
+            StoreErrorKind::Other,
+            format!(
+                "the transaction was rolled back by SQLite after an error ({why}); nothing it wrote remains"
+            ),
+        )),
+        None if conn.is_autocommit() => Err(StoreError::new(
+            StoreErrorKind::Other,
+            "the transaction is no longer open; nothing it wrote remains",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// [`Store::commit_app`] on a held connection.
+fn commit_on(
+    conn: &rusqlite::Connection,
+    tx: AppTx,
+) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
+    check_open(conn, &tx)?;
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        rollback_on(conn);
+        return Err(err(e));
+    }
+    Ok(super::group_changes(tx.changes))
+}
+
+/// Rolls back the connection's open transaction, if it has one. A failed
+/// rollback leaves SQLite to roll back when the connection closes; the
+/// error that led here matters more.
+fn rollback_on(conn: &rusqlite::Connection) {
+    if !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::warn!(error = %e, "rollback failed");
+        }
+    }
 }
 
 fn lock_hooks(hooks: &Mutex<Hooks>) -> std::sync::MutexGuard<'_, Hooks> {
@@ -664,6 +743,25 @@ impl Store for SqliteStore {
 
     fn write_app(&self, ctx: AppContext<'_>, stmts: &[Statement]) -> Result<AppWrite, StoreError> {
         self.write_app_sync(ctx, stmts)
+    }
+
+    fn begin_app(&self, ctx: AppContext<'_>) -> Result<AppTx, StoreError> {
+        self.begin_app_on(&self.lock(), ctx)
+    }
+
+    fn app_statement(&self, tx: &mut AppTx, stmt: &Statement) -> Result<(Rows, u64), StoreError> {
+        self.app_statement_on(&self.lock(), tx, stmt)
+    }
+
+    fn commit_app(&self, tx: AppTx) -> Result<Vec<(String, Vec<i64>)>, StoreError> {
+        commit_on(&self.lock(), tx)
+    }
+
+    fn rollback_app(&self, tx: AppTx) -> Result<(), StoreError> {
+        let conn = self.lock();
+        let open = check_open(&conn, &tx);
+        rollback_on(&conn);
+        open
     }
 
     fn query_app(&self, protected: &[String], stmt: &Statement) -> Result<Rows, StoreError> {

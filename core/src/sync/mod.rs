@@ -62,9 +62,9 @@ use crate::events::Registry;
 use crate::hlc::ReplicaClock;
 use crate::hrana::HranaClient;
 use crate::schema::TableDef;
+use crate::shared_store::SharedStore;
 use crate::state;
 use crate::status::{refusals_from_text, refusals_text, SyncProgress, TableRefusal};
-use crate::store::Store;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
@@ -114,7 +114,7 @@ pub(crate) struct Found {
 /// One sync's view of a replica: everything it borrows, nothing it owns
 /// but what it found.
 pub(crate) struct Syncer<'a> {
-    pub(crate) store: &'a dyn Store,
+    pub(crate) store: &'a SharedStore,
     pub(crate) remote: &'a Remote,
     pub(crate) config: &'a Config,
     pub(crate) clock: &'a ReplicaClock,
@@ -125,7 +125,7 @@ pub(crate) struct Syncer<'a> {
 
 impl<'a> Syncer<'a> {
     pub(crate) fn new(
-        store: &'a dyn Store,
+        store: &'a SharedStore,
         remote: &'a Remote,
         config: &'a Config,
         clock: &'a ReplicaClock,

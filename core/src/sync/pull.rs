@@ -405,6 +405,8 @@ impl Syncer<'_> {
             seqs,
             quarantined,
         } = page;
+        // The turn before the clock, as every holder of both takes them.
+        let turn = self.store.turn().await?;
         let mut hlc = self.clock.lock().await;
         let now = self.clock.now_ms();
         for row in &rows {
@@ -431,7 +433,7 @@ impl Syncer<'_> {
             .collect();
         stmts.extend(stage::mark_uncleared_staged(def, &uncleared));
         stmts.extend(quarantine(def, &rows, &quarantined, now));
-        self.store.write(&stmts).await?;
+        turn.write(&stmts).await?;
         drop(hlc);
         Ok(())
     }

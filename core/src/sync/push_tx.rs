@@ -209,7 +209,7 @@ impl Syncer<'_> {
                 ));
             }
         }
-        self.store.write(&local).await.map_err(Error::from)?;
+        self.store.write(&local).await?;
         Ok(())
     }
 }
