@@ -37,6 +37,10 @@ const ERTH: &str = env!("CARGO_BIN_EXE_erth");
 /// behind the app-facing `todos`). Server-side SQL keeps `todos`.
 const REPLICA_TODOS: &str = "_erth_rows_todos";
 
+/// Where a pull keeps the pages it downloaded until it caught up with the
+/// server; then they are applied to the engine table in one transaction.
+const STAGED_TODOS: &str = "_erth_stage_todos";
+
 /// How long a run may go on before it is killed, when the draw says "let
 /// it finish": long enough that only a hung CLI gets killed.
 const LET_FINISH: Duration = Duration::from_secs(10);
@@ -114,6 +118,15 @@ async fn cursor(path: &Path) -> i64 {
         .and_then(|r| r[0].as_str())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// `id -> title` of the rows a replica's pull staged and not yet applied.
+async fn staged_rows(path: &Path) -> BTreeMap<String, String> {
+    raw(path, &format!("SELECT id, title FROM {STAGED_TODOS}"))
+        .await
+        .iter()
+        .map(|r| (text(&r[0]), text(&r[1])))
+        .collect()
 }
 
 /// `id -> title` of the live rows on the server, up to `_seq <= max_seq` if given.
@@ -322,6 +335,8 @@ struct Counts {
     /// Pull runs killed after the cursor moved but before it reached the
     /// end: between two pages, with work left.
     mid_pull_kills: u32,
+    /// Pull runs killed with pages staged and not applied.
+    staged_kills: u32,
     /// Rows the other replica added or renamed before pull runs.
     server_changes: usize,
 }
@@ -460,15 +475,18 @@ async fn killed_at_random_points_loses_nothing() {
 
     // Pulls: kill mid-pull, in pages of PULL_PAGE_ROWS rows, while another
     // replica (the pusher's file, opened here) changes the server before
-    // every run. After each run every server row at or below the cursor is
-    // on the puller as the server holds it (the cursor never runs ahead of
-    // the applied rows); after a finished run the puller holds exactly the
-    // server's rows.
+    // every run. After each run every server row at or below the cursor was
+    // pulled as the server holds it (staged, or applied: the cursor never
+    // runs ahead of the pulled rows); the engine table holds a state the
+    // server had, whole (what it held before the run, or the server's rows
+    // now: pages are applied together once the pull caught up); after a
+    // finished run it holds exactly the server's rows and nothing is staged.
     let changer = open(&p, &remote).await;
     let mut ids: Vec<String> = pushed_ids;
     let mut delays = Delays::new(300);
     let env = [("ERTH_PULL_PAGE_ROWS", PULL_PAGE_ROWS)];
     let mut before = 0;
+    let mut applied_before: BTreeMap<String, String> = BTreeMap::new();
     for k in 0..iterations {
         n.server_changes += change_server(&changer, &mut rng, k, &mut acked, &mut ids).await;
         let end = server_max_seq(&server).await;
@@ -479,10 +497,15 @@ async fn killed_at_random_points_loses_nothing() {
             continue;
         }
         let at = cursor(&q).await;
-        let local = replica_rows(&q).await;
+        let applied: BTreeMap<String, String> = replica_rows(&q)
+            .await
+            .into_iter()
+            .map(|(id, (t, _))| (id, t))
+            .collect();
+        let staged = staged_rows(&q).await;
         let upto = server_rows(&server, Some(at)).await;
         for (id, title) in &upto {
-            let have = local.get(id).map(|(t, _)| t);
+            let have = staged.get(id).or_else(|| applied.get(id));
             assert_eq!(
                 have,
                 Some(title),
@@ -490,18 +513,32 @@ async fn killed_at_random_points_loses_nothing() {
             );
         }
         assert!(at <= end, "cursor {at} beyond the server's last _seq {end}");
+        let now = server_rows(&server, None).await;
+        assert!(
+            applied == applied_before || applied == now,
+            "the engine table holds part of a pull: {} rows, {} before the run, {} on the server",
+            applied.len(),
+            applied_before.len(),
+            now.len()
+        );
         if killed {
             if at > before && at < end {
                 n.mid_pull_kills += 1;
             }
+            if !staged.is_empty() {
+                n.staged_kills += 1;
+            }
         } else {
             assert_eq!(at, end, "a finished pull stopped short");
-            let all = server_rows(&server, None).await;
-            let here: BTreeMap<String, String> =
-                local.into_iter().map(|(id, (t, _))| (id, t)).collect();
-            assert_eq!(here, all, "a finished pull differs from the server");
+            assert_eq!(applied, now, "a finished pull differs from the server");
+            assert!(
+                staged.is_empty(),
+                "a finished pull left {} rows staged",
+                staged.len()
+            );
         }
         before = at;
+        applied_before = applied;
     }
     drop(changer);
 
@@ -554,7 +591,7 @@ async fn killed_at_random_points_loses_nothing() {
         .filter(|(id, title)| !acked.contains_key(*id) && !unacked_titles.contains(*title))
         .count();
     println!(
-        "faults_crash: iterations {}, SIGKILLs {} (add {}, push {}, pull {}, of them mid-pull with work left {}), \
+        "faults_crash: iterations {}, SIGKILLs {} (add {}, push {}, pull {}, of them mid-pull with work left {}, with pages staged {}), \
          server changes between pulls {}, adds acknowledged {} of {iterations}, \
          syncs completed {} (push) + {} (pull), integrity checks {} ok, acknowledged rows {}, \
          present on the server and every replica {}, killed adds that had committed {unacked_kept}, \
@@ -565,6 +602,7 @@ async fn killed_at_random_points_loses_nothing() {
         n.kills[1],
         n.kills[2],
         n.mid_pull_kills,
+        n.staged_kills,
         n.server_changes,
         n.adds_acked,
         n.syncs_completed[0],
