@@ -4,7 +4,8 @@
 //! column carries a clock (`erth_core::migrate`, the sync's
 //! `backfill_table`), page by page with its own cursor. Here the backfill
 //! is interrupted mid-way (the link fails after some pages) and resumes
-//! where it stopped; and a second column is added while the first
+//! where it stopped (its pages wait in the stage, applied with the rest
+//! once the pull caught up); and a second column is added while the first
 //! column's backfill is pending and half done, and both are filled in.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -164,12 +165,23 @@ async fn interrupted(dir: &Path, server: &TestServer) -> (Database, Database, i6
         after > 0 && after < upto,
         "the backfill's cursor {after} did not keep its progress (0..{upto})"
     );
-    // Exactly the colored rows up to its cursor arrived.
-    let colored = int(&rows(&a, "SELECT count(*) FROM notes WHERE color IS NOT NULL").await[0][0]);
-    assert_eq!(colored, colored_on_server_upto(server, after).await);
+    // Nothing of it is applied yet (a pull is applied whole once it caught
+    // up with the server); the pages that arrived are staged: exactly the
+    // colored rows up to its cursor.
+    assert_eq!(
+        rows(&a, "SELECT count(*) FROM notes WHERE color IS NOT NULL").await,
+        vec![vec![SqlValue::Integer(0)]],
+        "part of an unfinished pull was applied"
+    );
+    let staged = int(&rows(
+        &a,
+        "SELECT count(*) FROM _erth_stage_notes WHERE color IS NOT NULL",
+    )
+    .await[0][0]);
+    assert_eq!(staged, colored_on_server_upto(server, after).await);
     assert!(
-        colored > 0 && colored < 2 * ROWS as i64,
-        "{colored} colored rows"
+        staged > 0 && staged < 2 * ROWS as i64,
+        "{staged} staged rows"
     );
     drop(a);
     drop(proxy);
