@@ -85,6 +85,10 @@ struct Args {
     /// Print JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Most rows per pull page (default 10,000). For tests that need pulls
+    /// of many pages (the crash suite kills `erth sync` between them).
+    #[arg(long, env = "ERTH_PULL_PAGE_ROWS", hide = true)]
+    pull_page_rows: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -343,6 +347,9 @@ async fn run(args: Args) -> erth_core::Result<()> {
         server_guard: args.server_guard,
         ..defaults
     };
+    if let Some(rows) = args.pull_page_rows {
+        config.pull_page_rows = rows;
+    }
     if let Some(schema) = args.schema.as_deref().filter(|s| !s.trim().is_empty()) {
         config = config.with_schema_json(&schema_text(schema)?)?;
     }

@@ -2,12 +2,19 @@
 //! during local writes, pushes and pulls, 120 times. A run counts as a kill
 //! only when the process died of SIGKILL; any other failure fails the test.
 //! The test keeps its own record of every write that was acknowledged (the
-//! ids `erth add` printed, the ids `insert` returned) outside the databases
-//! under test. After every kill the replica file passes
-//! `PRAGMA integrity_check`, every acknowledged write is there, every row is
-//! either still pending or on the server, and the pull cursor never skips a
-//! page; at the end every replica and the server hold every acknowledged
-//! write and nothing the test did not write.
+//! ids `erth add` printed, the ids `insert` returned, the titles of the
+//! renames it made) outside the databases under test. After every kill the
+//! replica file passes `PRAGMA integrity_check`, every acknowledged write is
+//! there, every row is either still pending or on the server, and the pull
+//! cursor never skips a page; at the end every replica and the server hold
+//! every acknowledged write and nothing the test did not write.
+//!
+//! The pull phase pulls in pages of [`PULL_PAGE_ROWS`] rows (the hidden
+//! `ERTH_PULL_PAGE_ROWS`), so a pull is many pages and a kill lands between
+//! two of them, and before every run another replica changes the server
+//! (adds rows and renames rows the puller already holds), so every run has
+//! work left. The test counts the kills that landed mid-pull (the cursor
+//! moved, but not to the end) and fails if too few did.
 
 #![cfg(unix)]
 #![allow(clippy::unwrap_used)] // test code
@@ -30,12 +37,26 @@ const ERTH: &str = env!("CARGO_BIN_EXE_erth");
 /// behind the app-facing `todos`). Server-side SQL keeps `todos`.
 const REPLICA_TODOS: &str = "_erth_rows_todos";
 
+/// Where a pull keeps the pages it downloaded until it caught up with the
+/// server; then they are applied to the engine table in one transaction.
+const STAGED_TODOS: &str = "_erth_stage_todos";
+
 /// How long a run may go on before it is killed, when the draw says "let
 /// it finish": long enough that only a hung CLI gets killed.
 const LET_FINISH: Duration = Duration::from_secs(10);
 
 /// SIGKILL's number (the same on every Unix).
 const SIGKILL: i32 = 9;
+
+/// Rows per pull page in the pull phase: the first pull is hundreds of
+/// pages, each later one several.
+const PULL_PAGE_ROWS: &str = "25";
+
+/// Where the CLI runs sync to.
+struct Remote {
+    url: String,
+    token: Option<String>,
+}
 
 async fn raw(path: &Path, sql: &str) -> Vec<Vec<SqlValue>> {
     let store = SqliteStore::open(path).unwrap();
@@ -76,6 +97,38 @@ async fn replica_rows(path: &Path) -> BTreeMap<String, (String, i64)> {
     .collect()
 }
 
+/// The server's highest `_seq` (0 for an empty table).
+async fn server_max_seq(server: &TestServer) -> i64 {
+    let res = hrana::execute(
+        server.url(),
+        server.token(),
+        &["SELECT coalesce(max(_seq), 0) FROM todos"],
+    )
+    .await
+    .unwrap();
+    let v = &res[0]["rows"][0][0]["value"];
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// The pull cursor of a replica file (0 before its first page).
+async fn cursor(path: &Path) -> i64 {
+    raw(path, "SELECT v FROM _erth_state WHERE k = 'cursor:todos'")
+        .await
+        .first()
+        .and_then(|r| r[0].as_str())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `id -> title` of the rows a replica's pull staged and not yet applied.
+async fn staged_rows(path: &Path) -> BTreeMap<String, String> {
+    raw(path, &format!("SELECT id, title FROM {STAGED_TODOS}"))
+        .await
+        .iter()
+        .map(|r| (text(&r[0]), text(&r[1])))
+        .collect()
+}
+
 /// `id -> title` of the live rows on the server, up to `_seq <= max_seq` if given.
 async fn server_rows(server: &TestServer, max_seq: Option<i64>) -> BTreeMap<String, String> {
     let filter = max_seq.map_or(String::new(), |s| format!(" AND _seq <= {s}"));
@@ -109,19 +162,33 @@ enum Run {
     Killed,
 }
 
-/// Runs `erth` with `args` and sends SIGKILL after `delay` if it is still
-/// running. Panics if it exited non-zero on its own or died of anything
-/// but SIGKILL: only a kill is an expected way to stop.
-fn run_and_kill(db: &Path, url: &str, args: &[&str], delay: Duration) -> Run {
-    let mut child = Command::new(ERTH)
-        .arg("--db")
+/// Runs `erth` with `args` (and the environment `env`) and sends SIGKILL
+/// after `delay` if it is still running. Panics if it exited non-zero on
+/// its own or died of anything but SIGKILL: only a kill is an expected way
+/// to stop.
+fn run_and_kill(
+    db: &Path,
+    remote: &Remote,
+    args: &[&str],
+    env: &[(&str, &str)],
+    delay: Duration,
+) -> Run {
+    let mut cmd = Command::new(ERTH);
+    cmd.arg("--db")
         .arg(db)
-        .args(["--remote", url, "--json"])
+        .args(["--remote", &remote.url, "--json"])
         .args(args)
+        .env_remove("ERTH_DATABASE_URL")
+        .env_remove("ERTH_SCHEMA")
+        .env_remove("ERTH_AUTH_TOKEN")
+        .env_remove("ERTH_PULL_PAGE_ROWS")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    if let Some(token) = &remote.token {
+        cmd.env("ERTH_AUTH_TOKEN", token);
+    }
+    let mut child = cmd.spawn().unwrap();
     let started = Instant::now();
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -172,8 +239,15 @@ impl Delays {
     }
 
     /// Runs `erth` with a drawn delay; learns from runs that finished.
-    fn run(&mut self, rng: &mut StdRng, db: &Path, url: &str, args: &[&str]) -> Run {
-        let run = run_and_kill(db, url, args, self.draw(rng));
+    fn run(
+        &mut self,
+        rng: &mut StdRng,
+        db: &Path,
+        remote: &Remote,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Run {
+        let run = run_and_kill(db, remote, args, env, self.draw(rng));
         if let Run::Finished(_, took) = &run {
             self.typical = *took;
         }
@@ -185,32 +259,70 @@ impl Delays {
 /// each acknowledged one.
 async fn add_rows(
     path: &Path,
-    url: &str,
+    remote: &Remote,
     prefix: &str,
     count: usize,
     acked: &mut BTreeMap<String, String>,
 ) {
-    let db = open(path, url).await;
+    let db = open(path, remote).await;
+    insert_rows(&db, prefix, count, acked).await;
+}
+
+/// Inserts `count` rows titled `{prefix}{i}` into `db`, records each
+/// acknowledged one and returns their ids.
+async fn insert_rows(
+    db: &Database,
+    prefix: &str,
+    count: usize,
+    acked: &mut BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut ids = Vec::with_capacity(count);
     for i in 0..count {
         let title = format!("{prefix}{i}");
         let id = db
             .insert("todos", &[("title", title.clone().into())])
             .await
             .unwrap();
-        acked.insert(id, title);
+        acked.insert(id.clone(), title);
+        ids.push(id);
     }
+    ids
 }
 
-async fn open(path: &Path, url: &str) -> Database {
+async fn open(path: &Path, remote: &Remote) -> Database {
     Database::open_native(
         path,
         Config {
-            url: Some(url.to_owned()),
+            url: Some(remote.url.clone()),
+            auth_token: remote.token.clone(),
             ..Config::default()
         },
     )
     .await
     .unwrap()
+}
+
+/// Another replica changes the server between two pulls: it adds rows and
+/// renames rows the puller may already hold (each rename takes a new
+/// `_seq`), then pushes; `acked` and `ids` follow.
+async fn change_server(
+    changer: &Database,
+    rng: &mut StdRng,
+    round: usize,
+    acked: &mut BTreeMap<String, String>,
+    ids: &mut Vec<String>,
+) -> usize {
+    let added = rng.random_range(100..250);
+    ids.extend(insert_rows(changer, &format!("pulled {round}."), added, acked).await);
+    let renames = rng.random_range(10..50);
+    for j in 0..renames {
+        let id = ids[rng.random_range(0..ids.len())].clone();
+        let title = format!("renamed {round}.{j}");
+        changer.rename_todo(&id, &title).await.unwrap();
+        acked.insert(id, title);
+    }
+    changer.sync().await.unwrap();
+    added + renames
 }
 
 /// What the test counted.
@@ -220,6 +332,13 @@ struct Counts {
     adds_acked: u32,
     syncs_completed: [u32; 2],
     integrity_checks: u32,
+    /// Pull runs killed after the cursor moved but before it reached the
+    /// end: between two pages, with work left.
+    mid_pull_kills: u32,
+    /// Pull runs killed with pages staged and not applied.
+    staged_kills: u32,
+    /// Rows the other replica added or renamed before pull runs.
+    server_changes: usize,
 }
 
 impl Counts {
@@ -229,21 +348,31 @@ impl Counts {
         self.integrity_checks += 1;
     }
 
-    /// One `erth sync` of phase `phase` (1 push, 2 pull), counted, then
-    /// the integrity check.
+    /// One `erth sync` of phase `phase` (1 push, 2 pull) with the
+    /// environment `env`, counted, then the integrity check. Returns
+    /// whether it was killed.
+    #[allow(clippy::too_many_arguments)]
     async fn sync_run(
         &mut self,
         delays: &mut Delays,
         rng: &mut StdRng,
         path: &Path,
-        url: &str,
+        remote: &Remote,
         phase: usize,
-    ) {
-        match delays.run(rng, path, url, &["sync"]) {
-            Run::Finished(..) => self.syncs_completed[phase - 1] += 1,
-            Run::Killed => self.kills[phase] += 1,
-        }
+        env: &[(&str, &str)],
+    ) -> bool {
+        let killed = match delays.run(rng, path, remote, &["sync"], env) {
+            Run::Finished(..) => {
+                self.syncs_completed[phase - 1] += 1;
+                false
+            }
+            Run::Killed => {
+                self.kills[phase] += 1;
+                true
+            }
+        };
         self.integrity_ok(path).await;
+        killed
     }
 }
 
@@ -257,7 +386,10 @@ async fn killed_at_random_points_loses_nothing() {
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(seed);
     let server = TestServer::start().await.unwrap();
-    let url = server.url().to_owned();
+    let remote = Remote {
+        url: server.url().to_owned(),
+        token: server.token().map(str::to_owned),
+    };
     let dir = tempfile::tempdir().unwrap();
     let (w, p, q) = (
         dir.path().join("writer.db"),
@@ -266,7 +398,7 @@ async fn killed_at_random_points_loses_nothing() {
     );
     // Create the server's tables first, so server-side checks can run
     // even when the first push is killed before it bootstraps the server.
-    open(&dir.path().join("bootstrap.db"), &url)
+    open(&dir.path().join("bootstrap.db"), &remote)
         .await
         .sync()
         .await
@@ -282,7 +414,7 @@ async fn killed_at_random_points_loses_nothing() {
     let mut delays = Delays::new(25);
     for i in 0..iterations {
         let title = format!("write {i}");
-        match delays.run(&mut rng, &w, &url, &["add", &title]) {
+        match delays.run(&mut rng, &w, &remote, &["add", &title], &[]) {
             Run::Finished(out, _) => {
                 let todo: serde_json::Value = serde_json::from_str(&out).unwrap();
                 assert_eq!(todo["title"], title.as_str(), "erth add printed {out}");
@@ -318,10 +450,10 @@ async fn killed_at_random_points_loses_nothing() {
     // Pushes: kill mid-push; every acknowledged row stays, and every row is
     // pending or already on the server.
     let mut pushed: BTreeMap<String, String> = BTreeMap::new();
-    add_rows(&p, &url, "push", 3_000, &mut pushed).await;
+    add_rows(&p, &remote, "push", 3_000, &mut pushed).await;
     let mut delays = Delays::new(120);
     for k in 0..iterations {
-        n.sync_run(&mut delays, &mut rng, &p, &url, 1).await;
+        n.sync_run(&mut delays, &mut rng, &p, &remote, 1, &[]).await;
         let rows = replica_rows(&p).await;
         for (id, title) in &pushed {
             let have = rows.get(id).map(|(t, _)| t);
@@ -336,34 +468,85 @@ async fn killed_at_random_points_loses_nothing() {
         }
         // Add more work so later kills still land mid-push.
         let more = rng.random_range(0..200);
-        add_rows(&p, &url, &format!("more {k}."), more, &mut pushed).await;
+        add_rows(&p, &remote, &format!("more {k}."), more, &mut pushed).await;
     }
+    let pushed_ids: Vec<String> = pushed.keys().cloned().collect();
     acked.extend(pushed);
 
-    // Pulls: kill mid-pull; the cursor never runs ahead of the applied rows.
-    let mut delays = Delays::new(150);
-    for _ in 0..iterations {
-        n.sync_run(&mut delays, &mut rng, &q, &url, 2).await;
+    // Pulls: kill mid-pull, in pages of PULL_PAGE_ROWS rows, while another
+    // replica (the pusher's file, opened here) changes the server before
+    // every run. After each run every server row at or below the cursor was
+    // pulled as the server holds it (staged, or applied: the cursor never
+    // runs ahead of the pulled rows); the engine table holds a state the
+    // server had, whole (what it held before the run, or the server's rows
+    // now: pages are applied together once the pull caught up); after a
+    // finished run it holds exactly the server's rows and nothing is staged.
+    let changer = open(&p, &remote).await;
+    let mut ids: Vec<String> = pushed_ids;
+    let mut delays = Delays::new(300);
+    let env = [("ERTH_PULL_PAGE_ROWS", PULL_PAGE_ROWS)];
+    let mut before = 0;
+    let mut applied_before: BTreeMap<String, String> = BTreeMap::new();
+    for k in 0..iterations {
+        n.server_changes += change_server(&changer, &mut rng, k, &mut acked, &mut ids).await;
+        let end = server_max_seq(&server).await;
+        let killed = n
+            .sync_run(&mut delays, &mut rng, &q, &remote, 2, &env)
+            .await;
         if !has_schema(&q).await {
             continue;
         }
-        let cursor = raw(&q, "SELECT v FROM _erth_state WHERE k = 'cursor:todos'").await;
-        let cursor: i64 = cursor
-            .first()
-            .and_then(|r| r[0].as_str())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let local = replica_rows(&q).await;
-        let upto = server_rows(&server, Some(cursor)).await;
-        let skipped = upto.keys().filter(|id| !local.contains_key(*id)).count();
-        assert_eq!(skipped, 0, "cursor {cursor} skipped {skipped} rows");
+        let at = cursor(&q).await;
+        let applied: BTreeMap<String, String> = replica_rows(&q)
+            .await
+            .into_iter()
+            .map(|(id, (t, _))| (id, t))
+            .collect();
+        let staged = staged_rows(&q).await;
+        let upto = server_rows(&server, Some(at)).await;
+        for (id, title) in &upto {
+            let have = staged.get(id).or_else(|| applied.get(id));
+            assert_eq!(
+                have,
+                Some(title),
+                "cursor {at}: row {id} at or below it is missing or stale"
+            );
+        }
+        assert!(at <= end, "cursor {at} beyond the server's last _seq {end}");
+        let now = server_rows(&server, None).await;
+        assert!(
+            applied == applied_before || applied == now,
+            "the engine table holds part of a pull: {} rows, {} before the run, {} on the server",
+            applied.len(),
+            applied_before.len(),
+            now.len()
+        );
+        if killed {
+            if at > before && at < end {
+                n.mid_pull_kills += 1;
+            }
+            if !staged.is_empty() {
+                n.staged_kills += 1;
+            }
+        } else {
+            assert_eq!(at, end, "a finished pull stopped short");
+            assert_eq!(applied, now, "a finished pull differs from the server");
+            assert!(
+                staged.is_empty(),
+                "a finished pull left {} rows staged",
+                staged.len()
+            );
+        }
+        before = at;
+        applied_before = applied;
     }
+    drop(changer);
 
     // Everyone finishes cleanly and converges.
     let dbs = [
-        open(&w, &url).await,
-        open(&p, &url).await,
-        open(&q, &url).await,
+        open(&w, &remote).await,
+        open(&p, &remote).await,
+        open(&q, &remote).await,
     ];
     for _ in 0..2 {
         for db in &dbs {
@@ -408,7 +591,8 @@ async fn killed_at_random_points_loses_nothing() {
         .filter(|(id, title)| !acked.contains_key(*id) && !unacked_titles.contains(*title))
         .count();
     println!(
-        "faults_crash: iterations {}, SIGKILLs {} (add {}, push {}, pull {}), adds acknowledged {} of {iterations}, \
+        "faults_crash: iterations {}, SIGKILLs {} (add {}, push {}, pull {}, of them mid-pull with work left {}, with pages staged {}), \
+         server changes between pulls {}, adds acknowledged {} of {iterations}, \
          syncs completed {} (push) + {} (pull), integrity checks {} ok, acknowledged rows {}, \
          present on the server and every replica {}, killed adds that had committed {unacked_kept}, \
          phantom rows {phantoms}, lost {lost}, divergences {divergences} ({:.1} s)",
@@ -417,6 +601,9 @@ async fn killed_at_random_points_loses_nothing() {
         n.kills[0],
         n.kills[1],
         n.kills[2],
+        n.mid_pull_kills,
+        n.staged_kills,
+        n.server_changes,
         n.adds_acked,
         n.syncs_completed[0],
         n.syncs_completed[1],
@@ -432,6 +619,12 @@ async fn killed_at_random_points_loses_nothing() {
     assert!(
         kills >= 30,
         "only {kills} kills landed: the test did not test crashes"
+    );
+    assert!(
+        n.mid_pull_kills >= 5,
+        "only {} pull runs were killed between pages with work left: the \
+         pull phase did not test kills mid-pull",
+        n.mid_pull_kills
     );
     assert!(
         n.adds_acked >= 3 && n.syncs_completed.iter().all(|&s| s >= 3),

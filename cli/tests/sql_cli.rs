@@ -1,8 +1,10 @@
 //! `erth sql` and `erth dump` as scripts drive them: the exact output
 //! shapes (JSON integers exact at 2^53+1 and i64::MIN, reals as numbers,
 //! blobs as lowercase hex), the schema from `--schema` or `ERTH_SCHEMA`
-//! (a file or the JSON itself), and exit code 2 for bad SQL, bad
-//! parameters and refused schema changes — against a real tursodb for sync.
+//! (a file or the JSON itself), exit code 2 for bad SQL, bad parameters
+//! and refused schema changes, 4 for a refused token and 5 for an
+//! unreachable server (6, a file locked past the timeout, is in
+//! `shared_file.rs`) — against a real tursodb for sync.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -416,4 +418,90 @@ fn a_server_that_never_answers_ends_a_sync_at_the_request_timeout_with_exit_code
         "no quarantined rows\n"
     );
     drop(held);
+}
+
+/// `erth --db <db> --remote <url> --json <args>` with `token` (or none)
+/// and no other configuration from the environment; runs off the async
+/// runtime (a proxy on it answers).
+async fn erth_remote(db: &Path, url: &str, token: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(ERTH);
+    cmd.arg("--db")
+        .arg(db)
+        .args(["--remote", url, "--json"])
+        .args(args)
+        .env_remove("ERTH_DATABASE_URL")
+        .env_remove("ERTH_SCHEMA")
+        .env_remove("ERTH_AUTH_TOKEN");
+    if let Some(t) = token {
+        cmd.env("ERTH_AUTH_TOKEN", t);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The `kind` of the JSON error `erth --json` printed on stderr.
+fn error_kind(out: &Output) -> String {
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap_or_else(|e| {
+        panic!(
+            "stderr is not one JSON error ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    err["kind"].as_str().unwrap().to_owned()
+}
+
+/// Exit code 4: the server refused the token (HTTP 401 from a
+/// token-checking proxy in front of the real server). The sync stops at
+/// the first 401 and the local change stays pending.
+#[tokio::test]
+async fn a_refused_token_exits_4() {
+    let server = TestServer::start().await.unwrap();
+    let proxy = erth_tests::AuthProxy::start(server.url(), "eyJ.good-token.sig")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let wrong = Some("eyJ.wrong-token.sig");
+    ok(&erth_remote(&db, proxy.url(), wrong, &["add", "kept"]).await);
+    let out = erth_remote(&db, proxy.url(), wrong, &["sync"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(error_kind(&out), "Auth");
+    assert_eq!(proxy.rejected(), 1, "one request, no retry after a 401");
+    let status: Value =
+        serde_json::from_str(&ok(&erth_remote(&db, proxy.url(), wrong, &["status"]).await))
+            .unwrap();
+    assert_eq!(status["pending_changes"], 1);
+}
+
+/// Exit code 5: nothing listens at the server's address (connection
+/// refused on every attempt); the local change stays pending.
+#[tokio::test]
+async fn an_unreachable_server_exits_5() {
+    // A port that was free a moment ago and is closed now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    ok(&erth_remote(&db, &url, None, &["add", "kept"]).await);
+    let out = erth_remote(&db, &url, None, &["sync"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(error_kind(&out), "Network");
+    let status: Value =
+        serde_json::from_str(&ok(&erth_remote(&db, &url, None, &["status"]).await)).unwrap();
+    assert_eq!(status["pending_changes"], 1);
 }

@@ -51,7 +51,13 @@ impl NodeId {
     /// A random node id.
     pub fn random() -> NodeId {
         // Reuse the UUIDv7 random bits: a dedicated RNG dependency buys nothing.
-        let bits = crate::ids::new_uuid().as_u128();
+        NodeId::from_uuid_bits(crate::ids::new_uuid().as_u128())
+    }
+
+    /// A UUID's 128 bits folded into 64: every bit of either half reaches
+    /// the id (the low half holds most of the random bits, the high half
+    /// the time and the counter).
+    fn from_uuid_bits(bits: u128) -> NodeId {
         NodeId((bits as u64) ^ ((bits >> 64) as u64).rotate_left(17))
     }
 }
@@ -394,6 +400,86 @@ mod tests {
             node: NodeId(0),
         };
         assert_eq!(clock_after(now, last), None);
+    }
+
+    /// The platform clock reads real time: on every target a time after
+    /// this test was written (2026-01-01), natively between two readings
+    /// of `SystemTime` taken around it (to the millisecond).
+    #[test]
+    fn the_system_clock_reads_real_time() {
+        let read = SystemClock.now_ms();
+        assert!(read > 1_767_225_600_000, "SystemClock read {read}");
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let ms = |t: std::time::SystemTime| {
+                t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+            };
+            let before = ms(std::time::SystemTime::now());
+            let read = SystemClock.now_ms();
+            let after = ms(std::time::SystemTime::now());
+            assert!(
+                before <= read && read <= after,
+                "SystemClock read {read}, SystemTime {before}..={after}"
+            );
+        }
+    }
+
+    /// Every one of a UUID's 128 bits reaches the node id made of it:
+    /// flipping any one of them changes the id (an OR or AND of the two
+    /// halves, or a lost half, would not).
+    #[test]
+    fn every_uuid_bit_reaches_the_node_id() {
+        let bits: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+        let id = NodeId::from_uuid_bits(bits);
+        for i in 0..128 {
+            assert_ne!(
+                NodeId::from_uuid_bits(bits ^ (1 << i)),
+                id,
+                "bit {i} is lost"
+            );
+        }
+        // Ids drawn one after another differ.
+        let ids: std::collections::BTreeSet<NodeId> = (0..256).map(|_| NodeId::random()).collect();
+        assert_eq!(ids.len(), 256);
+    }
+
+    /// `catch_up` moves the clock to a value another process persisted,
+    /// never back; the next tick is past it even with the wall clock behind.
+    #[test]
+    fn catch_up_follows_a_later_persisted_clock_and_never_goes_back() {
+        let mut c = HybridClock::new(NODE, 10 << 16, 60_000);
+        c.catch_up(50 << 16);
+        assert_eq!(c.last(), 50 << 16);
+        c.catch_up(20 << 16);
+        assert_eq!(c.last(), 50 << 16, "caught up backwards");
+        assert_eq!(c.tick(30).hlc, (50 << 16) + 1);
+    }
+
+    /// The drift bound is inclusive: a remote clock at exactly
+    /// `now + max_drift` (any counter) is followed; one step past it is
+    /// clamped.
+    #[test]
+    fn a_remote_clock_exactly_at_the_drift_bound_is_followed() {
+        let bound = (61_000 << 16) | 0xffff;
+        let mut c = HybridClock::new(NODE, 0, 60_000);
+        let at = Timestamp {
+            hlc: bound,
+            node: NodeId(1),
+        };
+        assert_eq!(c.observe(at, 1_000), Observed::Advanced);
+        assert_eq!(c.last(), bound);
+        let mut c = HybridClock::new(NODE, 0, 60_000);
+        let past = Timestamp {
+            hlc: bound + 1,
+            node: NodeId(1),
+        };
+        assert_eq!(
+            c.observe(past, 1_000),
+            Observed::Clamped {
+                ahead_ms: 61_001 - 1_000
+            }
+        );
+        assert_eq!(c.last(), 61_000 << 16);
     }
 
     #[test]

@@ -291,6 +291,26 @@ mod tests {
         assert!(merge(&def, Some(&m), &stale).is_none());
     }
 
+    /// A clock equal to the stored one does not win: the oracle keeps the
+    /// stored value as the SQL does (`excluded._clk_c > t._clk_c`), and
+    /// the merge changes nothing. (Clocks are unique per write, so equal
+    /// clocks with different values only come from a broken replica; every
+    /// replica must still decide the same way.)
+    #[test]
+    fn an_equal_clock_keeps_the_stored_value() {
+        let def = todos_table();
+        let stored = row("a", "stored", 0, false, [5, 5, 1]);
+        let same_clocks = row("a", "other", 1, false, [5, 5, 1]);
+        assert_eq!(merge(&def, Some(&stored), &same_clocks), None);
+        // One column newer: only that one moves.
+        let newer_done = row("a", "other", 1, false, [5, 6, 1]);
+        let m = merge(&def, Some(&stored), &newer_done).unwrap();
+        assert_eq!(
+            m.values,
+            vec![SqlValue::from("stored"), SqlValue::Integer(1)]
+        );
+    }
+
     #[test]
     fn no_op_merge_reports_nothing() {
         let def = todos_table();

@@ -3,7 +3,9 @@
 //! `ERTH_TEST_HRANA_URL`): a delete clears the row's user columns on the
 //! deleting replica, on the server and on every replica that merges it,
 //! also when another device edited the row concurrently; tombstones that
-//! earlier releases wrote with their content are cleared by the next sync.
+//! earlier releases wrote with their content are cleared by the next sync;
+//! every column type (TEXT, INTEGER, REAL, BLOB, nullable and NOT NULL) is
+//! cleared in the engine's table at the delete itself, before any sync.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -213,4 +215,182 @@ async fn tombstones_written_by_earlier_releases_are_cleared_by_the_next_sync() {
         a.dump("todos").await.unwrap()
     );
     assert_eq!(a.status().await.unwrap().pending_changes, 0);
+}
+
+/// A table with a column of every type, nullable and NOT NULL; the NOT NULL
+/// ones have defaults that are not the type's zero, so clearing to the
+/// default would show.
+const EVERY_TYPE: &str = r#"{"tables": {"things": {"columns": {
+    "t_null": {"type": "text"},
+    "t_nn": {"type": "text", "notNull": true, "default": "dflt"},
+    "i_null": {"type": "integer"},
+    "i_nn": {"type": "integer", "notNull": true, "default": 7},
+    "r_null": {"type": "real"},
+    "r_nn": {"type": "real", "notNull": true, "default": 1.5},
+    "b_null": {"type": "blob"},
+    "b_nn": {"type": "blob", "notNull": true, "default": "ff"}}}}}"#;
+
+/// `(typeof, value)` of every user column of one row, then `is_deleted`
+/// and whether it is pending, read with plain SQL from the engine's own
+/// table in the replica file (another connection, not the engine's).
+async fn raw_engine_row(path: &Path, id: &str) -> Vec<SqlValue> {
+    let store = SqliteStore::open(path).unwrap();
+    let cols = [
+        "t_null", "t_nn", "i_null", "i_nn", "r_null", "r_nn", "b_null", "b_nn",
+    ];
+    let cells: Vec<String> = cols
+        .iter()
+        .map(|c| format!("typeof(\"{c}\"), \"{c}\""))
+        .collect();
+    let sql = format!(
+        "SELECT {}, \"is_deleted\", \"_dirty\" > 0 FROM \"_erth_rows_things\" WHERE \"id\" = ?",
+        cells.join(", ")
+    );
+    let rows = store
+        .query(&Statement::new(sql, vec![id.into()]))
+        .await
+        .unwrap()
+        .rows;
+    assert_eq!(rows.len(), 1, "row {id} is not in the engine table");
+    rows.into_iter().next().unwrap()
+}
+
+/// What a cleared tombstone of `things` holds in its engine row: NULL where
+/// nullable, else the type's zero of the type's storage class (`''`, `0`,
+/// `0.0`, `x''`); deleted and pending.
+fn cleared_every_type() -> Vec<SqlValue> {
+    let t = |s: &str| SqlValue::from(s);
+    vec![
+        t("null"),
+        SqlValue::Null,
+        t("text"),
+        t(""),
+        t("null"),
+        SqlValue::Null,
+        t("integer"),
+        SqlValue::Integer(0),
+        t("null"),
+        SqlValue::Null,
+        t("real"),
+        SqlValue::Real(0.0),
+        t("null"),
+        SqlValue::Null,
+        t("blob"),
+        SqlValue::Blob(Vec::new()),
+        SqlValue::Integer(1),
+        SqlValue::Integer(1),
+    ]
+}
+
+/// A delete clears every column type at once, in the engine's table, before
+/// any sync: through the row API and through the view's `DELETE`. Then the
+/// server and a fresh replica hold the same cleared values.
+#[tokio::test]
+async fn a_delete_clears_every_column_type_in_the_engine_table_before_any_sync() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let config = |server: &TestServer| {
+        Config {
+            url: Some(server.url().to_owned()),
+            auth_token: server.token().map(str::to_owned),
+            ..Config::default()
+        }
+        .with_schema_json(EVERY_TYPE)
+        .unwrap()
+    };
+    let a = Database::open_native(&path, config(&server)).await.unwrap();
+    let values = [
+        SqlValue::from("secret"),
+        SqlValue::from("secret too"),
+        SqlValue::Integer(42),
+        SqlValue::Integer(-42),
+        SqlValue::Real(2.5),
+        SqlValue::Real(-2.5),
+        SqlValue::Blob(vec![1, 2, 3]),
+        SqlValue::Blob(vec![4, 5, 6]),
+    ];
+    let insert = "INSERT INTO things (t_null, t_nn, i_null, i_nn, r_null, r_nn, b_null, b_nn) \
+                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        a.execute(insert, &values).await.unwrap();
+    }
+    for r in a
+        .query("SELECT id FROM things ORDER BY id", &[])
+        .await
+        .unwrap()
+        .rows
+    {
+        ids.push(r[0].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 2);
+    // Before the delete the engine row holds every value.
+    let before = raw_engine_row(&path, &ids[0]).await;
+    let held: Vec<SqlValue> = before[..16].iter().skip(1).step_by(2).cloned().collect();
+    assert_eq!(held, values);
+
+    assert!(a.delete("things", &ids[0]).await.unwrap(), "row API");
+    let out = a
+        .execute("DELETE FROM things WHERE id = ?", &[ids[1].as_str().into()])
+        .await
+        .unwrap();
+    assert_eq!(out.rows_affected, 1, "SQL DELETE");
+    for (id, how) in ids.iter().zip(["the row API", "SQL DELETE"]) {
+        assert_eq!(
+            raw_engine_row(&path, id).await,
+            cleared_every_type(),
+            "a delete through {how} left data in the engine table"
+        );
+    }
+    assert_eq!(
+        a.status().await.unwrap().last_sync_at_ms,
+        None,
+        "no sync yet"
+    );
+
+    // The server and a fresh replica get exactly the cleared tombstones.
+    a.sync().await.unwrap();
+    let fresh = dir.path().join("b.db");
+    let b = Database::open_native(&fresh, config(&server))
+        .await
+        .unwrap();
+    b.sync().await.unwrap();
+    assert_eq!(
+        a.dump("things").await.unwrap(),
+        b.dump("things").await.unwrap()
+    );
+    for id in &ids {
+        let mut want = cleared_every_type();
+        want[17] = SqlValue::Integer(0); // pulled, not pending
+        assert_eq!(raw_engine_row(&fresh, id).await, want, "fresh replica");
+    }
+    let sql = "SELECT typeof(t_null), typeof(t_nn), t_nn, typeof(i_null), typeof(i_nn), i_nn, \
+               typeof(r_null), typeof(r_nn), r_nn, typeof(b_null), typeof(b_nn), length(b_nn) \
+               FROM things ORDER BY id";
+    let res = hrana::execute(server.url(), server.token(), &[sql])
+        .await
+        .unwrap();
+    let cells: Vec<Vec<String>> = res[0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| match &v["value"] {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let want: Vec<String> = [
+        "null", "text", "", "null", "integer", "0", "null", "real", "0.0", "null", "blob", "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(cells, vec![want.clone(), want], "on the server");
 }

@@ -28,3 +28,26 @@ pub fn command(db: &Path, server: &TestServer, args: &[&str]) -> Command {
     }
     cmd
 }
+
+/// Another process's write transaction on the replica file `db`, as a plain
+/// SQLite connection holds it (`BEGIN IMMEDIATE`: the file's write lock)
+/// until [`WriteLock::release`] or drop. `db` must exist.
+#[allow(dead_code)] // not every test file that shares this module uses it
+pub struct WriteLock(Option<rusqlite::Connection>);
+
+#[allow(dead_code)]
+impl WriteLock {
+    pub fn hold(db: &Path) -> WriteLock {
+        assert!(db.exists(), "{} does not exist", db.display());
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        WriteLock(Some(conn))
+    }
+
+    /// Ends the transaction (nothing was written) and closes the connection.
+    pub fn release(mut self) {
+        if let Some(conn) = self.0.take() {
+            conn.execute_batch("ROLLBACK").unwrap();
+        }
+    }
+}
