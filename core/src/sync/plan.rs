@@ -496,4 +496,48 @@ mod tests {
         assert_eq!(halved(2), vec![0..1, 1..2]);
         assert_eq!(halved(1), vec![0..1]);
     }
+
+    /// The smallest budget is 64 KiB: failures and slow links never ask
+    /// for less.
+    #[test]
+    fn the_smallest_budget_is_64_kib() {
+        let b = Budgets::default();
+        assert_eq!(b.page_failed(100_000, 10), 65_536);
+        assert_eq!(next_page_budget(2 * MB, 1, 60_000), 65_536);
+    }
+
+    /// A page that took exactly the target time keeps the budget, even
+    /// when it was not full (only a slower one shrinks it to what arrived).
+    #[test]
+    fn a_page_at_exactly_the_target_time_keeps_the_budget() {
+        assert_eq!(next_page_budget(2 * MB, MB, TARGET_PAGE_MS), 2 * MB);
+        assert_eq!(next_page_budget(2 * MB, MB, TARGET_PAGE_MS + 1), 999_750);
+    }
+
+    /// A page of several listed rows can be asked again smaller.
+    #[test]
+    fn a_page_of_several_rows_can_shrink() {
+        let plan = plan_of(&[400, 400, 400]);
+        let ask = plan.next_page(1_000).unwrap();
+        assert_eq!(ask.take, 2);
+        assert!(plan.can_shrink(&ask));
+    }
+
+    /// A refused batch that is one statement long (its chunk is the whole
+    /// batch) is halved: narrowing to the chunk would send it unchanged,
+    /// again and again.
+    #[test]
+    fn a_refused_batch_of_one_statement_is_halved() {
+        assert_eq!(narrowed(200, Some(0), 200), vec![0..100, 100..200]);
+        assert_eq!(narrowed(201, Some(0), 200), vec![0..200, 200..201]);
+    }
+
+    /// `pieces` ignores cuts out of range and repeated cuts: the pieces
+    /// cover `0..len` exactly, in order, none empty.
+    #[test]
+    fn pieces_ignore_out_of_range_and_repeated_cuts() {
+        assert_eq!(pieces(10, &[0, 10, 15]), vec![0..10]);
+        assert_eq!(pieces(10, &[5, 5]), vec![0..5, 5..10]);
+        assert_eq!(pieces(10, &[3, 7]), vec![0..3, 3..7, 7..10]);
+    }
 }
