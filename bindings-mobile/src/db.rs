@@ -9,6 +9,7 @@ use crate::error::{guard, guard_sync, ErthError};
 use crate::events::{
     core_listener, rows_listener, ChangeListener, LiveQuery, LiveQueryListener, Subscription,
 };
+use crate::transaction::ErthWriteTransaction;
 use crate::types::{
     ErthConfig, ExecuteResult, QuarantinedRow, RejectedRow, Rows, SqlValue, Statement, SyncReport,
     SyncStatus, Todo,
@@ -104,8 +105,20 @@ impl ErthDb {
         guard(self.db.transaction(&statements)).await
     }
 
+    /// Opens an interactive write transaction: its reads see its own
+    /// writes, and nothing else writes (nor reads its uncommitted rows)
+    /// until it ends with `commit()` or `rollback()`; the host's
+    /// `writeTransaction { }` / `write_transaction()` forms end it for you.
+    /// Waits for another open transaction up to `lock_timeout_ms`, then
+    /// `DatabaseLocked`.
+    pub async fn write_transaction(&self) -> Result<Arc<ErthWriteTransaction>, ErthError> {
+        let tx = guard(self.db.write_transaction()).await?;
+        Ok(ErthWriteTransaction::new(tx))
+    }
+
     /// Starts a live query: `listener` gets the rows of `sql` now (before
-    /// this returns), then again after every committed change (local or
+    /// this returns, unless a write transaction is open: then when it
+    /// ends), then again after every committed change (local or
     /// pulled) to a table it reads, when the rows differ. Runs until the
     /// returned handle is stopped or dropped. `Sql` for bad SQL or a
     /// statement that writes.

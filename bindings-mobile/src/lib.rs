@@ -28,11 +28,13 @@ uniffi::setup_scaffolding!();
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod transaction;
 pub mod types;
 
 pub use db::ErthDb;
 pub use error::ErthError;
 pub use events::{ChangeListener, LiveQuery, LiveQueryListener, Subscription};
+pub use transaction::ErthWriteTransaction;
 pub use types::{
     AutoSyncOptions, ChangeEvent, ChangeOrigin, ErrorKind, ErthConfig, ExecuteResult, Rows,
     SqlValue, Statement, SyncReport, SyncStatus, Todo,
