@@ -104,14 +104,20 @@ impl Database {
     /// when the rows differ from the last ones it got. Synchronous: the first
     /// call happens before `watch` returns.
     ///
-    /// Errors: [`Error::Sql`] for bad SQL or a statement that writes.
+    /// Errors: [`Error::Sql`] for bad SQL; [`Error::WriteInReadOnlyCall`]
+    /// for a statement that writes.
     pub fn watch(
         &self,
         sql: &str,
         params: &[crate::value::SqlValue],
         callback: RowsListener,
     ) -> Result<LiveQuery> {
-        let sql_error = |e: crate::store::StoreError| Error::Sql { message: e.message };
+        let sql_error = |e: crate::store::StoreError| match e.kind {
+            crate::store::StoreErrorKind::NotReadOnly => Error::WriteInReadOnlyCall {
+                call: "watch()".into(),
+            },
+            _ => Error::Sql { message: e.message },
+        };
         let mut tables: Vec<String> = self
             .store
             .tables_read(sql)
