@@ -140,11 +140,11 @@ impl ErthDb {
         guard(self.db.sync()).await
     }
 
-    /// Resolves once this replica has completed a sync (at once if one ever
-    /// did, also by another process sharing the file); never on its own
-    /// while offline: bound it with your own timeout (Kotlin
-    /// `withTimeout`, Swift a task group, Python `asyncio.wait_for`). A
-    /// fresh device shows its lists after it, not empty ones.
+    /// Returns once this replica has completed a sync (at once if one ever
+    /// did, by any process sharing the file), so a fresh device shows its
+    /// data rather than empty lists. It never times out by itself: offline
+    /// it waits for a sync to complete (auto-sync, or `sync()`), so bound
+    /// it with the app's own timeout (cancelling the call is safe).
     pub async fn wait_for_first_sync(&self) -> Result<(), ErthError> {
         guard(self.db.wait_for_first_sync()).await
     }
@@ -282,6 +282,8 @@ mod tests {
             schema: None,
             encryption_key: None,
             auto_sync: None,
+            request_timeout_ms: None,
+            sync_timeout_ms: None,
         }
     }
 
@@ -425,15 +427,51 @@ mod tests {
             .expect("reopen after close");
     }
 
+    /// A server that accepts connections and never answers costs one
+    /// request timeout, the one the config sets.
+    #[tokio::test]
+    async fn a_server_that_never_answers_costs_the_configured_request_timeout() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", silent.local_addr().expect("addr"));
+        let db = ErthDb::open(ErthConfig {
+            url: Some(url),
+            request_timeout_ms: Some(300),
+            ..config(&dir)
+        })
+        .await
+        .expect("open");
+        db.add_todo("kept locally".into()).await.expect("add");
+        let started = std::time::Instant::now();
+        let e = db.sync().await.expect_err("no answer");
+        let took = started.elapsed();
+        assert!(matches!(e, ErthError::Network { .. }), "{e:?}");
+        assert!(
+            took >= std::time::Duration::from_millis(250)
+                && took < std::time::Duration::from_secs(5),
+            "{took:?}"
+        );
+        assert_eq!(db.status().await.expect("status").pending_changes, 1);
+        drop(silent);
+    }
+
     #[tokio::test]
     async fn a_second_handle_on_the_same_file_is_locked_out() {
         let dir = tempfile::tempdir().expect("temp dir");
         let first = ErthDb::open(config(&dir)).await.expect("open");
         let second = ErthDb::open(config(&dir)).await;
-        assert!(
-            matches!(second, Err(ErthError::DatabaseLocked { .. })),
-            "{second:?}"
-        );
+        // It says the file is open in this process, and to share the handle.
+        match &second {
+            Err(ErthError::DatabaseLocked { message }) => {
+                assert!(
+                    message.contains("already open in this process"),
+                    "{message}"
+                );
+                assert!(message.contains("share that handle"), "{message}");
+                assert!(!message.contains("another process"), "{message}");
+            }
+            other => panic!("expected DatabaseLocked, got {other:?}"),
+        }
         drop(first);
         ErthDb::open(config(&dir))
             .await

@@ -179,7 +179,10 @@ mod tests {
                 },
                 "NotFound",
             ),
-            (erth_core::Error::DatabaseLocked, "DatabaseLocked"),
+            (
+                erth_core::Error::DatabaseLocked(erth_core::LockHolder::OtherProcess),
+                "DatabaseLocked",
+            ),
             (erth_core::Error::Auth { status: 401 }, "Auth"),
             (
                 erth_core::Error::Server {

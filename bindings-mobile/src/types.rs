@@ -61,6 +61,16 @@ pub struct ErthConfig {
     /// in `status()`. `None`: only when `sync()` is called.
     #[uniffi(default = None)]
     pub auto_sync: Option<AutoSyncOptions>,
+    /// How long one request to the server may take (ms) before it fails
+    /// with `Network`: a server that accepts connections and never answers
+    /// costs one request timeout. `None`: 30,000.
+    #[uniffi(default = None)]
+    pub request_timeout_ms: Option<u64>,
+    /// The most one sync may take (ms), after which it stops with
+    /// `Network`, keeping what it committed (the next sync resumes).
+    /// `0`: no limit. `None`: 600,000 (10 minutes).
+    #[uniffi(default = None)]
+    pub sync_timeout_ms: Option<u64>,
 }
 
 impl fmt::Display for ErthConfig {
@@ -87,6 +97,8 @@ impl fmt::Display for ErthConfig {
                 &self.encryption_key.as_ref().map(|_| "<redacted>"),
             )
             .field("auto_sync", &self.auto_sync)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("sync_timeout_ms", &self.sync_timeout_ms)
             .finish()
     }
 }
@@ -101,13 +113,18 @@ impl ErthConfig {
     /// The core configuration (defaults for everything the bindings do not
     /// expose). Errors: `InvalidSchema` (so `InvalidInput`) for a malformed schema.
     pub(crate) fn to_core(&self) -> erth_core::Result<erth_core::Config> {
+        let defaults = erth_core::Config::default();
         let config = erth_core::Config {
             url: self.url.clone(),
             auth_token: self.auth_token.clone(),
             allow_insecure_http: self.allow_insecure_http,
             encryption_key: self.encryption_key.clone(),
             auto_sync: self.auto_sync,
-            ..erth_core::Config::default()
+            request_timeout_ms: self
+                .request_timeout_ms
+                .unwrap_or(defaults.request_timeout_ms),
+            sync_timeout_ms: self.sync_timeout_ms.unwrap_or(defaults.sync_timeout_ms),
+            ..defaults
         };
         match &self.schema {
             Some(schema) => config.with_schema_json(schema),
@@ -130,6 +147,8 @@ mod tests {
             schema: None,
             encryption_key: Some("key-s3cret".into()),
             auto_sync: None,
+            request_timeout_ms: None,
+            sync_timeout_ms: None,
         };
         for text in [format!("{config}"), format!("{config:?}")] {
             assert!(!text.contains("s3cret"), "{text}");
@@ -160,8 +179,24 @@ mod tests {
             schema: None,
             encryption_key: Some("k".into()),
             auto_sync: Some(AutoSyncOptions::default()),
+            request_timeout_ms: None,
+            sync_timeout_ms: None,
         };
         let core = config.to_core().expect("no schema");
+        let defaults = erth_core::Config::default();
+        assert_eq!(core.request_timeout_ms, defaults.request_timeout_ms);
+        assert_eq!(core.sync_timeout_ms, defaults.sync_timeout_ms);
+        let timed = ErthConfig {
+            request_timeout_ms: Some(1_500),
+            sync_timeout_ms: Some(0),
+            ..config.clone()
+        }
+        .to_core()
+        .expect("no schema");
+        assert_eq!(
+            (timed.request_timeout_ms, timed.sync_timeout_ms),
+            (1_500, 0)
+        );
         assert_eq!(core.auto_sync, Some(AutoSyncOptions::default()));
         assert_eq!(core.url.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(core.auth_token.as_deref(), Some("t"));

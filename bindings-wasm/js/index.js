@@ -14,6 +14,8 @@ import { ErrorCode, ErthError } from "./errors.js";
 export { ErrorCode, ErthError };
 
 const CONSTRUCT = Symbol("ErthDb");
+/** This page's id: a worker tells a second open of a database in this same tab from another tab's. */
+const TAB = globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random()}`;
 /** How long close() lets the worker finish running calls before stopping it. */
 const CLOSE_GRACE_MS = 3000;
 
@@ -186,6 +188,7 @@ export class ErthDb {
           requestTimeoutMs,
           allowInsecureHttp,
           browserOnline,
+          tab: TAB,
         },
       ]);
     } catch (e) {
@@ -207,19 +210,24 @@ export class ErthDb {
   }
 
   async getAll(sql, params) {
-    checkString(sql, "sql");
-    return this.#call("query", [sql, params ?? []]);
+    return this.#query("getAll", sql, params);
   }
 
   async getOptional(sql, params) {
-    const rows = await this.getAll(sql, params);
+    const rows = await this.#query("getOptional", sql, params);
     return rows.length > 0 ? rows[0] : null;
   }
 
   async get(sql, params) {
-    const row = await this.getOptional(sql, params);
-    if (row === null) throw new ErthError(ErrorCode.NotFound, "the query returned no row");
-    return row;
+    const rows = await this.#query("get", sql, params);
+    if (rows.length === 0) throw new ErthError(ErrorCode.NotFound, "the query returned no row");
+    return rows[0];
+  }
+
+  /** A read-only statement's rows; `call` names the method in errors (`getAll() runs read-only statements`). */
+  #query(call, sql, params) {
+    checkString(sql, "sql");
+    return this.#call("query", [sql, params ?? [], call]);
   }
 
   /**

@@ -23,7 +23,7 @@
 //                   { rows: { watch, rows } }   (a live query's rows)
 // Between workers (BroadcastChannel; `to`/`from` are worker ids):
 //   { kind: "who", from }                       a client looks for the owner
-//   { kind: "owner", owner, schema }            the owner announces itself (answer to "who", and on taking over)
+//   { kind: "owner", owner, schema, tab }       the owner announces itself (answer to "who", and on taking over)
 //   { kind: "call", to, from, id, method, args }
 //   { kind: "reply", to, id, ok, value | error } | { kind: "reply", to, id, retry: true } (not run: the owner is closing)
 //   { kind: "rows", to, watch, rows }           a client's live query
@@ -148,7 +148,7 @@ function loadWasm() {
 }
 
 /** Opens the database in this worker, which so becomes (or, for memory, is) its owner. */
-async function openReplica({ browserOnline, ...options }) {
+async function openReplica({ browserOnline, tab: _tab, ...options }) {
   replica = await Replica.open(options);
   online.browser = browserOnline !== false;
   replica.setOnline(online.app && online.browser);
@@ -175,7 +175,7 @@ const methods = {
   setCompleted: (id, completed) => replica.setCompleted(id, completed),
   delete: (id) => replica.deleteTodo(id),
   execute: (sql, params) => replica.execute(sql, params),
-  query: (sql, params) => replica.query(sql, params),
+  query: (sql, params, call) => replica.query(sql, params, call),
   transaction: (statements) => replica.transaction(statements),
   sync: () => aroundStatus(replica.sync()),
   status: async () => ({ ...(await replica.status()), storage: replica.storage }),
@@ -310,6 +310,8 @@ async function open(options) {
     name: options.name,
     options,
     schema,
+    /** The page that opened this worker's database (index.js's TAB). */
+    tab: options.tab,
     channel: new BroadcastChannel(`erth-sync:${options.name}`),
     releaseTab: await holdTabLock(options.name),
     /** As the owner: releases the owner lock. As a client: aborts its place in the lock's queue. */
@@ -347,8 +349,11 @@ async function open(options) {
       ? `another tab or worker holds database "${options.name}" and did not answer within ${timeoutMs} ms ` +
         "(it may still be opening it, or run an erth-sync version that cannot share it)"
       : owner.schema !== schema &&
-        `another tab has database "${options.name}" open with a different schema (another version of the app?): ` +
-          "close or reload that tab, then open it again");
+        (owner.tab === options.tab
+          ? `this tab already has database "${options.name}" open with a different schema: share that handle ` +
+            "(one schema per database), or close it first"
+          : `another tab has database "${options.name}" open with a different schema (another version of the app?): ` +
+            "close or reload that tab, then open it again"));
   if (refusal) {
     await leave();
     throw typeof refusal === "string" ? new ErthError("DatabaseLocked", refusal) : refusal;
@@ -390,17 +395,17 @@ async function becomeOwner(release) {
   role = "owner";
   shared.releaseOwner = release;
   shared.queue = null;
-  shared.channel.postMessage({ kind: "owner", owner: me, schema: shared.schema });
+  shared.channel.postMessage({ kind: "owner", owner: me, schema: shared.schema, tab: shared.tab });
   // What this tab had at the old owner, and what waited for one, runs here now.
-  ownerIs(me, shared.schema);
+  ownerIs(me, shared.schema, shared.tab);
 }
 
 function onChannel(m) {
   if (!shared || m === null || typeof m !== "object") return;
   if (m.kind === "who" && role === "owner" && !closing) {
-    shared.channel.postMessage({ kind: "owner", owner: me, schema: shared.schema });
+    shared.channel.postMessage({ kind: "owner", owner: me, schema: shared.schema, tab: shared.tab });
   } else if (m.kind === "owner" && role === "client") {
-    ownerIs(m.owner, m.schema);
+    ownerIs(m.owner, m.schema, m.tab);
   } else if (m.kind === "call" && m.to === me && role === "owner") {
     answer(m);
   } else if (m.kind === "reply" && m.to === me) {
@@ -413,10 +418,10 @@ function onChannel(m) {
 }
 
 /** The owner is `owner` (first contact, a take-over, this worker itself, or after a retry). */
-function ownerIs(owner, schema) {
+function ownerIs(owner, schema, tab) {
   const moved = shared.registeredAt !== null && shared.registeredAt !== owner;
   shared.owner = shared.registeredAt = owner;
-  for (const resolve of shared.ownerKnown.splice(0)) resolve({ owner, schema });
+  for (const resolve of shared.ownerKnown.splice(0)) resolve({ owner, schema, tab });
   // Calls in flight at an owner that vanished: sent again, or interrupted.
   const lost = [...shared.sent.values()].filter((call) => call.to !== owner);
   for (const call of lost) shared.sent.delete(call.id);

@@ -117,6 +117,51 @@ pub struct Replica {
     auto_sync: RefCell<Option<AutoSync>>,
     db: Arc<Database>,
     storage: Storage,
+    /// Dropped after the database: this worker no longer has it open.
+    _open_here: OpenHere,
+}
+
+thread_local! {
+    /// The persistent databases this worker (so this tab) has open, by
+    /// name: when a second open of one of them cannot get its lock, the
+    /// error says this tab holds it, not another.
+    static OPEN_HERE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A name in [`OPEN_HERE`] while its [`Replica`] lives (`None`: in memory).
+struct OpenHere(Option<String>);
+
+impl OpenHere {
+    fn take(name: &str) -> OpenHere {
+        OPEN_HERE.with(|open| open.borrow_mut().push(name.to_owned()));
+        OpenHere(Some(name.to_owned()))
+    }
+
+    /// `e`, saying this tab holds database `name` when it does.
+    fn locked_here(e: erth_core::Error, name: &str) -> erth_core::Error {
+        let here = OPEN_HERE.with(|open| open.borrow().iter().any(|n| n == name));
+        match e {
+            erth_core::Error::DatabaseLocked(_) if here => {
+                erth_core::Error::DatabaseLocked(erth_core::LockHolder::ThisTab {
+                    name: name.to_owned(),
+                })
+            }
+            other => other,
+        }
+    }
+}
+
+impl Drop for OpenHere {
+    fn drop(&mut self) {
+        if let Some(name) = self.0.take() {
+            OPEN_HERE.with(|open| {
+                let mut open = open.borrow_mut();
+                if let Some(i) = open.iter().position(|n| *n == name) {
+                    open.remove(i);
+                }
+            });
+        }
+    }
 }
 
 impl std::fmt::Debug for Replica {
@@ -167,7 +212,11 @@ impl Replica {
                 browser::check_name(name).and_then(|()| browser::open_memory())
             }
         }
-        .map_err(|e| to_js(&e))?;
+        .map_err(|e| to_js(&OpenHere::locked_here(e, name)))?;
+        let open_here = match o.storage {
+            Some(StorageOption::Memory) => OpenHere(None),
+            _ => OpenHere::take(name),
+        };
         let storage = store.storage();
         let transport = BrowserTransport::new(o.request_timeout_ms.unwrap_or(30_000));
         // Core takes `Arc<dyn Store>` on every target; wasm has one thread.
@@ -185,6 +234,7 @@ impl Replica {
             auto_sync: RefCell::new(None),
             db,
             storage,
+            _open_here: open_here,
         })
     }
 
@@ -269,15 +319,25 @@ impl Replica {
         js(&core!(self.db.execute(&sql, &params))?)
     }
 
-    /// Runs one read-only statement: its rows as objects keyed by column name.
+    /// Runs one read-only statement: its rows as objects keyed by column
+    /// name. `call` is the app's name for the call (`"getAll"`), which an
+    /// error names (`getAll() runs read-only statements; ...`); default
+    /// `query`.
     #[wasm_bindgen(unchecked_return_type = "Row[]")]
     pub async fn query(
         &self,
         sql: String,
         #[wasm_bindgen(unchecked_param_type = "SqlParam[] | undefined")] params: JsValue,
+        call: Option<String>,
     ) -> Result<JsValue, JsValue> {
         let params = params_from_js(&params)?;
-        js(&core!(self.db.query(&sql, &params))?)
+        let call = format!("{}()", call.as_deref().unwrap_or("query"));
+        let rows = self
+            .db
+            .query(&sql, &params)
+            .await
+            .map_err(|e| to_js(&e.for_call(&call)))?;
+        js(&rows)
     }
 
     /// Runs `statements` (`[{ sql, params }]`) as one local transaction:

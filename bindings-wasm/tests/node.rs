@@ -181,6 +181,7 @@ async fn sql_values_cross_exactly_and_bad_parameters_name_their_index() {
         .query(
             "SELECT i, r, t, b FROM v ORDER BY created_at, id".into(),
             JsValue::UNDEFINED,
+            None,
         )
         .await
         .unwrap();
@@ -212,11 +213,35 @@ async fn sql_values_cross_exactly_and_bad_parameters_name_their_index() {
         .execute("SELECT ?".into(), array(&[js_sys::Object::new().into()]))
         .await;
     assert_eq!(code(bad), "InvalidInput");
-    let bad = db.query("SELECT 1".into(), "not an array".into()).await;
+    let bad = db
+        .query("SELECT 1".into(), "not an array".into(), None)
+        .await;
     assert_eq!(code(bad), "InvalidInput");
     assert_eq!(
-        code(db.query("DELETE FROM v".into(), JsValue::UNDEFINED).await),
+        code(
+            db.query("DELETE FROM v".into(), JsValue::UNDEFINED, None)
+                .await
+        ),
         "Sql"
+    );
+    // A write through a read-only call names the call the app made.
+    assert_eq!(
+        message(
+            db.query("DELETE FROM v".into(), JsValue::UNDEFINED, None)
+                .await
+        ),
+        "query() runs read-only statements; use execute() to write"
+    );
+    assert_eq!(
+        message(
+            db.query(
+                "UPDATE v SET t = 'x'".into(),
+                JsValue::UNDEFINED,
+                Some("getAll".into())
+            )
+            .await
+        ),
+        "getAll() runs read-only statements; use execute() to write"
     );
 
     // A live query: first rows before `watch` returns, then on a change; none after stop.

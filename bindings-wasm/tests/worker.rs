@@ -208,8 +208,11 @@ async fn a_second_owner_waits_then_gets_database_locked() {
     // Fail at once, or after the timeout; the owner is untouched.
     let impatient = [("lockTimeoutMs", 0.0.into())];
     assert_eq!(code(persistent(&name, &impatient).await), "DatabaseLocked");
+    // The holder is this worker (this tab): the message says so.
     let msg = message(persistent(&name, &impatient).await);
-    assert!(msg.contains("locked by another"), "{msg}");
+    assert!(msg.contains("already open in this tab"), "{msg}");
+    assert!(msg.contains("share that handle"), "{msg}");
+    assert!(!msg.contains("another tab"), "{msg}");
     let started = js_sys::Date::now();
     let later = persistent(&name, &[("lockTimeoutMs", 300.0.into())]).await;
     assert_eq!(code(later), "DatabaseLocked");

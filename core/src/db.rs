@@ -496,7 +496,9 @@ impl Database {
                 return Ok(guard);
             }
             if waited >= self.config.sync_lock_timeout_ms {
-                return Err(Error::DatabaseLocked);
+                return Err(Error::DatabaseLocked(
+                    crate::error::LockHolder::OtherProcess,
+                ));
             }
             self.transport.sleep(SYNC_LOCK_POLL_MS).await;
             waited += SYNC_LOCK_POLL_MS;
@@ -579,12 +581,21 @@ impl Database {
     /// Other processes may have the same file open (see `ARCHITECTURE.md`,
     /// "Several processes, one file"); inside one process a file has one
     /// `Database` (share it): a second open fails with
-    /// [`Error::DatabaseLocked`] until the first is dropped.
+    /// [`Error::DatabaseLocked`] ([`crate::LockHolder::ThisProcess`]) until
+    /// the first is dropped.
     pub async fn open_native(
         path: impl AsRef<std::path::Path>,
         config: Config,
     ) -> Result<Database> {
-        let claim = crate::store::sqlite::FileClaim::take(path.as_ref())?;
+        let claim = crate::store::sqlite::FileClaim::take(path.as_ref()).map_err(|e| {
+            if e.is_locked() {
+                Error::DatabaseLocked(crate::error::LockHolder::ThisProcess {
+                    path: path.as_ref().display().to_string(),
+                })
+            } else {
+                e.into()
+            }
+        })?;
         // One timeout for waiting on a writer, in this process or another.
         let store = crate::store::sqlite::SqliteStore::open_with_timeout(
             path,

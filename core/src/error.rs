@@ -36,16 +36,23 @@ pub enum Error {
     /// engine cannot sync); SQLite's or the engine's message. Nothing was changed.
     #[error("SQL error: {message}")]
     Sql { message: String },
+    /// A read-only call (a query, a live query) got a statement that
+    /// writes; nothing ran. `call` is the call as the app made it: the
+    /// core's own (`query()`, `watch()`), or a face's name for it
+    /// ([`Error::for_call`]).
+    #[error("{call} runs read-only statements; use execute() to write")]
+    WriteInReadOnlyCall { call: String },
     /// No live row with that id.
     #[error("not found: no row {id} in table {table}")]
     NotFound { table: String, id: String },
     /// The local database failed.
     #[error("local storage error: {0}")]
     Storage(#[source] StoreError),
-    /// Another process or tab holds the local database, or a write
-    /// transaction of this replica stayed open past the lock timeout.
-    #[error("the local database is locked by another process, tab or open write transaction")]
-    DatabaseLocked,
+    /// The local database is held elsewhere: [`LockHolder`] says where, and
+    /// so what the app can do (share its own handle, or wait for the other
+    /// process or tab).
+    #[error("{0}")]
+    DatabaseLocked(LockHolder),
     /// The server could not be reached, or the connection broke.
     #[error("network error: {0}")]
     Network(#[source] TransportError),
@@ -146,10 +153,10 @@ impl Error {
         match self {
             Error::InvalidInput(_) | Error::InvalidSchema { .. } => ErrorKind::InvalidInput,
             Error::SchemaChange { .. } => ErrorKind::SchemaChange,
-            Error::Sql { .. } => ErrorKind::Sql,
+            Error::Sql { .. } | Error::WriteInReadOnlyCall { .. } => ErrorKind::Sql,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Storage(_) => ErrorKind::Storage,
-            Error::DatabaseLocked => ErrorKind::DatabaseLocked,
+            Error::DatabaseLocked(_) => ErrorKind::DatabaseLocked,
             Error::Network(_) | Error::SyncTimeout { .. } | Error::SyncCancelled => {
                 ErrorKind::Network
             }
@@ -211,6 +218,18 @@ impl Error {
         matches!(self, Error::Server { code, .. } if code == "SQLITE_AUTH")
     }
 
+    /// This error as a face reports it for its own name of the call that
+    /// failed: a [`Error::WriteInReadOnlyCall`] names `call` (`getAll()`
+    /// for the npm package's `getAll`); any other error is unchanged.
+    pub fn for_call(self, call: &str) -> Error {
+        match self {
+            Error::WriteInReadOnlyCall { .. } => Error::WriteInReadOnlyCall {
+                call: call.to_owned(),
+            },
+            other => other,
+        }
+    }
+
     /// The server's Hrana error code, if the server reported one.
     pub fn server_code(&self) -> Option<&str> {
         match self {
@@ -259,10 +278,71 @@ pub const WHOLE_DATABASE_CODES: &[&str] = &[
     "RESPONSE_TOO_LARGE",
 ];
 
+/// Where a local database is held when it cannot be had
+/// ([`Error::DatabaseLocked`]); its `Display` is the error's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockHolder {
+    /// Another process kept the file's write or sync lock past the timeout
+    /// (native).
+    OtherProcess,
+    /// This process already has the file open: a second
+    /// `Database::open_native` of the same file (by any path).
+    ThisProcess { path: String },
+    /// Another tab or worker of this origin holds the database (browser).
+    OtherTab,
+    /// This tab (this worker) already has the database `name` open.
+    ThisTab { name: String },
+    /// A write transaction of this replica
+    /// ([`crate::Database::write_transaction`]) stayed open longer than
+    /// the lock timeout (`Config::lock_timeout_ms`, in ms) this call waited.
+    WriteTransaction { waited_ms: u64 },
+}
+
+impl LockHolder {
+    /// Another holder of the platform's kind: a process natively, a tab
+    /// or worker in the browser.
+    pub fn other() -> LockHolder {
+        if cfg!(target_arch = "wasm32") {
+            LockHolder::OtherTab
+        } else {
+            LockHolder::OtherProcess
+        }
+    }
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockHolder::OtherProcess => f.write_str(
+                "the local database is locked by another process, which kept it past the \
+                 timeout; retry later",
+            ),
+            LockHolder::ThisProcess { path } => write!(
+                f,
+                "{path} is already open in this process: share that handle instead of \
+                 opening the file again (one open handle per file in a process)"
+            ),
+            LockHolder::OtherTab => {
+                f.write_str("the local database is held by another tab or worker of this origin")
+            }
+            LockHolder::WriteTransaction { waited_ms } => write!(
+                f,
+                "a write transaction of this database stayed open longer than the lock timeout \
+                 ({waited_ms} ms): end transactions promptly (commit or roll back)"
+            ),
+            LockHolder::ThisTab { name } => write!(
+                f,
+                "database \"{name}\" is already open in this tab: share that handle instead \
+                 of opening it again"
+            ),
+        }
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         if e.is_locked() {
-            Error::DatabaseLocked
+            Error::DatabaseLocked(LockHolder::other())
         } else {
             Error::Storage(e)
         }

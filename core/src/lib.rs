@@ -77,7 +77,7 @@ pub use autosync::{AutoSync, AutoSyncOptions};
 pub use config::Config;
 pub use db::Database;
 pub use endpoint::{AuthToken, Endpoint};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, LockHolder, Result};
 pub use events::{ChangeEvent, ChangeOrigin, Subscription};
 pub use hlc::{Clock, NodeId, SystemClock, Timestamp};
 pub use schema::json::Schema;

@@ -20,7 +20,7 @@
 //! alone ([`SharedStore::try_turn`]) is deferred ([`SharedStore::defer`])
 //! and runs when that turn ends.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LockHolder, Result};
 use crate::store::Store;
 use crate::transport::Transport;
 use crate::value::{Rows, Statement};
@@ -181,7 +181,11 @@ impl SharedStore {
         let timeout = std::pin::pin!(self.timer.sleep(self.wait_ms));
         match futures::future::select(lock, timeout).await {
             futures::future::Either::Left((guard, _)) => Ok(guard),
-            futures::future::Either::Right(_) => Err(Error::DatabaseLocked),
+            futures::future::Either::Right(_) => {
+                Err(Error::DatabaseLocked(LockHolder::WriteTransaction {
+                    waited_ms: self.wait_ms,
+                }))
+            }
         }
     }
 

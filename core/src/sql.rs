@@ -20,7 +20,7 @@
 //! tables of the app's own, views, indexes on them — is plain SQLite.
 
 use crate::db::Database;
-use crate::error::{Error, Result};
+use crate::error::{Error, LockHolder, Result};
 use crate::schema::local::LOCAL_PREFIX;
 use crate::schema::q;
 use crate::state;
@@ -47,7 +47,10 @@ pub struct ExecuteResult {
 /// The error of an app statement: SQLite's or the engine's message.
 pub(crate) fn app_error(e: StoreError) -> Error {
     match e.kind {
-        StoreErrorKind::Locked => Error::DatabaseLocked,
+        StoreErrorKind::Locked => Error::DatabaseLocked(LockHolder::other()),
+        StoreErrorKind::NotReadOnly => Error::WriteInReadOnlyCall {
+            call: "query()".into(),
+        },
         StoreErrorKind::Corrupt => Error::Storage(e),
         // SQLite names the engine table (`NOT NULL constraint failed:
         // _erth_rows_items.list_id`); the app knows the table as `items`.
@@ -145,8 +148,8 @@ impl Database {
 
     /// Runs one read-only statement of the app's SQL on the local replica.
     ///
-    /// Errors: [`Error::Sql`] (a statement that would write is refused:
-    /// use [`Database::execute`]).
+    /// Errors: [`Error::Sql`]; [`Error::WriteInReadOnlyCall`] for a
+    /// statement that would write (use [`Database::execute`]).
     pub async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Rows> {
         let stmt = Statement::new(sql, params.to_vec());
         let turn = self.store.turn().await?;

@@ -117,15 +117,21 @@ impl Database {
     /// ([`Database::write_transaction`]) holds the replica: then as soon as
     /// it ends. A live query never sees a transaction's uncommitted rows.
     ///
-    /// Errors: [`Error::Sql`] for bad SQL or a statement that writes (when
-    /// the first run waits for a transaction, its errors are logged).
+    /// Errors: [`Error::Sql`] for bad SQL; [`Error::WriteInReadOnlyCall`]
+    /// for a statement that writes (when the first run waits for a
+    /// transaction, its errors are logged).
     pub fn watch(
         &self,
         sql: &str,
         params: &[crate::value::SqlValue],
         callback: RowsListener,
     ) -> Result<LiveQuery> {
-        let sql_error = |e: crate::store::StoreError| Error::Sql { message: e.message };
+        let sql_error = |e: crate::store::StoreError| match e.kind {
+            crate::store::StoreErrorKind::NotReadOnly => Error::WriteInReadOnlyCall {
+                call: "watch()".into(),
+            },
+            _ => Error::Sql { message: e.message },
+        };
         let mut tables: Vec<String> = self
             .store
             .unshared()

@@ -351,9 +351,19 @@ async fn statements_the_engine_cannot_sync_are_refused_and_change_nothing() {
         before,
         "a refused statement changed the file"
     );
-    // query() is read-only.
+    // query() is read-only, and says so naming the call the app made.
     let e = db.query("DELETE FROM notes", &[]).await.unwrap_err();
-    assert!(matches!(e, Error::Sql { .. }), "{e}");
+    assert!(matches!(e, Error::WriteInReadOnlyCall { .. }), "{e:?}");
+    assert_eq!(e.kind(), erth_core::ErrorKind::Sql);
+    assert_eq!(
+        e.to_string(),
+        "query() runs read-only statements; use execute() to write"
+    );
+    // A face names its own call (the npm package's getAll).
+    assert_eq!(
+        e.for_call("getAll()").to_string(),
+        "getAll() runs read-only statements; use execute() to write"
+    );
     assert_eq!(snapshot(&db).await, before);
 
     // The app's own local tables are plain SQLite, DDL included.
@@ -479,7 +489,11 @@ async fn live_queries_fire_once_per_change_that_matters() {
     let e = db
         .watch("DELETE FROM notes", &[], recorder().1)
         .unwrap_err();
-    assert!(matches!(e, Error::Sql { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "watch() runs read-only statements; use execute() to write"
+    );
+    assert_eq!(e.kind(), erth_core::ErrorKind::Sql);
 }
 
 fn file_bytes(path: &Path) -> Vec<u8> {
@@ -730,4 +744,30 @@ async fn a_bulk_transaction_reports_every_changed_id_once() {
     ids.sort();
     want.sort();
     assert_eq!(ids, want, "every changed row once");
+}
+
+#[tokio::test]
+async fn a_second_open_in_this_process_says_so_and_to_share_the_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twice.db");
+    let first = open(&path, NOTES_V1).await.unwrap();
+    // The same file by another spelling of its path.
+    let other = dir.path().join(".").join("twice.db");
+    let e = open(&other, NOTES_V1).await.unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::DatabaseLocked(erth_core::LockHolder::ThisProcess { .. })
+        ),
+        "{e:?}"
+    );
+    let message = e.to_string();
+    assert!(
+        message.contains("already open in this process"),
+        "{message}"
+    );
+    assert!(message.contains("share that handle"), "{message}");
+    assert!(!message.contains("another process"), "{message}");
+    drop(first);
+    open(&path, NOTES_V1).await.unwrap();
 }

@@ -836,7 +836,14 @@ async fn a_sync_waits_for_another_process_syncing_the_file_then_fails_typed() {
     let held = other.try_lock_sync().unwrap().expect("the lock is free");
     let before = server.requests.load(Ordering::SeqCst);
     let e = db.sync().await.unwrap_err();
-    assert!(matches!(e, Error::DatabaseLocked), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::DatabaseLocked(erth_core::LockHolder::OtherProcess)
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("another process"), "{e}");
     assert_eq!(
         server.requests.load(Ordering::SeqCst),
         before,

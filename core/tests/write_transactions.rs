@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use erth_core::{Config, Database, Error, Rows, SqlValue};
+use erth_core::{Config, Database, Error, LockHolder, Rows, SqlValue};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -223,17 +223,41 @@ async fn waits_for_an_open_transaction_end_at_the_lock_timeout() {
     let tx = db.write_transaction().await.unwrap();
     let started = Instant::now();
     let e = db.write_transaction().await.unwrap_err();
-    assert!(matches!(e, Error::DatabaseLocked), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::DatabaseLocked(LockHolder::WriteTransaction { waited_ms: 200 })
+        ),
+        "{e}"
+    );
     assert!(started.elapsed() >= Duration::from_millis(200));
     let e = db
         .execute("UPDATE counters SET n = 3", &[])
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::DatabaseLocked), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::DatabaseLocked(LockHolder::WriteTransaction { waited_ms: 200 })
+        ),
+        "{e}"
+    );
     let e = db.query("SELECT 1", &[]).await.unwrap_err();
-    assert!(matches!(e, Error::DatabaseLocked), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::DatabaseLocked(LockHolder::WriteTransaction { waited_ms: 200 })
+        ),
+        "{e}"
+    );
     let e = db.pending_changes().await.unwrap_err();
-    assert!(matches!(e, Error::DatabaseLocked), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::DatabaseLocked(LockHolder::WriteTransaction { waited_ms: 200 })
+        ),
+        "{e}"
+    );
     drop(tx);
     db.execute("UPDATE counters SET n = 3", &[]).await.unwrap();
     assert_eq!(counter(&db).await, 3);

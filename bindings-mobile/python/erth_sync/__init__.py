@@ -65,6 +65,12 @@ __all__ = [
     "Todo",
     "URL_ENV",
     "TOKEN_ENV",
+    # Type aliases for annotating app code.
+    "Params",
+    "Row",
+    "Schema",
+    "Statement",
+    "Value",
 ]
 
 # The engine's own records, as generated from the Rust core (no copies).
@@ -260,6 +266,7 @@ class LiveQuery:
 
     @property
     def active(self) -> bool:
+        """Whether the query still runs (``False`` once stopped)."""
         return self._native.is_active()
 
     @property
@@ -281,10 +288,12 @@ class Subscription:
         self._native = native
 
     def unsubscribe(self) -> None:
+        """Stops it now: no callback starts after this returns. Idempotent."""
         _call_sync(self._native.unsubscribe)
 
     @property
     def active(self) -> bool:
+        """Whether callbacks still come."""
         return self._native.is_active()
 
     def __enter__(self) -> "Subscription":
@@ -321,7 +330,9 @@ class Database:
         from_env: bool = False,
         allow_insecure_http: bool = False,
         encryption_key: Optional[str] = None,
-        auto_sync: Union[bool, Any, None] = None,
+        auto_sync: Union[bool, AutoSyncOptions, None] = None,
+        request_timeout_ms: Optional[int] = None,
+        sync_timeout_ms: Optional[int] = None,
     ) -> "Database":
         """Opens (creating or migrating) the database at ``path``.
 
@@ -337,6 +348,11 @@ class Database:
         :data:`AutoSyncOptions` syncs in the background (500 ms after the
         last local write, every 30 s, at once when :meth:`set_online` turns
         it back on); outcomes show in :meth:`status`.
+        ``request_timeout_ms``: how long one request to the server may take
+        before it fails with kind ``Network`` (default 30,000): a server
+        that accepts connections and never answers costs that much, on an
+        engine thread, never the event loop. ``sync_timeout_ms``: the most
+        one :meth:`sync` may take (default 600,000; ``0``: no limit).
         """
         if from_env:
             url = url if url is not None else os.environ.get(URL_ENV) or None
@@ -352,6 +368,8 @@ class Database:
             schema=_schema_text(schema),
             encryption_key=encryption_key,
             auto_sync=_auto_sync(auto_sync),
+            request_timeout_ms=request_timeout_ms,
+            sync_timeout_ms=sync_timeout_ms,
         )
         return cls(await _call(_mobile.ErthDb.open(config)))
 
@@ -387,9 +405,12 @@ class Database:
         return await _call(self._db.get_todo(id))
 
     async def rename_todo(self, id: str, title: str) -> Todo:
+        """Renames a todo and returns it (kind ``NotFound`` when unknown or deleted)."""
         return await _call(self._db.rename_todo(id, title))
 
     async def set_todo_completed(self, id: str, completed: bool) -> Todo:
+        """Marks a todo completed or not and returns it (kind ``NotFound``
+        when unknown or deleted)."""
         return await _call(self._db.set_todo_completed(id, completed))
 
     async def delete_todo(self, id: str) -> bool:
@@ -453,6 +474,15 @@ class Database:
         share one sync. Kind ``NoRemote`` without a URL, ``Network`` when the
         server cannot be reached (local data is safe)."""
         return await _call(self._db.sync())
+
+    async def wait_for_first_sync(self) -> None:
+        """Returns once this replica has completed a sync (at once if one
+        ever did, by any process sharing the file), so a fresh device shows
+        its data rather than empty lists. It never times out by itself:
+        offline it waits for a sync (auto-sync, or :meth:`sync`) to
+        complete, so bound it: ``await asyncio.wait_for(db.wait_for_first_sync(), 5)``
+        (cancelling it is safe)."""
+        await _call(self._db.wait_for_first_sync())
 
     async def status(self) -> SyncStatus:
         """Pending changes, last sync, last error (``last_error_kind``,
@@ -543,8 +573,11 @@ class BlockingDatabase:
         from_env: bool = False,
         allow_insecure_http: bool = False,
         encryption_key: Optional[str] = None,
-        auto_sync: Union[bool, Any, None] = None,
+        auto_sync: Union[bool, AutoSyncOptions, None] = None,
+        request_timeout_ms: Optional[int] = None,
+        sync_timeout_ms: Optional[int] = None,
     ) -> "BlockingDatabase":
+        """Opens the database at ``path``: the arguments of :meth:`Database.open`."""
         return cls(
             _Runner.run(
                 Database.open(
@@ -556,11 +589,14 @@ class BlockingDatabase:
                     allow_insecure_http=allow_insecure_http,
                     encryption_key=encryption_key,
                     auto_sync=auto_sync,
+                    request_timeout_ms=request_timeout_ms,
+                    sync_timeout_ms=sync_timeout_ms,
                 )
             )
         )
 
     def close(self) -> None:
+        """Stops auto-sync and releases the file."""
         self.database.close()
 
     def __enter__(self) -> "BlockingDatabase":
@@ -569,52 +605,98 @@ class BlockingDatabase:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    # The same methods as :class:`Database`, blocking (each runs on the
+    # private event loop's thread and waits for it).
+
+    def add_todo(self, title: str) -> Todo:
+        """Adds a todo and returns it."""
+        return _Runner.run(self.database.add_todo(title))
+
+    def list_active_todos(self) -> List[Todo]:
+        """Live todos, newest first."""
+        return _Runner.run(self.database.list_active_todos())
+
+    def get_todo(self, id: str) -> Todo:
+        """The todo with that id; kind ``NotFound`` when unknown or deleted."""
+        return _Runner.run(self.database.get_todo(id))
+
+    def rename_todo(self, id: str, title: str) -> Todo:
+        """Renames a todo and returns it."""
+        return _Runner.run(self.database.rename_todo(id, title))
+
+    def set_todo_completed(self, id: str, completed: bool) -> Todo:
+        """Marks a todo completed or not and returns it."""
+        return _Runner.run(self.database.set_todo_completed(id, completed))
+
+    def delete_todo(self, id: str) -> bool:
+        """Deletes a todo (a tombstone that syncs); ``False`` when it was
+        unknown or already deleted."""
+        return _Runner.run(self.database.delete_todo(id))
+
+    def execute(self, sql: str, params: Optional[Params] = None) -> ExecuteResult:
+        """:meth:`Database.execute`: one statement, its own transaction."""
+        return _Runner.run(self.database.execute(sql, params))
+
+    def query(self, sql: str, params: Optional[Params] = None) -> List[Row]:
+        """:meth:`Database.query`: one read-only statement's rows."""
+        return _Runner.run(self.database.query(sql, params))
+
+    def transaction(self, statements: Iterable[Statement]) -> List[ExecuteResult]:
+        """:meth:`Database.transaction`: all commit or none."""
+        return _Runner.run(self.database.transaction(statements))
+
+    def sync(self) -> SyncReport:
+        """:meth:`Database.sync`: push, then pull."""
+        return _Runner.run(self.database.sync())
+
+    def wait_for_first_sync(self, timeout: Optional[float] = None) -> None:
+        """:meth:`Database.wait_for_first_sync`, giving up with
+        ``TimeoutError`` after ``timeout`` seconds when one is given."""
+        waiting = self.database.wait_for_first_sync()
+        _Runner.run(waiting if timeout is None else asyncio.wait_for(waiting, timeout))
+
+    def status(self) -> SyncStatus:
+        """:meth:`Database.status`."""
+        return _Runner.run(self.database.status())
+
+    def rejected_rows(self) -> List[RejectedRow]:
+        """:meth:`Database.rejected_rows`."""
+        return _Runner.run(self.database.rejected_rows())
+
+    def retry_rejected(self) -> int:
+        """:meth:`Database.retry_rejected`."""
+        return _Runner.run(self.database.retry_rejected())
+
+    def discard_rejected(self, table: str, id: str) -> None:
+        """:meth:`Database.discard_rejected`."""
+        _Runner.run(self.database.discard_rejected(table, id))
+
+    def quarantined_rows(self) -> List[QuarantinedRow]:
+        """:meth:`Database.quarantined_rows`."""
+        return _Runner.run(self.database.quarantined_rows())
+
+    def forget_quarantined(self) -> int:
+        """:meth:`Database.forget_quarantined`."""
+        return _Runner.run(self.database.forget_quarantined())
+
     def watch(
         self, sql: str, params: Optional[Params], callback: Callable[[List[Row]], None]
     ) -> LiveQuery:
+        """:meth:`Database.watch`."""
         return self.database.watch(sql, params, callback)
 
     def subscribe(self, callback: Callable[[ChangeEvent], None]) -> Subscription:
+        """:meth:`Database.subscribe`."""
         return self.database.subscribe(callback)
 
     def set_auth_token(self, token: Optional[str]) -> None:
+        """:meth:`Database.set_auth_token`."""
         self.database.set_auth_token(token)
 
     def set_remote(self, url: Optional[str], auth_token: Optional[str] = None) -> None:
+        """:meth:`Database.set_remote`."""
         self.database.set_remote(url, auth_token)
 
     def set_online(self, online: bool) -> None:
+        """:meth:`Database.set_online`."""
         self.database.set_online(online)
-
-
-def _blocking(name: str) -> Callable[..., Any]:
-    def method(self: BlockingDatabase, *args: Any, **kwargs: Any) -> Any:
-        return _Runner.run(getattr(self.database, name)(*args, **kwargs))
-
-    method.__name__ = name
-    method.__qualname__ = f"BlockingDatabase.{name}"
-    method.__doc__ = getattr(Database, name).__doc__
-    return method
-
-
-for _name in (
-    "add_todo",
-    "list_active_todos",
-    "get_todo",
-    "rename_todo",
-    "set_todo_completed",
-    "delete_todo",
-    "execute",
-    "query",
-    "transaction",
-    "sync",
-    "status",
-    "rejected_rows",
-    "retry_rejected",
-    "discard_rejected",
-    "wait_for_first_sync",
-    "quarantined_rows",
-    "forget_quarantined",
-):
-    setattr(BlockingDatabase, _name, _blocking(_name))
-del _name

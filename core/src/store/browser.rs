@@ -42,7 +42,7 @@ use super::sqlite::{err, SqliteStore};
 use super::{
     AppContext, AppTx, AppWrite, Store, StoreError, StoreErrorKind, WriteBuilder, OPFS_PRAGMAS,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, LockHolder, Result};
 use crate::transport::browser::describe_js;
 use crate::value::{Rows, SqlValue, Statement};
 use js_sys::futures::JsFuture;
@@ -283,10 +283,10 @@ fn opfs_error(e: OpfsSAHError) -> Error {
         }
         // Another tab's worker holds the sync access handles.
         OpfsSAHError::Opfs { .. } if text.contains("NoModificationAllowedError") => {
-            Error::DatabaseLocked
+            Error::DatabaseLocked(LockHolder::OtherTab)
         }
         OpfsSAHError::DirectoryInUse(_) | OpfsSAHError::FileInUse(_) | OpfsSAHError::Busy => {
-            Error::DatabaseLocked
+            Error::DatabaseLocked(LockHolder::OtherTab)
         }
         _ => Error::Storage(StoreError::new(StoreErrorKind::Other, text)),
     }
@@ -306,7 +306,7 @@ async fn lock_database(name: &str, lock_timeout_ms: u32) -> Result<Function> {
         ))
     })?;
     lock.dyn_into::<Function>()
-        .map_err(|_| Error::DatabaseLocked)
+        .map_err(|_| Error::DatabaseLocked(LockHolder::OtherTab))
 }
 
 /// Opens (creating if needed) the persistent database `name`: in OPFS

@@ -471,7 +471,7 @@ pub async fn app_statements_are_held_to_the_access_rules(store: &dyn Store) {
 }
 
 /// [`Store::query_app`]: reads run (views included); a statement that would
-/// write is refused, and so is a read of a parameter count that differs.
+/// write is refused ([`StoreErrorKind::NotReadOnly`]), and so is a read of a parameter count that differs.
 pub async fn app_queries_only_read(store: &dyn Store) {
     let def = engine_table(store).await;
     let protected = vec![def.name.clone()];
@@ -492,7 +492,7 @@ pub async fn app_queries_only_read(store: &dyn Store) {
             &Statement::plain("UPDATE conf_todo SET title = 'b'"),
         )
         .expect_err("a write");
-    assert_eq!(e.kind, StoreErrorKind::Refused, "{e}");
+    assert_eq!(e.kind, StoreErrorKind::NotReadOnly, "{e}");
     let e = store
         .query_app(
             &protected,
@@ -510,7 +510,8 @@ pub async fn app_queries_only_read(store: &dyn Store) {
 }
 
 /// [`Store::tables_read`]: the tables a read-only statement reads, a
-/// synced view reporting its engine table; a writing statement is refused.
+/// synced view reporting its engine table; a writing statement is refused
+/// ([`StoreErrorKind::NotReadOnly`]).
 pub async fn tables_read_names_the_engine_table_behind_a_view(store: &dyn Store) {
     engine_table(store).await;
     let tables = store
@@ -524,7 +525,7 @@ pub async fn tables_read_names_the_engine_table_behind_a_view(store: &dyn Store)
     let e = store
         .tables_read("DELETE FROM conf_w")
         .expect_err("not read-only");
-    assert_eq!(e.kind, StoreErrorKind::Refused, "{e}");
+    assert_eq!(e.kind, StoreErrorKind::NotReadOnly, "{e}");
     assert!(store.tables_read("SELECT * FROM nowhere").is_err());
 }
 

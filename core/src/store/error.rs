@@ -13,6 +13,8 @@ pub enum StoreErrorKind {
     Constraint,
     /// The engine refused an app statement (see [`crate::access::check_access`]).
     Refused,
+    /// A read-only call (a query, a live query) got a statement that writes.
+    NotReadOnly,
     /// Anything else (I/O, misuse, full disk).
     Other,
 }

@@ -488,8 +488,8 @@ impl SqliteStore {
         let result = self.prepare_app(&conn, stmt).and_then(|mut prepared| {
             if !prepared.readonly() {
                 return Err(StoreError::new(
-                    StoreErrorKind::Refused,
-                    "query() runs read-only statements; use execute() to write",
+                    StoreErrorKind::NotReadOnly,
+                    "the statement writes",
                 ));
             }
             rows_of(&mut prepared, stmt)
@@ -509,8 +509,8 @@ impl SqliteStore {
         match prepared {
             Ok(true) => Ok(reads.into_iter().collect()),
             Ok(false) => Err(StoreError::new(
-                StoreErrorKind::Refused,
-                "a live query must be read-only",
+                StoreErrorKind::NotReadOnly,
+                "the statement writes",
             )),
             Err(e) => Err(err(e)),
         }
