@@ -56,7 +56,9 @@ impl StatusState {
     /// The last sync's error (`None`: it succeeded), its kind and the
     /// server's code.
     fn note_error(&mut self, error: Option<&Error>) {
-        self.last_error = error.map(Error::to_string);
+        // Server texts were clipped and redacted where they entered the
+        // error; once more here, for any path that did not.
+        self.last_error = error.map(|e| crate::error::clip(&e.to_string(), 2_000));
         self.last_error_kind = error.map(Error::kind);
         self.last_error_server_code = error.and_then(|e| e.server_code().map(str::to_owned));
     }

@@ -1,8 +1,13 @@
 //! The one rich error of the core, with sources, and its coarse [`ErrorKind`]
 //! that bindings map to their small public errors.
 //!
-//! No variant ever holds the auth token: transport errors are built from
-//! status codes and server bodies, never from request headers.
+//! No variant ever holds the auth token or the encryption key: transport
+//! errors are built from status codes and server bodies, never from request
+//! headers, and every text that comes from the server (a Hrana error's
+//! message, an HTTP body, a malformed answer) is clipped and stripped of
+//! anything shaped like a credential ([`crate::redact`]) before it enters
+//! an error; the Hrana client also removes its own token and key from them
+//! ([`Error::scrubbed`]).
 
 use crate::store::error::StoreError;
 use crate::transport::TransportError;
@@ -210,6 +215,37 @@ impl Error {
         matches!(self, Error::Server { code, .. } if code == "SQLITE_AUTH")
     }
 
+    /// This error with every occurrence of `secrets` (the token and key the
+    /// caller holds) removed from the texts that came from the server
+    /// ([`crate::redact::scrub`]): a server that echoes a credential back
+    /// cannot put it into an error, the status or a stored record.
+    pub fn scrubbed(self, secrets: &[&str]) -> Error {
+        if secrets.is_empty() {
+            return self;
+        }
+        let s = |t: String| crate::redact::scrub(&t, secrets);
+        match self {
+            Error::Server { code, message } => Error::Server {
+                code: s(code),
+                message: s(message),
+            },
+            Error::Http { status, body } => Error::Http {
+                status,
+                body: s(body),
+            },
+            Error::Protocol(text) => Error::Protocol(s(text)),
+            Error::InvalidRemoteRow { table, reason } => Error::InvalidRemoteRow {
+                table,
+                reason: s(reason),
+            },
+            Error::Network(TransportError::Connect(t)) => {
+                Error::Network(TransportError::Connect(s(t)))
+            }
+            Error::Network(TransportError::Io(t)) => Error::Network(TransportError::Io(s(t))),
+            other => other,
+        }
+    }
+
     /// The server's Hrana error code, if the server reported one.
     pub fn server_code(&self) -> Option<&str> {
         match self {
@@ -274,8 +310,11 @@ impl From<TransportError> for Error {
     }
 }
 
-/// Shortens a server-provided text for inclusion in an error message.
+/// A server-provided text, fit for an error message, the status or a
+/// stored record: anything shaped like a credential removed
+/// ([`crate::redact::secrets`]), then shortened to about `max` bytes.
 pub(crate) fn clip(text: &str, max: usize) -> String {
+    let text = &crate::redact::secrets(text);
     if text.len() <= max {
         return text.to_owned();
     }

@@ -4,6 +4,11 @@
 //! transient failures with backoff. Transport-agnostic: all I/O goes through
 //! [`Transport`].
 //!
+//! Every text the server sends back (error messages, HTTP bodies) is
+//! clipped and stripped of credential-shaped strings and of this client's
+//! own token and key before it enters an error or a batch's outcome
+//! ([`crate::redact`]); a redirect is [`Error::Redirected`], never followed.
+//!
 //! Server compatibility: positional arguments only; results are read from
 //! `RETURNING` rows, never from `affected_row_count`/`last_insert_rowid`.
 //!
@@ -26,6 +31,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use libsql_hrana::proto::BatchCond;
+
+/// The most of a server's error message kept (bytes; SQLite's own are
+/// far shorter).
+const MAX_MESSAGE_BYTES: usize = 1_000;
+/// The most of a server's error code kept (bytes).
+const MAX_CODE_BYTES: usize = 100;
 
 const CLOSE_UNKNOWN: u8 = 0;
 const CLOSE_SUPPORTED: u8 = 1;
@@ -210,13 +221,14 @@ pub fn parse_pipeline_response(body: &[u8], steps: usize) -> Result<PipelineAnsw
         }) => b.result,
         Some(proto::StreamResult::Error { error }) => {
             return Err(Error::Server {
-                code: error.code,
-                message: error.message,
+                code: clip(&error.code, MAX_CODE_BYTES),
+                message: clip(&error.message, MAX_MESSAGE_BYTES),
             })
         }
         Some(other) => {
-            return Err(Error::Protocol(format!(
-                "expected a batch result, got {other:?}"
+            return Err(Error::Protocol(clip(
+                &format!("expected a batch result, got {other:?}"),
+                200,
             )))
         }
         None => return Err(Error::Protocol("pipeline response has no results".into())),
@@ -237,7 +249,14 @@ pub fn parse_pipeline_response(body: &[u8], steps: usize) -> Result<PipelineAnsw
     let errors = batch
         .step_errors
         .into_iter()
-        .map(|e| e.map(|e| (e.code, e.message)))
+        .map(|e| {
+            e.map(|e| {
+                (
+                    clip(&e.code, MAX_CODE_BYTES),
+                    clip(&e.message, MAX_MESSAGE_BYTES),
+                )
+            })
+        })
         .collect();
     Ok(PipelineAnswer {
         outcome: BatchOutcome { results, errors },
@@ -367,7 +386,10 @@ impl HranaClient {
                 p.steps,
             ),
         };
-        let answer = self.post(body, steps).await?;
+        let answer = match self.post(body, steps).await {
+            Ok(answer) => answer,
+            Err(e) => return Err(self.scrub(e)),
+        };
         if answer.close_rejected {
             tracing::debug!("server rejects the close request; not sending it again");
             self.close.store(CLOSE_UNSUPPORTED, Ordering::Relaxed);
@@ -380,7 +402,39 @@ impl HranaClient {
                 None => self.close.store(CLOSE_UNSUPPORTED, Ordering::Relaxed),
             }
         }
-        Ok(answer.outcome)
+        let mut outcome = answer.outcome;
+        self.scrub_outcome(&mut outcome);
+        Ok(outcome)
+    }
+
+    /// The token and key this client sends, for [`Error::scrubbed`].
+    fn secrets(&self) -> Vec<String> {
+        let token = self.token.read().unwrap_or_else(|p| p.into_inner());
+        token
+            .iter()
+            .map(|t| t.expose().to_owned())
+            .chain(self.encryption_key.iter().map(|k| k.expose().to_owned()))
+            .collect()
+    }
+
+    /// `e` without this client's token and key in its server texts.
+    fn scrub(&self, e: Error) -> Error {
+        let secrets = self.secrets();
+        e.scrubbed(&secrets.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// The failed steps' codes and messages without this client's token
+    /// and key.
+    fn scrub_outcome(&self, outcome: &mut BatchOutcome) {
+        let secrets = self.secrets();
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        if secrets.is_empty() {
+            return;
+        }
+        for (code, message) in outcome.errors.iter_mut().flatten() {
+            *code = crate::redact::scrub(code, &secrets);
+            *message = crate::redact::scrub(message, &secrets);
+        }
     }
 
     /// Closes the stream a server kept open for a pipeline without `close`.

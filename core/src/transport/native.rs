@@ -88,7 +88,7 @@ fn describe(e: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    text
+    crate::error::clip(&text, 500)
 }
 
 #[async_trait::async_trait]
