@@ -62,6 +62,12 @@ pub enum Error {
     /// The server answered with an HTTP error status.
     #[error("server answered HTTP {status}: {body}")]
     Http { status: u16, body: String },
+    /// The server answered with a redirect (HTTP 3xx). Hrana servers never
+    /// redirect, so the URL is wrong (`http://` for an `https://` server?)
+    /// or something between here and the server redirects; the request (its
+    /// token, key and body) was not sent again anywhere.
+    #[error("the server answered HTTP {status}, a redirect: Hrana servers do not redirect, so check the URL (https://?); nothing was sent to the address it named")]
+    Redirected { status: u16 },
     /// The server's answer does not follow the Hrana protocol.
     #[error("malformed server response: {0}")]
     Protocol(String),
@@ -158,7 +164,9 @@ impl Error {
                 ErrorKind::Network
             }
             Error::Auth { .. } => ErrorKind::Auth,
-            Error::Server { .. } | Error::Http { .. } => ErrorKind::Server,
+            Error::Server { .. } | Error::Http { .. } | Error::Redirected { .. } => {
+                ErrorKind::Server
+            }
             Error::Protocol(_) | Error::InvalidRemoteRow { .. } => ErrorKind::Protocol,
             Error::NoRemote => ErrorKind::NoRemote,
         }
@@ -168,6 +176,8 @@ impl Error {
     /// garbled (e.g. truncated) responses. Auth and SQL errors are not.
     pub fn is_transient(&self) -> bool {
         match self {
+            // The same answer would come again, as large.
+            Error::Network(TransportError::ResponseTooLarge { .. }) => false,
             Error::Network(_) | Error::Protocol(_) => true,
             Error::Http { status, .. } => matches!(status, 408 | 429 | 500..=599),
             Error::Server { code, .. } => is_contention_code(code) || code == "STREAM_EXPIRED",

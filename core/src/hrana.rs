@@ -487,6 +487,7 @@ impl HranaClient {
             401 | 403 => Err(Error::Auth {
                 status: resp.status,
             }),
+            status @ 300..=399 => Err(Error::Redirected { status }),
             status => Err(Error::Http {
                 status,
                 body: clip(&String::from_utf8_lossy(&resp.body), 300),
@@ -791,6 +792,69 @@ mod tests {
         assert!(!t.seen.lock().unwrap()[0].contains("s3cret"));
         c.set_token(None);
         assert!(!c.has_token());
+    }
+
+    #[tokio::test]
+    async fn redirects_are_typed_errors_sent_once() {
+        for status in [301, 302, 307, 308] {
+            let (c, t) = match status {
+                301 => client(|_, _| (301, String::new())),
+                302 => client(|_, _| (302, String::new())),
+                307 => client(|_, _| (307, String::new())),
+                _ => client(|_, _| (308, String::new())),
+            };
+            let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+            assert!(
+                matches!(e, Error::Redirected { status: s } if s == status),
+                "{e:?}"
+            );
+            assert!(!e.is_transient());
+            assert_eq!(t.seen.lock().unwrap().len(), 1, "not retried");
+        }
+    }
+
+    #[tokio::test]
+    async fn server_texts_lose_credentials_before_they_are_kept() {
+        // A server that echoes the request's token (whatever its shape),
+        // a JWT and a bearer header into its error messages and bodies.
+        let step = |_: &str, _: usize| {
+            (
+                200,
+                r#"{"results":[{"type":"ok","response":{"type":"batch","result":{"step_results":[null],"step_errors":[{"message":"no: s3cret-token / Bearer abcdefghijkl / eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig","code":"SQLITE_CONSTRAINT"}]}}}]}"#.into(),
+            )
+        };
+        let (c, _) = client(step);
+        let out = c
+            .batch(&[Step {
+                cond: None,
+                stmt: Statement::plain("SELECT 1"),
+            }])
+            .await
+            .unwrap();
+        let e = out.first_error().unwrap();
+        let text = format!("{e} {e:?}");
+        for secret in ["s3cret-token", "abcdefghijkl", "eyJhbGciOiJIUzI1NiJ9"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(
+            text.contains("SQLITE_CONSTRAINT") && text.contains("<redacted>"),
+            "{text}"
+        );
+        let (c, _) = client(|_, _| (500, format!("s3cret-token {}", "x".repeat(5_000))));
+        let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+        let text = e.to_string();
+        assert!(
+            !text.contains("s3cret-token") && text.len() < 1_000,
+            "{text}"
+        );
+        let (c, _) = client(|_, _| {
+            (
+                200,
+                r#"{"results":[{"type":"error","error":{"message":"authToken=s3cret-token","code":"X"}}]}"#.into(),
+            )
+        });
+        let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+        assert!(!format!("{e:?}").contains("s3cret"), "{e:?}");
     }
 
     #[test]
