@@ -68,7 +68,9 @@ struct Args {
     /// $ERTH_SCHEMA, else the built-in todos table.
     #[arg(long, env = "ERTH_SCHEMA")]
     schema: Option<String>,
-    /// Server URL (libsql://, https://, http:// for local servers); default $ERTH_DATABASE_URL.
+    /// Server URL (libsql://, https://, http:// for a server on this
+    /// machine); default $ERTH_DATABASE_URL. A token in it (?authToken=)
+    /// works, with a warning: prefer --auth-token-file.
     #[arg(long)]
     remote: Option<String>,
     /// Key of a database encrypted with your own key (Turso Cloud), sent

@@ -131,17 +131,17 @@ async fn redirects_are_never_followed() {
         .unwrap();
         db.add_todo("a body worth stealing").await.unwrap();
         let e = db.sync().await.unwrap_err();
+        assert_eq!(
+            elsewhere.requests(),
+            Vec::new(),
+            "HTTP {status}: the redirect was followed"
+        );
         assert!(
             matches!(e, Error::Redirected { status: s } if s == status),
             "HTTP {status}: {e:?}"
         );
         assert_eq!(e.kind(), ErrorKind::Server);
         assert_eq!(redirecting.requests().len(), 1, "HTTP {status}: retried");
-        assert_eq!(
-            elsewhere.requests(),
-            Vec::new(),
-            "HTTP {status}: the redirect was followed"
-        );
         assert_eq!(db.status().await.unwrap().pending_changes, 1);
     }
 }
