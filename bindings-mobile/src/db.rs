@@ -195,7 +195,10 @@ impl ErthDb {
     }
 
     /// Sets the server (or with `url = None` makes the database local-only).
-    /// Changes made while local-only are pushed by the next sync.
+    /// Changes made while local-only are pushed by the next sync. The
+    /// encryption key is sent to `url` only if it has the origin (scheme,
+    /// host, port) the key was given for; another server needs
+    /// `set_remote_with_key`.
     pub fn set_remote(
         &self,
         url: Option<String>,
@@ -204,6 +207,27 @@ impl ErthDb {
         guard_sync(|| {
             self.db
                 .set_remote(url.as_deref(), auth_token.as_deref())
+                .map_err(ErthError::from)
+        })
+    }
+
+    /// `set_remote` with the encryption key of that server (`None`: none),
+    /// sent to that origin only. `InvalidInput` for a key with a plain
+    /// `http://` URL to another machine (the key never travels in clear
+    /// text); nothing changes then.
+    pub fn set_remote_with_key(
+        &self,
+        url: Option<String>,
+        auth_token: Option<String>,
+        encryption_key: Option<String>,
+    ) -> Result<(), ErthError> {
+        guard_sync(|| {
+            self.db
+                .set_remote_with_key(
+                    url.as_deref(),
+                    auth_token.as_deref(),
+                    encryption_key.as_deref(),
+                )
                 .map_err(ErthError::from)
         })
     }
@@ -402,6 +426,23 @@ mod tests {
             db.set_remote(Some("ftp://nope".into()), None),
             Err(ErthError::InvalidInput { .. })
         ));
+        // A key never goes over plain HTTP to another machine.
+        assert!(matches!(
+            db.set_remote_with_key(
+                Some("http://db.example?x=1".into()),
+                None,
+                Some("k3y-s3cret".into())
+            ),
+            Err(ErthError::InvalidInput { .. })
+        ));
+        db.set_remote_with_key(
+            Some("libsql://db.example?authToken=t0k3n".into()),
+            None,
+            Some("k3y-s3cret".into()),
+        )
+        .expect("set remote with key");
+        let status = db.status().await.expect("status");
+        assert_eq!(status.remote_url.as_deref(), Some("https://db.example"));
     }
 
     #[tokio::test]

@@ -42,7 +42,9 @@ pub struct ErthConfig {
     /// parameter of `url`).
     #[uniffi(default = None)]
     pub auth_token: Option<String>,
-    /// Allow `http://` to public hosts (the token would travel in clear text).
+    /// Allow plain `http://` to hosts other than this machine (127.0.0.1,
+    /// ::1, localhost): the token would travel in clear text (the
+    /// encryption key never does).
     #[uniffi(default = false)]
     pub allow_insecure_http: bool,
     /// The synced tables, as the schema's JSON text (`{"tables": {"notes":
@@ -53,7 +55,9 @@ pub struct ErthConfig {
     #[uniffi(default = None)]
     pub schema: Option<String>,
     /// The key of a Turso database encrypted with your own key, sent as
-    /// `x-turso-encryption-key` on every request; never logged or shown.
+    /// `x-turso-encryption-key` on every request to `url`'s origin only
+    /// (never over plain `http://` to another machine); never logged or
+    /// shown.
     #[uniffi(default = None)]
     pub encryption_key: Option<String>,
     /// Sync in the background (`AutoSyncOptions()`: 500 ms after the last

@@ -438,11 +438,27 @@ impl Replica {
     }
 
     /// Sets the server (`null` makes the database local-only); local
-    /// changes made meanwhile sync later.
+    /// changes made meanwhile sync later. The encryption key is sent to
+    /// `url` only if it has the origin the key was given for.
     #[wasm_bindgen(js_name = setRemote)]
     pub fn set_remote(&self, url: Option<String>, token: Option<String>) -> Result<(), JsValue> {
         self.db
             .set_remote(url.as_deref(), token.as_deref())
+            .map_err(|e| to_js(&e))
+    }
+
+    /// `setRemote` with the encryption key of that server (`null`: none),
+    /// sent to that origin only; `InvalidInput` for a key with a plain
+    /// `http://` URL to another machine.
+    #[wasm_bindgen(js_name = setRemoteWithKey)]
+    pub fn set_remote_with_key(
+        &self,
+        url: Option<String>,
+        token: Option<String>,
+        encryption_key: Option<String>,
+    ) -> Result<(), JsValue> {
+        self.db
+            .set_remote_with_key(url.as_deref(), token.as_deref(), encryption_key.as_deref())
             .map_err(|e| to_js(&e))
     }
 

@@ -4,7 +4,16 @@
 //! the schema defaults to `ERTH_SCHEMA` (a path, or the JSON itself), and
 //! without one the replica has the built-in `todos` table; the server URL and
 //! token default to `ERTH_DATABASE_URL` and `ERTH_AUTH_TOKEN`; with neither
-//! the replica is local-only. Exit codes: 0 ok, 1 error, 2 usage or invalid
+//! the replica is local-only.
+//!
+//! Secrets come from files or environment variables (`--auth-token-file`,
+//! `--encryption-key-file`, `ERTH_AUTH_TOKEN`, `ERTH_ENCRYPTION_KEY`): a
+//! command line is visible to other users of the machine (`ps`), so a key
+//! given as `--encryption-key` or a token inside the `--remote` URL is
+//! used, with a warning on stderr. Human output escapes control characters
+//! and bidirectional overrides (`\u{1b}`, `\n`) in everything it prints
+//! from data (titles, SQL results, the server's messages), so a value
+//! cannot drive the terminal; `--json` output is exact. Exit codes: 0 ok, 1 error, 2 usage or invalid
 //! input (bad SQL included), 3 not found, 4 auth, 5 network, 6 the replica
 //! file stayed locked by another process past the timeout.
 //!
@@ -19,8 +28,9 @@
 //! strings. Parameters are a JSON array: numbers (integers exact), strings,
 //! `null`, `true`/`false` (1/0), and `{"blob": "HEX"}` for a blob.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use erth_core::{Config, Database, Error, ErrorKind, Rows, SqlValue};
+use std::borrow::Cow;
 use std::process::ExitCode;
 
 /// `println!` for the command's output, except that a closed pipe ends the
@@ -58,18 +68,35 @@ struct Args {
     /// $ERTH_SCHEMA, else the built-in todos table.
     #[arg(long, env = "ERTH_SCHEMA")]
     schema: Option<String>,
-    /// Server URL (libsql://, https://, http:// for local servers); default $ERTH_DATABASE_URL.
+    /// Server URL (libsql://, https://, http:// for a server on this
+    /// machine); default $ERTH_DATABASE_URL. A token in it (?authToken=)
+    /// works, with a warning: prefer --auth-token-file.
     #[arg(long)]
     remote: Option<String>,
     /// Key of a database encrypted with your own key (Turso Cloud), sent
-    /// as `x-turso-encryption-key`; default $ERTH_ENCRYPTION_KEY (prefer the
-    /// variable: command lines are visible to other users).
+    /// as `x-turso-encryption-key` to the --remote server only (never over
+    /// plain http:// but to this machine); default $ERTH_ENCRYPTION_KEY.
+    /// Prefer --encryption-key-file or the variable: command lines are
+    /// visible to other users (a warning says so).
     #[arg(long, env = "ERTH_ENCRYPTION_KEY", hide_env_values = true)]
     encryption_key: Option<String>,
+    /// A file holding the encryption key (surrounding whitespace ignored).
+    #[arg(
+        long,
+        env = "ERTH_ENCRYPTION_KEY_FILE",
+        conflicts_with = "encryption_key"
+    )]
+    encryption_key_file: Option<std::path::PathBuf>,
     /// Name of the environment variable holding the auth token (default ERTH_AUTH_TOKEN).
     #[arg(long, default_value = "ERTH_AUTH_TOKEN")]
     token_env: String,
-    /// Allow http:// to a non-private host (the token travels in clear text).
+    /// A file holding the auth token (surrounding whitespace ignored);
+    /// instead of the --token-env variable.
+    #[arg(long, env = "ERTH_AUTH_TOKEN_FILE")]
+    auth_token_file: Option<std::path::PathBuf>,
+    /// Allow plain http:// to a host other than this machine (127.0.0.1,
+    /// ::1, localhost): the token travels in clear text (the encryption
+    /// key never does).
     #[arg(long)]
     allow_insecure_http: bool,
     /// How long one request to the server may take, in ms (default 30000).
@@ -209,6 +236,65 @@ fn rows_json(rows: &Rows) -> serde_json::Value {
         .collect()
 }
 
+/// Whether `c` may not reach a terminal as it is: control characters (C0,
+/// DEL, C1: escape sequences start with them) and the bidirectional marks
+/// and overrides that make text read otherwise than it is.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` fit for a terminal: each character of [`needs_escape`] written
+/// as `\n`, `\r`, `\t` or `\u{XX}`.
+fn esc(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Reads a secret from `path`, without surrounding whitespace.
+fn secret_file(path: &std::path::Path, what: &str) -> erth_core::Result<String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| {
+            Error::InvalidInput(format!(
+                "cannot read the {what} file {}: {e}",
+                path.display()
+            ))
+        })
+}
+
+/// Warnings for secrets given on the command line, which other users of
+/// the machine can read (`ps`, `/proc/<pid>/cmdline`).
+fn argv_warnings(matches: &clap::ArgMatches, args: &Args) -> Vec<String> {
+    let on_argv =
+        |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    let mut warnings = Vec::new();
+    if on_argv("encryption_key") {
+        warnings.push("the encryption key was given on the command line, where other users of this machine can read it; use --encryption-key-file or ERTH_ENCRYPTION_KEY".to_owned());
+    }
+    if let Some(url) = args.remote.as_deref().filter(|_| on_argv("remote")) {
+        if erth_core::redact::secrets(url) != url {
+            warnings.push(format!(
+                "the --remote URL carries a token ({}), where other users of this machine can read it; use --auth-token-file or ERTH_AUTH_TOKEN",
+                esc(&erth_core::redact::secrets(url))
+            ));
+        }
+    }
+    warnings
+}
+
 /// A cell as a person reads it in a table.
 fn cell_text(v: &SqlValue) -> String {
     match v {
@@ -224,14 +310,10 @@ fn print_table(rows: &Rows) {
     let cells: Vec<Vec<String>> = rows
         .rows
         .iter()
-        .map(|r| {
-            r.iter()
-                .map(cell_text)
-                .map(|c| c.replace(['\n', '\t'], " "))
-                .collect()
-        })
+        .map(|r| r.iter().map(|c| esc(&cell_text(c)).into_owned()).collect())
         .collect();
-    let mut widths: Vec<usize> = rows.columns.iter().map(|c| c.chars().count()).collect();
+    let columns: Vec<String> = rows.columns.iter().map(|c| esc(c).into_owned()).collect();
+    let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
     for r in &cells {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
@@ -246,7 +328,7 @@ fn print_table(rows: &Rows) {
             .trim_end()
             .to_owned()
     };
-    out!("{}", line(&rows.columns));
+    out!("{}", line(&columns));
     out!(
         "{}",
         line(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>())
@@ -333,12 +415,19 @@ async fn run(args: Args) -> erth_core::Result<()> {
         .clone()
         .or_else(|| std::env::var("ERTH_DATABASE_URL").ok())
         .filter(|u| !u.trim().is_empty());
-    let token = std::env::var(&args.token_env).ok();
+    let token = match &args.auth_token_file {
+        Some(path) => Some(secret_file(path, "auth token")?),
+        None => std::env::var(&args.token_env).ok(),
+    };
+    let encryption_key = match &args.encryption_key_file {
+        Some(path) => Some(secret_file(path, "encryption key")?),
+        None => args.encryption_key.clone(),
+    };
     let defaults = Config::default();
     let mut config = Config {
         url,
         auth_token: token,
-        encryption_key: args.encryption_key.clone(),
+        encryption_key,
         allow_insecure_http: args.allow_insecure_http,
         request_timeout_ms: args
             .request_timeout_ms
@@ -360,9 +449,9 @@ async fn run(args: Args) -> erth_core::Result<()> {
         } else {
             out!(
                 "{}  [{}] {}",
-                t.id,
+                esc(&t.id),
                 if t.is_completed { "x" } else { " " },
-                t.title
+                esc(&t.title)
             );
         }
     };
@@ -397,7 +486,7 @@ async fn run(args: Args) -> erth_core::Result<()> {
                     id: id.clone(),
                 });
             }
-            out!("deleted {id}");
+            out!("deleted {}", esc(id));
         }
         Command::Sync => {
             let r = db.sync().await?;
@@ -421,7 +510,7 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 if !unknown.is_empty() {
                     out!(
                         "the server has columns this schema does not declare (left alone): {}",
-                        unknown.join(", ")
+                        esc(&unknown.join(", "))
                     );
                 }
                 if status.rejected > 0 {
@@ -439,9 +528,9 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 for t in &status.refused_tables {
                     out!(
                         "the server refuses changes to table {} ({}: {}); they stay pending",
-                        t.table,
-                        t.code,
-                        t.message
+                        esc(&t.table),
+                        esc(&t.code),
+                        esc(&t.message)
                     );
                 }
             }
@@ -461,7 +550,13 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 out!("no refused rows");
             } else {
                 for r in &rows {
-                    out!("{} {} {}: {}", r.table, r.id, r.code, r.message);
+                    out!(
+                        "{} {} {}: {}",
+                        esc(&r.table),
+                        esc(&r.id),
+                        esc(&r.code),
+                        esc(&r.message)
+                    );
                 }
             }
         }
@@ -488,7 +583,13 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 out!("no quarantined rows");
             } else {
                 for r in &rows {
-                    out!("{} {} (_seq {}): {}", r.table, r.id, r.seq, r.reason);
+                    out!(
+                        "{} {} (_seq {}): {}",
+                        esc(&r.table),
+                        esc(&r.id),
+                        r.seq,
+                        esc(&r.reason)
+                    );
                 }
             }
         }
@@ -505,7 +606,7 @@ async fn run(args: Args) -> erth_core::Result<()> {
             if args.json {
                 out!("{}", serde_json::json!({"discarded": id}));
             } else {
-                out!("discarded the local changes of {table} {id}");
+                out!("discarded the local changes of {} {}", esc(table), esc(id));
             }
         }
         Command::Status => {
@@ -521,7 +622,7 @@ async fn run(args: Args) -> erth_core::Result<()> {
             } else {
                 out!(
                     "remote:          {}",
-                    s.remote_url.as_deref().unwrap_or("(none: local-only)")
+                    esc(s.remote_url.as_deref().unwrap_or("(none: local-only)"))
                 );
                 out!("pending changes: {}", s.pending_changes);
                 out!("refused rows:    {}", s.rejected);
@@ -529,9 +630,9 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 for t in &s.refused_tables {
                     out!(
                         "refused table:   {} ({}: {}); its changes stay pending",
-                        t.table,
-                        t.code,
-                        t.message
+                        esc(&t.table),
+                        esc(&t.code),
+                        esc(&t.message)
                     );
                 }
                 let now = std::time::SystemTime::now()
@@ -543,7 +644,7 @@ async fn run(args: Args) -> erth_core::Result<()> {
                         .map_or("never".into(), |t| human_time(t, now))
                 );
                 if let Some(e) = &s.last_error {
-                    out!("last error:      {e}");
+                    out!("last error:      {}", esc(e));
                 }
             }
         }
@@ -572,14 +673,15 @@ async fn run(args: Args) -> erth_core::Result<()> {
                     all.insert(name.clone(), out.into());
                 } else {
                     if table.is_none() {
-                        out!("== {name} ==");
+                        out!("== {} ==", esc(name));
                     }
-                    out!("{}", cols.join("\t"));
+                    let header: Vec<Cow<'_, str>> = cols.iter().map(|c| esc(c)).collect();
+                    out!("{}", header.join("\t"));
                     for r in rows {
                         let cells: Vec<String> = r
                             .to_cells()
                             .iter()
-                            .map(|c| cell_json(c).to_string())
+                            .map(|c| esc(&cell_json(c).to_string()).into_owned())
                             .collect();
                         out!("{}", cells.join("\t"));
                     }
@@ -620,7 +722,14 @@ async fn run(args: Args) -> erth_core::Result<()> {
 /// The `erth` command.
 #[tokio::main(flavor = "current_thread")]
 pub async fn main() -> ExitCode {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
+    for warning in argv_warnings(&matches, &args) {
+        eprintln!("erth: warning: {warning}");
+    }
     let json = args.json;
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -631,7 +740,7 @@ pub async fn main() -> ExitCode {
                     serde_json::json!({"error": e.to_string(), "kind": e.kind().as_str()})
                 );
             } else {
-                eprintln!("erth: {e}");
+                eprintln!("erth: {}", esc(&e.to_string()));
             }
             ExitCode::from(exit_code(e.kind()))
         }
@@ -640,7 +749,16 @@ pub async fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::human_time;
+    use super::{esc, human_time};
+
+    #[test]
+    fn terminal_output_escapes_what_would_drive_the_terminal() {
+        assert_eq!(esc("plain été 😀"), "plain été 😀");
+        assert_eq!(
+            esc("a\u{1b}]0;t\u{7}b\nc\td\u{9b}e\u{202e}f\u{7f}"),
+            "a\\u{1b}]0;t\\u{7}b\\nc\\td\\u{9b}e\\u{202e}f\\u{7f}"
+        );
+    }
 
     #[test]
     fn times_read_as_utc_and_how_long_ago() {

@@ -3,7 +3,9 @@
 //! authorizer calls [`check_access`] for every action it codes).
 //!
 //! Refused: DDL on a synced table's view or on the engine's objects
-//! (`_erth_*`), writes to the engine's tables, `ATTACH`/`DETACH`,
+//! (`_erth_*`), an object of the app's own named like the engine's (a
+//! trigger `_erth_x` on an app table would run as the engine: the rules
+//! trust statements coded for `_erth_*` triggers), writes to the engine's tables, `ATTACH`/`DETACH`,
 //! transaction control (`BEGIN`, `SAVEPOINT`: the engine owns
 //! transactions), `PRAGMA`s that change settings, and calls of the engine's
 //! functions outside its triggers. A leaf of the engine: the store imports
@@ -19,6 +21,11 @@ pub enum Access<'a> {
     Write(&'a str),
     /// Creating, dropping or altering a table, view, index or trigger on this table.
     Schema(&'a str),
+    /// Creating or dropping an index or trigger named `object` on `table`.
+    SchemaObject {
+        object: &'a str,
+        table: &'a str,
+    },
     Attach,
     Transaction,
     Pragma(&'a str, Option<&'a str>),
@@ -64,6 +71,10 @@ pub fn check_access(
             "{t} is synced by Erth Sync: change its shape through the schema passed at open (additive changes only), not with DDL"
         )),
         Access::Schema(_) => Ok(()),
+        Access::SchemaObject { object, .. } if is_engine_object(object) => Err(format!(
+            "{object}: names starting with _erth_ belong to Erth Sync; name your trigger or index otherwise"
+        )),
+        Access::SchemaObject { table, .. } => check_access(Access::Schema(table), None, protected),
         Access::Attach => Err("ATTACH and DETACH are not allowed on a replica".into()),
         Access::Transaction => Err(
             "BEGIN, COMMIT and SAVEPOINT are not allowed: every call is its own transaction; use transaction() to run several statements as one".into(),
@@ -106,6 +117,12 @@ mod tests {
         assert!(!ok(Access::Schema("NOTES"), None));
         assert!(!ok(Access::Schema("_erth_rows_notes"), None));
         assert!(ok(Access::Schema("my_local"), None));
+        let object = |object, table| Access::SchemaObject { object, table };
+        assert!(ok(object("my_trigger", "my_local"), None));
+        assert!(!ok(object("_erth_x", "my_local"), None));
+        assert!(!ok(object("_ERTH_insert_notes", "my_local"), None));
+        assert!(!ok(object("my_trigger", "notes"), None));
+        assert!(!ok(object("my_trigger", "_erth_rows_notes"), None));
         assert!(!ok(Access::Attach, None));
         assert!(!ok(Access::Transaction, None));
         assert!(!ok(Access::Pragma("user_version", Some("9")), None));

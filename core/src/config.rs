@@ -9,15 +9,23 @@ use crate::schema::{todos_table, TableDef};
 /// How a replica is set up. `Debug` redacts the token and the key.
 #[derive(Clone)]
 pub struct Config {
-    /// Server URL (`libsql://`, `https://`, or `http://` for local servers); `None` = local-only.
+    /// Server URL (`libsql://`, `https://`, or `http://` for a server on
+    /// this machine); `None` = local-only. Parameters that look like
+    /// secrets are dropped from it (see [`crate::Endpoint::parse`]).
     pub url: Option<String>,
-    /// Bearer token; also taken from an `authToken` query parameter of `url`.
+    /// Bearer token; also taken from an `authToken` query parameter of `url`
+    /// (any case).
     pub auth_token: Option<String>,
     /// Key of a database encrypted with the customer's own key (Turso
-    /// Cloud): sent as `x-turso-encryption-key` on every request, never
-    /// logged or shown.
+    /// Cloud): sent as `x-turso-encryption-key` on every request to `url`'s
+    /// origin (scheme, host, port) and nowhere else (not to another server
+    /// set later by [`crate::Database::set_remote`]; unused without `url`),
+    /// never over plain `http://` to a host that is not loopback (opening
+    /// fails with [`crate::Error::InvalidInput`]), never logged or shown.
     pub encryption_key: Option<String>,
-    /// Allow `http://` to non-private hosts (the token would travel in clear text).
+    /// Allow plain `http://` to hosts that are not loopback (anything but
+    /// `127.0.0.0/8`, `::1`, `localhost`): the token then travels in clear
+    /// text. The encryption key never does. Default off.
     pub allow_insecure_http: bool,
     /// Synced tables (default: the built-in `todos`); [`Config::with_schema_json`]
     /// sets them from the schema format every face uses.

@@ -19,7 +19,7 @@
 //! everywhere. (The node id only breaks ties; nothing else is keyed on it.)
 
 use crate::config::Config;
-use crate::endpoint::{AuthToken, EncryptionKey, Endpoint};
+use crate::endpoint::{AuthToken, BoundKey, EncryptionKey, Endpoint};
 use crate::error::{Error, Result};
 use crate::events::{ChangeEvent, ChangeOrigin, Listener, Registry, Subscription};
 use crate::hlc::{Clock, HybridClock, NodeId, ReplicaClock, Timestamp};
@@ -57,7 +57,9 @@ impl StatusState {
     /// The last sync's error (`None`: it succeeded), its kind and the
     /// server's code.
     fn note_error(&mut self, error: Option<&Error>) {
-        self.last_error = error.map(Error::to_string);
+        // Server texts were clipped and redacted where they entered the
+        // error; once more here, for any path that did not.
+        self.last_error = error.map(|e| crate::error::clip(&e.to_string(), 2_000));
         self.last_error_kind = error.map(Error::kind);
         self.last_error_server_code = error.and_then(|e| e.server_code().map(str::to_owned));
     }
@@ -126,6 +128,8 @@ pub struct Database {
     pub(crate) clock: ReplicaClock,
     pub(crate) config: Config,
     pub(crate) remote: RwLock<Option<Arc<Remote>>>,
+    /// The encryption key and the origin it was given for (sent there only).
+    encryption_key: Mutex<Option<BoundKey>>,
     pub(crate) sync_lock: AsyncMutex<()>,
     pub(crate) status: Mutex<StatusState>,
     pub(crate) events: Arc<Registry>,
@@ -222,6 +226,7 @@ impl Database {
             ),
             config: config.clone(),
             remote: RwLock::new(None),
+            encryption_key: Mutex::new(None),
             sync_lock: AsyncMutex::new(()),
             status: Mutex::new(status),
             events: Arc::new(Registry::default()),
@@ -233,32 +238,88 @@ impl Database {
             _file_claim: None,
         };
         if let Some(url) = &config.url {
-            db.set_remote(Some(url), config.auth_token.as_deref())?;
+            // `Config::encryption_key` belongs to `Config::url`; without a
+            // URL it is sent nowhere.
+            db.set_remote_with_key(
+                Some(url),
+                config.auth_token.as_deref(),
+                config.encryption_key.as_deref(),
+            )?;
         }
         Ok(db)
     }
 
-    /// Sets (or with `None` removes) the server. Local changes made while
+    /// Sets (or with `None` or `""` removes) the server and its token
+    /// (`None`: the URL's `authToken` parameter, else none; the previous
+    /// server's token is never carried over). Local changes made while
     /// there was no server are pushed by the next sync.
+    ///
+    /// The encryption key stays with the origin (scheme, host, port) it was
+    /// given for (`Config::encryption_key` with `Config::url`, or
+    /// [`Database::set_remote_with_key`]): it is sent to `url` only if `url`
+    /// has that origin. A server elsewhere needs the key given again.
+    ///
+    /// Errors: [`Error::InvalidInput`] for a URL [`Endpoint::parse`]
+    /// refuses; nothing changes then.
     pub fn set_remote(&self, url: Option<&str>, auth_token: Option<&str>) -> Result<()> {
+        self.replace_remote(url, auth_token, None)
+    }
+
+    /// [`Database::set_remote`] with the encryption key for this server
+    /// (`None` or `""`: none), tied to `url`'s origin from now on.
+    ///
+    /// Errors: [`Error::InvalidInput`] for a URL [`Endpoint::parse`]
+    /// refuses, or a key with a plain `http://` URL to a host that is not
+    /// loopback (the key never travels in clear text, even with
+    /// `allow_insecure_http`); nothing changes then.
+    pub fn set_remote_with_key(
+        &self,
+        url: Option<&str>,
+        auth_token: Option<&str>,
+        encryption_key: Option<&str>,
+    ) -> Result<()> {
+        self.replace_remote(url, auth_token, Some(encryption_key))
+    }
+
+    /// The remote of `url`; `key`: `None` keeps the bound key, `Some` binds
+    /// this one (or none) to `url`. Everything is checked before anything
+    /// changes.
+    fn replace_remote(
+        &self,
+        url: Option<&str>,
+        auth_token: Option<&str>,
+        key: Option<Option<&str>>,
+    ) -> Result<()> {
         // An empty URL means local-only on every face (`url: ""`, `--remote ""`).
-        let remote = match url.filter(|u| !u.trim().is_empty()) {
-            None => None,
-            Some(url) => {
-                let (endpoint, url_token) = Endpoint::parse(url, self.config.allow_insecure_http)?;
-                let token = auth_token.and_then(AuthToken::new).or(url_token);
-                let key = self
-                    .config
-                    .encryption_key
-                    .clone()
-                    .and_then(EncryptionKey::new);
-                let client =
-                    HranaClient::new(endpoint, token, self.transport.clone(), self.config.retry)
-                        .with_encryption_key(key);
-                Some(Arc::new(Remote::new(client)))
-            }
+        let parsed = url
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| Endpoint::parse(u, self.config.allow_insecure_http))
+            .transpose()?;
+        let mut bound = self
+            .encryption_key
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let bound_next = match (key, &parsed) {
+            (None, _) => bound.clone(),
+            (Some(key), Some((endpoint, _))) => key
+                .and_then(EncryptionKey::new)
+                .map(|k| BoundKey::new(endpoint, k))
+                .transpose()?,
+            (Some(_), None) => None,
         };
+        let remote = parsed.map(|(endpoint, url_token)| {
+            let token = auth_token.and_then(AuthToken::new).or(url_token);
+            let key = bound_next.as_ref().and_then(|b| b.key_for(&endpoint));
+            if bound_next.is_some() && key.is_none() {
+                tracing::info!(remote = %endpoint.display_url(), "the encryption key belongs to another server: not sent to this one");
+            }
+            let client = HranaClient::new(endpoint, token, self.transport.clone(), self.config.retry)
+                .with_encryption_key(key);
+            Arc::new(Remote::new(client))
+        });
+        *bound = bound_next;
         *self.remote.write().unwrap_or_else(|p| p.into_inner()) = remote;
+        drop(bound);
         self.sync_soon();
         Ok(())
     }

@@ -1,8 +1,13 @@
 //! The one rich error of the core, with sources, and its coarse [`ErrorKind`]
 //! that bindings map to their small public errors.
 //!
-//! No variant ever holds the auth token: transport errors are built from
-//! status codes and server bodies, never from request headers.
+//! No variant ever holds the auth token or the encryption key: transport
+//! errors are built from status codes and server bodies, never from request
+//! headers, and every text that comes from the server (a Hrana error's
+//! message, an HTTP body, a malformed answer) is clipped and stripped of
+//! anything shaped like a credential ([`crate::redact`]) before it enters
+//! an error; the Hrana client also removes its own token and key from them
+//! ([`Error::scrubbed`]).
 
 use crate::store::error::StoreError;
 use crate::transport::TransportError;
@@ -65,6 +70,12 @@ pub enum Error {
     /// The server answered with an HTTP error status.
     #[error("server answered HTTP {status}: {body}")]
     Http { status: u16, body: String },
+    /// The server answered with a redirect (HTTP 3xx). Hrana servers never
+    /// redirect, so the URL is wrong (`http://` for an `https://` server?)
+    /// or something between here and the server redirects; the request (its
+    /// token, key and body) was not sent again anywhere.
+    #[error("the server answered HTTP {status}, a redirect: Hrana servers do not redirect, so check the URL (https://?); nothing was sent to the address it named")]
+    Redirected { status: u16 },
     /// The server's answer does not follow the Hrana protocol.
     #[error("malformed server response: {0}")]
     Protocol(String),
@@ -161,7 +172,9 @@ impl Error {
                 ErrorKind::Network
             }
             Error::Auth { .. } => ErrorKind::Auth,
-            Error::Server { .. } | Error::Http { .. } => ErrorKind::Server,
+            Error::Server { .. } | Error::Http { .. } | Error::Redirected { .. } => {
+                ErrorKind::Server
+            }
             Error::Protocol(_) | Error::InvalidRemoteRow { .. } => ErrorKind::Protocol,
             Error::NoRemote => ErrorKind::NoRemote,
         }
@@ -171,6 +184,8 @@ impl Error {
     /// garbled (e.g. truncated) responses. Auth and SQL errors are not.
     pub fn is_transient(&self) -> bool {
         match self {
+            // The same answer would come again, as large.
+            Error::Network(TransportError::ResponseTooLarge { .. }) => false,
             Error::Network(_) | Error::Protocol(_) => true,
             Error::Http { status, .. } => matches!(status, 408 | 429 | 500..=599),
             Error::Server { code, .. } => is_contention_code(code) || code == "STREAM_EXPIRED",
@@ -226,6 +241,37 @@ impl Error {
             Error::WriteInReadOnlyCall { .. } => Error::WriteInReadOnlyCall {
                 call: call.to_owned(),
             },
+            other => other,
+        }
+    }
+
+    /// This error with every occurrence of `secrets` (the token and key the
+    /// caller holds) removed from the texts that came from the server
+    /// ([`crate::redact::scrub`]): a server that echoes a credential back
+    /// cannot put it into an error, the status or a stored record.
+    pub fn scrubbed(self, secrets: &[&str]) -> Error {
+        if secrets.is_empty() {
+            return self;
+        }
+        let s = |t: String| crate::redact::scrub(&t, secrets);
+        match self {
+            Error::Server { code, message } => Error::Server {
+                code: s(code),
+                message: s(message),
+            },
+            Error::Http { status, body } => Error::Http {
+                status,
+                body: s(body),
+            },
+            Error::Protocol(text) => Error::Protocol(s(text)),
+            Error::InvalidRemoteRow { table, reason } => Error::InvalidRemoteRow {
+                table,
+                reason: s(reason),
+            },
+            Error::Network(TransportError::Connect(t)) => {
+                Error::Network(TransportError::Connect(s(t)))
+            }
+            Error::Network(TransportError::Io(t)) => Error::Network(TransportError::Io(s(t))),
             other => other,
         }
     }
@@ -355,8 +401,11 @@ impl From<TransportError> for Error {
     }
 }
 
-/// Shortens a server-provided text for inclusion in an error message.
+/// A server-provided text, fit for an error message, the status or a
+/// stored record: anything shaped like a credential removed
+/// ([`crate::redact::secrets`]), then shortened to about `max` bytes.
 pub(crate) fn clip(text: &str, max: usize) -> String {
+    let text = &crate::redact::secrets(text);
     if text.len() <= max {
         return text.to_owned();
     }

@@ -4,6 +4,11 @@
 //! transient failures with backoff. Transport-agnostic: all I/O goes through
 //! [`Transport`].
 //!
+//! Every text the server sends back (error messages, HTTP bodies) is
+//! clipped and stripped of credential-shaped strings and of this client's
+//! own token and key before it enters an error or a batch's outcome
+//! ([`crate::redact`]); a redirect is [`Error::Redirected`], never followed.
+//!
 //! Server compatibility: positional arguments only; results are read from
 //! `RETURNING` rows, never from `affected_row_count`/`last_insert_rowid`.
 //!
@@ -26,6 +31,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use libsql_hrana::proto::BatchCond;
+
+/// The most of a server's error message kept (bytes; SQLite's own are
+/// far shorter).
+const MAX_MESSAGE_BYTES: usize = 1_000;
+/// The most of a server's error code kept (bytes).
+const MAX_CODE_BYTES: usize = 100;
 
 const CLOSE_UNKNOWN: u8 = 0;
 const CLOSE_SUPPORTED: u8 = 1;
@@ -210,13 +221,14 @@ pub fn parse_pipeline_response(body: &[u8], steps: usize) -> Result<PipelineAnsw
         }) => b.result,
         Some(proto::StreamResult::Error { error }) => {
             return Err(Error::Server {
-                code: error.code,
-                message: error.message,
+                code: clip(&error.code, MAX_CODE_BYTES),
+                message: clip(&error.message, MAX_MESSAGE_BYTES),
             })
         }
         Some(other) => {
-            return Err(Error::Protocol(format!(
-                "expected a batch result, got {other:?}"
+            return Err(Error::Protocol(clip(
+                &format!("expected a batch result, got {other:?}"),
+                200,
             )))
         }
         None => return Err(Error::Protocol("pipeline response has no results".into())),
@@ -237,7 +249,14 @@ pub fn parse_pipeline_response(body: &[u8], steps: usize) -> Result<PipelineAnsw
     let errors = batch
         .step_errors
         .into_iter()
-        .map(|e| e.map(|e| (e.code, e.message)))
+        .map(|e| {
+            e.map(|e| {
+                (
+                    clip(&e.code, MAX_CODE_BYTES),
+                    clip(&e.message, MAX_MESSAGE_BYTES),
+                )
+            })
+        })
         .collect();
     Ok(PipelineAnswer {
         outcome: BatchOutcome { results, errors },
@@ -367,7 +386,10 @@ impl HranaClient {
                 p.steps,
             ),
         };
-        let answer = self.post(body, steps).await?;
+        let answer = match self.post(body, steps).await {
+            Ok(answer) => answer,
+            Err(e) => return Err(self.scrub(e)),
+        };
         if answer.close_rejected {
             tracing::debug!("server rejects the close request; not sending it again");
             self.close.store(CLOSE_UNSUPPORTED, Ordering::Relaxed);
@@ -380,7 +402,39 @@ impl HranaClient {
                 None => self.close.store(CLOSE_UNSUPPORTED, Ordering::Relaxed),
             }
         }
-        Ok(answer.outcome)
+        let mut outcome = answer.outcome;
+        self.scrub_outcome(&mut outcome);
+        Ok(outcome)
+    }
+
+    /// The token and key this client sends, for [`Error::scrubbed`].
+    fn secrets(&self) -> Vec<String> {
+        let token = self.token.read().unwrap_or_else(|p| p.into_inner());
+        token
+            .iter()
+            .map(|t| t.expose().to_owned())
+            .chain(self.encryption_key.iter().map(|k| k.expose().to_owned()))
+            .collect()
+    }
+
+    /// `e` without this client's token and key in its server texts.
+    fn scrub(&self, e: Error) -> Error {
+        let secrets = self.secrets();
+        e.scrubbed(&secrets.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// The failed steps' codes and messages without this client's token
+    /// and key.
+    fn scrub_outcome(&self, outcome: &mut BatchOutcome) {
+        let secrets = self.secrets();
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        if secrets.is_empty() {
+            return;
+        }
+        for (code, message) in outcome.errors.iter_mut().flatten() {
+            *code = crate::redact::scrub(code, &secrets);
+            *message = crate::redact::scrub(message, &secrets);
+        }
     }
 
     /// Closes the stream a server kept open for a pipeline without `close`.
@@ -433,6 +487,7 @@ impl HranaClient {
             401 | 403 => Err(Error::Auth {
                 status: resp.status,
             }),
+            status @ 300..=399 => Err(Error::Redirected { status }),
             status => Err(Error::Http {
                 status,
                 body: clip(&String::from_utf8_lossy(&resp.body), 300),
@@ -737,6 +792,69 @@ mod tests {
         assert!(!t.seen.lock().unwrap()[0].contains("s3cret"));
         c.set_token(None);
         assert!(!c.has_token());
+    }
+
+    #[tokio::test]
+    async fn redirects_are_typed_errors_sent_once() {
+        for status in [301, 302, 307, 308] {
+            let (c, t) = match status {
+                301 => client(|_, _| (301, String::new())),
+                302 => client(|_, _| (302, String::new())),
+                307 => client(|_, _| (307, String::new())),
+                _ => client(|_, _| (308, String::new())),
+            };
+            let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+            assert!(
+                matches!(e, Error::Redirected { status: s } if s == status),
+                "{e:?}"
+            );
+            assert!(!e.is_transient());
+            assert_eq!(t.seen.lock().unwrap().len(), 1, "not retried");
+        }
+    }
+
+    #[tokio::test]
+    async fn server_texts_lose_credentials_before_they_are_kept() {
+        // A server that echoes the request's token (whatever its shape),
+        // a JWT and a bearer header into its error messages and bodies.
+        let step = |_: &str, _: usize| {
+            (
+                200,
+                r#"{"results":[{"type":"ok","response":{"type":"batch","result":{"step_results":[null],"step_errors":[{"message":"no: s3cret-token / Bearer abcdefghijkl / eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig","code":"SQLITE_CONSTRAINT"}]}}}]}"#.into(),
+            )
+        };
+        let (c, _) = client(step);
+        let out = c
+            .batch(&[Step {
+                cond: None,
+                stmt: Statement::plain("SELECT 1"),
+            }])
+            .await
+            .unwrap();
+        let e = out.first_error().unwrap();
+        let text = format!("{e} {e:?}");
+        for secret in ["s3cret-token", "abcdefghijkl", "eyJhbGciOiJIUzI1NiJ9"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(
+            text.contains("SQLITE_CONSTRAINT") && text.contains("<redacted>"),
+            "{text}"
+        );
+        let (c, _) = client(|_, _| (500, format!("s3cret-token {}", "x".repeat(5_000))));
+        let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+        let text = e.to_string();
+        assert!(
+            !text.contains("s3cret-token") && text.len() < 1_000,
+            "{text}"
+        );
+        let (c, _) = client(|_, _| {
+            (
+                200,
+                r#"{"results":[{"type":"error","error":{"message":"authToken=s3cret-token","code":"X"}}]}"#.into(),
+            )
+        });
+        let e = c.execute(Statement::plain("SELECT 1")).await.unwrap_err();
+        assert!(!format!("{e:?}").contains("s3cret"), "{e:?}");
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! layers below it; `cargo xtask test core` checks that no file imports
 //! another in a circle):
 //!
-//! 1. [`platform`], [`value`], [`events`], [`status`]: markers, SQL values,
-//!    change events and status records, shared by everything above;
+//! 1. [`platform`], [`value`], [`events`], [`status`], [`redact`]: markers,
+//!    SQL values, change events and status records, shared by everything
+//!    above; secrets out of the texts shown or stored;
 //! 2. [`store::error`], [`transport`], [`error`]: the I/O errors and the one
 //!    rich engine error;
 //! 3. [`ids`], [`hlc`], [`schema`], [`endpoint`], [`access`]: UUIDv7 ids,
@@ -57,6 +58,7 @@ pub mod merge;
 mod migrate;
 pub mod page;
 pub mod platform;
+pub mod redact;
 pub mod rejected;
 pub mod row;
 pub mod rows;

@@ -202,6 +202,44 @@ async fn plain_sql_writes_are_clocked_local_changes() {
 }
 
 #[tokio::test]
+async fn app_objects_named_like_the_engines_are_refused() {
+    // The access rules trust statements SQLite codes for a trigger named
+    // `_erth_*` (the engine's own): an app trigger with such a name on its
+    // own table would write the engine's state on the app's behalf.
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("a.db"), NOTES_V1).await.unwrap();
+    db.execute("CREATE TABLE drafts (x)", &[]).await.unwrap();
+    db.execute("INSERT INTO notes (title) VALUES ('x')", &[])
+        .await
+        .unwrap();
+    let before = snapshot(&db).await;
+    for sql in [
+        "CREATE TRIGGER _erth_x AFTER INSERT ON drafts BEGIN UPDATE _erth_state SET v = '0' WHERE k != 'hlc'; UPDATE _erth_rows_notes SET _dirty = 0; END",
+        "CREATE TRIGGER \"_ERTH_Y\" AFTER INSERT ON drafts BEGIN DELETE FROM _erth_rows_notes; END",
+        "CREATE TEMP TRIGGER _erth_t AFTER INSERT ON main.drafts BEGIN DELETE FROM _erth_rows_notes; END",
+        "CREATE VIEW _erth_v AS SELECT erth_clock()",
+        "CREATE TEMP VIEW _erth_tv AS SELECT 1",
+        "CREATE INDEX _erth_i ON drafts (x)",
+    ] {
+        let e = db.execute(sql, &[]).await.expect_err(sql);
+        assert!(matches!(e, Error::Sql { .. }), "{sql}: {e:?}");
+        assert!(e.to_string().contains("Erth Sync"), "{sql}: {e}");
+    }
+    db.execute("INSERT INTO drafts VALUES (1)", &[])
+        .await
+        .unwrap();
+    assert_eq!(snapshot(&db).await, before, "the engine's state changed");
+    assert_eq!(db.pending_changes().await.unwrap(), 1);
+    // The app's own names are fine.
+    db.execute(
+        "CREATE TRIGGER my_trigger AFTER INSERT ON drafts BEGIN SELECT 1; END",
+        &[],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn statements_the_engine_cannot_sync_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir.path().join("a.db"), NOTES_V1).await.unwrap();

@@ -10,6 +10,8 @@
 //! - [`proxy`]: [`FaultProxy`] and [`AuthProxy`], an HTTP/1.1 reverse proxy
 //!   that injects network faults or checks a bearer token.
 //! - [`hrana`]: a tiny raw `POST /v2/pipeline` helper for setup and checks.
+//! - [`recorder`]: [`Recorder`], a tiny HTTP server that records what
+//!   reaches it and answers as scripted (a redirect, an oversized body).
 //!
 //! Everything behind the default `harness` feature needs a tokio runtime; the
 //! rest is plain blocking code.
@@ -28,10 +30,14 @@ pub mod hrana;
 #[cfg(feature = "harness")]
 pub mod proxy;
 #[cfg(feature = "harness")]
+pub mod recorder;
+#[cfg(feature = "harness")]
 pub mod server;
 
 pub use error::{Error, Result};
 #[cfg(feature = "harness")]
-pub use proxy::{AuthProxy, FaultProxy, FaultStats, Faults, Oversize, PageFault};
+pub use proxy::{AuthProxy, FaultProxy, FaultStats, Faults, Oversize, PageFault, Rewrite};
+#[cfg(feature = "harness")]
+pub use recorder::{Answer, Recorded, Recorder};
 #[cfg(feature = "harness")]
 pub use server::TestServer;

@@ -3,7 +3,9 @@
 //! panics; rows on the real server with wrong types, invalid ids, broken or
 //! far-future clocks and oversized values give typed errors (or, for
 //! far-future clocks, the documented accept-and-clamp) and leave the local
-//! database unchanged; sync resumes once the server is repaired.
+//! database unchanged; sync resumes once the server is repaired. Counters,
+//! sizes and lengths at the ends of i64 (the real server's, or rewritten by
+//! the proxy) give typed errors, never a panic or a sync without end.
 
 #![allow(clippy::unwrap_used)] // test code
 
@@ -11,12 +13,14 @@ mod common;
 
 use erth_core::hlc::{Clock, SystemClock};
 use erth_core::hrana::parse_batch_response;
-use erth_core::Config;
-use erth_tests::{hrana, TestServer};
+use erth_core::{Config, ErrorKind};
+use erth_tests::{hrana, FaultProxy, PageFault, TestServer};
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use serde_json::{json, Value};
 use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -295,4 +299,178 @@ async fn hostile_server_rows_are_quarantined_and_the_rest_syncs() {
         "the local clock ({local}) went past now + max drift ({bound})"
     );
     assert_eq!(divergences, 0);
+}
+
+/// `body` (a pipeline answer) with `change` applied to the first row of the
+/// step results of the statements `pick` chooses; `None` when none was.
+fn rewrite_rows(
+    statements: &[String],
+    body: &str,
+    pick: impl Fn(&str) -> bool,
+    change: impl Fn(&mut Vec<Value>),
+) -> Option<String> {
+    let mut answer: Value = serde_json::from_str(body).ok()?;
+    let mut changed = false;
+    for (i, sql) in statements.iter().enumerate() {
+        if !pick(sql) {
+            continue;
+        }
+        let row = &mut answer["results"][0]["response"]["result"]["step_results"][i]["rows"][0];
+        if let Some(cells) = row.as_array_mut() {
+            change(cells);
+            changed = true;
+        }
+    }
+    changed.then(|| answer.to_string())
+}
+
+#[tokio::test]
+async fn hostile_counters_sizes_and_lengths_never_panic_nor_hang_a_sync() {
+    let seed = common::seed();
+    println!("faults_hostile counters: seed {seed} (replay with ERTH_FAULTS_SEED={seed})");
+    let server = TestServer::start().await.unwrap();
+    let proxy = FaultProxy::start(server.url(), seed).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A bound on every sync: a hostile length must not turn into requests
+    // without end (the old code asked for pieces until this deadline).
+    let config = Config {
+        sync_timeout_ms: 60_000,
+        ..Config::default()
+    };
+    let a = common::open(
+        dir.path(),
+        "a",
+        server.url(),
+        server.token(),
+        config.clone(),
+    )
+    .await;
+    let b = common::open(dir.path(), "b", proxy.url(), server.token(), config).await;
+    // Past the opening page's 256 KiB: b pulls it through planned pages,
+    // which the proxy fails, so it comes in pieces (see large_row).
+    a.add_todo(&"a long title ".repeat(25_000)).await.unwrap();
+    a.sync().await.unwrap();
+    let run = |sql: String| {
+        let url = server.url().to_owned();
+        let token = server.token().map(str::to_owned);
+        async move { hrana::execute(&url, token.as_deref(), &[sql.as_str()]).await }
+    };
+    let within = |started: Instant, what: &str| {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what}: the sync took {:?}",
+            started.elapsed()
+        );
+    };
+
+    // 1. A value too large for any page, whose length the server gives as
+    // no honest server does: a typed error at once, never a panic or
+    // pieces asked without end.
+    proxy.fault_pages(Some(PageFault::TooLarge));
+    let mut typed = 0;
+    for len in [i64::MAX, i64::MIN, -1, 5_000_001] {
+        proxy.rewrite_answers(Some(Arc::new(move |statements: &[String], body: &str| {
+            rewrite_rows(
+                statements,
+                body,
+                |sql| sql.contains("typeof(") && sql.contains("length("),
+                |cells| {
+                    for i in 1..cells.len() {
+                        let kind = cells[i - 1]["value"].as_str();
+                        if matches!(kind, Some("text" | "blob")) && cells[i]["type"] == "integer" {
+                            cells[i]["value"] = len.to_string().into();
+                        }
+                    }
+                },
+            )
+        })));
+        let started = Instant::now();
+        let e = b.sync().await.expect_err("a hostile length was accepted");
+        within(started, &format!("length {len}"));
+        assert_eq!(e.kind(), ErrorKind::Protocol, "length {len}: {e}");
+        assert!(e.to_string().contains("length"), "length {len}: {e}");
+        typed += 1;
+    }
+    proxy.rewrite_answers(None);
+    proxy.fault_pages(None);
+    b.sync().await.unwrap();
+
+    // 2. Size probes that count and measure past any server: the pull
+    // plans with them without overflowing, and ends.
+    let mut probes = 0;
+    for (count, bytes) in [(i64::MAX, i64::MAX), (i64::MAX, -1), (1, i64::MIN)] {
+        a.add_todo("probed").await.unwrap();
+        a.sync().await.unwrap();
+        proxy.rewrite_answers(Some(Arc::new(move |statements: &[String], body: &str| {
+            rewrite_rows(
+                statements,
+                body,
+                |sql| sql.starts_with("SELECT count(*), coalesce(sum("),
+                |cells| {
+                    if cells.len() == 3 {
+                        cells[0]["value"] = count.to_string().into();
+                        cells[1]["value"] = bytes.to_string().into();
+                    }
+                },
+            )
+        })));
+        let started = Instant::now();
+        let outcome = b.sync().await;
+        within(started, &format!("probe ({count}, {bytes})"));
+        if let Err(e) = &outcome {
+            assert!(
+                matches!(e.kind(), ErrorKind::Protocol | ErrorKind::Server),
+                "probe ({count}, {bytes}): {e}"
+            );
+        }
+        probes += 1;
+    }
+    proxy.rewrite_answers(None);
+    b.sync().await.unwrap();
+
+    // 3. The server's counter and a row's `_seq` at the ends of i64: pushes
+    // past them fail typed (the server's `+` leaves the integers), pulls
+    // take the row at `i64::MAX`, and once the server is repaired the
+    // replicas start over and converge.
+    let (mut counters, mut refused_pushes) = (0, 0);
+    for (counter, row_seq) in [(i64::MAX - 1, i64::MAX), (i64::MIN, i64::MIN)] {
+        run(format!(
+            "UPDATE _erth_meta SET v = {counter} WHERE k = 'seq'"
+        ))
+        .await
+        .unwrap();
+        run(format!(
+            "UPDATE todos SET _seq = {row_seq} WHERE _seq = (SELECT max(_seq) FROM todos)"
+        ))
+        .await
+        .unwrap();
+        for db in [&a, &b] {
+            db.add_todo("near the end").await.unwrap();
+            let started = Instant::now();
+            if let Err(e) = db.sync().await {
+                assert!(
+                    matches!(e.kind(), ErrorKind::Protocol | ErrorKind::Server),
+                    "counter {counter}: {e}"
+                );
+                refused_pushes += 1;
+            }
+            within(started, &format!("counter {counter}"));
+        }
+        counters += 1;
+    }
+    // Repaired: integer `_seq`s in a fresh order and a counter past them.
+    run("UPDATE todos SET _seq = rowid".into()).await.unwrap();
+    run("UPDATE _erth_meta SET v = (SELECT max(_seq) FROM todos) WHERE k = 'seq'".into())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        a.sync().await.unwrap();
+        b.sync().await.unwrap();
+    }
+    let converged = a.dump("todos").await.unwrap() == b.dump("todos").await.unwrap();
+    println!(
+        "faults_hostile counters: hostile lengths refused typed {typed}/4, hostile size probes ended {probes}/3, \
+         counters at the ends of i64 survived {counters}/2 ({refused_pushes} syncs failed typed), converged after repair {converged}"
+    );
+    assert!(converged);
 }

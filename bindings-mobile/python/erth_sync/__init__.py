@@ -526,8 +526,22 @@ class Database:
         _call_sync(self._db.set_auth_token, token)
 
     def set_remote(self, url: Optional[str], auth_token: Optional[str] = None) -> None:
-        """Sets the server (``None``: local-only); changes made meanwhile sync later."""
+        """Sets the server (``None``: local-only); changes made meanwhile sync
+        later. The encryption key is sent to ``url`` only if it has the origin
+        (scheme, host, port) the key was given for."""
         _call_sync(self._db.set_remote, url, auth_token)
+
+    def set_remote_with_key(
+        self,
+        url: Optional[str],
+        auth_token: Optional[str] = None,
+        encryption_key: Optional[str] = None,
+    ) -> None:
+        """:meth:`set_remote` with the encryption key of that server (``None``:
+        none), sent to that origin only. Kind ``InvalidInput`` for a key with a
+        plain ``http://`` URL to another machine (the key never travels in
+        clear text); nothing changes then."""
+        _call_sync(self._db.set_remote_with_key, url, auth_token, encryption_key)
 
     def set_online(self, online: bool) -> None:
         """Switches network use off (``False``: :meth:`sync` fails with kind
@@ -696,6 +710,14 @@ class BlockingDatabase:
     def set_remote(self, url: Optional[str], auth_token: Optional[str] = None) -> None:
         """:meth:`Database.set_remote`."""
         self.database.set_remote(url, auth_token)
+
+    def set_remote_with_key(
+        self,
+        url: Optional[str],
+        auth_token: Optional[str] = None,
+        encryption_key: Optional[str] = None,
+    ) -> None:
+        self.database.set_remote_with_key(url, auth_token, encryption_key)
 
     def set_online(self, online: bool) -> None:
         """:meth:`Database.set_online`."""

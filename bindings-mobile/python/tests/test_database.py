@@ -221,6 +221,14 @@ def test_mistakes_are_one_exception_class_with_a_kind(tmp_path, server, tag):
             await Database.open(tmp_path / "bad.db", schema={"tables": {"t": {"columns": {"id": {"type": "text"}}}}})
         assert caught.value.kind == "InvalidInput"
         assert set(erth_sync.KINDS) >= {"Sql", "Network", "NoRemote", "DatabaseLocked"}
+        # Plain http:// leaves this machine only when allowed, never with a key.
+        with pytest.raises(ErthError) as caught:
+            db.set_remote("http://db.example")
+        assert caught.value.kind == "InvalidInput"
+        with pytest.raises(ErthError) as caught:
+            db.set_remote_with_key("http://db.example", None, "http-only-k3y")
+        assert caught.value.kind == "InvalidInput"
+        db.set_remote(None)
         # Closing releases the file.
         db.close()
         reopened = await open_db(tmp_path, "a.db", server, url=None)

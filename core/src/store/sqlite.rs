@@ -105,6 +105,32 @@ impl Drop for FileClaim {
     }
 }
 
+/// `path` made absolute, so that a name starting with `file:` is a file's
+/// name and never an SQLite URI (`file:x.db?mode=memory` would otherwise be
+/// an in-memory database, `?vfs=` another VFS), with the file created
+/// owner-only (mode 0600 on Unix) when it does not exist yet. SQLite creates
+/// `-wal` and `-shm` with the main file's mode, so they are 0600 too. An
+/// existing file keeps its mode (the owner chose it).
+#[cfg(not(target_arch = "wasm32"))]
+fn prepare_file(path: &std::path::Path) -> Result<std::path::PathBuf, StoreError> {
+    let io = |e: std::io::Error| {
+        StoreError::new(
+            StoreErrorKind::Other,
+            format!("cannot open {}: {e}", path.display()),
+        )
+    };
+    let path = std::path::absolute(path).map_err(io)?;
+    let mut create = std::fs::OpenOptions::new();
+    create.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut create, 0o600);
+    match create.open(&path) {
+        Ok(_) => Ok(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(path),
+        Err(e) => Err(io(e)),
+    }
+}
+
 /// How long a native store waits for another process's write lock
 /// (SQLite's busy timeout) before an operation fails as locked.
 pub const DEFAULT_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -248,8 +274,16 @@ impl SqliteStore {
         path: impl AsRef<std::path::Path>,
         busy_timeout: std::time::Duration,
     ) -> Result<SqliteStore, StoreError> {
-        let path = path.as_ref();
-        let conn = rusqlite::Connection::open(path).map_err(err)?;
+        let path = &prepare_file(path.as_ref())?;
+        // Without SQLITE_OPEN_URI (rusqlite's default has it): a name is a
+        // file's name. The bundled SQLite is also built with
+        // SQLITE_USE_URI, which reads names starting with `file:` as URIs
+        // whatever the flags: `prepare_file` made the path absolute, so it
+        // never starts with `file:`.
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(busy_timeout).map_err(err)?;
         let mut store = SqliteStore::from_connection(
             conn,
@@ -671,18 +705,42 @@ fn access_of<'a>(action: &AuthAction<'a>) -> Access<'a> {
         A::Insert { table_name } | A::Delete { table_name } => Access::Write(table_name),
         A::Update { table_name, .. } => Access::Write(table_name),
         A::Read { table_name, .. } => Access::Read(table_name),
-        A::CreateIndex { table_name, .. }
-        | A::CreateTempIndex { table_name, .. }
-        | A::CreateTable { table_name }
+        A::CreateIndex {
+            index_name: object,
+            table_name: table,
+        }
+        | A::CreateTempIndex {
+            index_name: object,
+            table_name: table,
+        }
+        | A::DropIndex {
+            index_name: object,
+            table_name: table,
+        }
+        | A::DropTempIndex {
+            index_name: object,
+            table_name: table,
+        }
+        | A::CreateTrigger {
+            trigger_name: object,
+            table_name: table,
+        }
+        | A::CreateTempTrigger {
+            trigger_name: object,
+            table_name: table,
+        }
+        | A::DropTrigger {
+            trigger_name: object,
+            table_name: table,
+        }
+        | A::DropTempTrigger {
+            trigger_name: object,
+            table_name: table,
+        } => Access::SchemaObject { object, table },
+        A::CreateTable { table_name }
         | A::CreateTempTable { table_name }
-        | A::CreateTrigger { table_name, .. }
-        | A::CreateTempTrigger { table_name, .. }
-        | A::DropIndex { table_name, .. }
-        | A::DropTempIndex { table_name, .. }
         | A::DropTable { table_name }
         | A::DropTempTable { table_name }
-        | A::DropTrigger { table_name, .. }
-        | A::DropTempTrigger { table_name, .. }
         | A::AlterTable { table_name, .. }
         | A::CreateVtable { table_name, .. }
         | A::DropVtable { table_name, .. } => Access::Schema(table_name),
@@ -783,12 +841,17 @@ impl Store for SqliteStore {
                 format!("sync lock file {}: {e}", path.display()),
             )
         };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(io)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        // Owner-only, and never through a symbolic link: a link planted at
+        // `<file>-erth-sync` cannot make this process create or lock a file
+        // elsewhere (the open fails, ELOOP).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        let file = options.open(path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(SyncGuard::holding(Box::new(file)))),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -864,6 +927,41 @@ mod tests {
         assert!(second.try_lock_sync().unwrap().is_none());
         drop(held);
         assert!(second.try_lock_sync().unwrap().is_some());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn replica_files_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .write(&[Statement::plain("CREATE TABLE t (x)")])
+            .await
+            .unwrap();
+        let _held = store.try_lock_sync().unwrap().expect("free");
+        for suffix in ["", "-wal", "-shm", "-erth-sync"] {
+            let file = dir.path().join(format!("r.db{suffix}"));
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "r.db{suffix} is {mode:o}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_sync_lock_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = SqliteStore::open(&path).unwrap();
+        // Someone plants a link where the lock file goes, to a file of the
+        // victim's (here: one that does not exist yet, which the open
+        // would create).
+        let target = dir.path().join("victim");
+        std::os::unix::fs::symlink(&target, dir.path().join("r.db-erth-sync")).unwrap();
+        let e = store.try_lock_sync().expect_err("followed the link");
+        assert!(e.message.contains("erth-sync"), "{e}");
+        assert!(!target.exists(), "the link was followed");
     }
 
     #[test]

@@ -149,6 +149,19 @@ impl Syncer<'_> {
         } else {
             BLOB_PIECE
         };
+        // The length comes from the server: one the engine would never
+        // accept (negative, or over its value limit) is not asked for in
+        // pieces (a hostile `i64::MAX` would be requests without end).
+        let max = crate::schema::MAX_VALUE_BYTES as i64;
+        let invalid = |what: String| Error::InvalidRemoteRow {
+            table: def.name.clone(),
+            reason: format!("column {column}: {what}"),
+        };
+        if !(0..=max).contains(&len) {
+            return Err(invalid(format!(
+                "the server gives its value a length of {len}, beyond the engine's limit of {max} bytes"
+            )));
+        }
         let (mut text, mut bytes) = (String::new(), Vec::new());
         let mut start = 1i64;
         while start <= len {
@@ -192,7 +205,10 @@ impl Syncer<'_> {
                     })
                 }
             }
-            start += piece as i64;
+            if text.len() + bytes.len() > max as usize {
+                return Err(invalid(format!("its value grew past {max} bytes")));
+            }
+            start = start.saturating_add(piece as i64);
         }
         Ok(Some(if sql_type == SqlType::Text {
             SqlValue::Text(text)

@@ -159,7 +159,8 @@ impl Syncer<'_> {
             })?;
         // The probe counted every row after the cursor (it stops at
         // `pull_page_rows`), and the page could hold them all.
-        let all = (count as usize) < self.config.pull_page_rows && count as usize <= OPENING_ROWS;
+        let count = super::plan::server_size(count);
+        let all = count < self.config.pull_page_rows && count <= OPENING_ROWS;
         if let (Some(upto), Some(first)) = (last.filter(|_| all), first) {
             let page = queries.read_page(def, first, after, upto)?;
             let got = page.rows.len() + page.quarantined.len();
@@ -168,7 +169,7 @@ impl Syncer<'_> {
                 .last()
                 .copied()
                 .max(page.quarantined.iter().map(|q| q.seq).max());
-            if got == count as usize && ends == Some(upto) {
+            if got == count && ends == Some(upto) {
                 return Ok(Opening::CaughtUp(page, Some(upto)));
             }
         }

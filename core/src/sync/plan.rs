@@ -168,7 +168,7 @@ impl PullPlan {
             .iter()
             .map(|&(seq, bytes)| Planned {
                 seq,
-                bytes: bytes.max(0) as usize,
+                bytes: server_size(bytes),
                 rows: 1,
             })
             .collect();
@@ -190,8 +190,8 @@ impl PullPlan {
         let seq = last.ok_or("a size probe's last _seq is not an integer")?;
         self.entries.push_back(Planned {
             seq,
-            bytes: bytes.max(0) as usize,
-            rows: count as usize,
+            bytes: server_size(bytes),
+            rows: server_size(count),
         });
         Ok(())
     }
@@ -212,19 +212,24 @@ impl PullPlan {
     /// answer of none means the table caught up as of that request. `None`
     /// when the plan is empty.
     pub(crate) fn next_page(&self, budget: usize) -> Option<PageAsk> {
-        let mut bytes = 0;
+        let mut bytes = 0usize;
         let take = self
             .entries
             .iter()
             .take_while(|p| {
-                bytes += p.bytes;
+                bytes = bytes.saturating_add(p.bytes);
                 bytes <= budget
             })
             .count()
             .max(1);
         let last = self.entries.get(take - 1)?;
-        let bytes: usize = self.entries.iter().take(take).map(|p| p.bytes).sum();
-        let rows: usize = self.entries.iter().take(take).map(|p| p.rows).sum();
+        let sum = |f: fn(&Planned) -> usize| {
+            self.entries
+                .iter()
+                .take(take)
+                .fold(0usize, |n, p| n.saturating_add(f(p)))
+        };
+        let (bytes, rows) = (sum(|p| p.bytes), sum(|p| p.rows));
         let per_row = (bytes / rows.max(1)).max(1);
         Some(PageAsk {
             take,
@@ -247,6 +252,12 @@ impl PullPlan {
         let take = ask.take.min(self.entries.len());
         self.entries.drain(..take);
     }
+}
+
+/// A count or size the server gave, as a `usize`: negative is 0, and one
+/// past `usize` (wasm32's is 32 bits) is `usize::MAX`, never truncated.
+pub(crate) fn server_size(n: i64) -> usize {
+    usize::try_from(n.max(0)).unwrap_or(usize::MAX)
 }
 
 /// Whether a pending row of `size` bytes joins a push batch that holds

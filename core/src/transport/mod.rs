@@ -49,7 +49,18 @@ pub enum TransportError {
     Timeout,
     #[error("connection failed mid-request: {0}")]
     Io(String),
+    /// The answer was larger than the transport reads
+    /// ([`MAX_RESPONSE_BYTES`]); it was not read further.
+    #[error("the server's answer is larger than {limit_bytes} bytes, the most the engine reads")]
+    ResponseTooLarge { limit_bytes: u64 },
 }
+
+/// The largest answer a transport reads (64 MiB): more than sqld's 10 MB
+/// answer limit and the engine's largest pull page (its byte budget stays
+/// under that limit, see [`crate::sync`]), so no honest answer comes near
+/// it; a larger one is [`TransportError::ResponseTooLarge`], read no
+/// further.
+pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Sends HTTP requests and sleeps.
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]

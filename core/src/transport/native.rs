@@ -6,6 +6,13 @@
 //! connection would stall every other client. HTTPS connections are pooled
 //! briefly to save TLS handshakes.
 //!
+//! Redirects are never followed (Hrana servers do not redirect): a 3xx
+//! answer is handed back as it is, so the token, the encryption key and the
+//! body are never sent to an address the server names. An answer is read
+//! in chunks up to [`super::MAX_RESPONSE_BYTES`] (a bigger one, announced or
+//! not, fails as [`TransportError::ResponseTooLarge`] without being read
+//! further).
+//!
 //! Requests run on the transport's own I/O thread (a one-worker tokio
 //! runtime), not on the caller's: a request once polled keeps moving while
 //! the caller's thread is busy in SQLite, which is how a pull applies one
@@ -13,7 +20,7 @@
 //! the caller uses (the CLI's is single-threaded). Dropping a request's
 //! future aborts it, as it would on the caller's runtime.
 
-use super::{HttpRequest, HttpResponse, Transport, TransportError};
+use super::{HttpRequest, HttpResponse, Transport, TransportError, MAX_RESPONSE_BYTES};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +30,8 @@ pub struct NativeTransport {
     plain: reqwest::Client,
     tls: reqwest::Client,
     io: Arc<IoThread>,
+    /// The largest answer read ([`MAX_RESPONSE_BYTES`]; tests lower it).
+    max_response_bytes: u64,
 }
 
 /// The runtime requests run on; shut down without waiting when the last
@@ -54,9 +63,13 @@ impl<T> Drop for AbortOnDrop<T> {
 
 impl NativeTransport {
     /// A transport with `timeout` per request.
+    ///
+    /// Errors: [`TransportError::Connect`] when the HTTP client or the I/O
+    /// thread cannot be set up.
     pub fn new(timeout: Duration) -> Result<NativeTransport, TransportError> {
         let build = |idle: usize| {
             reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
                 .timeout(timeout)
                 .connect_timeout(Duration::from_secs(10))
                 .pool_max_idle_per_host(idle)
@@ -74,13 +87,22 @@ impl NativeTransport {
             plain: build(0)?,
             tls: build(4)?,
             io: Arc::new(IoThread(Some(runtime))),
+            max_response_bytes: MAX_RESPONSE_BYTES,
         })
+    }
+
+    /// This transport reading answers up to `bytes` only (tests of the
+    /// limit; the default is [`MAX_RESPONSE_BYTES`]).
+    pub fn with_max_response_bytes(mut self, bytes: u64) -> NativeTransport {
+        self.max_response_bytes = bytes;
+        self
     }
 }
 
 fn describe(e: &reqwest::Error) -> String {
     // reqwest errors may embed the URL; ours never carries the token (it is
-    // sent as a header), so the URL is safe to show.
+    // sent as a header, and secret-looking parameters are dropped at
+    // parse), and the text is clipped and redacted like any server text.
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -88,7 +110,7 @@ fn describe(e: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    text
+    crate::error::clip(&text, 500)
 }
 
 #[async_trait::async_trait]
@@ -102,7 +124,8 @@ impl Transport for NativeTransport {
         let Some(runtime) = self.io.0.as_ref() else {
             return Err(TransportError::Io("the I/O thread has stopped".into()));
         };
-        let mut task = AbortOnDrop(runtime.spawn(send(client, request)));
+        let limit = self.max_response_bytes;
+        let mut task = AbortOnDrop(runtime.spawn(send(client, request, limit)));
         (&mut task.0)
             .await
             .map_err(|e| TransportError::Io(format!("the request's task failed: {e}")))?
@@ -113,10 +136,11 @@ impl Transport for NativeTransport {
     }
 }
 
-/// One POST on the I/O thread.
+/// One POST on the I/O thread; the answer read up to `limit` bytes.
 async fn send(
     client: reqwest::Client,
     request: HttpRequest,
+    limit: u64,
 ) -> Result<HttpResponse, TransportError> {
     let mut builder = client.post(&request.url).body(request.body);
     for (k, v) in &request.headers {
@@ -132,15 +156,27 @@ async fn send(
         }
     })?;
     let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|e| {
+    let too_large = TransportError::ResponseTooLarge { limit_bytes: limit };
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large);
+    }
+    let mut response = response;
+    let mut body = Vec::with_capacity(
+        response
+            .content_length()
+            .map_or(0, |n| n.min(1 << 20) as usize),
+    );
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
         if e.is_timeout() {
             TransportError::Timeout
         } else {
             TransportError::Io(describe(&e))
         }
-    })?;
-    Ok(HttpResponse {
-        status,
-        body: body.to_vec(),
-    })
+    })? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(HttpResponse { status, body })
 }

@@ -91,6 +91,11 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
                 let mut request = request;
                 let denied = shared.control().denied_reads.clone();
                 let hit = super::deny_reads(&mut request, &denied);
+                let rewrite = shared.control().rewrite.clone();
+                let statements = rewrite
+                    .as_ref()
+                    .map(|_| super::pipeline_statements(&request))
+                    .unwrap_or_default();
                 let mut response = forward(&shared, request).await;
                 if !hit.is_empty() {
                     response = super::denied_answer(response, &hit);
@@ -99,6 +104,12 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
                     let mut control = shared.control();
                     if control.sqld_limits {
                         response = super::limit_like_sqld(response, &mut control.stats);
+                    }
+                }
+                if let Some(rewrite) = rewrite {
+                    let body = String::from_utf8_lossy(&response.body).into_owned();
+                    if let Some(body) = rewrite(&statements, &body) {
+                        response = Response::synthetic(response.status, "application/json", &body);
                     }
                 }
                 match then {

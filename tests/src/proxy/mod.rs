@@ -21,6 +21,11 @@ mod tests;
 
 pub use faults::{FaultStats, Faults, Oversize, PageFault};
 
+/// A rewrite of forwarded answers: given the SQL of every statement in the
+/// request and the upstream's answer body, the body to send instead
+/// (`None`: the answer as it came). See [`FaultProxy::rewrite_answers`].
+pub type Rewrite = Arc<dyn Fn(&[String], &str) -> Option<String> + Send + Sync>;
+
 use crate::error::{io_err, Error, Result};
 use faults::Fault;
 use http::Request;
@@ -73,6 +78,8 @@ struct Control {
     denied_reads: Vec<String>,
     /// The token may not change the schema (see [`FaultProxy::deny_schema_changes`]).
     no_ddl: bool,
+    /// Rewrites forwarded answers (see [`FaultProxy::rewrite_answers`]).
+    rewrite: Option<Rewrite>,
     token: Option<String>,
     /// A header (lowercase name, value) every request must carry.
     required_header: Option<(String, String)>,
@@ -146,6 +153,7 @@ impl FaultProxy {
                 cut_after: None,
                 denied_reads: Vec::new(),
                 no_ddl: false,
+                rewrite: None,
                 token: None,
                 required_header: None,
                 stats: FaultStats::default(),
@@ -157,6 +165,13 @@ impl FaultProxy {
             shared,
             task,
         })
+    }
+
+    /// Passes every forwarded answer through `rewrite` (a hostile server:
+    /// counters, sizes and lengths no honest server gives), or with `None`
+    /// stops rewriting. The status stays the upstream's.
+    pub fn rewrite_answers(&self, rewrite: Option<Rewrite>) {
+        self.shared.control().rewrite = rewrite;
     }
 
     /// `http://127.0.0.1:<port>`: give this to the client instead of the

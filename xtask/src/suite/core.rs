@@ -13,7 +13,7 @@ use crate::Result;
 pub const CLIPPY_PACKAGES: &[&str] =
     &["erth-core", "erth-cli", "erth-tests", "erth-bench", "xtask"];
 /// Packages whose tests run in full (the harness package is handled apart;
-/// of erth-cli its unit tests, `sql_cli` and `shared_file` run here:
+/// of erth-cli its unit tests, `sql_cli`, `shared_file` and `secrets_cli` run here:
 /// `faults_crash` is the faults suite's).
 pub const TEST_PACKAGES: &[&str] = &["erth-core", "erth-bench", "xtask"];
 
@@ -51,6 +51,8 @@ fn run_suite() -> Result<()> {
             "sql_cli",
             "--test",
             "shared_file",
+            "--test",
+            "secrets_cli",
         ],
         harness,
     ];
