@@ -35,6 +35,8 @@ const TOKEN = "s3cret-e2e-token";
 
 /** Requests seen per fault endpoint. */
 const faultHits = new Map();
+/** Requests that reached `/recorder/...`, the target of `/redirect/<status>/...` (none may). */
+const recorded = [];
 /** Requests passed to tursodb per counting-proxy tag (`/proxy/<tag>/...`). */
 const proxyHits = new Map();
 
@@ -65,6 +67,29 @@ const pageServer = createServer((req, res) => {
   const proxied = /^\/proxy\/([a-z0-9-]+)(\/.*)$/.exec(path);
   if (proxied) {
     proxy(req, res, proxied[1], proxied[2]);
+    return;
+  }
+  // A server that redirects every request to the recorder, on this origin
+  // (so the browser would keep the Authorization header when following).
+  const redirect = /^\/redirect\/(30[1278])(\/.*)$/.exec(path);
+  if (redirect) {
+    req.resume();
+    res.writeHead(Number(redirect[1]), { location: `/recorder${redirect[2]}` }).end();
+    return;
+  }
+  if (path.startsWith("/recorder/")) {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      recorded.push({
+        method: req.method,
+        path,
+        authorization: req.headers.authorization ?? null,
+        encryptionKey: req.headers["x-turso-encryption-key"] ?? null,
+        bodyBytes: Buffer.concat(chunks).length,
+      });
+      res.writeHead(500, { "content-type": "text/plain" }).end("the recorder answers nothing useful");
+    });
     return;
   }
   const fault = /^\/fault\/([a-z0-9]+)\/v2\/pipeline$/.exec(path);
@@ -752,6 +777,39 @@ test("bad server responses and network failures give typed errors and lose nothi
     cli("cli-faults.db", "sync");
     const fromCli = cli("cli-faults.db", "list").map((t) => t.title);
     for (const title of ["kept 1", "kept 2", "kept 3"]) assert.ok(fromCli.includes(title), title);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("a server answering with a redirect gets a typed error; nothing (token, key, body) is sent again", async () => {
+  const ctx = await launch("redirects");
+  try {
+    const page = await openPage(ctx);
+    const KEY = "e2e-encryption-key-0123456789abcdef";
+    const out = await page.evaluate(
+      async ({ origin, token, key }) => {
+        await erth.open({ name: "redirects", storage: "memory", authToken: token, encryptionKey: key });
+        await erth.db.todos.add("must not reach the recorder");
+        const results = {};
+        for (const status of [301, 302, 307, 308]) {
+          await erth.db.setRemote(`${origin}/redirect/${status}`, token);
+          results[status] = { error: await erth.failure(() => erth.db.sync()), status: await erth.db.status() };
+        }
+        return results;
+      },
+      { origin: ORIGIN, token: TOKEN, key: KEY },
+    );
+    for (const [status, { error, status: after }] of Object.entries(out)) {
+      assert.equal(error?.code, "Network", `${status}: ${JSON.stringify(error)}`);
+      assert.match(error.message, /redirect.*not followed/, status);
+      for (const secret of [TOKEN, KEY]) {
+        assert.ok(!error.message.includes(secret), `${status}: a secret in ${error.message}`);
+        assert.ok(!JSON.stringify(after).includes(secret), `${status}: a secret in the status`);
+      }
+      assert.equal(after.pendingChanges, 1, `${status}: the change stays pending`);
+    }
+    assert.deepEqual(recorded, [], "the redirect's target received requests");
   } finally {
     await ctx.close();
   }
