@@ -39,10 +39,13 @@ const faultHits = new Map();
 const recorded = [];
 /** Requests passed to tursodb per counting-proxy tag (`/proxy/<tag>/...`). */
 const proxyHits = new Map();
+/** The `Authorization` header of the last request per counting-proxy tag (null: none). */
+const proxyAuth = new Map();
 
 /** Forwards `req` to tursodb (a counting proxy, to see how many sync loops run). */
 async function proxy(req, res, tag, rest) {
   proxyHits.set(tag, (proxyHits.get(tag) ?? 0) + 1);
+  proxyAuth.set(tag, req.headers.authorization ?? null);
   const chunks = [];
   for await (const chunk of req) chunks.push(chunk);
   try {
@@ -483,6 +486,88 @@ test("three tabs share one database: writes, live queries and events reach every
     const silent = await other.evaluate(() => erth.failure(() => erth.open({ name: "tabs-stuck", lockTimeoutMs: 300 })));
     assert.equal(silent?.code, "DatabaseLocked", JSON.stringify(silent));
     assert.match(silent.message, /did not answer within 300 ms/);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("tabs: one server per shared database (another is refused); tokens and keys never cross the channel in clear", async () => {
+  const ctx = await launch("tabs-secrets");
+  try {
+    const proxied = (tag) => `${ORIGIN}/proxy/${tag}`;
+    const secrets = {
+      owner: "owner-token-e2e-1",
+      inUrl: "url-token-e2e-2",
+      key: "client-encryption-key-e2e-3",
+      client: "client-token-e2e-4",
+      remote: "remote-token-e2e-5",
+      ordered: "ordered-token-e2e-6",
+    };
+    const [owner, client, spy] = [await openPage(ctx), await openPage(ctx, true), await openPage(ctx, true)];
+    // A page of the same origin that only listens on the database's channel
+    // (bytes shown as text, so a secret inside them would show too).
+    await spy.evaluate(() => {
+      window.heard = [];
+      const text = (value) =>
+        JSON.stringify(value, (_, v) => (ArrayBuffer.isView(v) ? new TextDecoder("latin1").decode(v) : v));
+      new BroadcastChannel("erth-sync:secrets").onmessage = (e) => window.heard.push(text(e.data));
+    });
+    await openAll([owner], "secrets", { url: proxied("secrets-a"), authToken: secrets.owner });
+    // The same server spelled differently (a trailing slash, a token in the URL) joins.
+    await openAll([client], "secrets", {
+      url: `${proxied("secrets-a")}/?authToken=${secrets.inUrl}`,
+      encryptionKey: secrets.key,
+    });
+    const sync = (page) => page.evaluate(() => erth.db.sync());
+    const lastAuth = (tag) => proxyAuth.get(tag);
+
+    // A client tab's token and server reach the owner, which syncs with them.
+    await sync(client);
+    assert.equal(lastAuth("secrets-a"), `Bearer ${secrets.owner}`);
+    await client.evaluate((token) => erth.db.setAuthToken(token), secrets.client);
+    await sync(client);
+    assert.equal(lastAuth("secrets-a"), `Bearer ${secrets.client}`);
+    await client.evaluate(([url, token]) => erth.db.setRemote(url, token), [proxied("secrets-b"), secrets.remote]);
+    await sync(owner);
+    assert.equal(lastAuth("secrets-b"), `Bearer ${secrets.remote}`);
+    for (const tab of [owner, client]) {
+      assert.equal((await state(tab)).status.remoteUrl, proxied("secrets-b"));
+    }
+    // In order: a sync sent right after a (sealed) token runs with that token.
+    await client.evaluate(async (token) => {
+      const set = erth.db.setAuthToken(token);
+      const synced = erth.db.sync();
+      await Promise.all([set, synced]);
+    }, secrets.ordered);
+    assert.equal(lastAuth("secrets-b"), `Bearer ${secrets.ordered}`);
+
+    // A tab opening the database with another server (the old one included) is refused.
+    const late = await openPage(ctx, true);
+    for (const url of [proxied("secrets-a"), proxied("elsewhere"), ""]) {
+      const refused = await late.evaluate(
+        ([url, schema]) => erth.failure(() => erth.open({ name: "secrets", url, schema })),
+        [url, TABS_SCHEMA],
+      );
+      assert.equal(refused?.code, "DatabaseLocked", `${url}: ${JSON.stringify(refused)}`);
+      assert.match(refused.message, /another server \(http:\/\/127\.0\.0\.1:\d+\/proxy\/secrets-b;/, url);
+    }
+    await openAll([late], "secrets", { url: proxied("secrets-b") });
+
+    // The owner closes: the client takes over with the server and token its app set last.
+    await owner.close();
+    await until("the client to hold the database", async () => {
+      await late.evaluate(() => erth.db.sync().catch(() => null));
+      return lastAuth("secrets-b") === `Bearer ${secrets.ordered}`;
+    });
+
+    const heard = await spy.evaluate(() => window.heard);
+    assert.ok(
+      heard.some((m) => m.includes('"kind":"call"') && m.includes('"method":"setAuthToken"')),
+      "the listening page heard the calls",
+    );
+    for (const [what, secret] of Object.entries(secrets)) {
+      assert.ok(!heard.some((m) => m.includes(secret)), `${what}: crossed the channel in clear`);
+    }
   } finally {
     await ctx.close();
   }
