@@ -7,9 +7,14 @@
 // `list_id`. The Lists card is a live query (`db.watch`) in plain SQL.
 //
 // Configuration, from the page's address:
-//   ?url=SERVER   sync with SERVER (`?url=` alone: local-only); without it
-//                 the URL (and token) come from ./config.json, which
-//                 `cargo xtask demo` serves; no config.json: local-only.
+//   #config=KEY   the server URL (and token) come from ./config/KEY.json,
+//                 which `cargo xtask demo` serves under this per-run secret
+//                 (it prints the page's address with it); without it, or
+//                 without that file: local-only.
+//   ?url=SERVER   sync with SERVER instead, in a database of its own (its
+//                 name ends with a hash of SERVER), so a link to another
+//                 server can neither read this device's todos nor slip rows
+//                 into them; `?url=` alone: this device's database, local-only.
 //   ?device=NAME  a separate database (and label) in this browser, to play
 //                 two devices in one browser profile.
 //   ?schema=1     open with the previous schema version (no list per todo),
@@ -29,6 +34,8 @@ const AUTO_SYNC = { debounceMs: 300, intervalMs: 3000 };
 /** "Syncing…" shows only for syncs that take longer than this (no flicker). */
 const SYNCING_DELAY_MS = 250;
 const DEVICE_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+/** The config's key in the page's fragment (`#config=KEY`), as `cargo xtask demo` makes it. */
+const CONFIG_KEY_PATTERN = /^[0-9a-f]{32}$/;
 
 /** Version 1 of the app's schema: todos and lists, not yet related. */
 const SCHEMA_V1 = {
@@ -112,7 +119,13 @@ const app = {
 
 // ---- configuration ----
 
-/** `{ name, label, version, url, authToken }` from the address and ./config.json. */
+/** The first 12 hex digits of the SHA-256 of `text`. */
+async function shortHash(text) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return Array.from(digest.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** `{ name, label, version, url, authToken }` from the address and the served config. */
 async function loadConfig() {
   const params = new URLSearchParams(location.search);
   const device = (params.get("device") ?? "").trim();
@@ -125,15 +138,21 @@ async function loadConfig() {
   if (schema !== "1" && schema !== "2") throw new Error("?schema= takes 1 or 2.");
   const version = Number(schema);
   if (params.has("url")) {
-    // `?url=` alone: "" is local-only.
-    return { name, label, version, url: params.get("url").trim(), authToken: null };
+    const url = params.get("url").trim();
+    // `?url=` alone: this device's database, local-only. Another server: a
+    // database of its own, never this device's.
+    if (url === "") return { name, label, version, url, authToken: null };
+    return { name: `${name}-url-${await shortHash(url)}`, label: `${label} (own database for ?url=)`, version, url, authToken: null };
   }
+  const key = new URLSearchParams(location.hash.slice(1)).get("config") ?? "";
   let served = {};
-  try {
-    const response = await fetch("./config.json", { cache: "no-store" });
-    if (response.ok) served = await response.json();
-  } catch {
-    // Served by a plain static server: no config, local-only.
+  if (CONFIG_KEY_PATTERN.test(key)) {
+    try {
+      const response = await fetch(`./config/${key}.json`, { cache: "no-store" });
+      if (response.ok) served = await response.json();
+    } catch {
+      // Served by a plain static server: no config, local-only.
+    }
   }
   const text = (value) => (typeof value === "string" && value !== "" ? value : null);
   return { name, label, version, url: text(served.url) ?? "", authToken: text(served.authToken) };
@@ -591,7 +610,7 @@ async function main() {
   if (app.status?.remoteUrl) {
     note(`Auto-sync: ${AUTO_SYNC.debounceMs} ms after each change, and every ${AUTO_SYNC.intervalMs / 1000} s.`);
   } else {
-    note("No server: this device keeps its todos to itself. Add ?url=SERVER to the address to sync.");
+    note("No server: this device keeps its todos to itself. To sync, open the address `cargo xtask demo` printed (it ends with #config=…), or add ?url=SERVER.");
   }
   document.documentElement.dataset.ready = "true";
 }

@@ -15,7 +15,8 @@ export const ErrorCode = Object.freeze({
   Storage: "Storage",
   /**
    * The database cannot be shared with the tab that holds it: that tab did not answer within
-   * `lockTimeoutMs`, or has it open with a different schema (another version of the app).
+   * `lockTimeoutMs`, or has it open with a different schema (another version of the app) or
+   * another server URL.
    */
   DatabaseLocked: "DatabaseLocked",
   /**

@@ -219,8 +219,12 @@ export declare class ErthDb {
    * server never had is removed). Rejects with `NotFound` for a row that is not refused.
    */
   discardRejected(table: string, id: string): Promise<void>;
+  /** From any tab: the token reaches the tab holding the database sealed, never in clear (README, "Several tabs"). */
   setAuthToken(token: string | null): Promise<void>;
-  /** `url === null` (or `""`) makes the database local-only. */
+  /**
+   * `url === null` (or `""`) makes the database local-only. From any tab: every tab of this
+   * database uses the new server from then on (tabs opening it with the old one are refused).
+   */
   setRemote(url: string | null, token?: string | null): Promise<void>;
   /** Switch this database's network use off or on (simulated offline). */
   setOnline(online: boolean): Promise<void>;

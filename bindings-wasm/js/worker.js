@@ -16,20 +16,35 @@
 // have committed. The owner runs its own tab's calls the same way, only
 // without the channel.
 //
+// A tab joins only if the owner has the database open with the same schema
+// and the same server URL (both in their canonical, secret-free forms); the
+// owner decides, and refuses with a reason. Secrets never travel in clear:
+// every worker has an ECDH key pair (P-256, WebCrypto), and a client's
+// setAuthToken/setRemote arguments go to the owner sealed with AES-GCM
+// under a key only the two of them can derive (ECDH, then HKDF); the sealed
+// data is bound to sender, receiver, call id and method. Every other tab,
+// and any script listening on the channel, sees public keys and ciphertext
+// only. What this cannot stop (any script of the origin can open the
+// database itself, or answer a joining tab as if it were the owner): the
+// package README, "Several tabs", says.
+//
 // Protocol with the main thread (structured-clone messages):
 //   main -> worker  { id, method, args }
 //   worker -> main  { id, ok: true, value } | { id, ok: false, error: { code, message, serverCode? } }
 //                   { event }   (a change or status event, no id)
 //                   { rows: { watch, rows } }   (a live query's rows)
-// Between workers (BroadcastChannel; `to`/`from` are worker ids):
-//   { kind: "who", from }                       a client looks for the owner
-//   { kind: "owner", owner, schema, tab }       the owner announces itself (answer to "who", and on taking over)
-//   { kind: "call", to, from, id, method, args }
+// Between workers (BroadcastChannel; `to`/`from` are worker ids; `key` a raw ECDH public key):
+//   { kind: "join", from, schema, url, tab, key }  a client asks the owner to serve it (canonical schema and URL; its page)
+//   { kind: "welcome", to, owner, key }         the owner accepts it
+//   { kind: "refused", to, reason, url, tab }   the owner refuses it: reason "schema" or "url" (url, tab: the owner's)
+//   { kind: "owner", owner, key }               a new owner announces itself (on taking over)
+//   { kind: "remote", url }                     the owner's server changed (setRemote; canonical URL, no token)
+//   { kind: "call", to, from, id, method, args } | { ..., method, sealed: { key, iv, data } } (SECRET_METHODS)
 //   { kind: "reply", to, id, ok, value | error } | { kind: "reply", to, id, retry: true } (not run: the owner is closing)
 //   { kind: "rows", to, watch, rows }           a client's live query
 //   { kind: "event", event }                    every change and status event
 
-import init, { Replica, canonicalSchema } from "./erth_wasm.js";
+import init, { Replica, canonicalRemote, canonicalSchema } from "./erth_wasm.js";
 import { ErthError } from "./errors.js";
 
 /** This worker's id on the channel. */
@@ -189,6 +204,11 @@ const methods = {
   setRemote(url, token) {
     replica.setRemote(url ?? undefined, token ?? undefined);
     queueStatus();
+    if (shared) {
+      // Tabs that join from now on must use this server; the others adopt it.
+      shared.url = canonicalRemote(url ?? undefined, shared.options.allowInsecureHttp ?? undefined) ?? null;
+      shared.channel.postMessage({ kind: "remote", url: shared.url });
+    }
   },
   setOnline: (value) => switchNetwork("app", value),
   network: (value) => switchNetwork("browser", value),
@@ -224,6 +244,76 @@ function run(tab, method, args) {
   );
 }
 
+// ---- sealing secrets between two workers ----
+
+/** Calls whose arguments are secrets: sent to the owner sealed, never in clear. */
+const SECRET_METHODS = new Set(["setAuthToken", "setRemote"]);
+const ECDH = { name: "ECDH", namedCurve: "P-256" };
+/** This worker's ECDH key pair (the private key cannot be exported), and its raw public key. */
+let keyPair = null;
+let publicKey = null;
+/** AES-GCM keys shared with other workers, by their public key (hex). */
+const pairKeys = new Map();
+
+async function makeKeyPair() {
+  keyPair = await crypto.subtle.generateKey(ECDH, false, ["deriveBits"]);
+  publicKey = new Uint8Array(await crypto.subtle.exportKey("raw", keyPair.publicKey));
+}
+
+const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+/** The AES-GCM key this worker shares with the worker whose public key is `peer`. */
+function pairKey(peer) {
+  if (!(peer instanceof Uint8Array)) return Promise.reject(new ErthError("Internal", "a tab sent no public key"));
+  const id = hex(peer);
+  let key = pairKeys.get(id);
+  if (!key) {
+    key = (async () => {
+      const theirs = await crypto.subtle.importKey("raw", peer, ECDH, false, []);
+      const secret = await crypto.subtle.deriveBits({ name: "ECDH", public: theirs }, keyPair.privateKey, 256);
+      const hkdf = await crypto.subtle.importKey("raw", secret, "HKDF", false, ["deriveKey"]);
+      const info = new TextEncoder().encode("erth-sync tab channel v1");
+      return crypto.subtle.deriveKey(
+        { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(32), info },
+        hkdf,
+        { name: "AES-GCM", length: 256 },
+        false,
+        ["encrypt", "decrypt"],
+      );
+    })();
+    pairKeys.set(id, key);
+    key.catch(() => pairKeys.delete(id));
+  }
+  return key;
+}
+
+/** What sealed data is bound to: sender, receiver, call and method (no replay elsewhere). */
+const sealLabel = (from, to, id, method) => new TextEncoder().encode(`erth-sync call ${from}>${to} #${id} ${method}`);
+
+/** `args` sealed for worker `to` (public key `toKey`). */
+async function seal(to, toKey, id, method, args) {
+  const key = await pairKey(toKey);
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const clear = new TextEncoder().encode(JSON.stringify(args));
+  const additionalData = sealLabel(me, to, id, method);
+  const data = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData }, key, clear));
+  return { key: publicKey, iv, data };
+}
+
+/** The arguments of a sealed call from worker `from`. */
+async function unseal({ from, id, method, sealed }) {
+  try {
+    const key = await pairKey(sealed?.key);
+    const additionalData = sealLabel(from, me, id, method);
+    const clear = await crypto.subtle.decrypt({ name: "AES-GCM", iv: sealed.iv, additionalData }, key, sealed.data);
+    const args = JSON.parse(new TextDecoder().decode(clear));
+    if (Array.isArray(args)) return args;
+  } catch {
+    // Reported below, without details.
+  }
+  throw new ErthError("Internal", `the tab holding the database could not read this tab's ${method}() call`);
+}
+
 // ---- sharing one database between tabs ----
 
 /** Calls that only read, or set a switch to a value: safe to send again to a new owner. */
@@ -253,7 +343,27 @@ function route(call) {
   call.to = shared.owner;
   shared.sent.set(call.id, call);
   const { to, id, method, args } = call;
-  shared.channel.postMessage({ kind: "call", to, from: me, id, method, args });
+  const here = shared;
+  if (!SECRET_METHODS.has(method) && here.outbox.pending === 0) {
+    here.channel.postMessage({ kind: "call", to, from: me, id, method, args });
+    return;
+  }
+  // Sealing takes a moment: this call, and the ones after it, wait in line.
+  here.outbox.pending++;
+  const ownerKey = here.ownerKey;
+  here.outbox.last = here.outbox.last
+    .then(async () => {
+      const message = { kind: "call", to, from: me, id, method };
+      if (SECRET_METHODS.has(method)) message.sealed = await seal(to, ownerKey, id, method, args);
+      else message.args = args;
+      here.channel.postMessage(message);
+    })
+    .catch((e) => {
+      here.sent.delete(id);
+      const why = e instanceof ErthError ? e.message : String(e?.message ?? e);
+      call.reject(new ErthError("Internal", `could not send ${method}() to the tab holding the database: ${why}`));
+    })
+    .finally(() => here.outbox.pending--);
 }
 
 const submit = (method, args) => new Promise((resolve, reject) => route({ id: nextId++, method, args, resolve, reject }));
@@ -301,24 +411,37 @@ async function open(options) {
     role = "owner";
     return;
   }
-  if (!globalThis.navigator?.locks || typeof BroadcastChannel !== "function") {
-    throw new ErthError("Storage", "erth-sync needs the Web Locks API and BroadcastChannel (a secure context)");
+  if (!globalThis.navigator?.locks || typeof BroadcastChannel !== "function" || !globalThis.crypto?.subtle) {
+    throw new ErthError("Storage", "erth-sync needs the Web Locks API, BroadcastChannel and Web Crypto (a secure context)");
   }
-  // Tabs compare the core's canonical form of their schemas (a malformed one fails here).
+  // Tabs compare the core's canonical forms of their schemas and server
+  // URLs (a malformed one fails here; the URL's form holds no token).
   const schema = canonicalSchema(options.schema ?? undefined);
+  const url = canonicalRemote(options.url ?? undefined, options.allowInsecureHttp ?? undefined) ?? null;
+  await makeKeyPair();
   shared = {
     name: options.name,
-    options,
+    /** This tab's options, as its own setAuthToken/setRemote calls changed them (used if it takes over). */
+    options: { ...options },
     schema,
     /** The page that opened this worker's database (index.js's TAB). */
     tab: options.tab,
+    /** The server URL (canonical): as the owner, the database's; as a client, the one it joined with or adopted. */
+    url,
     channel: new BroadcastChannel(`erth-sync:${options.name}`),
     releaseTab: await holdTabLock(options.name),
     /** As the owner: releases the owner lock. As a client: aborts its place in the lock's queue. */
     releaseOwner: null,
     queue: null,
-    /** As a client: the owner's id, once known (null again while a closing owner hands over). */
+    /** As a client: the owner's id, once known (null again while a closing owner hands over), and its public key. */
     owner: null,
+    ownerKey: null,
+    /** As a client: whether an owner accepted this tab (until then, a new owner is asked again). */
+    joined: false,
+    /** As a client: calls waiting to be sent in order behind a sealed one (sealing takes a moment). */
+    outbox: { pending: 0, last: Promise.resolve() },
+    /** As the owner: per client, calls waiting to start in order behind a sealed one (`{ pending, last }`). */
+    inbox: new Map(),
     /** The owner this tab's live queries run at. */
     registeredAt: null,
     /** Calls waiting for an owner, and calls sent to the owner by id: `{ id, method, args, resolve, reject, to? }`. */
@@ -339,7 +462,7 @@ async function open(options) {
   const timeoutMs = options.lockTimeoutMs ?? 5000;
   const owner = await new Promise((resolve) => {
     shared.ownerKnown.push(resolve);
-    shared.channel.postMessage({ kind: "who", from: me });
+    askToJoin();
     setTimeout(() => resolve(null), timeoutMs);
   });
   if (role === "owner") return;
@@ -348,12 +471,17 @@ async function open(options) {
     (owner === null
       ? `another tab or worker holds database "${options.name}" and did not answer within ${timeoutMs} ms ` +
         "(it may still be opening it, or run an erth-sync version that cannot share it)"
-      : owner.schema !== schema &&
-        (owner.tab === options.tab
+      : owner.refused === "schema"
+        ? owner.tab === options.tab
           ? `this tab already has database "${options.name}" open with a different schema: share that handle ` +
             "(one schema per database), or close it first"
           : `another tab has database "${options.name}" open with a different schema (another version of the app?): ` +
-            "close or reload that tab, then open it again"));
+            "close or reload that tab, then open it again"
+        : owner.refused === "url"
+          ? `another tab has database "${options.name}" open with another server (${owner.url ?? "none: local-only"}; ` +
+            `this tab: ${url ?? "none: local-only"}): tabs share one database only with one server. Use another ` +
+            "database name per server (or per user), or close that tab"
+          : owner.refused !== undefined && `the tab holding database "${options.name}" refused this tab`);
   if (refusal) {
     await leave();
     throw typeof refusal === "string" ? new ErthError("DatabaseLocked", refusal) : refusal;
@@ -395,17 +523,54 @@ async function becomeOwner(release) {
   role = "owner";
   shared.releaseOwner = release;
   shared.queue = null;
-  shared.channel.postMessage({ kind: "owner", owner: me, schema: shared.schema, tab: shared.tab });
+  shared.joined = true;
+  shared.channel.postMessage({ kind: "owner", owner: me, key: publicKey });
   // What this tab had at the old owner, and what waited for one, runs here now.
-  ownerIs(me, shared.schema, shared.tab);
+  ownerIs(me, publicKey);
+}
+
+/** As a client not yet accepted: asks whoever owns the database to serve this tab. */
+function askToJoin() {
+  shared.channel.postMessage({
+    kind: "join",
+    from: me,
+    schema: shared.schema,
+    url: shared.url,
+    tab: shared.tab,
+    key: publicKey,
+  });
+}
+
+/** As the owner: accepts a tab that uses this database's schema and server, or says why not. */
+function admit({ from, schema, url }) {
+  if (typeof from !== "string") return;
+  const reply = (fields) => shared.channel.postMessage({ to: from, ...fields });
+  if (schema !== shared.schema) return reply({ kind: "refused", reason: "schema", tab: shared.tab });
+  if ((url ?? null) !== shared.url) return reply({ kind: "refused", reason: "url", url: shared.url, tab: shared.tab });
+  reply({ kind: "welcome", owner: me, key: publicKey });
 }
 
 function onChannel(m) {
   if (!shared || m === null || typeof m !== "object") return;
-  if (m.kind === "who" && role === "owner" && !closing) {
-    shared.channel.postMessage({ kind: "owner", owner: me, schema: shared.schema, tab: shared.tab });
+  if (m.kind === "join" && role === "owner" && !closing) {
+    admit(m);
+  } else if (m.kind === "welcome" && m.to === me && role === "client") {
+    shared.joined = true;
+    ownerIs(m.owner, m.key);
+  } else if (m.kind === "refused" && m.to === me && role === "client" && !shared.joined) {
+    for (const resolve of shared.ownerKnown.splice(0)) resolve({ refused: m.reason, url: m.url, tab: m.tab });
   } else if (m.kind === "owner" && role === "client") {
-    ownerIs(m.owner, m.schema, m.tab);
+    // A new owner took over: it accepted this tab's URL and schema before
+    // (they are the same as its own), unless this tab is still joining.
+    if (shared.joined) ownerIs(m.owner, m.key);
+    else askToJoin();
+  } else if (m.kind === "remote" && role === "client") {
+    // Another tab re-pointed the database: take it over with that server, and
+    // without this tab's token, which was for the old one.
+    if (m.url !== shared.url) {
+      shared.url = m.url ?? null;
+      shared.options = { ...shared.options, url: m.url ?? "", authToken: undefined };
+    }
   } else if (m.kind === "call" && m.to === me && role === "owner") {
     answer(m);
   } else if (m.kind === "reply" && m.to === me) {
@@ -417,11 +582,12 @@ function onChannel(m) {
   }
 }
 
-/** The owner is `owner` (first contact, a take-over, this worker itself, or after a retry). */
-function ownerIs(owner, schema, tab) {
+/** The owner is `owner`, with public key `key` (first contact, a take-over, this worker itself, or after a retry). */
+function ownerIs(owner, key) {
   const moved = shared.registeredAt !== null && shared.registeredAt !== owner;
   shared.owner = shared.registeredAt = owner;
-  for (const resolve of shared.ownerKnown.splice(0)) resolve({ owner, schema, tab });
+  shared.ownerKey = key;
+  for (const resolve of shared.ownerKnown.splice(0)) resolve({ owner });
   // Calls in flight at an owner that vanished: sent again, or interrupted.
   const lost = [...shared.sent.values()].filter((call) => call.to !== owner);
   for (const call of lost) shared.sent.delete(call.id);
@@ -459,14 +625,36 @@ function settle(message) {
 }
 
 /** As the owner: runs a client's call and answers it. */
-function answer({ from, id, method, args }) {
-  const reply = (fields) => shared.channel.postMessage({ kind: "reply", to: from, id, ...fields });
+function answer(message) {
+  const { from, id, method } = message;
+  const channel = shared.channel;
+  const reply = (fields) => {
+    try {
+      channel.postMessage({ kind: "reply", to: from, id, ...fields });
+    } catch {
+      // This worker left the channel meanwhile; the client asks the next owner.
+    }
+  };
+  const start = (args) => {
+    if (closing || !shared) return reply({ retry: true });
+    run(from, method, args).then(
+      (value) => reply({ ok: true, value }),
+      (err) => reply({ ok: false, error: toPlainError(err) }),
+    );
+  };
   if (closing) return reply({ retry: true });
   watchClient(from);
-  run(from, method, args).then(
-    (value) => reply({ ok: true, value }),
-    (err) => reply({ ok: false, error: toPlainError(err) }),
-  );
+  let line = shared.inbox.get(from);
+  if (!SECRET_METHODS.has(method) && !line) return start(Array.isArray(message.args) ? message.args : []);
+  // A sealed call is opened first; the client's later calls start after it.
+  if (!line) shared.inbox.set(from, (line = { pending: 0, last: Promise.resolve() }));
+  line.pending++;
+  line.last = line.last
+    .then(() => (SECRET_METHODS.has(method) ? unseal(message) : Array.isArray(message.args) ? message.args : []))
+    .then(start, (err) => reply({ ok: false, error: toPlainError(err) }))
+    .finally(() => {
+      if (--line.pending === 0 && shared?.inbox.get(from) === line) shared.inbox.delete(from);
+    });
 }
 
 /** As the owner: once client `id`'s worker is gone, drops its live queries. */
@@ -476,6 +664,7 @@ function watchClient(id) {
   navigator.locks
     .request(`erth-sync-tab:${shared.name}:${id}`, () => {
       shared?.clients.delete(id);
+      shared?.inbox.delete(id);
       for (const key of [...watches.keys()]) {
         if (key.startsWith(`${id}:`)) unwatch(key);
       }
@@ -514,6 +703,20 @@ async function close() {
   role = "closed";
 }
 
+/**
+ * This tab's own server and token, as its app last set them (a client
+ * opens the database with them if it takes over).
+ */
+function remember(method, args) {
+  if (!shared) return;
+  if (method === "setAuthToken") shared.options = { ...shared.options, authToken: args[0] ?? undefined };
+  if (method === "setRemote") {
+    const [url, token] = args;
+    shared.options = { ...shared.options, url: url ?? "", authToken: token ?? undefined };
+    shared.url = canonicalRemote(url ?? undefined, shared.options.allowInsecureHttp ?? undefined) ?? null;
+  }
+}
+
 /** A call from this tab's main thread. */
 async function fromPage(method, args) {
   if (method === "open") return open(...args);
@@ -522,10 +725,16 @@ async function fromPage(method, args) {
   const [id] = args;
   if (method === "watch") shared?.myWatches.set(id, args);
   if (method === "unwatch") shared?.myWatches.delete(id);
-  return submit(method, args).catch((e) => {
-    if (method === "watch") shared?.myWatches.delete(id);
-    throw e;
-  });
+  return submit(method, args).then(
+    (value) => {
+      remember(method, args);
+      return value;
+    },
+    (e) => {
+      if (method === "watch") shared?.myWatches.delete(id);
+      throw e;
+    },
+  );
 }
 
 self.onmessage = (e) => {

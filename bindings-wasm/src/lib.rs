@@ -28,4 +28,4 @@ mod values;
 #[cfg(target_arch = "wasm32")]
 pub use error::ErthError;
 #[cfg(target_arch = "wasm32")]
-pub use replica::{canonical_schema, Replica, Subscription, Watch};
+pub use replica::{canonical_remote, canonical_schema, Replica, Subscription, Watch};

@@ -501,6 +501,24 @@ pub fn canonical_schema(schema: Option<String>) -> Result<String, JsValue> {
     }
 }
 
+/// The server URL as tabs compare it: the core's form of it (`libsql://` as
+/// `https://`, no trailing `/`, no `authToken` query parameter, so it holds
+/// no secret and can be shown to every tab), or `null` for local-only
+/// (`""`, `null`). `InvalidInput` for a URL the core refuses (with
+/// `allowInsecureHttp` as [`Replica::open`] reads it).
+#[wasm_bindgen(js_name = canonicalRemote)]
+pub fn canonical_remote(
+    url: Option<String>,
+    allow_insecure_http: Option<bool>,
+) -> Result<Option<String>, JsValue> {
+    match url.filter(|u| !u.trim().is_empty()) {
+        None => Ok(None),
+        Some(url) => erth_core::Endpoint::parse(&url, allow_insecure_http.unwrap_or(false))
+            .map(|(endpoint, _token)| Some(endpoint.display_url()))
+            .map_err(|e| to_js(&e)),
+    }
+}
+
 /// A change subscription; `unsubscribe()` (or `free()`) ends it.
 #[wasm_bindgen]
 pub struct Subscription(Cell<Option<erth_core::Subscription>>);

@@ -6,7 +6,7 @@
 // screenshot`, B first, for the README picture), which starts a fresh
 // `tursodb --sync-server` and the demo's static server and passes:
 //
-//   ERTH_DEMO_URL         the demo page (http://127.0.0.1:PORT/)
+//   ERTH_DEMO_URL         the demo page with its config's key (http://127.0.0.1:PORT/#config=KEY)
 //   ERTH_TEST_HRANA_URL   the tursodb server the page's /config.json names
 //   ERTH_CLI              the native `erth` binary
 //   ERTH_NODE_MODULES     node_modules holding playwright-core
@@ -29,6 +29,8 @@ import { join } from "node:path";
 import { env, FLAGS as SHARED_FLAGS, playwrightChromium } from "../../bindings-wasm/tests/e2e/harness.mjs";
 
 const PAGE = new URL(env("ERTH_DEMO_URL"));
+/** The per-run key to the page's config (which may hold a token), from the address's fragment. */
+const CONFIG_KEY = new URLSearchParams(PAGE.hash.slice(1)).get("config") ?? "";
 const SERVER = env("ERTH_TEST_HRANA_URL").replace(/\/$/, "");
 const CLI = env("ERTH_CLI");
 const CHROMIUM = env("ERTH_CHROMIUM");
@@ -244,7 +246,9 @@ let B;
 const [first, second] = ORDER === "a-first" ? ["A", "B"] : ["B", "A"];
 const device = (name) => (name === "A" ? A : B);
 
-step("the demo server serves the page, the package and the config with their types", async () => {
+step("the demo server serves the page, the package and the config (only under its key) with their types", async () => {
+  assert.match(CONFIG_KEY, /^[0-9a-f]{32}$/, "the page's address carries the config's key");
+  const configPath = `/config/${CONFIG_KEY}.json`;
   for (const [path, type] of [
     ["/", "text/html; charset=utf-8"],
     ["/app.js", "text/javascript; charset=utf-8"],
@@ -252,7 +256,7 @@ step("the demo server serves the page, the package and the config with their typ
     ["/erth-sync/index.js", "text/javascript; charset=utf-8"],
     ["/erth-sync/worker.js", "text/javascript; charset=utf-8"],
     ["/erth-sync/erth_wasm.js", "text/javascript; charset=utf-8"],
-    ["/config.json", "application/json"],
+    [configPath, "application/json"],
   ]) {
     const res = await rawGet(path);
     assert.equal(res.status, 200, path);
@@ -261,8 +265,15 @@ step("the demo server serves the page, the package and the config with their typ
   const wasm = await rawGet("/erth-sync/erth_wasm_bg.wasm");
   assert.equal(wasm.type, "application/wasm");
   assert.deepEqual([...wasm.body.subarray(0, 4)], [0, 0x61, 0x73, 0x6d]);
-  const config = JSON.parse((await rawGet("/config.json")).body.toString());
+  const config = JSON.parse((await rawGet(configPath)).body.toString());
   assert.deepEqual(config, { url: SERVER, authToken: null });
+  // Anyone who can reach 127.0.0.1 but has not seen the key gets nothing.
+  const wrong = CONFIG_KEY.replace(/^./, (c) => (c === "0" ? "1" : "0"));
+  for (const path of ["/config.json", `/config/${wrong}.json`, "/config/", "/config"]) {
+    const res = await rawGet(path);
+    assert.equal(res.status, 404, path);
+    assert.ok(!res.body.toString().includes(SERVER), path);
+  }
   for (const path of ["/../Cargo.toml", "/erth-sync/../../Cargo.toml", "/%2e%2e/Cargo.toml", "/.git/config"]) {
     assert.equal((await rawGet(path)).status, 404, path);
   }
@@ -379,6 +390,37 @@ step("a second tab of device B shares its database: writes show in both tabs at 
   await tab.close();
   await syncNow(B);
   assert.deepEqual(await listOf(B), EXPECTED());
+});
+
+step("a ?url= link opens a database of its own (writes there never reach the device's); without the config key the page is local-only", async () => {
+  const tab = await A.context.newPage();
+  watch(tab, "A, ?url= tab");
+  const other = { name: "A via ?url=", page: tab };
+  try {
+    // The same server spelled differently: a database of its own, which pulls the server's todos.
+    await open({ ...other, name: "A" }, `&url=${encodeURIComponent(`${SERVER}/`)}`);
+    assert.match(await tab.locator("#device-name").textContent(), /own database/);
+    await settled(other);
+    assert.deepEqual(await listOf(other), EXPECTED());
+    await setOnline(other, false);
+    await addTodo(other, "written through a ?url= link");
+    // A's own database (open in A's first tab) neither shows it nor went offline.
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(await listOf(A), EXPECTED(), "A's database is untouched");
+    assert.equal((await panelOf(A)).pending, "0");
+    assert.equal(await onlineSwitch(A).getAttribute("aria-checked"), "true");
+
+    // No key in the address: the page cannot read the config, so it syncs with nothing.
+    const keyless = new URL(pageUrl("keyless"));
+    keyless.hash = "";
+    await tab.goto(keyless.href);
+    await tab.waitForSelector("html[data-ready=true]", { timeout: WAIT_MS });
+    const panel = await panelOf(other);
+    assert.equal(panel.server, "none: local only");
+    assert.equal(panel.state, "local");
+  } finally {
+    await tab.close();
+  }
 });
 
 step("restart both browsers: the same lists from each device's own storage, nothing pending", async () => {

@@ -10,8 +10,10 @@
 //! servers.
 //!
 //! `--remote URL` (or `ERTH_DATABASE_URL`) syncs with that server instead of
-//! a local tursodb, with the token from `ERTH_AUTH_TOKEN`; the page gets
-//! both through `/config.json`, served to loopback clients only.
+//! a local tursodb, with the token from `ERTH_AUTH_TOKEN`. The page gets
+//! both from its config, served to loopback clients only and only under a
+//! secret path made per run: the page's address printed on the console
+//! carries its key in the fragment (`#config=KEY`, see [`crate::serve`]).
 //!
 //! `--cli` runs the terminal story instead: two fresh `erth` CLI replicas,
 //! A and B, edit offline, sync, and end byte-identical.
@@ -155,6 +157,7 @@ fn run_web(port: Option<u16>, remote: Option<&Remote>) -> Result<()> {
         page_dir: repo_root().join("web-demo"),
         package_dir: package.dir.clone(),
         config_json: serve::config_json(Some(&url), token.as_deref().filter(|t| !t.is_empty())),
+        config_key: serve::config_key()?,
     };
     let (mut page, moved) = match serve::start_preferring(site, port, DEFAULT_PAGE_PORT) {
         Ok(started) => started,
@@ -163,10 +166,12 @@ fn run_web(port: Option<u16>, remote: Option<&Remote>) -> Result<()> {
             return Err(e);
         }
     };
-    let page_url = page.url();
+    let page_url = page.page_url();
+    let second_device = page_url.replacen("/#", "/?device=2#", 1);
 
     println!("\n==== Erth Sync web demo ====\n");
     println!("  page:    {page_url}");
+    println!("           (the part after # is this run's key to the page's config, which holds the server URL and token: keep it to yourself)");
     match remote {
         Some(remote) => {
             let token = match token.as_deref() {
@@ -190,11 +195,11 @@ fn run_web(port: Option<u16>, remote: Option<&Remote>) -> Result<()> {
         "\nOpen the page on two \"devices\"; each browser profile keeps its own database:\n\
          \x20 device 1: {page_url} in your browser\n\
          \x20 device 2: the same address in a private window or another browser profile,\n\
-         \x20           e.g. chromium --user-data-dir=$(mktemp -d) {page_url}\n\
-         \x20           or, in the same browser, {page_url}?device=2 (a second database)\n\
+         \x20           e.g. chromium --user-data-dir=$(mktemp -d) '{page_url}'\n\
+         \x20           or, in the same browser, {second_device} (a second database)\n\
          Switch one device's Online switch off, edit on both, switch it back on:\n\
-         both lists converge. A page address with ?url=SERVER syncs elsewhere;\n\
-         ?url= alone keeps that page local-only.\n\
+         both lists converge. A page address with ?url=SERVER syncs a database of\n\
+         its own with SERVER; ?url= alone keeps the device's database local-only.\n\
          \nCtrl-C stops the demo."
     );
 

@@ -1,10 +1,17 @@
 //! The demo's static file server, on `tiny_http`: `web-demo/` at `/`, the
 //! built npm package (`bindings-wasm/pkg/`) at `/erth-sync/`, and a
-//! generated `/config.json` telling the page which server to sync with.
+//! generated config telling the page which server to sync with (and the
+//! token), at a path no one can guess: `/config/<key>.json`, where the key
+//! is a random secret made per run ([`config_key`]). The demo prints the
+//! page's address with the key in its fragment (`#config=<key>`, see
+//! [`StaticServer::page_url`]), which the browser never sends to a server
+//! (nor in a `Referer`); the page reads it and fetches its config. Other
+//! users and processes on the machine, who can reach 127.0.0.1 too, get a
+//! 404 without the key.
 //!
 //! It listens on 127.0.0.1 only, answers only `GET` and `HEAD` requests
-//! whose `Host` is a loopback name (so a web page cannot read
-//! `/config.json`, which may hold a token, through DNS rebinding), and serves
+//! whose `Host` is a loopback name (so a web page cannot read the config,
+//! which may hold a token, through DNS rebinding), and serves
 //! only regular files under its two roots: every path segment must be a
 //! plain name (no `..`, no dot files, no encoded `/` or `\`), and the
 //! resolved file must still lie under its root after symlinks are followed.
@@ -28,18 +35,48 @@ const PACKAGE_PREFIX: &str = "/erth-sync/";
 const POLL: Duration = Duration::from_millis(100);
 
 /// What the server serves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Site {
     /// Served at `/` (`index.html` for `/`).
     pub page_dir: PathBuf,
     /// Served at `/erth-sync/`.
     pub package_dir: PathBuf,
-    /// The body of `/config.json`.
+    /// The config's body (it may hold a token): served only at
+    /// `/config/<config_key>.json`.
     pub config_json: String,
+    /// The secret naming the config's path ([`config_key`]).
+    pub config_key: String,
 }
 
-/// The page's `/config.json`: the server URL and token the page syncs with
-/// (`null` when absent), as a JSON object.
+impl std::fmt::Debug for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config may hold a token, and its key opens it.
+        f.debug_struct("Site")
+            .field("page_dir", &self.page_dir)
+            .field("package_dir", &self.package_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh secret for [`Site::config_key`]: 128 random bits from the
+/// operating system, as 32 lowercase hex digits.
+pub fn config_key() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .map_err(|e| format!("reading /dev/urandom for the config's key: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths
+/// only (the config's key is compared with what a client sent).
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// The page's config (served at `/config/<key>.json`): the server URL and
+/// token the page syncs with (`null` when absent), as a JSON object.
 pub fn config_json(url: Option<&str>, auth_token: Option<&str>) -> String {
     format!(
         "{{\"url\":{},\"authToken\":{}}}\n",
@@ -67,9 +104,10 @@ fn json_string_or_null(value: Option<&str>) -> String {
 }
 
 /// A running server; stops (and joins its request loop) on drop.
-#[derive(Debug)]
 pub struct StaticServer {
     addr: SocketAddr,
+    /// The config's key, for [`StaticServer::page_url`].
+    config_key: String,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -83,12 +121,14 @@ impl StaticServer {
         let server = Server::from_listener(listener, None).map_err(std::io::Error::other)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
+        let config_key = site.config_key.clone();
         let site = Arc::new(site);
         let thread = std::thread::Builder::new()
             .name("demo-http".into())
             .spawn(move || serve(&server, &site, &stopping))?;
         Ok(StaticServer {
             addr,
+            config_key,
             stop,
             thread: Some(thread),
         })
@@ -99,6 +139,13 @@ impl StaticServer {
         format!("http://{}/", self.addr)
     }
 
+    /// The page's address with the config's key in its fragment:
+    /// `http://127.0.0.1:<port>/#config=<key>`. Secret: print it only to the
+    /// one who runs the demo.
+    pub fn page_url(&self) -> String {
+        format!("{}#config={}", self.url(), self.config_key)
+    }
+
     /// Stops answering and closes the port (when the loop ends, the
     /// `tiny_http` server is dropped, which stops its accept thread).
     pub fn stop(&mut self) {
@@ -107,6 +154,15 @@ impl StaticServer {
             // A panicked request loop has nothing left to clean up.
             let _ = thread.join();
         }
+    }
+}
+
+impl std::fmt::Debug for StaticServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Leaves out the config's key.
+        f.debug_struct("StaticServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -216,7 +272,13 @@ fn route(site: &Site, target: &str) -> Reply {
     if !path.starts_with('/') {
         return Reply::text(400, "bad request target");
     }
-    if path == "/config.json" {
+    let config = path
+        .strip_prefix("/config/")
+        .and_then(|rest| rest.strip_suffix(".json"));
+    let opens = |key: &str| {
+        !site.config_key.is_empty() && same_secret(key.as_bytes(), site.config_key.as_bytes())
+    };
+    if config.is_some_and(opens) {
         return Reply {
             status: 200,
             content_type: "application/json",
@@ -356,9 +418,13 @@ mod tests {
             page_dir: page,
             package_dir: pkg,
             config_json: config_json(Some("http://127.0.0.1:9"), None),
+            config_key: KEY.into(),
         };
         (dir, site)
     }
+
+    /// The test site's config key.
+    const KEY: &str = "00112233445566778899aabbccddeeff";
 
     fn get(site: &Site, target: &str) -> Reply {
         respond(site, "GET", target, Some("127.0.0.1:8780"))
@@ -396,7 +462,7 @@ mod tests {
                 "1",
             ),
             (
-                "/config.json",
+                "/config/00112233445566778899aabbccddeeff.json",
                 200,
                 "application/json",
                 "{\"url\":\"http://127.0.0.1:9\",\"authToken\":null}\n",
@@ -410,6 +476,48 @@ mod tests {
         let wasm = get(&site, "/erth-sync/erth_wasm_bg.wasm");
         assert_eq!((wasm.status, wasm.content_type), (200, "application/wasm"));
         assert_eq!(wasm.body, b"\0asm\x01\0\0\0");
+    }
+
+    #[test]
+    fn the_config_needs_its_key() {
+        let (_dir, site) = site();
+        for target in [
+            "/config.json",
+            "/config/",
+            "/config/.json",
+            "/config/00112233445566778899aabbccddeefe.json",
+            "/config/00112233445566778899aabbccddeeff",
+            "/config/00112233445566778899aabbccddee.json",
+            "/config/00112233445566778899aabbccddeeff0.json",
+            "/config/00112233445566778899AABBCCDDEEFF.json",
+            "/config/%30%30112233445566778899aabbccddeeff.json",
+            "/CONFIG/00112233445566778899aabbccddeeff.json",
+        ] {
+            let r = get(&site, target);
+            assert_eq!(r.status, 404, "{target}");
+            assert!(!String::from_utf8_lossy(&r.body).contains("127.0.0.1:9"));
+        }
+        let ok = get(&site, &format!("/config/{KEY}.json?fresh"));
+        assert_eq!((ok.status, ok.cache), (200, "no-store"));
+        // No key, no config: a site made without one serves none.
+        let keyless = Site {
+            config_key: String::new(),
+            ..site
+        };
+        assert_eq!(get(&keyless, "/config/.json").status, 404);
+    }
+
+    #[test]
+    fn config_keys_are_random_hex() {
+        let (a, b) = (config_key().expect("key"), config_key().expect("key"));
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+        assert!(same_secret(a.as_bytes(), a.clone().as_bytes()));
+        assert!(!same_secret(a.as_bytes(), b.as_bytes()));
+        assert!(!same_secret(a.as_bytes(), &a.as_bytes()[1..]));
     }
 
     #[test]
@@ -456,7 +564,8 @@ mod tests {
         assert_eq!(status("GET", None), 403);
         assert_eq!(status("POST", Some("127.0.0.1")), 405);
         // The config, which may hold a token, follows the same rule.
-        let config = |host| respond(&site, "GET", "/config.json", Some(host)).status;
+        let path = format!("/config/{KEY}.json");
+        let config = |host| respond(&site, "GET", &path, Some(host)).status;
         assert_eq!(
             (config("localhost"), config("attacker.example")),
             (200, 403)
@@ -495,6 +604,8 @@ mod tests {
         let addr = server.addr;
         assert!(addr.ip().is_loopback());
         assert_eq!(server.url(), format!("http://127.0.0.1:{}/", addr.port()));
+        assert_eq!(server.page_url(), format!("{}#config={KEY}", server.url()));
+        assert!(!format!("{server:?}").contains(KEY), "{server:?}");
         let request = |line: &str, host: &str| {
             fetch(
                 addr,
@@ -520,7 +631,17 @@ mod tests {
         );
         assert!(post.contains("Allow: GET, HEAD\r\n"), "{post}");
 
-        let rebinding = request("GET /config.json HTTP/1.1", "evil.example");
+        let config = request(&format!("GET /config/{KEY}.json HTTP/1.1"), "127.0.0.1");
+        assert!(config.starts_with("HTTP/1.1 200 OK\r\n"), "{config}");
+        assert!(config.contains("127.0.0.1:9"), "{config}");
+        let guessed = request("GET /config.json HTTP/1.1", "127.0.0.1");
+        assert!(
+            guessed.starts_with("HTTP/1.1 404 Not Found\r\n"),
+            "{guessed}"
+        );
+        assert!(!guessed.contains("127.0.0.1:9"), "{guessed}");
+
+        let rebinding = request(&format!("GET /config/{KEY}.json HTTP/1.1"), "evil.example");
         assert!(
             rebinding.starts_with("HTTP/1.1 403 Forbidden\r\n"),
             "{rebinding}"

@@ -35,12 +35,17 @@ const TOKEN = "s3cret-e2e-token";
 
 /** Requests seen per fault endpoint. */
 const faultHits = new Map();
+/** Requests that reached `/recorder/...`, the target of `/redirect/<status>/...` (none may). */
+const recorded = [];
 /** Requests passed to tursodb per counting-proxy tag (`/proxy/<tag>/...`). */
 const proxyHits = new Map();
+/** The `Authorization` header of the last request per counting-proxy tag (null: none). */
+const proxyAuth = new Map();
 
 /** Forwards `req` to tursodb (a counting proxy, to see how many sync loops run). */
 async function proxy(req, res, tag, rest) {
   proxyHits.set(tag, (proxyHits.get(tag) ?? 0) + 1);
+  proxyAuth.set(tag, req.headers.authorization ?? null);
   const chunks = [];
   for await (const chunk of req) chunks.push(chunk);
   try {
@@ -65,6 +70,29 @@ const pageServer = createServer((req, res) => {
   const proxied = /^\/proxy\/([a-z0-9-]+)(\/.*)$/.exec(path);
   if (proxied) {
     proxy(req, res, proxied[1], proxied[2]);
+    return;
+  }
+  // A server that redirects every request to the recorder, on this origin
+  // (so the browser would keep the Authorization header when following).
+  const redirect = /^\/redirect\/(30[1278])(\/.*)$/.exec(path);
+  if (redirect) {
+    req.resume();
+    res.writeHead(Number(redirect[1]), { location: `/recorder${redirect[2]}` }).end();
+    return;
+  }
+  if (path.startsWith("/recorder/")) {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      recorded.push({
+        method: req.method,
+        path,
+        authorization: req.headers.authorization ?? null,
+        encryptionKey: req.headers["x-turso-encryption-key"] ?? null,
+        bodyBytes: Buffer.concat(chunks).length,
+      });
+      res.writeHead(500, { "content-type": "text/plain" }).end("the recorder answers nothing useful");
+    });
     return;
   }
   const fault = /^\/fault\/([a-z0-9]+)\/v2\/pipeline$/.exec(path);
@@ -463,6 +491,88 @@ test("three tabs share one database: writes, live queries and events reach every
   }
 });
 
+test("tabs: one server per shared database (another is refused); tokens and keys never cross the channel in clear", async () => {
+  const ctx = await launch("tabs-secrets");
+  try {
+    const proxied = (tag) => `${ORIGIN}/proxy/${tag}`;
+    const secrets = {
+      owner: "owner-token-e2e-1",
+      inUrl: "url-token-e2e-2",
+      key: "client-encryption-key-e2e-3",
+      client: "client-token-e2e-4",
+      remote: "remote-token-e2e-5",
+      ordered: "ordered-token-e2e-6",
+    };
+    const [owner, client, spy] = [await openPage(ctx), await openPage(ctx, true), await openPage(ctx, true)];
+    // A page of the same origin that only listens on the database's channel
+    // (bytes shown as text, so a secret inside them would show too).
+    await spy.evaluate(() => {
+      window.heard = [];
+      const text = (value) =>
+        JSON.stringify(value, (_, v) => (ArrayBuffer.isView(v) ? new TextDecoder("latin1").decode(v) : v));
+      new BroadcastChannel("erth-sync:secrets").onmessage = (e) => window.heard.push(text(e.data));
+    });
+    await openAll([owner], "secrets", { url: proxied("secrets-a"), authToken: secrets.owner });
+    // The same server spelled differently (a trailing slash, a token in the URL) joins.
+    await openAll([client], "secrets", {
+      url: `${proxied("secrets-a")}/?authToken=${secrets.inUrl}`,
+      encryptionKey: secrets.key,
+    });
+    const sync = (page) => page.evaluate(() => erth.db.sync());
+    const lastAuth = (tag) => proxyAuth.get(tag);
+
+    // A client tab's token and server reach the owner, which syncs with them.
+    await sync(client);
+    assert.equal(lastAuth("secrets-a"), `Bearer ${secrets.owner}`);
+    await client.evaluate((token) => erth.db.setAuthToken(token), secrets.client);
+    await sync(client);
+    assert.equal(lastAuth("secrets-a"), `Bearer ${secrets.client}`);
+    await client.evaluate(([url, token]) => erth.db.setRemote(url, token), [proxied("secrets-b"), secrets.remote]);
+    await sync(owner);
+    assert.equal(lastAuth("secrets-b"), `Bearer ${secrets.remote}`);
+    for (const tab of [owner, client]) {
+      assert.equal((await state(tab)).status.remoteUrl, proxied("secrets-b"));
+    }
+    // In order: a sync sent right after a (sealed) token runs with that token.
+    await client.evaluate(async (token) => {
+      const set = erth.db.setAuthToken(token);
+      const synced = erth.db.sync();
+      await Promise.all([set, synced]);
+    }, secrets.ordered);
+    assert.equal(lastAuth("secrets-b"), `Bearer ${secrets.ordered}`);
+
+    // A tab opening the database with another server (the old one included) is refused.
+    const late = await openPage(ctx, true);
+    for (const url of [proxied("secrets-a"), proxied("elsewhere"), ""]) {
+      const refused = await late.evaluate(
+        ([url, schema]) => erth.failure(() => erth.open({ name: "secrets", url, schema })),
+        [url, TABS_SCHEMA],
+      );
+      assert.equal(refused?.code, "DatabaseLocked", `${url}: ${JSON.stringify(refused)}`);
+      assert.match(refused.message, /another server \(http:\/\/127\.0\.0\.1:\d+\/proxy\/secrets-b;/, url);
+    }
+    await openAll([late], "secrets", { url: proxied("secrets-b") });
+
+    // The owner closes: the client takes over with the server and token its app set last.
+    await owner.close();
+    await until("the client to hold the database", async () => {
+      await late.evaluate(() => erth.db.sync().catch(() => null));
+      return lastAuth("secrets-b") === `Bearer ${secrets.ordered}`;
+    });
+
+    const heard = await spy.evaluate(() => window.heard);
+    assert.ok(
+      heard.some((m) => m.includes('"kind":"call"') && m.includes('"method":"setAuthToken"')),
+      "the listening page heard the calls",
+    );
+    for (const [what, secret] of Object.entries(secrets)) {
+      assert.ok(!heard.some((m) => m.includes(secret)), `${what}: crossed the channel in clear`);
+    }
+  } finally {
+    await ctx.close();
+  }
+});
+
 test("the owner tab closes while two others write: one takes over; nothing lost or doubled", async () => {
   const ctx = await launch("tabs-handover");
   try {
@@ -752,6 +862,39 @@ test("bad server responses and network failures give typed errors and lose nothi
     cli("cli-faults.db", "sync");
     const fromCli = cli("cli-faults.db", "list").map((t) => t.title);
     for (const title of ["kept 1", "kept 2", "kept 3"]) assert.ok(fromCli.includes(title), title);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("a server answering with a redirect gets a typed error; nothing (token, key, body) is sent again", async () => {
+  const ctx = await launch("redirects");
+  try {
+    const page = await openPage(ctx);
+    const KEY = "e2e-encryption-key-0123456789abcdef";
+    const out = await page.evaluate(
+      async ({ origin, token, key }) => {
+        await erth.open({ name: "redirects", storage: "memory", authToken: token, encryptionKey: key });
+        await erth.db.todos.add("must not reach the recorder");
+        const results = {};
+        for (const status of [301, 302, 307, 308]) {
+          await erth.db.setRemote(`${origin}/redirect/${status}`, token);
+          results[status] = { error: await erth.failure(() => erth.db.sync()), status: await erth.db.status() };
+        }
+        return results;
+      },
+      { origin: ORIGIN, token: TOKEN, key: KEY },
+    );
+    for (const [status, { error, status: after }] of Object.entries(out)) {
+      assert.equal(error?.code, "Network", `${status}: ${JSON.stringify(error)}`);
+      assert.match(error.message, /redirect.*not followed/, status);
+      for (const secret of [TOKEN, KEY]) {
+        assert.ok(!error.message.includes(secret), `${status}: a secret in ${error.message}`);
+        assert.ok(!JSON.stringify(after).includes(secret), `${status}: a secret in the status`);
+      }
+      assert.equal(after.pendingChanges, 1, `${status}: the change stays pending`);
+    }
+    assert.deepEqual(recorded, [], "the redirect's target received requests");
   } finally {
     await ctx.close();
   }

@@ -6,6 +6,14 @@
 //! Errors carry the URL (which never holds the token: it travels in the
 //! `Authorization` header) and the JS error's name and message, never the
 //! request's headers.
+//!
+//! Redirects are never followed (`redirect: "manual"`): following one would
+//! send the token, the encryption key and the body again, to wherever the
+//! redirect points. A redirect comes back as an opaque response (a
+//! browser) or as the 3xx itself (Node), and either fails the request with
+//! a [`TransportError::Connect`] that says so; nothing is sent twice.
+//! (`"manual"` rather than `"error"`: both stop at the first response, but
+//! `"error"` fails with the same `TypeError` as an unreachable server.)
 
 use super::{HttpRequest, HttpResponse, Transport, TransportError};
 use js_sys::futures::JsFuture;
@@ -49,6 +57,22 @@ pub fn describe_js(value: &JsValue) -> String {
     }
 }
 
+/// The error of a request the server answered with a redirect (`status` is
+/// 0 where the browser hides it). The `Location` is not shown: it may carry
+/// anything the server put there.
+fn redirected(url: &str, status: u16) -> TransportError {
+    let status = if status == 0 {
+        String::new()
+    } else {
+        format!(" (HTTP {status})")
+    };
+    TransportError::Connect(format!(
+        "POST {url}: the server answered with a redirect{status}, which is not followed: it \
+         would send the auth token, the encryption key and the request again, elsewhere; \
+         use the server's final URL"
+    ))
+}
+
 fn is_timeout(value: &JsValue) -> bool {
     Reflect::get(value, &JsValue::from_str("name"))
         .ok()
@@ -70,6 +94,7 @@ impl BrowserTransport {
         init.set_method("POST");
         init.set_headers(&headers);
         init.set_body(&Uint8Array::from(request.body.as_slice()));
+        init.set_redirect(web_sys::RequestRedirect::Manual);
         init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(
             self.timeout_ms,
         )));
@@ -98,6 +123,10 @@ impl Transport for BrowserTransport {
             .dyn_into()
             .map_err(|_| TransportError::Io(format!("POST {url}: fetch returned no Response")))?;
         let status = response.status();
+        if response.type_() == web_sys::ResponseType::Opaqueredirect || (300..400).contains(&status)
+        {
+            return Err(redirected(url, status));
+        }
         let body = response.array_buffer().map_err(|e| fail(e, "body"))?;
         let body = JsFuture::from(body).await.map_err(|e| fail(e, "body"))?;
         Ok(HttpResponse {

@@ -58,7 +58,8 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
             Err(ReadError::Closed | ReadError::Broken) => return,
         };
         let keep_alive = request.keep_alive;
-        let plan = shared.control().plan(&request);
+        let mut request = request;
+        let plan = shared.control().plan(&mut request);
         let throttle = shared.control().throttle;
         let written = match plan {
             Plan::Answer(response) => {
@@ -161,7 +162,8 @@ async fn forward(shared: &Shared, request: Request) -> Response {
 }
 
 async fn send(shared: &Shared, request: Request) -> Result<Response, reqwest::Error> {
-    let url = format!("{}{}", shared.upstream, request.target);
+    let upstream = request.upstream.as_deref().unwrap_or(&shared.upstream);
+    let url = format!("{upstream}{}", request.target);
     let mut headers = HeaderMap::new();
     for (name, value) in &request.headers {
         if HOP_BY_HOP.contains(&name.as_str()) {

@@ -21,6 +21,8 @@ pub(super) struct Request {
     pub body: Vec<u8>,
     /// Whether the client may send another request on this connection.
     pub keep_alive: bool,
+    /// Where to forward it, when not the proxy's upstream (a per-user route).
+    pub upstream: Option<String>,
 }
 
 impl Request {
@@ -114,6 +116,7 @@ pub(super) async fn read_request(
         headers: head.headers,
         body: Vec::new(),
         keep_alive: false,
+        upstream: None,
     };
     if request.header("transfer-encoding").is_some() {
         return Err(ReadError::Bad(

@@ -1,5 +1,7 @@
 //! An HTTP/1.1 reverse proxy on 127.0.0.1 in front of a Hrana server, for
-//! fault injection ([`FaultProxy`]) and bearer-token checks ([`AuthProxy`]).
+//! fault injection ([`FaultProxy`]) and bearer-token checks ([`AuthProxy`]:
+//! one fixed token, or per-user JWTs that each open only their user's
+//! database, [`AuthProxy::per_user`]).
 //!
 //! Besides network faults it can answer transactions as a server whose
 //! commit failed (contention, an MVCC conflict) and send responses at a
@@ -18,6 +20,7 @@ mod faults;
 mod http;
 #[cfg(test)]
 mod tests;
+mod users;
 
 pub use faults::{FaultStats, Faults, Oversize, PageFault};
 
@@ -81,6 +84,8 @@ struct Control {
     /// Rewrites forwarded answers (see [`FaultProxy::rewrite_answers`]).
     rewrite: Option<Rewrite>,
     token: Option<String>,
+    /// Per-user JWTs and databases (see [`AuthProxy::per_user`]).
+    users: Option<users::Users>,
     /// A header (lowercase name, value) every request must carry.
     required_header: Option<(String, String)>,
     stats: FaultStats,
@@ -155,6 +160,7 @@ impl FaultProxy {
                 no_ddl: false,
                 rewrite: None,
                 token: None,
+                users: None,
                 required_header: None,
                 stats: FaultStats::default(),
             }),
@@ -341,9 +347,18 @@ impl Shared {
 }
 
 impl Control {
-    /// Decides what happens to `request`, and counts it.
-    fn plan(&mut self, request: &Request) -> Plan {
+    /// Decides what happens to `request` (pointing it at its user's
+    /// server, with per-user routes), and counts it.
+    fn plan(&mut self, request: &mut Request) -> Plan {
         self.stats.requests += 1;
+        if let Some(users) = &self.users {
+            if request.method != reqwest::Method::OPTIONS {
+                if let Err(refusal) = users.route(request) {
+                    self.stats.rejected += 1;
+                    return Plan::Answer(refusal);
+                }
+            }
+        }
         if let Some(token) = &self.token {
             if request.method != reqwest::Method::OPTIONS && !has_token(request, token) {
                 self.stats.rejected += 1;
@@ -777,12 +792,41 @@ impl AuthProxy {
         self.proxy.url()
     }
 
+    /// Starts a proxy for per-user databases: user `u`'s database is
+    /// `<url>/u` ([`AuthProxy::user_url`]), served by `upstreams`' server
+    /// for `u`, and only to `Authorization: Bearer <JWT>` with an HS256
+    /// signature by `secret`, claim `sub` = `u` and an `exp` still ahead (no
+    /// leeway). A missing, malformed, forged or expired token gets 401, a
+    /// token of another user 403, an unknown database 404; none is
+    /// forwarded, each counts in [`AuthProxy::rejected`].
+    pub async fn per_user(secret: &[u8], upstreams: &[(&str, &str)]) -> Result<AuthProxy> {
+        let Some((_, first)) = upstreams.first() else {
+            return Err(Error::Server(
+                "AuthProxy::per_user needs at least one user".into(),
+            ));
+        };
+        let routes = upstreams
+            .iter()
+            .map(|(user, url)| (user.to_string(), crate::hrana::http_base(url)))
+            .collect();
+        let users = users::Users::new(secret, routes)
+            .ok_or_else(|| Error::Server("AuthProxy::per_user needs a secret".into()))?;
+        let proxy = FaultProxy::start(first, 0).await?;
+        proxy.shared.control().users = Some(users);
+        Ok(AuthProxy { proxy })
+    }
+
+    /// The database URL of `user` (see [`AuthProxy::per_user`]).
+    pub fn user_url(&self, user: &str) -> String {
+        format!("{}/{user}", self.proxy.url())
+    }
+
     /// Changes the required token at run time (`None`: accept everything).
     pub fn set_token(&self, token: Option<String>) {
         self.proxy.set_token(token);
     }
 
-    /// How many requests were refused with 401 so far.
+    /// How many requests were refused so far (401; per user, also 403 and 404).
     pub fn rejected(&self) -> u64 {
         self.proxy.stats().rejected
     }

@@ -145,6 +145,7 @@ fn run_once(setup: &Setup, order: &str) -> Result<Counts> {
         page_dir: repo_root().join("web-demo"),
         package_dir: setup.package_dir.clone(),
         config_json: serve::config_json(Some(server.url()), None),
+        config_key: serve::config_key()?,
     };
     let page =
         StaticServer::start(site, 0).map_err(|e| format!("starting the page server: {e}"))?;
@@ -154,7 +155,7 @@ fn run_once(setup: &Setup, order: &str) -> Result<Counts> {
         Command::new("node")
             .arg(&script)
             .current_dir(repo_root())
-            .env("ERTH_DEMO_URL", page.url())
+            .env("ERTH_DEMO_URL", page.page_url())
             .env("ERTH_TEST_HRANA_URL", server.url())
             .env("ERTH_CLI", &setup.cli)
             .env("ERTH_NODE_MODULES", &setup.node_modules)
