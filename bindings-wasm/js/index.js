@@ -172,7 +172,7 @@ export class ErthDb {
     // Parcel) recognise to emit the worker.
     const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     const db = new ErthDb(CONSTRUCT, worker, name, workerHref());
-    const { autoSync, lockTimeoutMs, requestTimeoutMs, allowInsecureHttp } = options;
+    const { autoSync, lockTimeoutMs, requestTimeoutMs, syncTimeoutMs, allowInsecureHttp } = options;
     const browserOnline = typeof navigator === "object" && navigator.onLine !== false;
     try {
       await db.#call("open", [
@@ -186,6 +186,7 @@ export class ErthDb {
           storage,
           lockTimeoutMs,
           requestTimeoutMs,
+          syncTimeoutMs,
           allowInsecureHttp,
           browserOnline,
           tab: TAB,

@@ -53,9 +53,15 @@ struct ReplicaOptions {
     /// `DatabaseLocked` (default 5000; 0: fail at once).
     #[serde(default)]
     lock_timeout_ms: Option<u32>,
-    /// Per-request timeout (ms, default 30000).
+    /// Per-request timeout (ms, default 30000): a request the server has
+    /// not answered by then fails with `Network` ("timed out").
     #[serde(default)]
     request_timeout_ms: Option<u32>,
+    /// Whole-sync timeout (ms, default 600000; 0: none): a sync still
+    /// running then stops with `Network` ("took longer than its limit");
+    /// what it committed stays and the next sync resumes there.
+    #[serde(default)]
+    sync_timeout_ms: Option<u32>,
     /// Sync by itself after local writes (debounced), on an interval and
     /// when the network returns (default off); `true`: with the defaults.
     #[serde(default)]
@@ -188,22 +194,32 @@ impl Replica {
         #[wasm_bindgen(unchecked_param_type = "ReplicaOptions")] options: JsValue,
     ) -> Result<Replica, JsValue> {
         let o = ReplicaOptions::from_js(options)?;
+        let defaults = Config::default();
         let mut config = Config {
             url: o.url,
             auth_token: o.auth_token,
             encryption_key: o.encryption_key,
             allow_insecure_http: o.allow_insecure_http.unwrap_or(false),
+            lock_timeout_ms: o
+                .lock_timeout_ms
+                .map_or(defaults.lock_timeout_ms, u64::from),
+            request_timeout_ms: o
+                .request_timeout_ms
+                .map_or(defaults.request_timeout_ms, u64::from),
+            sync_timeout_ms: o
+                .sync_timeout_ms
+                .map_or(defaults.sync_timeout_ms, u64::from),
             auto_sync: match o.auto_sync {
                 None | Some(AutoSyncOption::On(false)) => None,
                 Some(AutoSyncOption::On(true)) => Some(AutoSyncOptions::default()),
                 Some(AutoSyncOption::With(options)) => Some(options),
             },
-            ..Config::default()
+            ..defaults
         };
         if let Some(schema) = &o.schema {
             config = config.with_schema_json(schema).map_err(|e| to_js(&e))?;
         }
-        let (name, lock_ms) = (o.name.as_str(), o.lock_timeout_ms.unwrap_or(5_000));
+        let (name, lock_ms) = (o.name.as_str(), config.lock_timeout_ms as u32);
         let store = match o.storage {
             None => browser::open_persistent(name, lock_ms).await,
             Some(StorageOption::Opfs) => browser::open_opfs(name, lock_ms).await,
@@ -218,7 +234,7 @@ impl Replica {
             _ => OpenHere::take(name),
         };
         let storage = store.storage();
-        let transport = BrowserTransport::new(o.request_timeout_ms.unwrap_or(30_000));
+        let transport = BrowserTransport::new(config.request_timeout_ms as u32);
         // Core takes `Arc<dyn Store>` on every target; wasm has one thread.
         #[allow(clippy::arc_with_non_send_sync)]
         let (store, transport) = (Arc::new(store), Arc::new(transport));

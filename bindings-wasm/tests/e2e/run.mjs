@@ -862,6 +862,31 @@ test("bad server responses and network failures give typed errors and lose nothi
     cli("cli-faults.db", "sync");
     const fromCli = cli("cli-faults.db", "list").map((t) => t.title);
     for (const title of ["kept 1", "kept 2", "kept 3"]) assert.ok(fromCli.includes(title), title);
+
+    // A whole sync has its own limit (syncTimeoutMs), whatever the request
+    // timeout: the sync ends with Network, says which limit, keeps the edit.
+    const deadline = await page.evaluate(
+      async ({ origin, token }) => {
+        const db = await erth.ErthDb.open({
+          name: "faults-deadline",
+          storage: "memory",
+          requestTimeoutMs: 120000,
+          syncTimeoutMs: 500,
+        });
+        await db.todos.add("kept past the deadline");
+        await db.setRemote(`${origin}/fault/stall`, token);
+        const error = await erth.failure(() => db.sync());
+        const status = await db.status();
+        await db.close();
+        return { error, status };
+      },
+      { origin: ORIGIN, token: TOKEN },
+    );
+    assert.equal(deadline.error?.code, "Network", JSON.stringify(deadline.error));
+    assert.match(deadline.error.message, /longer than its limit \(500 ms\)/);
+    assert.equal(deadline.status.pendingChanges, 1);
+    assert.equal(deadline.status.syncing, false);
+    assert.equal(deadline.status.lastErrorCode, "Network");
   } finally {
     await ctx.close();
   }
