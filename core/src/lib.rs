@@ -2,30 +2,37 @@
 //!
 //! A local-first sync engine: every read and write hits a local SQLite store
 //! first; [`Database::sync`] exchanges changes with a remote libSQL server over
-//! Hrana-over-HTTP. The layers, bottom up (a module imports only from the
-//! layers below it; `cargo xtask test core` checks that no file imports
-//! another in a circle):
+//! Hrana-over-HTTP. The layers, bottom up (a file imports only from the
+//! layers below it and from files of its own directory; `cargo xtask test
+//! core` checks that no file imports another in a circle):
 //!
-//! 1. [`platform`], [`value`], [`events`], [`status`], [`redact`]: markers,
-//!    SQL values, change events and status records, shared by everything
-//!    above; secrets out of the texts shown or stored;
-//! 2. [`store::error`], [`transport`], [`error`]: the I/O errors and the one
-//!    rich engine error;
-//! 3. [`ids`], [`hlc`], [`schema`], [`endpoint`], [`access`]: UUIDv7 ids,
-//!    hybrid logical clocks, declared tables and the DDL/DML generated from
-//!    them, where the server is, the rules for the app's own SQL;
-//! 4. [`store`], [`hrana`], [`page`], [`row`], [`config`]: the local store
-//!    behind its trait, the Hrana client, pull pages as one JSON cell,
-//!    validated rows, a replica's settings;
-//! 5. [`merge`], `state`: the conflict rules as SQL (and their pure-Rust
-//!    oracle), the replica's bookkeeping in its own file;
-//! 6. `migrate`: opening a replica file (schema checks, formats, backfills);
-//! 7. [`sync`]: the sync engine (bootstrap, push, pull, the planner), run on
-//!    a borrowing `Syncer`;
-//! 8. [`db`]: [`Database`], one replica, and its sync entry point;
-//! 9. the public API on [`Database`]: [`rows`], [`todos`], [`sql`],
-//!    [`watch`], [`rejected`]; and [`autosync`], syncing by itself
-//!    (debounced after writes, on an interval, paused offline).
+//! 1. [`platform`], [`value`], [`events`], [`redact`], [`store::error`],
+//!    [`autosync::schedule`]: markers, SQL values, change events, secrets
+//!    out of the texts shown or stored, the store's errors, the auto-sync
+//!    scheduler;
+//! 2. [`transport`] (the trait), `js`, `autosync::link`: HTTP behind a
+//!    trait, the npm shapes, the auto-sync driver's inbox;
+//! 3. [`error`]: the one rich engine error;
+//! 4. [`ids`], [`hlc`], [`schema`], [`endpoint`], [`status`],
+//!    `transport::native` / `transport::browser`: UUIDv7 ids, hybrid
+//!    logical clocks, declared tables and the DDL/DML generated from them,
+//!    where the server is, status records, the transports;
+//! 5. [`hrana`], [`page`], [`row`], [`access`]: the Hrana client, pull pages
+//!    as one JSON cell, validated rows, the rules for the app's own SQL;
+//! 6. [`store`], [`merge`], [`config`]: the local store behind its trait,
+//!    the conflict rules as SQL (and their pure-Rust oracle), a replica's
+//!    settings;
+//! 7. `shared_store`: the store's turns (one interactive writer at a time);
+//! 8. `state`: the replica's bookkeeping in its own file;
+//! 9. `migrate`: opening a replica file (schema checks, formats, backfills);
+//! 10. [`sync`]: the sync engine (bootstrap, push, pull, the planner), run
+//!     on a borrowing `Syncer`;
+//! 11. [`db`]: [`Database`], one replica, and its sync entry point;
+//! 12. the public API on [`Database`]: [`rows`], [`todos`], [`sql`],
+//!     [`watch`], [`rejected`]; and [`autosync`], syncing by itself
+//!     (debounced after writes, on an interval, paused offline);
+//! 13. [`write_transaction`]: interactive write transactions (built on
+//!     [`sql`]).
 //!
 //! With feature `js`, [`js`] gives SQL values and rows their npm shape.
 //!

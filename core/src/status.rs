@@ -1,7 +1,8 @@
 //! The records a replica reports about its syncs: [`SyncReport`] (what one
 //! sync did), [`SyncProgress`] (a running sync), [`SyncStatus`] (where the
 //! replica stands), [`RejectedRow`] and [`TableRefusal`] (what the server
-//! refused). Plain data, shared by every face.
+//! refused), [`QuarantinedRow`] (what this replica would not apply from the
+//! server). Plain data, shared by every face.
 
 /// What one [`crate::Database::sync`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -3,7 +3,10 @@
 //! ([`Store::write`], [`Store::write_after_reads`] when the statements
 //! depend on reads made inside the transaction), the app's own SQL held to
 //! the access rules ([`Store::write_app`], [`Store::query_app`],
-//! [`Store::tables_read`] for live queries), the lock that keeps syncs of
+//! [`Store::tables_read`] for live queries, and one statement at a time in a
+//! transaction the app keeps open: [`Store::begin_app`],
+//! [`Store::app_statement`], [`Store::commit_app`],
+//! [`Store::rollback_app`]), the lock that keeps syncs of
 //! processes sharing a file apart ([`Store::try_lock_sync`]), and durability
 //! of the synchronous writes ([`Store::persisted`]). The engine generates
 //! all SQL but the app's; a store only executes it, so one conformance

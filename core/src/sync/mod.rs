@@ -10,8 +10,10 @@
 //! - `restored`: a server restored from a backup (it forgot rows this
 //!   replica saw) is noticed at the start of each sync; the replica then
 //!   pushes everything again and pulls from the start.
-//! - `push`: dirty rows in id order, in batches of at most the link's push
-//!   budget; each batch is one Hrana request and one server transaction
+//! - `push`: pending rows, table after table and in id order within each
+//!   (`pending`; rows of several tables share a batch when they fit), in
+//!   batches of at most the link's push budget and `push_batch_rows` rows;
+//!   each batch is one Hrana request and one server transaction
 //!   (`BEGIN IMMEDIATE`, multi-row merge upserts taking fresh `_seq` values
 //!   from the counter read once per statement, bump of `_erth_meta.seq`, a
 //!   read-back of the counter and the newest row, `COMMIT` only if all
@@ -31,10 +33,14 @@
 //!   bytes by size probes (`pull_sql`) and the planner (`plan`); the
 //!   next page is requested before the current one is merged, so the
 //!   server builds it meanwhile. Each page is validated whole, then merged
-//!   in one local transaction together with the new cursor and clock, so a
-//!   crash never loses or double-applies a page. Also: backfills of columns
-//!   this replica added after pulling rows, and the server's columns this
-//!   replica does not declare (never selected or written; reported).
+//!   into the stage (`stage`, `_erth_stage_<table>`) in one local
+//!   transaction together with the new cursor and clock, so a crash never
+//!   loses or double-applies a page; once every table has caught up,
+//!   everything staged is applied to the engine tables in one local
+//!   transaction, so another device's transaction is seen whole. Also:
+//!   backfills of columns this replica added after pulling rows, and the
+//!   server's columns this replica does not declare (never selected or
+//!   written; reported).
 //! - **Echo skip**: when a push's sequence numbers directly follow the
 //!   replica's cursor, the cursor jumps over them: those rows are what the
 //!   replica just sent, merged with what it had already pulled.
