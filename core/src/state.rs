@@ -52,7 +52,7 @@ pub fn cursor_key(table: &str) -> String {
 }
 
 /// The key of a table's anchor: the row with the highest `_seq` this
-/// replica saw (see [`crate::restored`]).
+/// replica saw (see [`crate::sync::restored`]).
 pub fn anchor_key(table: &str) -> String {
     format!("anchor:{table}")
 }

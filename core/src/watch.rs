@@ -9,7 +9,9 @@
 //! ([`crate::store::Store::tables_read`]); reading a synced table's view
 //! reads its engine table, which maps back to the synced name. Re-runs
 //! happen on the task that committed the change, right after the commit
-//! (local statements take microseconds), outside every engine lock.
+//! (local statements take microseconds), after the clock's lock is
+//! released, in a shared turn of the store ([`crate::shared_store`]); while
+//! a write transaction holds the store, they run after it ends.
 
 use crate::db::Database;
 use crate::error::{Error, Result};

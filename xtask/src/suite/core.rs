@@ -2,8 +2,7 @@
 //! and integration tests against a real local tursodb, the `erth sql`
 //! CLI tests), except the `faults_*` integration tests, which are the
 //! `faults` suite's. xtask's own tests run here too, among them the
-//! import-circle check of [`crate::circles`] for `xtask` (and for `core`,
-//! once its `#[ignore]` is lifted).
+//! import-circle check of [`crate::circles`] for `core` and `xtask`.
 
 use super::{harness_test_targets, install_tursodb, Suite, FAULTS_PREFIX, HARNESS_PACKAGE};
 use crate::cargo::{cargo, run};
