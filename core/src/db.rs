@@ -4,9 +4,9 @@
 //!
 //! Every call takes a turn of the store ([`crate::shared_store`]: shared,
 //! or exclusive for a write transaction), and writes are serialized in a
-//! process by one async lock that also guards the clock (`ReplicaClock`); each write reads the persisted
-//! clock inside its write transaction, catches up with it, ticks and
-//! persists the new value in the same transaction (the row API in
+//! process by one async lock that also guards the clock (`ReplicaClock`);
+//! each write reads the persisted clock inside its write transaction,
+//! catches up with it, ticks and persists the new value in the same transaction (the row API in
 //! [`crate::rows`], the app's SQL in [`crate::sql`]), so a reopened replica
 //! — or another process sharing the file — never reissues a clock value.
 //!
