@@ -6,9 +6,10 @@
 //! or exclusive for a write transaction), and writes are serialized in a
 //! process by one async lock that also guards the clock (`ReplicaClock`);
 //! each write reads the persisted clock inside its write transaction,
-//! catches up with it, ticks and persists the new value in the same transaction (the row API in
-//! [`crate::rows`], the app's SQL in [`crate::sql`]), so a reopened replica
-//! — or another process sharing the file — never reissues a clock value.
+//! catches up with it, ticks and persists the new value in the same
+//! transaction (the row API in [`crate::rows`], the app's SQL in
+//! [`crate::sql`]), so a reopened replica — or another process sharing the
+//! file — never reissues a clock value.
 //!
 //! **A copied replica stays itself.** A replica file can be copied (a phone
 //! restored from a backup, a cloned browser profile or VM): two copies then
