@@ -16,7 +16,7 @@ final class SilentServer {
     let port: UInt16
 
     init() throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EMFILE) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -26,12 +26,16 @@ final class SilentServer {
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) }
         }
-        guard bound == 0, listen(fd, 50) == 0 else { throw POSIXError(.EADDRINUSE) }
+        guard bound == 0, listen(fd, 50) == 0 else {
+            close(fd)
+            throw POSIXError(.EADDRINUSE)
+        }
         var local = sockaddr_in()
         var length = size
         _ = withUnsafeMutablePointer(to: &local) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
+        self.fd = fd
         port = UInt16(bigEndian: local.sin_port)
     }
 
