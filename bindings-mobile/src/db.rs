@@ -308,6 +308,7 @@ mod tests {
             auto_sync: None,
             request_timeout_ms: None,
             sync_timeout_ms: None,
+            lock_timeout_ms: None,
         }
     }
 

@@ -50,7 +50,9 @@ pub enum ErthError {
     /// The local database failed (disk full, corrupt file, permissions).
     #[error("{message}")]
     Storage { message: String },
-    /// Another process (or another open handle) holds the database file: close it first.
+    /// Another process (or another open handle) holds the database file:
+    /// close it first. Or a write transaction of this handle stayed open
+    /// past `ErthConfig.lock_timeout_ms`: retry once it ends.
     #[error("{message}")]
     DatabaseLocked { message: String },
     /// The server could not be reached or the connection broke: retry later (local data is safe).

@@ -75,6 +75,12 @@ pub struct ErthConfig {
     /// `0`: no limit. `None`: 600,000 (10 minutes).
     #[uniffi(default = None)]
     pub sync_timeout_ms: Option<u64>,
+    /// How long a read or write waits (ms) for a writer before failing
+    /// with `DatabaseLocked`: another open write transaction of this
+    /// handle (`writeTransaction`), or another process's write lock on the
+    /// file. `None`: 5,000.
+    #[uniffi(default = None)]
+    pub lock_timeout_ms: Option<u64>,
 }
 
 impl fmt::Display for ErthConfig {
@@ -103,6 +109,7 @@ impl fmt::Display for ErthConfig {
             .field("auto_sync", &self.auto_sync)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("sync_timeout_ms", &self.sync_timeout_ms)
+            .field("lock_timeout_ms", &self.lock_timeout_ms)
             .finish()
     }
 }
@@ -128,6 +135,7 @@ impl ErthConfig {
                 .request_timeout_ms
                 .unwrap_or(defaults.request_timeout_ms),
             sync_timeout_ms: self.sync_timeout_ms.unwrap_or(defaults.sync_timeout_ms),
+            lock_timeout_ms: self.lock_timeout_ms.unwrap_or(defaults.lock_timeout_ms),
             ..defaults
         };
         match &self.schema {
@@ -153,6 +161,7 @@ mod tests {
             auto_sync: None,
             request_timeout_ms: None,
             sync_timeout_ms: None,
+            lock_timeout_ms: None,
         };
         for text in [format!("{config}"), format!("{config:?}")] {
             assert!(!text.contains("s3cret"), "{text}");
@@ -185,21 +194,28 @@ mod tests {
             auto_sync: Some(AutoSyncOptions::default()),
             request_timeout_ms: None,
             sync_timeout_ms: None,
+            lock_timeout_ms: None,
         };
         let core = config.to_core().expect("no schema");
         let defaults = erth_core::Config::default();
         assert_eq!(core.request_timeout_ms, defaults.request_timeout_ms);
         assert_eq!(core.sync_timeout_ms, defaults.sync_timeout_ms);
+        assert_eq!(core.lock_timeout_ms, defaults.lock_timeout_ms);
         let timed = ErthConfig {
             request_timeout_ms: Some(1_500),
             sync_timeout_ms: Some(0),
+            lock_timeout_ms: Some(250),
             ..config.clone()
         }
         .to_core()
         .expect("no schema");
         assert_eq!(
-            (timed.request_timeout_ms, timed.sync_timeout_ms),
-            (1_500, 0)
+            (
+                timed.request_timeout_ms,
+                timed.sync_timeout_ms,
+                timed.lock_timeout_ms
+            ),
+            (1_500, 0, 250)
         );
         assert_eq!(core.auto_sync, Some(AutoSyncOptions::default()));
         assert_eq!(core.url.as_deref(), Some("http://127.0.0.1:1"));
