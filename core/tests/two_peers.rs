@@ -45,6 +45,9 @@ struct LocalServer {
     seqs_at_loss: Mutex<Option<Vec<Vec<SqlValue>>>>,
     /// Hold the next push request (see [`HeldPush`]).
     held_push: Mutex<Option<HeldPush>>,
+    /// For each coming push request, in order: fail it before executing
+    /// (a dropped request) when `true`.
+    fail_pushes: Mutex<std::collections::VecDeque<bool>>,
 }
 
 impl LocalServer {
@@ -55,6 +58,7 @@ impl LocalServer {
             lose_responses: AtomicU32::new(0),
             seqs_at_loss: Mutex::new(None),
             held_push: Mutex::new(None),
+            fail_pushes: Mutex::new(std::collections::VecDeque::new()),
         })
     }
 
@@ -169,9 +173,16 @@ impl Transport for LocalServer {
         let body: proto::PipelineReqBody = serde_json::from_slice(&request.body).unwrap();
         let is_push = body.requests.iter().any(|r| {
             matches!(r, proto::StreamRequest::Batch(b) if b.batch.steps.iter().any(|s| {
-                s.stmt.sql.as_deref().is_some_and(|sql| sql.starts_with("INSERT INTO \"todos\""))
+                s.stmt.sql.as_deref().is_some_and(|sql| {
+                    sql.starts_with("INSERT INTO \"") && !sql.starts_with("INSERT INTO \"_erth")
+                })
             }))
         });
+        if is_push && self.fail_pushes.lock().unwrap().pop_front() == Some(true) {
+            return Err(TransportError::Io(
+                "connection reset before the request arrived".into(),
+            ));
+        }
         let mut results = Vec::new();
         for r in body.requests {
             results.push(match r {
@@ -1018,4 +1029,85 @@ async fn auto_sync_pushes_after_writes_pulls_on_its_interval_waits_offline_and_s
     drop(db);
     drop(auto);
     assert_eq!(auto_sync_threads(), 0);
+}
+
+/// The rows of one local transaction across two tables travel in one
+/// server transaction, also when a push fails for the network: the sync
+/// fails with every row pending, never sending the tables one by one (the
+/// first could commit and be pulled by another device before the second).
+#[tokio::test]
+async fn a_transaction_across_tables_is_never_pushed_in_part() {
+    const SCHEMA: &str = r#"{"tables": {
+        "projects": {"columns": {"notes": {"type": "integer", "notNull": true, "default": 0}}},
+        "notes": {"columns": {"project_id": {"type": "text", "notNull": true, "default": ""}}}
+    }}"#;
+    let server = LocalServer::new();
+    let config = Config {
+        url: Some("http://127.0.0.1:1".into()),
+        sync_timeout_ms: 0,
+        retry: erth_core::hrana::RetryPolicy {
+            attempts: 1,
+            base_delay_ms: 0,
+            max_delay_ms: 0,
+        },
+        ..Config::default()
+    }
+    .with_schema_json(SCHEMA)
+    .unwrap();
+    let clock = Arc::new(FakeClock(AtomicU64::new(T0)));
+    let db = Database::open(
+        Arc::new(SqliteStore::memory().unwrap()),
+        server.clone(),
+        clock,
+        config,
+    )
+    .await
+    .unwrap();
+    db.sync().await.unwrap();
+    db.transaction(&[
+        Statement::new(
+            "INSERT INTO projects (id, notes) VALUES ('01900000-0000-7000-8000-000000000001', 1)",
+            vec![],
+        ),
+        Statement::new(
+            "INSERT INTO notes (project_id) VALUES ('01900000-0000-7000-8000-000000000001')",
+            vec![],
+        ),
+    ])
+    .await
+    .unwrap();
+    // The batch of both tables is dropped; a push of one table alone would
+    // land; one of the other alone would be dropped again.
+    server
+        .fail_pushes
+        .lock()
+        .unwrap()
+        .extend([true, false, true]);
+    let e = db.sync().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    let count = |table: &str| {
+        let server = server.clone();
+        let sql = format!("SELECT count(*) FROM {table}");
+        async move {
+            server
+                .store()
+                .query(&Statement::plain(sql))
+                .await
+                .unwrap()
+                .rows[0][0]
+                .clone()
+        }
+    };
+    assert_eq!(
+        (count("projects").await, count("notes").await),
+        (SqlValue::Integer(0), SqlValue::Integer(0)),
+        "the server holds part of the transaction"
+    );
+    assert_eq!(db.pending_changes().await.unwrap(), 2);
+    server.fail_pushes.lock().unwrap().clear();
+    db.sync().await.unwrap();
+    assert_eq!(
+        (count("projects").await, count("notes").await),
+        (SqlValue::Integer(1), SqlValue::Integer(1))
+    );
 }
