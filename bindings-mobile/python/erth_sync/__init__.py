@@ -142,18 +142,27 @@ def _lift_error(e: Any) -> ErthError:
 T = TypeVar("T")
 
 
+# The raised error's traceback keeps these frames, and so their locals:
+# they drop the call (which holds the native database) before raising, so
+# that a caught error does not keep the file open after close().
+
+
 async def _call(awaitable: Awaitable[T]) -> T:
     try:
         return await awaitable
     except _mobile.ErthError as e:
-        raise _lift_error(e) from None
+        error = _lift_error(e)
+    del awaitable
+    raise error from None
 
 
 def _call_sync(f: Callable[..., T], *args: Any) -> T:
     try:
         return f(*args)
     except _mobile.ErthError as e:
-        raise _lift_error(e) from None
+        error = _lift_error(e)
+    del f, args
+    raise error from None
 
 
 def _lower(value: Value, index: int) -> Any:
@@ -882,6 +891,7 @@ class BlockingDatabase:
         auth_token: Optional[str] = None,
         encryption_key: Optional[str] = None,
     ) -> None:
+        """:meth:`Database.set_remote_with_key`."""
         self.database.set_remote_with_key(url, auth_token, encryption_key)
 
     def set_online(self, online: bool) -> None:
