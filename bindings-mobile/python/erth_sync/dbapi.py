@@ -30,6 +30,7 @@ import json
 import os
 import re
 import threading
+import weakref
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import (
@@ -201,6 +202,9 @@ class _Shared:
         self.options = options
         self.db: Optional[BlockingDatabase] = None
         self.users = 0
+        # Open write transactions of its connections.
+        self.transactions = 0
+        self.connections: "weakref.WeakSet[Connection]" = weakref.WeakSet()
         # Held while the replica is opened or reopened with a new schema.
         self.lock = threading.RLock()
 
@@ -269,7 +273,9 @@ def connect(
                 shared.get()
             _registry[path] = shared
         shared.users += 1
-    return Connection(shared)
+    conn = Connection(shared)
+    shared.connections.add(conn)
+    return conn
 
 
 #: How long, at interpreter exit, a replica with unsynced changes tries to push them.
@@ -282,8 +288,18 @@ def _push_at_exit() -> None:
     for the next run (auto-sync waits a moment after each write): push
     them now, bounded, for every open replica with a server."""
     with _registry_lock:
-        dbs = [s.db for s in _registry.values() if s.db is not None]
-    for db in dbs:
+        shared = [s for s in _registry.values() if s.db is not None]
+    for s in shared:
+        # What was left uncommitted is rolled back (as closing would), so
+        # that the sync does not wait for it.
+        for conn in list(s.connections):
+            try:
+                conn.rollback()
+            except Exception:  # noqa: BLE001
+                pass
+        db = s.db
+        if db is None or s.transactions:
+            continue
         try:
             status = db.status()
             if status.remote_url and status.pending_changes and status.online:
@@ -351,7 +367,7 @@ class Connection:
     def commit(self) -> None:
         """Commits the open write transaction (nothing when none is open)."""
         self._live
-        tx, self._tx = self._tx, None
+        tx = self._end()
         if tx is not None and tx.open:
             try:
                 tx.commit()
@@ -361,7 +377,7 @@ class Connection:
     def rollback(self) -> None:
         """Rolls back the open write transaction (nothing when none is open)."""
         self._live
-        tx, self._tx = self._tx, None
+        tx = self._end()
         if tx is not None and tx.open:
             try:
                 tx.rollback()
@@ -398,9 +414,16 @@ class Connection:
             self.rollback()
 
     def __del__(self) -> None:
+        # Never blocks (it may run during interpreter shutdown, when the
+        # engine's event loop thread no longer runs): dropping an open
+        # transaction rolls it back in the engine.
+        if self._shared is None:
+            return
+        self._end()
+        shared, self._shared = self._shared, None
         try:
-            self.close()
-        except Exception:
+            _release(shared)
+        except Exception:  # noqa: BLE001 - nothing to report to in __del__
             pass
 
     def __repr__(self) -> str:
@@ -411,8 +434,18 @@ class Connection:
 
     def _transaction(self) -> BlockingWriteTransaction:
         if self._tx is None or not self._tx.open:
-            self._tx = self._live.get().write_transaction()
+            self._end()
+            shared = self._live
+            self._tx = shared.get().write_transaction()
+            shared.transactions += 1
         return self._tx
+
+    def _end(self) -> Optional[BlockingWriteTransaction]:
+        """Forgets the transaction (the caller ends it; dropped, it rolls back)."""
+        tx, self._tx = self._tx, None
+        if tx is not None and self._shared is not None:
+            self._shared.transactions -= 1
+        return tx
 
     def _run(self, sql: str, params: Sequence[Any]) -> Tuple[List[str], List[Tuple[Any, ...]], int]:
         """Runs one statement: its columns, its rows, the rows it changed

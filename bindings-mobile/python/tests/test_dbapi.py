@@ -156,3 +156,44 @@ def test_declare_migrates_additively_and_names_a_refused_change(tmp_path):
     # The file kept its schema and data.
     assert conn.execute("SELECT note FROM items").fetchall() == [("hello",)]
     conn.close()
+
+
+EXIT_SCRIPT = """
+import sys, uuid
+from erth_sync import dbapi
+conn = dbapi.connect(sys.argv[1], url=sys.argv[2] or None, auth_token=sys.argv[3] or None, schema={schema!r})
+conn.execute("INSERT INTO items (id, name) VALUES (?, ?)", (sys.argv[4], sys.argv[5]))
+conn.commit()
+# Left open: an uncommitted write, and the connection itself.
+conn.execute("INSERT INTO items (id, name) VALUES (?, ?)", (sys.argv[6], sys.argv[5]))
+"""
+
+
+def test_a_script_that_exits_pushes_what_it_committed_and_drops_the_rest(tmp_path, server, tag):
+    import subprocess
+    import sys
+
+    url, token = server
+    script = tmp_path / "exit.py"
+    script.write_text(EXIT_SCRIPT.format(schema=SCHEMA))
+    ids = ["0190a4a0-0000-7000-8000-%012d" % n for n in (51, 52)]
+    # Fresh ids per run: the server may be shared.
+    import uuid as _uuid
+
+    ids = [str(_uuid.UUID(int=(_uuid.UUID(i).int ^ (_uuid.uuid4().int & ((1 << 62) - 1))))) for i in ids]
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "w.db"), url, token or "", ids[0], tag, ids[1]],
+        check=True,
+        timeout=60,
+    )
+    # No wait for the open transaction: it rolls back.
+    assert time.monotonic() - started < 20
+    reader = dbapi.connect(str(tmp_path / "r.db"), url=url, auth_token=token, schema=SCHEMA)
+    reader.database.sync()
+    assert reader.execute("SELECT id FROM items WHERE name = ?", (tag,)).fetchall() == [(ids[0],)]
+    reader.close()
+    writer = dbapi.connect(str(tmp_path / "w.db"), schema=SCHEMA)
+    assert writer.execute("SELECT id FROM items WHERE name = ?", (tag,)).fetchall() == [(ids[0],)]
+    assert writer.status().pending_changes == 0
+    writer.close()
