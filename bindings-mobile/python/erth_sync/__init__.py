@@ -65,6 +65,8 @@ __all__ = [
     "Todo",
     "URL_ENV",
     "TOKEN_ENV",
+    "WriteTransaction",
+    "BlockingWriteTransaction",
     # Type aliases for annotating app code.
     "Params",
     "Row",
@@ -140,18 +142,27 @@ def _lift_error(e: Any) -> ErthError:
 T = TypeVar("T")
 
 
+# The raised error's traceback keeps these frames, and so their locals:
+# they drop the call (which holds the native database) before raising, so
+# that a caught error does not keep the file open after close().
+
+
 async def _call(awaitable: Awaitable[T]) -> T:
     try:
         return await awaitable
     except _mobile.ErthError as e:
-        raise _lift_error(e) from None
+        error = _lift_error(e)
+    del awaitable
+    raise error from None
 
 
 def _call_sync(f: Callable[..., T], *args: Any) -> T:
     try:
         return f(*args)
     except _mobile.ErthError as e:
-        raise _lift_error(e) from None
+        error = _lift_error(e)
+    del f, args
+    raise error from None
 
 
 def _lower(value: Value, index: int) -> Any:
@@ -201,6 +212,14 @@ def _lift(value: Any) -> Any:
 def _rows(rows: Any) -> List[Row]:
     columns = rows.columns
     return [dict(zip(columns, (_lift(v) for v in row))) for row in rows.rows]
+
+
+#: Rows as PEP 249 wants them: column names (repeats kept) and tuples.
+_Table = Tuple[List[str], List[Tuple[Any, ...]]]
+
+
+def _table(rows: Any) -> _Table:
+    return list(rows.columns), [tuple(_lift(v) for v in row) for row in rows.rows]
 
 
 def _auto_sync(option: Union[bool, Any, None]) -> Any:
@@ -301,6 +320,132 @@ class Subscription:
 
     def __exit__(self, *exc: Any) -> None:
         self.unsubscribe()
+
+
+class WriteTransaction:
+    """An open interactive write transaction (:meth:`Database.write_transaction`).
+
+    Its reads (:meth:`query`, :meth:`execute`) see its own writes, and
+    nothing else writes, nor reads its uncommitted rows, until it ends:
+    other calls on the replica wait for it (then fail with kind
+    ``DatabaseLocked``). Used as ``async with db.write_transaction() as
+    tx:`` it commits when the block ends normally and rolls back when the
+    block raises (or is cancelled). A transaction dropped unfinished rolls
+    back.
+    """
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+
+    async def execute(self, sql: str, params: Optional[Params] = None) -> ExecuteResult:
+        """Runs one statement (read or write) inside the transaction. Kind
+        ``Sql`` when it fails: that statement changed nothing and the
+        transaction stays open."""
+        return _result(await _call(self._native.execute(sql, _params(params))))
+
+    async def query(self, sql: str, params: Optional[Params] = None) -> List[Row]:
+        """Runs one statement inside the transaction and returns its rows."""
+        return _rows(await _call(self._native.query(sql, _params(params))))
+
+    async def _query_table(self, sql: str, params: Sequence[Any]) -> _Table:
+        return _table(await _call(self._native.query(sql, _params(params))))
+
+    async def _execute_table(self, sql: str, params: Sequence[Any]) -> Tuple[int, _Table]:
+        r = await _call(self._native.execute(sql, _params(params)))
+        return r.rows_affected, _table(r.rows)
+
+    async def commit(self) -> None:
+        """Commits; live queries and listeners then hear of it once."""
+        await _call(self._native.commit())
+
+    async def rollback(self) -> None:
+        """Rolls back: nothing it wrote remains. Does nothing once ended."""
+        await _call(self._native.rollback())
+
+    @property
+    def open(self) -> bool:
+        """Whether it has not been committed or rolled back yet."""
+        return bool(self._native.is_open())
+
+    def __repr__(self) -> str:
+        return f"WriteTransaction(open={self.open})"
+
+
+class _WriteTransactionBlock:
+    """``async with db.write_transaction() as tx``, or ``tx = await db.write_transaction()``."""
+
+    def __init__(self, db: "Database") -> None:
+        self._db = db
+        self._tx: Optional[WriteTransaction] = None
+
+    def __await__(self) -> Any:
+        return self._begin().__await__()
+
+    async def _begin(self) -> WriteTransaction:
+        return WriteTransaction(await _call(self._db._db.write_transaction()))
+
+    async def __aenter__(self) -> WriteTransaction:
+        self._tx = await self._begin()
+        return self._tx
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        tx, self._tx = self._tx, None
+        if tx is None or not tx.open:
+            return
+        if exc_type is None:
+            await tx.commit()
+        else:
+            # Shielded: a cancelled block still rolls back before it unwinds.
+            await asyncio.shield(tx.rollback())
+
+
+class BlockingWriteTransaction:
+    """:class:`WriteTransaction` with blocking methods
+    (:meth:`BlockingDatabase.write_transaction`)."""
+
+    def __init__(self, tx: WriteTransaction) -> None:
+        self._tx = tx
+
+    def execute(self, sql: str, params: Optional[Params] = None) -> ExecuteResult:
+        """:meth:`WriteTransaction.execute`."""
+        return _Runner.run(self._tx.execute(sql, params))
+
+    def query(self, sql: str, params: Optional[Params] = None) -> List[Row]:
+        """:meth:`WriteTransaction.query`."""
+        return _Runner.run(self._tx.query(sql, params))
+
+    def _query_table(self, sql: str, params: Sequence[Any]) -> _Table:
+        return _Runner.run(self._tx._query_table(sql, params))
+
+    def _execute_table(self, sql: str, params: Sequence[Any]) -> Tuple[int, _Table]:
+        return _Runner.run(self._tx._execute_table(sql, params))
+
+    def commit(self) -> None:
+        """:meth:`WriteTransaction.commit`."""
+        _Runner.run(self._tx.commit())
+
+    def rollback(self) -> None:
+        """:meth:`WriteTransaction.rollback`."""
+        _Runner.run(self._tx.rollback())
+
+    @property
+    def open(self) -> bool:
+        """Whether it has not been committed or rolled back yet."""
+        return self._tx.open
+
+    def __enter__(self) -> "BlockingWriteTransaction":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if not self.open:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+    def __repr__(self) -> str:
+        return f"BlockingWriteTransaction(open={self.open})"
 
 
 class Database:
@@ -432,11 +577,28 @@ class Database:
         """Runs one read-only statement; its rows (kind ``Sql`` for a write)."""
         return _rows(await _call(self._db.query(sql, _params(params))))
 
+    async def _query_table(self, sql: str, params: Sequence[Any]) -> _Table:
+        return _table(await _call(self._db.query(sql, _params(params))))
+
     async def transaction(self, statements: Iterable[Statement]) -> List[ExecuteResult]:
         """Runs ``statements`` (each ``sql`` or ``(sql, params)``) as one
         transaction: all commit or none; each one's result."""
         stmts = [_statement(s) for s in statements]
         return [_result(r) for r in await _call(self._db.transaction(stmts))]
+
+    def write_transaction(self) -> _WriteTransactionBlock:
+        """An interactive write transaction that can read before it writes::
+
+            async with db.write_transaction() as tx:
+                rows = await tx.query("SELECT n FROM counters WHERE id = ?", [cid])
+                await tx.execute("UPDATE counters SET n = ? WHERE id = ?", [rows[0]["n"] + 1, cid])
+
+        The block commits when it ends normally and rolls back when it
+        raises; nothing else writes between its reads and its writes (other
+        calls wait, up to the lock timeout, then fail with kind
+        ``DatabaseLocked``). ``tx = await db.write_transaction()`` opens one
+        to end yourself with ``commit()`` / ``rollback()``."""
+        return _WriteTransactionBlock(self)
 
     def watch(
         self, sql: str, params: Optional[Params], callback: Callable[[List[Row]], None]
@@ -655,9 +817,21 @@ class BlockingDatabase:
         """:meth:`Database.query`: one read-only statement's rows."""
         return _Runner.run(self.database.query(sql, params))
 
+    def _query_table(self, sql: str, params: Sequence[Any]) -> _Table:
+        return _Runner.run(self.database._query_table(sql, params))
+
     def transaction(self, statements: Iterable[Statement]) -> List[ExecuteResult]:
         """:meth:`Database.transaction`: all commit or none."""
         return _Runner.run(self.database.transaction(statements))
+
+    def write_transaction(self) -> BlockingWriteTransaction:
+        """:meth:`Database.write_transaction`, blocking: ``with
+        db.write_transaction() as tx:`` commits when the block ends normally
+        and rolls back when it raises; without ``with``, end it with
+        ``commit()`` / ``rollback()``. While it is open, other calls on this
+        database wait for it: do not call them from the thread that holds
+        it."""
+        return BlockingWriteTransaction(_Runner.run(self.database.write_transaction()._begin()))
 
     def sync(self) -> SyncReport:
         """:meth:`Database.sync`: push, then pull."""
@@ -717,6 +891,7 @@ class BlockingDatabase:
         auth_token: Optional[str] = None,
         encryption_key: Optional[str] = None,
     ) -> None:
+        """:meth:`Database.set_remote_with_key`."""
         self.database.set_remote_with_key(url, auth_token, encryption_key)
 
     def set_online(self, online: bool) -> None:

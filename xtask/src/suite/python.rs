@@ -14,7 +14,7 @@ use super::counts::{self, Counts};
 use super::{install_tursodb, mobile, Suite};
 use crate::cargo::{self, repo_root, target_dir};
 use crate::tools::python::{self, python_in, PIP};
-use crate::tools::{MATURIN, PYTEST};
+use crate::tools::{MATURIN, PYTEST, SQLALCHEMY, SQLMODEL};
 use crate::Result;
 use std::process::Command;
 
@@ -28,6 +28,7 @@ pub const SUITE: Suite = Suite {
 fn install() -> Result<()> {
     install_tursodb()?;
     let tools = python::maturin_and_pytest()?;
+    python::sqlmodel_wheels()?;
     println!(
         "maturin {MATURIN} and pytest {PYTEST} wheels: {}",
         tools.display()
@@ -37,6 +38,7 @@ fn install() -> Result<()> {
 
 fn run_suite() -> Result<()> {
     let tools = python::maturin_and_pytest()?;
+    let sqlmodel = python::sqlmodel_wheels()?;
     mobile::check()?;
     let package = repo_root().join("bindings-mobile").join("python");
     let work = tempfile::Builder::new()
@@ -72,7 +74,11 @@ fn run_suite() -> Result<()> {
             .args(PIP)
             .args(["install", "--no-index", "--find-links"])
             .arg(tools.join("wheels"))
+            .arg("--find-links")
+            .arg(&sqlmodel)
             .arg(format!("pytest=={PYTEST}"))
+            .arg(format!("sqlmodel=={SQLMODEL}"))
+            .arg(format!("sqlalchemy=={SQLALCHEMY}"))
             .arg(&wheel),
     )?;
 

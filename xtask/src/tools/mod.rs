@@ -67,6 +67,9 @@ pub const MATURIN: &str = "1.16.0";
 pub const PYTEST: &str = "9.2.0";
 /// The original Python design, a benchmark baseline.
 pub const SQLMODEL: &str = "0.0.50";
+/// SQLModel's SQLAlchemy, pinned: the `python` suite runs the
+/// `sqlite+erth://` dialect under both.
+pub const SQLALCHEMY: &str = "2.1.9";
 /// Turso Sync for Python, a benchmark baseline.
 pub const PYTURSO: &str = "0.8.3";
 

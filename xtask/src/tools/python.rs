@@ -2,7 +2,7 @@
 //! maturin (and pytest's wheels) for the `python` suite, and the
 //! benchmarks' baselines (SQLModel, pyturso).
 
-use super::{MATURIN, PYTEST, PYTURSO, SQLMODEL};
+use super::{MATURIN, PYTEST, PYTURSO, SQLALCHEMY, SQLMODEL};
 use crate::cargo;
 use crate::Result;
 use erth_tests::cache;
@@ -41,6 +41,28 @@ pub fn maturin_and_pytest() -> Result<PathBuf> {
                     .arg(dir.join("wheels"))
                     .arg(format!("pytest=={PYTEST}")),
                 "pip download pytest from PyPI",
+            )
+        },
+    )?)
+}
+
+/// Wheels of SQLModel and SQLAlchemy (and their dependencies) for the
+/// `python` suite's dialect tests, downloaded once into the cache; each
+/// run's fresh venv installs them from there.
+pub fn sqlmodel_wheels() -> Result<PathBuf> {
+    let tools = maturin_and_pytest()?;
+    Ok(cache::install_dir(
+        &format!("python-wheels-sqlmodel-{SQLMODEL}-sqlalchemy-{SQLALCHEMY}"),
+        |dir| {
+            println!("downloading sqlmodel {SQLMODEL} and sqlalchemy {SQLALCHEMY} from PyPI into the cache");
+            step(
+                Command::new(python_in(&tools.join("venv")))
+                    .args(PIP)
+                    .args(["download", "--dest"])
+                    .arg(dir)
+                    .arg(format!("sqlmodel=={SQLMODEL}"))
+                    .arg(format!("sqlalchemy=={SQLALCHEMY}")),
+                "pip download sqlmodel and sqlalchemy from PyPI",
             )
         },
     )?)
