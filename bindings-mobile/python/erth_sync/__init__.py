@@ -652,12 +652,6 @@ class Database:
         server URL (without credentials)."""
         return await _call(self._db.status())
 
-    async def wait_for_first_sync(self) -> None:
-        """Returns once this database has completed a sync (at once if one
-        ever did, also in another process sharing the file); never on its
-        own while offline: bound it with ``asyncio.wait_for``."""
-        await _call(self._db.wait_for_first_sync())
-
     async def quarantined_rows(self) -> List[QuarantinedRow]:
         """Rows from the server this database would not apply (they break
         the row layout), with ``reason``; the others synced. A row leaves

@@ -1,8 +1,8 @@
 """The installed package as an editor and a type checker see it: ``__all__``
 names exist and are documented, the package is marked typed (``py.typed``),
 and an app's annotated code type-checks against it with mypy while a wrong
-call does not (mypy comes from the suite's wheels; the test is skipped where
-it is not installed)."""
+call does not (mypy comes from the suite's wheels: without it the test
+fails, it is never skipped)."""
 
 import importlib.util
 import inspect
@@ -72,8 +72,9 @@ async def wrong(db: Database) -> None:
 '''
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy is not installed")
 def test_an_app_type_checks_against_the_package_and_a_wrong_call_does_not(tmp_path):
+    assert importlib.util.find_spec("mypy") is not None, "mypy is missing from the suite's wheels"
+
     def mypy(source):
         path = tmp_path / "app.py"
         path.write_text(source)
