@@ -140,18 +140,27 @@ def _lift_error(e: Any) -> ErthError:
 T = TypeVar("T")
 
 
+# Both raise the lifted error outside the handler, having dropped the call:
+# an error raised inside it would keep the generated error as its context,
+# whose traceback holds the native object, and so would this frame's own
+# locals; an app keeping the error (as `pytest.raises` does) would then keep
+# the database open after `close()`.
 async def _call(awaitable: Awaitable[T]) -> T:
     try:
         return await awaitable
     except _mobile.ErthError as e:
-        raise _lift_error(e) from None
+        error = _lift_error(e)
+    del awaitable
+    raise error
 
 
 def _call_sync(f: Callable[..., T], *args: Any) -> T:
     try:
         return f(*args)
     except _mobile.ErthError as e:
-        raise _lift_error(e) from None
+        error = _lift_error(e)
+    del f, args
+    raise error
 
 
 def _lower(value: Value, index: int) -> Any:
@@ -717,6 +726,7 @@ class BlockingDatabase:
         auth_token: Optional[str] = None,
         encryption_key: Optional[str] = None,
     ) -> None:
+        """:meth:`Database.set_remote_with_key`."""
         self.database.set_remote_with_key(url, auth_token, encryption_key)
 
     def set_online(self, online: bool) -> None:
