@@ -9,6 +9,9 @@
 //!   the README's picture, `web-demo/screenshot.png` (no suite writes it).
 //! - `cargo xtask bench [--quick] [--only SECTIONS]` installs the baselines,
 //!   runs the benchmarks in release and rewrites `BENCHMARKS.md`.
+//! - `cargo xtask dist` builds every distributable into `<target>/dist/`
+//!   ([`dist`]): the npm tarball, the Python wheels and sdist, the `erth`
+//!   binary, the Kotlin and Swift archives, `SHA256SUMS`.
 //!
 //! Every tool is installed by [`tools`]; [`package`] builds the npm package
 //! the wasm and e2e suites, the demo and the browser benchmark use;
@@ -21,6 +24,7 @@ mod bench;
 mod cargo;
 mod circles;
 mod demo;
+mod dist;
 mod package;
 mod serve;
 mod suite;
@@ -36,6 +40,7 @@ const USAGE: &str = "usage:
   cargo xtask test [SUITE...]                  run test suites (default: all)
   cargo xtask demo [--port P] [--remote URL] [--cli]
                                                web demo: two devices syncing (--cli: the CLI story)
+  cargo xtask dist                             every package (npm, wheels, sdist, CLI, Kotlin, Swift) into <target>/dist
   cargo xtask screenshot                       refresh web-demo/screenshot.png from the e2e story
   cargo xtask circles [CRATE_DIR...]           import circles among a crate's files (default: core xtask)
   cargo xtask bench [--quick] [--only SECTIONS]  benchmarks vs baselines, rewrites BENCHMARKS.md";
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "test" => test::run(rest),
         "demo" => demo::run(rest).map(|()| ExitCode::SUCCESS),
+        "dist" => dist::run(rest).map(|()| ExitCode::SUCCESS),
         "bench" => bench::run(rest).map(|()| ExitCode::SUCCESS),
         "circles" => circles::run(rest),
         "screenshot" if rest.is_empty() => suite::e2e::screenshot().map(|()| ExitCode::SUCCESS),

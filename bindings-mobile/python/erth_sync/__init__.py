@@ -142,11 +142,11 @@ def _lift_error(e: Any) -> ErthError:
 T = TypeVar("T")
 
 
-# The raised error's traceback keeps these frames, and so their locals:
-# they drop the call (which holds the native database) before raising, so
-# that a caught error does not keep the file open after close().
-
-
+# Both raise the lifted error outside the handler, having dropped the call:
+# an error raised inside it would keep the generated error as its context,
+# whose traceback holds the native object, and so would this frame's own
+# locals; an app keeping the error (as `pytest.raises` does) would then keep
+# the database open after `close()`.
 async def _call(awaitable: Awaitable[T]) -> T:
     try:
         return await awaitable

@@ -1,5 +1,5 @@
 //! Suite `kotlin`: the generated Kotlin bindings on the JVM. Builds the
-//! release `liberth_mobile.so`, generates `dev.erth.sync` (and the core's
+//! release `liberth_mobile.so` (the x86-64 wheel's, [`crate::dist`]), generates `dev.erth.sync` (and the core's
 //! `dev.erth.sync.core`) from it, compiles them with the hand-written
 //! `bindings-mobile/kotlin/` sources and the JUnit 4 tests in
 //! `bindings-mobile/tests/kotlin/` with kotlinc, and runs the tests against a
@@ -29,6 +29,8 @@ pub const SUITE: Suite = Suite {
 fn install() -> Result<()> {
     install_tursodb()?;
     apt::ensure(&apt::JVM)?;
+    // The library is the x86-64 wheel's build (maturin with zig).
+    crate::tools::python::tools()?;
     let home = npm::kotlin_home()?;
     println!("kotlinc: {}", home.join("bin").join("kotlinc").display());
     Ok(())
@@ -36,7 +38,14 @@ fn install() -> Result<()> {
 
 fn run_suite() -> Result<()> {
     let kotlin = npm::kotlin_home()?;
-    let built = mobile::build("kotlin")?;
+    let built = {
+        let wheels = tempfile::Builder::new()
+            .prefix("erth-wheel-")
+            .tempdir()
+            .map_err(|e| format!("creating a work directory: {e}"))?;
+        let (_wheel, library) = crate::dist::native_library(wheels.path())?;
+        mobile::build("kotlin", &library)?
+    };
     let work = built.work.path();
 
     let tests_dir = repo_root()

@@ -1,7 +1,8 @@
-//! What the `kotlin`, `swift` and `python` suites share: check and build the
-//! UniFFI crate, generate the bindings from the freshly built library, report
-//! the stripped release library's size, pick the test server (a local
-//! tursodb, or the one named by `ERTH_TEST_HRANA_URL`), and list files.
+//! What the `kotlin`, `swift` and `python` suites (and `cargo xtask dist`)
+//! share: check the UniFFI crate, generate the bindings from the release
+//! library (the x86-64 wheel's build, `crate::dist`), report the stripped
+//! library's size, pick the test server (a local tursodb, or the one named
+//! by `ERTH_TEST_HRANA_URL`), and list files.
 
 use crate::cargo::{self, cargo, repo_root, target_dir};
 use crate::Result;
@@ -35,10 +36,10 @@ pub struct Built {
     pub work: TempDir,
 }
 
-/// Clippy and the Rust tests of the mobile crates, and a build of the
-/// pinned generator.
+/// Clippy and the Rust tests of the mobile crates. (The pinned generator
+/// is built by the wheel's build, see [`generate`].)
 pub fn check() -> Result<()> {
-    let checks: [&[&str]; 3] = [
+    let checks: [&[&str]; 2] = [
         &[
             "clippy",
             "-p",
@@ -51,7 +52,6 @@ pub fn check() -> Result<()> {
             "warnings",
         ],
         &["test", "-p", MOBILE_PACKAGE],
-        &["build", "-p", BINDGEN_PACKAGE],
     ];
     for args in checks {
         cargo::run(&mut cargo(args))?;
@@ -59,14 +59,12 @@ pub fn check() -> Result<()> {
     Ok(())
 }
 
-/// Clippy and the Rust tests of the mobile crates, a release build of the
-/// library, its stripped size, and the `language` bindings generated from it.
-pub fn build(language: &str) -> Result<Built> {
+/// Clippy and the Rust tests of the mobile crates, then, from `library`
+/// (the release build `crate::dist::native_library` makes, unstripped),
+/// a stripped copy with its size and the `language` bindings generated
+/// from it.
+pub fn build(language: &str, library: &Path) -> Result<Built> {
     check()?;
-    cargo::run(&mut cargo(&["build", "-p", MOBILE_PACKAGE, "--release"]))?;
-
-    let target = target_dir();
-    let built_lib = target.join("release").join(LIBRARY);
     let work = tempfile::Builder::new()
         .prefix(&format!("erth-{language}-"))
         .tempdir()
@@ -79,7 +77,7 @@ pub fn build(language: &str) -> Result<Built> {
             .arg("--strip-all")
             .arg("-o")
             .arg(&stripped)
-            .arg(&built_lib),
+            .arg(library),
     )
     .map_err(|e| format!("{e} (strip comes with binutils: apt-get install -y binutils)"))?;
     let size = |p: &Path| {
@@ -87,29 +85,45 @@ pub fn build(language: &str) -> Result<Built> {
             .map(|m| m.len())
             .map_err(|e| format!("reading {}: {e}", p.display()))
     };
-    let (full, small) = (size(&built_lib)?, size(&stripped)?);
+    let (full, small) = (size(library)?, size(&stripped)?);
     println!(
-        "{LIBRARY} (release, x86_64 Linux): {:.2} MiB stripped ({small} bytes; {:.2} MiB unstripped)",
+        "{LIBRARY} (release, x86_64 Linux, glibc 2.17): {:.2} MiB stripped ({small} bytes; {:.2} MiB unstripped)",
         mib(small),
         mib(full)
     );
-
-    // Generated from the unstripped library: its symbol table carries the
-    // UniFFI metadata. Run from the repo root so `uniffi.toml` is found.
     let bindings = work.path().join(format!("bindings-{language}"));
-    cargo::run(
-        Command::new(target.join("debug").join(BINDGEN_PACKAGE))
-            .args(["generate", "--no-format", "--library"])
-            .arg(&built_lib)
-            .args(["--language", language, "--out-dir"])
-            .arg(&bindings)
-            .current_dir(repo_root()),
-    )?;
+    generate(library, language, &bindings)?;
     Ok(Built {
         lib_dir,
         bindings,
         work,
     })
+}
+
+/// The `language` bindings of `library` (unstripped: its symbol table
+/// carries the UniFFI metadata) into `out`, by the workspace's pinned
+/// `uniffi-bindgen`, run from the repository root so that `uniffi.toml` is
+/// found. The generator is the one the wheel's build made (maturin runs it
+/// to generate the Python modules; every caller builds the wheel first):
+/// building it again with `cargo build -p uniffi-bindgen` would compile it
+/// anew, its dependencies' features being unified differently.
+pub fn generate(library: &Path, language: &str, out: &Path) -> Result<()> {
+    let generator = target_dir().join("debug").join(BINDGEN_PACKAGE);
+    if !generator.is_file() {
+        return Err(format!(
+            "{} was not built (the wheel's build makes it: cargo xtask dist)",
+            generator.display()
+        )
+        .into());
+    }
+    cargo::run(
+        Command::new(generator)
+            .args(["generate", "--no-format", "--library"])
+            .arg(library)
+            .args(["--language", language, "--out-dir"])
+            .arg(out)
+            .current_dir(repo_root()),
+    )
 }
 
 fn mib(bytes: u64) -> f64 {

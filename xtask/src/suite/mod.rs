@@ -4,14 +4,15 @@
 //! tools it needs into the cache through [`crate::tools`] (idempotent) and a
 //! `run` step. To add one, write the module and list it in [`SUITES`].
 //! [`counts`] reads the runners' test counts; [`mobile`] is what the
-//! `kotlin`, `swift` and `python` suites share.
+//! `kotlin`, `swift` and `python` suites (and `crate::dist`) share.
 
 mod core;
 mod counts;
+mod dist;
 pub mod e2e;
 mod faults;
 mod kotlin;
-mod mobile;
+pub mod mobile;
 mod python;
 mod swift;
 mod wasm;
@@ -42,6 +43,7 @@ pub const SUITES: &[Suite] = &[
     python::SUITE,
     wasm::SUITE,
     e2e::SUITE,
+    dist::SUITE,
 ];
 
 /// The package holding the harness and the cross-crate integration tests.

@@ -27,6 +27,8 @@ pub const SUITE: Suite = Suite {
 
 fn install() -> Result<()> {
     install_tursodb()?;
+    // The library is the x86-64 wheel's build (maturin with zig).
+    crate::tools::python::tools()?;
     let root = chroot()?;
     println!("swift toolchain: chroot {}", root.display());
     Ok(())
@@ -34,7 +36,14 @@ fn install() -> Result<()> {
 
 fn run_suite() -> Result<()> {
     let root = chroot()?;
-    let built = mobile::build("swift")?;
+    let built = {
+        let wheels = tempfile::Builder::new()
+            .prefix("erth-wheel-")
+            .tempdir()
+            .map_err(|e| format!("creating a work directory: {e}"))?;
+        let (_wheel, library) = crate::dist::native_library(wheels.path())?;
+        mobile::build("swift", &library)?
+    };
     let _chroot_lock = cache::lock(&format!("use-{CHROOT}"))?;
 
     // Scratch space inside the chroot's /tmp, removed on drop: the package,

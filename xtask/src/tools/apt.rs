@@ -69,6 +69,12 @@ pub const JVM: Packages = Packages {
     files: &[JAVA_BIN, JNA_JAR, JUNIT_JAR, HAMCREST_JAR],
     packages: &["default-jre-headless", "libjna-java", "junit4"],
 };
+/// `strip` for the aarch64 wheel's library (Debian's own `strip` reads x86 only).
+pub const AARCH64_STRIP: &str = "/usr/bin/aarch64-linux-gnu-strip";
+pub const BINUTILS_AARCH64: Packages = Packages {
+    files: &[AARCH64_STRIP, "/usr/bin/strip"],
+    packages: &["binutils-aarch64-linux-gnu", "binutils"],
+};
 /// Builds the Swift chroot.
 pub const MMDEBSTRAP: Packages = Packages {
     files: &["/usr/bin/mmdebstrap"],

@@ -9,14 +9,17 @@
 //! ([`npm`]), PyPI ([`python`]) or are compiled from crates.io ([`rust`]).
 //!
 //! - [`apt`]: Debian packages (clang, Node.js, Chromium, Firefox ESR,
-//!   WebKitGTK's driver, Xvfb, a JRE with JNA and JUnit, mmdebstrap).
-//! - [`rust`]: the wasm32 rustup target, `wasm-bindgen-cli` (at the version
+//!   WebKitGTK's driver, Xvfb, a JRE with JNA and JUnit, mmdebstrap,
+//!   binutils for aarch64).
+//! - [`rust`]: the wasm32, aarch64 and musl rustup targets, `wasm-bindgen-cli` (at the version
 //!   the root `Cargo.toml` pins the `wasm-bindgen` crate to) and
 //!   `geckodriver`, built with `cargo install`.
 //! - [`npm`]: `binaryen` (wasm-opt), `playwright-core`, the bundlers and
 //!   TypeScript, `kotlin-compiler`, the benchmarks' Node baselines.
-//! - [`python`]: maturin and pytest for the `python` suite, the benchmarks'
-//!   Python baselines.
+//! - [`python`]: maturin with zig, twine and wheel, and the wheels of
+//!   pytest and mypy, for the `python` and `dist` suites and `cargo xtask
+//!   dist`; the oldest Python this machine has; the benchmarks' Python
+//!   baselines.
 //! - [`swift`]: the Debian trixie chroot with `swiftlang`, and its mounts.
 //! - [`tursodb`]: the Hrana server, installed by the test harness
 //!   (`erth_tests::tools`), which the integration tests also use without
@@ -64,7 +67,26 @@ pub const SQLITE_WASM: &str = "3.54.1-build1";
 // ---- PyPI ----
 
 pub const MATURIN: &str = "1.16.0";
+/// Zig as maturin's C compiler and linker (`maturin build --zig`): the wheels
+/// for manylinux2014 (glibc 2.17) x86-64 and aarch64 and musllinux_1_2, and
+/// the portable `erth` binary, cross-built here (PyPI `ziglang`).
+pub const ZIGLANG: &str = "0.15.2";
+/// `twine check` of the wheels and the sdist (what PyPI's upload checks).
+pub const TWINE: &str = "7.0.0";
+/// Unpacks and repacks a wheel (its RECORD rewritten) after its library is stripped.
+pub const WHEEL: &str = "0.48.0";
 pub const PYTEST: &str = "9.2.0";
+/// pytest for the oldest CPython the package supports (3.9; pytest 9 needs 3.10).
+pub const PYTEST_OLDEST: &str = "8.4.2";
+/// What pytest [`PYTEST_OLDEST`] also needs on Python 3.9 (markers
+/// `python_version < "3.11"`, and exceptiongroup's own).
+pub const PYTEST_OLDEST_BACKPORTS: [&str; 3] = [
+    "exceptiongroup==1.3.0",
+    "tomli==2.2.1",
+    "typing_extensions==4.15.0",
+];
+/// Type-checks an app against the installed package (`test_package.py`).
+pub const MYPY: &str = "2.4.1";
 /// The original Python design, a benchmark baseline.
 pub const SQLMODEL: &str = "0.0.50";
 /// SQLModel's SQLAlchemy, pinned: the `python` suite runs the

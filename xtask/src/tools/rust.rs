@@ -1,4 +1,5 @@
-//! Rust-side tools: the wasm32 rustup target, and CLIs compiled once from
+//! Rust-side tools: rustup targets (wasm32, and the wheels' aarch64 and
+//! musl), and CLIs compiled once from
 //! crates.io with `cargo install` into `$CACHE/tools/<name>-<version>`:
 //! `wasm-bindgen-cli` at the version the root `Cargo.toml` pins the
 //! `wasm-bindgen` crate to (it must match exactly), and `geckodriver`.
@@ -15,17 +16,23 @@ pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// `rustup target add wasm32-unknown-unknown` unless it is installed.
 pub fn wasm_target() -> Result<()> {
+    target(WASM_TARGET)
+}
+
+/// `rustup target add <triple>` unless it is installed (the standard
+/// library for that target, from rustup: about 10 s each).
+pub fn target(triple: &str) -> Result<()> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map_err(|e| format!("could not run rustup ({e}): the wasm build needs rustup"))?;
+        .map_err(|e| format!("could not run rustup ({e}): the {triple} build needs rustup"))?;
     if String::from_utf8_lossy(&installed.stdout)
         .lines()
-        .any(|l| l.trim() == WASM_TARGET)
+        .any(|l| l.trim() == triple)
     {
         return Ok(());
     }
-    cargo::run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+    cargo::run(Command::new("rustup").args(["target", "add", triple]))
 }
 
 /// The version `[workspace.dependencies]` of the root `Cargo.toml` pins
