@@ -980,7 +980,12 @@ async fn auto_sync_pushes_after_writes_pulls_on_its_interval_waits_offline_and_s
     .await;
 
     // Offline: sync() fails with Network at once, auto-sync waits; back online, it syncs.
+    // (A sync already running when the app goes offline runs to its end.)
     a.set_online(false);
+    eventually("A's running auto-sync to end", async || {
+        !a.status().await.unwrap().syncing
+    })
+    .await;
     let e = a.sync().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Network);
     let requests = server.requests.load(Ordering::SeqCst);

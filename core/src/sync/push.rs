@@ -111,18 +111,20 @@ impl Syncer<'_> {
         } else {
             failure
         };
-        // Only what the rows caused is narrowed: a refusal (of a row or of a
-        // table), a batch too large for the link (timeout, HTTP 413). Any
-        // other failure (the network, the server as a whole) fails the sync
-        // with every row pending: sending the tables of a batch one by one
+        // A batch of several tables is split only for what its rows caused:
+        // a refusal (of a row or of a table), a batch too large for the
+        // link (timeout, HTTP 413). Any other failure (the network, the
+        // server as a whole, contention outlasting the retries above) fails
+        // the sync with every row pending: sending its tables one by one
         // would commit part of a local transaction, which another device
-        // could pull before the rest arrives.
+        // could pull before the rest arrives. (One table's batch goes on to
+        // `push_rows`, which retries contention and fails on the rest.)
         let error = &failure.error;
         let narrows = error.is_row_refusal()
             || table_refusal("", error).is_some()
             || error.is_timeout()
             || matches!(error, Error::Http { status: 413, .. });
-        if !narrows {
+        if batch.groups.len() > 1 && !narrows {
             return Err(failure.error);
         }
         // One table: narrow from this failure on; several: each table alone.
