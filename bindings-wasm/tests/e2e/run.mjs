@@ -479,6 +479,15 @@ test("three tabs share one database: writes, live queries and events reach every
     );
     assert.equal(refused?.code, "DatabaseLocked", JSON.stringify(refused));
     assert.match(refused.message, /another tab has database "tabs-shared" open with a different schema/);
+    // The same clash inside one tab names this tab, and says to share the handle.
+    await other.evaluate(() => erth.open({ name: "tabs-clash" }));
+    const same = await other.evaluate(() =>
+      erth.failure(() =>
+        erth.ErthDb.open({ name: "tabs-clash", schema: { tables: { notes: { columns: { x: { type: "text" } } } } } }),
+      ),
+    );
+    assert.equal(same?.code, "DatabaseLocked", JSON.stringify(same));
+    assert.match(same.message, /this tab already has database "tabs-clash" open with a different schema: share that handle/);
     // A holder of the database that never answers (a stuck tab, an erth-sync that cannot share).
     await other.evaluate(() => {
       navigator.locks.request("erth-sync-owner:tabs-stuck", () => new Promise(() => {}));
