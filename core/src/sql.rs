@@ -101,6 +101,27 @@ impl Database {
         Ok(out.pop().unwrap_or_default())
     }
 
+    /// The context the store runs the app's statements in: the clock is
+    /// taken inside the write transaction, after catching up with the one
+    /// another process sharing the file persisted, and persisted with it;
+    /// `protected` are the names the app may not change the shape of. Used
+    /// by [`Database::transaction`] and [`Database::write_transaction`].
+    pub(crate) fn app_context<'a>(
+        &'a self,
+        hlc: &'a mut crate::hlc::HybridClock,
+        protected: &'a [String],
+    ) -> AppContext<'a> {
+        AppContext {
+            read: state::get(state::KEY_HLC),
+            clock: Box::new(move |rows| {
+                hlc.catch_up(state::persisted_clock(&rows));
+                let clock = hlc.tick(self.now_ms());
+                Ok((clock, vec![state::persist_clock(hlc)]))
+            }),
+            protected,
+        }
+    }
+
     /// Runs `stmts` as one local transaction: all of them commit, or none
     /// (the first error rolls back and is returned). Live queries and
     /// subscribers hear of the changes once, after the commit.
@@ -111,17 +132,7 @@ impl Database {
         // order (an interactive transaction holds the turn, then ticks).
         let turn = self.store.turn().await?;
         let mut hlc = self.clock.lock().await;
-        // The clock is taken inside the write transaction, after catching
-        // up with the one another process sharing the file persisted.
-        let ctx = AppContext {
-            read: state::get(state::KEY_HLC),
-            clock: Box::new(|rows| {
-                hlc.catch_up(state::persisted_clock(&rows));
-                let clock = hlc.tick(self.now_ms());
-                Ok((clock, vec![state::persist_clock(&hlc)]))
-            }),
-            protected: &protected,
-        };
+        let ctx = self.app_context(&mut hlc, &protected);
         let out = turn.write_app(ctx, stmts).map_err(app_error)?;
         drop(hlc);
         let mut changed = Vec::with_capacity(out.changed.len());

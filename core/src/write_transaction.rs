@@ -23,8 +23,7 @@ use crate::events::{ChangeEvent, ChangeOrigin, Registry};
 use crate::schema::local::LOCAL_PREFIX;
 use crate::shared_store::ExclusiveTurn;
 use crate::sql::{app_error, check_params, ids_of_rowids, ExecuteResult};
-use crate::state;
-use crate::store::{AppContext, AppTx};
+use crate::store::AppTx;
 use crate::value::{Rows, SqlValue, Statement};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -67,15 +66,7 @@ impl Database {
         let protected = self.protected_names();
         let turn = self.store.exclusive().await?;
         let mut hlc = self.clock.lock().await;
-        let ctx = AppContext {
-            read: state::get(state::KEY_HLC),
-            clock: Box::new(|rows| {
-                hlc.catch_up(state::persisted_clock(&rows));
-                let clock = hlc.tick(self.now_ms());
-                Ok((clock, vec![state::persist_clock(&hlc)]))
-            }),
-            protected: &protected,
-        };
+        let ctx = self.app_context(&mut hlc, &protected);
         let tx = turn.begin_app(ctx).map_err(app_error)?;
         drop(hlc);
         Ok(WriteTransaction {
