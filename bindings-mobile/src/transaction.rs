@@ -45,9 +45,7 @@ impl ErthWriteTransaction {
 }
 
 fn ended() -> ErthError {
-    ErthError::Sql {
-        message: "the transaction has ended (committed or rolled back)".into(),
-    }
+    erth_core::write_transaction::ended().into()
 }
 
 #[uniffi::export(async_runtime = "tokio")]

@@ -97,6 +97,23 @@ export interface Transaction {
   execute(sql: string, params?: SqlParam[]): void;
 }
 
+/**
+ * What a write transaction callback gets (`db.writeTransaction`): every call runs at once,
+ * inside the transaction; reads see its own writes. A statement that fails rejects with
+ * `Sql` and changed nothing; the transaction stays open (catch it to go on, or let it
+ * propagate to roll back). Calls after the callback returned reject with `InvalidInput`.
+ */
+export interface WriteTransaction {
+  /** Runs one statement (a read or a write). */
+  execute<T = Row>(sql: string, params?: SqlParam[]): Promise<ExecuteResult<T>>;
+  /** Every row of a statement. */
+  getAll<T = Row>(sql: string, params?: SqlParam[]): Promise<T[]>;
+  /** The first row, or `null`. */
+  getOptional<T = Row>(sql: string, params?: SqlParam[]): Promise<T | null>;
+  /** The first row; rejects with `NotFound` when there is none. */
+  get<T = Row>(sql: string, params?: SqlParam[]): Promise<T>;
+}
+
 /** Stops a live query; no callback runs after it returns. */
 export interface Unsubscribe {
   (): void;
@@ -184,6 +201,21 @@ export declare class ErthDb {
    * `fn` see committed data only. If `fn` throws, nothing is sent.
    */
   transaction<T = Row>(fn: (tx: Transaction) => void | Promise<void>): Promise<ExecuteResult<T>[]>;
+  /**
+   * An interactive write transaction ("add the item only if its list still exists", "take
+   * the next number"): `fn(tx)` reads and writes through `tx`, and no other write of any
+   * tab comes between its reads and its writes. It commits once `fn`'s Promise resolves
+   * (resolving to `fn`'s value; live queries and events fire once, after the commit) and
+   * rolls back if `fn` throws (rejecting with that error): nothing is kept.
+   *
+   * It holds the database for every tab until it ends: other calls (reads included, and
+   * `db` calls made inside `fn`: use `tx`) wait for it, up to `lockTimeoutMs`, then reject
+   * with `DatabaseLocked`; so does `writeTransaction` itself while another one is open. If
+   * the tab holding the database closes while it is open, it is rolled back and `fn`'s next
+   * `tx` call (or the commit) rejects with `Interrupted`; if this tab closes, the holding tab
+   * rolls it back.
+   */
+  writeTransaction<R>(fn: (tx: WriteTransaction) => Promise<R> | R): Promise<R>;
   /**
    * A live query: `callback(rows)` now, then after each committed change (local write or
    * pulled rows) to a table the statement reads, when the rows differ.

@@ -97,6 +97,8 @@ export class ErthDb {
   /** Live queries by id: their callbacks. */
   #watches = new Map();
   #nextWatch = 1;
+  /** Write transactions' ids (the worker keys them by this handle's worker). */
+  #nextTx = 1;
   /** Set once the worker answered anything (so it loaded). */
   #heard = false;
 
@@ -256,6 +258,45 @@ export class ErthDb {
     }
     if (statements.length === 0) return [];
     return this.#call("transaction", [statements]);
+  }
+
+  /**
+   * An interactive write transaction: `fn(tx)` reads and writes through
+   * `tx` (its reads see its own writes; no other writer of any tab gets
+   * between them); it commits once `fn` resolves, resolving to what `fn`
+   * returned, and rolls back if `fn` throws, rejecting with that error.
+   */
+  async writeTransaction(fn) {
+    if (typeof fn !== "function") throw invalid("writeTransaction takes a function async (tx) => { ... }");
+    const id = this.#nextTx++;
+    await this.#call("begin", [id]);
+    let open = true;
+    const execute = async (sql, params) => {
+      checkString(sql, "sql");
+      if (!open) throw invalid("this transaction has ended: use tx only before the transaction callback returns");
+      return this.#call("txExecute", [id, sql, params ?? []]);
+    };
+    const tx = Object.freeze({
+      execute,
+      getAll: async (sql, params) => (await execute(sql, params)).rows,
+      getOptional: async (sql, params) => (await execute(sql, params)).rows[0] ?? null,
+      get: async (sql, params) => {
+        const [row] = (await execute(sql, params)).rows;
+        if (row === undefined) throw new ErthError(ErrorCode.NotFound, "the query returned no row");
+        return row;
+      },
+    });
+    let result;
+    try {
+      result = await fn(tx);
+    } catch (e) {
+      open = false;
+      await this.#call("txEnd", [id, false]).catch(() => {});
+      throw e;
+    }
+    open = false;
+    await this.#call("txEnd", [id, true]);
+    return result;
   }
 
   /**

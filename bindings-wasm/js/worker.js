@@ -16,6 +16,13 @@
 // have committed. The owner runs its own tab's calls the same way, only
 // without the channel.
 //
+// Write transactions (db.writeTransaction) live at the owner: `begin` takes
+// the replica's write lock (every other tab's calls wait for it, up to
+// lockTimeoutMs), `txExecute` runs a statement in it and `txEnd` commits or
+// rolls it back. The owner rolls back the open transactions of a tab that
+// goes away; one open at an owner that vanishes is gone with it (SQLite
+// never committed it), and its tab's next call rejects with `Interrupted`.
+//
 // A tab joins only if the owner has the database open with the same schema
 // and the same server URL (both in their canonical, secret-free forms); the
 // owner decides, and refuses with a reason. Secrets never travel in clear:
@@ -55,6 +62,8 @@ let replica = null;
 let subscription = null;
 /** Live queries this worker runs, by `${worker id}:${watch id}`. */
 const watches = new Map();
+/** Open write transactions (`WriteTx`) this worker holds, by `${worker id}:${transaction id}`. */
+const transactions = new Map();
 /** Set once the wasm module trapped (a bug): every later call fails with it. */
 let crashed = null;
 let closing = false;
@@ -219,6 +228,55 @@ function unwatch(key) {
   watches.delete(key);
 }
 
+/** As the owner: tab `tab` went away; its live queries stop and its open transactions roll back. */
+function forgetTab(tab) {
+  for (const key of [...watches.keys()]) {
+    if (key.startsWith(`${tab}:`)) unwatch(key);
+  }
+  for (const [key, tx] of [...transactions]) {
+    if (key.startsWith(`${tab}:`)) {
+      transactions.delete(key);
+      tx.free(); // rolls back
+    }
+  }
+}
+
+function transactionLost() {
+  return new ErthError(
+    "Interrupted",
+    "this write transaction was rolled back before it ended: the tab holding the database closed or reloaded " +
+      "while it was open (or the database was closed); nothing it wrote was kept. Run it again",
+  );
+}
+
+/**
+ * As the owner: tab `tab`'s write transaction `id`. `begin` waits for the
+ * replica's write lock (`DatabaseLocked` after lockTimeoutMs), `txExecute`
+ * runs one statement in it, `txEnd` commits (`true`) or rolls back.
+ */
+async function transact(tab, method, [id, ...args]) {
+  const key = `${tab}:${id}`;
+  if (method === "begin") {
+    const tx = await replica.writeTransaction();
+    if (closing || transactions.has(key) || (tab !== me && !shared?.clients.has(tab))) {
+      tx.free(); // the tab went away (or the database closes) while it waited: rolled back
+      throw transactionLost();
+    }
+    transactions.set(key, tx);
+    return;
+  }
+  const tx = transactions.get(key);
+  if (!tx) throw transactionLost();
+  if (method === "txExecute") return tx.execute(...args);
+  transactions.delete(key);
+  try {
+    if (args[0] === true) await tx.commit();
+    else tx.rollback();
+  } finally {
+    tx.free();
+  }
+}
+
 /** As the owner: runs tab `tab`'s call (this tab's own, or a client's). */
 function run(tab, method, args) {
   return track(
@@ -238,6 +296,7 @@ function run(tab, method, args) {
         return;
       }
       if (method === "unwatch") return unwatch(`${tab}:${args[0]}`);
+      if (method === "begin" || method === "txExecute" || method === "txEnd") return transact(tab, method, args);
       if (!Object.hasOwn(methods, method)) throw new ErthError("InvalidInput", `unknown method ${String(method)}`);
       return methods[method](...args);
     })(),
@@ -318,6 +377,7 @@ async function unseal({ from, id, method, sealed }) {
 
 /** Calls that only read, or set a switch to a value: safe to send again to a new owner. */
 const REPEATABLE = new Set([
+  "begin",
   "rejectedRows",
   "waitForFirstSync",
   "quarantinedRows",
@@ -603,7 +663,9 @@ function ownerIs(owner, key) {
   }
   for (const call of lost) {
     if (REPEATABLE.has(call.method)) route(call);
-    else call.reject(interrupted(call.method));
+    else if (call.method === "txExecute") call.reject(transactionLost());
+    else if (call.method === "txEnd" && call.args[1] !== true) call.resolve(); // rolled back either way
+    else call.reject(interrupted(call.method === "txEnd" ? "writeTransaction" : call.method));
   }
   for (const call of waiting) route(call);
 }
@@ -657,7 +719,7 @@ function answer(message) {
     });
 }
 
-/** As the owner: once client `id`'s worker is gone, drops its live queries. */
+/** As the owner: once client `id`'s worker is gone, drops its live queries and rolls back its transactions. */
 function watchClient(id) {
   if (shared.clients.has(id)) return;
   shared.clients.add(id);
@@ -665,9 +727,7 @@ function watchClient(id) {
     .request(`erth-sync-tab:${shared.name}:${id}`, () => {
       shared?.clients.delete(id);
       shared?.inbox.delete(id);
-      for (const key of [...watches.keys()]) {
-        if (key.startsWith(`${id}:`)) unwatch(key);
-      }
+      forgetTab(id);
     })
     .catch(() => {});
 }
@@ -690,6 +750,9 @@ async function leave() {
 async function close() {
   closing = true;
   if (role === "owner") {
+    // Open transactions roll back first: calls waiting for them can end.
+    for (const tx of transactions.values()) tx.free();
+    transactions.clear();
     await Promise.allSettled([...running]);
     // Dropping the replica stops auto-sync, closes SQLite, then releases the
     // OPFS handles and its Web Lock; then the owner lock goes to the next

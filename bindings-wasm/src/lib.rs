@@ -6,9 +6,9 @@
 //! `js`, which also generates their TypeScript types), maps core errors to
 //! `ErthError` (an `Error` subclass with a `code`, defined in
 //! `js/errors.js`), and wires the browser store (OPFS, in a dedicated
-//! Worker), transport (`fetch`) and auto-sync from `erth-core`. Its one
-//! class, [`Replica`], is what the package's worker script (`js/worker.js`)
-//! drives; apps use the Promise API of `js/index.js` on the main thread.
+//! Worker), transport (`fetch`) and auto-sync from `erth-core`. Its
+//! classes [`Replica`] and [`WriteTx`] (an open write transaction) are
+//! what the package's worker script (`js/worker.js`) drives; apps use the Promise API of `js/index.js` on the main thread.
 //!
 //! Every export returns `Result<_, JsValue>`: errors become rejected
 //! Promises, never panics. A panic (a bug) is reported on the console by the
@@ -23,9 +23,13 @@ mod error;
 #[cfg(target_arch = "wasm32")]
 mod replica;
 #[cfg(target_arch = "wasm32")]
+mod transaction;
+#[cfg(target_arch = "wasm32")]
 mod values;
 
 #[cfg(target_arch = "wasm32")]
 pub use error::ErthError;
 #[cfg(target_arch = "wasm32")]
 pub use replica::{canonical_remote, canonical_schema, Replica, Subscription, Watch};
+#[cfg(target_arch = "wasm32")]
+pub use transaction::WriteTx;

@@ -5,12 +5,13 @@
 //! read by serde into [`ReplicaOptions`].
 
 use crate::error::{console_error, invalid, to_js};
-use crate::values::{params_from_js, statements_from_js};
+use crate::transaction::WriteTx;
+use crate::values::{js, params_from_js, statements_from_js};
 use erth_core::store::browser::{self, Storage};
 use erth_core::transport::browser::{describe_js, BrowserTransport};
 use erth_core::{AutoSync, AutoSyncOptions, ChangeEvent, Config, Database, LiveQuery, Rows};
 use js_sys::Function;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use wasm_bindgen::prelude::*;
@@ -102,17 +103,6 @@ impl ReplicaOptions {
             }
         })
     }
-}
-
-/// `value` as plain JS data: `null` for none, objects rather than `Map`s,
-/// numbers as numbers (the core keeps them under 2^53).
-fn js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
-    let serializer = serde_wasm_bindgen::Serializer::new()
-        .serialize_missing_as_null(true)
-        .serialize_maps_as_objects(true);
-    value
-        .serialize(&serializer)
-        .map_err(|e| crate::error::internal(&e.to_string()))
 }
 
 /// One open database. Methods are async and may run concurrently: local
@@ -365,6 +355,13 @@ impl Replica {
     ) -> Result<JsValue, JsValue> {
         let statements = statements_from_js(&statements)?;
         js(&core!(self.db.transaction(&statements))?)
+    }
+
+    /// Opens an interactive write transaction (see [`WriteTx`]): waits
+    /// until no other one is open (`DatabaseLocked` after `lockTimeoutMs`).
+    #[wasm_bindgen(js_name = writeTransaction)]
+    pub async fn write_transaction(&self) -> Result<WriteTx, JsValue> {
+        Ok(WriteTx::new(core!(self.db.write_transaction())?))
     }
 
     /// Starts a live query: `listener(rows)` now (before this returns), then

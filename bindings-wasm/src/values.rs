@@ -1,6 +1,6 @@
-//! SQL parameters into wasm; rows go out as the core serializes them (its
-//! feature `js`: INTEGER → `number` when safe, else `bigint`; BLOB →
-//! `Uint8Array`).
+//! SQL parameters into wasm; rows and records go out ([`js`]) as the core
+//! serializes them (its feature `js`: INTEGER → `number` when safe, else
+//! `bigint`; BLOB → `Uint8Array`).
 //!
 //! Parameters: `null`/`undefined` → NULL; `boolean` → 1/0; a `number`
 //! with an integer value (in the i64 range) → INTEGER, any other number →
@@ -12,6 +12,7 @@
 use crate::error::invalid;
 use erth_core::{SqlValue, Statement};
 use js_sys::{Array, ArrayBuffer, Reflect, Uint8Array};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -122,4 +123,15 @@ pub(crate) fn statements_from_js(statements: &JsValue) -> Result<Vec<Statement>,
             Ok(Statement::new(sql, params_at(&get("params")?, &prefix)?))
         })
         .collect()
+}
+
+/// `value` as plain JS data: `null` for none, objects rather than `Map`s,
+/// numbers as numbers (the core keeps them under 2^53).
+pub(crate) fn js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    let serializer = serde_wasm_bindgen::Serializer::new()
+        .serialize_missing_as_null(true)
+        .serialize_maps_as_objects(true);
+    value
+        .serialize(&serializer)
+        .map_err(|e| crate::error::internal(&e.to_string()))
 }

@@ -170,8 +170,10 @@ impl WriteTransaction {
     }
 }
 
-/// The error of a call on a transaction that ended.
-fn ended() -> Error {
+/// The error of a call on a transaction that ended (committed or rolled
+/// back): [`Error::Sql`]. Public so that the bindings, which hold a
+/// transaction until its end, report it in the same words.
+pub fn ended() -> Error {
     Error::Sql {
         message: "the transaction has ended (committed or rolled back)".into(),
     }

@@ -641,6 +641,188 @@ test("every tab reloads in turn during writes: nothing lost or doubled", async (
   }
 });
 
+/** Starts a write transaction in `page` that inserts note `body`, then waits (for `window.releaseTx`). */
+async function holdTransaction(page, body) {
+  await page.evaluate((body) => {
+    window.txHeld = false;
+    window.txOutcome = erth.db
+      .writeTransaction(async (tx) => {
+        await tx.execute("INSERT INTO notes (body) VALUES (?)", [body]);
+        window.txHeld = true;
+        await new Promise((resolve) => (window.releaseTx = resolve));
+      })
+      .then(
+        () => "committed",
+        (e) => `${e.code}: ${e.message}`,
+      );
+  }, body);
+  await page.waitForFunction(() => window.txHeld === true);
+}
+
+const noteBodies = (page) =>
+  page.evaluate(async () => (await erth.db.getAll("SELECT body FROM notes ORDER BY body")).map((r) => r.body));
+
+test("write transactions read and write across tabs: nothing slips between; an error rolls everything back", async () => {
+  const ctx = await launch("wtx");
+  try {
+    const tabs = [await openPage(ctx), await openPage(ctx, true)];
+    await openAll(tabs, "wtx");
+    const id = await tabs[0].evaluate(async () => {
+      const { id } = await erth.db.get("SELECT uuid7() AS id");
+      await erth.db.execute("INSERT INTO notes (id, body) VALUES (?, '0')", [id]);
+      return id;
+    });
+    // Read-modify-write from both tabs at once (the owner's and a client's):
+    // every increment counts, none is lost between a read and its write.
+    const increments = (page) =>
+      page.evaluate(async (id) => {
+        const one = () =>
+          erth.db.writeTransaction(async (tx) => {
+            const { body } = await tx.get("SELECT body FROM notes WHERE id = ?", [id]);
+            await new Promise((resolve) => setTimeout(resolve, 2));
+            await tx.execute("UPDATE notes SET body = ? WHERE id = ?", [String(Number(body) + 1), id]);
+            return Number(body) + 1;
+          });
+        return Promise.all(Array.from({ length: 15 }, one));
+      }, id);
+    const [a, b] = await Promise.all(tabs.map(increments));
+    assert.deepEqual([...a, ...b].sort((x, y) => x - y), Array.from({ length: 30 }, (_, i) => i + 1), "each saw a distinct value");
+    const counter = () => tabs[1].evaluate(async (id) => (await erth.db.get("SELECT body FROM notes WHERE id = ?", [id])).body, id);
+    assert.equal(await counter(), "30");
+
+    // Another tab's plain write waits for an open transaction, which never sees it.
+    await tabs[0].evaluate(async (id) => erth.db.execute("DELETE FROM notes WHERE id = ?", [id]), id);
+    await holdTransaction(tabs[0], "wtx:held");
+    await tabs[1].evaluate(() => {
+      window.plainWrite = erth.db.execute("INSERT INTO notes (body) VALUES ('wtx:plain')").then(() => "done");
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const during = await tabs[1].evaluate(() => Promise.race([window.plainWrite, Promise.resolve("waiting")]));
+    assert.equal(during, "waiting", "the other tab's write waits for the transaction");
+    await tabs[0].evaluate(() => window.releaseTx());
+    assert.equal(await tabs[0].evaluate(() => window.txOutcome), "committed");
+    assert.equal(await tabs[1].evaluate(() => window.plainWrite), "done");
+    assert.deepEqual(await noteBodies(tabs[1]), ["wtx:held", "wtx:plain"]);
+
+    // A live query in the other tab sees a three-row transaction once, whole.
+    const seen = await tabs[1].evaluate(async () => {
+      const counts = [];
+      const stop = erth.db.watch("SELECT count(*) AS n FROM notes", [], (rows) => counts.push(rows[0].n));
+      await stop.ready;
+      await erth.db.writeTransaction(async (tx) => {
+        for (const body of ["wtx:1", "wtx:2", "wtx:3"]) await tx.execute("INSERT INTO notes (body) VALUES (?)", [body]);
+        const own = await tx.get("SELECT count(*) AS n FROM notes");
+        if (own.n !== 5) throw new Error(`the transaction reads its own writes: ${own.n}`);
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      stop();
+      return counts;
+    });
+    assert.deepEqual(seen, [2, 5], "one delivery per commit, never a part of it");
+
+    // The callback's error rolls everything back and is what rejects; a failed
+    // statement caught inside leaves the rest; the callback's value resolves.
+    const outcome = await tabs[1].evaluate(async () => {
+      const thrown = await erth.db
+        .writeTransaction(async (tx) => {
+          await tx.execute("INSERT INTO notes (body) VALUES ('wtx:rolled-back')");
+          throw new Error("app says no");
+        })
+        .catch((e) => ({ message: e.message, erth: e instanceof erth.ErthError }));
+      let kept;
+      const value = await erth.db.writeTransaction(async (tx) => {
+        const bad = await erth.failure(() => tx.execute("INSERT INTO no_such_table VALUES (1)"));
+        await tx.execute("INSERT INTO notes (body) VALUES ('wtx:after-a-bad-statement')");
+        kept = tx;
+        return bad.code;
+      });
+      const late = await erth.failure(() => kept.getAll("SELECT 1"));
+      const notFound = await erth.failure(() => erth.db.writeTransaction((tx) => tx.get("SELECT 1 WHERE 0")));
+      return { thrown, value, late: late.code, notFound: notFound.code };
+    });
+    assert.deepEqual(outcome, {
+      thrown: { message: "app says no", erth: false },
+      value: "Sql",
+      late: "InvalidInput",
+      notFound: "NotFound",
+    });
+    const bodies = await noteBodies(tabs[0]);
+    assert.ok(!bodies.includes("wtx:rolled-back"), "the failed transaction left nothing");
+    assert.ok(bodies.includes("wtx:after-a-bad-statement"));
+
+    // A transaction left open makes another one fail with a typed timeout, then frees it.
+    await holdTransaction(tabs[0], "wtx:held-2");
+    const locked = await tabs[1].evaluate(() => erth.failure(() => erth.db.writeTransaction(() => {})));
+    assert.equal(locked?.code, "DatabaseLocked", JSON.stringify(locked));
+    await tabs[0].evaluate(() => window.releaseTx());
+    assert.equal(await tabs[0].evaluate(() => window.txOutcome), "committed");
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("a tab that closes, or a browser killed, mid-transaction leaves nothing half-written", async () => {
+  let ctx = await launch("wtx-end");
+  try {
+    const tabs = [await openPage(ctx), await openPage(ctx, true), await openPage(ctx, true)];
+    await openAll(tabs, "wtx-end", { lockTimeoutMs: 3000 });
+    // A client tab closes with its transaction open: the owner rolls it back.
+    await holdTransaction(tabs[1], "end:client-half");
+    await tabs[1].close();
+    await tabs[0].evaluate(() => erth.db.execute("INSERT INTO notes (body) VALUES ('end:after-client')"));
+    assert.deepEqual(await noteBodies(tabs[2]), ["end:after-client"]);
+    // The owner tab closes with its transaction open: another tab takes over without it.
+    await holdTransaction(tabs[0], "end:owner-half");
+    await tabs[0].close();
+    // (A read first: it is sent again to the next owner; a write sent to the
+    // vanished one would be Interrupted.)
+    assert.deepEqual(await noteBodies(tabs[2]), ["end:after-client"]);
+    await tabs[2].evaluate(() => erth.db.execute("INSERT INTO notes (body) VALUES ('end:after-owner')"));
+    assert.deepEqual(await noteBodies(tabs[2]), ["end:after-client", "end:after-owner"]);
+    assert.deepEqual((await contents(tabs[2])).integrity, ["ok"]);
+    // A client's transaction open at an owner that goes away: its next call is Interrupted.
+    const last = await openPage(ctx, true);
+    await openAll([last], "wtx-end", { lockTimeoutMs: 3000 });
+    await last.evaluate(() => {
+      window.clientTx = erth.db
+        .writeTransaction(async (tx) => {
+          await tx.execute("INSERT INTO notes (body) VALUES ('end:interrupted')");
+          window.txHeld = true;
+          await new Promise((resolve) => (window.releaseTx = resolve));
+          await tx.execute("INSERT INTO notes (body) VALUES ('end:interrupted-2')");
+        })
+        .then(() => "committed", (e) => e.code);
+    });
+    await last.waitForFunction(() => window.txHeld === true);
+    await tabs[2].close();
+    await last.evaluate(() => window.releaseTx());
+    assert.equal(await last.evaluate(() => window.clientTx), "Interrupted");
+    assert.deepEqual(await noteBodies(last), ["end:after-client", "end:after-owner"]);
+
+    // The browser is killed mid-transaction (a large one, so SQLite has
+    // written pages of it): after a restart, only committed rows are there.
+    await last.evaluate(async () => {
+      window.txHeld = false;
+      erth.db.writeTransaction(async (tx) => {
+        const big = "x".repeat(4000);
+        for (let i = 0; i < 400; i++) await tx.execute("INSERT INTO notes (body) VALUES (?)", [`end:killed-${i}-${big}`]);
+        window.txHeld = true;
+        await new Promise(() => {});
+      });
+    });
+    await last.waitForFunction(() => window.txHeld === true, null, { timeout: 60000 });
+    process.kill(await browserPid("wtx-end"), "SIGKILL");
+    await ctx.close().catch(() => {});
+    ctx = await launch("wtx-end");
+    const page = await openPage(ctx);
+    await openAll([page], "wtx-end");
+    assert.deepEqual(await noteBodies(page), ["end:after-client", "end:after-owner"]);
+    assert.deepEqual((await contents(page)).integrity, ["ok"]);
+  } finally {
+    await ctx.close();
+  }
+});
+
 test("IndexedDB storage (the fallback without OPFS sync access handles) keeps data across a reload and a restart", async () => {
   const profile = "indexeddb";
   const open = (page) =>
