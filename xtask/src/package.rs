@@ -25,6 +25,11 @@ const JS_FILES: &[&str] = &[
     "index.d.ts",
     "worker.js",
     "errors.js",
+    "live.js",
+    "react.js",
+    "react.d.ts",
+    "vue.js",
+    "vue.d.ts",
     "README.md",
 ];
 /// The acceptance bound on the gzipped `.wasm`.
@@ -158,14 +163,35 @@ fn package_json(version: &str) -> String {
       "types": "./index.d.ts",
       "default": "./index.js"
     }},
+    "./react": {{
+      "types": "./react.d.ts",
+      "default": "./react.js"
+    }},
+    "./vue": {{
+      "types": "./vue.d.ts",
+      "default": "./vue.js"
+    }},
     "./worker.js": "./worker.js",
     "./package.json": "./package.json"
+  }},
+  "peerDependencies": {{
+    "react": ">=18",
+    "vue": ">=3.3"
+  }},
+  "peerDependenciesMeta": {{
+    "react": {{ "optional": true }},
+    "vue": {{ "optional": true }}
   }},
   "files": [
     "index.js",
     "index.d.ts",
     "worker.js",
     "errors.js",
+    "live.js",
+    "react.js",
+    "react.d.ts",
+    "vue.js",
+    "vue.d.ts",
     "{OUT_NAME}.js",
     "{OUT_NAME}.d.ts",
     "{OUT_NAME}_bg.wasm",

@@ -7,12 +7,17 @@
 // is opened in Debian's Chromium (one browser, one persistent profile): the
 // app opens a database with its own schema, writes a row, syncs with
 // tursodb, and after a reload (local-only) still has it; a native `erth` CLI
-// replica then sees every app's row. Run by
-// `cargo xtask test wasm`, which passes:
+// replica then sees every app's row. Then a Vite + React app (erth-sync/react)
+// and a Vite + Vue app (erth-sync/vue), type-checked with `tsc --strict` and
+// built by Vite 8, render a live list that follows the page's own writes and
+// the writes of a second browser profile (another device) synced through
+// tursodb. Run by `cargo xtask test wasm`, which passes:
 //
 //   ERTH_PKG_DIR          the built package (bindings-wasm/pkg)
 //   ERTH_BUNDLERS         node_modules holding vite (8), vite5 (an alias of vite 5), esbuild,
 //                         rollup, @rollup/plugin-node-resolve, webpack and typescript
+//   ERTH_FRAMEWORKS       node_modules holding react, react-dom, @types/react,
+//                         @types/react-dom and vue (linked into the app)
 //   ERTH_NODE_MODULES     node_modules holding playwright-core
 //   ERTH_TEST_HRANA_URL   the tursodb server
 //   ERTH_CLI              the native `erth` binary
@@ -23,7 +28,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { copyFile, mkdir, readdir, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { join, normalize, resolve, sep } from "node:path";
@@ -31,6 +36,7 @@ import { env, FLAGS, playwrightChromium, runTests, serveFile } from "./harness.m
 
 const PKG_DIR = resolve(env("ERTH_PKG_DIR"));
 const BUNDLERS = resolve(env("ERTH_BUNDLERS"));
+const FRAMEWORKS = resolve(env("ERTH_FRAMEWORKS"));
 const SERVER = env("ERTH_TEST_HRANA_URL").replace(/\/$/, "");
 const CLI = env("ERTH_CLI");
 const CHROMIUM = env("ERTH_CHROMIUM");
@@ -132,6 +138,131 @@ const TSCONFIG = {
   files: ["check.ts"],
 };
 
+// ---- the React and Vue apps, as users write them ----
+
+/** The frameworks' shared page: a live list, a form that adds to it, the status. */
+const FRAMEWORK_HTML = (src) => `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>erth-sync framework test</title><link rel="icon" href="data:,"></head>
+<body><div id="root"></div><script type="module" src="${src}"></script></body>
+</html>
+`;
+
+/** The open options both apps use: their own table, and sync after writes and every 300 ms. */
+const OPEN_TS = (table) => `const params = new URLSearchParams(location.search);
+const schema: Schema = { tables: { ${table}: { columns: { title: { type: "text", notNull: true } } } } };
+export const db = await ErthDb.open({
+  name: params.get("name") ?? "${table}",
+  url: params.get("url") ?? "",
+  schema,
+  autoSync: { debounceMs: 0, intervalMs: 300 },
+});
+`;
+
+const REACT_TSX = `import { StrictMode, Suspense, useState, type FormEvent } from "react";
+import { createRoot } from "react-dom/client";
+import { ErthDb, type Schema } from "erth-sync";
+import { ErthProvider, useErth, useQuery, useStatus, useSuspenseQuery } from "erth-sync/react";
+
+interface Item { id: string; title: string }
+declare global { interface Window { renders: Item[][] } }
+window.renders = [];
+
+${OPEN_TS("react_items")}
+function Items() {
+  const { data, isLoading, error } = useQuery<Item>("SELECT id, title FROM react_items ORDER BY title");
+  window.renders.push(data);
+  if (error) return <p id="error">{error.code}: {error.message}</p>;
+  if (isLoading) return <p id="loading">loading</p>;
+  return <ul id="items">{data.map((item) => <li key={item.id}>{item.title}</li>)}</ul>;
+}
+
+function Count() {
+  const [{ n }] = useSuspenseQuery<{ n: number }>("SELECT count(*) AS n FROM react_items WHERE title GLOB ?", ["*"]);
+  return <p id="count">{n} items</p>;
+}
+
+function Status() {
+  const status = useStatus();
+  return <p id="pending">{status === null ? "…" : \`\${status.pendingChanges} pending\`}</p>;
+}
+
+function Add() {
+  const db = useErth();
+  const [title, setTitle] = useState("");
+  const add = async (e: FormEvent) => {
+    e.preventDefault();
+    await db.execute("INSERT INTO react_items (title) VALUES (?)", [title]);
+    setTitle("");
+  };
+  return (
+    <form onSubmit={add}>
+      <input id="title" value={title} onChange={(e) => setTitle(e.target.value)} />
+      <button id="add">Add</button>
+    </form>
+  );
+}
+
+createRoot(document.getElementById("root")!).render(
+  <StrictMode>
+    <ErthProvider db={db}>
+      <Add />
+      <Items />
+      <Suspense fallback={<p id="count">counting</p>}><Count /></Suspense>
+      <Status />
+    </ErthProvider>
+  </StrictMode>,
+);
+`;
+
+const VUE_TS = `import { createApp, defineComponent, h, ref } from "vue";
+import { ErthDb, type Schema } from "erth-sync";
+import { createErth, useErth, useQuery, useStatus } from "erth-sync/vue";
+
+interface Item { id: string; title: string }
+declare global { interface Window { renders: Item[][] } }
+window.renders = [];
+
+${OPEN_TS("vue_items")}
+const App = defineComponent({
+  setup() {
+    const db = useErth();
+    const pattern = ref("*");
+    const { data, isLoading, error } = useQuery<Item>("SELECT id, title FROM vue_items WHERE title GLOB ? ORDER BY title", () => [pattern.value]);
+    const status = useStatus();
+    const title = ref("");
+    const add = async (e: Event) => {
+      e.preventDefault();
+      await db.execute("INSERT INTO vue_items (title) VALUES (?)", [title.value]);
+      title.value = "";
+    };
+    return () => {
+      window.renders.push(data.value);
+      return h("div", [
+        h("form", { onSubmit: add }, [
+          h("input", { id: "title", value: title.value, onInput: (e: Event) => (title.value = (e.target as HTMLInputElement).value) }),
+          h("button", { id: "add" }, "Add"),
+        ]),
+        error.value
+          ? h("p", { id: "error" }, \`\${error.value.code}: \${error.value.message}\`)
+          : isLoading.value
+            ? h("p", { id: "loading" }, "loading")
+            : h("ul", { id: "items" }, data.value.map((item) => h("li", { key: item.id }, item.title))),
+        h("p", { id: "pending" }, status.value === null ? "…" : \`\${status.value.pendingChanges} pending\`),
+      ]);
+    };
+  },
+});
+
+createApp(App).use(createErth(db)).mount("#root");
+`;
+
+/** Per framework: its source file, and what tsc needs beyond strict mode. */
+const FRAMEWORK_APPS = {
+  react: { main: "main.tsx", source: REACT_TSX, compilerOptions: { jsx: "react-jsx" } },
+  vue: { main: "main.ts", source: VUE_TS, compilerOptions: {} },
+};
+
 // ---- steps ----
 
 const steps = [];
@@ -229,6 +360,33 @@ step("webpack 5 (its API, no extra config): the worker becomes a chunk, the .was
   apps.push("webpack");
 });
 
+step("React and Vue apps: tsc --strict against the packed erth-sync/react and erth-sync/vue, then vite build", async () => {
+  // The frameworks (peer dependencies) as the app's own dependencies.
+  for (const entry of await readdir(FRAMEWORKS)) {
+    if (entry.startsWith(".")) continue;
+    const scoped = entry.startsWith("@") ? (await readdir(join(FRAMEWORKS, entry))).map((e) => join(entry, e)) : [entry];
+    for (const name of scoped) {
+      await mkdir(join(APP, "node_modules", name, ".."), { recursive: true });
+      await symlink(join(FRAMEWORKS, name), join(APP, "node_modules", name)).catch((e) => {
+        if (e.code !== "EEXIST") throw e;
+      });
+    }
+  }
+  for (const [name, { main, source, compilerOptions }] of Object.entries(FRAMEWORK_APPS)) {
+    const dir = join(APP, name);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, main), source);
+    await writeFile(join(dir, "index.html"), FRAMEWORK_HTML(`./${main}`));
+    await writeFile(join(dir, "vite.config.js"), VITE_CONFIG);
+    const tsconfig = { compilerOptions: { ...TSCONFIG.compilerOptions, ...compilerOptions }, files: [main] };
+    await writeFile(join(dir, "tsconfig.json"), JSON.stringify(tsconfig));
+    run(join(BUNDLERS, ".bin", "tsc"), ["-p", "tsconfig.json"], dir);
+    run("node", [join(BUNDLERS, "vite", "bin", "vite.js"), "build", "--logLevel", "warn", "--outDir", join(DIST, name)], dir);
+    const assets = await readdir(join(DIST, name, "assets"));
+    assert.ok(assets.some((f) => f.endsWith(".wasm")), `${name} emitted the .wasm: ${assets.join(", ")}`);
+  }
+});
+
 // ---- serving the builds ----
 
 const server = createServer(async (req, res) => {
@@ -320,6 +478,62 @@ step("vite dev (Vite 8) with the README's config serves the app unbundled: it wr
     dev.kill();
   }
 });
+
+/** The list items `page` shows. */
+const shown = (page) => page.$$eval("#items li", (items) => items.map((li) => li.textContent));
+
+/** Adds `title` through the app's form, as a user does. */
+async function addThroughForm(page, title) {
+  await page.fill("#title", title);
+  await page.click("#add");
+}
+
+async function waitForItems(page, expected, what) {
+  const want = JSON.stringify(expected);
+  await page.waitForFunction((want) => JSON.stringify([...document.querySelectorAll("#items li")].map((li) => li.textContent)) === want, want, { timeout: 20_000 }).catch(async () => {
+    throw new Error(`${what}: the list shows ${JSON.stringify(await shown(page))}, not ${want}`);
+  });
+}
+
+for (const framework of Object.keys(FRAMEWORK_APPS)) {
+  step(`${framework}: a live list follows local writes and a second browser profile's synced writes; unchanged rows keep their identity`, async () => {
+    const other = await chromium.launchPersistentContext(join(WORK, `profile-${framework}-2`), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: FLAGS,
+    });
+    other.on("page", (page) => page.on("console", (m) => m.type() === "error" && consoleErrors.push(`${framework} 2: ${m.text()}`)));
+    try {
+      const url = `${ORIGIN}/${framework}/?${new URLSearchParams({ name: `${framework}-live`, url: SERVER })}`;
+      const page = context.pages()[0] ?? (await context.newPage());
+      await page.goto(url);
+      await waitForItems(page, [], "at start");
+      await addThroughForm(page, "a: written here");
+      await waitForItems(page, ["a: written here"], "after a local write");
+      if (framework === "react") await page.waitForFunction(() => document.querySelector("#count")?.textContent === "1 items");
+      await page.waitForFunction(() => document.querySelector("#pending")?.textContent === "0 pending", null, { timeout: 20_000 });
+
+      const device = other.pages()[0] ?? (await other.newPage());
+      await device.goto(url);
+      await waitForItems(device, ["a: written here"], "the second profile, after its first sync");
+      await addThroughForm(device, "b: from the other device");
+      await waitForItems(device, ["a: written here", "b: from the other device"], "the second profile, after its write");
+      await waitForItems(page, ["a: written here", "b: from the other device"], "after the other device's write synced");
+      if (framework === "react") await page.waitForFunction(() => document.querySelector("#count")?.textContent === "2 items");
+
+      // The row that did not change is the same object in the render before and after.
+      const identity = await page.evaluate(() => {
+        const withA = window.renders.filter((rows) => rows.some((r) => r.title.startsWith("a:")));
+        const before = withA.findLast((rows) => rows.length === 1);
+        const after = withA.at(-1);
+        return { found: Boolean(before && after && after.length === 2), same: before?.[0] === after?.find((r) => r.title.startsWith("a:")) };
+      });
+      assert.deepEqual(identity, { found: true, same: true });
+    } finally {
+      await other.close();
+    }
+  });
+}
 
 step("a native replica sees every build's row", async () => {
   const schema = join(WORK, "notes.schema.json");

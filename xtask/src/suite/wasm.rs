@@ -13,12 +13,14 @@
 //! PyGObject browser that keeps its profile; there the package runs on its
 //! IndexedDB fallback); then the package packed with `npm pack`, installed
 //! into a fresh app, type-checked with tsc and built with Vite 8, Vite 5,
-//! esbuild, Rollup and webpack, and served by `vite dev` (`bundlers.mjs`).
+//! esbuild, Rollup and webpack, and served by `vite dev`, plus a Vite +
+//! React and a Vite + Vue app on `erth-sync/react` and `erth-sync/vue`
+//! (`bundlers.mjs`).
 //!
 //! Tools, from [`crate::tools`]: the package's build tools, Chromium and
 //! chromedriver, Firefox ESR and geckodriver, WebKitGTK's driver with Xvfb,
-//! wasm-bindgen-cli (its test runner), playwright-core, the bundlers,
-//! tursodb. Scratch files go to a temporary directory.
+//! wasm-bindgen-cli (its test runner), playwright-core, the bundlers, React
+//! and Vue, tursodb. Scratch files go to a temporary directory.
 
 use super::counts::{self, Counts};
 use super::Suite;
@@ -53,12 +55,13 @@ fn install() -> Result<()> {
     }
     rust::wasm_target()?;
     println!(
-        "wasm-bindgen: {}\nwasm-opt: {}\ngeckodriver: {}\nplaywright-core: {}\nbundlers: {}\ntursodb: {}",
+        "wasm-bindgen: {}\nwasm-opt: {}\ngeckodriver: {}\nplaywright-core: {}\nbundlers: {}\nReact and Vue: {}\ntursodb: {}",
         rust::wasm_bindgen_cli()?.display(),
         npm::wasm_opt()?.display(),
         rust::geckodriver()?.display(),
         npm::playwright_core()?.display(),
         npm::bundlers()?.display(),
+        npm::frameworks()?.display(),
         tools::tursodb()?.display()
     );
     Ok(())
@@ -283,19 +286,19 @@ fn run_suite() -> Result<()> {
         });
         let mut bundlers = None;
         timed("bundler tools (npm, cached)", &mut || {
-            bundlers = Some(npm::bundlers()?);
+            bundlers = Some((npm::bundlers()?, npm::frameworks()?));
             Ok(None)
         });
-        if let Some(bundlers) = &bundlers {
+        if let Some((bundlers, frameworks)) = &bundlers {
             // The packed package in apps built by every bundler of the README.
-            timed("npm pack -> tsc and 5 bundlers' apps", &mut || {
+            timed("npm pack -> tsc, 5 bundlers, React and Vue", &mut || {
                 browser_script(
                     "bundlers",
                     "bundlers",
                     &node_modules,
                     package,
                     work.path(),
-                    &[("ERTH_BUNDLERS", bundlers)],
+                    &[("ERTH_BUNDLERS", bundlers), ("ERTH_FRAMEWORKS", frameworks)],
                 )
             });
         }

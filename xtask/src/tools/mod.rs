@@ -55,6 +55,13 @@ pub const ROLLUP: &str = "4.68.8";
 pub const ROLLUP_NODE_RESOLVE: &str = "16.0.3";
 pub const WEBPACK: &str = "5.113.0";
 pub const TYPESCRIPT: &str = "7.0.2";
+/// The frameworks of the package's `erth-sync/react` and `erth-sync/vue`
+/// (peer dependencies), for the Vite + React and Vite + Vue apps of the
+/// bundler test: React and ReactDOM with their types, and Vue.
+pub const REACT: &str = "19.3.1";
+pub const TYPES_REACT: &str = "19.3.3";
+pub const TYPES_REACT_DOM: &str = "19.3.0";
+pub const VUE: &str = "3.5.47";
 /// `kotlinc` with the stdlib and kotlinx-coroutines (npm `kotlin-compiler`).
 pub const KOTLIN: &str = "2.4.20";
 /// Turso Sync for Node (`@tursodatabase/sync` and its packages, all at this

@@ -3,8 +3,8 @@
 //! must report its pinned version in its `package.json`.
 
 use super::{
-    BINARYEN, ESBUILD, KOTLIN, PLAYWRIGHT_CORE, ROLLUP, ROLLUP_NODE_RESOLVE, SQLITE_WASM,
-    TURSO_SYNC, TYPESCRIPT, VITE, VITE_5, WEBPACK,
+    BINARYEN, ESBUILD, KOTLIN, PLAYWRIGHT_CORE, REACT, ROLLUP, ROLLUP_NODE_RESOLVE, SQLITE_WASM,
+    TURSO_SYNC, TYPESCRIPT, TYPES_REACT, TYPES_REACT_DOM, VITE, VITE_5, VUE, WEBPACK,
 };
 use crate::Result;
 use erth_tests::cache;
@@ -78,6 +78,23 @@ pub fn bundlers() -> Result<PathBuf> {
             pin("@rollup/plugin-node-resolve", ROLLUP_NODE_RESOLVE),
             pin("webpack", WEBPACK),
             pin("typescript", TYPESCRIPT),
+        ],
+    )?;
+    Ok(dir.join("node_modules"))
+}
+
+/// `node_modules` holding React, ReactDOM (with their types) and Vue: the
+/// peer dependencies of `erth-sync/react` and `erth-sync/vue`, which the
+/// bundler test links into its framework apps.
+pub fn frameworks() -> Result<PathBuf> {
+    let dir = install(
+        &format!("npm-frameworks-react-{REACT}-types-{TYPES_REACT}-{TYPES_REACT_DOM}-vue-{VUE}"),
+        &[
+            pin("react", REACT),
+            pin("react-dom", REACT),
+            pin("@types/react", TYPES_REACT),
+            pin("@types/react-dom", TYPES_REACT_DOM),
+            pin("vue", VUE),
         ],
     )?;
     Ok(dir.join("node_modules"))
