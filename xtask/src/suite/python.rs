@@ -17,7 +17,7 @@ use super::counts::{self, Counts};
 use super::{install_tursodb, mobile, Suite};
 use crate::cargo::{self, repo_root};
 use crate::tools::python::{self, python_in, PIP};
-use crate::tools::{MATURIN, PYTEST, SQLALCHEMY, SQLMODEL, ZIGLANG};
+use crate::tools::{GREENLET, MATURIN, PYTEST, SQLALCHEMY, SQLMODEL, ZIGLANG};
 use crate::Result;
 use std::path::Path;
 use std::process::Command;
@@ -68,6 +68,7 @@ fn run_suite() -> Result<()> {
             format!("mypy=={}", crate::tools::MYPY),
             format!("sqlmodel=={SQLMODEL}"),
             format!("sqlalchemy=={SQLALCHEMY}"),
+            format!("greenlet=={GREENLET}"),
         ],
         &[],
         work.path(),

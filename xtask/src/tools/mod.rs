@@ -99,6 +99,9 @@ pub const SQLMODEL: &str = "0.0.50";
 /// SQLModel's SQLAlchemy, pinned: the `python` suite runs the
 /// `sqlite+erth://` dialect under both.
 pub const SQLALCHEMY: &str = "2.1.9";
+/// SQLAlchemy's asyncio extension needs it: the `sqlite+erth_async://`
+/// dialect's tests run on it.
+pub const GREENLET: &str = "3.5.6";
 /// Turso Sync for Python, a benchmark baseline.
 pub const PYTURSO: &str = "0.8.3";
 

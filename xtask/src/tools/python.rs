@@ -6,8 +6,8 @@
 //! oldest CPython the package supports on this machine.
 
 use super::{
-    MATURIN, MYPY, PYTEST, PYTEST_OLDEST, PYTEST_OLDEST_BACKPORTS, PYTURSO, SQLALCHEMY, SQLMODEL,
-    TWINE, WHEEL, ZIGLANG,
+    GREENLET, MATURIN, MYPY, PYTEST, PYTEST_OLDEST, PYTEST_OLDEST_BACKPORTS, PYTURSO, SQLALCHEMY,
+    SQLMODEL, TWINE, WHEEL, ZIGLANG,
 };
 use crate::cargo;
 use crate::Result;
@@ -162,23 +162,24 @@ pub fn oldest_python() -> Option<PathBuf> {
     })
 }
 
-/// Wheels of SQLModel and SQLAlchemy (and their dependencies) for the
-/// `python` suite's dialect tests, downloaded once into the cache; each
+/// Wheels of SQLModel, SQLAlchemy and greenlet (and their dependencies)
+/// for the `python` suite's dialect tests, downloaded once into the cache; each
 /// run's fresh venv installs them from there.
 pub fn sqlmodel_wheels() -> Result<PathBuf> {
     let tools = tools()?;
     Ok(cache::install_dir(
-        &format!("python-wheels-sqlmodel-{SQLMODEL}-sqlalchemy-{SQLALCHEMY}"),
+        &format!("python-wheels-sqlmodel-{SQLMODEL}-sqlalchemy-{SQLALCHEMY}-greenlet-{GREENLET}"),
         |dir| {
-            println!("downloading sqlmodel {SQLMODEL} and sqlalchemy {SQLALCHEMY} from PyPI into the cache");
+            println!("downloading sqlmodel {SQLMODEL}, sqlalchemy {SQLALCHEMY} and greenlet {GREENLET} from PyPI into the cache");
             step(
                 Command::new(tools.python())
                     .args(PIP)
                     .args(["download", "--dest"])
                     .arg(dir)
                     .arg(format!("sqlmodel=={SQLMODEL}"))
-                    .arg(format!("sqlalchemy=={SQLALCHEMY}")),
-                "pip download sqlmodel and sqlalchemy from PyPI",
+                    .arg(format!("sqlalchemy=={SQLALCHEMY}"))
+                    .arg(format!("greenlet=={GREENLET}")),
+                "pip download sqlmodel, sqlalchemy and greenlet from PyPI",
             )
         },
     )?)
