@@ -139,7 +139,7 @@ impl Endpoint {
                     .ok_or_else(|| Error::InvalidInput("server URL has no host".into()))?;
                 if !is_loopback(&host) && !allow_insecure_http {
                     return Err(Error::InvalidInput(format!(
-                        "refusing plain http:// to {host}: only this machine (127.0.0.1, ::1, localhost) is reached over plain HTTP without opting in, as the token would travel in clear text; use https:// (or opt in to insecure HTTP for a development server)"
+                        "refusing plain http:// to {host}: only this machine (127.0.0.1, ::1, localhost) is reached over plain HTTP without opting in, as the token would travel in clear text; use https://, or, for a development server, opt in: `--allow-insecure-http` (erth CLI), `allowInsecureHttp: true` (npm, Kotlin, Swift), `allow_insecure_http=True` (Python)"
                     )));
                 }
                 let s = parsed
@@ -270,6 +270,15 @@ mod tests {
         ] {
             let e = Endpoint::parse(remote, false).unwrap_err();
             assert!(matches!(e, Error::InvalidInput(_)), "{remote}: {e:?}");
+            // The message names the switch of every face.
+            let text = e.to_string();
+            for switch in [
+                "--allow-insecure-http",
+                "allowInsecureHttp",
+                "allow_insecure_http",
+            ] {
+                assert!(text.contains(switch), "{remote}: {text}");
+            }
             let (e, _) = Endpoint::parse(remote, true).unwrap();
             assert!(e.is_insecure(), "{remote}");
         }

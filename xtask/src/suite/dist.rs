@@ -297,7 +297,10 @@ fn oldest_leave_out() -> Vec<String> {
     let tests = crate::cargo::repo_root().join("bindings-mobile/python/tests");
     vec![
         format!("--ignore={}", tests.join("test_sqlalchemy.py").display()),
-        format!("--ignore={}", tests.join("test_sqlalchemy_async.py").display()),
+        format!(
+            "--ignore={}",
+            tests.join("test_sqlalchemy_async.py").display()
+        ),
         "-k".into(),
         "not test_an_app_type_checks_against_the_package_and_a_wrong_call_does_not".into(),
     ]
