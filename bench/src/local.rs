@@ -23,7 +23,7 @@
 //! path's SQLite cost and the engine's Rust around it show apart.
 
 use crate::report::{Check, Row, Section};
-use crate::stats::{count, duration, factor, Samples};
+use crate::stats::{count, duration, factor, times, Samples};
 use crate::Ctx;
 use anyhow::{bail, Context as _, Result};
 use erth_core::{Config, Database, Schema, SqlValue, Statement, TableDef};
@@ -191,49 +191,55 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
     ));
 
     let ratio = bulk.median() / bulk_floor.median();
-    s.checks.push(Check::new(
-        format!(
-            "bulk `transaction` of {} rows within 2x of rusqlite",
-            count(BULK_ROWS as u64)
-        ),
-        format!(
-            "{ratio:.2}x ({} vs floor {})",
-            duration(bulk.median()),
-            duration(bulk_floor.median())
-        ),
-        ratio <= 2.0,
-        format!(
-            "Per row: Erth {} vs floor {}. The same INSERTs through the engine's view and \
+    s.checks.push(
+        Check::new(
+            format!(
+                "bulk `transaction` of {} rows within 2x of rusqlite",
+                count(BULK_ROWS as u64)
+            ),
+            format!(
+                "{ratio:.2}x ({} vs floor {})",
+                duration(bulk.median()),
+                duration(bulk_floor.median())
+            ),
+            ratio <= 2.0,
+            format!(
+                "Per row: Erth {} vs floor {}. The same INSERTs through the engine's view and \
              trigger in SQLite alone (the engine's functions as stubs) took {} per row: the \
              trigger path itself (an id probe, the engine row's INSERT into five b-trees, a \
              value check reading the row back, and the statement journal SQLite keeps for every \
              statement that runs a trigger) is {} of the {} Erth adds; the engine's Rust around \
              it (authorizer, change capture, id lookup, event) the rest, {}.",
-            duration(bulk.median() / BULK_ROWS as f64),
-            duration(bulk_floor.median() / BULK_ROWS as f64),
-            duration(bulk_view.median() / BULK_ROWS as f64),
-            duration((bulk_view.median() - bulk_floor.median()).max(0.0)),
-            duration((bulk.median() - bulk_floor.median()).max(0.0)),
-            duration((bulk.median() - bulk_view.median()).max(0.0)),
-        ),
-    ));
+                duration(bulk.median() / BULK_ROWS as f64),
+                duration(bulk_floor.median() / BULK_ROWS as f64),
+                duration(bulk_view.median() / BULK_ROWS as f64),
+                duration((bulk_view.median() - bulk_floor.median()).max(0.0)),
+                duration((bulk.median() - bulk_floor.median()).max(0.0)),
+                duration((bulk.median() - bulk_view.median()).max(0.0)),
+            ),
+        )
+        .value(ratio, times),
+    );
     let one_median = one.median();
-    s.checks.push(Check::new(
-        "`execute` of a one-row INSERT through the view: median <= 50 µs (native), as add",
-        format!(
-            "{} (floor {}, {})",
-            duration(one_median),
-            duration(one_floor.median()),
-            factor(one_median, one_floor.median())
-        ),
-        one_median <= 50e-6,
-        format!(
-            "SQLite's own floor for a one-row INSERT transaction on this table took {}; the \
+    s.checks.push(
+        Check::new(
+            "`execute` of a one-row INSERT through the view: median <= 50 µs (native), as add",
+            format!(
+                "{} (floor {}, {})",
+                duration(one_median),
+                duration(one_floor.median()),
+                factor(one_median, one_floor.median())
+            ),
+            one_median <= 50e-6,
+            format!(
+                "SQLite's own floor for a one-row INSERT transaction on this table took {}; the \
              engine's share (clock read and persist, trigger, change lookup, event) is about {}.",
-            duration(one_floor.median()),
-            duration((one_median - one_floor.median()).max(0.0))
-        ),
-    ));
+                duration(one_floor.median()),
+                duration((one_median - one_floor.median()).max(0.0))
+            ),
+        )
+        .value(one_median, duration),
+    );
     Ok(s)
 }
 

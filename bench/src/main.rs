@@ -5,9 +5,14 @@
 //!
 //! ```text
 //! erth-bench --python VENV/bin/python --node-dir DIR [--quick] [--only a,b]
-//!            [--report BENCHMARKS.md] [--command "cargo xtask bench"]
+//!            [--runs N] [--report BENCHMARKS.md] [--command "cargo xtask bench"]
 //!            [--chromium /usr/bin/chromium]
 //! ```
+//!
+//! `--runs N` (default 3; 1 with `--quick`) runs every section N times in a
+//! row: each target is then reported as the median and range of its N
+//! numbers and counts as met only if every run met it (a target that sits
+//! on its boundary flips between runs and machines; one run cannot tell).
 //!
 //! Sections (`--only` takes their names): `original` (the Python SQLModel
 //! design vs the native core), `turso-sync` (device A/B sync vs
@@ -86,12 +91,15 @@ const SECTIONS: [(&str, &str); 6] = [
 struct Options {
     ctx: Ctx,
     only: Option<Vec<String>>,
+    /// How many times every section runs.
+    runs: u32,
     report: Option<PathBuf>,
     command: String,
 }
 
 fn parse_args(args: &[String]) -> Result<Options> {
     let mut quick = false;
+    let mut runs = None;
     let mut python = None;
     let mut node_dir = None;
     let mut only = None;
@@ -107,6 +115,15 @@ fn parse_args(args: &[String]) -> Result<Options> {
         };
         match arg.as_str() {
             "--quick" => quick = true,
+            "--runs" => {
+                let n: u32 = value(arg)?
+                    .parse()
+                    .context("--runs takes a number of runs (1 or more)")?;
+                if n == 0 {
+                    bail!("--runs takes a number of runs (1 or more)");
+                }
+                runs = Some(n);
+            }
             "--python" => python = Some(PathBuf::from(value(arg)?)),
             "--node-dir" => node_dir = Some(PathBuf::from(value(arg)?)),
             "--report" => report = Some(PathBuf::from(value(arg)?)),
@@ -126,7 +143,8 @@ fn parse_args(args: &[String]) -> Result<Options> {
             }
             other => bail!(
                 "unknown argument {other:?}\nusage: erth-bench --python PY --node-dir DIR \
-                 [--quick] [--only SECTIONS] [--report FILE] [--command TEXT] [--chromium BIN]"
+                 [--quick] [--only SECTIONS] [--runs N] [--report FILE] [--command TEXT] \
+                 [--chromium BIN]"
             ),
         }
     }
@@ -143,6 +161,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
             chromium,
         },
         only,
+        runs: runs.unwrap_or(if quick { 1 } else { 3 }),
         report,
         command: command.unwrap_or_else(|| {
             std::iter::once("erth-bench".to_string())
@@ -180,45 +199,41 @@ async fn run(options: Options) -> Result<()> {
     let started = SystemTime::now();
     let clock = Instant::now();
     let ctx = &options.ctx;
+    let mut earlier = Vec::new();
     let mut sections = Vec::new();
     let mut failed = Vec::new();
-    for (name, title) in SECTIONS {
-        if options
-            .only
-            .as_ref()
-            .is_some_and(|only| !only.iter().any(|o| o == name))
-        {
-            continue;
+    for run in 1..=options.runs {
+        if run > 1 {
+            earlier.push(sections.drain(..).flat_map(|s: Section| s.checks).collect());
         }
-        eprintln!("erth-bench: {title} ...");
-        let t = Instant::now();
-        let result = match name {
-            "original" => original::run(ctx, title).await,
-            "turso-sync" => turso_sync::run(ctx, title).await,
-            "uuid-keys" => uuid_keys::run(ctx, title),
-            "scale" => scale::run(ctx, title).await,
-            "local" => local::run(ctx, title).await,
-            _ => browser::run(ctx, title),
-        };
-        eprintln!(
-            "erth-bench: {name} took {}",
-            stats::duration(t.elapsed().as_secs_f64())
-        );
-        match result {
-            Ok(section) => sections.push(section),
-            Err(e) => {
-                eprintln!("erth-bench: {name} failed: {e:#}");
-                let mut section = Section::new(title, "Erth Sync", "baseline");
-                section
-                    .notes
-                    .push(format!("not measured: the run failed: {e:#}"));
-                sections.push(section);
-                failed.push(name);
+        eprintln!("erth-bench: run {run} of {}", options.runs);
+        for (name, title) in SECTIONS {
+            if options
+                .only
+                .as_ref()
+                .is_some_and(|only| !only.iter().any(|o| o == name))
+            {
+                continue;
+            }
+            match section(ctx, name, title).await {
+                Ok(section) => sections.push(section),
+                Err(e) => {
+                    eprintln!("erth-bench: {name} failed: {e:#}");
+                    let mut section = Section::new(title, "Erth Sync", "baseline");
+                    section
+                        .notes
+                        .push(format!("not measured: the run failed: {e:#}"));
+                    sections.push(section);
+                    if !failed.contains(&name) {
+                        failed.push(name);
+                    }
+                }
             }
         }
     }
     let report = Report {
         sections,
+        earlier,
         command: options.command.clone(),
         quick: ctx.quick,
         started,
@@ -235,6 +250,25 @@ async fn run(options: Options) -> Result<()> {
         bail!("these comparisons could not run: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// Runs one section.
+async fn section(ctx: &Ctx, name: &str, title: &str) -> Result<Section> {
+    eprintln!("erth-bench: {title} ...");
+    let t = Instant::now();
+    let result = match name {
+        "original" => original::run(ctx, title).await,
+        "turso-sync" => turso_sync::run(ctx, title).await,
+        "uuid-keys" => uuid_keys::run(ctx, title),
+        "scale" => scale::run(ctx, title).await,
+        "local" => local::run(ctx, title).await,
+        _ => browser::run(ctx, title),
+    };
+    eprintln!(
+        "erth-bench: {name} took {}",
+        stats::duration(t.elapsed().as_secs_f64())
+    );
+    result
 }
 
 /// Runs a baseline script to completion and parses the JSON object it prints

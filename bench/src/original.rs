@@ -8,7 +8,7 @@
 //! the ORM's cost from the cost of a stricter fsync policy.
 
 use crate::report::{Check, Row, Section};
-use crate::stats::{count, duration, speedup, Samples};
+use crate::stats::{count, duration, speedup, times1, Samples};
 use crate::{nums, run_json, script, text, Ctx};
 use anyhow::{bail, Context as _, Result};
 use erth_core::{Config, Database};
@@ -145,11 +145,12 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
     ));
 
     let add = erth.add.median();
-    s.checks.push(Check::new(
-        "Local durable add median <= 50 µs (native)",
-        duration(add),
-        add <= 50e-6,
-        format!(
+    s.checks.push(
+        Check::new(
+            "Local durable add median <= 50 µs (native)",
+            duration(add),
+            add <= 50e-6,
+            format!(
             "An `add_todo` is one write transaction (the row plus the persisted clock). SQLite's \
              own floor on this machine, a prepared one-row INSERT transaction with the same table, \
              indexes and pragmas and no engine at all, took {}, so the engine's share \
@@ -158,32 +159,38 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
             duration(erth.floor.median()),
             duration((add - erth.floor.median()).max(0.0))
         ),
-    ));
+        )
+        .value(add, duration),
+    );
     let ratio = original.add.median() / add;
-    s.checks.push(Check::new(
-        "add >= 50x faster than the original design",
-        format!(
-            "{ratio:.1}x ({} vs {})",
-            duration(add),
-            duration(original.add.median())
-        ),
-        ratio >= 50.0,
-        format!(
+    s.checks.push(
+        Check::new(
+            "add >= 50x faster than the original design",
+            format!(
+                "{ratio:.1}x ({} vs {})",
+                duration(add),
+                duration(original.add.median())
+            ),
+            ratio >= 50.0,
+            format!(
             "The original's add is dominated by fsyncs of its rollback journal, whose cost depends \
              on the disk; with WAL and synchronous=NORMAL the same Python code takes {}.",
             duration(original_wal.add.median())
         ),
-    ));
+        )
+        .value(ratio, times1),
+    );
     let ratio = original.list[1].median() / erth.list[1].median();
-    s.checks.push(Check::new(
-        "list_active over 10,000 rows >= 20x faster than get_active_todos",
-        format!(
-            "{ratio:.1}x ({} vs {})",
-            duration(erth.list[1].median()),
-            duration(original.list[1].median())
-        ),
-        ratio >= 20.0,
-        format!(
+    s.checks.push(
+        Check::new(
+            "list_active over 10,000 rows >= 20x faster than get_active_todos",
+            format!(
+                "{ratio:.1}x ({} vs {})",
+                duration(erth.list[1].median()),
+                duration(original.list[1].median())
+            ),
+            ratio >= 20.0,
+            format!(
             "SQLite alone needs {} to return the same 10,000 rows into plain tuples (the floor \
              row), so against this run's {} for the original no engine on SQLite could exceed \
              about {:.0}x; Erth adds {} on top of the floor.",
@@ -192,7 +199,9 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
             original.list[1].median() / erth.list_floor.median(),
             duration((erth.list[1].median() - erth.list_floor.median()).max(0.0))
         ),
-    ));
+        )
+        .value(ratio, times1),
+    );
     Ok(s)
 }
 

@@ -1,5 +1,8 @@
-//! One run's results: sections of measurements plus the targets of issue 6,
-//! printed as a terminal table and rendered as `BENCHMARKS.md`.
+//! A bench's results: sections of measurements plus the targets, printed as
+//! a terminal table and rendered as `BENCHMARKS.md`. With several runs, each
+//! target is reported over all of them (its number's median and range) and
+//! counts as met only if every run met it; the sections' tables are the
+//! last run's.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,6 +40,9 @@ pub enum Status {
     NotMeasured,
 }
 
+/// A target's number and how to show it (`stats::times`, `stats::duration`).
+pub type Value = (f64, fn(f64) -> String);
+
 /// A target from the issue, checked against this run (never an assertion).
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -45,6 +51,9 @@ pub struct Check {
     pub status: Status,
     /// Why the number is where it is; printed when the target is missed.
     pub why: String,
+    /// The number the target compares (a ratio, a time), with how to show
+    /// it: what several runs report as median and range.
+    pub value: Option<Value>,
 }
 
 impl Check {
@@ -59,7 +68,14 @@ impl Check {
             measured,
             status: if met { Status::Met } else { Status::Missed },
             why: why.into(),
+            value: None,
         }
+    }
+
+    /// This check with the number it compares, shown by `show`.
+    pub fn value(mut self, value: f64, show: fn(f64) -> String) -> Check {
+        self.value = Some((value, show));
+        self
     }
 
     pub fn not_measured(target: &str, reason: &str) -> Check {
@@ -68,6 +84,7 @@ impl Check {
             measured: format!("not measured: {reason}"),
             status: Status::NotMeasured,
             why: String::new(),
+            value: None,
         }
     }
 }
@@ -148,7 +165,10 @@ impl Machine {
 /// Everything one run produced.
 #[derive(Debug)]
 pub struct Report {
+    /// The last run's sections.
     pub sections: Vec<Section>,
+    /// The checks of the runs before the last (empty for one run).
+    pub earlier: Vec<Vec<Check>>,
     pub command: String,
     pub quick: bool,
     pub started: SystemTime,
@@ -156,9 +176,32 @@ pub struct Report {
     pub machine: Machine,
 }
 
+/// One target over every run.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub target: String,
+    pub measured: String,
+    pub status: Status,
+    /// `met (3/3 runs)`, `MISSED (met in 1 of 3 runs)`.
+    pub verdict: String,
+    pub why: String,
+}
+
 impl Report {
-    fn checks(&self) -> impl Iterator<Item = &Check> {
-        self.sections.iter().flat_map(|s| s.checks.iter())
+    /// The targets, each over every run that checked it: met only if every
+    /// run met it; its number as the median and range of the runs'.
+    pub fn targets(&self) -> Vec<Target> {
+        let last = self.sections.iter().flat_map(|s| s.checks.iter());
+        last.map(|c| {
+            let mut runs: Vec<&Check> = self
+                .earlier
+                .iter()
+                .filter_map(|run| run.iter().find(|e| e.target == c.target))
+                .collect();
+            runs.push(c);
+            aggregate(&runs)
+        })
+        .collect()
     }
 
     /// The plain-text table printed at the end of a run.
@@ -200,14 +243,8 @@ impl Report {
             }
         }
         let _ = writeln!(out, "\n== targets");
-        for c in self.checks() {
-            let _ = writeln!(
-                out,
-                "  [{}] {}: {}",
-                status_word(c.status),
-                c.target,
-                c.measured
-            );
+        for t in self.targets() {
+            let _ = writeln!(out, "  [{}] {}: {}", t.verdict, t.target, t.measured);
         }
         out
     }
@@ -235,6 +272,15 @@ impl Report {
             crate::stats::duration(self.elapsed.as_secs_f64())
         );
         let _ = writeln!(md, "- **Machine:** {}", self.machine.describe());
+        let runs = self.earlier.len() + 1;
+        if runs > 1 {
+            let _ = writeln!(
+                md,
+                "- **Runs:** every section ran {runs} times in a row; a target's figure is the \
+                 median and range of its {runs} runs (with the last run's details), and it counts \
+                 as met only if every run met it. The sections' tables show the last run."
+            );
+        }
         let mut versions: Vec<&String> = self
             .sections
             .iter()
@@ -254,28 +300,29 @@ impl Report {
 
         let _ = writeln!(md, "## Targets\n");
         let _ = writeln!(md, "| Target | Measured | Status |\n| --- | --- | --- |");
-        for c in self.checks() {
+        let targets = self.targets();
+        for t in &targets {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} |",
-                cell(&c.target),
-                cell(&c.measured),
-                status_word(c.status)
+                cell(&t.target),
+                cell(&t.measured),
+                cell(&t.verdict)
             );
         }
-        let missed: Vec<&Check> = self
-            .checks()
-            .filter(|c| c.status == Status::Missed)
+        let missed: Vec<&Target> = targets
+            .iter()
+            .filter(|t| t.status == Status::Missed)
             .collect();
         if missed.is_empty() {
-            let _ = writeln!(md, "\nEvery measured target was met in this run.");
+            let _ = writeln!(md, "\nEvery measured target was met in every run.");
         } else {
             let _ = writeln!(md, "\n### Missed targets, and why\n");
-            for c in missed {
+            for t in missed {
                 let _ = writeln!(
                     md,
                     "- **{}** — measured {}. {}",
-                    c.target, c.measured, c.why
+                    t.target, t.measured, t.why
                 );
             }
         }
@@ -311,6 +358,69 @@ impl Report {
             }
         }
         md
+    }
+}
+
+/// One target over `runs` (the same target's check in each run, in order).
+fn aggregate(runs: &[&Check]) -> Target {
+    let last = runs[runs.len() - 1];
+    let n = runs.len();
+    let met = runs.iter().filter(|c| c.status == Status::Met).count();
+    let measured_runs = runs
+        .iter()
+        .filter(|c| c.status != Status::NotMeasured)
+        .count();
+    let status = if measured_runs == 0 {
+        Status::NotMeasured
+    } else if met == n {
+        Status::Met
+    } else {
+        Status::Missed
+    };
+    if n == 1 {
+        return Target {
+            target: last.target.clone(),
+            measured: last.measured.clone(),
+            status,
+            verdict: status_word(status).into(),
+            why: last.why.clone(),
+        };
+    }
+    let values: Option<Vec<Value>> = runs.iter().map(|c| c.value).collect();
+    let measured = match values {
+        Some(values) => {
+            let show = values[0].1;
+            let mut xs: Vec<f64> = values.iter().map(|v| v.0).collect();
+            xs.sort_by(f64::total_cmp);
+            let median = if n % 2 == 1 {
+                xs[n / 2]
+            } else {
+                (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+            };
+            format!(
+                "median {} (range {} to {}, {n} runs); last run: {}",
+                show(median),
+                show(xs[0]),
+                show(xs[n - 1]),
+                last.measured
+            )
+        }
+        None => {
+            let each: Vec<&str> = runs.iter().map(|c| c.measured.as_str()).collect();
+            format!("runs: {}", each.join(" / "))
+        }
+    };
+    let verdict = match status {
+        Status::Met => format!("met ({n}/{n} runs)"),
+        Status::Missed => format!("MISSED (met in {met} of {n} runs)"),
+        Status::NotMeasured => status_word(status).into(),
+    };
+    Target {
+        target: last.target.clone(),
+        measured,
+        status,
+        verdict,
+        why: last.why.clone(),
     }
 }
 
@@ -377,6 +487,7 @@ mod tests {
             .push(Check::not_measured("browser", "package not built"));
         let r = Report {
             sections: vec![s],
+            earlier: Vec::new(),
             command: "cargo xtask bench".into(),
             quick: false,
             started: UNIX_EPOCH,
@@ -391,5 +502,41 @@ mod tests {
         );
         assert!(md.contains("not measured: package not built"), "{md}");
         assert!(r.terminal().contains("[MISSED] op <= 0.5 ms"));
+    }
+
+    #[test]
+    fn a_target_over_several_runs_is_met_only_if_every_run_met_it() {
+        let show: fn(f64) -> String = |x| format!("{x:.2}x");
+        let check = |x: f64| {
+            Check::new("ratio <= 1.3x", format!("{x:.2}x"), x <= 1.3, "Why.").value(x, show)
+        };
+        let mut last = Section::new("t", "Erth", "base");
+        last.checks.push(check(1.2));
+        last.checks
+            .push(Check::new("no number", "ok".into(), true, ""));
+        let r = Report {
+            sections: vec![last],
+            earlier: vec![
+                vec![check(1.4), Check::new("no number", "fine".into(), true, "")],
+                vec![check(1.1), Check::new("no number", "good".into(), true, "")],
+            ],
+            command: "cargo xtask bench".into(),
+            quick: false,
+            started: UNIX_EPOCH,
+            elapsed: Duration::from_secs(1),
+            machine: Machine::probe(),
+        };
+        let targets = r.targets();
+        assert_eq!(targets[0].status, Status::Missed);
+        assert_eq!(targets[0].verdict, "MISSED (met in 2 of 3 runs)");
+        assert_eq!(
+            targets[0].measured,
+            "median 1.20x (range 1.10x to 1.40x, 3 runs); last run: 1.20x"
+        );
+        assert_eq!(targets[1].verdict, "met (3/3 runs)");
+        assert_eq!(targets[1].measured, "runs: fine / good / ok");
+        let md = r.markdown();
+        assert!(md.contains("- **Runs:** every section ran 3 times"), "{md}");
+        assert!(md.contains("| ratio <= 1.3x | median 1.20x (range 1.10x to 1.40x, 3 runs); last run: 1.20x | MISSED (met in 2 of 3 runs) |"), "{md}");
     }
 }

@@ -158,6 +158,21 @@ pub fn count(mut n: u64) -> String {
     groups.join(",")
 }
 
+/// A ratio with two decimals: `1.23x`.
+pub fn times(x: f64) -> String {
+    format!("{x:.2}x")
+}
+
+/// A ratio with one decimal: `36.1x`.
+pub fn times1(x: f64) -> String {
+    format!("{x:.1}x")
+}
+
+/// A ratio with three decimals, for ratios near their target: `1.298x`.
+pub fn times3(x: f64) -> String {
+    format!("{x:.3}x")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--only SECTIONS]`: installs the benchmark
+//! `cargo xtask bench [--quick] [--only SECTIONS] [--runs N]`: installs the benchmark
 //! baselines into the cache (idempotent: each pinned set is one cache entry,
 //! installed once), builds `erth-bench` in release, runs every comparison and
 //! rewrites `BENCHMARKS.md` at the repository root.
@@ -12,6 +12,8 @@
 //! runs, the npm package (`bindings-wasm/pkg`) is built first
 //! ([`crate::package`]), so the numbers are of the tree as it is.
 //! `--only` runs a subset and prints it without touching `BENCHMARKS.md`.
+//! Every section runs 3 times (`--runs N`; once with `--quick`): a target
+//! is reported over all runs and is met only if every run met it.
 
 use crate::cargo::{self, cargo, repo_root};
 use crate::tools::{self, apt, npm, python};
@@ -26,6 +28,10 @@ pub fn run(args: &[String]) -> Result<()> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => forward.push(arg.clone()),
+            "--runs" => {
+                let runs = it.next().ok_or("--runs needs a number")?;
+                forward.extend([arg.clone(), runs.clone()]);
+            }
             "--only" => {
                 let sections = it.next().ok_or("--only needs a comma-separated list")?;
                 forward.extend([arg.clone(), sections.clone()]);
@@ -34,7 +40,7 @@ pub fn run(args: &[String]) -> Result<()> {
             }
             other => {
                 return Err(format!(
-                "unknown argument {other:?}; usage: cargo xtask bench [--quick] [--only SECTIONS]"
+                "unknown argument {other:?}; usage: cargo xtask bench [--quick] [--only SECTIONS] [--runs N]"
             )
                 .into())
             }
