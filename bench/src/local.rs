@@ -48,7 +48,7 @@ const BULK_ROWS: usize = 10_000;
 const FLOOR_CLOCK: &str = "0190000000000000-0000000000000001";
 const FLOOR_MS: i64 = 1_767_225_600_000;
 /// The native store's pragmas (`erth_core::store::sqlite::SqliteStore::open`).
-const STORE_PRAGMAS: [&str; 4] = [
+pub const STORE_PRAGMAS: [&str; 4] = [
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",

@@ -8,7 +8,7 @@
 //! the ORM's cost from the cost of a stricter fsync policy.
 
 use crate::report::{Check, Row, Section};
-use crate::stats::{count, duration, speedup, times1, Samples};
+use crate::stats::{count, duration, speedup, times, times1, Samples};
 use crate::{nums, run_json, script, text, Ctx};
 use anyhow::{bail, Context as _, Result};
 use erth_core::{Config, Database};
@@ -162,23 +162,32 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
         )
         .value(add, duration),
     );
-    let ratio = original.add.median() / add;
+    // Replaces "add >= 50x faster than the original design" (issue 26): the
+    // original's add is an fsync whose cost depends on the disk, so that
+    // ratio measured the disk; the rusqlite floor runs on the same disk in
+    // this process.
+    let floor = erth.floor.median();
     s.checks.push(
         Check::new(
-            "add >= 50x faster than the original design",
+            "add <= 1.3x the rusqlite floor (a one-row INSERT transaction, same table, indexes and pragmas)",
             format!(
-                "{ratio:.1}x ({} vs {})",
+                "{:.2}x ({} vs {}); the original design: {} ({:.1}x slower than Erth)",
+                add / floor,
                 duration(add),
-                duration(original.add.median())
+                duration(floor),
+                duration(original.add.median()),
+                original.add.median() / add
             ),
-            ratio >= 50.0,
+            add <= 1.3 * floor,
             format!(
-            "The original's add is dominated by fsyncs of its rollback journal, whose cost depends \
-             on the disk; with WAL and synchronous=NORMAL the same Python code takes {}.",
-            duration(original_wal.add.median())
-        ),
+                "The engine's share of an add is {} over SQLite's own one-row INSERT transaction: \
+                 the clock read, tick and persist (one more row written in the same transaction), \
+                 the insert through the view and its trigger (the row plus its per-column clocks \
+                 and the pending mark), the id, and the todo built back from the row.",
+                duration((add - floor).max(0.0))
+            ),
         )
-        .value(ratio, times1),
+        .value(add / floor, times),
     );
     let ratio = original.list[1].median() / erth.list[1].median();
     s.checks.push(
