@@ -16,6 +16,9 @@ Reads outside a transaction see committed data.
 Connections to the same file in one process share one open replica (a
 file has one open handle per process): the first connection opens it with
 its options, later ones use it, and it closes with the last connection.
+Closing that last connection (SQLAlchemy's ``engine.dispose()`` does) first
+pushes the replica's unsynced changes when it has a server, for at most
+:data:`EXIT_SYNC_SECONDS`, as a process exiting with connections open does.
 
 Errors are the PEP 249 classes, each also carrying the engine's ``kind``
 (and ``server_code``) as :class:`erth_sync.ErthError` does; the original
@@ -282,6 +285,18 @@ def connect(
 EXIT_SYNC_SECONDS = 5.0
 
 
+def _push_pending(db: BlockingDatabase) -> None:
+    """Pushes ``db``'s unsynced changes, if it has a server and is online,
+    for at most :data:`EXIT_SYNC_SECONDS`; best effort (local data is safe
+    either way: the next sync pushes what this one did not)."""
+    try:
+        status = db.status()
+        if status.remote_url and status.pending_changes and status.online:
+            _Runner.run(asyncio.wait_for(db.database.sync(), EXIT_SYNC_SECONDS))
+    except Exception:  # noqa: BLE001 - best effort; local data is safe
+        pass
+
+
 @atexit.register
 def _push_at_exit() -> None:
     """A script that commits and exits at once would leave its last changes
@@ -298,23 +313,22 @@ def _push_at_exit() -> None:
             except Exception:  # noqa: BLE001
                 pass
         db = s.db
-        if db is None or s.transactions:
-            continue
-        try:
-            status = db.status()
-            if status.remote_url and status.pending_changes and status.online:
-                _Runner.run(asyncio.wait_for(db.database.sync(), EXIT_SYNC_SECONDS))
-        except Exception:  # noqa: BLE001 - best effort at exit; local data is safe
-            pass
+        if db is not None and not s.transactions:
+            _push_pending(db)
 
 
-def _release(shared: _Shared) -> None:
+def _release(shared: _Shared, push: bool) -> None:
+    """One connection fewer; the last one closes the replica, pushing its
+    unsynced changes first when ``push`` (an explicit close, such as
+    SQLAlchemy's ``engine.dispose()``: the process may exit next)."""
     with _registry_lock:
         shared.users -= 1
         if shared.users == 0:
             if _registry.get(shared.path) is shared:
                 del _registry[shared.path]
             if shared.db is not None:
+                if push and not shared.transactions:
+                    _push_pending(shared.db)
                 shared.db.close()
                 shared.db = None
 
@@ -393,7 +407,7 @@ class Connection:
             self.rollback()
         finally:
             shared, self._shared = self._shared, None
-            _release(shared)
+            _release(shared, push=True)
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> "Cursor":
         """``cursor().execute(...)`` (as ``sqlite3`` offers)."""
@@ -422,7 +436,7 @@ class Connection:
         self._end()
         shared, self._shared = self._shared, None
         try:
-            _release(shared)
+            _release(shared, push=False)
         except Exception:  # noqa: BLE001 - nothing to report to in __del__
             pass
 

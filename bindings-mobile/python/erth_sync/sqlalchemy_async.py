@@ -14,11 +14,10 @@ the event loop never waits for the replica; a statement's rows are read
 whole, as the DB-API does. It needs SQLAlchemy's ``asyncio`` extra
 (``greenlet``): ``pip install "erth_sync[sqlalchemy-async]"``.
 
-The replica behind an async engine: ``await conn.run_sync(lambda c:
-c.connection.dbapi_connection.database)`` gives its
-:class:`erth_sync.BlockingDatabase` (status, sync), or use
-``erth_sync.dbapi.connect(path)`` in a thread: connections to one file
-share one open replica.
+The replica behind an async engine: :func:`database`, :func:`status` and
+:func:`sync` (awaitable; the replica's blocking calls run off the event
+loop). At shutdown, ``await engine.dispose()`` closes the connections,
+which first pushes what was not synced yet (at most 5 s).
 """
 
 from __future__ import annotations
@@ -29,16 +28,18 @@ from typing import Any, List, Optional, Sequence, Tuple
 from sqlalchemy import pool
 from sqlalchemy.engine import URL
 from sqlalchemy.engine.interfaces import AdaptedConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 try:  # SQLAlchemy 2.1
     from sqlalchemy.util.concurrency import await_
 except ImportError:  # SQLAlchemy 2.0
     from sqlalchemy.util.concurrency import await_only as await_  # type: ignore[no-redef]
 
+from . import BlockingDatabase, SyncReport, SyncStatus
 from . import dbapi as _dbapi
 from .sqlalchemy_dialect import ErthDialect
 
-__all__ = ["ErthAsyncDialect"]
+__all__ = ["ErthAsyncDialect", "database", "status", "sync"]
 
 
 def _in_thread(fn: Any, *args: Any) -> Any:
@@ -158,3 +159,23 @@ class ErthAsyncDialect(ErthDialect):
 
     def get_driver_connection(self, connection: Any) -> Any:
         return connection._connection
+
+
+async def database(engine: AsyncEngine) -> BlockingDatabase:
+    """The replica behind a ``sqlite+erth_async://`` engine (the whole
+    :class:`erth_sync.BlockingDatabase` API; its calls block: run them with
+    ``asyncio.to_thread``, as :func:`status` and :func:`sync` do)."""
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        return raw.dbapi_connection.database  # type: ignore[union-attr]
+
+
+async def status(engine: AsyncEngine) -> SyncStatus:
+    """The replica's sync status: pending changes, last sync, last error,
+    whether auto-sync runs."""
+    return await asyncio.to_thread((await database(engine)).status)
+
+
+async def sync(engine: AsyncEngine) -> SyncReport:
+    """Syncs now (push, then pull) and returns what moved."""
+    return await asyncio.to_thread((await database(engine)).sync)

@@ -197,3 +197,27 @@ def test_a_script_that_exits_pushes_what_it_committed_and_drops_the_rest(tmp_pat
     assert writer.execute("SELECT id FROM items WHERE name = ?", (tag,)).fetchall() == [(ids[0],)]
     assert writer.status().pending_changes == 0
     writer.close()
+
+
+def test_closing_the_last_connection_pushes_what_was_committed(tmp_path, server, tag):
+    # SQLAlchemy's engine.dispose() closes every connection before a process
+    # exits: the exit push then finds no open replica, so the close pushes.
+    import uuid as _uuid
+
+    url, token = server
+    row = str(_uuid.UUID(int=(_uuid.UUID("0190a4a0-0000-7000-8000-000000000061").int ^ (_uuid.uuid4().int & ((1 << 62) - 1)))))
+    path = str(tmp_path / "w.db")
+    first = dbapi.connect(path, url=url, auth_token=token, schema=SCHEMA)  # auto-sync off
+    second = dbapi.connect(path)
+    first.execute("INSERT INTO items (id, name) VALUES (?, ?)", (row, tag))
+    first.commit()
+    first.close()  # not the last: nothing pushed yet
+    assert second.status().pending_changes == 1
+    second.close()
+    reader = dbapi.connect(str(tmp_path / "r.db"), url=url, auth_token=token, schema=SCHEMA)
+    reader.database.sync()
+    assert reader.execute("SELECT id FROM items WHERE name = ?", (tag,)).fetchall() == [(row,)]
+    reader.close()
+    again = dbapi.connect(path, schema=SCHEMA)
+    assert again.status().pending_changes == 0
+    again.close()

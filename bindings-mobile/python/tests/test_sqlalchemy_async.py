@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from erth_sync import sqlalchemy_dialect
+from erth_sync import sqlalchemy_async, sqlalchemy_dialect
 from erth_sync.sqlalchemy_async import ErthAsyncDialect
 
 
@@ -80,9 +80,10 @@ def test_an_async_sqlmodel_app_writes_soft_deletes_rolls_back_and_syncs(tmp_path
                 await conn.execute(text("SELECT count(*) FROM async_todos"))
         running.cancel()
         assert ticks > 20, ticks
-        async with engine.connect() as conn:
-            report = await conn.run_sync(lambda c: c.connection.dbapi_connection.database.sync())
-            assert report.pushed >= 2
+        assert (await sqlalchemy_async.status(engine)).pending_changes >= 2
+        report = await sqlalchemy_async.sync(engine)
+        assert report.pushed >= 2
+        assert (await sqlalchemy_async.status(engine)).pending_changes == 0
         await engine.dispose()
         return titles
 
