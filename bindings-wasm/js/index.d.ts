@@ -74,7 +74,7 @@ export interface ColumnSchema {
 /** A synced table: its columns (in order) and indexes (each a list of column names). */
 export interface TableSchema {
   columns: Record<string, ColumnSchema>;
-  indexes?: string[][];
+  indexes?: readonly (readonly string[])[];
 }
 
 /**

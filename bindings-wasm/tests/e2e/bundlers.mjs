@@ -112,6 +112,18 @@ export async function main(): Promise<string[]> {
   await stop.ready;
   stop();
   const columns: string[] = (await db.status()).unknownServerColumns;
+  // A schema written \`as const\` (readonly arrays) and one with \`satisfies\`.
+  const frozen = { tables: { t: { columns: { x: { type: "text" } }, indexes: [["x"]] } } } as const;
+  const checked = { tables: { t: { columns: { x: { type: "integer", notNull: true } } } } } satisfies Schema;
+  await ErthDb.open({ name: "frozen", schema: frozen });
+  await ErthDb.open({ name: "checked", schema: checked });
+  const added = await db.writeTransaction(async (tx) => {
+    const n = await tx.get<{ n: number }>("SELECT count(*) AS n FROM notes");
+    if (n.n >= 5) return false;
+    const done: ExecuteResult = await tx.execute("INSERT INTO notes (body) VALUES (?)", ["y"]);
+    return done.rowsAffected === 1;
+  });
+  const flag: boolean = added;
   // @ts-expect-error an object is not a SQL parameter
   await db.execute("SELECT ?", [{}]);
   // @ts-expect-error "date" is not a column type
@@ -122,7 +134,7 @@ export async function main(): Promise<string[]> {
   } catch (e) {
     if (e instanceof ErthError && (e.code === "LoadFailed" || e.code === "Sql")) code = e.code;
   }
-  return [...notes.map((n) => n.body), one?.body ?? "", String(row.x), String(results.length), ...columns, String(bad), code];
+  return [...notes.map((n) => n.body), one?.body ?? "", String(row.x), String(results.length), ...columns, String(bad), code, String(flag)];
 }
 `;
 
