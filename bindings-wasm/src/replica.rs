@@ -14,6 +14,12 @@ use js_sys::Function;
 use serde::Deserialize;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
+
+/// Most rows in one pull page in a browser: a page is decoded and checked
+/// in the Worker's one thread, and reads wait meanwhile (10,000-row pages,
+/// the native default, held a tab's reads for up to 120 ms; measured by
+/// `cargo xtask bench --only browser-sync`, 2026-12-07).
+const BROWSER_PULL_PAGE_ROWS: usize = 2_500;
 use wasm_bindgen::prelude::*;
 
 /// Options of [`Replica::open`] (no `Debug`: they hold the token); the
@@ -204,6 +210,7 @@ impl Replica {
                 Some(AutoSyncOption::On(true)) => Some(AutoSyncOptions::default()),
                 Some(AutoSyncOption::With(options)) => Some(options),
             },
+            pull_page_rows: BROWSER_PULL_PAGE_ROWS,
             ..defaults
         };
         if let Some(schema) = &o.schema {

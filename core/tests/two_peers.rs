@@ -900,6 +900,55 @@ async fn rows_that_outgrow_the_page_budget_are_planned_one_by_one() {
     assert_converged(&[&a, &b]).await;
 }
 
+#[tokio::test]
+async fn a_page_larger_than_one_stage_transaction_is_staged_in_parts_whole() {
+    // One page of 4,500 rows is staged in three local transactions (2,000,
+    // 2,000 and 500 rows, the last with the cursor): every row arrives
+    // once, at its latest version.
+    let server = LocalServer::new();
+    let a = peer(&server, 0).await.db;
+    let config = Config {
+        url: Some("http://127.0.0.1:1".into()),
+        pull_page_rows: 5_000,
+        push_batch_rows: 1_000,
+        sync_timeout_ms: 0,
+        ..Config::default()
+    };
+    let b = Database::open(
+        Arc::new(SqliteStore::memory().unwrap()),
+        server.clone(),
+        Arc::new(FakeClock(AtomicU64::new(T0))),
+        config,
+    )
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..4_500 {
+        ids.push(a.add_todo(&format!("todo {i}")).await.unwrap().id);
+    }
+    a.rename_todo(&ids[4_499], "renamed").await.unwrap();
+    a.sync().await.unwrap();
+    let pages = Arc::new(Mutex::new(Vec::new()));
+    let p2 = pages.clone();
+    let report = b
+        .sync_with_progress(&move |p| {
+            if let erth_core::SyncProgress::Pulled { rows, .. } = p {
+                p2.lock().unwrap().push(rows);
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.pulled, 4_500);
+    assert_eq!(*pages.lock().unwrap(), vec![4_500]);
+    assert_eq!(
+        b.dump("todos").await.unwrap(),
+        a.dump("todos").await.unwrap()
+    );
+    assert_eq!(b.get_todo(&ids[4_499]).await.unwrap().title, "renamed");
+    // Nothing new: the cursor stands after the page's last row.
+    assert_eq!(b.sync().await.unwrap().pulled, 0);
+}
+
 /// Threads named like the auto-sync driver's, in this process (Linux).
 fn auto_sync_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
