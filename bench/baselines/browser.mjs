@@ -36,11 +36,9 @@
 //     and "$title" by the todo's title)
 //
 // Prints one JSON object: samples in milliseconds and the browser version.
-import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
-import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { browserVersion, launch, openPage, serve, SQLITE_WASM_PACKAGE } from './browser_page.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -51,12 +49,6 @@ const { values: args } = parseArgs({
     floor: { type: 'string' },
   },
 });
-const PKG = resolve(process.env.ERTH_PKG_DIR);
-const require = createRequire(join(process.env.ERTH_BENCH_NODE_DIR, 'package.json'));
-const { chromium } = require('playwright-core');
-const SQLITE_WASM = dirname(require.resolve('@sqlite.org/sqlite-wasm/package.json'));
-const SQLITE_WASM_VERSION = JSON.parse(await readFile(join(SQLITE_WASM, 'package.json'), 'utf8')).version;
-const SQLITE_WASM_DIST = join(SQLITE_WASM, 'dist');
 const floor = JSON.parse(args.floor);
 
 // The floor's worker: sqlite-wasm on the sahpool VFS, one database per mode.
@@ -110,39 +102,10 @@ self.onmessage = async ({ data }) => {
 };
 `;
 
-const PAGE = '<!doctype html><meta charset="utf-8"><title>erth-sync bench</title><p>erth-sync bench</p>';
-const MIME = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
-const ISOLATED = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
-function inside(root, path, prefix) {
-  const file = normalize(join(root, decodeURIComponent(path.slice(prefix.length))));
-  return file.startsWith(root + sep) ? file : null;
-}
-const server = createServer(async (req, res) => {
-  const path = new URL(req.url, 'http://x').pathname;
-  const send = (type, body) => res.writeHead(200, { 'content-type': type, ...ISOLATED }).end(body);
-  if (path === '/') return send('text/html', PAGE);
-  if (path === '/floor-worker.mjs') return send('text/javascript', FLOOR_WORKER);
-  const file = path.startsWith('/pkg/') ? inside(PKG, path, '/pkg/')
-    : path.startsWith('/sqlite-wasm/') ? inside(SQLITE_WASM_DIST, path, '/sqlite-wasm/') : null;
-  if (!file) return res.writeHead(404).end();
-  try {
-    send(MIME[extname(file)] ?? 'application/octet-stream', await readFile(file));
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-
-const context = await chromium.launchPersistentContext(join(args.work, 'profile'), {
-  executablePath: process.env.ERTH_CHROMIUM,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const { server, origin } = await serve({ '/floor-worker.mjs': FLOOR_WORKER });
+const context = await launch(join(args.work, 'profile'));
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+  const page = await openPage(context, origin);
   const out = await page.evaluate(async ({ adds, listRows, listReps, floor }) => {
     if (!crossOriginIsolated) throw new Error('the bench page is not cross-origin isolated');
     const warm = 5;
@@ -226,9 +189,8 @@ try {
   }, {
     adds: Number(args.adds), listRows: Number(args['list-rows']), listReps: Number(args['list-reps']), floor,
   });
-  const agent = await page.evaluate(() => navigator.userAgent);
-  out.version = `Chromium ${/Chrome\/([\d.]+)/.exec(agent)?.[1] ?? 'unknown'} (headless)`;
-  out.floor.package = `@sqlite.org/sqlite-wasm ${SQLITE_WASM_VERSION}`;
+  out.version = await browserVersion(page);
+  out.floor.package = SQLITE_WASM_PACKAGE;
   console.log(JSON.stringify(out));
 } finally {
   await context.close();

@@ -19,6 +19,8 @@ use std::path::Path;
 use std::process::Command;
 
 const SCRIPT: &str = include_str!("../baselines/browser.mjs");
+/// What `browser.mjs` and `browser_sync.mjs` import.
+pub const PAGE_SCRIPT: &str = include_str!("../baselines/browser_page.mjs");
 const ADD_TARGET: &str = "browser add median <= 1 ms (OPFS)";
 const SIZE_TARGET: &str = "npm package wasm <= 1 MB gzip";
 const LIST_ROWS: u64 = 1_000;
@@ -197,6 +199,7 @@ pub fn run(ctx: &Ctx, title: &str) -> Result<Section> {
         let adds = ctx.pick(200, 50);
         let reps = ctx.pick(20, 5);
         let work = tempfile::tempdir().context("temp dir")?;
+        script(work.path(), "browser_page.mjs", PAGE_SCRIPT)?;
         let js = script(work.path(), "browser.mjs", SCRIPT)?;
         let modes = floor_modes();
         let v = run_json(

@@ -19,7 +19,9 @@
 //! `@tursodatabase/sync` and `pyturso`), `uuid-keys` (UUIDv7 vs UUIDv4 keys
 //! in SQLite), `scale` (10-row syncs at growing sizes, throughput, peak RSS),
 //! `browser` (the wasm package, when built), `local` (the schema API's
-//! local writes and live queries against SQLite's floor). Every server is a fresh
+//! local writes and live queries against SQLite's floor), `browser-sync`
+//! (a browser's first sync of 100,000 and 1,000,000 rows, and reads from
+//! the owner tab and a second tab). Every server is a fresh
 //! `tursodb --sync-server` from the test harness.
 //!
 //! Timings are printed, never asserted: a missed target is reported, with
@@ -27,6 +29,7 @@
 //! not run at all.
 
 mod browser;
+mod browser_sync;
 mod local;
 mod original;
 mod report;
@@ -69,7 +72,7 @@ impl Ctx {
     }
 }
 
-const SECTIONS: [(&str, &str); 6] = [
+const SECTIONS: [(&str, &str); 7] = [
     (
         "original",
         "1. The original Python design vs the native core",
@@ -84,6 +87,10 @@ const SECTIONS: [(&str, &str); 6] = [
     (
         "local",
         "6. Local writes and live queries vs SQLite's floor",
+    ),
+    (
+        "browser-sync",
+        "7. Browser: a fresh device's first sync, and reads from two tabs",
     ),
 ];
 
@@ -262,6 +269,7 @@ async fn section(ctx: &Ctx, name: &str, title: &str) -> Result<Section> {
         "uuid-keys" => uuid_keys::run(ctx, title),
         "scale" => scale::run(ctx, title).await,
         "local" => local::run(ctx, title).await,
+        "browser-sync" => browser_sync::run(ctx, title).await,
         _ => browser::run(ctx, title),
     };
     eprintln!(

@@ -307,14 +307,14 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
     Ok(s)
 }
 
-async fn at_size(exe: &Path, n: u64, reps: usize, base_ms: u64) -> Result<AtSize> {
-    let dir = tempfile::tempdir().context("temp dir")?;
-    let server_db = dir.path().join("server.db");
-    let log = dir.path().join("server.log");
+/// A `tursodb` server in `dir` holding `n` todos in Erth's row layout
+/// (ids from [`row_id`] with `base_ms`), and the seconds its generation took.
+pub async fn filled_server(dir: &Path, n: u64, base_ms: u64) -> Result<(LocalServer, f64)> {
+    let server_db = dir.join("server.db");
+    let log = dir.join("server.log");
     {
         let mut server = LocalServer::start(&server_db, &log, None)?;
-        let db =
-            Database::open_native(dir.path().join("bootstrap.db"), config(server.url())).await?;
+        let db = Database::open_native(dir.join("bootstrap.db"), config(server.url())).await?;
         db.sync().await?;
         drop(db);
         server.stop()?;
@@ -322,7 +322,12 @@ async fn at_size(exe: &Path, n: u64, reps: usize, base_ms: u64) -> Result<AtSize
     let t = Instant::now();
     fill_server(&server_db, n, base_ms)?;
     let fill_secs = t.elapsed().as_secs_f64();
-    let server = LocalServer::start(&server_db, &log, None)?;
+    Ok((LocalServer::start(&server_db, &log, None)?, fill_secs))
+}
+
+async fn at_size(exe: &Path, n: u64, reps: usize, base_ms: u64) -> Result<AtSize> {
+    let dir = tempfile::tempdir().context("temp dir")?;
+    let (server, fill_secs) = filled_server(dir.path(), n, base_ms).await?;
     let url = server.url();
 
     let replica = dir.path().join("replica.db");
@@ -400,7 +405,7 @@ fn config(url: &str) -> Config {
     }
 }
 
-fn now_ms() -> Result<u64> {
+pub fn now_ms() -> Result<u64> {
     Ok(SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("the clock is before 1970")?
@@ -409,7 +414,7 @@ fn now_ms() -> Result<u64> {
 
 /// The id of generated row `i` (1-based): a valid UUIDv7 whose timestamp is
 /// `base_ms` and whose random bits are `i`. [`fill_server`]'s SQL makes the same.
-fn row_id(base_ms: u64, i: u64) -> String {
+pub fn row_id(base_ms: u64, i: u64) -> String {
     format!(
         "{:08x}-{:04x}-7000-8000-{i:012x}",
         base_ms >> 16,

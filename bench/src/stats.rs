@@ -49,6 +49,11 @@ impl Samples {
         }
     }
 
+    /// The largest sample in seconds (0 when empty).
+    pub fn max(&self) -> f64 {
+        self.secs.iter().copied().fold(0.0, f64::max)
+    }
+
     /// 95th percentile (nearest rank) in seconds (0 when empty).
     pub fn p95(&self) -> f64 {
         let v = self.sorted();

@@ -36,7 +36,9 @@ pub fn run(args: &[String]) -> Result<()> {
                 let sections = it.next().ok_or("--only needs a comma-separated list")?;
                 forward.extend([arg.clone(), sections.clone()]);
                 partial = true;
-                browser = sections.split(',').any(|s| s == "browser");
+                browser = sections
+                    .split(',')
+                    .any(|s| s == "browser" || s == "browser-sync");
             }
             other => {
                 return Err(format!(
