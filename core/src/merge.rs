@@ -42,6 +42,11 @@ pub enum Target {
     /// the pull has caught up, `crate::sync`): rows keep the server's
     /// `_seq`; nothing comes back.
     Staged,
+    /// Into a replica's engine table during its first pull of the table:
+    /// as `Staged`, and a row it inserts is marked
+    /// [`crate::schema::local::HIDDEN_COLUMN`] (out of the app's sight until
+    /// the pull is applied; a row that exists keeps its mark).
+    Hidden,
 }
 
 /// Name of the server's bookkeeping table.
@@ -91,13 +96,22 @@ pub fn upsert_into(
             "VALUES {}",
             vec![format!("({}, 0)", placeholders); rows.len()].join(", ")
         ),
+        Target::Hidden => format!(
+            "VALUES {}",
+            vec![format!("({}, 0, 1)", placeholders); rows.len()].join(", ")
+        ),
     };
     // A replica reports the ids it changed (change events). The server
     // returns nothing: the push learns its `_seq` range from the counter
     // (`crate::sync`), and tursodb spent about 200 ms of a 10,000-row push
     // producing `RETURNING` rows (measured 2026-11-30: 470 ms with them,
     // 265 ms without, same rows and batching).
-    let sql = upsert_sql(table, def, &source, target == Target::Replica);
+    let hidden = if target == Target::Hidden {
+        format!(", {}", q(crate::schema::local::HIDDEN_COLUMN))
+    } else {
+        String::new()
+    };
+    let sql = upsert_sql(table, def, &source, &hidden, target == Target::Replica);
     let mut args = Vec::with_capacity(rows.len() * (cols.len() + 1));
     for (row, seq) in rows.iter().zip(seqs) {
         if row.is_deleted {
@@ -119,13 +133,14 @@ pub fn upsert_from_table(table: &str, def: &TableDef, source: &str, returning: b
         def.row_column_list(),
         q(source)
     );
-    Statement::plain(upsert_sql(table, def, &source, returning))
+    Statement::plain(upsert_sql(table, def, &source, "", returning))
 }
 
 /// `INSERT INTO table (...) <source> ON CONFLICT ("id") DO UPDATE SET <the
 /// merge rules> WHERE <something would change>`, where `source` yields the
-/// row columns, `_seq` and `_dirty`.
-fn upsert_sql(table: &str, def: &TableDef, source: &str, returning: bool) -> String {
+/// row columns, `_seq`, `_dirty` and the columns in `more` (`, "name"...`,
+/// set on insert only).
+fn upsert_sql(table: &str, def: &TableDef, source: &str, more: &str, returning: bool) -> String {
     let t = q(table);
     let ex = |c: &str| format!("excluded.{}", q(c));
     let old = |c: &str| format!("{t}.{}", q(c));
@@ -178,7 +193,7 @@ fn upsert_sql(table: &str, def: &TableDef, source: &str, returning: bool) -> Str
 
     let returning = if returning { " RETURNING \"id\"" } else { "" };
     format!(
-        "INSERT INTO {t} ({}, \"_seq\", \"_dirty\") {source} ON CONFLICT (\"id\") DO UPDATE SET {} WHERE {}{returning}",
+        "INSERT INTO {t} ({}, \"_seq\", \"_dirty\"{more}) {source} ON CONFLICT (\"id\") DO UPDATE SET {} WHERE {}{returning}",
         def.row_column_list(),
         set.join(", "),
         newer.join(" OR "),

@@ -28,7 +28,7 @@
 
 use crate::error::{Error, Result};
 use crate::hlc::NodeId;
-use crate::schema::local::LOCAL_PREFIX;
+use crate::schema::local::{hidden_column_ddl, HIDDEN_COLUMN, LOCAL_PREFIX};
 use crate::schema::{q, TableDef};
 use crate::state;
 use crate::store::Store;
@@ -298,6 +298,15 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
             .map(|c| c.name.clone())
             .collect();
         stmts.extend(alters.into_iter().map(Statement::plain));
+        if !names.iter().any(|n| n == HIDDEN_COLUMN) {
+            // Format 2 and older: no first pull is under way in them (each
+            // applied its pulls whole from the stage).
+            stmts.push(Statement::plain(format!(
+                "ALTER TABLE {} ADD COLUMN {}",
+                q(&local),
+                hidden_column_ddl()
+            )));
+        }
         let cursor: i64 = kv
             .get(&state::cursor_key(&def.name))
             .and_then(|v| v.parse().ok())
@@ -329,6 +338,7 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
                 def.clear_user_data_sql().join(", ")
             )));
         }
+        stmts.extend(def.old_index_sql().into_iter().map(Statement::plain));
         stmts.extend(def.local_index_sql().into_iter().map(Statement::plain));
         let wanted: Vec<String> = def.indexes.iter().map(|c| def.app_index_name(c)).collect();
         for o in objects.iter().filter(|o| {

@@ -243,13 +243,15 @@ impl Database {
         }
     }
 
-    /// `SELECT` of the full row with that id.
+    /// `SELECT` of the full row with that id, if the app sees it (not a
+    /// row of an unapplied first pull, [`TableDef::visible_sql`]).
     fn select_row(&self, def: &TableDef, id: &str) -> Statement {
         Statement::new(
             format!(
-                "SELECT {} FROM {} WHERE \"id\" = ?",
+                "SELECT {} FROM {} WHERE \"id\" = ? AND {}",
                 def.row_column_list(),
-                q(&def.local_name())
+                q(&def.local_name()),
+                def.visible_sql()
             ),
             vec![id.into()],
         )
@@ -282,10 +284,12 @@ impl Database {
         self.row_of(def, &rows)
     }
 
-    /// Every row including tombstones, sorted by id (for comparing replicas).
+    /// Every row including tombstones, sorted by id (for comparing
+    /// replicas); not the rows of a first pull not yet applied.
     pub async fn dump(&self, table: &str) -> Result<Vec<SyncRow>> {
         let def = self.table(table)?;
-        self.select_rows(def, "ORDER BY \"id\"").await
+        self.select_rows(def, &format!("WHERE {} ORDER BY \"id\"", def.visible_sql()))
+            .await
     }
 
     async fn select_rows(&self, def: &TableDef, tail: &str) -> Result<Vec<SyncRow>> {

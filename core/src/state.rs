@@ -13,8 +13,10 @@ use crate::store::Store;
 use crate::value::{Rows, SqlValue, Statement};
 use std::collections::HashMap;
 
-/// Local schema format this build writes (`PRAGMA user_version`).
-pub const LOCAL_SCHEMA_VERSION: i64 = 2;
+/// Local schema format this build writes (`PRAGMA user_version`): 3 adds
+/// the engine tables' first-pull mark (`schema::local::HIDDEN_COLUMN`),
+/// which an older build would not keep out of the app's sight.
+pub const LOCAL_SCHEMA_VERSION: i64 = 3;
 
 pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS \"_erth_state\" (\"k\" TEXT PRIMARY KEY NOT NULL, \"v\" TEXT NOT NULL)";
 

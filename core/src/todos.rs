@@ -41,11 +41,12 @@ impl Database {
         // Only the five columns a Todo shows: no clocks to parse.
         let rows = self
             .store
-            .query(&Statement::plain(
+            .query(&Statement::plain(format!(
                 "SELECT \"id\", \"title\", \"is_completed\", \"created_at\", \"updated_at\" \
-                 FROM \"_erth_rows_todos\" WHERE \"is_deleted\" = 0 \
-                 ORDER BY \"is_deleted\", \"created_at\" DESC, \"id\" DESC",
-            ))
+                 FROM \"_erth_rows_todos\" WHERE \"is_deleted\" = 0 AND {} \
+                 ORDER BY \"created_at\" DESC, \"id\" DESC",
+                self.table(TABLE)?.visible_sql()
+            )))
             .await?;
         rows.rows.into_iter().map(todo_from_cells).collect()
     }

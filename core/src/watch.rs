@@ -140,9 +140,13 @@ impl Database {
             .tables_read(sql)
             .map_err(sql_error)?
             .into_iter()
-            .map(|t| match t.strip_prefix(LOCAL_PREFIX) {
-                Some(name) => name.to_owned(),
-                None => t,
+            .filter_map(|t| match t.strip_prefix(LOCAL_PREFIX) {
+                Some(name) => Some(name.to_owned()),
+                // The replica's state, which every view reads (whether a
+                // first pull's rows show, `TableDef::visible_sql`): what
+                // changes there reaches live queries as their tables' events.
+                None if t.starts_with("_erth") => None,
+                None => Some(t),
             })
             .collect();
         // A view and its engine table both report a read.

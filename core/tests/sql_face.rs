@@ -417,7 +417,7 @@ async fn statements_the_engine_cannot_sync_are_refused_and_change_nothing() {
     assert_eq!(one(&db, "SELECT body FROM drafts").await, [text("d")]);
     assert_eq!(
         one(&db, "PRAGMA user_version").await,
-        [SqlValue::Integer(2)]
+        [SqlValue::Integer(3)]
     );
     let id = one(&db, "SELECT uuid7()").await;
     erth_core::ids::parse_id(id[0].as_str().unwrap()).unwrap();

@@ -901,7 +901,7 @@ async fn rows_that_outgrow_the_page_budget_are_planned_one_by_one() {
 }
 
 #[tokio::test]
-async fn a_page_larger_than_one_stage_transaction_is_staged_in_parts_whole() {
+async fn a_large_pull_is_staged_in_parts_whole_and_reads_take_the_right_index() {
     // One page of 4,500 rows is staged in three local transactions (2,000,
     // 2,000 and 500 rows, the last with the cursor): every row arrives
     // once, at its latest version.
@@ -914,14 +914,16 @@ async fn a_page_larger_than_one_stage_transaction_is_staged_in_parts_whole() {
         sync_timeout_ms: 0,
         ..Config::default()
     };
+    let b_store = Arc::new(SqliteStore::memory().unwrap());
     let b = Database::open(
-        Arc::new(SqliteStore::memory().unwrap()),
+        b_store.clone(),
         server.clone(),
         Arc::new(FakeClock(AtomicU64::new(T0))),
         config,
     )
     .await
     .unwrap();
+    let stats = Statement::plain("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'");
     let mut ids = Vec::new();
     for i in 0..4_500 {
         ids.push(a.add_todo(&format!("todo {i}")).await.unwrap().id);
@@ -947,6 +949,115 @@ async fn a_page_larger_than_one_stage_transaction_is_staged_in_parts_whole() {
     assert_eq!(b.get_todo(&ids[4_499]).await.unwrap().title, "renamed");
     // Nothing new: the cursor stands after the page's last row.
     assert_eq!(b.sync().await.unwrap().pulled, 0);
+    // With 10,000 rows and no statistics (none are made), a range by id
+    // through the view reads the primary key, and the newest live rows the
+    // live rows' index.
+    for i in 0..5_500 {
+        a.add_todo(&format!("more {i}")).await.unwrap();
+    }
+    a.sync().await.unwrap();
+    assert_eq!(b.sync().await.unwrap().pulled, 5_500);
+    assert_eq!(
+        b_store.query(&stats).await.unwrap().rows[0][0],
+        SqlValue::Integer(0)
+    );
+    for (sql, index) in [
+        (
+            "SELECT id FROM todos WHERE id >= '0' ORDER BY id LIMIT 100",
+            "autoindex",
+        ),
+        (
+            "SELECT id FROM todos ORDER BY created_at DESC LIMIT 20",
+            "_erth_ix_todos_alive",
+        ),
+    ] {
+        let plan = b_store
+            .query(&Statement::plain(format!("EXPLAIN QUERY PLAN {sql}")))
+            .await
+            .unwrap();
+        let plan = format!("{:?}", plan.rows);
+        assert!(
+            plan.contains(index) && !plan.contains("TEMP B-TREE"),
+            "{sql}: {plan}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_first_pull_shows_nothing_until_it_is_applied_whole() {
+    // B's first pull comes in pages of 7 rows, written straight into its
+    // engine table: while it runs, B's app sees only its own row (through
+    // the view, the typed API and a dump); once applied, everything, with
+    // one change event.
+    let server = LocalServer::new();
+    let a = peer(&server, 0).await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(a.db.add_todo(&format!("todo {i}")).await.unwrap().id);
+    }
+    a.db.sync().await.unwrap();
+    let b_store = Arc::new(SqliteStore::memory().unwrap());
+    let b = Database::open(
+        b_store.clone(),
+        server.clone(),
+        Arc::new(FakeClock(AtomicU64::new(T0))),
+        Config {
+            url: Some("http://127.0.0.1:1".into()),
+            pull_page_rows: 7,
+            sync_timeout_ms: 0,
+            ..Config::default()
+        },
+    )
+    .await
+    .unwrap();
+    let own = b.add_todo("B's own").await.unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let e2 = events.clone();
+    let _sub = b.subscribe(Arc::new(move |e: &erth_core::ChangeEvent| {
+        if e.origin == ChangeOrigin::Remote {
+            e2.lock().unwrap().push(e.ids.len());
+        }
+    }));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (s2, store) = (seen.clone(), b_store.clone());
+    let report = b
+        .sync_with_progress(&move |p| {
+            if let erth_core::SyncProgress::Pulled { rows, .. } = p {
+                let count = store
+                    .query_app(&[], &Statement::plain("SELECT count(*) FROM todos"))
+                    .unwrap();
+                s2.lock()
+                    .unwrap()
+                    .push((rows, count.rows[0][0].as_i64().unwrap()));
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        report.pulled, 31,
+        "A's 30 rows and B's own, back from the server"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.len() >= 4, "pages: {seen:?}");
+    for (pulled, visible) in &seen {
+        assert_eq!(
+            *visible, 1,
+            "after {pulled} rows pulled, the app saw {visible} rows"
+        );
+    }
+    assert_eq!(b.list_active_todos().await.unwrap().len(), 31);
+    assert_eq!(b.get_todo(&ids[0]).await.unwrap().title, "todo 0");
+    assert_eq!(b.get_todo(&own.id).await.unwrap().title, "B's own");
+    assert_eq!(
+        *events.lock().unwrap(),
+        vec![30],
+        "one event, naming A's rows"
+    );
+    a.db.sync().await.unwrap();
+    assert_eq!(
+        b.dump("todos").await.unwrap(),
+        a.db.dump("todos").await.unwrap()
+    );
 }
 
 /// Threads named like the auto-sync driver's, in this process (Linux).

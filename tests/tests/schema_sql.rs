@@ -368,7 +368,7 @@ async fn a_replica_file_of_the_previous_release_syncs() {
     );
     assert_eq!(
         rows(&old, "PRAGMA user_version").await,
-        vec![vec![SqlValue::Integer(2)]]
+        vec![vec![SqlValue::Integer(3)]]
     );
     // A server it never saw: it pushes everything it has.
     old.sync().await.unwrap();

@@ -40,7 +40,7 @@ const RESERVED: [&str; 6] = [
 /// Whether `name` is a column of the row layout the engine owns (a system
 /// column or a clock), as opposed to a user column.
 pub fn is_system_column(name: &str) -> bool {
-    RESERVED.contains(&name) || name.starts_with("_clk_")
+    RESERVED.contains(&name) || name.starts_with("_clk_") || name == local::HIDDEN_COLUMN
 }
 
 /// Prefixes of the engine's own objects; no table or column may start with one.

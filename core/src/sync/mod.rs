@@ -37,7 +37,10 @@
 //!   transaction together with the new cursor and clock, so a crash never
 //!   loses or double-applies a page; once every table has caught up,
 //!   everything staged is applied to the engine tables in one local
-//!   transaction, so another device's transaction is seen whole. Also:
+//!   transaction, so another device's transaction is seen whole. A
+//!   table's first pull writes its pages straight into the engine table
+//!   instead, the rows hidden from the app until that apply, which then
+//!   only releases them (`stage`). Also:
 //!   backfills of columns this replica added after pulling rows, and the
 //!   server's columns this replica does not declare (never selected or
 //!   written; reported).

@@ -18,8 +18,10 @@ use crate::row::SyncRow;
 use crate::schema::{q, TableDef};
 use crate::state;
 use crate::status::{SyncProgress, TableRefusal};
+use crate::store::Store;
 use crate::value::{Rows, SqlValue, Statement};
 use futures::future::MaybeDone;
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -401,32 +403,42 @@ impl Syncer<'_> {
 
     /// Merges a validated page into the stage (`stage`) and moves the
     /// cursor, with the clocks it brings observed and its refused rows
-    /// quarantined. A page of more than [`STAGE_CHUNK_ROWS`] rows is staged
-    /// in transactions of that many, the store left free between them for
-    /// the app's reads and writes (one transaction of a 10,000-row page held
-    /// a browser tab's reads for 70-140 ms, measured 2026-12-07); the last
-    /// one moves the cursor, so a crash in between only stages some of the
-    /// page's rows twice (the merge makes the repeat a no-op).
+    /// quarantined. In the table's first pull the page goes into the engine
+    /// table instead, hidden until the pull is applied (see
+    /// [`Syncer::merge_chunk`]). A page of more than [`STAGE_CHUNK_ROWS`]
+    /// rows is merged in transactions of that many, the store left free
+    /// between them for the app's reads and writes (one transaction of a
+    /// 10,000-row page held a browser tab's reads for 70-140 ms, measured
+    /// 2026-12-07); the last one moves the cursor, so a crash in between
+    /// only merges some of the page's rows twice (the merge makes the
+    /// repeat a no-op).
     async fn stage_page(&self, def: &TableDef, page: Page, cursor: Statement) -> Result<()> {
         let Page {
             rows,
             seqs,
             quarantined,
         } = page;
-        let per = self.config.rows_per_statement;
+        if rows.len() != seqs.len() {
+            return Err(Error::Protocol(
+                "a page's rows and sequence numbers differ in count".into(),
+            ));
+        }
+        let first = !state::read_state(self.store)
+            .await?
+            .contains_key(&def.released_key());
         // Where the last chunk starts; the ones before it go first, alone.
         let last = rows.len().saturating_sub(1) / STAGE_CHUNK_ROWS * STAGE_CHUNK_ROWS;
         for start in (0..last).step_by(STAGE_CHUNK_ROWS) {
             let end = start + STAGE_CHUNK_ROWS;
-            let chunk = (rows.get(start..end), seqs.get(start..end));
-            let (Some(chunk_rows), Some(chunk_seqs)) = chunk else {
-                return Err(Error::Protocol(
-                    "a page's rows and sequence numbers differ in count".into(),
-                ));
-            };
             let turn = self.store.turn().await?;
-            turn.write(&stage::stage_rows(def, chunk_rows, chunk_seqs, per))
-                .await?;
+            self.merge_chunk(
+                &*turn,
+                def,
+                (&rows[start..end], &seqs[start..end]),
+                first,
+                Vec::new(),
+            )
+            .await?;
             drop(turn);
             // Lets what waits for the store (a read's message, in a
             // browser Worker) run before the next chunk.
@@ -444,30 +456,99 @@ impl Syncer<'_> {
                 }
             }
         }
-        let (tail_rows, tail_seqs) = (
-            rows.get(last..).unwrap_or_default(),
-            seqs.get(last..).unwrap_or_default(),
-        );
-        let mut stmts = stage::stage_rows(def, tail_rows, tail_seqs, per);
-        stmts.push(state::persist_clock(&hlc));
-        stmts.push(cursor);
+        let mut then = vec![state::persist_clock(&hlc), cursor];
         if let (Some(row), Some(seq)) = (rows.last(), seqs.last()) {
-            stmts.push(state::raise(
+            then.push(state::raise(
                 &state::anchor_key(&def.name),
                 restored::anchor(*seq, &row.id),
             ));
         }
-        let uncleared: Vec<&str> = rows
-            .iter()
-            .filter(|r| r.is_uncleared_tombstone(def))
-            .map(|r| r.id.as_str())
-            .collect();
-        stmts.extend(stage::mark_uncleared_staged(def, &uncleared));
-        stmts.extend(quarantine(def, &rows, &quarantined, now));
-        turn.write(&stmts).await?;
+        then.extend(quarantine(def, &rows, &quarantined, now));
+        self.merge_chunk(&*turn, def, (&rows[last..], &seqs[last..]), first, then)
+            .await?;
         drop(hlc);
         Ok(())
     }
+
+    /// Merges `rows` (with their `_seq`), then runs `then`, in one local
+    /// transaction: into the stage; or, in the table's `first` pull, into
+    /// the engine table marked hidden ([`crate::merge::Target::Hidden`]),
+    /// except the rows whose id the app already sees there (its own rows
+    /// coming back, mostly), which are staged: merged in place they would
+    /// show before the pull is applied. Pulled tombstones that still held
+    /// user data are marked for the apply, or pending at once.
+    async fn merge_chunk(
+        &self,
+        store: &dyn Store,
+        def: &TableDef,
+        (rows, seqs): (&[SyncRow], &[i64]),
+        first: bool,
+        then: Vec<Statement>,
+    ) -> Result<()> {
+        let per = self.config.rows_per_statement;
+        if !first || rows.is_empty() {
+            let mut stmts = stage::stage_rows(def, rows, seqs, per);
+            stmts.extend(stage::mark_uncleared_staged(
+                def,
+                &uncleared(def, rows),
+                false,
+            ));
+            stmts.extend(then);
+            store.write(&stmts).await?;
+            return Ok(());
+        }
+        let mut then = Some(then);
+        store.write_after_reads(&[stage::visible_ids(def, rows)], &mut |answers| {
+            let seen: HashSet<&str> = answers
+                .first()
+                .map(|a| a.rows.iter().filter_map(|r| r.first()?.as_str()).collect())
+                .unwrap_or_default();
+            let mut stmts = Vec::new();
+            if seen.is_empty() {
+                stmts.extend(stage::hide_rows(def, rows, seqs, per));
+                stmts.extend(stage::mark_uncleared_staged(
+                    def,
+                    &uncleared(def, rows),
+                    true,
+                ));
+            } else {
+                let (mut staged, mut hidden) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+                for (row, seq) in rows.iter().zip(seqs) {
+                    let to = if seen.contains(row.id.as_str()) {
+                        &mut staged
+                    } else {
+                        &mut hidden
+                    };
+                    to.0.push(row.clone());
+                    to.1.push(*seq);
+                }
+                stmts.extend(stage::stage_rows(def, &staged.0, &staged.1, per));
+                stmts.extend(stage::mark_uncleared_staged(
+                    def,
+                    &uncleared(def, &staged.0),
+                    false,
+                ));
+                stmts.extend(stage::hide_rows(def, &hidden.0, &hidden.1, per));
+                stmts.extend(stage::mark_uncleared_staged(
+                    def,
+                    &uncleared(def, &hidden.0),
+                    true,
+                ));
+            }
+            stmts.extend(then.take().unwrap_or_default());
+            Ok(stmts)
+        })?;
+        store.persisted().await?;
+        Ok(())
+    }
+}
+
+/// The ids of `rows` that are tombstones still holding user data.
+fn uncleared<'r>(def: &TableDef, rows: &'r [SyncRow]) -> Vec<&'r str> {
+    rows.iter()
+        .filter(|r| r.is_uncleared_tombstone(def))
+        .map(|r| r.id.as_str())
+        .collect()
 }
 
 /// A page that did not arrive because it was too big for the link or the

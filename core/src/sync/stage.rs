@@ -12,6 +12,14 @@
 //! changes takes a new, higher `_seq`), so the rows up to some `_seq` are
 //! not a state the server ever had; the state after catching up is (every
 //! row at its latest version as of the last check).
+//!
+//! A table's first pull (no `released:<table>` in the replica's state)
+//! goes into the engine table itself: a new row is inserted marked
+//! [`crate::schema::local::HIDDEN_COLUMN`], which the view and the typed
+//! API leave out, and the apply records `released:<table>` in the same
+//! transaction as the rest, so the marked rows show at once, whole,
+//! without being written a second time. A row whose id the app already
+//! sees is staged as above (merged in place, its change would show early).
 
 use super::Syncer;
 use crate::error::{Error, Result};
@@ -46,6 +54,37 @@ pub(crate) fn stage_rows(
         .zip(seqs.chunks(per))
         .map(|(r, s)| merge::upsert_into(&stage, def, r, s, Target::Staged))
         .collect()
+}
+
+/// Merges pulled `rows` (with their `_seq`) of a first pull straight into
+/// `def`'s engine table, marked hidden where they are new
+/// ([`Target::Hidden`]), in statements of at most `per` rows.
+pub(crate) fn hide_rows(
+    def: &TableDef,
+    rows: &[SyncRow],
+    seqs: &[i64],
+    per: usize,
+) -> Vec<Statement> {
+    let table = def.local_name();
+    rows.chunks(per)
+        .zip(seqs.chunks(per))
+        .map(|(r, s)| merge::upsert_into(&table, def, r, s, Target::Hidden))
+        .collect()
+}
+
+/// The ids among `rows` of engine rows the app sees: a first pull stages
+/// those (merged into them in place they would show before the pull is
+/// applied) and hides the rest.
+pub(crate) fn visible_ids(def: &TableDef, rows: &[SyncRow]) -> Statement {
+    Statement::new(
+        format!(
+            "SELECT \"id\" FROM {} WHERE \"id\" IN ({}) AND \"{}\" = 0",
+            q(&def.local_name()),
+            vec!["?"; rows.len()].join(", "),
+            crate::schema::local::HIDDEN_COLUMN
+        ),
+        rows.iter().map(|r| SqlValue::from(r.id.as_str())).collect(),
+    )
 }
 
 /// `SELECT count(*)` of `def`'s staged rows.
@@ -141,9 +180,11 @@ impl Syncer<'_> {
     }
 
     /// Merges every staged row into the engine tables and empties the
-    /// stage, in one local transaction; pulled tombstones that still held
-    /// user data are marked pending (this sync pushes them back cleared);
-    /// subscribers hear of each table once.
+    /// stage, and releases the rows of the tables whose first pull this
+    /// was (records [`TableDef::released_key`]: their rows marked hidden
+    /// show from then on), in one local transaction; pulled tombstones
+    /// that still held user data are marked pending (this sync pushes them
+    /// back cleared); subscribers hear of each table once.
     async fn apply_staged(&self, skip: &[String]) -> Result<()> {
         let tables: Vec<&TableDef> = self
             .config
@@ -151,7 +192,8 @@ impl Syncer<'_> {
             .iter()
             .filter(|d| !skip.contains(&d.name))
             .collect();
-        let mut staged = Vec::new();
+        let kv = state::read_state(self.store).await?;
+        let mut applying = Vec::new();
         for def in tables {
             let n = self
                 .store
@@ -162,15 +204,21 @@ impl Syncer<'_> {
                 .and_then(|r| r.first())
                 .and_then(SqlValue::as_i64)
                 .unwrap_or(0);
-            if n > 0 {
-                staged.push((def, n));
+            // A first pull's rows, at most one past the ids an event lists.
+            let hidden = if kv.contains_key(&def.released_key()) {
+                None
+            } else {
+                Some(self.store.query(&hidden_ids(def)).await?.rows)
+            };
+            if n > 0 || hidden.is_some() {
+                applying.push((def, n, hidden));
             }
         }
-        if staged.is_empty() {
+        if applying.is_empty() {
             return Ok(());
         }
         let mut stmts = Vec::new();
-        for (def, n) in &staged {
+        for (def, n, hidden) in &applying {
             stmts.push(merge::upsert_from_table(
                 &def.local_name(),
                 def,
@@ -180,10 +228,15 @@ impl Syncer<'_> {
             stmts.push(Statement::plain("SELECT changes()"));
             stmts.push(mark_uncleared(def));
             stmts.push(clear_stage(def));
+            if hidden.is_some() {
+                stmts.push(state::set(&def.released_key(), "1".into()));
+            }
         }
         let out = self.store.write(&stmts).await?;
-        for (i, (def, n)) in staged.iter().enumerate() {
-            let (merged, changes, uncleared) = (&out[4 * i], &out[4 * i + 1], &out[4 * i + 2]);
+        let mut at = 0;
+        for (def, n, hidden) in &applying {
+            let (merged, changes, uncleared) = (&out[at], &out[at + 1], &out[at + 2]);
+            at += if hidden.is_some() { 5 } else { 4 };
             if !uncleared.rows.is_empty() {
                 self.found().uncleared = true;
             }
@@ -193,22 +246,39 @@ impl Syncer<'_> {
                 .and_then(|r| r.first())
                 .and_then(SqlValue::as_i64)
                 .unwrap_or(0);
-            if *n > EVENT_IDS && changed > 0 {
+            let shown = hidden.as_ref().map_or(0, |h| h.len() as i64);
+            if *n + shown > EVENT_IDS && changed + shown > 0 {
                 self.events.emit_many(&def.name, ChangeOrigin::Remote);
+                continue;
+            }
+            let ids: Vec<String> = merged
+                .rows
+                .iter()
+                .chain(hidden.iter().flatten())
+                .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
+                .collect();
+            if ids.is_empty() && hidden.is_some() {
                 continue;
             }
             self.events.emit(ChangeEvent {
                 table: def.name.clone(),
-                ids: merged
-                    .rows
-                    .iter()
-                    .filter_map(|r| r.first().and_then(SqlValue::as_str).map(str::to_owned))
-                    .collect(),
+                ids,
                 origin: ChangeOrigin::Remote,
             });
         }
         Ok(())
     }
+}
+
+/// The ids of `def`'s engine rows that its first pull wrote (marked
+/// hidden), at most one more than an event lists ([`EVENT_IDS`]).
+fn hidden_ids(def: &TableDef) -> Statement {
+    Statement::plain(format!(
+        "SELECT \"id\" FROM {} WHERE \"{}\" = 1 LIMIT {}",
+        q(&def.local_name()),
+        crate::schema::local::HIDDEN_COLUMN,
+        EVENT_IDS + 1
+    ))
 }
 
 /// Marks pending the engine rows whose pulled (server) version was a
@@ -225,15 +295,25 @@ fn mark_uncleared(def: &TableDef) -> Statement {
 }
 
 /// Marks the staged rows of `ids` (pulled tombstones that still held user
-/// data, cleared as they were staged) so the apply marks them pending.
-pub(crate) fn mark_uncleared_staged(def: &TableDef, ids: &[&str]) -> Option<Statement> {
+/// data, cleared as they were staged) so the apply marks them pending; or,
+/// `hidden`, the engine rows a first pull merged them into, pending at once.
+pub(crate) fn mark_uncleared_staged(
+    def: &TableDef,
+    ids: &[&str],
+    hidden: bool,
+) -> Option<Statement> {
     if ids.is_empty() {
         return None;
     }
+    let (table, dirty) = if hidden {
+        (def.local_name(), "\"_dirty\" + 1")
+    } else {
+        (def.stage_name(), "1")
+    };
     Some(Statement::new(
         format!(
-            "UPDATE {} SET \"_dirty\" = 1 WHERE \"id\" IN ({})",
-            q(&def.stage_name()),
+            "UPDATE {} SET \"_dirty\" = {dirty} WHERE \"id\" IN ({})",
+            q(&table),
             vec!["?"; ids.len()].join(", ")
         ),
         ids.iter().map(|id| SqlValue::from(*id)).collect(),

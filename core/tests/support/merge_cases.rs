@@ -448,7 +448,7 @@ impl SqlReplica {
             let out = self.store.write(&stmts).await.unwrap();
             changed += match self.target {
                 Target::Server => out[1].rows[0][0].as_i64().unwrap() as usize,
-                Target::Replica | Target::Staged => out[0].rows.len(),
+                Target::Replica | Target::Staged | Target::Hidden => out[0].rows.len(),
             };
             start = end;
         }
