@@ -9,7 +9,10 @@
 // reads by id back to back (a 2 ms pause between two), and the time of
 // every read is kept: the longest is the pull's worst read stall. The RSS
 // of the browser's renderer processes (the tabs and the package's Worker;
-// /proc, every 25 ms) is sampled through the pull: the peak is reported.
+// /proc, every 25 ms) is sampled through the pull: the peak is reported;
+// after the pull, the package Worker's own heap (JavaScript and
+// WebAssembly, `performance.measureUserAgentSpecificMemory()`, which runs
+// a garbage collection first). Each size runs in a browser of its own.
 //
 // The floor of the same pull, in the same profile: the official SQLite
 // WASM build (`@sqlite.org/sqlite-wasm`) in a dedicated Worker on its OPFS
@@ -252,7 +255,14 @@ async function atSize(context, profile, size, reads) {
   }
   await b.evaluate(() => { bench.stop = true; });
   rssPeak = Math.max(rssPeak, rendererRss(profile));
-  const result = { rows: size.rows, ms: pull.ms, readsA: await readsA, readsB: await readsB, rssBefore, rssPeak };
+  // The package Worker's own heap (JavaScript and WebAssembly), after a garbage collection.
+  const workerHeap = await a.evaluate(async () => {
+    const { breakdown } = await performance.measureUserAgentSpecificMemory();
+    return breakdown
+      .filter((b) => b.attribution.some((x) => x.scope === 'DedicatedWorkerGlobalScope' && x.url.endsWith('/pkg/worker.js')))
+      .reduce((sum, b) => sum + b.bytes, 0);
+  });
+  const result = { rows: size.rows, ms: pull.ms, readsA: await readsA, readsB: await readsB, rssBefore, rssPeak, workerHeap };
 
   const ids = job.ids;
   if (reads) {

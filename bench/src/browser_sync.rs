@@ -37,6 +37,8 @@ struct AtSize {
     stalls_client: Samples,
     rss_before: u64,
     rss_peak: u64,
+    /// The package Worker's heap after the pull and a garbage collection.
+    worker_heap: u64,
     floor_fetch: f64,
     floor_insert: f64,
     floor_bytes: u64,
@@ -53,6 +55,7 @@ impl AtSize {
             stalls_client: Samples::from_ms(nums(&v["readsB"])?),
             rss_before: num(v, "rssBefore")? as u64,
             rss_peak: num(v, "rssPeak")? as u64,
+            worker_heap: num(v, "workerHeap")? as u64,
             floor_fetch: num(floor, "fetchMs")? / 1e3,
             floor_insert: num(floor, "insertMs")? / 1e3,
             floor_bytes: num(floor, "bytes")? as u64,
@@ -273,10 +276,15 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
         ));
         s.rows.push(Row::new(
             format!(
-                "renderer RSS during the {}-row pull: before / peak",
+                "renderer RSS during the {}-row pull: before / peak; the package Worker's heap after it",
                 count(a.rows)
             ),
-            format!("{} / {}", bytes(a.rss_before), bytes(a.rss_peak)),
+            format!(
+                "{} / {}; {}",
+                bytes(a.rss_before),
+                bytes(a.rss_peak),
+                bytes(a.worker_heap)
+            ),
             "",
             "",
         ));
@@ -362,8 +370,16 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
             memory_target(first.rows, last.rows),
             format!("{} vs {}", bytes(last.rss_peak), bytes(first.rss_peak)),
             growth <= 1.25,
-            "The Worker holds one page at a time; SQLite's page cache and the WebAssembly \
-             memory (which never shrinks) make the rest.",
+            format!(
+                "The package's Worker holds one page at a time: its own heap (JavaScript and \
+                 WebAssembly, after a garbage collection) was {} after the {}-row pull and {} \
+                 after the {}-row one. The renderer's growth beyond it is memory the browser \
+                 had not collected or returned yet (the pages' response buffers among it).",
+                bytes(first.worker_heap),
+                count(first.rows),
+                bytes(last.worker_heap),
+                count(last.rows)
+            ),
         )
         .value(growth, times),
     );
