@@ -6,7 +6,7 @@
 //! ```text
 //! erth-bench --python VENV/bin/python --node-dir DIR [--quick] [--only a,b]
 //!            [--runs N] [--report BENCHMARKS.md] [--command "cargo xtask bench"]
-//!            [--chromium /usr/bin/chromium]
+//!            [--chromium /usr/bin/chromium] [--faces FILE]
 //! ```
 //!
 //! `--runs N` (default 3; 1 with `--quick`) runs every section N times in a
@@ -21,7 +21,8 @@
 //! `browser` (the wasm package, when built), `local` (the schema API's
 //! local writes and live queries against SQLite's floor), `browser-sync`
 //! (a browser's first sync of 100,000 and 1,000,000 rows, and reads from
-//! the owner tab and a second tab). Every server is a fresh
+//! the owner tab and a second tab), `faces` (a one-row insert and a point
+//! read through Python and Kotlin against Rust, on the same file). Every server is a fresh
 //! `tursodb --sync-server` from the test harness.
 //!
 //! Timings are printed, never asserted: a missed target is reported, with
@@ -30,6 +31,7 @@
 
 mod browser;
 mod browser_sync;
+mod faces;
 mod local;
 mod original;
 mod report;
@@ -59,6 +61,9 @@ pub struct Ctx {
     pub workspace: PathBuf,
     /// The Chromium binary for the browser numbers.
     pub chromium: PathBuf,
+    /// The native faces' benchmark commands (`faces`): per line a name,
+    /// then a command, tab-separated.
+    pub faces: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -72,7 +77,7 @@ impl Ctx {
     }
 }
 
-const SECTIONS: [(&str, &str); 7] = [
+const SECTIONS: [(&str, &str); 8] = [
     (
         "original",
         "1. The original Python design vs the native core",
@@ -92,6 +97,7 @@ const SECTIONS: [(&str, &str); 7] = [
         "browser-sync",
         "7. Browser: a fresh device's first sync, and reads from two tabs",
     ),
+    ("faces", "8. What the native faces add per call"),
 ];
 
 #[derive(Debug)]
@@ -113,6 +119,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
     let mut report = None;
     let mut command = None;
     let mut chromium = PathBuf::from("/usr/bin/chromium");
+    let mut faces = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -136,6 +143,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
             "--report" => report = Some(PathBuf::from(value(arg)?)),
             "--command" => command = Some(value(arg)?),
             "--chromium" => chromium = PathBuf::from(value(arg)?),
+            "--faces" => faces = Some(PathBuf::from(value(arg)?)),
             "--only" => {
                 let names: Vec<String> = value(arg)?.split(',').map(str::to_owned).collect();
                 for n in &names {
@@ -151,7 +159,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
             other => bail!(
                 "unknown argument {other:?}\nusage: erth-bench --python PY --node-dir DIR \
                  [--quick] [--only SECTIONS] [--runs N] [--report FILE] [--command TEXT] \
-                 [--chromium BIN]"
+                 [--chromium BIN] [--faces FILE]"
             ),
         }
     }
@@ -166,6 +174,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
             node_dir: node_dir.context("--node-dir DIR is required")?,
             workspace,
             chromium,
+            faces,
         },
         only,
         runs: runs.unwrap_or(if quick { 1 } else { 3 }),
@@ -270,6 +279,7 @@ async fn section(ctx: &Ctx, name: &str, title: &str) -> Result<Section> {
         "scale" => scale::run(ctx, title).await,
         "local" => local::run(ctx, title).await,
         "browser-sync" => browser_sync::run(ctx, title).await,
+        "faces" => faces::run(ctx, title).await,
         _ => browser::run(ctx, title),
     };
     eprintln!(

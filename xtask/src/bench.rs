@@ -16,14 +16,18 @@
 //! is reported over all runs and is met only if every run met it.
 
 use crate::cargo::{self, cargo, repo_root};
+use crate::suite::{kotlin, mobile};
 use crate::tools::{self, apt, npm, python};
 use crate::{package, Result};
 use erth_tests::cache;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut forward = Vec::new();
     let mut partial = false;
     let mut browser = true;
+    let mut native_faces = true;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -39,6 +43,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 browser = sections
                     .split(',')
                     .any(|s| s == "browser" || s == "browser-sync");
+                native_faces = sections.split(',').any(|s| s == "faces");
             }
             other => {
                 return Err(format!(
@@ -58,12 +63,26 @@ pub fn run(args: &[String]) -> Result<()> {
         package::build()?;
     }
 
+    let faces_work = tempfile::Builder::new()
+        .prefix("erth-bench-faces-")
+        .tempdir()
+        .map_err(|e| format!("creating a work directory: {e}"))?;
+    let faces_list = if native_faces {
+        eprintln!("xtask bench: building the Python and Kotlin faces ...");
+        Some(faces(faces_work.path())?)
+    } else {
+        None
+    };
+
     let mut cmd = cargo(&["run", "--release", "--package", "erth-bench", "--"]);
     cmd.arg("--python")
         .arg(&python)
         .arg("--node-dir")
         .arg(&node)
         .args(&forward);
+    if let Some(list) = &faces_list {
+        cmd.arg("--faces").arg(list);
+    }
     if !partial {
         let command = std::iter::once("cargo xtask bench")
             .chain(args.iter().map(String::as_str))
@@ -74,4 +93,67 @@ pub fn run(args: &[String]) -> Result<()> {
             .args(["--command", &command]);
     }
     cargo::run(&mut cmd)
+}
+
+/// The native faces for erth-bench's `faces` section, built in `work`: the
+/// x86-64 wheel and its library ([`crate::dist::native_library`], as the
+/// faces' suites use), a venv with the wheel (Python), and the Kotlin
+/// bindings generated from the library and compiled with
+/// `bench/baselines/faces/FaceBench.kt`. Returns the list of commands
+/// erth-bench takes as `--faces`.
+fn faces(work: &Path) -> Result<PathBuf> {
+    apt::ensure(&apt::JVM)?;
+    let kotlin = npm::kotlin_home()?;
+    let (wheel, library) = crate::dist::native_library(work)?;
+    let baselines = repo_root().join("bench").join("baselines").join("faces");
+
+    let venv = work.join("venv");
+    cargo::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    let python = python::python_in(&venv);
+    cargo::run(
+        Command::new(&python)
+            .args(python::PIP)
+            .args(["install", "--no-index"])
+            .arg(&wheel),
+    )?;
+
+    let bindings = work.join("bindings-kotlin");
+    mobile::generate(&library, "kotlin", &bindings)?;
+    let jar = work.join("faces.jar");
+    let cp = kotlin::compile(
+        &kotlin,
+        &bindings,
+        &[baselines.join("FaceBench.kt")],
+        &[],
+        &jar,
+    )?;
+    let lib_dir = library
+        .parent()
+        .ok_or_else(|| format!("{} has no directory", library.display()))?;
+
+    // One face per line: its name, then its command, tab-separated.
+    let line = |name: &str, argv: &[String]| format!("{name}\t{}\n", argv.join("\t"));
+    let list = [
+        line(
+            "Python",
+            &[
+                python.display().to_string(),
+                baselines.join("face_bench.py").display().to_string(),
+            ],
+        ),
+        line(
+            "Kotlin",
+            &[
+                apt::JAVA_BIN.to_owned(),
+                format!("-Djna.library.path={}", lib_dir.display()),
+                "-cp".to_owned(),
+                cp,
+                "FaceBenchKt".to_owned(),
+            ],
+        ),
+    ]
+    .concat();
+    let path = work.join("faces.tsv");
+    std::fs::write(&path, list).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(path)
 }

@@ -67,33 +67,16 @@ fn run_suite() -> Result<()> {
     if classes.is_empty() {
         return Err(format!("no *Test.kt under {}", tests_dir.display()).into());
     }
-    let generated = kotlin_files(&built.bindings)?;
-    let extras = kotlin_files(&repo_root().join("bindings-mobile").join("kotlin"))?;
-    let lib = kotlin.join("lib");
     let jar = work.join("tests.jar");
-    let compile_cp = join_paths(&[
-        PathBuf::from(JNA_JAR),
-        PathBuf::from(JUNIT_JAR),
-        lib.join("kotlinx-coroutines-core-jvm.jar"),
-    ]);
-    cargo::run(
-        Command::new(kotlin.join("bin").join("kotlinc"))
-            .args(["-cp", &compile_cp, "-d"])
-            .arg(&jar)
-            .args(&generated)
-            .args(&extras)
-            .args(&tests),
+    let run_cp = compile(
+        &kotlin,
+        &built.bindings,
+        &tests,
+        &[PathBuf::from(JUNIT_JAR), PathBuf::from(HAMCREST_JAR)],
+        &jar,
     )?;
 
     let server = mobile::start_server(work)?;
-    let run_cp = join_paths(&[
-        jar,
-        PathBuf::from(JNA_JAR),
-        PathBuf::from(JUNIT_JAR),
-        PathBuf::from(HAMCREST_JAR),
-        lib.join("kotlin-stdlib.jar"),
-        lib.join("kotlinx-coroutines-core-jvm.jar"),
-    ]);
     let (ok, output) = cargo::run_captured(
         Command::new(JAVA_BIN)
             .arg(format!("-Djna.library.path={}", built.lib_dir.display()))
@@ -117,6 +100,38 @@ fn junit_counts(output: &str) -> Option<Counts> {
         passed: run.saturating_sub(failed),
         failed,
     })
+}
+
+/// Compiles `sources` with the generated bindings in `bindings` and the
+/// hand-written `bindings-mobile/kotlin/` sources into `jar`, by the
+/// kotlinc in `kotlin` (its home), against JNA, kotlinx-coroutines and the
+/// jars in `with`; returns the classpath that runs them (`java -cp`).
+pub fn compile(
+    kotlin: &Path,
+    bindings: &Path,
+    sources: &[PathBuf],
+    with: &[PathBuf],
+    jar: &Path,
+) -> Result<String> {
+    let generated = kotlin_files(bindings)?;
+    let extras = kotlin_files(&repo_root().join("bindings-mobile").join("kotlin"))?;
+    let lib = kotlin.join("lib");
+    let mut compile_cp = vec![
+        PathBuf::from(JNA_JAR),
+        lib.join("kotlinx-coroutines-core-jvm.jar"),
+    ];
+    compile_cp.extend(with.iter().cloned());
+    cargo::run(
+        Command::new(kotlin.join("bin").join("kotlinc"))
+            .args(["-cp", &join_paths(&compile_cp), "-d"])
+            .arg(jar)
+            .args(&generated)
+            .args(&extras)
+            .args(sources),
+    )?;
+    let mut run_cp = vec![jar.to_path_buf(), lib.join("kotlin-stdlib.jar")];
+    run_cp.extend(compile_cp);
+    Ok(join_paths(&run_cp))
 }
 
 /// Every `.kt` file under `dir`, sorted.

@@ -11,7 +11,7 @@ mod counts;
 mod dist;
 pub mod e2e;
 mod faults;
-mod kotlin;
+pub mod kotlin;
 pub mod mobile;
 mod python;
 mod swift;
