@@ -1,6 +1,6 @@
 //! Comparison 8: what the native faces add per call. A one-row insert
 //! (`add_todo`) and a point read by id (`get_todo`) through the Rust core,
-//! then through the Python and Kotlin faces (the UniFFI bindings as
+//! then through the Python, Kotlin and Swift faces (the UniFFI bindings as
 //! shipped: the x86-64 wheel's library), each in a process of its own, one
 //! after the other, on the same database file (the one Rust used, closed in
 //! between). `cargo xtask bench` builds the faces and hands them over as a
@@ -59,7 +59,7 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
         let reason =
             "no faces given (`cargo xtask bench` builds them; erth-bench alone takes --faces FILE)";
         s.notes.push(format!("not measured: {reason}."));
-        for face in ["Python", "Kotlin"] {
+        for face in ["Python", "Kotlin", "Swift"] {
             for what in ["one-row insert", "point read"] {
                 s.checks
                     .push(Check::not_measured(&target(face, what), reason));
@@ -68,7 +68,14 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
         return Ok(s);
     }
     let n = ctx.pick(CALLS, CALLS / 5);
-    let dir = tempfile::tempdir().context("temp dir")?;
+    // Next to the list, where every face can reach it (the Swift face runs
+    // in a chroot whose /tmp holds the list).
+    let near = ctx
+        .faces
+        .as_ref()
+        .and_then(|p| p.parent())
+        .context("the faces' list has no directory")?;
+    let dir = tempfile::tempdir_in(near).context("temp dir")?;
     let file = dir.path().join("faces.db");
     let (insert, read) = rust_calls(&file, n).await?;
     s.about = format!(
@@ -76,7 +83,8 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
          of each, timed one by one after a warm-up: first through the Rust core \
          (`erth_core::Database`, tokio), then through each face in a process of its own on the \
          same file (`bench/baselines/faces/`): Python's `Database` (awaited in asyncio) and \
-         `BlockingDatabase`, Kotlin's `ErthDb` (suspend functions in `runBlocking`). Medians."
+         `BlockingDatabase`, Kotlin's `ErthDb` (suspend functions in `runBlocking`), Swift's \
+         `ErthDb` (async, top-level code; built in release by SwiftPM). Medians."
     );
     s.rows
         .push(Row::new("Rust: one-row insert", insert.summary(), "", ""));

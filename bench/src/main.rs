@@ -22,7 +22,7 @@
 //! local writes and live queries against SQLite's floor), `browser-sync`
 //! (a browser's first sync of 100,000 and 1,000,000 rows, and reads from
 //! the owner tab and a second tab), `faces` (a one-row insert and a point
-//! read through Python and Kotlin against Rust, on the same file). Every server is a fresh
+//! read through Python, Kotlin and Swift against Rust, on the same file). Every server is a fresh
 //! `tursodb --sync-server` from the test harness.
 //!
 //! Timings are printed, never asserted: a missed target is reported, with

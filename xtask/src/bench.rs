@@ -16,7 +16,8 @@
 //! is reported over all runs and is met only if every run met it.
 
 use crate::cargo::{self, cargo, repo_root};
-use crate::suite::{kotlin, mobile};
+use crate::suite::{kotlin, mobile, swift};
+use crate::tools::swift as swift_tools;
 use crate::tools::{self, apt, npm, python};
 use crate::{package, Result};
 use erth_tests::cache;
@@ -67,9 +68,9 @@ pub fn run(args: &[String]) -> Result<()> {
         .prefix("erth-bench-faces-")
         .tempdir()
         .map_err(|e| format!("creating a work directory: {e}"))?;
-    let faces_list = if native_faces {
-        eprintln!("xtask bench: building the Python and Kotlin faces ...");
-        Some(faces(faces_work.path())?)
+    let faces = if native_faces {
+        eprintln!("xtask bench: building the Python, Kotlin and Swift faces ...");
+        Some(Faces::build(faces_work.path())?)
     } else {
         None
     };
@@ -80,8 +81,8 @@ pub fn run(args: &[String]) -> Result<()> {
         .arg("--node-dir")
         .arg(&node)
         .args(&forward);
-    if let Some(list) = &faces_list {
-        cmd.arg("--faces").arg(list);
+    if let Some(faces) = &faces {
+        cmd.arg("--faces").arg(&faces.list);
     }
     if !partial {
         let command = std::iter::once("cargo xtask bench")
@@ -97,63 +98,113 @@ pub fn run(args: &[String]) -> Result<()> {
 
 /// The native faces for erth-bench's `faces` section, built in `work`: the
 /// x86-64 wheel and its library ([`crate::dist::native_library`], as the
-/// faces' suites use), a venv with the wheel (Python), and the Kotlin
-/// bindings generated from the library and compiled with
-/// `bench/baselines/faces/FaceBench.kt`. Returns the list of commands
-/// erth-bench takes as `--faces`.
-fn faces(work: &Path) -> Result<PathBuf> {
-    apt::ensure(&apt::JVM)?;
-    let kotlin = npm::kotlin_home()?;
-    let (wheel, library) = crate::dist::native_library(work)?;
-    let baselines = repo_root().join("bench").join("baselines").join("faces");
+/// faces' suites use), a venv with the wheel (Python), the Kotlin bindings
+/// generated from the library and compiled with
+/// `bench/baselines/faces/FaceBench.kt`, and the SwiftPM package
+/// `bench/baselines/faces/swift/` built in the Swift chroot. Holds the
+/// chroot (its lock, `/proc` and `/dev` mounted) while it lives.
+struct Faces {
+    /// What erth-bench takes as `--faces`: per line a name, then a command,
+    /// tab-separated. It sits in the chroot's `/tmp`, where erth-bench makes
+    /// the database the faces share, so that the Swift face reaches it too.
+    list: PathBuf,
+    _mounts: swift_tools::Mounts,
+    _package: swift::Package,
+    _lock: cache::CacheLock,
+}
 
-    let venv = work.join("venv");
-    cargo::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    let python = python::python_in(&venv);
-    cargo::run(
-        Command::new(&python)
-            .args(python::PIP)
-            .args(["install", "--no-index"])
-            .arg(&wheel),
-    )?;
+impl Faces {
+    fn build(work: &Path) -> Result<Faces> {
+        apt::ensure(&apt::JVM)?;
+        let kotlin = npm::kotlin_home()?;
+        let root = swift_tools::chroot()?;
+        let (wheel, library) = crate::dist::native_library(work)?;
+        let lib_dir = library
+            .parent()
+            .ok_or_else(|| format!("{} has no directory", library.display()))?;
+        let baselines = repo_root().join("bench").join("baselines").join("faces");
 
-    let bindings = work.join("bindings-kotlin");
-    mobile::generate(&library, "kotlin", &bindings)?;
-    let jar = work.join("faces.jar");
-    let cp = kotlin::compile(
-        &kotlin,
-        &bindings,
-        &[baselines.join("FaceBench.kt")],
-        &[],
-        &jar,
-    )?;
-    let lib_dir = library
-        .parent()
-        .ok_or_else(|| format!("{} has no directory", library.display()))?;
+        let venv = work.join("venv");
+        cargo::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        let python = python::python_in(&venv);
+        cargo::run(
+            Command::new(&python)
+                .args(python::PIP)
+                .args(["install", "--no-index"])
+                .arg(&wheel),
+        )?;
 
-    // One face per line: its name, then its command, tab-separated.
-    let line = |name: &str, argv: &[String]| format!("{name}\t{}\n", argv.join("\t"));
-    let list = [
-        line(
-            "Python",
-            &[
-                python.display().to_string(),
-                baselines.join("face_bench.py").display().to_string(),
-            ],
-        ),
-        line(
-            "Kotlin",
-            &[
-                apt::JAVA_BIN.to_owned(),
-                format!("-Djna.library.path={}", lib_dir.display()),
-                "-cp".to_owned(),
-                cp,
-                "FaceBenchKt".to_owned(),
-            ],
-        ),
-    ]
-    .concat();
-    let path = work.join("faces.tsv");
-    std::fs::write(&path, list).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    Ok(path)
+        let bindings = work.join("bindings-kotlin");
+        mobile::generate(&library, "kotlin", &bindings)?;
+        let jar = work.join("faces.jar");
+        let cp = kotlin::compile(
+            &kotlin,
+            &bindings,
+            &[baselines.join("FaceBench.kt")],
+            &[],
+            &jar,
+        )?;
+
+        let lock = cache::lock(&format!("use-{}", swift_tools::CHROOT))?;
+        let bindings = work.join("bindings-swift");
+        mobile::generate(&library, "swift", &bindings)?;
+        let package =
+            swift::Package::assemble(&root, &baselines.join("swift"), &bindings, lib_dir)?;
+        let mounts = swift_tools::Mounts::new(&root)?;
+        let mut build = package.command(&[], "swift");
+        build
+            .args([
+                "build",
+                "-c",
+                "release",
+                "--product",
+                "FaceBench",
+                "--package-path",
+            ])
+            .arg(&package.inside);
+        cargo::run(&mut build)?;
+        let mut swift_argv = package.argv(
+            &[],
+            &package
+                .inside
+                .join(".build")
+                .join("release")
+                .join("FaceBench")
+                .display()
+                .to_string(),
+        );
+        swift_argv.extend(["--root".to_owned(), root.display().to_string()]);
+
+        // One face per line: its name, then its command, tab-separated.
+        let line = |name: &str, argv: &[String]| format!("{name}\t{}\n", argv.join("\t"));
+        let list = [
+            line(
+                "Python",
+                &[
+                    python.display().to_string(),
+                    baselines.join("face_bench.py").display().to_string(),
+                ],
+            ),
+            line(
+                "Kotlin",
+                &[
+                    apt::JAVA_BIN.to_owned(),
+                    format!("-Djna.library.path={}", lib_dir.display()),
+                    "-cp".to_owned(),
+                    cp,
+                    "FaceBenchKt".to_owned(),
+                ],
+            ),
+            line("Swift", &swift_argv),
+        ]
+        .concat();
+        let path = package.tmp().join("faces.tsv");
+        std::fs::write(&path, list).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(Faces {
+            list: path,
+            _mounts: mounts,
+            _package: package,
+            _lock: lock,
+        })
+    }
 }

@@ -14,7 +14,7 @@ mod faults;
 pub mod kotlin;
 pub mod mobile;
 mod python;
-mod swift;
+pub mod swift;
 mod wasm;
 
 use crate::cargo::repo_root;
