@@ -338,6 +338,9 @@ fn view_floor_conn(path: &Path) -> Result<rusqlite::Connection> {
             .get::<Option<String>>(0)?
             .unwrap_or_else(erth_core::ids::new_id))
     })?;
+    // The replica's state, which the view reads (whether a first pull's
+    // rows show).
+    conn.execute_batch(erth_core::schema::local::STATE_TABLE_SQL)?;
     for (_, sql) in notes_def()?.view_sql() {
         conn.execute_batch(&sql)?;
     }

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 /// which an older build would not keep out of the app's sight.
 pub const LOCAL_SCHEMA_VERSION: i64 = 3;
 
-pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS \"_erth_state\" (\"k\" TEXT PRIMARY KEY NOT NULL, \"v\" TEXT NOT NULL)";
+pub const CREATE: &str = crate::schema::local::STATE_TABLE_SQL;
 
 /// Rows the server refused ([`crate::sync`]): which local version
 /// (`dirty`, the row's `_dirty` when it was refused), and the server's code

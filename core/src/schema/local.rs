@@ -47,6 +47,10 @@ const OBJECT_PREFIX: &str = "_erth_";
 /// engine's `stage`). The mark is meaningless afterwards and stays.
 pub const HIDDEN_COLUMN: &str = "_erth_hidden";
 
+/// The replica's state table (keys and values of its bookkeeping), which
+/// every view reads ([`TableDef::visible_sql`]); created before the views.
+pub const STATE_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS \"_erth_state\" (\"k\" TEXT PRIMARY KEY NOT NULL, \"v\" TEXT NOT NULL)";
+
 /// [`HIDDEN_COLUMN`]'s definition, as created and as added to an older file.
 pub fn hidden_column_ddl() -> String {
     format!("{} INTEGER NOT NULL DEFAULT 0", q(HIDDEN_COLUMN))

@@ -216,9 +216,7 @@ async fn engine_table(store: &dyn Store) -> TableDef {
             Statement::plain("CREATE TABLE IF NOT EXISTS conf_log (x)"),
             Statement::plain("CREATE TABLE IF NOT EXISTS conf_w (n INTEGER NOT NULL)"),
             // The replica's state, which the view reads (`TableDef::visible_sql`).
-            Statement::plain(
-                "CREATE TABLE IF NOT EXISTS \"_erth_state\" (\"k\" TEXT PRIMARY KEY NOT NULL, \"v\" TEXT NOT NULL)",
-            ),
+            Statement::plain(crate::schema::local::STATE_TABLE_SQL),
             Statement::plain(def.create_local_table_sql()),
         ];
         ddl.extend(def.local_index_sql().into_iter().map(Statement::plain));
