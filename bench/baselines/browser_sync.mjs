@@ -241,20 +241,24 @@ async function atSize(context, profile, size, reads) {
   const readsB = b.evaluate(({ sql, id }) => bench.readLoop(sql, id), { sql: job.point, id: size.probe });
   let pull;
   try {
-    pull = await a.evaluate(async (rows) => {
+    pull = await a.evaluate(async () => {
       const t = performance.now();
       const report = await bench.db.sync();
       const ms = performance.now() - t;
       bench.stop = true;
-      const n = (await bench.db.get('SELECT count(*) AS n FROM todos')).n;
-      if (report.pulled !== rows || n !== rows) throw new Error(`the pull brought ${report.pulled} rows, the table holds ${n}, not ${rows}`);
-      return { ms };
-    }, size.rows);
+      return { ms, pulled: report.pulled };
+    });
   } finally {
     clearInterval(sampler);
   }
+  // Both tabs' reads end before the count below, which is not part of the pull.
   await b.evaluate(() => { bench.stop = true; });
+  const [timesA, timesB] = [await readsA, await readsB];
   rssPeak = Math.max(rssPeak, rendererRss(profile));
+  const held = await a.evaluate(async () => (await bench.db.get('SELECT count(*) AS n FROM todos')).n);
+  if (pull.pulled !== size.rows || held !== size.rows) {
+    throw new Error(`the pull brought ${pull.pulled} rows, the table holds ${held}, not ${size.rows}`);
+  }
   // The package Worker's own heap (JavaScript and WebAssembly), after a garbage collection.
   const workerHeap = await a.evaluate(async () => {
     const { breakdown } = await performance.measureUserAgentSpecificMemory();
@@ -262,7 +266,7 @@ async function atSize(context, profile, size, reads) {
       .filter((b) => b.attribution.some((x) => x.scope === 'DedicatedWorkerGlobalScope' && x.url.endsWith('/pkg/worker.js')))
       .reduce((sum, b) => sum + b.bytes, 0);
   });
-  const result = { rows: size.rows, ms: pull.ms, readsA: await readsA, readsB: await readsB, rssBefore, rssPeak, workerHeap };
+  const result = { rows: size.rows, ms: pull.ms, readsA: timesA, readsB: timesB, rssBefore, rssPeak, workerHeap };
 
   const ids = job.ids;
   if (reads) {

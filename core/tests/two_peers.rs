@@ -902,9 +902,9 @@ async fn rows_that_outgrow_the_page_budget_are_planned_one_by_one() {
 
 #[tokio::test]
 async fn a_large_pull_is_staged_in_parts_whole_and_reads_take_the_right_index() {
-    // One page of 4,500 rows is staged in three local transactions (2,000,
-    // 2,000 and 500 rows, the last with the cursor): every row arrives
-    // once, at its latest version.
+    // One page of 4,500 rows (pages of at most 5,000) is merged in five
+    // local transactions of at most 1,000 rows, the last with the cursor:
+    // every row arrives once, at its latest version.
     let server = LocalServer::new();
     let a = peer(&server, 0).await.db;
     let config = Config {

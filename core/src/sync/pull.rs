@@ -48,8 +48,13 @@ struct Pulling<'q> {
 /// 23 halvings), then the row comes in pieces.
 const MAX_PAGE_FAILURES: u32 = 32;
 
-/// Most rows staged in one local transaction (see `Syncer::stage_page`).
-const STAGE_CHUNK_ROWS: usize = 2_000;
+/// A page is merged in local transactions of at most this share of the
+/// page size in rows (`Config::pull_page_rows`; see `Syncer::stage_page`):
+/// 2,000 rows natively, 500 in a browser, where one transaction of 2,000
+/// rows into a 1,000,000-row table took about 90 ms and a second tab's read,
+/// which needs several turns of the owner's Worker, waited through three
+/// of them (270 ms; `cargo xtask bench`, 2026-12-07).
+const CHUNKS_PER_PAGE: usize = 5;
 
 impl Syncer<'_> {
     /// Pulls `def`'s pending backfill, then its rows after the cursor.
@@ -405,8 +410,8 @@ impl Syncer<'_> {
     /// cursor, with the clocks it brings observed and its refused rows
     /// quarantined. In the table's first pull the page goes into the engine
     /// table instead, hidden until the pull is applied (see
-    /// [`Syncer::merge_chunk`]). A page of more than [`STAGE_CHUNK_ROWS`]
-    /// rows is merged in transactions of that many, the store left free
+    /// [`Syncer::merge_chunk`]). The page is merged in transactions of a
+    /// fifth of the page size ([`CHUNKS_PER_PAGE`]), the store left free
     /// between them for the app's reads and writes (one transaction of a
     /// 10,000-row page held a browser tab's reads for 70-140 ms, measured
     /// 2026-12-07); the last one moves the cursor, so a crash in between
@@ -426,10 +431,11 @@ impl Syncer<'_> {
         let first = !state::read_state(self.store)
             .await?
             .contains_key(&def.released_key());
+        let chunk = (self.config.pull_page_rows / CHUNKS_PER_PAGE).max(1);
         // Where the last chunk starts; the ones before it go first, alone.
-        let last = rows.len().saturating_sub(1) / STAGE_CHUNK_ROWS * STAGE_CHUNK_ROWS;
-        for start in (0..last).step_by(STAGE_CHUNK_ROWS) {
-            let end = start + STAGE_CHUNK_ROWS;
+        let last = rows.len().saturating_sub(1) / chunk * chunk;
+        for start in (0..last).step_by(chunk) {
+            let end = start + chunk;
             let turn = self.store.turn().await?;
             self.merge_chunk(
                 &*turn,
