@@ -79,9 +79,12 @@ impl Samples {
     }
 }
 
-/// A duration in seconds, with a unit that keeps three significant digits.
+/// A duration in seconds, with a unit that keeps three significant digits
+/// (a difference of two durations may be negative: "-10.0 µs").
 pub fn duration(secs: f64) -> String {
-    if secs < 1e-6 {
+    if secs < 0.0 {
+        format!("-{}", duration(-secs))
+    } else if secs < 1e-6 {
         format!("{:.0} ns", secs * 1e9)
     } else if secs < 1e-3 {
         format!("{} µs", sig3(secs * 1e6))
