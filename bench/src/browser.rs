@@ -12,7 +12,7 @@
 //! the add's time can be split into message passing, engine and OPFS commit.
 
 use crate::report::{Check, Row, Section};
-use crate::stats::{bytes, count, duration, Samples};
+use crate::stats::{bytes, count, duration, times, Samples};
 use crate::{nums, run_json, script, text, Ctx};
 use anyhow::{bail, Context as _, Result};
 use std::path::Path;
@@ -21,7 +21,9 @@ use std::process::Command;
 const SCRIPT: &str = include_str!("../baselines/browser.mjs");
 /// What `browser.mjs` and `browser_sync.mjs` import.
 pub const PAGE_SCRIPT: &str = include_str!("../baselines/browser_page.mjs");
-const ADD_TARGET: &str = "browser add median <= 1 ms (OPFS)";
+const ADD_TARGET: &str = "browser add <= 1.3x the sqlite-wasm floor (a one-row INSERT transaction in erth's mode on OPFS, timed in the page)";
+/// Most a browser add may take, in multiples of its floor (issue #26).
+const ADD_FACTOR: f64 = 1.3;
 const SIZE_TARGET: &str = "npm package wasm <= 1 MB gzip";
 const LIST_ROWS: u64 = 1_000;
 /// The floor's mode with erth's own pragmas, and the one with none.
@@ -248,7 +250,7 @@ pub fn run(ctx: &Ctx, title: &str) -> Result<Section> {
         s.rows.push(Row::new(
             "todos.add, OPFS, timed in the page",
             add.summary(),
-            "1 ms",
+            "",
             format!(
                 "{} of the floor in the same mode",
                 crate::stats::factor(add.median(), same.page.median())
@@ -317,26 +319,21 @@ pub fn run(ctx: &Ctx, title: &str) -> Result<Section> {
                 )
             })
             .unwrap_or_default();
-        let headroom = 1e-3 - same.page.median();
-        let headroom = if headroom > 0.0 {
-            format!(
-                "leaves {} of the 1 ms for the round trip and erth's engine",
-                duration(headroom)
-            )
-        } else {
-            "alone exceeds the 1 ms".to_owned()
-        };
+        let headroom = format!(
+            "leaves {} over it for the round trip and erth's engine",
+            duration((ADD_FACTOR - 1.0) * same.page.median())
+        );
+        let ratio = add.median() / same.page.median();
         s.checks.push(
             Check::new(
                 ADD_TARGET,
                 format!(
-                "{}; floor (sqlite-wasm, sahpool, timed in the page): {} in erth's mode, {} in \
-                 sqlite-wasm's defaults",
-                add.summary(),
-                duration(same.page.median()),
-                duration(default.page.median()),
-            ),
-                add.median() <= 1e-3,
+                    "{ratio:.2}x ({} vs {}); the floor in sqlite-wasm's defaults: {}",
+                    add.summary(),
+                    duration(same.page.median()),
+                    duration(default.page.median()),
+                ),
+                ratio <= ADD_FACTOR,
                 format!(
                 "Where the median add goes, measured in this run: a postMessage round trip to a \
                  Worker costs {} by itself; the same add on an in-memory database takes {}, so \
@@ -346,7 +343,7 @@ pub fn run(ctx: &Ctx, title: &str) -> Result<Section> {
                  runs once per 16 ms of writes, after the add has resolved.) Storing the add in \
                  OPFS adds {} more. The official \
                  SQLite WASM build doing a bare one-row insert transaction in erth's mode ({}) on \
-                 the same VFS takes {} in the page, {} of it inside its Worker; so the floor \
+                 the same VFS takes {} in the page, {} of it inside its Worker; the target \
                  {headroom}. In sqlite-wasm's defaults ({}) the floor takes {}.{no_flush}",
                 duration(round_trip),
                 duration(memory_add.median()),
@@ -361,7 +358,7 @@ pub fn run(ctx: &Ctx, title: &str) -> Result<Section> {
                 duration(default.page.median()),
             ),
             )
-            .value(add.median(), duration),
+            .value(ratio, times),
         );
     } else {
         let reason = format!(
