@@ -50,6 +50,13 @@ pub enum Error {
     /// No live row with that id.
     #[error("not found: no row {id} in table {table}")]
     NotFound { table: String, id: String },
+    /// A subscription was refused (see `Database::add_subscription`):
+    /// its name, or its filter and why. Nothing was changed.
+    #[error("subscription {name:?} refused: {reason}")]
+    InvalidSubscription { name: String, reason: String },
+    /// No subscription with that name.
+    #[error("no subscription named {name:?}")]
+    UnknownSubscription { name: String },
     /// The local database failed.
     #[error("local storage error: {0}")]
     Storage(#[source] StoreError),
@@ -162,10 +169,12 @@ impl Error {
     /// The coarse kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidInput(_) | Error::InvalidSchema { .. } => ErrorKind::InvalidInput,
+            Error::InvalidInput(_)
+            | Error::InvalidSchema { .. }
+            | Error::InvalidSubscription { .. } => ErrorKind::InvalidInput,
             Error::SchemaChange { .. } => ErrorKind::SchemaChange,
             Error::Sql { .. } | Error::WriteInReadOnlyCall { .. } => ErrorKind::Sql,
-            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::NotFound { .. } | Error::UnknownSubscription { .. } => ErrorKind::NotFound,
             Error::Storage(_) => ErrorKind::Storage,
             Error::DatabaseLocked(_) => ErrorKind::DatabaseLocked,
             Error::Network(_) | Error::SyncTimeout { .. } | Error::SyncCancelled => {

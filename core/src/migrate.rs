@@ -246,6 +246,8 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
         Statement::plain(state::CREATE),
         Statement::plain(state::CREATE_REJECTED),
         Statement::plain(state::CREATE_QUARANTINED),
+        Statement::plain(crate::subscription::CREATE),
+        Statement::plain(crate::subscription::CREATE_PARAMS),
         // A fresh node id on every open (see `crate::db`): two copies of one
         // file never issue the same clock.
         state::set(state::KEY_NODE, format!("{:016x}", node.0)),

@@ -64,6 +64,7 @@ mod push_tx;
 pub(crate) mod refused;
 mod restored;
 mod stage;
+mod subscribed;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -74,6 +75,8 @@ use crate::schema::TableDef;
 use crate::shared_store::SharedStore;
 use crate::state;
 use crate::status::{refusals_from_text, refusals_text, SyncProgress, TableRefusal};
+use crate::subscription::Filter;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
@@ -130,6 +133,8 @@ pub(crate) struct Syncer<'a> {
     pub(crate) events: &'a Registry,
     pub(crate) progress: &'a (dyn Fn(SyncProgress) + Sync),
     found: Mutex<Found>,
+    /// Each partial table's share in this sync (`subscribed`).
+    shares: Mutex<HashMap<String, Filter>>,
 }
 
 impl<'a> Syncer<'a> {
@@ -149,6 +154,7 @@ impl<'a> Syncer<'a> {
             events,
             progress,
             found: Mutex::new(Found::default()),
+            shares: Mutex::new(HashMap::new()),
         }
     }
 
@@ -162,7 +168,8 @@ impl<'a> Syncer<'a> {
     }
 
     /// One sync: bootstrap, the restore check, push every table, pull every
-    /// table, and push again the tombstones the pull cleared. Returns
+    /// table (partial ones by their subscriptions, `subscribed`), and push
+    /// again the tombstones the pull cleared. Returns
     /// `(pushed, pulled)` rows.
     pub(crate) async fn run(&self) -> Result<(u64, u64)> {
         self.bootstrap().await?;
@@ -170,6 +177,7 @@ impl<'a> Syncer<'a> {
         let first = self.push_all().await?;
         let mut pushed = first.total();
         let mut refused = first.refused;
+        self.prepare_shares().await?;
         // Tables pull independently: one this token may not read is
         // reported and skipped, the others pull.
         let tables: Vec<&TableDef> = self.config.tables.iter().collect();
@@ -182,6 +190,7 @@ impl<'a> Syncer<'a> {
         self.record_refusals(refused).await?;
         // What was pulled becomes visible at once, as the server held it.
         pulled += self.settle_pull(&skip, !together).await?;
+        self.finish_shares(&skip).await?;
         // Pulled tombstones that still held user data were cleared here and
         // marked pending: clear them on the server in this sync too. (A
         // table refused now was refused, and recorded, above.)

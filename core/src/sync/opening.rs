@@ -71,6 +71,7 @@ impl Syncer<'_> {
                 upto: None,
                 clocked: Vec::new(),
                 probe_columns: true,
+                filter: self.share(&def.name),
             };
             let queries = PullQueries::new(def, &range, self.config.pull_page_rows);
             let at = steps.len();

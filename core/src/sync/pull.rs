@@ -61,15 +61,17 @@ impl Syncer<'_> {
     /// Returns how many rows arrived.
     pub(super) async fn pull_table(&self, def: &TableDef) -> Result<u64> {
         let mut pulled = self.backfill_table(def).await?;
+        pulled += self.backfill_subscriptions(def).await?;
         let cursor_key = state::cursor_key(&def.name);
         let range = PullRange {
             after: self.cursor(&def.name).await?,
             upto: None,
             clocked: Vec::new(),
             probe_columns: true,
+            filter: self.share(&def.name),
         };
         pulled += self
-            .pull_range(def, range, pulled, &|last| {
+            .pull_range(def, range, pulled, &|last, _| {
                 state::set(&cursor_key, last.to_string())
             })
             .await?;
@@ -88,19 +90,20 @@ impl Syncer<'_> {
         let mut pulled = 0;
         for def in tables {
             pulled += self.backfill_table(def).await?;
+            pulled += self.backfill_subscriptions(def).await?;
         }
         let (openings, snapshot) = self.open_pull(tables).await?;
         let mut together = snapshot;
         let mut refused = Vec::new();
         for (def, opening) in openings {
             let cursor_key = state::cursor_key(&def.name);
-            let cursor = |last: i64| state::set(&cursor_key, last.to_string());
+            let cursor = |last: i64, _| state::set(&cursor_key, last.to_string());
             match opening {
                 Opening::Refused(refusal) => refused.push(refusal),
                 Opening::CaughtUp(page, last) => {
                     let n = page.rows.len() as u64;
                     if let Some(last) = last {
-                        self.stage_page(def, page, cursor(last)).await?;
+                        self.stage_page(def, page, cursor(last, n)).await?;
                         (self.progress)(SyncProgress::Pulled {
                             table: def.name.clone(),
                             rows: n,
@@ -149,11 +152,12 @@ impl Syncer<'_> {
                 .cloned()
                 .collect(),
             probe_columns: false,
+            filter: self.share(&def.name),
         };
         let pulled = if range.clocked.is_empty() {
             0
         } else {
-            self.pull_range(def, range, 0, &|last| {
+            self.pull_range(def, range, 0, &|last, _| {
                 let moved = Backfill {
                     after: last,
                     ..backfill.clone()
@@ -166,8 +170,9 @@ impl Syncer<'_> {
         Ok(pulled)
     }
 
-    /// Pulls the pages of `range` and merges each with `cursor(last _seq)`
-    /// in one local transaction. `pulled_before` only offsets progress.
+    /// Pulls the pages of `range` and merges each with `cursor(last _seq,
+    /// rows of the range so far)` in one local transaction. `pulled_before`
+    /// only offsets progress.
     ///
     /// A page that does not arrive (a timeout, or an answer the server
     /// will not build or send) is asked again at half its size, after a
@@ -175,12 +180,12 @@ impl Syncer<'_> {
     /// by itself in pieces (`large_row`). At most [`MAX_PAGE_FAILURES`]
     /// failures in a row, then the sync fails with the last one: every
     /// sync ends.
-    async fn pull_range(
+    pub(super) async fn pull_range(
         &self,
         def: &TableDef,
         range: PullRange,
         pulled_before: u64,
-        cursor: &(dyn Fn(i64) -> Statement + Sync),
+        cursor: &(dyn Fn(i64, u64) -> Statement + Sync),
     ) -> Result<u64> {
         let mut p = Pulling {
             def,
@@ -201,7 +206,7 @@ impl Syncer<'_> {
         &self,
         mut p: Pulling<'_>,
         pulled_before: u64,
-        cursor: &(dyn Fn(i64) -> Statement + Sync),
+        cursor: &(dyn Fn(i64, u64) -> Statement + Sync),
     ) -> Result<u64> {
         let def = p.def;
         // The page requested while the previous one was being applied.
@@ -254,7 +259,8 @@ impl Syncer<'_> {
                     prefetched = Some((next, request));
                 }
             }
-            self.stage_pulled(&mut p, page, cursor(ask.upto), pulled_before)
+            let through = cursor(ask.upto, p.pulled + page.rows.len() as u64);
+            self.stage_pulled(&mut p, page, through, pulled_before)
                 .await?;
             // Rows of the plan missing from the page were changed since and
             // come later with a new `_seq`: the cursor moves to the page's end.

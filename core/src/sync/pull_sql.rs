@@ -9,6 +9,7 @@ use crate::error::{clip, Error, Result};
 use crate::hrana::Step;
 use crate::row::SyncRow;
 use crate::schema::{q, SqlType, TableDef, ZERO_CLOCK};
+use crate::subscription::Filter;
 use crate::value::{Rows, SqlValue, Statement};
 
 /// Which rows of a server table a pull asks for: `_seq` in `(after, upto]`,
@@ -22,6 +23,9 @@ pub(crate) struct PullRange {
     /// Read the server table's columns with the first probe (same request),
     /// to report the ones this replica does not know.
     pub(crate) probe_columns: bool,
+    /// Only rows this filter matches (a partial table's subscriptions,
+    /// [`crate::subscription`]).
+    pub(crate) filter: Option<Filter>,
 }
 
 /// The statements of one pull range, built once.
@@ -36,7 +40,8 @@ pub(crate) struct PullQueries {
     /// The first rows after a `_seq`, when they are few and small
     /// ([`PullQueries::opening_page`]).
     opening: String,
-    /// Arguments of the range's filter (backfill bound and clocks).
+    /// Arguments of the range's filter (backfill bound, clocks, the
+    /// subscriptions' filter).
     fixed_args: Vec<SqlValue>,
     page_rows: usize,
     /// Pages travel as one JSON cell ([`crate::page::json_pages`]).
@@ -109,6 +114,10 @@ impl PullQueries {
                 .collect();
             filter.push_str(&format!(" AND ({})", any.join(" OR ")));
             fixed_args.extend(range.clocked.iter().map(|_| SqlValue::from(ZERO_CLOCK)));
+        }
+        if let Some(f) = &range.filter {
+            filter.push_str(&format!(" AND {}", f.sql));
+            fixed_args.extend(f.args.iter().cloned());
         }
         let json = crate::page::json_pages(def);
         let table = q(&def.name);
@@ -387,6 +396,7 @@ mod tests {
             upto: Some(90),
             clocked: vec!["title".into()],
             probe_columns: false,
+            filter: None,
         };
         let queries = PullQueries::new(&todos, &range, 100);
         let zero = SqlValue::from(ZERO_CLOCK);
@@ -420,6 +430,7 @@ mod tests {
                 upto: None,
                 clocked: Vec::new(),
                 probe_columns: true,
+                filter: None,
             },
             100,
         );
@@ -439,6 +450,44 @@ mod tests {
     }
 
     #[test]
+    fn a_subscribed_range_binds_its_filter_after_the_range_in_every_statement() {
+        let todos = crate::schema::todos_table();
+        let filter = Filter {
+            sql: "((title = ?) OR (is_completed = ?))".into(),
+            args: vec!["a".into(), 1.into()],
+        };
+        let range = PullRange {
+            after: 5,
+            upto: Some(90),
+            clocked: Vec::new(),
+            probe_columns: false,
+            filter: Some(filter),
+        };
+        let queries = PullQueries::new(&todos, &range, 100);
+        let sizes = queries.sizes(5);
+        assert!(sizes
+            .sql
+            .contains("\"_seq\" <= ? AND ((title = ?) OR (is_completed = ?)) ORDER BY"));
+        assert_eq!(
+            sizes.args,
+            vec![5.into(), 90.into(), "a".into(), 1.into(), 100.into()]
+        );
+        let opening = queries.opening_page(5, 10, 1000);
+        assert_eq!(opening.sql.matches('?').count(), opening.args.len());
+        let ask = PageAsk {
+            take: 1,
+            upto: 60,
+            bytes: 10,
+            budget: 100,
+            probe_next: Some(7),
+        };
+        for step in queries.page(5, &ask) {
+            assert_eq!(step.stmt.sql.matches('?').count(), step.stmt.args.len());
+            assert!(step.stmt.sql.contains("(title = ?) OR (is_completed = ?)"));
+        }
+    }
+
+    #[test]
     fn probe_answers_of_the_wrong_shape_are_typed_errors() {
         let todos = crate::schema::todos_table();
         let queries = PullQueries::new(
@@ -448,6 +497,7 @@ mod tests {
                 upto: None,
                 clocked: Vec::new(),
                 probe_columns: false,
+                filter: None,
             },
             100,
         );

@@ -52,6 +52,7 @@ pub(crate) fn start_over(tables: &[TableDef]) -> Vec<Statement> {
             q(&def.local_name())
         )));
     }
+    stmts.extend(crate::subscription::start_over());
     stmts
 }
 

@@ -148,15 +148,20 @@ impl Syncer<'_> {
         let mut counts = Vec::new();
         let mut args = Vec::new();
         for def in tables {
+            let share = self.share(&def.name);
             counts.push(format!(
-                "(SELECT count(*) FROM {} WHERE \"_seq\" > ?)",
-                q(&def.name)
+                "(SELECT count(*) FROM {} WHERE \"_seq\" > ?{})",
+                q(&def.name),
+                share
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" AND {}", f.sql))
             ));
             let cursor: i64 = kv
                 .get(&state::cursor_key(&def.name))
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             args.push(SqlValue::Integer(cursor));
+            args.extend(share.into_iter().flat_map(|f| f.args));
         }
         let answer = self
             .remote
