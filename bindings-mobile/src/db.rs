@@ -12,7 +12,7 @@ use crate::events::{
 use crate::transaction::ErthWriteTransaction;
 use crate::types::{
     ErthConfig, ExecuteResult, QuarantinedRow, RejectedRow, Rows, SqlValue, Statement, SyncReport,
-    SyncStatus, Todo,
+    SyncStatus, SyncSubscription, Todo,
 };
 use std::sync::Arc;
 
@@ -147,6 +147,48 @@ impl ErthDb {
     /// it with the app's own timeout (cancelling the call is safe).
     pub async fn wait_for_first_sync(&self) -> Result<(), ErthError> {
         guard(self.db.wait_for_first_sync()).await
+    }
+
+    /// Subscribes this device to the rows of `table` that `filter` (one SQL
+    /// expression with `?` parameters bound to `params`, which may read
+    /// other synced tables) selects: from then on the table pulls only its
+    /// subscriptions' rows, and rows that leave them are evicted (never
+    /// pushed as deletions). The same name again renews it (same filter
+    /// and parameters) or replaces it. `ttl_ms`: it ends that many ms from
+    /// now. A filter chooses what the device downloads; it is not a
+    /// security boundary. `InvalidInput` for a refused filter or name.
+    pub async fn add_subscription(
+        &self,
+        name: String,
+        table: String,
+        filter: String,
+        params: Vec<SqlValue>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), ErthError> {
+        guard(
+            self.db
+                .add_subscription(&name, &table, &filter, &params, ttl_ms),
+        )
+        .await
+    }
+
+    /// Ends a subscription (its rows leave at the next sync unless another
+    /// subscription holds them); whether it existed.
+    pub async fn remove_subscription(&self, name: String) -> Result<bool, ErthError> {
+        guard(self.db.remove_subscription(&name)).await
+    }
+
+    /// This device's subscriptions, by name, each with whether its rows
+    /// are on the device and how many its backfill pulled.
+    pub async fn subscriptions(&self) -> Result<Vec<SyncSubscription>, ErthError> {
+        guard(self.db.subscriptions()).await
+    }
+
+    /// Returns once the subscription's rows are on the device, syncing as
+    /// needed; offline it keeps trying (bound it with the app's timeout).
+    /// `NotFound` if there is no such subscription.
+    pub async fn wait_for_subscription(&self, name: String) -> Result<(), ErthError> {
+        guard(self.db.wait_for_subscription(&name)).await
     }
 
     /// Rows pulled from the server that this replica would not apply (they

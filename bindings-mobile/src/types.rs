@@ -15,6 +15,7 @@
 //! other one, for the reason given in [`crate::error`].
 
 pub use erth_core::status::QuarantinedRow;
+pub use erth_core::subscription::SyncSubscription;
 pub use erth_core::{
     AutoSyncOptions, ChangeEvent, ChangeOrigin, ErrorKind, ExecuteResult, RejectedRow, Rows,
     SqlValue, Statement, SyncReport, SyncStatus, TableRefusal, Todo,

@@ -16,11 +16,24 @@ import type {
   SqlValue,
   SyncReport,
   SyncStatus as CoreSyncStatus,
+  SyncSubscription,
   TableRefusal,
   Todo,
 } from "./erth_wasm.js";
 
-export type { AutoSyncOptions, ErrorKind, QuarantinedRow, RejectedRow, Row, SqlParam, SqlValue, SyncReport, TableRefusal, Todo };
+export type {
+  AutoSyncOptions,
+  ErrorKind,
+  QuarantinedRow,
+  RejectedRow,
+  Row,
+  SqlParam,
+  SqlValue,
+  SyncReport,
+  SyncSubscription,
+  TableRefusal,
+  Todo,
+};
 
 /**
  * What went wrong, as a program can act on it: the core's kinds, plus `Interrupted` (the tab
@@ -236,6 +249,34 @@ export declare class ErthDb {
    * device shows its lists after it, not empty ones.
    */
   waitForFirstSync(): Promise<void>;
+  /**
+   * Partial sync: subscribes this device to the rows of `table` that `filter` selects. The
+   * filter is one SQL expression over the table's columns with `?` parameters bound to
+   * `params`; it may read other synced tables (`"list_id IN (SELECT id FROM lists WHERE
+   * owner = ?)"`) and runs on the server, inside the pull's own statements. From then on the
+   * table pulls only its subscriptions' rows; rows that leave them are evicted (never pushed
+   * as deletions) and come back when they match again; rows with unpushed local changes stay
+   * until pushed. The same `name` again renews it (same filter and parameters) or replaces it.
+   * `ttlMs`: it ends that many ms from now. A filter chooses what this device downloads; it is
+   * not a security boundary. Rejects with `InvalidInput` for a refused name or filter (not one
+   * expression, engine names, a local table, a wrong parameter count).
+   */
+  addSubscription(
+    name: string,
+    table: string,
+    filter: string,
+    params?: SqlParam[],
+    options?: { ttlMs?: number },
+  ): Promise<void>;
+  /** Ends a subscription (its rows leave at the next sync unless another holds them). */
+  removeSubscription(name: string): Promise<boolean>;
+  /** This device's subscriptions, by name, with whether their rows are here (`ready`). */
+  subscriptions(): Promise<SyncSubscription[]>;
+  /**
+   * Resolves once the subscription's rows are here, syncing as needed; offline it keeps
+   * trying (race it with your own timeout). Rejects with `NotFound` for an unknown name.
+   */
+  waitForSubscription(name: string): Promise<void>;
   /**
    * Rows from the server this database would not apply (they break the row layout: a
    * wrong type, a bad id or clock, written by a buggy or hostile client), with `reason`;

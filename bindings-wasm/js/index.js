@@ -348,6 +348,27 @@ export class ErthDb {
     return this.#call("waitForFirstSync", []);
   }
 
+  /**
+   * Partial sync: subscribes this database to the rows of `table` that
+   * `filter` (one SQL expression with `?` parameters, run on the server)
+   * selects. See index.d.ts.
+   */
+  addSubscription(name, table, filter, params = [], options = {}) {
+    return this.#call("addSubscription", [name, table, filter, params, options?.ttlMs ?? null]);
+  }
+
+  removeSubscription(name) {
+    return this.#call("removeSubscription", [name]);
+  }
+
+  subscriptions() {
+    return this.#call("subscriptions", []);
+  }
+
+  waitForSubscription(name) {
+    return this.#call("waitForSubscription", [name]);
+  }
+
   quarantinedRows() {
     return this.#call("quarantinedRows", []);
   }

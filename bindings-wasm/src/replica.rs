@@ -422,6 +422,52 @@ impl Replica {
         core!(self.db.wait_for_first_sync())
     }
 
+    /// Subscribes this database to the rows of `table` that `filter` (one
+    /// SQL expression with `?` parameters, run on the server) selects:
+    /// partial sync (see the core's `Database::add_subscription`). `ttlMs`:
+    /// it ends that many ms from now. `InvalidInput` for a refused name,
+    /// filter or time to live.
+    #[wasm_bindgen(js_name = addSubscription)]
+    pub async fn add_subscription(
+        &self,
+        name: String,
+        table: String,
+        filter: String,
+        #[wasm_bindgen(unchecked_param_type = "SqlParam[] | undefined")] params: JsValue,
+        #[wasm_bindgen(js_name = ttlMs)] ttl_ms: Option<f64>,
+    ) -> Result<(), JsValue> {
+        let params = params_from_js(&params)?;
+        let ttl_ms = match ttl_ms {
+            Some(ms) if !(ms.is_finite() && ms >= 0.0 && ms <= u64::MAX as f64) => {
+                return Err(invalid("ttlMs is a number of milliseconds, 0 or more"))
+            }
+            ms => ms.map(|ms| ms as u64),
+        };
+        core!(self
+            .db
+            .add_subscription(&name, &table, &filter, &params, ttl_ms))
+    }
+
+    /// Ends a subscription (its rows leave at the next sync unless another
+    /// holds them); resolves to whether it existed.
+    #[wasm_bindgen(js_name = removeSubscription)]
+    pub async fn remove_subscription(&self, name: String) -> Result<bool, JsValue> {
+        core!(self.db.remove_subscription(&name))
+    }
+
+    /// This database's subscriptions, by name.
+    #[wasm_bindgen(unchecked_return_type = "SyncSubscription[]")]
+    pub async fn subscriptions(&self) -> Result<JsValue, JsValue> {
+        js(&core!(self.db.subscriptions())?)
+    }
+
+    /// Resolves once the subscription's rows are here, syncing as needed;
+    /// offline it keeps trying. `NotFound` for an unknown name.
+    #[wasm_bindgen(js_name = waitForSubscription)]
+    pub async fn wait_for_subscription(&self, name: String) -> Result<(), JsValue> {
+        core!(self.db.wait_for_subscription(&name))
+    }
+
     /// Rows from the server this database would not apply (they break the
     /// row layout), with why; the others synced.
     #[wasm_bindgen(js_name = quarantinedRows, unchecked_return_type = "QuarantinedRow[]")]

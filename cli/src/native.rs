@@ -150,6 +150,29 @@ enum Command {
     /// Drop the local changes of a refused row and take the server's version
     /// (a row the server never had is removed).
     DiscardRejected { table: String, id: String },
+    /// Subscribe this replica to the rows of TABLE that FILTER (one SQL
+    /// expression, run on the server) selects: from then on TABLE pulls
+    /// only its subscriptions' rows, and rows that leave them are evicted.
+    /// The next sync backfills it (`--wait` syncs until its rows are here).
+    /// A filter chooses what this device downloads, not who may read what.
+    Subscribe {
+        name: String,
+        table: String,
+        filter: String,
+        /// The filter's `?` parameters as a JSON array, e.g. '["ann", 3]'.
+        #[arg(long)]
+        params: Option<String>,
+        /// End the subscription this many ms from now.
+        #[arg(long)]
+        ttl_ms: Option<u64>,
+        /// Sync until the subscription's rows are on this replica.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// End a subscription (its rows leave at the next sync).
+    Unsubscribe { name: String },
+    /// This replica's subscriptions, and whether their rows are here.
+    Subscriptions,
     /// Every row with tombstones and clocks, sorted by id (compare replicas
     /// byte for byte); every table, or only TABLE.
     Dump { table: Option<String> },
@@ -566,6 +589,62 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 out!("{}", serde_json::json!({"retried": n}));
             } else {
                 out!("{n} refused rows are pending again; the next sync pushes them");
+            }
+        }
+        Command::Subscribe {
+            name,
+            table,
+            filter,
+            params: values,
+            ttl_ms,
+            wait,
+        } => {
+            db.add_subscription(name, table, filter, &params(values.as_deref())?, *ttl_ms)
+                .await?;
+            if *wait {
+                db.wait_for_subscription(name).await?;
+            }
+            if !args.json {
+                out!(
+                    "subscribed {} to {}{}",
+                    esc(name),
+                    esc(table),
+                    if *wait { " (its rows are here)" } else { "" }
+                );
+            }
+        }
+        Command::Unsubscribe { name } => {
+            if !db.remove_subscription(name).await? {
+                return Err(erth_core::Error::UnknownSubscription { name: name.clone() });
+            }
+            if !args.json {
+                out!("unsubscribed {}", esc(name));
+            }
+        }
+        Command::Subscriptions => {
+            let subs = db.subscriptions().await?;
+            if args.json {
+                let list: Vec<_> = subs
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({"name": s.name, "table": s.table, "filter": s.filter,
+                            "ready": s.ready, "expires_at_ms": s.expires_at_ms,
+                            "backfilled_rows": s.backfilled_rows})
+                    })
+                    .collect();
+                out!("{}", serde_json::Value::Array(list));
+            } else if subs.is_empty() {
+                out!("no subscriptions: every table pulls all its rows");
+            } else {
+                for s in &subs {
+                    out!(
+                        "{} on {}: {} [{}]",
+                        esc(&s.name),
+                        esc(&s.table),
+                        esc(&s.filter),
+                        if s.ready { "ready" } else { "backfilling" }
+                    );
+                }
             }
         }
         Command::Quarantined => {

@@ -440,6 +440,104 @@ async fn erth_remote(db: &Path, url: &str, token: Option<&str>, args: &[&str]) -
         .unwrap()
 }
 
+/// `erth subscribe --wait`, `subscriptions` and `unsubscribe`: a replica
+/// subscribed to part of a custom table holds exactly those rows, a bad
+/// filter exits 2 with the kind `InvalidInput`, an unknown name 3.
+#[tokio::test]
+async fn a_cli_replica_subscribed_to_part_of_a_table_holds_only_those_rows() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (url, token) = (server.url().to_owned(), server.token().map(str::to_owned));
+    let run = move |name: &str, args: &[&str]| {
+        let mut cmd = Command::new(ERTH);
+        cmd.arg("--db")
+            .arg(dir.path().join(name))
+            .arg("--remote")
+            .arg(&url)
+            .args(args);
+        cmd.env("ERTH_SCHEMA", SCHEMA)
+            .env_remove("ERTH_DATABASE_URL");
+        match &token {
+            Some(t) => cmd.env("ERTH_AUTH_TOKEN", t),
+            None => cmd.env_remove("ERTH_AUTH_TOKEN"),
+        };
+        cmd.output().unwrap()
+    };
+    tokio::task::spawn_blocking(move || {
+        for n in 1..=6 {
+            ok(&run(
+                "w.db",
+                &[
+                    "sql",
+                    "INSERT INTO notes (title, n) VALUES ('t', ?)",
+                    "--params",
+                    &format!("[{n}]"),
+                ],
+            ));
+        }
+        ok(&run("w.db", &["sync"]));
+        let said = ok(&run(
+            "p.db",
+            &[
+                "subscribe",
+                "big",
+                "notes",
+                "n > ?",
+                "--params",
+                "[4]",
+                "--wait",
+            ],
+        ));
+        assert!(
+            said.contains("subscribed big to notes (its rows are here)"),
+            "{said}"
+        );
+        let held: Value = serde_json::from_str(&ok(&run(
+            "p.db",
+            &["--json", "sql", "SELECT n FROM notes ORDER BY n"],
+        )))
+        .unwrap();
+        assert_eq!(held, json!([{"n": 5}, {"n": 6}]));
+        let subs: Value =
+            serde_json::from_str(&ok(&run("p.db", &["--json", "subscriptions"]))).unwrap();
+        assert_eq!(subs[0]["name"], json!("big"));
+        assert_eq!(subs[0]["ready"], json!(true));
+        assert_eq!(subs[0]["filter"], json!("n > ?"));
+
+        let bad = run(
+            "p.db",
+            &[
+                "--json",
+                "subscribe",
+                "x",
+                "notes",
+                "n > 1; DROP TABLE notes",
+            ],
+        );
+        assert_eq!(
+            bad.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&bad.stderr)
+        );
+        assert_eq!(error_kind(&bad), "InvalidInput");
+        ok(&run("p.db", &["unsubscribe", "big"]));
+        let gone = run("p.db", &["--json", "unsubscribe", "big"]);
+        assert_eq!(error_kind(&gone), "NotFound");
+        ok(&run("p.db", &["sync"]));
+        let held: Value =
+            serde_json::from_str(&ok(&run("p.db", &["--json", "sql", "SELECT n FROM notes"])))
+                .unwrap();
+        assert_eq!(
+            held,
+            json!([]),
+            "the last subscription ended: nothing is held"
+        );
+    })
+    .await
+    .unwrap();
+}
+
 /// The `kind` of the JSON error `erth --json` printed on stderr.
 fn error_kind(out: &Output) -> String {
     let err: Value = serde_json::from_slice(&out.stderr).unwrap_or_else(|e| {

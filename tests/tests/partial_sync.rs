@@ -620,3 +620,53 @@ async fn a_subscription_past_its_time_to_live_ends_and_its_rows_leave() {
         .collect();
     assert_eq!(names, vec!["long"]);
 }
+
+#[tokio::test]
+async fn a_device_that_held_everything_keeps_only_its_subscriptions_rows() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let writer = device(
+        dir.path(),
+        "w",
+        server.url(),
+        server.token(),
+        Config::default(),
+    )
+    .await;
+    let list = add_list(&writer, "ann").await;
+    for i in 0..30 {
+        add_item(&writer, &list, &format!("item {i}"), i % 3).await;
+    }
+    writer.sync().await.unwrap();
+    let laptop = device(
+        dir.path(),
+        "l",
+        server.url(),
+        server.token(),
+        Config::default(),
+    )
+    .await;
+    laptop.sync().await.unwrap();
+    assert_eq!(on_device(&laptop).await.len(), 30);
+    laptop
+        .add_subscription("twos", "items", "n = ?", &[SqlValue::Integer(2)], None)
+        .await
+        .unwrap();
+    // Its rows were already there: ready at once, before any sync.
+    assert!(laptop.subscriptions().await.unwrap()[0].ready);
+    laptop.wait_for_subscription("twos").await.unwrap();
+    laptop.sync().await.unwrap();
+    assert_eq!(on_device(&laptop).await, on_server(&server, "n = 2").await);
+    assert_eq!(on_device(&laptop).await.len(), 10);
+    // The lists table never had a subscription: it still pulls everything.
+    let lists = laptop
+        .query("SELECT count(*) FROM lists", &[])
+        .await
+        .unwrap();
+    assert_eq!(lists.rows[0][0], SqlValue::Integer(1));
+    assert_eq!(
+        on_server(&server, "1").await.len(),
+        30,
+        "eviction reached the server"
+    );
+}

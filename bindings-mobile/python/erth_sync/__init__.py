@@ -63,6 +63,7 @@ __all__ = [
     "RejectedRow",
     "SyncReport",
     "SyncStatus",
+    "SyncSubscription",
     "TableRefusal",
     "Todo",
     "URL_ENV",
@@ -86,6 +87,7 @@ ChangeOrigin = _core.ChangeOrigin
 RejectedRow = _core.RejectedRow
 TableRefusal = _core.TableRefusal
 QuarantinedRow = _core.QuarantinedRow
+SyncSubscription = _core.SyncSubscription
 #: When auto-sync syncs: ``AutoSyncOptions(debounce_ms=500, interval_ms=30000)``.
 AutoSyncOptions = _core.AutoSyncOptions
 #: The kind of ``SyncStatus.last_error_kind`` (``ErrorKind.SERVER``, ...).
@@ -668,6 +670,47 @@ class Database:
         (cancelling it is safe)."""
         await _call(self._db.wait_for_first_sync())
 
+    # Partial sync.
+
+    async def add_subscription(
+        self,
+        name: str,
+        table: str,
+        filter: str,
+        params: Optional[Params] = None,
+        ttl_ms: Optional[int] = None,
+    ) -> None:
+        """Subscribes this database to the rows of ``table`` that ``filter``
+        selects: one SQL expression over the table's columns with ``?``
+        parameters bound to ``params``; it may read other synced tables
+        (``"list_id IN (SELECT id FROM lists WHERE owner = ?)"``) and runs
+        on the server. From then on the table pulls only its subscriptions'
+        rows; rows that leave them are evicted (never pushed as deletions)
+        and come back when they match again. The same ``name`` again renews
+        it (same filter and parameters) or replaces it; ``ttl_ms``: it ends
+        that many milliseconds from now. A filter chooses what this device
+        downloads; it is not a security boundary. Kind ``InvalidInput`` for
+        a refused name or filter (not one expression, engine names, a local
+        table, a wrong parameter count)."""
+        await _call(self._db.add_subscription(name, table, filter, _params(params), ttl_ms))
+
+    async def remove_subscription(self, name: str) -> bool:
+        """Ends a subscription (its rows leave at the next sync unless
+        another subscription holds them); whether it existed."""
+        return await _call(self._db.remove_subscription(name))
+
+    async def subscriptions(self) -> List[SyncSubscription]:
+        """This database's subscriptions by name: ``name``, ``table``,
+        ``filter``, ``expires_at_ms``, ``ready`` (its rows are here),
+        ``backfilled_rows``."""
+        return await _call(self._db.subscriptions())
+
+    async def wait_for_subscription(self, name: str) -> None:
+        """Returns once the subscription's rows are here, syncing as needed.
+        Offline it keeps trying (never times out by itself: bound it with
+        ``asyncio.wait_for``). Kind ``NotFound`` for an unknown name."""
+        await _call(self._db.wait_for_subscription(name))
+
     async def status(self) -> SyncStatus:
         """Pending changes, last sync, last error (``last_error_kind``,
         ``last_error_server_code``), ``syncing``, ``online``, ``auto_sync``,
@@ -857,6 +900,31 @@ class BlockingDatabase:
         """:meth:`Database.wait_for_first_sync`, giving up with
         ``TimeoutError`` after ``timeout`` seconds when one is given."""
         waiting = self.database.wait_for_first_sync()
+        _Runner.run(waiting if timeout is None else asyncio.wait_for(waiting, timeout))
+
+    def add_subscription(
+        self,
+        name: str,
+        table: str,
+        filter: str,
+        params: Optional[Params] = None,
+        ttl_ms: Optional[int] = None,
+    ) -> None:
+        """:meth:`Database.add_subscription`."""
+        _Runner.run(self.database.add_subscription(name, table, filter, params, ttl_ms))
+
+    def remove_subscription(self, name: str) -> bool:
+        """:meth:`Database.remove_subscription`."""
+        return _Runner.run(self.database.remove_subscription(name))
+
+    def subscriptions(self) -> List[SyncSubscription]:
+        """:meth:`Database.subscriptions`."""
+        return _Runner.run(self.database.subscriptions())
+
+    def wait_for_subscription(self, name: str, timeout: Optional[float] = None) -> None:
+        """:meth:`Database.wait_for_subscription`, giving up with
+        ``TimeoutError`` after ``timeout`` seconds when one is given."""
+        waiting = self.database.wait_for_subscription(name)
         _Runner.run(waiting if timeout is None else asyncio.wait_for(waiting, timeout))
 
     def status(self) -> SyncStatus:

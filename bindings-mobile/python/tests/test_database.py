@@ -496,3 +496,38 @@ def test_databases_still_open_at_exit_are_closed_before_the_interpreter_shuts_do
     )
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "exit.db")], capture_output=True, text=True, timeout=60)
     assert (out.returncode, out.stdout.strip()) == (0, "closed"), out.stderr
+
+
+def test_a_subscription_pulls_only_its_rows_which_leave_when_they_no_longer_match(tmp_path, server, tag):
+    async def main():
+        writer = await open_db(tmp_path, "w.db", server)
+        phone = await open_db(tmp_path, "p.db", server)
+        mine = await insert(writer, tag, "mine", 1)
+        await insert(writer, tag, "other", 2)
+        await writer.sync()
+
+        await phone.add_subscription("mine", "kinds", "tag = ? AND i = ?", [tag, 1])
+        await asyncio.wait_for(phone.wait_for_subscription("mine"), 30)
+        assert [r["label"] for r in await tagged(phone, tag)] == ["mine"]
+        (sub,) = await phone.subscriptions()
+        assert (sub.name, sub.table, sub.ready, sub.expires_at_ms) == ("mine", "kinds", True, None)
+
+        # The row leaves the filter on the server: evicted here, kept there.
+        await writer.execute("UPDATE kinds SET i = 5 WHERE id = ?", [mine])
+        await writer.sync()
+        await phone.sync()
+        assert await tagged(phone, tag) == []
+        assert (await phone.status()).pending_changes == 0
+        assert [r["i"] for r in await tagged(writer, tag, "i")] == [5, 2]
+
+        assert await phone.remove_subscription("mine") is True
+        assert await phone.remove_subscription("mine") is False
+        for bad, params in [("1); DROP TABLE kinds; --", []), ("i = ?", []), ("id IN (SELECT k FROM _erth_state)", [])]:
+            with pytest.raises(ErthError) as refused:
+                await phone.add_subscription("bad", "kinds", bad, params)
+            assert refused.value.kind == "InvalidInput", bad
+        with pytest.raises(ErthError) as unknown:
+            await phone.wait_for_subscription("nope")
+        assert unknown.value.kind == "NotFound"
+
+    asyncio.run(main())

@@ -69,7 +69,11 @@ export function playwrightChromium() {
 export async function runTests(tests) {
   let passed = 0;
   let failed = 0;
+  // ERTH_E2E_ONLY=<regex>: only the tests whose names match (while working
+  // on one; `cargo xtask test` never sets it).
+  const only = process.env.ERTH_E2E_ONLY ? new RegExp(process.env.ERTH_E2E_ONLY) : null;
   for (const { name, fn } of tests) {
+    if (only && !only.test(name)) continue;
     const started = Date.now();
     const took = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
     try {

@@ -955,6 +955,61 @@ test("two devices edit offline, sync through tursodb and converge; a native CLI 
   }
 });
 
+test("partial sync: a subscription pulls only its rows, they leave when they stop matching, bad filters are typed", async () => {
+  const ctx = await launch("partial");
+  try {
+    const page = await openPage(ctx);
+    const tag = `p${Date.now()}`;
+    const keep = cli("partial-cli.db", "add", `${tag} keep`).id;
+    cli("partial-cli.db", "add", `${tag} other`);
+    cli("partial-cli.db", "sync");
+    await page.evaluate((url) => erth.open({ name: "partial", url }), SERVER);
+    const first = await page.evaluate(async (tag) => {
+      const db = erth.db;
+      await db.addSubscription("mine", "todos", "title LIKE ?", [`${tag} keep%`], { ttlMs: 3_600_000 });
+      await db.waitForSubscription("mine");
+      return { list: await db.todos.listActive(), subs: await db.subscriptions() };
+    }, tag);
+    assert.deepEqual(first.list.map((t) => t.title), [`${tag} keep`]);
+    assert.equal(first.subs.length, 1);
+    assert.equal(first.subs[0].name, "mine");
+    assert.equal(first.subs[0].table, "todos");
+    assert.equal(first.subs[0].ready, true);
+    assert.ok(first.subs[0].expiresAt > Date.now(), JSON.stringify(first.subs[0]));
+
+    // The row leaves the filter on the server: evicted here, kept there.
+    cli("partial-cli.db", "rename", keep, `${tag} moved`);
+    cli("partial-cli.db", "sync");
+    const after = await page.evaluate(async () => {
+      await erth.db.sync();
+      return { list: await erth.db.todos.listActive(), status: await erth.db.status() };
+    });
+    assert.deepEqual(after.list, []);
+    assert.equal(after.status.pendingChanges, 0);
+    cli("partial-cli.db", "sync");
+    assert.ok(cli("partial-cli.db", "list").some((t) => t.id === keep && t.title === `${tag} moved`));
+
+    const errors = await page.evaluate(async () => {
+      const f = erth.failure;
+      return {
+        notOne: await f(() => erth.db.addSubscription("bad", "todos", "1); DROP TABLE todos; --")),
+        count: await f(() => erth.db.addSubscription("bad", "todos", "title = ?", [])),
+        engine: await f(() => erth.db.addSubscription("bad", "todos", "id IN (SELECT k FROM _erth_state)")),
+        ttl: await f(() => erth.db.addSubscription("bad", "todos", "1", [], { ttlMs: -1 })),
+        unknown: await f(() => erth.db.waitForSubscription("nope")),
+        removed: await erth.db.removeSubscription("mine"),
+        again: await erth.db.removeSubscription("mine"),
+      };
+    });
+    for (const k of ["notOne", "count", "engine", "ttl"]) assert.equal(errors[k]?.code, "InvalidInput", `${k}: ${JSON.stringify(errors[k])}`);
+    assert.equal(errors.unknown?.code, "NotFound");
+    assert.equal(errors.removed, true);
+    assert.equal(errors.again, false);
+  } finally {
+    await ctx.close();
+  }
+});
+
 test("auto-sync: after local writes, on an interval, and when the browser comes back online", async () => {
   const devA = await launch("auto-a");
   const devB = await launch("auto-b");

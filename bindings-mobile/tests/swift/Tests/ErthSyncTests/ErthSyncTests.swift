@@ -257,6 +257,45 @@ final class ErthSyncTests: XCTestCase {
         XCTAssertEqual(stored, todo)
     }
 
+    func testASubscriptionPullsOnlyItsRowsWhichLeaveWhenTheyNoLongerMatch() async throws {
+        let writer = try await open("w.db")
+        let phone = try await open("p.db")
+        let tag = String(UUID().uuidString.prefix(8))
+        let keep = try await writer.addTodo(title: "\(tag) keep")
+        _ = try await writer.addTodo(title: "\(tag) other")
+        _ = try await writer.sync()
+
+        try await phone.addSubscription(
+            name: "mine", table: "todos", filter: "title LIKE ?", params: [.text("\(tag) keep%")], ttlMs: nil)
+        try await phone.waitForSubscription(name: "mine")
+        let titles = try await phone.listActiveTodos().map { $0.title }
+        XCTAssertEqual(titles, ["\(tag) keep"])
+        let subs = try await phone.subscriptions()
+        XCTAssertEqual(subs.map { $0.name }, ["mine"])
+        XCTAssertTrue(subs[0].ready)
+
+        // The row leaves the filter on the server: evicted here, not deleted there.
+        _ = try await writer.renameTodo(id: keep.id, title: "\(tag) moved")
+        _ = try await writer.sync()
+        _ = try await phone.sync()
+        let left = try await phone.listActiveTodos()
+        XCTAssertTrue(left.isEmpty)
+        let pending = try await phone.status().pendingChanges
+        XCTAssertEqual(pending, 0)
+        let moved = try await writer.getTodo(id: keep.id)
+        XCTAssertEqual(moved.title, "\(tag) moved")
+
+        let removed = try await phone.removeSubscription(name: "mine")
+        XCTAssertTrue(removed)
+        await assertErth("a filter that is not one expression", { if case .InvalidInput = $0 { return true }; return false }) {
+            try await phone.addSubscription(
+                name: "bad", table: "todos", filter: "1); DROP TABLE todos; --", params: [], ttlMs: nil)
+        }
+        await assertErth("an unknown subscription", { if case .NotFound = $0 { return true }; return false }) {
+            try await phone.waitForSubscription(name: "nope")
+        }
+    }
+
     func testTypedErrorsForHostMistakes() async throws {
         let early = try await localOnlyThenSynced()
         // `localOnlyThenSynced` released its handle, which closed the file.

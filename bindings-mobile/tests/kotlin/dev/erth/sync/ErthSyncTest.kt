@@ -214,6 +214,43 @@ class ErthSyncTest {
     }
 
     @Test
+    fun aSubscriptionPullsOnlyItsRowsWhichLeaveWhenTheyNoLongerMatch() = runBlocking {
+        val writer = open("w.db")
+        val phone = open("p.db")
+        val tag = java.util.UUID.randomUUID().toString().take(8)
+        val keep = writer.addTodo("$tag keep")
+        writer.addTodo("$tag other")
+        writer.sync()
+
+        phone.addSubscription("mine", "todos", "title LIKE ?", listOf(SqlValue.Text("$tag keep%")), null)
+        phone.waitForSubscription("mine")
+        assertEquals(listOf("$tag keep"), phone.listActiveTodos().map { it.title })
+        val sub = phone.subscriptions().single()
+        assertEquals("mine", sub.name)
+        assertTrue(sub.ready)
+        assertNull(sub.expiresAtMs)
+
+        // The row leaves the filter on the server: evicted here, not deleted there.
+        writer.renameTodo(keep.id, "$tag moved")
+        writer.sync()
+        phone.sync()
+        assertTrue(phone.listActiveTodos().isEmpty())
+        assertEquals(0UL, phone.status().pendingChanges)
+        writer.sync()
+        assertEquals("$tag moved", writer.getTodo(keep.id).title)
+
+        assertTrue(phone.removeSubscription("mine"))
+        assertFalse(phone.removeSubscription("mine"))
+        assertThrowsErth<ErthException.InvalidInput> {
+            phone.addSubscription("bad", "todos", "1); DROP TABLE todos; --", listOf(), null)
+        }
+        assertThrowsErth<ErthException.InvalidInput> {
+            phone.addSubscription("bad", "todos", "title = ?", listOf(), null)
+        }
+        assertThrowsErth<ErthException.NotFound> { phone.waitForSubscription("nope") }
+    }
+
+    @Test
     fun typedErrorsForHostMistakes() = runBlocking {
         val db = open("a.db", url = null)
         assertThrowsErth<ErthException.NoRemote> { db.sync() }
