@@ -8,6 +8,9 @@
 //!   `VmHWM` from `/proc/self/status`; it should be bounded by the page size,
 //!   not the row count.
 //! - Push throughput for 100,000 rows made locally.
+//! - Partial sync: a fresh device subscribed to 1% of the rows, its first
+//!   sync's time, bytes and requests against the full pull's, and its
+//!   10-row syncs (rows leaving and entering its filter) across sizes.
 //!
 //! The big server databases are built directly: a throwaway replica lets
 //! Erth create its server schema through tursodb, the server is stopped, the
@@ -40,8 +43,24 @@ struct Pull {
     /// Seconds waiting for the server, and in how many requests.
     server_secs: f64,
     requests: u64,
+    down_bytes: u64,
     hwm_kb: u64,
 }
+
+/// A fresh device subscribed to 1% of the rows (partial sync): its first
+/// sync, then {CHANGED}-row syncs.
+struct Partial {
+    rows: u64,
+    secs: f64,
+    requests: u64,
+    down_bytes: u64,
+    pull10: Samples,
+    pull10_requests: u64,
+}
+
+/// The subscription of [`Partial`]: generated titles are `todo <i>`, so
+/// this is every hundredth row.
+const ONE_PERCENT: (&str, &str) = ("title LIKE ?", "%00");
 
 /// Most a fresh device's pull of the largest size may take, in multiples
 /// of its floor (issue #26).
@@ -84,6 +103,7 @@ struct AtSize {
     pull10_server: Samples,
     /// Requests of a measured sync (the most seen).
     sync_requests: u64,
+    partial: Partial,
 }
 
 pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
@@ -111,7 +131,9 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
          `sync()` (push {CHANGED}, then an empty pull), and after {CHANGED} rows change on the server \
          it runs `sync()` again (pull {CHANGED}). Medians; the ratio column compares with the \
          smallest database. Push throughput: {} rows made locally (one `insert` each), then one \
-         timed `sync()`.",
+         timed `sync()`. Partial sync: a fresh replica subscribes to `title LIKE '%00'` (1% of \
+         the rows) and syncs; then, {reps} times, {CHANGED} of its rows leave the filter and \
+         {CHANGED} others enter it on the server, and it syncs.",
         sizes.iter().map(|n| count(*n)).collect::<Vec<_>>().join(" / "),
         count(push_rows)
     );
@@ -192,6 +214,44 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
                 duration(r.floor()),
                 factor(r.pull.secs, r.floor())
             ),
+        ));
+    }
+    for r in &results {
+        let p = &r.partial;
+        s.rows.push(Row::new(
+            format!(
+                "partial sync: a fresh device subscribed to 1% of {} rows ({}), first sync",
+                count(r.rows),
+                count(p.rows)
+            ),
+            format!(
+                "{}; {} in {} requests",
+                duration(p.secs),
+                bytes(p.down_bytes),
+                p.requests
+            ),
+            format!(
+                "full pull {}; {} in {} requests",
+                duration(r.pull.secs),
+                bytes(r.pull.down_bytes),
+                r.pull.requests
+            ),
+            format!(
+                "time {}, bytes {}",
+                factor(p.secs, r.pull.secs),
+                factor(p.down_bytes as f64, r.pull.down_bytes as f64)
+            ),
+        ));
+    }
+    for r in &results {
+        s.rows.push(Row::new(
+            format!(
+                "partial sync: the 1% device's sync, {CHANGED} rows leaving and {CHANGED} entering its filter, {} rows in the database",
+                count(r.rows)
+            ),
+            format!("{} in {} requests", r.partial.pull10.summary(), r.partial.pull10_requests),
+            duration(first.partial.pull10.median()),
+            factor(r.partial.pull10.median(), first.partial.pull10.median()),
         ));
     }
     for r in &results {
@@ -282,6 +342,57 @@ pub async fn run(ctx: &Ctx, title: &str) -> Result<Section> {
             duration(local(&first.pull10, &first.pull10_server)),
         ),
     ).value(push_spread.max(pull_spread), times));
+    let bytes_share = last.partial.down_bytes as f64 / last.pull.down_bytes as f64;
+    s.checks.push(
+        Check::new(
+            format!(
+                "a device subscribed to 1% of {} rows downloads <= 2% of a full pull's bytes",
+                count(last.rows)
+            ),
+            format!(
+                "{:.2}% ({} vs {}; {} vs {} requests; {} vs {})",
+                100.0 * bytes_share,
+                bytes(last.partial.down_bytes),
+                bytes(last.pull.down_bytes),
+                last.partial.requests,
+                last.pull.requests,
+                duration(last.partial.secs),
+                duration(last.pull.secs)
+            ),
+            bytes_share <= 0.02,
+            "The subscription's filter runs on the server inside the pull's statements, so only \
+             matching rows travel; the rest is the size probes, the opening request and the \
+             eviction check.",
+        )
+        .value(bytes_share * 100.0, |v| format!("{v:.2}%")),
+    );
+    let partial_flat = results.iter().all(|r| {
+        let (m, base) = (r.partial.pull10.median(), first.partial.pull10.median());
+        m <= 1.5 * base || m - base <= JITTER_SECS * r.partial.pull10_requests.max(1) as f64
+    });
+    s.checks.push(
+        Check::new(
+            format!(
+                "a 1% device's {CHANGED}-row sync flat from {} to {} rows (within 1.5x, or \
+                 tursodb's 10 ms jitter per request, of the smallest)",
+                count(first.rows),
+                count(last.rows)
+            ),
+            format!(
+                "{} vs {}",
+                duration(last.partial.pull10.median()),
+                duration(first.partial.pull10.median())
+            ),
+            partial_flat,
+            "Each sync of a partial table reads the rows after its cursor that match its filter, \
+             and the ids of rows changed since its eviction cursor that no longer match: both \
+             keyset reads by `_seq`, whatever the table's size.",
+        )
+        .value(
+            last.partial.pull10.median() / first.partial.pull10.median(),
+            times,
+        ),
+    );
     let middle = &results[results.len() / 2];
     s.checks.push(
         Check::new(
@@ -418,7 +529,9 @@ async fn at_size(exe: &Path, n: u64, reps: usize, base_ms: u64) -> Result<AtSize
             bail!("a 10-row sync pulled {} rows", r.pulled);
         }
     }
+    let partial = partial_device(dir.path(), url, n, reps, base_ms).await?;
     Ok(AtSize {
+        partial,
         rows: n,
         fill_secs,
         pull,
@@ -429,6 +542,76 @@ async fn at_size(exe: &Path, n: u64, reps: usize, base_ms: u64) -> Result<AtSize
         push10_server,
         pull10_server,
         sync_requests,
+    })
+}
+
+/// A fresh device subscribed to 1% of the server's rows ([`ONE_PERCENT`]):
+/// its first sync; then, `reps` times, {CHANGED} of its rows change on the
+/// server (they leave its filter) and {CHANGED} others enter it, and it
+/// syncs.
+async fn partial_device(
+    dir: &Path,
+    url: &str,
+    n: u64,
+    reps: usize,
+    base_ms: u64,
+) -> Result<Partial> {
+    let (db, wire) = wire::open(&dir.join("partial.db"), url).await?;
+    db.add_subscription(
+        "one percent",
+        "todos",
+        ONE_PERCENT.0,
+        &[ONE_PERCENT.1.into()],
+        None,
+    )
+    .await?;
+    wire.take();
+    let t = Instant::now();
+    let first = db.sync().await?;
+    let secs = t.elapsed().as_secs_f64();
+    let w = wire.take();
+    if first.pulled != n / 100 {
+        bail!("the 1% device pulled {} of {} rows", first.pulled, n / 100);
+    }
+    let mut pull10 = Samples::new();
+    let mut pull10_requests = 0;
+    for rep in 0..reps as u64 {
+        // Rows 100, 200, ... leave (renamed); rows 101, 201, ... enter.
+        let mut stmts = Vec::new();
+        for k in 0..CHANGED {
+            let leaving = 100 * (1 + k + rep * CHANGED) % n.max(100);
+            let entering = leaving + 1;
+            stmts.push(format!(
+                "UPDATE todos SET title = 'moved out', _seq = (SELECT v FROM _erth_meta WHERE k = 'seq') + 1 WHERE id = '{}'",
+                row_id(base_ms, leaving.max(100))
+            ));
+            stmts.push("UPDATE _erth_meta SET v = v + 1 WHERE k = 'seq'".to_owned());
+            stmts.push(format!(
+                "UPDATE todos SET title = 'moved in 00', _seq = (SELECT v FROM _erth_meta WHERE k = 'seq') + 1 WHERE id = '{}'",
+                row_id(base_ms, entering)
+            ));
+            stmts.push("UPDATE _erth_meta SET v = v + 1 WHERE k = 'seq'".to_owned());
+        }
+        let stmts: Vec<&str> = stmts.iter().map(String::as_str).collect();
+        erth_tests::hrana::execute(url, None, &stmts)
+            .await
+            .context("moving rows in and out of the 1% filter on the server")?;
+        wire.take();
+        let t = Instant::now();
+        let r = db.sync().await?;
+        pull10.push(t.elapsed());
+        pull10_requests = pull10_requests.max(wire.take().requests);
+        if r.pulled != CHANGED {
+            bail!("a 1% device's sync pulled {} rows, not {CHANGED}", r.pulled);
+        }
+    }
+    Ok(Partial {
+        rows: first.pulled,
+        secs,
+        requests: w.requests,
+        down_bytes: w.down_bytes,
+        pull10,
+        pull10_requests,
     })
 }
 
@@ -568,6 +751,7 @@ fn pull_in_child(exe: &Path, url: &str, db: &Path) -> Result<Pull> {
         secs: crate::num(&v, "secs")?,
         server_secs: crate::num(&v, "server_secs")?,
         requests: int("requests")?,
+        down_bytes: int("down_bytes")?,
         hwm_kb: int("hwm_kb")?,
     })
 }
@@ -598,6 +782,7 @@ pub async fn pull_child(args: &[String]) -> Result<()> {
             "secs": secs,
             "server_secs": w.secs,
             "requests": w.requests,
+            "down_bytes": w.down_bytes,
             "hwm_kb": hwm_kb,
         })
     );
