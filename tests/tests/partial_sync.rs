@@ -669,4 +669,18 @@ async fn a_device_that_held_everything_keeps_only_its_subscriptions_rows() {
         30,
         "eviction reached the server"
     );
+    // Subscribed to nothing, it holds nothing, and pulls no new list.
+    laptop
+        .add_subscription("no lists", "lists", "0", &[], None)
+        .await
+        .unwrap();
+    laptop.sync().await.unwrap();
+    add_list(&writer, "bob").await;
+    writer.sync().await.unwrap();
+    laptop.sync().await.unwrap();
+    let lists = laptop
+        .query("SELECT count(*) FROM lists", &[])
+        .await
+        .unwrap();
+    assert_eq!(lists.rows[0][0], SqlValue::Integer(0));
 }

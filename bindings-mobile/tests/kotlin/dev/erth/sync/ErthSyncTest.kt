@@ -214,7 +214,7 @@ class ErthSyncTest {
     }
 
     @Test
-    fun aSubscriptionPullsOnlyItsRowsWhichLeaveWhenTheyNoLongerMatch() = runBlocking {
+    fun aSubscriptionPullsOnlyItsRowsWhichLeaveWhenTheyNoLongerMatch() = runBlocking<Unit> {
         val writer = open("w.db")
         val phone = open("p.db")
         val tag = java.util.UUID.randomUUID().toString().take(8)
