@@ -193,7 +193,7 @@ impl Database {
             }
             match self.sync().await {
                 Ok(_) => pause = WAIT_FIRST_MS,
-                Err(e) if e.kind() == crate::ErrorKind::Network => {
+                Err(e) if e.kind() == crate::error::ErrorKind::Network => {
                     tracing::debug!(error = %e, "waiting for a subscription: offline; trying again");
                     self.transport.sleep(pause).await;
                     pause = (pause * 2).min(WAIT_MAX_MS);

@@ -71,7 +71,7 @@ pub struct SyncSubscription {
     #[cfg_attr(feature = "js", serde(rename = "expiresAt"))]
     pub expires_at_ms: Option<u64>,
     /// Its rows are on the device: its first backfill completed and was
-    /// applied ([`crate::Database::wait_for_subscription`]).
+    /// applied (`Database::wait_for_subscription`).
     pub ready: bool,
     /// Rows its backfill pulled so far (rows that arrived through the
     /// table's own pull count there: `SyncProgress::Pulled`).
