@@ -39,6 +39,14 @@ const IDS_PER_REQUEST: usize = 500;
 /// Ids of rows that left a share listed per request (about 60 bytes each).
 const LEAVERS_PER_REQUEST: usize = 5_000;
 
+/// The server's change counter (`_erth_meta.seq`), at or past every
+/// table's last `_seq`. Read rather than `max("_seq")`, which tursodb
+/// answered by scanning the table: a 1% device's 10-row sync took 151 ms
+/// at 1,000,000 rows against 32 ms at 1,000 (`cargo xtask bench`,
+/// 2026-12-07).
+const SERVER_SEQ: &str =
+    "coalesce((SELECT CAST(\"v\" AS INTEGER) FROM \"_erth_meta\" WHERE \"k\" = 'seq'), 0)";
+
 impl Syncer<'_> {
     /// Every subscription in the file.
     pub(super) async fn subscriptions(&self) -> Result<Vec<Record>> {
@@ -127,7 +135,12 @@ impl Syncer<'_> {
         }
         let reads: Vec<String> = parents
             .iter()
-            .map(|p| format!("(SELECT coalesce(max(\"_seq\"), 0) FROM {})", q(p)))
+            .map(|p| {
+                format!(
+                    "coalesce((SELECT \"_seq\" FROM {} ORDER BY \"_seq\" DESC LIMIT 1), 0)",
+                    q(p)
+                )
+            })
             .collect();
         let answer = self
             .remote
@@ -211,10 +224,7 @@ impl Syncer<'_> {
         if empty.is_empty() {
             return Ok(Vec::new());
         }
-        let reads: Vec<String> = empty
-            .iter()
-            .map(|d| format!("(SELECT coalesce(max(\"_seq\"), 0) FROM {})", q(&d.name)))
-            .collect();
+        let reads: Vec<String> = empty.iter().map(|_| SERVER_SEQ.to_owned()).collect();
         let answer = self
             .remote
             .client
@@ -331,7 +341,7 @@ impl Syncer<'_> {
                 .client
                 .execute(Statement::new(
                     format!(
-                        "SELECT NULL, max(\"_seq\") FROM {table} UNION ALL SELECT * FROM (SELECT \"id\", \"_seq\" FROM {table} WHERE \"_seq\" > ? AND {} ORDER BY \"_seq\" LIMIT ?)",
+                        "SELECT NULL, {SERVER_SEQ} UNION ALL SELECT * FROM (SELECT \"id\", \"_seq\" FROM {table} WHERE \"_seq\" > ? AND {} ORDER BY \"_seq\" LIMIT ?)",
                         leaving.sql
                     ),
                     args,
