@@ -508,6 +508,8 @@ function renderState() {
   else if (s.syncing && app.syncingVisible) [state, text] = ["syncing", "Syncing…"];
   else if (s.lastError !== null) [state, text] = ["error", "Sync failed"];
   else if (s.pendingChanges > 0) [state, text] = ["pending", "Changes pending"];
+  // A fresh database is not up to date before its first sync completes.
+  else if (s.lastSyncAt === null) [state, text] = ["syncing", "Not synced yet"];
   else [state, text] = ["synced", "Up to date"];
   ui.state.dataset.state = state;
   ui.stateText.textContent = text;
