@@ -98,6 +98,11 @@ pub enum Error {
     /// committed stays.
     #[error("the sync was cancelled before it finished; the next sync resumes where it stopped")]
     SyncCancelled,
+    /// The server's history was purged again and again while one sync
+    /// caught up with it; what the sync committed stays, and the next sync
+    /// goes on (see [`crate::purge`]).
+    #[error("the server purged history {times} times during this sync; the next sync catches up")]
+    PurgedDuringSync { times: usize },
     /// `sync()` was called on a database that has no remote.
     #[error("no remote configured: the database is local-only until a URL is set")]
     NoRemote,
@@ -177,9 +182,10 @@ impl Error {
             Error::NotFound { .. } | Error::UnknownSubscription { .. } => ErrorKind::NotFound,
             Error::Storage(_) => ErrorKind::Storage,
             Error::DatabaseLocked(_) => ErrorKind::DatabaseLocked,
-            Error::Network(_) | Error::SyncTimeout { .. } | Error::SyncCancelled => {
-                ErrorKind::Network
-            }
+            Error::Network(_)
+            | Error::SyncTimeout { .. }
+            | Error::SyncCancelled
+            | Error::PurgedDuringSync { .. } => ErrorKind::Network,
             Error::Auth { .. } => ErrorKind::Auth,
             Error::Server { .. } | Error::Http { .. } | Error::Redirected { .. } => {
                 ErrorKind::Server
@@ -195,7 +201,7 @@ impl Error {
         match self {
             // The same answer would come again, as large.
             Error::Network(TransportError::ResponseTooLarge { .. }) => false,
-            Error::Network(_) | Error::Protocol(_) => true,
+            Error::Network(_) | Error::Protocol(_) | Error::PurgedDuringSync { .. } => true,
             Error::Http { status, .. } => matches!(status, 408 | 429 | 500..=599),
             Error::Server { code, .. } => is_contention_code(code) || code == "STREAM_EXPIRED",
             _ => false,

@@ -59,6 +59,12 @@ pub fn anchor_key(table: &str) -> String {
     format!("anchor:{table}")
 }
 
+/// The key of what a replica last caught up with of a table's purged
+/// history (see [`crate::sync::purged`]).
+pub fn purge_key(table: &str) -> String {
+    format!("purge:{table}")
+}
+
 /// The key of a table's pending backfill (see [`crate::migrate`]).
 pub fn backfill_key(table: &str) -> String {
     format!("backfill:{table}")

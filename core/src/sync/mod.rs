@@ -10,6 +10,11 @@
 //! - `restored`: a server restored from a backup (it forgot rows this
 //!   replica saw) is noticed at the start of each sync; the replica then
 //!   pushes everything again and pulls from the start.
+//! - `purged`: a purge removed tombstones this replica has not pulled
+//!   (the server's purge mark passed what it caught up with): it compares
+//!   the ids it holds with the server's and drops the purged ones before
+//!   it pushes; every push carries a guard that rolls it back if a purge
+//!   overtook that check ([`crate::purge`] is the server's side).
 //! - `push`: pending rows, table after table and in id order within each
 //!   (`pending`; rows of several tables share a batch when they fit), in
 //!   batches of at most the link's push budget and `push_batch_rows` rows;
@@ -59,6 +64,7 @@ mod pending;
 mod plan;
 mod pull;
 mod pull_sql;
+pub(crate) mod purged;
 mod push;
 mod push_tx;
 pub(crate) mod refused;
@@ -135,6 +141,8 @@ pub(crate) struct Syncer<'a> {
     found: Mutex<Found>,
     /// Each partial table's share in this sync (`subscribed`).
     shares: Mutex<HashMap<String, Filter>>,
+    /// Per table, the purge mark above which a push stops (`purged`).
+    floors: Mutex<HashMap<String, i64>>,
 }
 
 impl<'a> Syncer<'a> {
@@ -155,6 +163,7 @@ impl<'a> Syncer<'a> {
             progress,
             found: Mutex::new(Found::default()),
             shares: Mutex::new(HashMap::new()),
+            floors: Mutex::new(HashMap::new()),
         }
     }
 
@@ -167,14 +176,25 @@ impl<'a> Syncer<'a> {
         self.found.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One sync: bootstrap, the restore check, push every table, pull every
+    /// The purge floors of this sync's pushes (see `purged::guard`).
+    fn floors(&self) -> HashMap<String, i64> {
+        self.floors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// One sync: bootstrap, the restore check (reading the purge marks too)
+    /// and catching up with purges, push every table, pull every
     /// table (partial ones by their subscriptions, `subscribed`), and push
     /// again the tombstones the pull cleared. Returns
     /// `(pushed, pulled)` rows.
     pub(crate) async fn run(&self) -> Result<(u64, u64)> {
         self.bootstrap().await?;
-        self.recover_if_server_forgot().await?;
-        let first = self.push_all().await?;
+        if let Some((marks, restored)) = self.recover_if_server_forgot().await? {
+            self.catch_up_purges(&marks, restored).await?;
+        }
+        let first = self.push_caught_up().await?;
         let mut pushed = first.total();
         let mut refused = first.refused;
         self.prepare_shares().await?;
@@ -195,9 +215,31 @@ impl<'a> Syncer<'a> {
         // marked pending: clear them on the server in this sync too. (A
         // table refused now was refused, and recorded, above.)
         if std::mem::take(&mut self.found().uncleared) {
-            pushed += self.push_all().await?.total();
+            pushed += self.push_caught_up().await?.total();
         }
         Ok((pushed, pulled))
+    }
+
+    /// [`Syncer::push_all`] behind the purge guard: a push that met it (the
+    /// server purged history this replica has not seen) catches up
+    /// (`purged`) and pushes again, up to [`purged::MAX_CATCH_UPS`] times.
+    async fn push_caught_up(&self) -> Result<push::Pushed> {
+        let mut times = 0;
+        loop {
+            let floors = self.purge_floors().await?;
+            *self.floors.lock().unwrap_or_else(|p| p.into_inner()) = floors;
+            match self.push_all().await {
+                Err(Error::PurgedDuringSync { .. }) if times < purged::MAX_CATCH_UPS => {
+                    times += 1;
+                    tracing::debug!(times, "a push met the purge guard; catching up");
+                    self.check_purges().await?;
+                }
+                Err(Error::PurgedDuringSync { .. }) => {
+                    return Err(Error::PurgedDuringSync { times: times + 1 })
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Keeps the tables the server refused in the file (so `status()` says

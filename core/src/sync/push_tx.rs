@@ -10,7 +10,7 @@
 //! exactly once.
 
 use super::refused;
-use super::{restored, Syncer};
+use super::{purged, restored, Syncer};
 use crate::error::{Error, Result};
 use crate::hrana;
 use crate::merge::{self, Target, META_TABLE};
@@ -120,7 +120,21 @@ impl Syncer<'_> {
     /// request, done while the previous batch runs on the server).
     pub(super) fn prepare_push(&self, batch: &Batch<'_>) -> Result<PreparedPush, PushFailure> {
         let n = batch.rows() as i64;
-        let mut stmts = Vec::new();
+        // First, the purge guard (`purged`): the transaction stops if the
+        // server purged history of these tables this replica has not seen.
+        let floors = self.floors();
+        let mut stmts = vec![purged::guard(
+            &batch
+                .groups
+                .iter()
+                .map(|(def, _)| {
+                    (
+                        def.name.clone(),
+                        floors.get(&def.name).copied().unwrap_or(0),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )];
         let mut merges = Vec::new();
         let mut offset = 0;
         for (g, (def, rows)) in batch.groups.iter().enumerate() {
@@ -215,11 +229,24 @@ impl Syncer<'_> {
 }
 
 /// Clears `_dirty` of `rows` where it is still the pushed value (edits
-/// made meanwhile stay pending), and forgets their refusals.
+/// made meanwhile stay pending), forgets their refusals, and marks the
+/// rows the server now holds: a `_seq` of 0 where there was none ("on the
+/// server, at a `_seq` not pulled"; a row with a `_seq` is one the server
+/// had, see `purged`). Not the `_seq` the upsert took: a repeated push
+/// changes nothing and takes none, and a local `_seq` above the server's
+/// would keep an eviction (`subscribed`) from matching the row.
 fn accepted(def: &TableDef, rows: &[(SyncRow, i64)]) -> Vec<Statement> {
     let mut local = Vec::new();
     for chunk in rows.chunks(400) {
         let ids: Vec<&str> = chunk.iter().map(|(r, _)| r.id.as_str()).collect();
+        local.push(Statement::new(
+            format!(
+                "UPDATE {} SET \"_seq\" = 0 WHERE \"_seq\" IS NULL AND \"id\" IN ({})",
+                q(&def.local_name()),
+                vec!["?"; ids.len()].join(", ")
+            ),
+            ids.iter().map(|id| SqlValue::from(*id)).collect(),
+        ));
         local.push(refused::accepted(&def.name, &ids));
         let tuples = vec!["(?, ?)"; chunk.len()].join(", ");
         let mut args = Vec::with_capacity(chunk.len() * 2);
@@ -259,11 +286,18 @@ fn landed_range(
         let (step, error) = out
             .first_error_step()
             .unwrap_or_else(|| (0, Error::Protocol("push transaction did not commit".into())));
-        // Step 0 is BEGIN; steps 1..=merges are the merge statements.
-        let chunk = step.checked_sub(1).and_then(|m| merges.get(m)).copied();
+        if purged::guard_refused(step) {
+            return Err(PushFailure {
+                error: Error::PurgedDuringSync { times: 1 },
+                chunk: None,
+            });
+        }
+        // Step 0 is BEGIN, 1 the guard; then the merge statements.
+        let chunk = step.checked_sub(2).and_then(|m| merges.get(m)).copied();
         return Err(PushFailure { error, chunk });
     }
-    // Steps: BEGIN, the merges, the counter bump, the counter, each table's newest row.
+    // Steps: BEGIN, the guard, the merges, the counter bump, the counter,
+    // each table's newest row.
     let cell = |step: usize| {
         out.results
             .get(step)
@@ -271,14 +305,14 @@ fn landed_range(
             .and_then(|r| r.rows.first())
     };
     let m = merges.len();
-    let base = cell(m + 2)
+    let base = cell(m + 3)
         .and_then(|r| r.first())
         .and_then(SqlValue::as_i64)
         .and_then(|counter| counter.checked_sub(n))
         .ok_or_else(|| Error::Protocol("the push did not read the server counter".into()))?;
     let newest = (0..groups)
         .map(|g| {
-            cell(m + 3 + g).and_then(|r| match (r.first(), r.get(1)) {
+            cell(m + 4 + g).and_then(|r| match (r.first(), r.get(1)) {
                 (Some(SqlValue::Text(id)), Some(SqlValue::Integer(seq))) => {
                     Some((*seq, id.clone()))
                 }

@@ -19,6 +19,7 @@
 //! rows pushed after the restore, whatever sequence numbers they took).
 //! Nothing is lost and, since merging is idempotent, nothing is duplicated.
 
+use super::purged::{marks_from, Marks};
 use super::Syncer;
 use crate::error::{Error, Result};
 use crate::hrana::Step;
@@ -65,10 +66,12 @@ impl Syncer<'_> {
 
     /// Checks whether the server forgot rows this replica saw (see the
     /// module docs) and, if so, makes this sync push everything and pull
-    /// from the start. Returns whether it did.
+    /// from the start. Returns the server's purge marks, read in the same
+    /// request (`purged`), and whether it started over; `None` when there
+    /// was nothing to check (a replica that never pulled).
     ///
     /// Errors: the request's ([`Error::Network`], [`Error::Server`], ...).
-    pub(super) async fn recover_if_server_forgot(&self) -> Result<bool> {
+    pub(super) async fn recover_if_server_forgot(&self) -> Result<Option<(Marks, bool)>> {
         let kv = state::read_state(self.store).await?;
         let seen: Vec<Seen> = self
             .config
@@ -87,7 +90,7 @@ impl Syncer<'_> {
             })
             .collect();
         if seen.iter().all(|s| s.anchor.is_none() && s.cursor == 0) {
-            return Ok(false);
+            return Ok(None);
         }
         let out = self.remote.client.batch(&check_steps(&seen)).await?;
         // A table this token may not read is not checked (its pull is
@@ -103,7 +106,20 @@ impl Syncer<'_> {
                 return Err(e);
             }
         }
-        let mut answers = out.results.iter().enumerate().map(|(i, r)| {
+        let meta = out
+            .results
+            .first()
+            .and_then(Option::as_ref)
+            .ok_or_else(|| Error::Protocol("the restore check has no answer".into()))?;
+        let marks = marks_from(meta);
+        let server_seq = meta
+            .rows
+            .iter()
+            .find(|r| r.first().and_then(SqlValue::as_str) == Some("seq"))
+            .and_then(|r| r.get(1))
+            .and_then(SqlValue::as_i64)
+            .ok_or_else(|| Error::Protocol("server _erth_meta has no seq".into()))?;
+        let answers = out.results.iter().enumerate().skip(1).map(|(i, r)| {
             (!unreadable(i)).then(|| {
                 r.as_ref()
                     .and_then(|r| r.rows.first())
@@ -111,20 +127,15 @@ impl Syncer<'_> {
                     .and_then(SqlValue::as_i64)
             })
         });
-        let server_seq = answers
-            .next()
-            .flatten()
-            .flatten()
-            .ok_or_else(|| Error::Protocol("server _erth_meta has no seq".into()))?;
-        let Some(why) = forgotten(server_seq, &seen, answers) else {
-            return Ok(false);
+        let Some(why) = forgotten(server_seq, &marks, &seen, answers) else {
+            return Ok(Some((marks, false)));
         };
         tracing::warn!(
             reason = %why,
             "the server forgot changes (restored from a backup?): pushing everything again and pulling from the start"
         );
         self.store.write(&self.start_over()).await?;
-        Ok(true)
+        Ok(Some((marks, true)))
     }
 }
 
@@ -136,15 +147,13 @@ struct Seen {
     anchor: Option<(i64, String)>,
 }
 
-/// The check's request: the server's counter, then the `_seq` of each
-/// table's anchor row (for the tables that have one, in order).
+/// The check's request: `_erth_meta` (the counter and the purge marks),
+/// then the `_seq` of each table's anchor row (for the tables that have
+/// one, in order).
 fn check_steps(seen: &[Seen]) -> Vec<Step> {
     let mut steps = vec![Step {
         cond: None,
-        stmt: Statement::plain(format!(
-            "SELECT \"v\" FROM {} WHERE \"k\" = 'seq'",
-            q(META_TABLE)
-        )),
+        stmt: Statement::plain(format!("SELECT \"k\", \"v\" FROM {}", q(META_TABLE))),
     }];
     for s in seen {
         if let Some((_, id)) = &s.anchor {
@@ -161,11 +170,13 @@ fn check_steps(seen: &[Seen]) -> Vec<Step> {
 }
 
 /// Why the server forgot what this replica saw, if it did: its counter
-/// `server_seq` is below a cursor, or an anchor row is gone or at a lower
-/// `_seq` (`anchors_now`: the anchor rows' `_seq` on the server, in the
-/// order of [`check_steps`]; `None` for one this token may not read).
+/// `server_seq` is below a cursor, or an anchor row is gone (unless a
+/// purge of its table reached its `_seq`: `marks`) or at a lower `_seq`
+/// (`anchors_now`: the anchor rows' `_seq` on the server, in the order of
+/// [`check_steps`]; `None` for one this token may not read).
 fn forgotten(
     server_seq: i64,
+    marks: &Marks,
     seen: &[Seen],
     mut anchors_now: impl Iterator<Item = Option<Option<i64>>>,
 ) -> Option<String> {
@@ -188,6 +199,7 @@ fn forgotten(
                     "the last row this replica saw in {table} went from _seq {seq} back to {now}"
                 ))
             }
+            None if marks.get(table).is_some_and(|m| m >= seq) => {}
             None => {
                 why = Some(format!(
                     "the last row this replica saw in {table} (_seq {seq}) is gone"
@@ -218,22 +230,36 @@ mod tests {
             cursor,
             anchor: anchor.map(|seq| (seq, "id".into())),
         };
+        let none = Marks::new();
         let one = [seen(10, Some(10))];
         // The same or later: nothing forgotten.
-        assert_eq!(forgotten(10, &one, [Some(Some(10))].into_iter()), None);
-        assert_eq!(forgotten(50, &one, [Some(Some(12))].into_iter()), None);
+        assert_eq!(
+            forgotten(10, &none, &one, [Some(Some(10))].into_iter()),
+            None
+        );
+        assert_eq!(
+            forgotten(50, &none, &one, [Some(Some(12))].into_iter()),
+            None
+        );
         // The counter below the cursor; the anchor lower, or gone.
-        assert!(forgotten(9, &one, [Some(Some(10))].into_iter())
+        assert!(forgotten(9, &none, &one, [Some(Some(10))].into_iter())
             .is_some_and(|w| w.contains("counter (9)")));
-        assert!(forgotten(50, &one, [Some(Some(9))].into_iter())
+        assert!(forgotten(50, &none, &one, [Some(Some(9))].into_iter())
             .is_some_and(|w| w.contains("back to 9")));
-        assert!(forgotten(50, &one, [Some(None)].into_iter()).is_some_and(|w| w.contains("gone")));
+        assert!(forgotten(50, &none, &one, [Some(None)].into_iter())
+            .is_some_and(|w| w.contains("gone")));
         // Anchors are matched in order, skipping tables without one.
         let two = [seen(0, None), seen(5, Some(5))];
-        assert_eq!(forgotten(5, &two, [Some(Some(5))].into_iter()), None);
+        assert_eq!(forgotten(5, &none, &two, [Some(Some(5))].into_iter()), None);
         assert_eq!(check_steps(&two).len(), 2);
-        assert!(forgotten(5, &two, [Some(Some(4))].into_iter()).is_some());
+        assert!(forgotten(5, &none, &two, [Some(Some(4))].into_iter()).is_some());
+        // An anchor a purge reached was purged, not forgotten; one above
+        // the mark was forgotten.
+        let purged: Marks = [("t".to_owned(), 10)].into();
+        assert_eq!(forgotten(50, &purged, &one, [Some(None)].into_iter()), None);
+        let purged_below: Marks = [("t".to_owned(), 9)].into();
+        assert!(forgotten(50, &purged_below, &one, [Some(None)].into_iter()).is_some());
         // An anchor this token may not read is not taken for gone.
-        assert_eq!(forgotten(50, &one, [None].into_iter()), None);
+        assert_eq!(forgotten(50, &none, &one, [None].into_iter()), None);
     }
 }

@@ -90,6 +90,29 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
                     tokio::time::sleep(delay).await;
                 }
                 let mut request = request;
+                let due = {
+                    let mut control = shared.control();
+                    let hit = control.run_before.as_ref().is_some_and(|r| {
+                        super::pipeline_statements(&request)
+                            .iter()
+                            .any(|sql| sql.contains(&r.trigger))
+                    });
+                    if hit {
+                        control.run_before.take()
+                    } else {
+                        None
+                    }
+                };
+                if let Some(run) = due {
+                    for sql in &run.statements {
+                        if let Err(e) =
+                            crate::hrana::execute(&shared.upstream, run.token.as_deref(), &[sql])
+                                .await
+                        {
+                            panic!("FaultProxy::run_before: {sql}: {e}");
+                        }
+                    }
+                }
                 let denied = shared.control().denied_reads.clone();
                 let hit = super::deny_reads(&mut request, &denied);
                 let rewrite = shared.control().rewrite.clone();
@@ -148,7 +171,10 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
 async fn forward(shared: &Shared, request: Request) -> Response {
     match send(shared, request).await {
         Ok(response) => {
-            shared.control().stats.forwarded += 1;
+            let mut control = shared.control();
+            control.stats.forwarded += 1;
+            control.stats.bytes_forwarded += response.body.len() as u64;
+            drop(control);
             response
         }
         Err(e) => {

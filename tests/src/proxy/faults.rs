@@ -134,6 +134,8 @@ pub struct FaultStats {
     /// Requests the upstream answered (including those whose answer was
     /// then dropped, truncated or replaced).
     pub forwarded: u64,
+    /// Bytes of the bodies the upstream answered with.
+    pub bytes_forwarded: u64,
     /// Forwarding attempts that failed (the client got a 502).
     pub upstream_errors: u64,
     /// Requests refused with 401 by the token check.

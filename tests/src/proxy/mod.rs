@@ -53,6 +53,14 @@ struct Shared {
     control: Mutex<Control>,
 }
 
+/// See [`FaultProxy::run_before`].
+#[derive(Debug, Clone)]
+struct RunBefore {
+    trigger: String,
+    token: Option<String>,
+    statements: Vec<String>,
+}
+
 /// Everything the handle can change at run time, and the counters.
 struct Control {
     faults: Faults,
@@ -83,6 +91,8 @@ struct Control {
     no_ddl: bool,
     /// Rewrites forwarded answers (see [`FaultProxy::rewrite_answers`]).
     rewrite: Option<Rewrite>,
+    /// Runs statements upstream first (see [`FaultProxy::run_before`]).
+    run_before: Option<RunBefore>,
     token: Option<String>,
     /// Per-user JWTs and databases (see [`AuthProxy::per_user`]).
     users: Option<users::Users>,
@@ -159,6 +169,7 @@ impl FaultProxy {
                 denied_reads: Vec::new(),
                 no_ddl: false,
                 rewrite: None,
+                run_before: None,
                 token: None,
                 users: None,
                 required_header: None,
@@ -178,6 +189,24 @@ impl FaultProxy {
     /// stops rewriting. The status stays the upstream's.
     pub fn rewrite_answers(&self, rewrite: Option<Rewrite>) {
         self.shared.control().rewrite = rewrite;
+    }
+
+    /// Runs `statements` on the upstream (each on its own, with `token`),
+    /// once, just before forwarding the first request whose SQL contains
+    /// `trigger`: another client's write that lands between two requests
+    /// of a sync (e.g. a purge between a replica's check and its push).
+    pub fn run_before(&self, trigger: &str, token: Option<&str>, statements: Vec<String>) {
+        self.shared.control().run_before = Some(RunBefore {
+            trigger: trigger.to_owned(),
+            token: token.map(str::to_owned),
+            statements,
+        });
+    }
+
+    /// Whether the statements of [`FaultProxy::run_before`] still wait for
+    /// their trigger.
+    pub fn run_before_pending(&self) -> bool {
+        self.shared.control().run_before.is_some()
     }
 
     /// `http://127.0.0.1:<port>`: give this to the client instead of the
