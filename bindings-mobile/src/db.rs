@@ -11,8 +11,8 @@ use crate::events::{
 };
 use crate::transaction::ErthWriteTransaction;
 use crate::types::{
-    ErthConfig, ExecuteResult, QuarantinedRow, RejectedRow, Rows, SqlValue, Statement, SyncReport,
-    SyncStatus, SyncSubscription, Todo,
+    ErthConfig, ExecuteResult, PurgeReport, QuarantinedRow, RejectedRow, Rows, SqlValue, Statement,
+    SyncReport, SyncStatus, SyncSubscription, Todo,
 };
 use std::sync::Arc;
 
@@ -182,6 +182,19 @@ impl ErthDb {
     /// are on the device and how many its backfill pulled.
     pub async fn subscriptions(&self) -> Result<Vec<SyncSubscription>, ErthError> {
         guard(self.db.subscriptions()).await
+    }
+
+    /// Removes from the server the tombstones whose delete is more than
+    /// `older_than_ms` ms old (`None`: 30 days; 0: all), in batches of
+    /// 1,000 rows that syncs running meanwhile do not notice. A device
+    /// offline for longer compares its ids with the server's at its next
+    /// sync and drops the purged rows (its unpushed edits of them too:
+    /// deletes win); none brings one back. Returns the rows removed per
+    /// table. `NoRemote`, `Network`, `Auth`, `Server` (a server whose
+    /// write guard refuses deletes).
+    pub async fn purge(&self, older_than_ms: Option<u64>) -> Result<PurgeReport, ErthError> {
+        let ms = older_than_ms.unwrap_or(erth_core::purge::DEFAULT_PURGE_AGE_MS);
+        guard(self.db.purge(ms)).await
     }
 
     /// Returns once the subscription's rows are on the device, syncing as

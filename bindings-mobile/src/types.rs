@@ -14,6 +14,7 @@
 //! [`erth_core::schema::json`]). The error ([`crate::ErthError`]) is the
 //! other one, for the reason given in [`crate::error`].
 
+pub use erth_core::purge::{PurgeReport, TablePurge};
 pub use erth_core::status::QuarantinedRow;
 pub use erth_core::subscription::SyncSubscription;
 pub use erth_core::{

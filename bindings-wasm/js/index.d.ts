@@ -8,6 +8,7 @@ import type {
   ChangeEvent as CoreChangeEvent,
   ErrorKind,
   ExecuteResult as CoreExecuteResult,
+  PurgeReport,
   QuarantinedRow,
   RejectedRow,
   ReplicaOptions,
@@ -24,6 +25,7 @@ import type {
 export type {
   AutoSyncOptions,
   ErrorKind,
+  PurgeReport,
   QuarantinedRow,
   RejectedRow,
   Row,
@@ -272,6 +274,17 @@ export declare class ErthDb {
   removeSubscription(name: string): Promise<boolean>;
   /** This device's subscriptions, by name, with whether their rows are here (`ready`). */
   subscriptions(): Promise<SyncSubscription[]>;
+  /**
+   * Removes from the server the tombstones whose delete is more than `olderThanMs` old
+   * (default 30 days; 0 purges them all), in batches of 1,000 rows that syncs running
+   * meanwhile do not notice. Any age is safe: a device offline for longer compares its ids
+   * with the server's at its next sync and drops the purged rows, its unpushed edits of
+   * them included (deletes win); no device brings a purged row back. Each device drops its
+   * own tombstones once a purge covers them. Resolves to the rows removed per table.
+   * Rejects with `NoRemote`, `Network`, `Auth`, `Server` (e.g. a server whose write guard
+   * refuses deletes), `InvalidInput` (a negative age).
+   */
+  purge(options?: { olderThanMs?: number }): Promise<PurgeReport>;
   /**
    * Resolves once the subscription's rows are here, syncing as needed; offline it keeps
    * trying (race it with your own timeout). Rejects with `NotFound` for an unknown name.

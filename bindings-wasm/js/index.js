@@ -365,6 +365,14 @@ export class ErthDb {
     return this.#call("subscriptions", []);
   }
 
+  /**
+   * Removes from the server the tombstones older than `olderThanMs` (default
+   * 30 days). See index.d.ts.
+   */
+  purge(options = {}) {
+    return this.#call("purge", [options?.olderThanMs ?? null]);
+  }
+
   waitForSubscription(name) {
     return this.#call("waitForSubscription", [name]);
   }

@@ -210,6 +210,7 @@ const methods = {
     replica.addSubscription(name, table, filter, params, ttlMs ?? undefined),
   removeSubscription: (name) => replica.removeSubscription(name),
   subscriptions: () => replica.subscriptions(),
+  purge: (olderThanMs) => replica.purge(olderThanMs ?? undefined),
   waitForSubscription: (name) => replica.waitForSubscription(name),
   forgetQuarantined: () => aroundStatus(replica.forgetQuarantined()),
   retryRejected: () => aroundStatus(replica.retryRejected()),

@@ -455,6 +455,27 @@ impl Replica {
         core!(self.db.remove_subscription(&name))
     }
 
+    /// Removes from the server the tombstones whose delete is more than
+    /// `olderThanMs` ms old (default 30 days; 0: all), in batches syncs
+    /// running meanwhile do not notice; replicas behind it catch up by
+    /// comparing ids at their next sync. Resolves to what it removed.
+    #[wasm_bindgen(unchecked_return_type = "PurgeReport")]
+    pub async fn purge(
+        &self,
+        #[wasm_bindgen(js_name = olderThanMs)] older_than_ms: Option<f64>,
+    ) -> Result<JsValue, JsValue> {
+        let ms = match older_than_ms {
+            Some(ms) if !(ms.is_finite() && ms >= 0.0 && ms <= u64::MAX as f64) => {
+                return Err(invalid(
+                    "olderThanMs is a number of milliseconds, 0 or more",
+                ))
+            }
+            Some(ms) => ms as u64,
+            None => erth_core::purge::DEFAULT_PURGE_AGE_MS,
+        };
+        js(&core!(self.db.purge(ms))?)
+    }
+
     /// This database's subscriptions, by name.
     #[wasm_bindgen(unchecked_return_type = "SyncSubscription[]")]
     pub async fn subscriptions(&self) -> Result<JsValue, JsValue> {

@@ -173,6 +173,16 @@ enum Command {
     Unsubscribe { name: String },
     /// This replica's subscriptions, and whether their rows are here.
     Subscriptions,
+    /// Remove from the server the tombstones (deleted rows) whose delete
+    /// is older than DURATION, in batches syncs do not notice. A replica
+    /// offline for longer compares ids at its next sync and never brings a
+    /// purged row back; each replica drops its own tombstones once purged.
+    Purge {
+        /// How old a delete must be: a number and a unit (ms, s, m, h, d),
+        /// e.g. 12h, 30d; 0 purges every tombstone.
+        #[arg(long, value_parser = parse_age, default_value = "30d")]
+        older_than: u64,
+    },
     /// Every row with tombstones and clocks, sorted by id (compare replicas
     /// byte for byte); every table, or only TABLE.
     Dump { table: Option<String> },
@@ -613,6 +623,24 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 );
             }
         }
+        Command::Purge { older_than } => {
+            let report = db.purge(*older_than).await?;
+            if args.json {
+                let tables: Vec<_> = report
+                    .tables
+                    .iter()
+                    .map(|t| serde_json::json!({"table": t.table, "rows": t.rows, "mark": t.mark}))
+                    .collect();
+                out!(
+                    "{}",
+                    serde_json::json!({"horizon_ms": report.horizon_ms, "tables": tables})
+                );
+            } else {
+                for t in &report.tables {
+                    out!("{}: purged {} tombstones", esc(&t.table), t.rows);
+                }
+            }
+        }
         Command::Unsubscribe { name } => {
             if !db.remove_subscription(name).await? {
                 return Err(erth_core::Error::UnknownSubscription { name: name.clone() });
@@ -826,9 +854,35 @@ pub async fn main() -> ExitCode {
     }
 }
 
+/// A purge age: a whole number and a unit (`ms`, `s`, `m`, `h`, `d`), or
+/// `0`; in milliseconds.
+fn parse_age(text: &str) -> std::result::Result<u64, String> {
+    if text == "0" {
+        return Ok(0);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .filter(|&i| i > 0)
+        .ok_or_else(|| format!("{text:?} is not an age such as 12h or 30d"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: the number is too large"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{text:?}: the unit is one of ms, s, m, h, d")),
+    };
+    n.checked_mul(ms)
+        .ok_or_else(|| format!("{text:?} is too long an age"))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{esc, human_time};
+    use super::{esc, human_time, parse_age};
 
     #[test]
     fn terminal_output_escapes_what_would_drive_the_terminal() {
@@ -859,5 +913,27 @@ mod tests {
             "2000-02-29 00:00:00 UTC (2 hours ago)"
         );
         assert!(human_time(at, at - 1).ends_with("(in the future: this device's clock is behind)"));
+    }
+
+    #[test]
+    fn ages_have_a_unit() {
+        assert_eq!(parse_age("0"), Ok(0));
+        assert_eq!(parse_age("30d"), Ok(30 * 86_400_000));
+        assert_eq!(parse_age("12h"), Ok(12 * 3_600_000));
+        assert_eq!(parse_age("90s"), Ok(90_000));
+        assert_eq!(parse_age("5m"), Ok(300_000));
+        assert_eq!(parse_age("250ms"), Ok(250));
+        for bad in [
+            "",
+            "30",
+            "d",
+            "-1d",
+            "1w",
+            "1.5h",
+            "99999999999999999999d",
+            "999999999999999d",
+        ] {
+            assert!(parse_age(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -603,3 +603,96 @@ async fn an_unreachable_server_exits_5() {
         serde_json::from_str(&ok(&erth_remote(&db, &url, None, &["status"]).await)).unwrap();
     assert_eq!(status["pending_changes"], 1);
 }
+
+/// `erth purge --older-than`: tombstones older than the age leave the
+/// server (a younger one stays), a replica that edited a purged row offline
+/// drops the edit at its next sync, and a bad age exits 2 before anything.
+#[tokio::test]
+async fn a_cli_purge_removes_old_tombstones_and_an_offline_edit_of_them_is_dropped() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (url, token) = (server.url().to_owned(), server.token().map(str::to_owned));
+    let path = dir.path().to_owned();
+    let run = move |name: &str, args: &[&str]| {
+        let mut cmd = Command::new(ERTH);
+        cmd.arg("--db")
+            .arg(path.join(name))
+            .arg("--remote")
+            .arg(&url)
+            .args(args);
+        cmd.env("ERTH_SCHEMA", SCHEMA)
+            .env_remove("ERTH_DATABASE_URL");
+        match &token {
+            Some(t) => cmd.env("ERTH_AUTH_TOKEN", t),
+            None => cmd.env_remove("ERTH_AUTH_TOKEN"),
+        };
+        cmd.output().unwrap()
+    };
+    let (surl, stoken) = (server.url().to_owned(), server.token().map(str::to_owned));
+    let tombstones = || async {
+        let res = erth_tests::hrana::execute(
+            &surl,
+            stoken.as_deref(),
+            &["SELECT count(*) FROM notes WHERE is_deleted = 1"],
+        )
+        .await
+        .unwrap();
+        res[0]["rows"][0][0]["value"].as_str().unwrap().to_owned()
+    };
+    let run2 = run.clone();
+    tokio::task::spawn_blocking(move || {
+        for n in 1..=3 {
+            ok(&run(
+                "w.db",
+                &[
+                    "sql",
+                    "INSERT INTO notes (title, n) VALUES ('t', ?)",
+                    "--params",
+                    &format!("[{n}]"),
+                ],
+            ));
+        }
+        ok(&run("w.db", &["sync"]));
+        ok(&run("p.db", &["sync"]));
+        ok(&run(
+            "p.db",
+            &["sql", "UPDATE notes SET title = 'offline edit' WHERE n = 1"],
+        ));
+        ok(&run("w.db", &["sql", "DELETE FROM notes WHERE n <= 2"]));
+        ok(&run("w.db", &["sync"]));
+    })
+    .await
+    .unwrap();
+    assert_eq!(tombstones().await, "2");
+    let purged = tokio::task::spawn_blocking(move || {
+        // A day's age keeps today's tombstones.
+        let kept: Value = serde_json::from_str(&ok(&run2(
+            "w.db",
+            &["--json", "purge", "--older-than", "1d"],
+        )))
+        .unwrap();
+        assert_eq!(kept["tables"][0]["rows"], json!(0), "{kept}");
+        let bad = run2("w.db", &["purge", "--older-than", "30"]);
+        assert_eq!(
+            bad.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&bad.stderr)
+        );
+        let said = ok(&run2("w.db", &["purge", "--older-than", "0"]));
+        assert!(said.contains("notes: purged 2 tombstones"), "{said}");
+        ok(&run2("p.db", &["sync"]));
+        let held: Value = serde_json::from_str(&ok(&run2(
+            "p.db",
+            &["--json", "sql", "SELECT n, title FROM notes ORDER BY n"],
+        )))
+        .unwrap();
+        assert_eq!(held, json!([{"n": 3, "title": "t"}]));
+        let status: Value =
+            serde_json::from_str(&ok(&run2("p.db", &["--json", "status"]))).unwrap();
+        assert_eq!(status["pending_changes"], json!(0), "{status}");
+    })
+    .await;
+    purged.unwrap();
+    assert_eq!(tombstones().await, "0");
+}

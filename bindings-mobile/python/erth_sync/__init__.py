@@ -59,11 +59,13 @@ __all__ = [
     "LiveQuery",
     "Subscription",
     "KEY_ENV",
+    "PurgeReport",
     "QuarantinedRow",
     "RejectedRow",
     "SyncReport",
     "SyncStatus",
     "SyncSubscription",
+    "TablePurge",
     "TableRefusal",
     "Todo",
     "URL_ENV",
@@ -88,6 +90,8 @@ RejectedRow = _core.RejectedRow
 TableRefusal = _core.TableRefusal
 QuarantinedRow = _core.QuarantinedRow
 SyncSubscription = _core.SyncSubscription
+PurgeReport = _core.PurgeReport
+TablePurge = _core.TablePurge
 #: When auto-sync syncs: ``AutoSyncOptions(debounce_ms=500, interval_ms=30000)``.
 AutoSyncOptions = _core.AutoSyncOptions
 #: The kind of ``SyncStatus.last_error_kind`` (``ErrorKind.SERVER``, ...).
@@ -711,6 +715,20 @@ class Database:
         ``asyncio.wait_for``). Kind ``NotFound`` for an unknown name."""
         await _call(self._db.wait_for_subscription(name))
 
+    # Purging history.
+
+    async def purge(self, older_than_ms: Optional[int] = None) -> PurgeReport:
+        """Removes from the server the tombstones (deleted rows) whose delete
+        is more than ``older_than_ms`` milliseconds old (``None``: 30 days;
+        0: all), in batches of 1,000 rows that syncs running meanwhile do
+        not notice. A device offline for longer compares its ids with the
+        server's at its next sync and drops the purged rows, its unpushed
+        edits of them included (deletes win); none brings one back. Returns
+        ``PurgeReport(horizon_ms, tables=[TablePurge(table, rows, mark)])``.
+        Kinds ``NoRemote``, ``Network``, ``Auth``, ``Server`` (e.g. a server
+        whose write guard refuses deletes)."""
+        return await _call(self._db.purge(older_than_ms))
+
     async def status(self) -> SyncStatus:
         """Pending changes, last sync, last error (``last_error_kind``,
         ``last_error_server_code``), ``syncing``, ``online``, ``auto_sync``,
@@ -920,6 +938,10 @@ class BlockingDatabase:
     def subscriptions(self) -> List[SyncSubscription]:
         """:meth:`Database.subscriptions`."""
         return _Runner.run(self.database.subscriptions())
+
+    def purge(self, older_than_ms: Optional[int] = None) -> PurgeReport:
+        """:meth:`Database.purge`."""
+        return _Runner.run(self.database.purge(older_than_ms))
 
     def wait_for_subscription(self, name: str, timeout: Optional[float] = None) -> None:
         """:meth:`Database.wait_for_subscription`, giving up with

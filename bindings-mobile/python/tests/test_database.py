@@ -531,3 +531,34 @@ def test_a_subscription_pulls_only_its_rows_which_leave_when_they_no_longer_matc
         assert unknown.value.kind == "NotFound"
 
     asyncio.run(main())
+
+
+def test_a_purge_removes_old_tombstones_and_an_offline_edit_of_a_purged_row_is_dropped(tmp_path, server, tag):
+    async def main():
+        writer = await open_db(tmp_path, "w.db", server)
+        phone = await open_db(tmp_path, "p.db", server)
+        gone = await insert(writer, tag, "gone", 1)
+        await insert(writer, tag, "kept", 2)
+        await writer.sync()
+        await phone.sync()
+        # The phone edits a row offline; another device deletes it, and the
+        # server is purged of its tombstones.
+        await phone.execute("UPDATE kinds SET i = 9 WHERE id = ?", [gone])
+        await writer.execute("DELETE FROM kinds WHERE id = ?", [gone])
+        await writer.sync()
+        report = await writer.purge(0)
+        (kinds,) = [t for t in report.tables if t.table == "kinds"]
+        assert kinds.rows >= 1 and kinds.mark > 0, report
+        assert report.horizon_ms > 0
+        # The phone's edit of the purged row is dropped, never pushed back.
+        await phone.sync()
+        assert [r["label"] for r in await tagged(phone, tag)] == ["kept"]
+        assert (await phone.status()).pending_changes == 0
+        await writer.sync()
+        assert [r["label"] for r in await tagged(writer, tag)] == ["kept"]
+        local = await erth_sync.Database.open(str(tmp_path / "local.db"))
+        with pytest.raises(ErthError) as no_remote:
+            await local.purge()
+        assert no_remote.value.kind == "NoRemote"
+
+    asyncio.run(main())

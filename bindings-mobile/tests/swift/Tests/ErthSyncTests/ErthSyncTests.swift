@@ -296,6 +296,36 @@ final class ErthSyncTests: XCTestCase {
         }
     }
 
+    func testAPurgeRemovesOldTombstonesAndAnOfflineEditOfAPurgedRowIsDropped() async throws {
+        let writer = try await open("w.db")
+        let phone = try await open("p.db")
+        let tag = String(UUID().uuidString.prefix(8))
+        let gone = try await writer.addTodo(title: "\(tag) gone")
+        _ = try await writer.addTodo(title: "\(tag) kept")
+        _ = try await writer.sync()
+        _ = try await phone.sync()
+        // The phone edits a row offline; another device deletes it, and the
+        // server is purged of its tombstones.
+        _ = try await phone.renameTodo(id: gone.id, title: "\(tag) edited offline")
+        let deleted = try await writer.deleteTodo(id: gone.id)
+        XCTAssertTrue(deleted)
+        _ = try await writer.sync()
+        let report = try await writer.purge(olderThanMs: 0)
+        let todos = report.tables.first { $0.table == "todos" }
+        XCTAssertGreaterThanOrEqual(todos?.rows ?? 0, 1)
+        XCTAssertGreaterThan(todos?.mark ?? 0, 0)
+        // The phone's edit of the purged row is dropped, never pushed back.
+        _ = try await phone.sync()
+        let titles = try await phone.listActiveTodos().map { $0.title }.filter { $0.hasPrefix(tag) }
+        XCTAssertEqual(titles, ["\(tag) kept"])
+        let pending = try await phone.status().pendingChanges
+        XCTAssertEqual(pending, 0)
+        let local = try await open("l.db", url: .some(nil))
+        await assertErth("a purge without a server", { if case .NoRemote = $0 { return true }; return false }) {
+            _ = try await local.purge(olderThanMs: nil)
+        }
+    }
+
     func testTypedErrorsForHostMistakes() async throws {
         let early = try await localOnlyThenSynced()
         // `localOnlyThenSynced` released its handle, which closed the file.

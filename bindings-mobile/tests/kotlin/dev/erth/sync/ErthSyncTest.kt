@@ -251,6 +251,34 @@ class ErthSyncTest {
     }
 
     @Test
+    fun aPurgeRemovesOldTombstonesAndAnOfflineEditOfAPurgedRowIsDropped() = runBlocking<Unit> {
+        val writer = open("w.db")
+        val phone = open("p.db")
+        val tag = java.util.UUID.randomUUID().toString().take(8)
+        val gone = writer.addTodo("$tag gone")
+        writer.addTodo("$tag kept")
+        writer.sync()
+        phone.sync()
+        // The phone edits a row offline; another device deletes it, and the
+        // server is purged of its tombstones.
+        phone.renameTodo(gone.id, "$tag edited offline")
+        assertTrue(writer.deleteTodo(gone.id))
+        writer.sync()
+        val report = writer.purge(0UL)
+        val todos = report.tables.single { it.table == "todos" }
+        assertTrue("purged ${todos.rows}", todos.rows >= 1UL)
+        assertTrue(todos.mark > 0L)
+        assertTrue(report.horizonMs > 0UL)
+        // The phone's edit of the purged row is dropped, never pushed back.
+        phone.sync()
+        assertEquals(listOf("$tag kept"), phone.listActiveTodos().map { it.title }.filter { it.startsWith(tag) })
+        assertEquals(0UL, phone.status().pendingChanges)
+        writer.sync()
+        assertEquals(listOf("$tag kept"), writer.listActiveTodos().map { it.title }.filter { it.startsWith(tag) })
+        assertThrowsErth<ErthException.NoRemote> { open("l.db", url = null).purge(null) }
+    }
+
+    @Test
     fun typedErrorsForHostMistakes() = runBlocking {
         val db = open("a.db", url = null)
         assertThrowsErth<ErthException.NoRemote> { db.sync() }
