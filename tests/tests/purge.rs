@@ -367,18 +367,56 @@ async fn four_replicas_with_purges_and_faults_converge_and_no_deleted_row_return
     proxy.set_faults(faults.clone());
     let (mut created, mut deleted) = (BTreeSet::new(), BTreeSet::new());
     let (mut seen, mut dead) = (BTreeSet::new(), BTreeSet::new());
+    let mut created_offline = BTreeSet::new();
+    let mut offline_held: Vec<String> = Vec::new();
     let (mut purged_rows, mut purges, mut failed, mut offline_edits) = (0u64, 0, 0, 0);
     let rounds = 100 * common::scale();
     // Replica 3 is offline from round 10 to round 70.
     let offline = |round: usize, r: usize| r == 3 && (10..70).contains(&round);
+    let mut purged_while_offline = 0;
     for round in 0..rounds {
+        if round == 70 {
+            // Replica 3 comes back: the rows it holds that the server no
+            // longer has were deleted elsewhere and purged meanwhile.
+            let on_server: BTreeSet<String> = server_rows(&server, "SELECT id FROM items")
+                .await
+                .into_iter()
+                .map(|r| r[0].clone())
+                .collect();
+            purged_while_offline = on_device(&fleet[3])
+                .await
+                .into_keys()
+                .filter(|id| !on_server.contains(id))
+                .filter(|id| !created_offline.contains(id))
+                .count();
+        }
+        if round == 10 {
+            offline_held = on_device(&fleet[3]).await.into_keys().collect();
+        }
+        if offline(round, 3) && rng.random_bool(0.3) {
+            // Another replica deletes a row the offline one holds.
+            let held = on_device(&fleet[0]).await;
+            let mine: Vec<&String> = offline_held
+                .iter()
+                .filter(|id| held.contains_key(*id))
+                .collect();
+            if !mine.is_empty() {
+                let id = mine[rng.random_range(0..mine.len())].clone();
+                delete(&fleet[0], &id).await;
+                deleted.insert(id);
+            }
+        }
         for _ in 0..rng.random_range(1..5) {
             let r = rng.random_range(0..fleet.len());
             let db = &fleet[r];
             let held: Vec<String> = on_device(db).await.into_keys().collect();
             match rng.random_range(0..10) {
                 0..=3 => {
-                    created.insert(add(db, &format!("r{r} round {round}")).await);
+                    let id = add(db, &format!("r{r} round {round}")).await;
+                    if offline(round, r) {
+                        created_offline.insert(id.clone());
+                    }
+                    created.insert(id);
                 }
                 4..=6 if !held.is_empty() => {
                     edit(db, &held[rng.random_range(0..held.len())]).await;
@@ -468,7 +506,7 @@ async fn four_replicas_with_purges_and_faults_converge_and_no_deleted_row_return
     fresh.sync().await.unwrap();
     assert_eq!(on_device(&fresh).await, want);
     println!(
-        "purge: rounds {rounds}, created {}, deleted {}, purges {purges} ({purged_rows} tombstones), offline edits {offline_edits}, failed syncs/purges {failed}, faults {:?}",
+        "purge: rounds {rounds}, created {}, deleted {}, purges {purges} ({purged_rows} tombstones), offline edits {offline_edits}, rows the offline replica held that were purged meanwhile {purged_while_offline}, failed syncs/purges {failed}, faults {:?}",
         created.len(),
         deleted.len(),
         proxy.stats()
@@ -476,6 +514,10 @@ async fn four_replicas_with_purges_and_faults_converge_and_no_deleted_row_return
     assert!(purges > 3 && purged_rows > 0, "purges ran");
     assert!(failed > 0, "the faults never stopped a sync");
     assert!(offline_edits > 0, "the offline replica edited rows");
+    assert!(
+        purged_while_offline > 0,
+        "no row the offline replica held was purged"
+    );
 }
 
 #[tokio::test]

@@ -1014,6 +1014,46 @@ test("partial sync: a subscription pulls only its rows, they leave when they sto
   }
 });
 
+test("purge: the page purges old tombstones, and its offline edit of a purged row is dropped, not pushed back", async () => {
+  const ctx = await launch("purge");
+  try {
+    const page = await openPage(ctx);
+    const tag = `g${Date.now()}`;
+    const gone = cli("purge-cli.db", "add", `${tag} gone`).id;
+    cli("purge-cli.db", "add", `${tag} kept`);
+    cli("purge-cli.db", "sync");
+    await page.evaluate(async (url) => {
+      await erth.open({ name: "purge", url });
+      await erth.db.sync();
+    }, SERVER);
+    // The page edits the row without syncing; the CLI deletes it.
+    await page.evaluate(async ([id, tag]) => erth.db.todos.rename(id, `${tag} edited`), [gone, tag]);
+    cli("purge-cli.db", "sql", "DELETE FROM todos WHERE id = ?", "--params", JSON.stringify([gone]));
+    cli("purge-cli.db", "sync");
+    const out = await page.evaluate(async (tag) => {
+      const report = await erth.db.purge({ olderThanMs: 0 });
+      await erth.db.sync();
+      const list = (await erth.db.todos.listActive()).filter((t) => t.title.startsWith(tag));
+      return {
+        report,
+        titles: list.map((t) => t.title),
+        status: await erth.db.status(),
+        negative: await erth.failure(() => erth.db.purge({ olderThanMs: -1 })),
+      };
+    }, tag);
+    const todos = out.report.tables.find((t) => t.table === "todos");
+    assert.ok(todos.rows >= 1 && todos.mark > 0, JSON.stringify(out.report));
+    assert.ok(out.report.horizonMs > 0);
+    assert.deepEqual(out.titles, [`${tag} kept`]);
+    assert.equal(out.status.pendingChanges, 0);
+    assert.equal(out.negative?.code, "InvalidInput");
+    cli("purge-cli.db", "sync");
+    assert.ok(!cli("purge-cli.db", "list").some((t) => t.id === gone), "the purged row never comes back");
+  } finally {
+    await ctx.close();
+  }
+});
+
 test("auto-sync: after local writes, on an interval, and when the browser comes back online", async () => {
   const devA = await launch("auto-a");
   const devB = await launch("auto-b");
