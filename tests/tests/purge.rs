@@ -675,3 +675,62 @@ async fn server_rows_at(url: &str, token: Option<&str>, sql: &str) -> i64 {
         .or_else(|| v.as_i64())
         .unwrap()
 }
+
+#[tokio::test]
+async fn a_replica_of_the_release_before_purging_brings_back_a_purged_row_it_edits() {
+    // The previous release has neither the id comparison nor the push
+    // guard: its push of an edit is the plain merge upsert. This test sends
+    // exactly that (the engine row of a replica that edited the row while
+    // offline, as the previous release's push writes it) after a purge,
+    // and pins down what README says: the row is live again, and every
+    // replica of this release pulls it. Upgrade devices before purging.
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (url, token) = (server.url(), server.token());
+    let a = device(dir.path(), "a", url, token, Config::default()).await;
+    let old = device(dir.path(), "old", url, token, Config::default()).await;
+    let x = add(&a, "doomed").await;
+    a.sync().await.unwrap();
+    old.sync().await.unwrap();
+    edit(&old, &x).await;
+    delete(&a, &x).await;
+    a.sync().await.unwrap();
+    a.purge(0).await.unwrap();
+    assert_eq!(server_count(&server, "1").await, 0);
+    drop(old);
+    let store = SqliteStore::open(dir.path().join("old.db")).unwrap();
+    let row = store
+        .query(&Statement::new(
+            "SELECT id, title, n, is_deleted, created_at, updated_at, _clk_title, _clk_n, _clk_is_deleted FROM _erth_rows_items WHERE id = ?",
+            vec![x.as_str().into()],
+        ))
+        .await
+        .unwrap();
+    let lit = |v: &SqlValue| match v {
+        SqlValue::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        SqlValue::Integer(i) => i.to_string(),
+        other => panic!("unexpected {other:?}"),
+    };
+    let values: Vec<String> = row.rows[0].iter().map(lit).collect();
+    let push = [
+        "BEGIN IMMEDIATE".to_owned(),
+        format!(
+            "INSERT INTO items (id, title, n, is_deleted, created_at, updated_at, _clk_title, _clk_n, _clk_is_deleted, _seq) VALUES ({}, (SELECT v FROM _erth_meta WHERE k = 'seq') + 1) ON CONFLICT (id) DO NOTHING",
+            values.join(", ")
+        ),
+        "UPDATE _erth_meta SET v = v + 1 WHERE k = 'seq'".to_owned(),
+        "COMMIT".to_owned(),
+    ];
+    let push: Vec<&str> = push.iter().map(String::as_str).collect();
+    hrana::execute(url, token, &push).await.unwrap();
+    assert_eq!(
+        on_server(&server).await.len(),
+        1,
+        "the purged row is live again"
+    );
+    a.sync().await.unwrap();
+    assert!(
+        on_device(&a).await.contains_key(&x),
+        "and pulled by this release"
+    );
+}
