@@ -190,8 +190,8 @@ impl ErthDb {
     /// offline for longer compares its ids with the server's at its next
     /// sync and drops the purged rows (its unpushed edits of them too:
     /// deletes win); none brings one back. Returns the rows removed per
-    /// table. `NoRemote`, `Network`, `Auth`, `Server` (a server whose
-    /// write guard refuses deletes).
+    /// table. `NoRemote`, `Network`, `Auth`, `Server` (e.g. on a server
+    /// with the write guard, a token that may not change the schema).
     pub async fn purge(&self, older_than_ms: Option<u64>) -> Result<PurgeReport, ErthError> {
         let ms = older_than_ms.unwrap_or(erth_core::purge::DEFAULT_PURGE_AGE_MS);
         guard(self.db.purge(ms)).await

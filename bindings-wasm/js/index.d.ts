@@ -281,8 +281,9 @@ export declare class ErthDb {
    * with the server's at its next sync and drops the purged rows, its unpushed edits of
    * them included (deletes win); no device brings a purged row back. Each device drops its
    * own tombstones once a purge covers them. Resolves to the rows removed per table.
-   * Rejects with `NoRemote`, `Network`, `Auth`, `Server` (e.g. a server whose write guard
-   * refuses deletes), `InvalidInput` (a negative age).
+   * Rejects with `NoRemote`, `Network`, `Auth`, `Server` (e.g. a table the server does not
+   * have yet; on a server with the write guard, a token that may not change the schema),
+   * `InvalidInput` (a negative age).
    */
   purge(options?: { olderThanMs?: number }): Promise<PurgeReport>;
   /**

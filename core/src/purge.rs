@@ -13,14 +13,19 @@
 //! not caught up never re-inserts a purged row.
 //!
 //! Only plain SQL runs on the server (no code of ours there): any token
-//! that may write the tables can purge. A server with the write guard
-//! (`Config::server_guard`) refuses physical deletes and new `_erth_meta`
-//! keys, so it refuses a purge ([`Error::Server`] with the guard's message).
+//! that may write the tables can purge. On a server with the write guard
+//! (`Config::server_guard`), which refuses physical deletes and changes of
+//! `_erth_meta` but the counter's, each purge transaction drops the three
+//! triggers in its way (the table's delete guard, `_erth_meta`'s insert
+//! and update guards) and creates them again before it commits: no other
+//! transaction ever runs without them, and it takes a token that may
+//! change the schema (as installing the guard did).
 
 use crate::db::Database;
 use crate::error::{Error, Result};
 use crate::hrana;
 use crate::merge::META_TABLE;
+use crate::schema::guard::{self, GUARD_PREFIX};
 use crate::schema::{q, TableDef};
 use crate::sync::purged::mark_key;
 use crate::value::{SqlValue, Statement};
@@ -80,13 +85,15 @@ impl Database {
     ///
     /// Errors: [`Error::NoRemote`]; [`Error::Network`], [`Error::Auth`],
     /// [`Error::Server`] (e.g. a table the server does not have yet: sync
-    /// once first; a server whose write guard refuses deletes). A purge
+    /// once first; on a server with the write guard, a token that may not
+    /// change the schema). A purge
     /// that fails part way keeps the batches it committed and can be run
     /// again.
     pub async fn purge(&self, older_than_ms: u64) -> Result<PurgeReport> {
         self.check_online()?;
         let remote = self.remote_handle().ok_or(Error::NoRemote)?;
         let horizon_ms = self.now_ms().saturating_sub(older_than_ms);
+        let guarded = self.server_guarded(&remote.client).await?;
         let mut tables = Vec::new();
         for def in self.tables() {
             let mut done = TablePurge {
@@ -94,7 +101,9 @@ impl Database {
                 ..TablePurge::default()
             };
             loop {
-                let (rows, mark) = self.purge_batch(&remote.client, def, horizon_ms).await?;
+                let (rows, mark) = self
+                    .purge_batch(&remote.client, def, horizon_ms, guarded)
+                    .await?;
                 done.rows += rows;
                 done.mark = mark;
                 if (rows as i64) < PURGE_BATCH_ROWS {
@@ -107,24 +116,55 @@ impl Database {
         Ok(PurgeReport { horizon_ms, tables })
     }
 
-    /// One purge transaction of `def`, retried with backoff while the
-    /// server reports contention. Returns the rows removed and the mark.
+    /// Whether the server has the write guard's triggers (one request).
+    async fn server_guarded(&self, client: &hrana::HranaClient) -> Result<bool> {
+        let answer = client
+            .execute(Statement::new(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, ?) = ?",
+                vec![
+                    SqlValue::Integer(GUARD_PREFIX.len() as i64),
+                    SqlValue::Text(GUARD_PREFIX.to_owned()),
+                ],
+            ))
+            .await?;
+        Ok(answer
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(SqlValue::as_i64)
+            .is_some_and(|n| n > 0))
+    }
+
+    /// One purge transaction of `def` (around the guard's triggers when
+    /// `guarded`), retried with backoff while the server reports
+    /// contention. Returns the rows removed and the mark.
     async fn purge_batch(
         &self,
         client: &hrana::HranaClient,
         def: &TableDef,
         horizon_ms: u64,
+        guarded: bool,
     ) -> Result<(u64, i64)> {
-        let (steps, commit) = hrana::transaction(batch_statements(def, horizon_ms));
+        let (before, after) = if guarded {
+            guard_around(def, self.config.max_clock_drift_ms)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let first = before.len() + 1; // after BEGIN
+        let mut stmts = before;
+        stmts.extend(batch_statements(def, horizon_ms));
+        stmts.extend(after);
+        let (steps, commit) = hrana::transaction(stmts);
         let mut attempt = 0;
         loop {
             let out = client.batch(&steps).await?;
             if out.results.get(commit).is_some_and(Option::is_some) {
-                // Steps: BEGIN, the mark's row, the mark, the delete, the read-back.
-                let rows = out.results.get(3).and_then(Option::as_ref);
+                // Steps from `first`: the mark's row, the mark, the delete,
+                // the read-back.
+                let rows = out.results.get(first + 2).and_then(Option::as_ref);
                 let mark = out
                     .results
-                    .get(4)
+                    .get(first + 3)
                     .and_then(Option::as_ref)
                     .and_then(|r| r.rows.first())
                     .and_then(|r| r.first())
@@ -147,6 +187,30 @@ impl Database {
             attempt += 1;
         }
     }
+}
+
+/// The guard's triggers a purge of `def` must lift (the table's delete
+/// guard, `_erth_meta`'s insert and update guards): `DROP` statements to
+/// run first and the same `CREATE` statements as the bootstrap's to run
+/// last, in the purge's transaction.
+fn guard_around(def: &TableDef, max_drift_ms: u64) -> (Vec<Statement>, Vec<Statement>) {
+    let meta = guard::meta_guard_sql(META_TABLE);
+    let table = def.guard_sql(max_drift_ms);
+    let creates = [&meta[0], &meta[1], &table[2]];
+    let names = [
+        format!("{GUARD_PREFIX}meta_insert"),
+        format!("{GUARD_PREFIX}meta_update"),
+        format!("{GUARD_PREFIX}{}_delete", def.name),
+    ];
+    let drops = names
+        .iter()
+        .map(|n| Statement::plain(format!("DROP TRIGGER IF EXISTS {}", q(n))))
+        .collect();
+    let creates = creates
+        .iter()
+        .map(|sql| Statement::plain((*sql).clone()))
+        .collect();
+    (drops, creates)
 }
 
 /// One purge transaction's statements (inside `BEGIN`/`COMMIT`): the
@@ -189,4 +253,40 @@ fn batch_statements(def: &TableDef, horizon_ms: u64) -> Vec<Statement> {
             vec![key],
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::todos_table;
+
+    #[test]
+    fn a_purge_lifts_exactly_the_guards_in_its_way_and_puts_back_the_same() {
+        let def = todos_table();
+        let (drops, creates) = guard_around(&def, 3_600_000);
+        let dropped: Vec<&str> = drops.iter().map(|s| s.sql.as_str()).collect();
+        assert_eq!(
+            dropped,
+            [
+                "DROP TRIGGER IF EXISTS \"_erth_guard_v1_meta_insert\"",
+                "DROP TRIGGER IF EXISTS \"_erth_guard_v1_meta_update\"",
+                "DROP TRIGGER IF EXISTS \"_erth_guard_v1_todos_delete\"",
+            ]
+        );
+        // Each trigger dropped is created again, as the bootstrap does.
+        for (drop, create) in drops.iter().zip(&creates) {
+            let name = drop.sql.trim_start_matches("DROP TRIGGER IF EXISTS ");
+            assert!(
+                create
+                    .sql
+                    .starts_with(&format!("CREATE TRIGGER IF NOT EXISTS {name} ")),
+                "{}",
+                create.sql
+            );
+        }
+        let all = guard::meta_guard_sql(META_TABLE);
+        assert!(creates
+            .iter()
+            .all(|c| all.contains(&c.sql) || def.guard_sql(3_600_000).contains(&c.sql)));
+    }
 }

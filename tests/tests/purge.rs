@@ -734,3 +734,56 @@ async fn a_replica_of_the_release_before_purging_brings_back_a_purged_row_it_edi
         "and pulled by this release"
     );
 }
+
+#[tokio::test]
+async fn a_server_with_the_write_guard_is_purged_and_keeps_its_guard() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (url, token) = (server.url(), server.token());
+    let guarded = Config {
+        server_guard: true,
+        ..Config::default()
+    };
+    let a = device(dir.path(), "a", url, token, guarded).await;
+    let b = device(dir.path(), "b", url, token, Config::default()).await;
+    let x = add(&a, "doomed").await;
+    let kept = add(&a, "kept").await;
+    a.sync().await.unwrap();
+    b.sync().await.unwrap();
+    edit(&b, &x).await;
+    delete(&a, &x).await;
+    a.sync().await.unwrap();
+    let triggers = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '_erth_guard_v1_%'";
+    let before = server_rows(&server, triggers).await;
+    assert_eq!(before[0][0], "6", "the guard is installed");
+    // The guard refuses a plain physical delete.
+    let refused = hrana::execute(url, token, &["DELETE FROM items"]).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("rows are never deleted")),
+        "{refused:?}"
+    );
+    assert_eq!(server_count(&server, "1").await, 2);
+    let report = a.purge(0).await.unwrap();
+    assert_eq!(report.tables[0].rows, 1);
+    assert_eq!(
+        server_rows(&server, triggers).await,
+        before,
+        "the guard is back"
+    );
+    let refused = hrana::execute(url, token, &["DELETE FROM items"]).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("rows are never deleted")),
+        "{refused:?}"
+    );
+    assert_eq!(server_count(&server, "1").await, 1);
+    b.sync().await.unwrap();
+    assert_eq!(
+        on_device(&b).await.into_keys().collect::<Vec<_>>(),
+        vec![kept]
+    );
+    assert_eq!(server_count(&server, &format!("id = '{x}'")).await, 0);
+}

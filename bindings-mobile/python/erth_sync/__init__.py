@@ -725,8 +725,9 @@ class Database:
         server's at its next sync and drops the purged rows, its unpushed
         edits of them included (deletes win); none brings one back. Returns
         ``PurgeReport(horizon_ms, tables=[TablePurge(table, rows, mark)])``.
-        Kinds ``NoRemote``, ``Network``, ``Auth``, ``Server`` (e.g. a server
-        whose write guard refuses deletes)."""
+        Kinds ``NoRemote``, ``Network``, ``Auth``, ``Server`` (e.g. on a
+        server with the write guard, a token that may not change the
+        schema)."""
         return await _call(self._db.purge(older_than_ms))
 
     async def status(self) -> SyncStatus:
