@@ -598,13 +598,14 @@ async fn a_purge_while_ten_replicas_sync_loses_nothing_and_fails_no_sync() {
 }
 
 #[tokio::test]
-async fn purging_a_table_of_90_percent_tombstones_shrinks_the_server_and_a_fresh_pull() {
+async fn purging_a_table_of_90_percent_tombstones_shrinks_the_server_and_a_fresh_pull_and_a_device_behind_catches_up(
+) {
     let server = TestServer::start().await.unwrap();
     let proxy = FaultProxy::start(server.url(), 1).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (url, token) = (server.url(), server.token());
     let writer = device(dir.path(), "w", url, token, Config::default()).await;
-    let n = 10_000;
+    let n = 12_000;
     let stmts: Vec<Statement> = (0..n)
         .map(|i| {
             Statement::new(
@@ -618,12 +619,15 @@ async fn purging_a_table_of_90_percent_tombstones_shrinks_the_server_and_a_fresh
         .collect();
     writer.transaction(&stmts).await.unwrap();
     writer.sync().await.unwrap();
+    // A device that pulls every row, then stays away until after the purge.
+    let behind = device(dir.path(), "behind", proxy.url(), token, Config::default()).await;
+    behind.sync().await.unwrap();
     writer
         .execute("DELETE FROM items WHERE n % 10 <> 0", &[])
         .await
         .unwrap();
     writer.sync().await.unwrap();
-    assert_eq!(server_count(&server, "is_deleted = 1").await, 9_000);
+    assert_eq!(server_count(&server, "is_deleted = 1").await, 10_800);
     let used = |s: &TestServer| {
         let s = s.url().to_owned();
         async move {
@@ -642,23 +646,43 @@ async fn purging_a_table_of_90_percent_tombstones_shrinks_the_server_and_a_fresh
             let started = std::time::Instant::now();
             let report = db.sync().await.unwrap();
             let ms = started.elapsed().as_millis();
-            assert_eq!(on_device(&db).await.len(), 1_000);
+            assert_eq!(on_device(&db).await.len(), 1_200);
             (report.pulled, proxy.stats().bytes_forwarded - before, ms)
         }
     };
     let size_before = used(&server).await;
     let (rows_before, bytes_before, ms_before) = fresh_pull("fresh-before").await;
     let report = writer.purge(0).await.unwrap();
-    assert_eq!(report.tables[0].rows, 9_000);
+    assert_eq!(report.tables[0].rows, 10_800);
     let size_after = used(&server).await;
     let (rows_after, bytes_after, ms_after) = fresh_pull("fresh-after").await;
     println!(
-        "purge figures: 10,000 rows, 9,000 of them tombstones: server pages in use {size_before} -> {size_after} bytes ({:.2}x); a fresh device's first pull {rows_before} -> {rows_after} rows, {bytes_before} -> {bytes_after} response bytes ({:.2}x), {ms_before} -> {ms_after} ms",
+        "purge figures: 12,000 rows, 10,800 of them tombstones: server pages in use {size_before} -> {size_after} bytes ({:.2}x); a fresh device's first pull {rows_before} -> {rows_after} rows, {bytes_before} -> {bytes_after} response bytes ({:.2}x), {ms_before} -> {ms_after} ms",
         size_before as f64 / size_after as f64,
         bytes_before as f64 / bytes_after as f64
     );
-    assert_eq!(rows_before, 10_000);
-    assert_eq!(rows_after, 1_000);
+    assert_eq!(rows_before, 12_000);
+    assert_eq!(rows_after, 1_200);
+    // The device behind the purge compares the 12,000 ids it holds (two
+    // pages of the comparison: 10,000 and 2,000) and drops 10,800.
+    let (requests, bytes) = (proxy.stats().requests, proxy.stats().bytes_forwarded);
+    let started = std::time::Instant::now();
+    behind.sync().await.unwrap();
+    let ms = started.elapsed().as_millis();
+    let (requests, bytes) = (
+        proxy.stats().requests - requests,
+        proxy.stats().bytes_forwarded - bytes,
+    );
+    assert_eq!(on_device(&behind).await, on_server(&server).await);
+    assert_eq!(
+        engine_rows(&dir.path().join("behind.db")).await,
+        (1_200, 0),
+        "the purged rows are gone from the file"
+    );
+    assert_eq!(behind.pending_changes().await.unwrap(), 0);
+    println!(
+        "purge figures: a device holding 12,000 rows behind the purge caught up in {requests} requests, {bytes} response bytes, {ms} ms (10,800 rows dropped)"
+    );
     assert!(
         bytes_after < bytes_before / 3,
         "{bytes_before} -> {bytes_after}"
