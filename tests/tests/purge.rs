@@ -16,7 +16,7 @@ mod common;
 use erth_core::hrana::RetryPolicy;
 use erth_core::store::sqlite::SqliteStore;
 use erth_core::store::Store;
-use erth_core::{Config, Database, SqlValue, Statement};
+use erth_core::{Config, Database, ErrorKind, SqlValue, Statement};
 use erth_tests::hrana;
 use erth_tests::proxy::{FaultProxy, Faults};
 use erth_tests::server::TestServer;
@@ -371,7 +371,8 @@ async fn four_replicas_with_purges_and_faults_converge_and_no_deleted_row_return
     let mut offline_held: Vec<String> = Vec::new();
     let (mut purged_rows, mut purges, mut failed, mut offline_edits) = (0u64, 0, 0, 0);
     let rounds = 100 * common::scale();
-    // Replica 3 is offline from round 10 to round 70.
+    // Replica 3 is offline from round 10 to round 70; right after it
+    // leaves, rows it holds are deleted and purged (and more at random).
     let offline = |round: usize, r: usize| r == 3 && (10..70).contains(&round);
     let mut purged_while_offline = 0;
     for round in 0..rounds {
@@ -391,7 +392,37 @@ async fn four_replicas_with_purges_and_faults_converge_and_no_deleted_row_return
                 .count();
         }
         if round == 10 {
+            // Replica 3 leaves holding every row there is.
+            sync_through(&fleet[3]).await;
             offline_held = on_device(&fleet[3]).await.into_keys().collect();
+        }
+        if round == 11 {
+            // At least one purge removes rows it holds: replica 0 deletes
+            // three of them, and replica 1 purges.
+            sync_through(&fleet[0]).await;
+            let held = on_device(&fleet[0]).await;
+            for id in offline_held
+                .iter()
+                .filter(|id| held.contains_key(*id))
+                .take(3)
+            {
+                delete(&fleet[0], id).await;
+                deleted.insert(id.clone());
+            }
+            sync_through(&fleet[0]).await;
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match fleet[1].purge(0).await {
+                    Ok(report) => {
+                        purges += 1;
+                        purged_rows += report.tables[0].rows;
+                        break;
+                    }
+                    Err(e) if tries < 50 => failed += usize::from(e.kind() == ErrorKind::Network),
+                    Err(e) => panic!("no purge in 50 tries: {e}"),
+                }
+            }
         }
         if offline(round, 3) && rng.random_bool(0.3) {
             // Another replica deletes a row the offline one holds.
