@@ -87,6 +87,13 @@ struct Args {
         conflicts_with = "encryption_key"
     )]
     encryption_key_file: Option<std::path::PathBuf>,
+    /// A file of the keys of the schema's end-to-end encrypted columns:
+    /// 64 hex digits each (32 bytes), one per line or comma-separated, the
+    /// one that seals new values first; default $ERTH_COLUMN_KEYS_FILE,
+    /// else the keys in $ERTH_COLUMN_KEYS. Keys are never taken from the
+    /// command line.
+    #[arg(long, env = "ERTH_COLUMN_KEYS_FILE")]
+    column_keys_file: Option<std::path::PathBuf>,
     /// Name of the environment variable holding the auth token (default ERTH_AUTH_TOKEN).
     #[arg(long, default_value = "ERTH_AUTH_TOKEN")]
     token_env: String,
@@ -308,6 +315,27 @@ fn secret_file(path: &std::path::Path, what: &str) -> erth_core::Result<String> 
         })
 }
 
+/// Column keys from their text: 64 hex digits each, separated by commas
+/// or whitespace. The error never shows a key.
+fn column_keys(text: &str) -> erth_core::Result<erth_core::encrypted::ColumnKeys> {
+    let keys = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|k| !k.is_empty())
+        .enumerate()
+        .map(|(i, k)| {
+            erth_core::value::from_hex(k)
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                        "column key {} is not 64 hex digits (32 bytes)",
+                        i + 1
+                    ))
+                })
+        })
+        .collect::<erth_core::Result<Vec<_>>>()?;
+    erth_core::encrypted::ColumnKeys::new(&keys)
+}
+
 /// Warnings for secrets given on the command line, which other users of
 /// the machine can read (`ps`, `/proc/<pid>/cmdline`).
 fn argv_warnings(matches: &clap::ArgMatches, args: &Args) -> Vec<String> {
@@ -456,8 +484,16 @@ async fn run(args: Args) -> erth_core::Result<()> {
         Some(path) => Some(secret_file(path, "encryption key")?),
         None => args.encryption_key.clone(),
     };
+    let column_keys = match &args.column_keys_file {
+        Some(path) => Some(column_keys(&secret_file(path, "column keys")?)?),
+        None => match std::env::var("ERTH_COLUMN_KEYS") {
+            Ok(keys) if !keys.trim().is_empty() => Some(column_keys(&keys)?),
+            _ => None,
+        },
+    };
     let defaults = Config::default();
     let mut config = Config {
+        column_keys,
         url,
         auth_token: token,
         encryption_key,
@@ -913,6 +949,25 @@ mod tests {
             "2000-02-29 00:00:00 UTC (2 hours ago)"
         );
         assert!(human_time(at, at - 1).ends_with("(in the future: this device's clock is behind)"));
+    }
+
+    #[test]
+    fn column_keys_never_show_in_errors() {
+        let k1 = "11".repeat(32);
+        let k2 = "22".repeat(32);
+        let keys = super::column_keys(&format!("{k1}\n{k2}, ")).unwrap();
+        assert_eq!(keys.ids().len(), 2);
+        for bad in [
+            format!("{k1},{}", "zz".repeat(32)),
+            "abcd".to_owned(),
+            String::new(),
+        ] {
+            let e = super::column_keys(&bad).unwrap_err().to_string();
+            assert!(
+                !e.contains(&k1) && !e.contains("zz") && !e.contains("abcd"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

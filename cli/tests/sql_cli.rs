@@ -696,3 +696,114 @@ async fn a_cli_purge_removes_old_tombstones_and_an_offline_edit_of_them_is_dropp
     purged.unwrap();
     assert_eq!(tombstones().await, "0");
 }
+
+/// End-to-end encrypted columns from the CLI: keys from `ERTH_COLUMN_KEYS`
+/// or `--column-keys-file` (never argv); two replicas read each other's
+/// values, the server holds none of them, a wrong key exits 2
+/// (`UnknownColumnKey`, kind `InvalidInput`) and pushes nothing.
+#[tokio::test]
+async fn cli_replicas_with_column_keys_share_encrypted_values_the_server_cannot_read() {
+    const SEALED: &str = r#"{"tables": {"notes": {"columns": {
+        "title": {"type": "text", "notNull": true, "default": "", "encrypted": true},
+        "n": {"type": "integer"}}}}}"#;
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let key = "ab".repeat(32);
+    let key_file = path.join("keys.txt");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let (url, token) = (server.url().to_owned(), server.token().map(str::to_owned));
+    let run = move |name: &str, keys: Option<&str>, args: &[&str]| {
+        let mut cmd = Command::new(ERTH);
+        cmd.arg("--db")
+            .arg(path.join(name))
+            .arg("--remote")
+            .arg(&url)
+            .args(args);
+        cmd.env("ERTH_SCHEMA", SEALED)
+            .env_remove("ERTH_DATABASE_URL")
+            .env_remove("ERTH_COLUMN_KEYS_FILE");
+        match keys {
+            Some(k) => cmd.env("ERTH_COLUMN_KEYS", k),
+            None => cmd.env_remove("ERTH_COLUMN_KEYS"),
+        };
+        match &token {
+            Some(t) => cmd.env("ERTH_AUTH_TOKEN", t),
+            None => cmd.env_remove("ERTH_AUTH_TOKEN"),
+        };
+        cmd.output().unwrap()
+    };
+    let file_arg = key_file.to_str().unwrap().to_owned();
+    let wrong = "cd".repeat(32);
+    let dump = tokio::task::spawn_blocking(move || {
+        ok(&run(
+            "a.db",
+            Some(&key),
+            &[
+                "sql",
+                "INSERT INTO notes (title, n) VALUES ('the launch code', 1)",
+            ],
+        ));
+        ok(&run("a.db", Some(&key), &["sync"]));
+        ok(&run(
+            "b.db",
+            None,
+            &["--column-keys-file", &file_arg, "sync"],
+        ));
+        let held: Value = serde_json::from_str(&ok(&run(
+            "b.db",
+            None,
+            &[
+                "--column-keys-file",
+                &file_arg,
+                "--json",
+                "sql",
+                "SELECT title, n FROM notes",
+            ],
+        )))
+        .unwrap();
+        assert_eq!(held, json!([{"title": "the launch code", "n": 1}]));
+        let missing = run("c.db", None, &["--json", "sync"]);
+        assert_eq!(missing.status.code(), Some(2));
+        assert_eq!(error_kind(&missing), "InvalidInput");
+        ok(&run(
+            "d.db",
+            Some(&wrong),
+            &[
+                "sql",
+                "INSERT INTO notes (title, n) VALUES ('pushed with a wrong key', 2)",
+            ],
+        ));
+        let refused = run("d.db", Some(&wrong), &["--json", "sync"]);
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+        let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+        assert!(
+            said.contains("column key") && !said.contains(&wrong),
+            "{said}"
+        );
+    })
+    .await;
+    dump.unwrap();
+    let res = erth_tests::hrana::execute(
+        server.url(),
+        server.token(),
+        &["SELECT title, n FROM notes"],
+    )
+    .await
+    .unwrap();
+    let cells = res[0]["rows"].to_string();
+    assert!(
+        !cells.contains("launch code") && !cells.contains("wrong key"),
+        "{cells}"
+    );
+    assert_eq!(
+        res[0]["rows"].as_array().unwrap().len(),
+        1,
+        "nothing pushed with the wrong key"
+    );
+}

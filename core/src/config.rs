@@ -75,6 +75,10 @@ pub struct Config {
     /// [`crate::autosync::AutoSync::start`]). `None` (the default): only
     /// when [`crate::Database::sync`] is called.
     pub auto_sync: Option<crate::autosync::schedule::AutoSyncOptions>,
+    /// The keys of the schema's encrypted columns (see
+    /// [`crate::encrypted`]): required when a column is encrypted. Never
+    /// shown by `Debug` (its key ids are).
+    pub column_keys: Option<crate::encrypted::ColumnKeys>,
 }
 
 impl Config {
@@ -108,6 +112,7 @@ impl std::fmt::Debug for Config {
             .field("sync_timeout_ms", &self.sync_timeout_ms)
             .field("retry", &self.retry)
             .field("auto_sync", &self.auto_sync)
+            .field("column_keys", &self.column_keys)
             .finish()
     }
 }
@@ -131,6 +136,7 @@ impl Default for Config {
             sync_timeout_ms: 600_000,
             retry: RetryPolicy::default(),
             auto_sync: None,
+            column_keys: None,
         }
     }
 }

@@ -190,6 +190,18 @@ impl Database {
                 });
             }
         }
+        if let Some(t) = config
+            .tables
+            .iter()
+            .find(|t| t.columns.iter().any(|c| c.encrypted))
+        {
+            if config.column_keys.is_none() {
+                return Err(Error::InvalidInput(format!(
+                    "table {} has encrypted columns: give the column keys (nothing was opened)",
+                    t.name
+                )));
+            }
+        }
         if config.push_batch_rows == 0
             || config.rows_per_statement == 0
             || config.pull_page_rows == 0

@@ -103,6 +103,11 @@ pub enum Error {
     /// goes on (see [`crate::purge`]).
     #[error("the server purged history {times} times during this sync; the next sync catches up")]
     PurgedDuringSync { times: usize },
+    /// A pulled value of an encrypted column was sealed with a key this
+    /// replica was not given (a wrong or missing key): the sync stopped
+    /// before writing anything, and works once the key is given.
+    #[error("table {table}: a value is sealed with column key {key_id}, which this replica does not have (a wrong or missing key)")]
+    UnknownColumnKey { table: String, key_id: String },
     /// `sync()` was called on a database that has no remote.
     #[error("no remote configured: the database is local-only until a URL is set")]
     NoRemote,
@@ -176,7 +181,8 @@ impl Error {
         match self {
             Error::InvalidInput(_)
             | Error::InvalidSchema { .. }
-            | Error::InvalidSubscription { .. } => ErrorKind::InvalidInput,
+            | Error::InvalidSubscription { .. }
+            | Error::UnknownColumnKey { .. } => ErrorKind::InvalidInput,
             Error::SchemaChange { .. } => ErrorKind::SchemaChange,
             Error::Sql { .. } | Error::WriteInReadOnlyCall { .. } => ErrorKind::Sql,
             Error::NotFound { .. } | Error::UnknownSubscription { .. } => ErrorKind::NotFound,

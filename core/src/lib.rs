@@ -53,6 +53,7 @@ pub mod access;
 pub mod autosync;
 pub mod config;
 pub mod db;
+pub mod encrypted;
 pub mod endpoint;
 pub mod error;
 pub mod events;

@@ -141,11 +141,18 @@ impl TableDef {
         }
         for col in &self.columns {
             let c = format!("NEW.{}", q(&col.name));
-            let types = match col.sql_type {
+            let plain = match col.sql_type {
                 SqlType::Text => "'text'",
                 SqlType::Integer => "'integer'",
                 SqlType::Real => "'real', 'integer'",
                 SqlType::Blob => "'blob'",
+            };
+            // A sealed value is text, whatever the column's type (a
+            // tombstone's cleared value keeps the type).
+            let types = if col.encrypted {
+                format!("'text', {plain}")
+            } else {
+                plain.to_owned()
             };
             arms.push(format!(
                 "WHEN typeof({c}) NOT IN ({types}, 'null') THEN {}",
@@ -155,7 +162,13 @@ impl TableDef {
                     col.sql_type.sql()
                 ))
             ));
-            if matches!(col.sql_type, SqlType::Text | SqlType::Blob) {
+            if col.encrypted {
+                arms.push(format!(
+                    "WHEN octet_length({c}) > {} THEN {}",
+                    MAX_VALUE_BYTES * 4 / 3 + 64,
+                    raise(&format!("a sealed value of {} is over the limit", col.name))
+                ));
+            } else if matches!(col.sql_type, SqlType::Text | SqlType::Blob) {
                 arms.push(format!(
                     "WHEN octet_length({c}) > {MAX_VALUE_BYTES} THEN {}",
                     raise(&format!(

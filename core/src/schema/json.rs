@@ -141,6 +141,9 @@ impl Schema {
                 if let Some(d) = &c.default {
                     col.insert("default".into(), default_json(d));
                 }
+                if c.encrypted {
+                    col.insert("encrypted".into(), true.into());
+                }
                 cols.insert(c.name.clone(), Value::Object(col));
             }
             let mut table = Map::new();
@@ -168,7 +171,12 @@ fn parse_table(name: &str, spec: &Value) -> Result<TableDef, Error> {
         let c = cspec
             .as_object()
             .ok_or_else(|| invalid(name, Some(col), "a column must be an object with \"type\""))?;
-        only_keys(c, &["type", "notNull", "default"], name, Some(col))?;
+        only_keys(
+            c,
+            &["type", "notNull", "default", "encrypted"],
+            name,
+            Some(col),
+        )?;
         let sql_type = c
             .get("type")
             .and_then(Value::as_str)
@@ -191,6 +199,17 @@ fn parse_table(name: &str, spec: &Value) -> Result<TableDef, Error> {
                 ))
             }
         };
+        let encrypted = match c.get("encrypted") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(invalid(
+                    name,
+                    Some(col),
+                    "\"encrypted\" must be true or false",
+                ))
+            }
+        };
         let default = match c.get("default") {
             None | Some(Value::Null) => None,
             Some(v) => Some(parse_default(sql_type, v).ok_or_else(|| {
@@ -206,6 +225,7 @@ fn parse_table(name: &str, spec: &Value) -> Result<TableDef, Error> {
             sql_type,
             nullable: !not_null,
             default,
+            encrypted,
         });
     }
     let indexes = match spec.get("indexes") {

@@ -82,6 +82,10 @@ impl SqlType {
     }
 }
 
+/// The prefix of a sealed value of an encrypted column (see
+/// `crate::encrypted`, which seals and opens them).
+pub const SEALED_PREFIX: &str = "e1.";
+
 /// One user column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnDef {
@@ -90,6 +94,9 @@ pub struct ColumnDef {
     pub nullable: bool,
     /// Required for NOT NULL columns added by a later migration.
     pub default: Option<SqlValue>,
+    /// Values travel sealed end to end: the server holds ciphertext
+    /// (see [`crate::encrypted`]).
+    pub encrypted: bool,
 }
 
 impl ColumnDef {
@@ -99,11 +106,18 @@ impl ColumnDef {
             sql_type,
             nullable: false,
             default: None,
+            encrypted: false,
         }
     }
 
     pub fn nullable(mut self) -> Self {
         self.nullable = true;
+        self
+    }
+
+    /// Marks the column end-to-end encrypted (see [`crate::encrypted`]).
+    pub fn encrypted(mut self) -> Self {
+        self.encrypted = true;
         self
     }
 
@@ -127,8 +141,26 @@ impl ColumnDef {
         }
     }
 
-    /// Checks `value` against this column's type, nullability and size limit.
+    /// Checks `value` against this column's type, nullability and size
+    /// limit; in an encrypted column, a sealed value (text) passes too
+    /// (opened and checked by [`ColumnDef::check_plain`] after a pull).
     pub fn check(&self, value: &SqlValue) -> Result<(), String> {
+        match value {
+            SqlValue::Text(t) if self.encrypted && t.starts_with(SEALED_PREFIX) => {
+                if t.len() > MAX_VALUE_BYTES * 4 / 3 + 64 {
+                    return Err(format!(
+                        "column {}: a sealed value over the limit",
+                        self.name
+                    ));
+                }
+                Ok(())
+            }
+            _ => self.check_plain(value),
+        }
+    }
+
+    /// [`ColumnDef::check`] of a plain value.
+    pub fn check_plain(&self, value: &SqlValue) -> Result<(), String> {
         match value {
             SqlValue::Null if self.nullable => return Ok(()),
             SqlValue::Null => return Err(format!("column {} may not be NULL", self.name)),

@@ -55,8 +55,9 @@ impl Syncer<'_> {
             // User values start after the id.
             cells[1 + i] = value;
         }
-        Ok(Some(SyncRow::from_cells(def, &cells).map_err(|reason| {
-            Quarantined {
+        match SyncRow::from_cells(def, &cells) {
+            Ok(row) => Ok(Some(self.open_one(def, row, seq)?)),
+            Err(reason) => Ok(Some(Err(Quarantined {
                 seq,
                 id: match cells.first() {
                     Some(SqlValue::Text(t)) => clip(t, 64),
@@ -64,8 +65,8 @@ impl Syncer<'_> {
                     None => String::new(),
                 },
                 reason,
-            }
-        })))
+            }))),
+        }
     }
 
     /// The row's cells with its `TEXT` and `BLOB` values left out (NULL),

@@ -69,6 +69,7 @@ mod push;
 mod push_tx;
 pub(crate) mod refused;
 mod restored;
+mod sealed;
 mod stage;
 mod subscribed;
 
@@ -97,6 +98,9 @@ pub(crate) struct Remote {
     pub(crate) bootstrapped: AtomicBool,
     /// Byte budgets of a pull page and a push batch, adapted to the link.
     pub(crate) budgets: Budgets,
+    /// The column keys were checked against the server's sealed values
+    /// in this session (`sealed`).
+    pub(crate) keys_checked: AtomicBool,
 }
 
 impl Remote {
@@ -105,6 +109,7 @@ impl Remote {
             client,
             bootstrapped: AtomicBool::new(false),
             budgets: Budgets::default(),
+            keys_checked: AtomicBool::new(false),
         }
     }
 }
@@ -143,6 +148,8 @@ pub(crate) struct Syncer<'a> {
     shares: Mutex<HashMap<String, Filter>>,
     /// Per table, the purge mark above which a push stops (`purged`).
     floors: Mutex<HashMap<String, i64>>,
+    /// The server database's id, for sealed values (`sealed`).
+    server_db: Mutex<String>,
 }
 
 impl<'a> Syncer<'a> {
@@ -164,6 +171,7 @@ impl<'a> Syncer<'a> {
             found: Mutex::new(Found::default()),
             shares: Mutex::new(HashMap::new()),
             floors: Mutex::new(HashMap::new()),
+            server_db: Mutex::new(String::new()),
         }
     }
 
@@ -191,6 +199,8 @@ impl<'a> Syncer<'a> {
     /// `(pushed, pulled)` rows.
     pub(crate) async fn run(&self) -> Result<(u64, u64)> {
         self.bootstrap().await?;
+        self.load_server_db().await?;
+        self.check_keys().await?;
         if let Some((marks, restored)) = self.recover_if_server_forgot().await? {
             self.catch_up_purges(&marks, restored).await?;
         }

@@ -163,7 +163,7 @@ impl Syncer<'_> {
         let count = super::plan::server_size(count);
         let all = count < self.config.pull_page_rows && count <= OPENING_ROWS;
         if let (Some(upto), Some(first)) = (last.filter(|_| all), first) {
-            let page = queries.read_page(def, first, after, upto)?;
+            let page = self.open_page(def, queries.read_page(def, first, after, upto)?)?;
             let got = page.rows.len() + page.quarantined.len();
             let ends = page
                 .seqs

@@ -232,6 +232,7 @@ impl Syncer<'_> {
                         .page_arrived(ask.budget, ask.bytes, elapsed);
                     let page = take_result(&mut answer, 0, "the page has no result")?;
                     let page = p.queries.read_page(def, page, p.after, ask.upto)?;
+                    let page = self.open_page(def, page)?;
                     p.plan.page_done(&ask);
                     if ask.probe_next.is_some() {
                         let probe =

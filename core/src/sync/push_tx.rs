@@ -139,7 +139,10 @@ impl Syncer<'_> {
         let mut offset = 0;
         for (g, (def, rows)) in batch.groups.iter().enumerate() {
             for (c, chunk) in rows.chunks(self.config.rows_per_statement).enumerate() {
-                let rows: Vec<SyncRow> = chunk.iter().map(|(r, _)| r.clone()).collect();
+                let rows: Vec<SyncRow> = chunk
+                    .iter()
+                    .map(|(r, _)| self.seal(def, r.clone()))
+                    .collect::<Result<_>>()?;
                 let offs: Vec<i64> = (offset + 1..=offset + rows.len() as i64).collect();
                 offset += rows.len() as i64;
                 stmts.push(merge::upsert(def, &rows, &offs, Target::Server));
