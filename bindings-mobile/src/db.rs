@@ -364,6 +364,7 @@ mod tests {
             request_timeout_ms: None,
             sync_timeout_ms: None,
             lock_timeout_ms: None,
+            column_keys: Vec::new(),
         }
     }
 

@@ -118,6 +118,7 @@ mod tests {
             request_timeout_ms: None,
             sync_timeout_ms: None,
             lock_timeout_ms,
+            column_keys: Vec::new(),
         })
         .await
         .expect("open")

@@ -83,6 +83,12 @@ pub struct ErthConfig {
     /// file. `None`: 5,000.
     #[uniffi(default = None)]
     pub lock_timeout_ms: Option<u64>,
+    /// The keys of the schema's end-to-end encrypted columns (`"encrypted":
+    /// true`): 32 bytes each, the one that seals new values first (the
+    /// others still open old values). Required when a column is encrypted
+    /// (`InvalidInput` otherwise); never logged or shown.
+    #[uniffi(default = [])]
+    pub column_keys: Vec<Vec<u8>>,
 }
 
 impl fmt::Display for ErthConfig {
@@ -112,6 +118,10 @@ impl fmt::Display for ErthConfig {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("sync_timeout_ms", &self.sync_timeout_ms)
             .field("lock_timeout_ms", &self.lock_timeout_ms)
+            .field(
+                "column_keys",
+                &format!("<{} keys redacted>", self.column_keys.len()),
+            )
             .finish()
     }
 }
@@ -138,6 +148,11 @@ impl ErthConfig {
                 .unwrap_or(defaults.request_timeout_ms),
             sync_timeout_ms: self.sync_timeout_ms.unwrap_or(defaults.sync_timeout_ms),
             lock_timeout_ms: self.lock_timeout_ms.unwrap_or(defaults.lock_timeout_ms),
+            column_keys: if self.column_keys.is_empty() {
+                None
+            } else {
+                Some(erth_core::encrypted::ColumnKeys::new(&self.column_keys)?)
+            },
             ..defaults
         };
         match &self.schema {
@@ -164,6 +179,7 @@ mod tests {
             request_timeout_ms: None,
             sync_timeout_ms: None,
             lock_timeout_ms: None,
+            column_keys: Vec::new(),
         };
         for text in [format!("{config}"), format!("{config:?}")] {
             assert!(!text.contains("s3cret"), "{text}");
@@ -197,8 +213,28 @@ mod tests {
             request_timeout_ms: None,
             sync_timeout_ms: None,
             lock_timeout_ms: None,
+            column_keys: Vec::new(),
         };
         let core = config.to_core().expect("no schema");
+        assert!(core.column_keys.is_none());
+        let keyed = ErthConfig {
+            column_keys: vec![vec![9; 32]],
+            ..config.clone()
+        };
+        assert_eq!(
+            keyed
+                .to_core()
+                .expect("a key")
+                .column_keys
+                .map(|k| k.ids().len()),
+            Some(1)
+        );
+        assert!(!format!("{keyed}").contains("9, 9"), "{keyed}");
+        let short = ErthConfig {
+            column_keys: vec![vec![9; 31]],
+            ..config.clone()
+        };
+        assert!(short.to_core().is_err());
         let defaults = erth_core::Config::default();
         assert_eq!(core.request_timeout_ms, defaults.request_timeout_ms);
         assert_eq!(core.sync_timeout_ms, defaults.sync_timeout_ms);

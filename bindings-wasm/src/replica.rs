@@ -53,6 +53,12 @@ struct ReplicaOptions {
     /// `x-turso-encryption-key` on every request. Never logged.
     #[serde(default)]
     encryption_key: Option<String>,
+    /// The keys of the schema's end-to-end encrypted columns
+    /// (`"encrypted": true`): 64 hex digits (32 bytes) each, the one that
+    /// seals new values first. Required when a column is encrypted. Never
+    /// logged.
+    #[serde(default)]
+    column_keys: Option<Vec<String>>,
     /// Allow `http://` to a public host (the token would travel in clear text).
     #[serde(default)]
     allow_insecure_http: Option<bool>,
@@ -91,7 +97,7 @@ enum AutoSyncOption {
 }
 
 /// Options the messages of bad ones never show (only the option's name).
-const SECRETS: &[&str] = &["authToken", "encryptionKey"];
+const SECRETS: &[&str] = &["authToken", "encryptionKey", "columnKeys"];
 
 impl ReplicaOptions {
     fn from_js(options: JsValue) -> Result<ReplicaOptions, JsValue> {
@@ -109,6 +115,21 @@ impl ReplicaOptions {
             }
         })
     }
+}
+
+/// The column keys of the `columnKeys` option (hex texts); the error
+/// never shows a key.
+fn column_keys(keys: &[String]) -> Result<erth_core::encrypted::ColumnKeys, JsValue> {
+    let bytes = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            erth_core::value::from_hex(k.trim())
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| invalid(format!("columnKeys[{i}] is not 64 hex digits (32 bytes)")))
+        })
+        .collect::<Result<Vec<_>, JsValue>>()?;
+    erth_core::encrypted::ColumnKeys::new(&bytes).map_err(|e| to_js(&e))
 }
 
 /// One open database. Methods are async and may run concurrently: local
@@ -211,6 +232,10 @@ impl Replica {
                 Some(AutoSyncOption::With(options)) => Some(options),
             },
             pull_page_rows: BROWSER_PULL_PAGE_ROWS,
+            column_keys: match &o.column_keys {
+                None => None,
+                Some(keys) => Some(column_keys(keys)?),
+            },
             ..defaults
         };
         if let Some(schema) = &o.schema {

@@ -506,6 +506,7 @@ class Database:
         auto_sync: Union[bool, AutoSyncOptions, None] = None,
         request_timeout_ms: Optional[int] = None,
         sync_timeout_ms: Optional[int] = None,
+        column_keys: Optional[Sequence[bytes]] = None,
     ) -> "Database":
         """Opens (creating or migrating) the database at ``path``.
 
@@ -526,6 +527,11 @@ class Database:
         that accepts connections and never answers costs that much, on an
         engine thread, never the event loop. ``sync_timeout_ms``: the most
         one :meth:`sync` may take (default 600,000; ``0``: no limit).
+        ``column_keys``: the keys of the schema's end-to-end encrypted
+        columns (``"encrypted": True``), 32 bytes each, the one that seals
+        new values first; required when a column is encrypted (kind
+        ``InvalidInput`` otherwise, and for a key the server's values were
+        not sealed with, at :meth:`sync`); never logged or shown.
         """
         if from_env:
             url = url if url is not None else os.environ.get(URL_ENV) or None
@@ -543,6 +549,7 @@ class Database:
             auto_sync=_auto_sync(auto_sync),
             request_timeout_ms=request_timeout_ms,
             sync_timeout_ms=sync_timeout_ms,
+            column_keys=[bytes(k) for k in column_keys or []],
         )
         return cls(await _call(_mobile.ErthDb.open(config)))
 
@@ -830,6 +837,7 @@ class BlockingDatabase:
         auto_sync: Union[bool, AutoSyncOptions, None] = None,
         request_timeout_ms: Optional[int] = None,
         sync_timeout_ms: Optional[int] = None,
+        column_keys: Optional[Sequence[bytes]] = None,
     ) -> "BlockingDatabase":
         """Opens the database at ``path``: the arguments of :meth:`Database.open`."""
         return cls(
@@ -845,6 +853,7 @@ class BlockingDatabase:
                     auto_sync=auto_sync,
                     request_timeout_ms=request_timeout_ms,
                     sync_timeout_ms=sync_timeout_ms,
+                    column_keys=column_keys,
                 )
             )
         )

@@ -562,3 +562,30 @@ def test_a_purge_removes_old_tombstones_and_an_offline_edit_of_a_purged_row_is_d
         assert no_remote.value.kind == "NoRemote"
 
     asyncio.run(main())
+
+
+def test_encrypted_columns_sync_between_key_holders_and_a_missing_or_wrong_key_is_typed(tmp_path, server, tag):
+    async def main():
+        url, token = server
+        schema = {"tables": {"secrets": {"columns": {"tag": {"type": "text"}, "body": {"type": "text", "encrypted": True}}}}}
+        key = bytes(range(32))
+
+        async def opened(name, keys):
+            return await Database.open(tmp_path / name, url=url, auth_token=token, schema=schema, column_keys=keys)
+
+        a = await opened("ka.db", [key])
+        b = await opened("kb.db", [key])
+        await a.execute("INSERT INTO secrets (tag, body) VALUES (?, ?)", [tag, "the plan"])
+        await a.sync()
+        await b.sync()
+        assert [r["body"] for r in await b.query("SELECT body FROM secrets WHERE tag = ?", [tag])] == ["the plan"]
+        with pytest.raises(ErthError) as missing:
+            await opened("kc.db", None)
+        assert missing.value.kind == "InvalidInput"
+        wrong = await opened("kw.db", [bytes(32)])
+        with pytest.raises(ErthError) as refused:
+            await wrong.sync()
+        assert refused.value.kind == "InvalidInput"
+        assert "column key" in str(refused.value)
+
+    asyncio.run(main())

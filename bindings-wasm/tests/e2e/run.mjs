@@ -1054,6 +1054,39 @@ test("purge: the page purges old tombstones, and its offline edit of a purged ro
   }
 });
 
+test("encrypted columns: the page seals with its key, a CLI replica holding the key reads the value", async () => {
+  const ctx = await launch("sealed");
+  try {
+    const page = await openPage(ctx);
+    const table = `sealed_${Date.now()}`;
+    const schema = { tables: { [table]: { columns: { body: { type: "text", encrypted: true } } } } };
+    const key = "5a".repeat(32);
+    const out = await page.evaluate(
+      async ([url, schema, key, table]) => {
+        await erth.open({ name: "sealed", url, schema, columnKeys: [key] });
+        await erth.db.execute(`INSERT INTO ${table} (body) VALUES ('the plan')`);
+        await erth.db.sync();
+        return {
+          missing: await erth.failure(() => erth.ErthDb.open({ name: "sealed-nokey", url, schema })),
+          short: await erth.failure(() => erth.ErthDb.open({ name: "sealed-short", url, schema, columnKeys: ["abcd"] })),
+        };
+      },
+      [SERVER, schema, key, table],
+    );
+    assert.equal(out.missing?.code, "InvalidInput", JSON.stringify(out.missing));
+    assert.equal(out.short?.code, "InvalidInput", JSON.stringify(out.short));
+    assert.ok(!JSON.stringify(out.short).includes("abcd"), "the key is not shown");
+    const file = await schemaFile("sealed", schema);
+    const keys = join(WORK, "sealed.keys");
+    await writeFile(keys, key);
+    cliWith(file, "sealed-cli.db", "--column-keys-file", keys, "sync");
+    const rows = cliWith(file, "sealed-cli.db", "--column-keys-file", keys, "sql", `SELECT body FROM ${table}`);
+    assert.deepEqual(rows, [{ body: "the plan" }]);
+  } finally {
+    await ctx.close();
+  }
+});
+
 test("auto-sync: after local writes, on an interval, and when the browser comes back online", async () => {
   const devA = await launch("auto-a");
   const devB = await launch("auto-b");

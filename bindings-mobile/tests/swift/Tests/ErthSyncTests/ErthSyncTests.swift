@@ -326,6 +326,31 @@ final class ErthSyncTests: XCTestCase {
         }
     }
 
+    func testEncryptedColumnsSyncBetweenKeyHoldersAndAMissingOrWrongKeyIsTyped() async throws {
+        let table = "sealed_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12)
+        let schema = #"{"tables": {"\#(table)": {"columns": {"body": {"type": "text", "encrypted": true}}}}}"#
+        let key = Data((0..<32).map { UInt8($0) })
+        func config(_ name: String, _ keys: [Data]) -> ErthConfig {
+            ErthConfig(
+                path: dir.appendingPathComponent(name).path, url: url, authToken: token,
+                schema: schema, columnKeys: keys)
+        }
+        let a = try await ErthDb.open(config: config("ka.db", [key]))
+        let b = try await ErthDb.open(config: config("kb.db", [key]))
+        _ = try await a.execute(sql: "INSERT INTO \(table) (body) VALUES ('the plan')", params: [])
+        _ = try await a.sync()
+        _ = try await b.sync()
+        let rows = try await b.query(sql: "SELECT body FROM \(table)", params: [])
+        XCTAssertEqual(rows.rows, [[.text("the plan")]])
+        await assertErth("no key", { if case .InvalidInput = $0 { return true }; return false }) {
+            _ = try await ErthDb.open(config: config("kc.db", []))
+        }
+        let wrong = try await ErthDb.open(config: config("kw.db", [Data(count: 32)]))
+        await assertErth("a wrong key", { if case .InvalidInput = $0 { return true }; return false }) {
+            _ = try await wrong.sync()
+        }
+    }
+
     func testTypedErrorsForHostMistakes() async throws {
         let early = try await localOnlyThenSynced()
         // `localOnlyThenSynced` released its handle, which closed the file.

@@ -279,6 +279,25 @@ class ErthSyncTest {
     }
 
     @Test
+    fun encryptedColumnsSyncBetweenKeyHoldersAndAMissingOrWrongKeyIsTyped() = runBlocking<Unit> {
+        val table = "sealed_" + java.util.UUID.randomUUID().toString().replace("-", "").take(12)
+        val schema = """{"tables": {"$table": {"columns": {"body": {"type": "text", "encrypted": true}}}}}"""
+        val key = ByteArray(32) { it.toByte() }
+        fun config(name: String, keys: List<ByteArray>) =
+            ErthConfig(path = dir.resolve(name).toString(), url = url, authToken = token, schema = schema, columnKeys = keys)
+        val a = ErthDb.open(config("ka.db", listOf(key))).also { opened.add(it) }
+        val b = ErthDb.open(config("kb.db", listOf(key))).also { opened.add(it) }
+        a.execute("INSERT INTO $table (body) VALUES ('the plan')", listOf())
+        a.sync()
+        b.sync()
+        assertEquals(listOf(listOf<SqlValue>(SqlValue.Text("the plan"))), b.query("SELECT body FROM $table", listOf()).rows)
+        assertThrowsErth<ErthException.InvalidInput> { ErthDb.open(config("kc.db", listOf())) }
+        val wrong = ErthDb.open(config("kw.db", listOf(ByteArray(32)))).also { opened.add(it) }
+        assertThrowsErth<ErthException.InvalidInput> { wrong.sync() }
+        assertFalse(config("kd.db", listOf(key)).toString().contains("0, 1, 2"))
+    }
+
+    @Test
     fun typedErrorsForHostMistakes() = runBlocking {
         val db = open("a.db", url = null)
         assertThrowsErth<ErthException.NoRemote> { db.sync() }
