@@ -22,7 +22,9 @@
 //! local writes and live queries against SQLite's floor), `browser-sync`
 //! (a browser's first sync of 100,000 and 1,000,000 rows, and reads from
 //! the owner tab and a second tab), `faces` (a one-row insert and a point
-//! read through Python, Kotlin and Swift against Rust, on the same file). Every server is a fresh
+//! read through Python, Kotlin and Swift against Rust, on the same file),
+//! `encryption` (end-to-end encrypted columns against the same columns in
+//! clear: add, bulk, push, fresh pull). Every server is a fresh
 //! `tursodb --sync-server` from the test harness.
 //!
 //! Timings are printed, never asserted: a missed target is reported, with
@@ -31,6 +33,7 @@
 
 mod browser;
 mod browser_sync;
+mod encryption;
 mod faces;
 mod local;
 mod original;
@@ -77,7 +80,7 @@ impl Ctx {
     }
 }
 
-const SECTIONS: [(&str, &str); 8] = [
+const SECTIONS: [(&str, &str); 9] = [
     (
         "original",
         "1. The original Python design vs the native core",
@@ -98,6 +101,10 @@ const SECTIONS: [(&str, &str); 8] = [
         "7. Browser: a fresh device's first sync, and reads from two tabs",
     ),
     ("faces", "8. What the native faces add per call"),
+    (
+        "encryption",
+        "9. End-to-end encrypted columns: what sealing costs",
+    ),
 ];
 
 #[derive(Debug)]
@@ -280,6 +287,7 @@ async fn section(ctx: &Ctx, name: &str, title: &str) -> Result<Section> {
         "local" => local::run(ctx, title).await,
         "browser-sync" => browser_sync::run(ctx, title).await,
         "faces" => faces::run(ctx, title).await,
+        "encryption" => encryption::run(ctx, title).await,
         _ => browser::run(ctx, title),
     };
     eprintln!(

@@ -164,7 +164,7 @@ export class ErthDb {
     if (options === null || typeof options !== "object") throw invalid("options must be an object");
     // The worker checks the options (never showing a token's value); the
     // schema is stringified here.
-    const { name, url, authToken, encryptionKey, storage } = options;
+    const { name, url, authToken, encryptionKey, columnKeys, storage } = options;
     checkString(name, "name");
     const schema = schemaText(options.schema);
     const problem = contextProblem(storage);
@@ -183,6 +183,7 @@ export class ErthDb {
           url,
           authToken,
           encryptionKey,
+          columnKeys,
           schema,
           autoSync,
           storage,
