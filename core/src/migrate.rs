@@ -15,7 +15,9 @@
 //! - 2: engine tables `_erth_rows_<table>`, a view per table
 //!   ([`crate::schema::local`]).
 //!
-//! Every open also clears tombstones that still hold user data (see
+//! Every open also marks clean rows without a `_seq` (acknowledged by the
+//! server under a release before purging) with `_seq` 0, and clears
+//! tombstones that still hold user data (see
 //! [`crate::merge`], rule 5) and marks them pending, so the next sync clears
 //! them on the server as well.
 //!
@@ -330,6 +332,15 @@ pub(crate) async fn open_local(store: &dyn Store, tables: &[TableDef]) -> Result
         }
     }
     for def in tables {
+        // Rows the server acknowledged under a release before purging
+        // existed carry no `_seq`; a row becomes clean only when the server
+        // acknowledges it, so a clean row without one is marked as the
+        // server's (0: at a `_seq` not pulled), and a purge of it is not
+        // taken for a row the server never had (`sync::purged`).
+        stmts.push(Statement::plain(format!(
+            "UPDATE {} SET \"_seq\" = 0 WHERE \"_seq\" IS NULL AND \"_dirty\" = 0",
+            q(&def.local_name())
+        )));
         // Tombstones that still hold user data (written by an earlier
         // release, or filled with a default by an added column) are cleared
         // and marked pending, so the next sync clears them on the server too.
