@@ -117,21 +117,6 @@ impl ReplicaOptions {
     }
 }
 
-/// The column keys of the `columnKeys` option (hex texts); the error
-/// never shows a key.
-fn column_keys(keys: &[String]) -> Result<erth_core::encrypted::ColumnKeys, JsValue> {
-    let bytes = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            erth_core::value::from_hex(k.trim())
-                .filter(|b| b.len() == 32)
-                .ok_or_else(|| invalid(format!("columnKeys[{i}] is not 64 hex digits (32 bytes)")))
-        })
-        .collect::<Result<Vec<_>, JsValue>>()?;
-    erth_core::encrypted::ColumnKeys::new(&bytes).map_err(|e| to_js(&e))
-}
-
 /// One open database. Methods are async and may run concurrently: local
 /// reads and writes never wait for a running sync.
 #[wasm_bindgen]
@@ -234,7 +219,9 @@ impl Replica {
             pull_page_rows: BROWSER_PULL_PAGE_ROWS,
             column_keys: match &o.column_keys {
                 None => None,
-                Some(keys) => Some(column_keys(keys)?),
+                Some(keys) => {
+                    Some(erth_core::encrypted::ColumnKeys::from_hex(keys).map_err(|e| to_js(&e))?)
+                }
             },
             ..defaults
         };

@@ -318,22 +318,11 @@ fn secret_file(path: &std::path::Path, what: &str) -> erth_core::Result<String> 
 /// Column keys from their text: 64 hex digits each, separated by commas
 /// or whitespace. The error never shows a key.
 fn column_keys(text: &str) -> erth_core::Result<erth_core::encrypted::ColumnKeys> {
-    let keys = text
+    let keys: Vec<&str> = text
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|k| !k.is_empty())
-        .enumerate()
-        .map(|(i, k)| {
-            erth_core::value::from_hex(k)
-                .filter(|b| b.len() == 32)
-                .ok_or_else(|| {
-                    Error::InvalidInput(format!(
-                        "column key {} is not 64 hex digits (32 bytes)",
-                        i + 1
-                    ))
-                })
-        })
-        .collect::<erth_core::Result<Vec<_>>>()?;
-    erth_core::encrypted::ColumnKeys::new(&keys)
+        .collect();
+    erth_core::encrypted::ColumnKeys::from_hex(&keys)
 }
 
 /// Warnings for secrets given on the command line, which other users of

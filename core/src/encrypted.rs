@@ -75,6 +75,29 @@ impl ColumnKeys {
         Ok(ColumnKeys { keys })
     }
 
+    /// Keys given as text, 64 hex digits (32 bytes) each, the sealing one
+    /// first: how the npm package and the CLI take them.
+    ///
+    /// Errors: [`Error::InvalidInput`] naming the key's place (from 1),
+    /// never its text; no key.
+    pub fn from_hex<S: AsRef<str>>(keys: &[S]) -> Result<ColumnKeys> {
+        let bytes = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                crate::value::from_hex(k.as_ref().trim())
+                    .filter(|b| b.len() == 32)
+                    .ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "column key {} is not 64 hex digits (32 bytes)",
+                            i + 1
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        ColumnKeys::new(&bytes)
+    }
+
     /// The id of each key, in order (the sealing one first).
     pub fn ids(&self) -> Vec<u32> {
         self.keys.iter().map(|(id, _)| *id).collect()
@@ -406,6 +429,19 @@ mod tests {
         dead.is_deleted = true;
         assert_eq!(seal_row(&def, &keys, "1", dead.clone()).unwrap(), dead);
         assert!(ColumnKeys::new(&[]).is_err());
+        let hex = "01".repeat(32);
+        assert_eq!(
+            ColumnKeys::from_hex(&[format!(" {hex} ")]).unwrap().ids(),
+            keys.ids()
+        );
+        let bad = ColumnKeys::from_hex(&[hex.as_str(), "abcd"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("column key 2") && !bad.contains("abcd"),
+            "{bad}"
+        );
+        assert!(ColumnKeys::from_hex::<&str>(&[]).is_err());
         assert!(ColumnKeys::new(&[vec![1; 31]]).is_err());
         let shown = format!("{keys:?}");
         assert!(shown.starts_with("ColumnKeys { ids: [\"") && !shown.contains("[1, 1"));
