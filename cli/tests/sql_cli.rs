@@ -31,6 +31,26 @@ fn erth(db: &Path, args: &[&str], schema_env: Option<&str>) -> Output {
     cmd.output().unwrap()
 }
 
+/// `erth --db DB --remote URL` with `schema` (or none) in `ERTH_SCHEMA` and
+/// the token (or none) in `ERTH_AUTH_TOKEN`, nothing else from this
+/// environment; the caller adds the arguments.
+fn remote_command(db: &Path, url: &str, token: Option<&str>, schema: Option<&str>) -> Command {
+    let mut cmd = Command::new(ERTH);
+    cmd.arg("--db").arg(db).arg("--remote").arg(url);
+    cmd.env_remove("ERTH_DATABASE_URL")
+        .env_remove("ERTH_SCHEMA")
+        .env_remove("ERTH_AUTH_TOKEN")
+        .env_remove("ERTH_COLUMN_KEYS")
+        .env_remove("ERTH_COLUMN_KEYS_FILE");
+    if let Some(s) = schema {
+        cmd.env("ERTH_SCHEMA", s);
+    }
+    if let Some(t) = token {
+        cmd.env("ERTH_AUTH_TOKEN", t);
+    }
+    cmd
+}
+
 fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -197,19 +217,10 @@ async fn two_cli_replicas_sync_a_custom_table() {
     let token = server.token().map(str::to_owned);
     let run = move |name: &str, args: &[&str]| {
         let db = dir.path().join(name);
-        let mut cmd = Command::new(ERTH);
-        cmd.arg("--db")
-            .arg(&db)
-            .arg("--remote")
-            .arg(&url)
-            .args(args);
-        cmd.env("ERTH_SCHEMA", SCHEMA)
-            .env_remove("ERTH_DATABASE_URL");
-        match &token {
-            Some(t) => cmd.env("ERTH_AUTH_TOKEN", t),
-            None => cmd.env_remove("ERTH_AUTH_TOKEN"),
-        };
-        ok(&cmd.output().unwrap())
+        ok(&remote_command(&db, &url, token.as_deref(), Some(SCHEMA))
+            .args(args)
+            .output()
+            .unwrap())
     };
     let run = std::sync::Arc::new(run);
     let r = run.clone();
@@ -245,19 +256,15 @@ async fn refused_rows_are_listed_retried_and_discarded() {
     let url = server.url().to_owned();
     let token = server.token().map(str::to_owned);
     let run = move |args: &[&str]| {
-        let mut cmd = Command::new(ERTH);
-        cmd.arg("--db")
-            .arg(dir.path().join("a.db"))
-            .arg("--remote")
-            .arg(&url)
-            .args(args);
-        cmd.env("ERTH_SCHEMA", SCHEMA)
-            .env_remove("ERTH_DATABASE_URL");
-        match &token {
-            Some(t) => cmd.env("ERTH_AUTH_TOKEN", t),
-            None => cmd.env_remove("ERTH_AUTH_TOKEN"),
-        };
-        cmd.output().unwrap()
+        remote_command(
+            &dir.path().join("a.db"),
+            &url,
+            token.as_deref(),
+            Some(SCHEMA),
+        )
+        .args(args)
+        .output()
+        .unwrap()
     };
     let run = std::sync::Arc::new(run);
     let r = run.clone();
@@ -424,17 +431,8 @@ fn a_server_that_never_answers_ends_a_sync_at_the_request_timeout_with_exit_code
 /// and no other configuration from the environment; runs off the async
 /// runtime (a proxy on it answers).
 async fn erth_remote(db: &Path, url: &str, token: Option<&str>, args: &[&str]) -> Output {
-    let mut cmd = Command::new(ERTH);
-    cmd.arg("--db")
-        .arg(db)
-        .args(["--remote", url, "--json"])
-        .args(args)
-        .env_remove("ERTH_DATABASE_URL")
-        .env_remove("ERTH_SCHEMA")
-        .env_remove("ERTH_AUTH_TOKEN");
-    if let Some(t) = token {
-        cmd.env("ERTH_AUTH_TOKEN", t);
-    }
+    let mut cmd = remote_command(db, url, token, None);
+    cmd.arg("--json").args(args);
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap()
@@ -449,19 +447,10 @@ async fn a_cli_replica_subscribed_to_part_of_a_table_holds_only_those_rows() {
     let dir = tempfile::tempdir().unwrap();
     let (url, token) = (server.url().to_owned(), server.token().map(str::to_owned));
     let run = move |name: &str, args: &[&str]| {
-        let mut cmd = Command::new(ERTH);
-        cmd.arg("--db")
-            .arg(dir.path().join(name))
-            .arg("--remote")
-            .arg(&url)
-            .args(args);
-        cmd.env("ERTH_SCHEMA", SCHEMA)
-            .env_remove("ERTH_DATABASE_URL");
-        match &token {
-            Some(t) => cmd.env("ERTH_AUTH_TOKEN", t),
-            None => cmd.env_remove("ERTH_AUTH_TOKEN"),
-        };
-        cmd.output().unwrap()
+        remote_command(&dir.path().join(name), &url, token.as_deref(), Some(SCHEMA))
+            .args(args)
+            .output()
+            .unwrap()
     };
     tokio::task::spawn_blocking(move || {
         for n in 1..=6 {
@@ -614,19 +603,10 @@ async fn a_cli_purge_removes_old_tombstones_and_an_offline_edit_of_them_is_dropp
     let (url, token) = (server.url().to_owned(), server.token().map(str::to_owned));
     let path = dir.path().to_owned();
     let run = move |name: &str, args: &[&str]| {
-        let mut cmd = Command::new(ERTH);
-        cmd.arg("--db")
-            .arg(path.join(name))
-            .arg("--remote")
-            .arg(&url)
-            .args(args);
-        cmd.env("ERTH_SCHEMA", SCHEMA)
-            .env_remove("ERTH_DATABASE_URL");
-        match &token {
-            Some(t) => cmd.env("ERTH_AUTH_TOKEN", t),
-            None => cmd.env_remove("ERTH_AUTH_TOKEN"),
-        };
-        cmd.output().unwrap()
+        remote_command(&path.join(name), &url, token.as_deref(), Some(SCHEMA))
+            .args(args)
+            .output()
+            .unwrap()
     };
     let (surl, stoken) = (server.url().to_owned(), server.token().map(str::to_owned));
     let tombstones = || async {
@@ -714,24 +694,11 @@ async fn cli_replicas_with_column_keys_share_encrypted_values_the_server_cannot_
     std::fs::write(&key_file, format!("{key}\n")).unwrap();
     let (url, token) = (server.url().to_owned(), server.token().map(str::to_owned));
     let run = move |name: &str, keys: Option<&str>, args: &[&str]| {
-        let mut cmd = Command::new(ERTH);
-        cmd.arg("--db")
-            .arg(path.join(name))
-            .arg("--remote")
-            .arg(&url)
-            .args(args);
-        cmd.env("ERTH_SCHEMA", SEALED)
-            .env_remove("ERTH_DATABASE_URL")
-            .env_remove("ERTH_COLUMN_KEYS_FILE");
-        match keys {
-            Some(k) => cmd.env("ERTH_COLUMN_KEYS", k),
-            None => cmd.env_remove("ERTH_COLUMN_KEYS"),
-        };
-        match &token {
-            Some(t) => cmd.env("ERTH_AUTH_TOKEN", t),
-            None => cmd.env_remove("ERTH_AUTH_TOKEN"),
-        };
-        cmd.output().unwrap()
+        let mut cmd = remote_command(&path.join(name), &url, token.as_deref(), Some(SEALED));
+        if let Some(k) = keys {
+            cmd.env("ERTH_COLUMN_KEYS", k);
+        }
+        cmd.args(args).output().unwrap()
     };
     let file_arg = key_file.to_str().unwrap().to_owned();
     let wrong = "cd".repeat(32);

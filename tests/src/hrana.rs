@@ -97,6 +97,33 @@ async fn post(
     Ok((status, body))
 }
 
+/// Runs one statement and returns its rows, each cell as text (a text
+/// value as itself, any other value as its JSON: `42`, `null`).
+pub async fn text_rows(url: &str, token: Option<&str>, sql: &str) -> Result<Vec<Vec<String>>> {
+    let res = execute(url, token, &[sql]).await?;
+    let rows = res[0]["rows"]
+        .as_array()
+        .ok_or_else(|| Error::Server(format!("`{sql}` returned no rows array")))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .map(|cells| {
+                    cells
+                        .iter()
+                        .map(|c| {
+                            let v = &c["value"];
+                            v.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| v.to_string())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -95,26 +95,9 @@ async fn on_device(db: &Database) -> BTreeMap<String, (String, i64, String)> {
 
 /// Every cell of the server's table, as text.
 async fn server_cells(server: &TestServer, sql: &str) -> Vec<Vec<String>> {
-    let res = hrana::execute(server.url(), server.token(), &[sql])
+    hrana::text_rows(server.url(), server.token(), sql)
         .await
-        .unwrap();
-    res[0]["rows"]
-        .as_array()
         .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|c| {
-                    let v = &c["value"];
-                    v.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_string())
-                })
-                .collect()
-        })
-        .collect()
 }
 
 #[tokio::test]

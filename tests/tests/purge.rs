@@ -99,26 +99,9 @@ async fn on_device(db: &Database) -> BTreeMap<String, (String, i64)> {
 
 /// Runs `sql` on the server; the first statement's rows as text cells.
 async fn server_rows(server: &TestServer, sql: &str) -> Vec<Vec<String>> {
-    let res = hrana::execute(server.url(), server.token(), &[sql])
+    hrana::text_rows(server.url(), server.token(), sql)
         .await
-        .unwrap();
-    res[0]["rows"]
-        .as_array()
         .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|c| {
-                    let v = &c["value"];
-                    v.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_string())
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// `id -> (title, n)` of the server's live rows.
