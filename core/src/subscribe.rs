@@ -47,8 +47,9 @@ impl Database {
     /// Errors: [`Error::InvalidSubscription`] for an empty or overlong name,
     /// a filter that is not one expression, names the engine's objects
     /// (`_erth…`, `sqlite_…`), does not prepare against the table on this
-    /// replica, reads a table the server does not have (a local one), or
-    /// whose parameters differ in count from `params` (see
+    /// replica, reads a table the server does not have (a local one) or
+    /// an encrypted column (the server holds only its ciphertext), or whose
+    /// parameters differ in count from `params` (see
     /// [`sub::check_filter`]); [`Error::InvalidInput`] for an undeclared
     /// table or an unusable parameter; [`Error::Storage`].
     pub async fn add_subscription(
@@ -210,18 +211,26 @@ impl Database {
         let read = self
             .store
             .unshared()
-            .tables_read(&sql)
+            .columns_read(&sql)
             .map_err(|e| format!("the filter does not prepare here: {}", e.message))?;
         let mut parents = Vec::new();
-        for t in read {
+        for (t, column) in read {
+            // A view reports the columns the filter names; its engine table
+            // reports every column the view reads, named or not.
+            let named = !t.starts_with(LOCAL_PREFIX);
             let name = match t.strip_prefix(LOCAL_PREFIX) {
                 Some(n) => n.to_owned(),
                 None if t.starts_with("_erth") => continue,
                 None => t,
             };
-            if !self.tables().iter().any(|d| d.name == name) {
+            let Some(def) = self.tables().iter().find(|d| d.name == name) else {
                 return Err(format!(
                     "the filter reads {name:?}, which is not a synced table (the server does not have it)"
+                ));
+            };
+            if named && def.columns.iter().any(|c| c.encrypted && c.name == column) {
+                return Err(format!(
+                    "the filter reads {name}.{column}, an encrypted column: the server holds only its ciphertext, so it cannot select rows by it"
                 ));
             }
             if name != table && !parents.contains(&name) {

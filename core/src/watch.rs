@@ -137,10 +137,10 @@ impl Database {
         let mut tables: Vec<String> = self
             .store
             .unshared()
-            .tables_read(sql)
+            .columns_read(sql)
             .map_err(sql_error)?
             .into_iter()
-            .filter_map(|t| match t.strip_prefix(LOCAL_PREFIX) {
+            .filter_map(|(t, _)| match t.strip_prefix(LOCAL_PREFIX) {
                 Some(name) => Some(name.to_owned()),
                 // The replica's state, which every view reads (whether a
                 // first pull's rows show, `TableDef::visible_sql`): what
@@ -149,7 +149,7 @@ impl Database {
                 None => Some(t),
             })
             .collect();
-        // A view and its engine table both report a read.
+        // A view and its engine table both report reads, a read a column.
         tables.sort();
         tables.dedup();
         let protected = self.protected_names();

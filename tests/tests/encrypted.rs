@@ -313,3 +313,44 @@ async fn after_a_key_rotation_a_device_with_both_keys_reads_old_and_new_values()
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_subscription_filter_on_an_encrypted_column_is_refused_and_one_on_a_plain_column_works() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let writer = open(dir.path(), "writer", &server, keys(&[K1]))
+        .await
+        .unwrap();
+    let mine = add(&writer, "mine", 1, "home").await;
+    add(&writer, "theirs", 2, "work").await;
+    writer.sync().await.unwrap();
+    let partial = open(dir.path(), "partial", &server, keys(&[K1]))
+        .await
+        .unwrap();
+    // The server compares ciphertext: a filter on `secret` or `amount`
+    // would select nothing (or the wrong rows), so it is refused, typed.
+    for filter in [
+        "secret = ?",
+        "amount > 0 AND label = ?",
+        "label = ? OR \"secret\" LIKE '%'",
+    ] {
+        let err = partial
+            .add_subscription("s", "notes", filter, &[text("home")], None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{filter}: {err}");
+        assert!(
+            err.to_string().contains("encrypted column"),
+            "{filter}: {err}"
+        );
+    }
+    assert!(partial.subscriptions().await.unwrap().is_empty());
+    partial
+        .add_subscription("home", "notes", "label = ?", &[text("home")], None)
+        .await
+        .unwrap();
+    partial.sync().await.unwrap();
+    let seen = on_device(&partial).await;
+    assert_eq!(seen.keys().collect::<Vec<_>>(), vec![&mine]);
+    assert_eq!(seen[&mine].0, "mine");
+}

@@ -548,7 +548,7 @@ impl Store for BrowserStore {
         self.inner.query_app(protected, stmt)
     }
 
-    fn tables_read(&self, sql: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.tables_read(sql)
+    fn columns_read(&self, sql: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.inner.columns_read(sql)
     }
 }

@@ -23,7 +23,7 @@ pub async fn run(store: &dyn Store) {
     app_statements_are_held_to_the_access_rules(store).await;
     interactive_app_transactions_read_their_writes_and_end_whole(store).await;
     app_queries_only_read(store).await;
-    tables_read_names_the_engine_table_behind_a_view(store).await;
+    columns_read_names_the_view_and_its_engine_table(store).await;
     the_sync_lock_is_held_until_its_guard_drops(store).await;
     writes_are_persisted(store).await;
 }
@@ -511,24 +511,29 @@ pub async fn app_queries_only_read(store: &dyn Store) {
     assert_eq!(still.rows[0][0], SqlValue::Integer(0));
 }
 
-/// [`Store::tables_read`]: the tables a read-only statement reads, a
-/// synced view reporting its engine table; a writing statement is refused
-/// ([`StoreErrorKind::NotReadOnly`]).
-pub async fn tables_read_names_the_engine_table_behind_a_view(store: &dyn Store) {
+/// [`Store::columns_read`]: the columns a read-only statement reads, a
+/// synced view reporting the columns the statement names and its engine
+/// table; a writing statement is refused ([`StoreErrorKind::NotReadOnly`]).
+pub async fn columns_read_names_the_view_and_its_engine_table(store: &dyn Store) {
     engine_table(store).await;
-    let tables = store
-        .tables_read("SELECT c.title FROM conf_todo c JOIN conf_w w ON w.n = c.n")
-        .expect("tables");
+    let read = store
+        .columns_read("SELECT c.title FROM conf_todo c JOIN conf_w w ON w.n = c.n")
+        .expect("columns");
+    let has = |t: &str, c: &str| read.contains(&(t.to_owned(), c.to_owned()));
+    assert!(has("_erth_rows_conf_todo", "title"), "{read:?}");
+    assert!(has("conf_todo", "title"), "{read:?}");
+    assert!(has("conf_w", "n"), "{read:?}");
     assert!(
-        tables.contains(&"_erth_rows_conf_todo".to_owned()),
-        "{tables:?}"
+        !read
+            .iter()
+            .any(|(t, c)| t == "conf_todo" && c != "title" && c != "n"),
+        "the view is reported with the columns the statement names only: {read:?}"
     );
-    assert!(tables.contains(&"conf_w".to_owned()), "{tables:?}");
     let e = store
-        .tables_read("DELETE FROM conf_w")
+        .columns_read("DELETE FROM conf_w")
         .expect_err("not read-only");
     assert_eq!(e.kind, StoreErrorKind::NotReadOnly, "{e}");
-    assert!(store.tables_read("SELECT * FROM nowhere").is_err());
+    assert!(store.columns_read("SELECT * FROM nowhere").is_err());
 }
 
 /// [`Store::try_lock_sync`]: a guard is had; while it is held this store

@@ -108,9 +108,13 @@ pub trait Store: SendOutsideWasm + SyncOutsideWasm {
     /// re-run inside the commit notification.
     fn query_app(&self, protected: &[String], stmt: &Statement) -> Result<Rows, StoreError>;
 
-    /// The tables (and views' underlying tables) a read-only statement reads,
-    /// as SQLite reports them while preparing it (the authorizer).
-    fn tables_read(&self, sql: &str) -> Result<Vec<String>, StoreError>;
+    /// The columns a read-only statement reads, as `(table, column)` pairs
+    /// in the order of their names, as SQLite's authorizer reports them
+    /// while preparing it: a view is reported with the columns the
+    /// statement names, and its underlying tables with the columns the
+    /// view reads. A statement that writes is refused
+    /// ([`StoreErrorKind::NotReadOnly`]).
+    fn columns_read(&self, sql: &str) -> Result<Vec<(String, String)>, StoreError>;
 
     /// Takes the lock that keeps syncs of this database in different
     /// processes apart, without waiting: `Ok(None)` while another process

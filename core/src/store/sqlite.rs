@@ -184,8 +184,8 @@ struct Hooks {
     changes: Vec<(String, i64)>,
     /// Why the authorizer refused the last statement.
     denied: Option<String>,
-    /// Tables read by the probed statement.
-    reads: BTreeSet<String>,
+    /// (table, column) pairs read by the probed statement.
+    reads: BTreeSet<(String, String)>,
     /// The app statement being prepared writes a synced table's view.
     writes_view: bool,
 }
@@ -532,7 +532,7 @@ impl SqliteStore {
         result
     }
 
-    fn tables_read_sync(&self, sql: &str) -> Result<Vec<String>, StoreError> {
+    fn columns_read_sync(&self, sql: &str) -> Result<Vec<(String, String)>, StoreError> {
         let conn = self.lock();
         self.set_mode(Mode::Probe, None);
         // Not the statement cache: a cached statement is not prepared again,
@@ -676,8 +676,13 @@ fn authorize(hooks: &Mutex<Hooks>, ctx: AuthContext<'_>) -> Authorization {
     match &g.mode {
         Mode::Engine => Authorization::Allow,
         Mode::Probe => {
-            if let AuthAction::Read { table_name, .. } = ctx.action {
-                g.reads.insert(table_name.to_owned());
+            if let AuthAction::Read {
+                table_name,
+                column_name,
+            } = ctx.action
+            {
+                g.reads
+                    .insert((table_name.to_owned(), column_name.to_owned()));
             }
             Authorization::Allow
         }
@@ -826,8 +831,8 @@ impl Store for SqliteStore {
         self.query_app_sync(protected, stmt)
     }
 
-    fn tables_read(&self, sql: &str) -> Result<Vec<String>, StoreError> {
-        self.tables_read_sync(sql)
+    fn columns_read(&self, sql: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.columns_read_sync(sql)
     }
 
     #[cfg(not(target_arch = "wasm32"))]
