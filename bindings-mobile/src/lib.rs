@@ -7,8 +7,8 @@
 //! to one flat [`ErthError`] a host can act on ([`error`]), runs every async
 //! call on tokio ([`db`], through UniFFI's `async_runtime = "tokio"`), and
 //! bridges change listeners and live queries to foreign callbacks
-//! ([`events`]), and starts the core's auto-sync when the config asks for
-//! it ([`db`]). No logic a second binding would also need lives here.
+//! ([`events`]), starts the core's auto-sync when the config asks for
+//! it ([`db`]), and forwards recovery phrases ([`recovery`]). No logic a second binding would also need lives here.
 //!
 //! Boundary rules:
 //! - no panic crosses the FFI: every exported call runs inside
@@ -28,12 +28,14 @@ uniffi::setup_scaffolding!();
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod recovery;
 pub mod transaction;
 pub mod types;
 
 pub use db::ErthDb;
 pub use error::ErthError;
 pub use events::{ChangeListener, LiveQuery, LiveQueryListener, Subscription};
+pub use recovery::{column_key_from_recovery_phrase, new_recovery_phrase};
 pub use transaction::ErthWriteTransaction;
 pub use types::{
     AutoSyncOptions, ChangeEvent, ChangeOrigin, ErrorKind, ErthConfig, ExecuteResult, Rows,

@@ -191,6 +191,12 @@ export declare class ErthDb {
   private constructor();
   /** Opens (creating if needed) a database; its data lives in a dedicated Worker. */
   static open(options: OpenOptions): Promise<ErthDb>;
+  /**
+   * A new recovery phrase: 24 lowercase English BIP-39 words separated by single spaces
+   * (256 random bits), to give in `columnKeys` in place of a hex key and to write down.
+   * The same phrase gives the same key on every device.
+   */
+  static newRecoveryPhrase(): Promise<string>;
   readonly name: string;
   /** The typed todo API, on the built-in `todos` table (declare it, with `title` and `is_completed`, in a custom schema). */
   readonly todos: Todos;

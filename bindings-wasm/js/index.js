@@ -203,6 +203,23 @@ export class ErthDb {
     return db;
   }
 
+  /**
+   * A new recovery phrase for `columnKeys` (which takes a phrase in place
+   * of a hex key): 24 lowercase English BIP-39 words separated by single
+   * spaces, 256 random bits. Runs in a short-lived worker (the phrase never
+   * leaves this page's workers); the same phrase gives the same key on
+   * every device.
+   */
+  static async newRecoveryPhrase() {
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    const helper = new ErthDb(CONSTRUCT, worker, "", workerHref());
+    try {
+      return await helper.#call("newRecoveryPhrase", []);
+    } finally {
+      helper.#stop(new ErthError(ErrorCode.InvalidInput, "the recovery phrase helper is done"));
+    }
+  }
+
   /** The database name given to `open`. */
   get name() {
     return this.#name;

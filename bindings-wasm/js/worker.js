@@ -51,7 +51,7 @@
 //   { kind: "rows", to, watch, rows }           a client's live query
 //   { kind: "event", event }                    every change and status event
 
-import init, { Replica, canonicalRemote, canonicalSchema } from "./erth_wasm.js";
+import init, { Replica, canonicalRemote, canonicalSchema, newRecoveryPhrase } from "./erth_wasm.js";
 import { ErthError } from "./errors.js";
 
 /** This worker's id on the channel. */
@@ -793,6 +793,10 @@ function remember(method, args) {
 async function fromPage(method, args) {
   if (method === "open") return open(...args);
   if (method === "close") return close();
+  if (method === "newRecoveryPhrase") {
+    await loadWasm();
+    return newRecoveryPhrase();
+  }
   if (role === "idle" || role === "closed" || closing) throw closedError();
   const [id] = args;
   if (method === "watch") shared?.myWatches.set(id, args);

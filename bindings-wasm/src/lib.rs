@@ -30,6 +30,8 @@ mod values;
 #[cfg(target_arch = "wasm32")]
 pub use error::ErthError;
 #[cfg(target_arch = "wasm32")]
-pub use replica::{canonical_remote, canonical_schema, Replica, Subscription, Watch};
+pub use replica::{
+    canonical_remote, canonical_schema, new_recovery_phrase, Replica, Subscription, Watch,
+};
 #[cfg(target_arch = "wasm32")]
 pub use transaction::WriteTx;

@@ -54,9 +54,10 @@ struct ReplicaOptions {
     #[serde(default)]
     encryption_key: Option<String>,
     /// The keys of the schema's end-to-end encrypted columns
-    /// (`"encrypted": true`): 64 hex digits (32 bytes) each, the one that
-    /// seals new values first. Required when a column is encrypted. Never
-    /// logged.
+    /// (`"encrypted": true`), the one that seals new values first: each 64
+    /// hex digits (32 bytes) or a recovery phrase
+    /// (`ErthDb.newRecoveryPhrase()`). Required when a column is
+    /// encrypted. Never logged.
     #[serde(default)]
     column_keys: Option<Vec<String>>,
     /// Allow `http://` to a public host (the token would travel in clear text).
@@ -220,7 +221,7 @@ impl Replica {
             column_keys: match &o.column_keys {
                 None => None,
                 Some(keys) => {
-                    Some(erth_core::encrypted::ColumnKeys::from_hex(keys).map_err(|e| to_js(&e))?)
+                    Some(erth_core::encrypted::ColumnKeys::from_text(keys).map_err(|e| to_js(&e))?)
                 }
             },
             ..defaults
@@ -616,6 +617,14 @@ pub fn canonical_remote(
             .map(|(endpoint, _token)| Some(endpoint.display_url()))
             .map_err(|e| to_js(&e)),
     }
+}
+
+/// A new recovery phrase for `columnKeys`: 24 lowercase English BIP-39
+/// words separated by single spaces (256 random bits; the core's
+/// `recovery` module says how a phrase becomes a key).
+#[wasm_bindgen(js_name = newRecoveryPhrase)]
+pub fn new_recovery_phrase() -> Result<String, JsValue> {
+    erth_core::recovery::new_recovery_phrase().map_err(|e| to_js(&e))
 }
 
 /// A change subscription; `unsubscribe()` (or `free()`) ends it.

@@ -61,9 +61,10 @@ fn print_line(line: std::fmt::Arguments<'_>) {
     about = "Inspect, edit and sync an Erth Sync replica"
 )]
 struct Args {
-    /// The replica's SQLite file (created if missing).
+    /// The replica's SQLite file (created if missing); every command but
+    /// `recovery-phrase` needs it.
     #[arg(long, env = "ERTH_DB")]
-    db: std::path::PathBuf,
+    db: Option<std::path::PathBuf>,
     /// The synced tables: a schema JSON file (or the JSON itself); default
     /// $ERTH_SCHEMA, else the built-in todos table.
     #[arg(long, env = "ERTH_SCHEMA")]
@@ -88,8 +89,9 @@ struct Args {
     )]
     encryption_key_file: Option<std::path::PathBuf>,
     /// A file of the keys of the schema's end-to-end encrypted columns:
-    /// 64 hex digits each (32 bytes), one per line or comma-separated, the
-    /// one that seals new values first; default $ERTH_COLUMN_KEYS_FILE,
+    /// each 64 hex digits (32 bytes) or a recovery phrase (`erth
+    /// recovery-phrase`), one per line or comma-separated, the one that
+    /// seals new values first; default $ERTH_COLUMN_KEYS_FILE,
     /// else the keys in $ERTH_COLUMN_KEYS. Keys are never taken from the
     /// command line.
     #[arg(long, env = "ERTH_COLUMN_KEYS_FILE")]
@@ -190,6 +192,11 @@ enum Command {
         #[arg(long, value_parser = parse_age, default_value = "30d")]
         older_than: u64,
     },
+    /// Print a new recovery phrase (24 BIP-39 English words, 256 random
+    /// bits): put it in the column keys file instead of a hex key, and
+    /// write it down; the same phrase gives the same key on every device.
+    /// Needs no database.
+    RecoveryPhrase,
     /// Every row with tombstones and clocks, sorted by id (compare replicas
     /// byte for byte); every table, or only TABLE.
     Dump { table: Option<String> },
@@ -315,14 +322,24 @@ fn secret_file(path: &std::path::Path, what: &str) -> erth_core::Result<String> 
         })
 }
 
-/// Column keys from their text: 64 hex digits each, separated by commas
-/// or whitespace. The error never shows a key.
+/// Column keys from their text, the sealing one first: one per line (or
+/// separated by commas), each 64 hex digits or a recovery phrase; hex keys
+/// may also share a line, separated by spaces. The error never shows a key.
 fn column_keys(text: &str) -> erth_core::Result<erth_core::encrypted::ColumnKeys> {
-    let keys: Vec<&str> = text
-        .split(|c: char| c == ',' || c.is_whitespace())
+    let mut keys: Vec<&str> = Vec::new();
+    for entry in text
+        .split(['\n', ','])
+        .map(str::trim)
         .filter(|k| !k.is_empty())
-        .collect();
-    erth_core::encrypted::ColumnKeys::from_hex(&keys)
+    {
+        let tokens: Vec<&str> = entry.split_whitespace().collect();
+        if tokens.len() > 1 && tokens.iter().all(|t| t.len() == 64) {
+            keys.extend(tokens);
+        } else {
+            keys.push(entry);
+        }
+    }
+    erth_core::encrypted::ColumnKeys::from_text(&keys)
 }
 
 /// Warnings for secrets given on the command line, which other users of
@@ -460,6 +477,15 @@ fn cell_json(v: &SqlValue) -> serde_json::Value {
 }
 
 async fn run(args: Args) -> erth_core::Result<()> {
+    if let Command::RecoveryPhrase = args.command {
+        let phrase = erth_core::recovery::new_recovery_phrase()?;
+        if args.json {
+            out!("{}", serde_json::json!({ "recovery_phrase": phrase }));
+        } else {
+            out!("{phrase}");
+        }
+        return Ok(());
+    }
     let url = args
         .remote
         .clone()
@@ -500,7 +526,12 @@ async fn run(args: Args) -> erth_core::Result<()> {
     if let Some(schema) = args.schema.as_deref().filter(|s| !s.trim().is_empty()) {
         config = config.with_schema_json(&schema_text(schema)?)?;
     }
-    let db = Database::open_native(&args.db, config).await?;
+    let Some(path) = &args.db else {
+        return Err(erth_core::Error::InvalidInput(
+            "--db FILE (or ERTH_DB) names the replica's file; every command but recovery-phrase needs it".into(),
+        ));
+    };
+    let db = Database::open_native(path, config).await?;
     let print_todo = |t: &erth_core::Todo| {
         if args.json {
             out!("{}", todo_json(t));
@@ -666,6 +697,8 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 }
             }
         }
+        // Printed before the database opens (it needs none).
+        Command::RecoveryPhrase => {}
         Command::Unsubscribe { name } => {
             if !db.remove_subscription(name).await? {
                 return Err(erth_core::Error::UnknownSubscription { name: name.clone() });
@@ -946,6 +979,22 @@ mod tests {
         let k2 = "22".repeat(32);
         let keys = super::column_keys(&format!("{k1}\n{k2}, ")).unwrap();
         assert_eq!(keys.ids().len(), 2);
+        assert_eq!(
+            super::column_keys(&format!("{k1} {k2}"))
+                .unwrap()
+                .ids()
+                .len(),
+            2
+        );
+        let phrase = erth_core::recovery::new_recovery_phrase().unwrap();
+        let both = super::column_keys(&format!("{phrase}\r\n{k1}\n")).unwrap();
+        let from_phrase = erth_core::recovery::key_from_recovery_phrase(&phrase).unwrap();
+        assert_eq!(
+            both.ids(),
+            erth_core::encrypted::ColumnKeys::new(&[from_phrase.to_vec(), vec![0x11; 32]])
+                .unwrap()
+                .ids()
+        );
         for bad in [
             format!("{k1},{}", "zz".repeat(32)),
             "abcd".to_owned(),

@@ -689,6 +689,7 @@ async fn cli_replicas_with_column_keys_share_encrypted_values_the_server_cannot_
     let server = TestServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
+    let path2 = path.clone();
     let key = "ab".repeat(32);
     let key_file = path.join("keys.txt");
     std::fs::write(&key_file, format!("{key}\n")).unwrap();
@@ -753,6 +754,73 @@ async fn cli_replicas_with_column_keys_share_encrypted_values_the_server_cannot_
             said.contains("column key") && !said.contains(&wrong),
             "{said}"
         );
+        // A recovery phrase (no --db needed to make one) in the keys file
+        // seals on one replica and opens on another.
+        let made = Command::new(ERTH)
+            .env_remove("ERTH_DB")
+            .arg("recovery-phrase")
+            .output()
+            .unwrap();
+        let phrase = ok(&made).trim().to_owned();
+        assert_eq!(phrase.split(' ').count(), 24, "{phrase}");
+        let phrase_file = path2.join("phrase-keys.txt");
+        std::fs::write(&phrase_file, format!("{phrase}\n{key}\n")).unwrap();
+        let phrase_arg = phrase_file.to_str().unwrap().to_owned();
+        ok(&run(
+            "p.db",
+            None,
+            &[
+                "--column-keys-file",
+                &phrase_arg,
+                "sql",
+                "INSERT INTO notes (title, n) VALUES ('sealed from a phrase', 3)",
+            ],
+        ));
+        ok(&run(
+            "p.db",
+            None,
+            &["--column-keys-file", &phrase_arg, "sync"],
+        ));
+        ok(&run(
+            "q.db",
+            None,
+            &["--column-keys-file", &phrase_arg, "sync"],
+        ));
+        let read: Value = serde_json::from_str(&ok(&run(
+            "q.db",
+            None,
+            &[
+                "--column-keys-file",
+                &phrase_arg,
+                "--json",
+                "sql",
+                "SELECT title FROM notes ORDER BY n",
+            ],
+        )))
+        .unwrap();
+        assert_eq!(
+            read,
+            json!([{"title": "the launch code"}, {"title": "sealed from a phrase"}])
+        );
+        // The key file's phrase opens nothing but its own values: b.db, with
+        // the hex key only, meets a key id it lacks, typed.
+        let lacking = run(
+            "b.db",
+            None,
+            &["--column-keys-file", &file_arg, "--json", "sync"],
+        );
+        assert_eq!(lacking.status.code(), Some(2));
+        let said = String::from_utf8_lossy(&lacking.stderr).into_owned();
+        assert!(
+            said.contains("column key") && !said.contains(&phrase[..20]),
+            "{said}"
+        );
+        let no_db = Command::new(ERTH)
+            .env_remove("ERTH_DB")
+            .arg("list")
+            .output()
+            .unwrap();
+        assert_eq!(no_db.status.code(), Some(2));
     })
     .await;
     dump.unwrap();
@@ -765,12 +833,14 @@ async fn cli_replicas_with_column_keys_share_encrypted_values_the_server_cannot_
     .unwrap();
     let cells = res[0]["rows"].to_string();
     assert!(
-        !cells.contains("launch code") && !cells.contains("wrong key"),
+        !cells.contains("launch code")
+            && !cells.contains("wrong key")
+            && !cells.contains("from a phrase"),
         "{cells}"
     );
     assert_eq!(
         res[0]["rows"].as_array().unwrap().len(),
-        1,
+        2,
         "nothing pushed with the wrong key"
     );
 }

@@ -75,21 +75,34 @@ impl ColumnKeys {
         Ok(ColumnKeys { keys })
     }
 
-    /// Keys given as text, 64 hex digits (32 bytes) each, the sealing one
-    /// first: how the npm package and the CLI take them.
+    /// Keys given as text, the sealing one first: each is 64 hex digits
+    /// (32 bytes) or a recovery phrase (words separated by whitespace,
+    /// [`crate::recovery::key_from_recovery_phrase`]). How the npm package
+    /// and the CLI take them.
     ///
     /// Errors: [`Error::InvalidInput`] naming the key's place (from 1),
     /// never its text; no key.
-    pub fn from_hex<S: AsRef<str>>(keys: &[S]) -> Result<ColumnKeys> {
+    pub fn from_text<S: AsRef<str>>(keys: &[S]) -> Result<ColumnKeys> {
         let bytes = keys
             .iter()
             .enumerate()
             .map(|(i, k)| {
-                crate::value::from_hex(k.as_ref().trim())
+                let k = k.as_ref().trim();
+                if crate::recovery::is_phrase(k) {
+                    return crate::recovery::key_from_recovery_phrase(k)
+                        .map(|key| key.to_vec())
+                        .map_err(|e| match e {
+                            Error::InvalidInput(why) => {
+                                Error::InvalidInput(format!("column key {}: {why}", i + 1))
+                            }
+                            other => other,
+                        });
+                }
+                crate::value::from_hex(k)
                     .filter(|b| b.len() == 32)
                     .ok_or_else(|| {
                         Error::InvalidInput(format!(
-                            "column key {} is not 64 hex digits (32 bytes)",
+                            "column key {} is neither 64 hex digits (32 bytes) nor a recovery phrase",
                             i + 1
                         ))
                     })
@@ -431,17 +444,32 @@ mod tests {
         assert!(ColumnKeys::new(&[]).is_err());
         let hex = "01".repeat(32);
         assert_eq!(
-            ColumnKeys::from_hex(&[format!(" {hex} ")]).unwrap().ids(),
+            ColumnKeys::from_text(&[format!(" {hex} ")]).unwrap().ids(),
             keys.ids()
         );
-        let bad = ColumnKeys::from_hex(&[hex.as_str(), "abcd"])
+        let bad = ColumnKeys::from_text(&[hex.as_str(), "abcd"])
             .unwrap_err()
             .to_string();
         assert!(
             bad.contains("column key 2") && !bad.contains("abcd"),
             "{bad}"
         );
-        assert!(ColumnKeys::from_hex::<&str>(&[]).is_err());
+        assert!(ColumnKeys::from_text::<&str>(&[]).is_err());
+        let phrase = crate::recovery::new_recovery_phrase().unwrap();
+        let key = crate::recovery::key_from_recovery_phrase(&phrase).unwrap();
+        assert_eq!(
+            ColumnKeys::from_text(&[phrase.as_str(), hex.as_str()])
+                .unwrap()
+                .ids(),
+            ColumnKeys::new(&[key.to_vec(), vec![1; 32]]).unwrap().ids()
+        );
+        let typo = ColumnKeys::from_text(&[hex.clone(), format!("{phrase} abandon")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            typo.contains("column key 2: recovery phrase refused"),
+            "{typo}"
+        );
         assert!(ColumnKeys::new(&[vec![1; 31]]).is_err());
         let shown = format!("{keys:?}");
         assert!(shown.starts_with("ColumnKeys { ids: [\"") && !shown.contains("[1, 1"));

@@ -67,6 +67,7 @@ mod migrate;
 pub mod page;
 pub mod platform;
 pub mod purge;
+pub mod recovery;
 pub mod redact;
 pub mod rejected;
 pub mod row;

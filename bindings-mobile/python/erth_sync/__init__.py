@@ -72,6 +72,8 @@ __all__ = [
     "TOKEN_ENV",
     "WriteTransaction",
     "BlockingWriteTransaction",
+    "column_key_from_recovery_phrase",
+    "new_recovery_phrase",
     # Type aliases for annotating app code.
     "Params",
     "Row",
@@ -171,6 +173,26 @@ def _call_sync(f: Callable[..., T], *args: Any) -> T:
         error = _lift_error(e)
     del f, args
     raise error from None
+
+
+def new_recovery_phrase() -> str:
+    """A new recovery phrase: 24 lowercase English BIP-39 words separated by
+    single spaces (256 random bits). Show it to the person to write down;
+    ``column_key_from_recovery_phrase`` gives its column key on any device."""
+    return _call_sync(_mobile.new_recovery_phrase)
+
+
+def column_key_from_recovery_phrase(phrase: str) -> bytes:
+    """The 32-byte column key of a recovery phrase, for ``column_keys``:
+    HKDF-SHA256 (info ``erth-sync column key v1``) of the phrase's BIP-39
+    seed. Case and spacing do not matter.
+
+    Raises ``ErthError`` (kind ``InvalidInput``) for a phrase that is not
+    BIP-39 English (word count, an unknown word, a failed checksum); the
+    message never shows the phrase."""
+    if not isinstance(phrase, str):
+        raise TypeError("phrase must be a str")
+    return bytes(_call_sync(_mobile.column_key_from_recovery_phrase, phrase))
 
 
 def _lower(value: Value, index: int) -> Any:

@@ -587,5 +587,23 @@ def test_encrypted_columns_sync_between_key_holders_and_a_missing_or_wrong_key_i
             await wrong.sync()
         assert refused.value.kind == "InvalidInput"
         assert "column key" in str(refused.value)
+        # A recovery phrase gives the same key on another device.
+        phrase = erth_sync.new_recovery_phrase()
+        assert len(phrase.split(" ")) == 24
+        from_phrase = erth_sync.column_key_from_recovery_phrase(phrase)
+        assert len(from_phrase) == 32
+        assert erth_sync.column_key_from_recovery_phrase(f"  {phrase.upper()}\n") == from_phrase
+        # (with the first key too: the table holds values sealed with it)
+        p1 = await opened("kp1.db", [from_phrase, key])
+        await p1.execute("INSERT INTO secrets (tag, body) VALUES (?, ?)", [tag + "p", "from a phrase"])
+        await p1.sync()
+        p2 = await opened("kp2.db", [erth_sync.column_key_from_recovery_phrase(phrase), key])
+        await p2.sync()
+        assert [r["body"] for r in await p2.query("SELECT body FROM secrets WHERE tag = ?", [tag + "p"])] == ["from a phrase"]
+        words = phrase.split(" ")
+        with pytest.raises(ErthError) as typo:
+            erth_sync.column_key_from_recovery_phrase(" ".join(words[:23] + ["zzzz"]))
+        assert typo.value.kind == "InvalidInput"
+        assert "word 24" in str(typo.value) and words[0] not in str(typo.value).split()
 
     asyncio.run(main())

@@ -1054,7 +1054,7 @@ test("purge: the page purges old tombstones, and its offline edit of a purged ro
   }
 });
 
-test("encrypted columns: the page seals with its key, a CLI replica holding the key reads the value", async () => {
+test("encrypted columns: the page seals with its key and a recovery phrase, a CLI replica holding them reads the values", async () => {
   const ctx = await launch("sealed");
   try {
     const page = await openPage(ctx);
@@ -1066,7 +1066,19 @@ test("encrypted columns: the page seals with its key, a CLI replica holding the 
         await erth.open({ name: "sealed", url, schema, columnKeys: [key] });
         await erth.db.execute(`INSERT INTO ${table} (body) VALUES ('the plan')`);
         await erth.db.sync();
+        const phrase = await erth.ErthDb.newRecoveryPhrase();
+        const other = await erth.ErthDb.newRecoveryPhrase();
+        const sealer = await erth.ErthDb.open({ name: "sealed-phrase", url, schema, columnKeys: [phrase, key] });
+        await sealer.execute(`INSERT INTO ${table} (body) VALUES ('from a phrase')`);
+        await sealer.sync();
+        await sealer.close();
+        const words = phrase.split(" ");
         return {
+          phrase,
+          other,
+          typo: await erth.failure(() =>
+            erth.ErthDb.open({ name: "sealed-typo", url, schema, columnKeys: [[...words.slice(0, 23), "zzzz"].join(" ")] }),
+          ),
           missing: await erth.failure(() => erth.ErthDb.open({ name: "sealed-nokey", url, schema })),
           short: await erth.failure(() => erth.ErthDb.open({ name: "sealed-short", url, schema, columnKeys: ["abcd"] })),
         };
@@ -1076,12 +1088,17 @@ test("encrypted columns: the page seals with its key, a CLI replica holding the 
     assert.equal(out.missing?.code, "InvalidInput", JSON.stringify(out.missing));
     assert.equal(out.short?.code, "InvalidInput", JSON.stringify(out.short));
     assert.ok(!JSON.stringify(out.short).includes("abcd"), "the key is not shown");
+    assert.equal(out.phrase.split(" ").length, 24);
+    assert.notEqual(out.phrase, out.other);
+    assert.equal(out.typo?.code, "InvalidInput", JSON.stringify(out.typo));
+    assert.ok(JSON.stringify(out.typo).includes("word 24"), JSON.stringify(out.typo));
+    assert.ok(!JSON.stringify(out.typo).includes(out.phrase.split(" ").slice(0, 2).join(" ")), "the phrase is not shown");
     const file = await schemaFile("sealed", schema);
     const keys = join(WORK, "sealed.keys");
-    await writeFile(keys, key);
+    await writeFile(keys, `${out.phrase}\n${key}\n`);
     cliWith(file, "sealed-cli.db", "--column-keys-file", keys, "sync");
-    const rows = cliWith(file, "sealed-cli.db", "--column-keys-file", keys, "sql", `SELECT body FROM ${table}`);
-    assert.deepEqual(rows, [{ body: "the plan" }]);
+    const rows = cliWith(file, "sealed-cli.db", "--column-keys-file", keys, "sql", `SELECT body FROM ${table} ORDER BY body`);
+    assert.deepEqual(rows, [{ body: "from a phrase" }, { body: "the plan" }]);
   } finally {
     await ctx.close();
   }

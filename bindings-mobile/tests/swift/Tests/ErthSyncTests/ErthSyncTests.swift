@@ -349,6 +349,23 @@ final class ErthSyncTests: XCTestCase {
         await assertErth("a wrong key", { if case .InvalidInput = $0 { return true }; return false }) {
             _ = try await wrong.sync()
         }
+        // A recovery phrase gives the same key on another device (the
+        // first key stays: the table holds a value sealed with it).
+        let phrase = try newRecoveryPhrase()
+        XCTAssertEqual(phrase.split(separator: " ").count, 24)
+        let fromPhrase = try columnKeyFromRecoveryPhrase(phrase: phrase)
+        XCTAssertEqual(fromPhrase.count, 32)
+        let p = try await ErthDb.open(config: config("kp.db", [fromPhrase, key]))
+        _ = try await p.execute(sql: "INSERT INTO \(table) (body) VALUES ('from a phrase')", params: [])
+        _ = try await p.sync()
+        let typed = try columnKeyFromRecoveryPhrase(phrase: "  " + phrase.uppercased() + "\n")
+        let q = try await ErthDb.open(config: config("kq.db", [typed, key]))
+        _ = try await q.sync()
+        let seen = try await q.query(sql: "SELECT body FROM \(table) ORDER BY body", params: [])
+        XCTAssertEqual(seen.rows, [[.text("from a phrase")], [.text("the plan")]])
+        await assertErth("a mistyped phrase", { if case .InvalidInput = $0 { return true }; return false }) {
+            _ = try columnKeyFromRecoveryPhrase(phrase: phrase + " abandon")
+        }
     }
 
     func testTypedErrorsForHostMistakes() async throws {

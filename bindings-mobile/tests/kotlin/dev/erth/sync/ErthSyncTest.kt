@@ -295,6 +295,23 @@ class ErthSyncTest {
         val wrong = ErthDb.open(config("kw.db", listOf(ByteArray(32)))).also { opened.add(it) }
         assertThrowsErth<ErthException.InvalidInput> { wrong.sync() }
         assertFalse(config("kd.db", listOf(key)).toString().contains("0, 1, 2"))
+        // A recovery phrase gives the same key on another device (the
+        // first key stays: the table holds a value sealed with it).
+        val phrase = newRecoveryPhrase()
+        assertEquals(24, phrase.split(" ").size)
+        val fromPhrase = columnKeyFromRecoveryPhrase(phrase)
+        assertEquals(32, fromPhrase.size)
+        val p = ErthDb.open(config("kp.db", listOf(fromPhrase, key))).also { opened.add(it) }
+        p.execute("INSERT INTO $table (body) VALUES ('from a phrase')", listOf())
+        p.sync()
+        val typed = columnKeyFromRecoveryPhrase("  " + phrase.uppercase() + "\n")
+        val q = ErthDb.open(config("kq.db", listOf(typed, key))).also { opened.add(it) }
+        q.sync()
+        assertEquals(
+            setOf(listOf<SqlValue>(SqlValue.Text("the plan")), listOf<SqlValue>(SqlValue.Text("from a phrase"))),
+            q.query("SELECT body FROM $table", listOf()).rows.toSet(),
+        )
+        assertThrowsErth<ErthException.InvalidInput> { columnKeyFromRecoveryPhrase("$phrase abandon") }
     }
 
     @Test
