@@ -53,7 +53,11 @@ const SCHEMA_V1 = {
     },
   },
 };
-/** Version 2 adds a column: the list a todo belongs to (NULL: none). */
+/**
+ * Version 2 adds a column, the list a todo belongs to (NULL: none), and a
+ * table of private notes whose text is end-to-end encrypted: sealed on the
+ * device, so the server's table holds only ciphertext.
+ */
 const SCHEMA_V2 = {
   tables: {
     ...SCHEMA_V1.tables,
@@ -61,8 +65,17 @@ const SCHEMA_V2 = {
       columns: { ...SCHEMA_V1.tables.todos.columns, list_id: { type: "text" } },
       indexes: [["list_id"]],
     },
+    notes: {
+      columns: {
+        body: { type: "text", notNull: true, default: "", encrypted: true },
+      },
+    },
   },
 };
+/** The notes card's live query (version 2). */
+const NOTES_SQL = "SELECT id, body FROM notes ORDER BY id";
+/** Where a page without a served key keeps its recovery phrase (this browser's key). */
+const PHRASE_STORAGE = "erth-demo-recovery-phrase";
 /** The Lists card's live query, per schema version. */
 const LISTS_SQL = {
   1: "SELECT id, name, NULL AS open FROM lists ORDER BY name COLLATE NOCASE, id",
@@ -84,6 +97,12 @@ const ui = {
   listForm: $("list-form"),
   newListName: $("new-list-name"),
   addListButton: document.querySelector("#list-form button"),
+  notesCard: $("notes-card"),
+  notes: $("notes"),
+  noteForm: $("note-form"),
+  newNote: $("new-note"),
+  addNoteButton: document.querySelector("#note-form button"),
+  notesKey: $("notes-key"),
   schemaVersion: $("schema-version"),
   unknownRow: $("unknown-row"),
   unknown: $("unknown"),
@@ -108,6 +127,12 @@ const app = {
   lists: [],
   /** The schema version this page opened with (1 or 2). */
   version: 2,
+  /** The notes card's rows: `{ id, body }`, as this device holds them. */
+  notes: [],
+  /** What the server's `notes` table holds: body by id (ciphertext). */
+  serverNotes: new Map(),
+  /** The server URL and token, to show what its notes table holds. */
+  remote: null,
   status: null,
   /** The Online switch (the user's choice; the browser may still be offline). */
   online: true,
@@ -141,8 +166,15 @@ async function loadConfig() {
     const url = params.get("url").trim();
     // `?url=` alone: this device's database, local-only. Another server: a
     // database of its own, never this device's.
-    if (url === "") return { name, label, version, url, authToken: null };
-    return { name: `${name}-url-${await shortHash(url)}`, label: `${label} (own database for ?url=)`, version, url, authToken: null };
+    if (url === "") return { name, label, version, url, authToken: null, columnKey: null };
+    return {
+      name: `${name}-url-${await shortHash(url)}`,
+      label: `${label} (own database for ?url=)`,
+      version,
+      url,
+      authToken: null,
+      columnKey: null,
+    };
   }
   const key = new URLSearchParams(location.hash.slice(1)).get("config") ?? "";
   let served = {};
@@ -155,7 +187,38 @@ async function loadConfig() {
     }
   }
   const text = (value) => (typeof value === "string" && value !== "" ? value : null);
-  return { name, label, version, url: text(served.url) ?? "", authToken: text(served.authToken) };
+  return {
+    name,
+    label,
+    version,
+    url: text(served.url) ?? "",
+    authToken: text(served.authToken),
+    columnKey: text(served.columnKey),
+  };
+}
+
+/**
+ * The key of the private notes: the one `cargo xtask demo` serves (every
+ * device of its server shares it), else this browser's recovery phrase,
+ * made once and kept in its storage. Returns `{ key, source }`.
+ */
+async function notesKey(config) {
+  if (config.columnKey) return { key: config.columnKey, source: "the demo server's config" };
+  let phrase = null;
+  try {
+    phrase = localStorage.getItem(PHRASE_STORAGE);
+  } catch {
+    // Storage blocked: a phrase for this visit only.
+  }
+  if (!phrase) {
+    phrase = await ErthDb.newRecoveryPhrase();
+    try {
+      localStorage.setItem(PHRASE_STORAGE, phrase);
+    } catch {
+      // As above.
+    }
+  }
+  return { key: phrase, source: "this browser's recovery phrase" };
 }
 
 // ---- small helpers ----
@@ -445,6 +508,89 @@ function addTodo(title) {
   }
 }
 
+// ---- private notes (end-to-end encrypted) ----
+
+function renderNotes(rows) {
+  app.notes = rows;
+  const items = rows.map((note) => {
+    const tr = document.createElement("tr");
+    tr.dataset.id = note.id;
+    const mine = document.createElement("td");
+    mine.className = "plain";
+    mine.textContent = note.body;
+    const theirs = document.createElement("td");
+    theirs.className = "sealed";
+    const sealed = app.serverNotes.get(note.id);
+    if (sealed === undefined) {
+      theirs.textContent = "not on the server yet";
+      theirs.classList.add("pending");
+      delete theirs.dataset.value;
+    } else {
+      theirs.textContent = sealed.length > 28 ? `${sealed.slice(0, 24)}… (${sealed.length} chars)` : sealed;
+      theirs.title = sealed;
+      theirs.dataset.value = sealed;
+    }
+    tr.append(mine, theirs);
+    return tr;
+  });
+  if (rows.length === 0) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 2;
+    td.className = "empty-notes";
+    td.textContent = "No notes yet.";
+    tr.append(td);
+    items.push(tr);
+  }
+  ui.notes.replaceChildren(...items);
+}
+
+/** The server's hrana endpoint for the page's own reads, or null for local-only. */
+function pipelineUrl() {
+  const url = app.remote?.url;
+  if (!url) return null;
+  return `${url.replace(/^libsql:\/\//, "https://").replace(/\/+$/, "")}/v2/pipeline`;
+}
+
+let readingServer = null;
+
+/**
+ * Reads what the server's `notes` table holds (one Hrana request, as any
+ * client with the token could) and redraws the notes card beside it.
+ */
+function refreshServerNotes() {
+  const endpoint = pipelineUrl();
+  if (!endpoint || readingServer) return readingServer;
+  readingServer = (async () => {
+    try {
+      const headers = { "content-type": "application/json" };
+      if (app.remote.authToken) headers.authorization = `Bearer ${app.remote.authToken}`;
+      const response = await fetch(endpoint, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({
+          requests: [{ type: "execute", stmt: { sql: "SELECT id, body FROM notes" } }, { type: "close" }],
+        }),
+      });
+      if (!response.ok) return;
+      const result = (await response.json()).results?.[0]?.response?.result;
+      // Before the first sync the server has no notes table: nothing to show.
+      if (!result) return;
+      app.serverNotes = new Map(result.rows.map(([id, body]) => [id.value, body.value ?? ""]));
+      renderNotes(app.notes);
+    } catch {
+      // Offline, or the server is away: the card keeps what it last read.
+    } finally {
+      readingServer = null;
+    }
+  })();
+  return readingServer;
+}
+
+function addNote(body) {
+  act("add the note", () => app.db.execute("INSERT INTO notes (body) VALUES (?)", [body]));
+}
+
 // ---- the sync panel ----
 
 async function refreshStatus() {
@@ -469,7 +615,9 @@ function renderLastSync() {
 }
 
 function renderStatus(status) {
+  const synced = status.lastSyncAt !== null && status.lastSyncAt !== app.status?.lastSyncAt;
   app.status = status;
+  if (synced && app.version === 2) refreshServerNotes();
   const remote = status.remoteUrl !== null;
   ui.pending.textContent = String(status.pendingChanges);
   ui.pending.dataset.count = String(status.pendingChanges);
@@ -556,12 +704,16 @@ async function main() {
   ui.deviceName.textContent = config.label;
   app.version = config.version;
   ui.schemaVersion.textContent = `schema v${config.version}`;
+  app.remote = config.url ? { url: config.url, authToken: config.authToken } : null;
   try {
+    const notes = config.version === 2 ? await notesKey(config) : null;
+    if (notes) ui.notesKey.textContent = `Its key comes from ${notes.source}.`;
     app.db = await ErthDb.open({
       name: config.name,
       url: config.url,
       authToken: config.authToken,
       schema: config.version === 2 ? SCHEMA_V2 : SCHEMA_V1,
+      columnKeys: notes ? [notes.key] : undefined,
       autoSync: AUTO_SYNC,
     });
   } catch (e) {
@@ -598,11 +750,30 @@ async function main() {
   const lists = app.db.watch(LISTS_SQL[app.version], [], renderLists, {
     onError: (e) => note(`Could not read the lists: ${message(e)}`, true),
   });
+  const notes =
+    app.version === 2
+      ? app.db.watch(NOTES_SQL, [], renderNotes, {
+          onError: (e) => note(`Could not read the notes: ${message(e)}`, true),
+        })
+      : null;
+  ui.noteForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const body = ui.newNote.value.trim();
+    if (body === "") {
+      ui.newNote.focus();
+      return;
+    }
+    ui.newNote.value = "";
+    addNote(body);
+  });
   ui.online.addEventListener("click", toggleOnline);
   ui.syncNow.addEventListener("click", syncNow);
   setInterval(renderLastSync, 1000);
 
-  await Promise.all([refreshList(), refreshStatus(), lists.ready.catch(() => {})]);
+  await Promise.all([refreshList(), refreshStatus(), lists.ready.catch(() => {}), notes?.ready.catch(() => {})]);
+  ui.notesCard.hidden = app.version !== 2;
+  ui.newNote.disabled = app.version !== 2;
+  ui.addNoteButton.disabled = app.version !== 2;
   ui.newTitle.disabled = false;
   ui.addButton.disabled = false;
   ui.newListName.disabled = false;

@@ -141,6 +141,24 @@ const listsOf = (device) =>
     items.map((li) => ({ name: li.querySelector(".name").textContent, open: li.querySelector(".open")?.textContent ?? null })),
   );
 
+/** The Private notes card: `[{ plain, sealed }]` (sealed: the server's cell the page read, or null). */
+const notesOf = (device) =>
+  device.page.$$eval("#notes > tr[data-id]", (rows) =>
+    rows.map((tr) => ({ plain: tr.querySelector(".plain").textContent, sealed: tr.querySelector(".sealed").dataset.value ?? null })),
+  );
+
+/** `sql`'s first column on the server itself (Hrana over HTTP), as text. */
+async function serverColumn(sql) {
+  const response = await fetch(`${SERVER}/v2/pipeline`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ requests: [{ type: "execute", stmt: { sql } }, { type: "close" }] }),
+  });
+  assert.equal(response.status, 200, `the server answered ${response.status}`);
+  const result = (await response.json()).results[0].response.result;
+  return result.rows.map((r) => r[0].value);
+}
+
 const row = (device, id) => device.page.locator(`#list > li[data-id="${id}"]`);
 const onlineSwitch = (device) => device.page.getByRole("switch", { name: "Online" });
 const syncButton = (device) => device.page.getByRole("button", { name: "Sync now" });
@@ -469,6 +487,30 @@ step("lists (schema v2, a live query): A adds a list and a todo in it; B sees th
   await until("A's count after B's change", async () => JSON.stringify(await listsOf(A)) === JSON.stringify([{ name: "Home", open: "0 open" }]));
   // The native CLI (no schema: the built-in todos table) leaves list_id alone and still lists the todo.
   assert.ok(cliList("native-lists.db").some((t) => t.id === plants.id && t.completed));
+});
+
+step("private notes (end-to-end encrypted): A adds one, B reads it; the server's table, shown beside it, holds only ciphertext", async () => {
+  const secret = `Door code 4711 (${ORDER})`;
+  const input = A.page.getByLabel("New private note");
+  await input.fill(secret);
+  await input.press("Enter");
+  await until("A to show the note", async () => (await notesOf(A)).some((n) => n.plain === secret));
+  await settled(A);
+  await until("B to show the note in clear, pulled by auto-sync", async () => (await notesOf(B)).some((n) => n.plain === secret));
+  for (const d of [A, B]) {
+    const sealed = await until(`${d.name} to show the server's cell beside the note`, async () =>
+      (await notesOf(d)).find((n) => n.plain === secret)?.sealed,
+    );
+    assert.match(sealed, /^e1\.[A-Za-z0-9_-]+$/, `${d.name} shows ${sealed}`);
+    assert.ok(!sealed.includes("4711") && !sealed.includes("Door"), sealed);
+  }
+  const cells = await serverColumn("SELECT body FROM notes");
+  assert.ok(cells.length >= 1, "the server has the note");
+  for (const cell of cells) {
+    assert.match(cell, /^e1\./, "every server cell is sealed");
+    assert.ok(!cell.includes("4711") && !cell.includes("Door"), cell);
+  }
+  assert.ok(cells.includes((await notesOf(A)).find((n) => n.plain === secret).sealed), "the page shows the server's own cell");
 });
 
 step("an older app version (?schema=1, no list per todo) syncs with them and shows the column it does not know", async () => {

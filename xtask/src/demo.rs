@@ -14,6 +14,8 @@
 //! both from its config, served to loopback clients only and only under a
 //! secret path made per run: the page's address printed on the console
 //! carries its key in the fragment (`#config=KEY`, see [`crate::serve`]).
+//! The config also carries the key of the page's end-to-end encrypted
+//! notes, kept in `$CACHE/demo/column-key` so every device and run shares it.
 //!
 //! `--cli` runs the terminal story instead: two fresh `erth` CLI replicas,
 //! A and B, edit offline, sync, and end byte-identical.
@@ -128,6 +130,33 @@ fn start_local_server() -> Result<LocalServer> {
     Ok(server)
 }
 
+/// The key of the page's encrypted notes, which every device of the demo
+/// shares through the config: made on the first run and kept beside the
+/// server's database (`$CACHE/demo/column-key`, mode 0600), since the notes
+/// it sealed stay there between runs.
+fn demo_column_key() -> Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = erth_tests::cache::cache_dir().join("demo");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let file = dir.join("column-key");
+    if let Ok(key) = std::fs::read_to_string(&file) {
+        let key = key.trim();
+        if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(key.to_owned());
+        }
+    }
+    let key = serve::column_key()?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, key.as_bytes()))
+        .map_err(|e| format!("writing {}: {e}", file.display()))?;
+    Ok(key)
+}
+
 fn stop_local_server(server: Option<LocalServer>) {
     if let Some(mut server) = server {
         match server.stop() {
@@ -156,7 +185,11 @@ fn run_web(port: Option<u16>, remote: Option<&Remote>) -> Result<()> {
     let site = Site {
         page_dir: repo_root().join("web-demo"),
         package_dir: package.dir.clone(),
-        config_json: serve::config_json(Some(&url), token.as_deref().filter(|t| !t.is_empty())),
+        config_json: serve::config_json(
+            Some(&url),
+            token.as_deref().filter(|t| !t.is_empty()),
+            Some(&demo_column_key()?),
+        ),
         config_key: serve::config_key()?,
     };
     let (mut page, moved) = match serve::start_preferring(site, port, DEFAULT_PAGE_PORT) {

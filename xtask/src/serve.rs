@@ -61,11 +61,22 @@ impl std::fmt::Debug for Site {
 /// A fresh secret for [`Site::config_key`]: 128 random bits from the
 /// operating system, as 32 lowercase hex digits.
 pub fn config_key() -> Result<String> {
+    random_hex(16)
+}
+
+/// A fresh key for the demo's encrypted column (`columnKey` in the page's
+/// config): 256 random bits, as the 64 hex digits `columnKeys` takes.
+pub fn column_key() -> Result<String> {
+    random_hex(32)
+}
+
+/// `n` bytes from the operating system's random source, as lowercase hex.
+fn random_hex(n: usize) -> Result<String> {
     use std::io::Read;
-    let mut bytes = [0u8; 16];
+    let mut bytes = vec![0u8; n];
     fs::File::open("/dev/urandom")
         .and_then(|mut random| random.read_exact(&mut bytes))
-        .map_err(|e| format!("reading /dev/urandom for the config's key: {e}"))?;
+        .map_err(|e| format!("reading /dev/urandom for a key: {e}"))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -76,12 +87,19 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The page's config (served at `/config/<key>.json`): the server URL and
-/// token the page syncs with (`null` when absent), as a JSON object.
-pub fn config_json(url: Option<&str>, auth_token: Option<&str>) -> String {
+/// token the page syncs with, and the key of its encrypted notes, which
+/// every device of this server shares (`null` when absent), as a JSON
+/// object.
+pub fn config_json(
+    url: Option<&str>,
+    auth_token: Option<&str>,
+    column_key: Option<&str>,
+) -> String {
     format!(
-        "{{\"url\":{},\"authToken\":{}}}\n",
+        "{{\"url\":{},\"authToken\":{},\"columnKey\":{}}}\n",
         json_string_or_null(url),
-        json_string_or_null(auth_token)
+        json_string_or_null(auth_token),
+        json_string_or_null(column_key)
     )
 }
 
@@ -417,7 +435,7 @@ mod tests {
         let site = Site {
             page_dir: page,
             package_dir: pkg,
-            config_json: config_json(Some("http://127.0.0.1:9"), None),
+            config_json: config_json(Some("http://127.0.0.1:9"), None, None),
             config_key: KEY.into(),
         };
         (dir, site)
@@ -575,13 +593,16 @@ mod tests {
     #[test]
     fn config_json_escapes_and_nulls() {
         assert_eq!(
-            config_json(None, None),
-            "{\"url\":null,\"authToken\":null}\n"
+            config_json(None, None, None),
+            "{\"url\":null,\"authToken\":null,\"columnKey\":null}\n"
         );
         assert_eq!(
-            config_json(Some("libsql://a.b"), Some("t\"o\\k\n")),
-            "{\"url\":\"libsql://a.b\",\"authToken\":\"t\\\"o\\\\k\\u000a\"}\n"
+            config_json(Some("libsql://a.b"), Some("t\"o\\k\n"), Some("ab")),
+            "{\"url\":\"libsql://a.b\",\"authToken\":\"t\\\"o\\\\k\\u000a\",\"columnKey\":\"ab\"}\n"
         );
+        let key = column_key().expect("key");
+        assert!(key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(key, column_key().expect("key"));
     }
 
     /// One request over TCP (`Connection: close`); the whole response.

@@ -144,7 +144,7 @@ fn run_once(setup: &Setup, order: &str) -> Result<Counts> {
     let site = Site {
         page_dir: repo_root().join("web-demo"),
         package_dir: setup.package_dir.clone(),
-        config_json: serve::config_json(Some(server.url()), None),
+        config_json: serve::config_json(Some(server.url()), None, Some(&serve::column_key()?)),
         config_key: serve::config_key()?,
     };
     let page =
