@@ -483,7 +483,7 @@ mod tests {
                 "/config/00112233445566778899aabbccddeeff.json",
                 200,
                 "application/json",
-                "{\"url\":\"http://127.0.0.1:9\",\"authToken\":null}\n",
+                "{\"url\":\"http://127.0.0.1:9\",\"authToken\":null,\"columnKey\":null}\n",
             ),
         ] {
             let r = get(&site, target);
