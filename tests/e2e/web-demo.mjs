@@ -284,7 +284,10 @@ step("the demo server serves the page, the package and the config (only under it
   assert.equal(wasm.type, "application/wasm");
   assert.deepEqual([...wasm.body.subarray(0, 4)], [0, 0x61, 0x73, 0x6d]);
   const config = JSON.parse((await rawGet(configPath)).body.toString());
-  assert.deepEqual(config, { url: SERVER, authToken: null });
+  assert.deepEqual(Object.keys(config).sort(), ["authToken", "columnKey", "url"]);
+  assert.equal(config.url, SERVER);
+  assert.equal(config.authToken, null);
+  assert.match(config.columnKey, /^[0-9a-f]{64}$/, "the key of the private notes");
   // Anyone who can reach 127.0.0.1 but has not seen the key gets nothing.
   const wrong = CONFIG_KEY.replace(/^./, (c) => (c === "0" ? "1" : "0"));
   for (const path of ["/config.json", `/config/${wrong}.json`, "/config/", "/config"]) {
