@@ -553,6 +553,7 @@ function pipelineUrl() {
 }
 
 let readingServer = null;
+let readServerAgain = false;
 
 /**
  * Reads what the server's `notes` table holds (one Hrana request, as any
@@ -560,20 +561,25 @@ let readingServer = null;
  */
 function refreshServerNotes() {
   const endpoint = pipelineUrl();
-  if (!endpoint || readingServer) return readingServer;
+  if (!endpoint) return null;
+  if (readingServer) {
+    // A sync ended during the read: read once more after it.
+    readServerAgain = true;
+    return readingServer;
+  }
   readingServer = (async () => {
     try {
       const headers = { "content-type": "application/json" };
       if (app.remote.authToken) headers.authorization = `Bearer ${app.remote.authToken}`;
-      const response = await fetch(endpoint, {
-        method: "POST",
-        headers,
-        body: JSON.stringify({
-          requests: [{ type: "execute", stmt: { sql: "SELECT id, body FROM notes" } }, { type: "close" }],
-        }),
-      });
+      const post = (body) => fetch(endpoint, { method: "POST", headers, body: JSON.stringify(body) });
+      // One execute without a close (tursodb answers only execute and
+      // batch); a server that kept the stream open (a baton) is told to
+      // close it.
+      const response = await post({ requests: [{ type: "execute", stmt: { sql: "SELECT id, body FROM notes" } }] });
       if (!response.ok) return;
-      const result = (await response.json()).results?.[0]?.response?.result;
+      const answer = await response.json();
+      if (answer.baton) post({ baton: answer.baton, requests: [{ type: "close" }] }).catch(() => {});
+      const result = answer.results?.[0]?.response?.result;
       // Before the first sync the server has no notes table: nothing to show.
       if (!result) return;
       app.serverNotes = new Map(result.rows.map(([id, body]) => [id.value, body.value ?? ""]));
@@ -582,6 +588,10 @@ function refreshServerNotes() {
       // Offline, or the server is away: the card keeps what it last read.
     } finally {
       readingServer = null;
+      if (readServerAgain) {
+        readServerAgain = false;
+        refreshServerNotes();
+      }
     }
   })();
   return readingServer;

@@ -152,7 +152,8 @@ async function serverColumn(sql) {
   const response = await fetch(`${SERVER}/v2/pipeline`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ requests: [{ type: "execute", stmt: { sql } }, { type: "close" }] }),
+    // No close request: tursodb answers only execute and batch.
+    body: JSON.stringify({ requests: [{ type: "execute", stmt: { sql } }] }),
   });
   assert.equal(response.status, 200, `the server answered ${response.status}`);
   const result = (await response.json()).results[0].response.result;
