@@ -700,6 +700,20 @@ async function syncNow() {
   await refreshStatus();
 }
 
+/** Submitting `form` hands `input`'s trimmed text to `add` and clears it; an empty one keeps the focus. */
+function onSubmit(form, input, add) {
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (text === "") {
+      input.focus();
+      return;
+    }
+    input.value = "";
+    add(text);
+  });
+}
+
 // ---- start ----
 
 async function main() {
@@ -737,26 +751,8 @@ async function main() {
     else if (event.type === "status") renderStatus(event.status);
   });
 
-  ui.form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const title = ui.newTitle.value.trim();
-    if (title === "") {
-      ui.newTitle.focus();
-      return;
-    }
-    ui.newTitle.value = "";
-    addTodo(title);
-  });
-  ui.listForm.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const name = ui.newListName.value.trim();
-    if (name === "") {
-      ui.newListName.focus();
-      return;
-    }
-    ui.newListName.value = "";
-    addList(name);
-  });
+  onSubmit(ui.form, ui.newTitle, addTodo);
+  onSubmit(ui.listForm, ui.newListName, addList);
   const lists = app.db.watch(LISTS_SQL[app.version], [], renderLists, {
     onError: (e) => note(`Could not read the lists: ${message(e)}`, true),
   });
@@ -766,16 +762,7 @@ async function main() {
           onError: (e) => note(`Could not read the notes: ${message(e)}`, true),
         })
       : null;
-  ui.noteForm.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const body = ui.newNote.value.trim();
-    if (body === "") {
-      ui.newNote.focus();
-      return;
-    }
-    ui.newNote.value = "";
-    addNote(body);
-  });
+  onSubmit(ui.noteForm, ui.newNote, addNote);
   ui.online.addEventListener("click", toggleOnline);
   ui.syncNow.addEventListener("click", syncNow);
   setInterval(renderLastSync, 1000);
