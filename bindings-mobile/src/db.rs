@@ -365,6 +365,7 @@ mod tests {
             sync_timeout_ms: None,
             lock_timeout_ms: None,
             column_keys: Vec::new(),
+            file_key: None,
         }
     }
 

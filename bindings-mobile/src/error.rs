@@ -75,6 +75,12 @@ pub enum ErthError {
     /// `sync()` on a database without a server URL: set one with `setRemote`.
     #[error("{message}")]
     NoRemote { message: String },
+    /// A key the app gave is wrong or missing: the file key of an encrypted
+    /// local file (`ErthConfig.fileKey`; the file is untouched), or the
+    /// column key that sealed a pulled value (nothing was applied). Ask for
+    /// the key (or recovery phrase) again.
+    #[error("{message}")]
+    WrongKey { message: String },
     /// A bug in Erth Sync (a caught panic) or a listener that failed unexpectedly; please report it.
     #[error("{message}")]
     Internal { message: String },
@@ -96,6 +102,7 @@ impl From<erth_core::Error> for ErthError {
             ErrorKind::Server => ErthError::Server { message, code },
             ErrorKind::Protocol => ErthError::Protocol { message },
             ErrorKind::NoRemote => ErthError::NoRemote { message },
+            ErrorKind::WrongKey => ErthError::WrongKey { message },
         }
     }
 }
@@ -202,6 +209,12 @@ mod tests {
             ),
             (erth_core::Error::Protocol("garbage".into()), "Protocol"),
             (erth_core::Error::NoRemote, "NoRemote"),
+            (
+                erth_core::Error::WrongFileKey {
+                    reason: "wrong key".into(),
+                },
+                "WrongKey",
+            ),
         ];
         for (core, case) in cases {
             let text = core.to_string();

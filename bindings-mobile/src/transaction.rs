@@ -119,6 +119,7 @@ mod tests {
             sync_timeout_ms: None,
             lock_timeout_ms,
             column_keys: Vec::new(),
+            file_key: None,
         })
         .await
         .expect("open")

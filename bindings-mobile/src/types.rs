@@ -89,6 +89,13 @@ pub struct ErthConfig {
     /// (`InvalidInput` otherwise); never logged or shown.
     #[uniffi(default = [])]
     pub column_keys: Vec<Vec<u8>>,
+    /// The 32-byte key of the local file, encrypted at rest (SQLCipher 4;
+    /// `fileKeyFromRecoveryPhrase` gives one from a phrase): a new file is
+    /// created encrypted, an existing one must have this key (`WrongKey`
+    /// otherwise, the file untouched); `changeFileKey` converts a file.
+    /// `None`: a plain file. Never logged or shown.
+    #[uniffi(default = None)]
+    pub file_key: Option<Vec<u8>>,
 }
 
 impl fmt::Display for ErthConfig {
@@ -122,6 +129,7 @@ impl fmt::Display for ErthConfig {
                 "column_keys",
                 &format!("<{} keys redacted>", self.column_keys.len()),
             )
+            .field("file_key", &self.file_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -153,6 +161,11 @@ impl ErthConfig {
             } else {
                 Some(erth_core::encrypted::ColumnKeys::new(&self.column_keys)?)
             },
+            file_key: self
+                .file_key
+                .as_deref()
+                .map(erth_core::file_key::FileKey::from_slice)
+                .transpose()?,
             ..defaults
         };
         match &self.schema {
@@ -180,6 +193,7 @@ mod tests {
             sync_timeout_ms: None,
             lock_timeout_ms: None,
             column_keys: Vec::new(),
+            file_key: None,
         };
         for text in [format!("{config}"), format!("{config:?}")] {
             assert!(!text.contains("s3cret"), "{text}");
@@ -214,6 +228,7 @@ mod tests {
             sync_timeout_ms: None,
             lock_timeout_ms: None,
             column_keys: Vec::new(),
+            file_key: None,
         };
         let core = config.to_core().expect("no schema");
         assert!(core.column_keys.is_none());
@@ -235,6 +250,26 @@ mod tests {
             ..config.clone()
         };
         assert!(short.to_core().is_err());
+        let at_rest = ErthConfig {
+            file_key: Some(vec![171; 32]),
+            ..config.clone()
+        };
+        assert_eq!(
+            at_rest.to_core().expect("a file key").file_key,
+            Some(erth_core::file_key::FileKey::from_bytes([171; 32]))
+        );
+        for text in [format!("{at_rest}"), format!("{at_rest:?}")] {
+            assert!(!text.contains("171"), "{text}");
+            assert!(text.contains("file_key: Some(\"<redacted>\")"), "{text}");
+        }
+        let short_file_key = ErthConfig {
+            file_key: Some(vec![1; 16]),
+            ..config.clone()
+        };
+        assert_eq!(
+            short_file_key.to_core().map(|_| ()).map_err(|e| e.kind()),
+            Err(erth_core::ErrorKind::InvalidInput)
+        );
         let defaults = erth_core::Config::default();
         assert_eq!(core.request_timeout_ms, defaults.request_timeout_ms);
         assert_eq!(core.sync_timeout_ms, defaults.sync_timeout_ms);

@@ -35,6 +35,8 @@ export const ErrorCode = Object.freeze({
   Protocol: "Protocol",
   /** `sync()` on a database without a server URL. */
   NoRemote: "NoRemote",
+  /** A key is wrong or missing: the column key that sealed a pulled value (nothing was applied). Ask for the key or recovery phrase again. */
+  WrongKey: "WrongKey",
   /** The package's worker or .wasm could not be loaded (HTTP 404/403, wrong MIME type, a bundler that did not emit it); the message names the URL. */
   LoadFailed: "LoadFailed",
   /** A bug in erth-sync (its worker crashed or was closed): reopen the database. */

@@ -96,6 +96,13 @@ struct Args {
     /// command line.
     #[arg(long, env = "ERTH_COLUMN_KEYS_FILE")]
     column_keys_file: Option<std::path::PathBuf>,
+    /// A file holding the key of the replica's file, encrypted at rest
+    /// (SQLCipher 4): 64 hex digits or a recovery phrase; default
+    /// $ERTH_FILE_KEY_FILE, else the key in $ERTH_FILE_KEY. A new file is
+    /// created encrypted; an existing one must have this key (exit 7
+    /// otherwise, the file untouched). Never taken from the command line.
+    #[arg(long, env = "ERTH_FILE_KEY_FILE")]
+    file_key_file: Option<std::path::PathBuf>,
     /// Name of the environment variable holding the auth token (default ERTH_AUTH_TOKEN).
     #[arg(long, default_value = "ERTH_AUTH_TOKEN")]
     token_env: String,
@@ -197,6 +204,19 @@ enum Command {
     /// write it down; the same phrase gives the same key on every device.
     /// Needs no database.
     RecoveryPhrase,
+    /// Rewrite the replica's file under another key: from its current key
+    /// (--file-key-file, $ERTH_FILE_KEY; none: a plain file) to the key in
+    /// --new-key-file (or $ERTH_NEW_FILE_KEY), or to a plain file with
+    /// --plain. Every row and the sync state are kept; the file must be
+    /// closed by every other program (exit 6 otherwise).
+    ChangeFileKey {
+        /// A file holding the new key (64 hex digits or a recovery phrase).
+        #[arg(long, env = "ERTH_NEW_FILE_KEY_FILE", conflicts_with = "plain")]
+        new_key_file: Option<std::path::PathBuf>,
+        /// Decrypt: the file becomes a plain SQLite file.
+        #[arg(long)]
+        plain: bool,
+    },
     /// Every row with tombstones and clocks, sorted by id (compare replicas
     /// byte for byte); every table, or only TABLE.
     Dump { table: Option<String> },
@@ -342,6 +362,53 @@ fn column_keys(text: &str) -> erth_core::Result<erth_core::encrypted::ColumnKeys
     erth_core::encrypted::ColumnKeys::from_text(&keys)
 }
 
+/// A file key from `file` or else the variable `var` (hex or a recovery
+/// phrase); `None` when neither is set. The error never shows the key.
+fn secret_key(
+    file: Option<&std::path::Path>,
+    var: &str,
+    what: &str,
+) -> erth_core::Result<Option<erth_core::file_key::FileKey>> {
+    let text = match file {
+        Some(path) => secret_file(path, what)?,
+        None => match std::env::var(var) {
+            Ok(text) if !text.trim().is_empty() => text,
+            _ => return Ok(None),
+        },
+    };
+    erth_core::file_key::FileKey::from_text(&text).map(Some)
+}
+
+/// `erth change-file-key`: rewrites `--db` from `old` to the new key (or to
+/// a plain file).
+fn change_file_key(
+    args: &Args,
+    old: Option<erth_core::file_key::FileKey>,
+    new_key_file: Option<&std::path::Path>,
+    plain: bool,
+) -> erth_core::Result<()> {
+    let Some(path) = &args.db else {
+        return Err(Error::InvalidInput(
+            "--db FILE (or ERTH_DB) names the replica's file to rewrite".into(),
+        ));
+    };
+    let new = secret_key(new_key_file, "ERTH_NEW_FILE_KEY", "new file key")?;
+    if new.is_none() && !plain {
+        return Err(Error::InvalidInput(
+            "give the new key (--new-key-file or ERTH_NEW_FILE_KEY), or --plain to decrypt".into(),
+        ));
+    }
+    erth_core::file_key::change_file_key(path, old.as_ref(), new.as_ref())?;
+    if args.json {
+        out!("{}", serde_json::json!({ "encrypted": new.is_some() }));
+    } else if new.is_some() {
+        out!("{}: encrypted with the new key", path.display());
+    } else {
+        out!("{}: now a plain file", path.display());
+    }
+    Ok(())
+}
+
 /// Warnings for secrets given on the command line, which other users of
 /// the machine can read (`ps`, `/proc/<pid>/cmdline`).
 fn argv_warnings(matches: &clap::ArgMatches, args: &Args) -> Vec<String> {
@@ -462,6 +529,7 @@ fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::Network => 5,
         ErrorKind::InvalidInput | ErrorKind::Sql | ErrorKind::SchemaChange => 2,
         ErrorKind::DatabaseLocked => 6,
+        ErrorKind::WrongKey => 7,
         _ => 1,
     }
 }
@@ -506,8 +574,17 @@ async fn run(args: Args) -> erth_core::Result<()> {
             _ => None,
         },
     };
+    let file_key = secret_key(args.file_key_file.as_deref(), "ERTH_FILE_KEY", "file key")?;
+    if let Command::ChangeFileKey {
+        new_key_file,
+        plain,
+    } = &args.command
+    {
+        return change_file_key(&args, file_key, new_key_file.as_deref(), *plain);
+    }
     let defaults = Config::default();
     let mut config = Config {
+        file_key,
         column_keys,
         url,
         auth_token: token,
@@ -697,8 +774,8 @@ async fn run(args: Args) -> erth_core::Result<()> {
                 }
             }
         }
-        // Printed before the database opens (it needs none).
-        Command::RecoveryPhrase => {}
+        // Done before the database opens (they need no open replica).
+        Command::RecoveryPhrase | Command::ChangeFileKey { .. } => {}
         Command::Unsubscribe { name } => {
             if !db.remove_subscription(name).await? {
                 return Err(erth_core::Error::UnknownSubscription { name: name.clone() });

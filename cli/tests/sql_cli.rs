@@ -679,8 +679,8 @@ async fn a_cli_purge_removes_old_tombstones_and_an_offline_edit_of_them_is_dropp
 
 /// End-to-end encrypted columns from the CLI: keys from `ERTH_COLUMN_KEYS`
 /// or `--column-keys-file` (never argv); two replicas read each other's
-/// values, the server holds none of them, a wrong key exits 2
-/// (`UnknownColumnKey`, kind `InvalidInput`) and pushes nothing.
+/// values, the server holds none of them, a wrong key exits 7
+/// (`UnknownColumnKey`, kind `WrongKey`) and pushes nothing.
 #[tokio::test]
 async fn cli_replicas_with_column_keys_share_encrypted_values_the_server_cannot_read() {
     const SEALED: &str = r#"{"tables": {"notes": {"columns": {
@@ -743,9 +743,10 @@ async fn cli_replicas_with_column_keys_share_encrypted_values_the_server_cannot_
             ],
         ));
         let refused = run("d.db", Some(&wrong), &["--json", "sync"]);
+        assert_eq!(error_kind(&refused), "WrongKey");
         assert_eq!(
             refused.status.code(),
-            Some(2),
+            Some(7),
             "{}",
             String::from_utf8_lossy(&refused.stderr)
         );
@@ -843,4 +844,71 @@ async fn cli_replicas_with_column_keys_share_encrypted_values_the_server_cannot_
         2,
         "nothing pushed with the wrong key"
     );
+}
+
+/// Encryption at rest from the CLI: the key from `ERTH_FILE_KEY` or
+/// `--file-key-file` (never argv); the file holds no value in clear, a
+/// missing or wrong key exits 7 (kind `WrongKey`) leaving the file as it
+/// was, and `change-file-key` changes the key and decrypts.
+#[test]
+fn an_encrypted_replica_file_needs_its_key_and_change_file_key_converts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("at-rest.db");
+    let (k1, k2) = ("a1".repeat(32), "b2".repeat(32));
+    let key_file = dir.path().join("new-key.txt");
+    std::fs::write(&key_file, format!("{k2}\n")).unwrap();
+    let run = |key: Option<&str>, args: &[&str]| {
+        let mut cmd = Command::new(ERTH);
+        cmd.arg("--db").arg(&db).args(args);
+        cmd.env_remove("ERTH_DATABASE_URL")
+            .env_remove("ERTH_SCHEMA")
+            .env_remove("ERTH_FILE_KEY_FILE")
+            .env_remove("ERTH_NEW_FILE_KEY_FILE")
+            .env_remove("ERTH_NEW_FILE_KEY");
+        match key {
+            Some(k) => cmd.env("ERTH_FILE_KEY", k),
+            None => cmd.env_remove("ERTH_FILE_KEY"),
+        };
+        cmd.output().unwrap()
+    };
+    let on_disk = |needle: &str| {
+        [db.clone(), dir.path().join("at-rest.db-wal")]
+            .iter()
+            .filter_map(|p| std::fs::read(p).ok())
+            .any(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    };
+    ok(&run(Some(&k1), &["add", "cli-at-rest-marker"]));
+    assert!(!on_disk("cli-at-rest-marker"), "the file is encrypted");
+    let before = std::fs::read(&db).unwrap();
+    for key in [None, Some(k2.as_str())] {
+        let refused = run(key, &["--json", "list"]);
+        assert_eq!(refused.status.code(), Some(7), "{refused:?}");
+        assert_eq!(error_kind(&refused), "WrongKey");
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(!said.contains(&k2[..16]), "{said}");
+    }
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "a wrong key changed the file"
+    );
+    let no_new = run(Some(&k1), &["change-file-key"]);
+    assert_eq!(no_new.status.code(), Some(2), "{no_new:?}");
+    let changed = ok(&run(
+        Some(&k1),
+        &[
+            "change-file-key",
+            "--new-key-file",
+            key_file.to_str().unwrap(),
+        ],
+    ));
+    assert!(changed.contains("encrypted with the new key"), "{changed}");
+    assert_eq!(run(Some(&k1), &["list"]).status.code(), Some(7));
+    assert!(ok(&run(Some(&k2), &["list"])).contains("cli-at-rest-marker"));
+    ok(&run(Some(&k2), &["change-file-key", "--plain"]));
+    assert!(
+        on_disk("cli-at-rest-marker"),
+        "decrypted: the grep finds the value"
+    );
+    assert!(ok(&run(None, &["list"])).contains("cli-at-rest-marker"));
 }

@@ -79,6 +79,13 @@ pub struct Config {
     /// [`crate::encrypted`]): required when a column is encrypted. Never
     /// shown by `Debug` (its key ids are).
     pub column_keys: Option<crate::encrypted::ColumnKeys>,
+    /// The key of the replica's file, encrypted at rest
+    /// ([`crate::file_key`]): a new file is created encrypted, an existing
+    /// one must have been encrypted with this key
+    /// ([`crate::Error::WrongFileKey`] otherwise, the file untouched).
+    /// Applied by [`crate::Database::open_native`]; `None` (the default): a
+    /// plain file. Never shown by `Debug`.
+    pub file_key: Option<crate::file_key::FileKey>,
 }
 
 impl Config {
@@ -113,6 +120,7 @@ impl std::fmt::Debug for Config {
             .field("retry", &self.retry)
             .field("auto_sync", &self.auto_sync)
             .field("column_keys", &self.column_keys)
+            .field("file_key", &self.file_key)
             .finish()
     }
 }
@@ -137,6 +145,7 @@ impl Default for Config {
             retry: RetryPolicy::default(),
             auto_sync: None,
             column_keys: None,
+            file_key: None,
         }
     }
 }

@@ -177,6 +177,14 @@ impl Database {
         clock: Arc<dyn Clock>,
         config: Config,
     ) -> Result<Database> {
+        if config.file_key.is_some() {
+            return Err(Error::InvalidInput(
+                "a file key is applied where the file is opened: by open_native, or by \
+                 SqliteStore::open_keyed for a store opened by hand (encryption at rest is \
+                 native only)"
+                    .into(),
+            ));
+        }
         for (i, t) in config.tables.iter().enumerate() {
             t.validate()?;
             if config.tables[..i]
@@ -660,8 +668,9 @@ impl Database {
     /// the first is dropped.
     pub async fn open_native(
         path: impl AsRef<std::path::Path>,
-        config: Config,
+        mut config: Config,
     ) -> Result<Database> {
+        let file_key = config.file_key.take();
         let claim = crate::store::sqlite::FileClaim::take(path.as_ref()).map_err(|e| {
             if e.is_locked() {
                 Error::DatabaseLocked(crate::error::LockHolder::ThisProcess {
@@ -672,9 +681,10 @@ impl Database {
             }
         })?;
         // One timeout for waiting on a writer, in this process or another.
-        let store = crate::store::sqlite::SqliteStore::open_with_timeout(
+        let store = crate::store::sqlite::SqliteStore::open_keyed(
             path,
             std::time::Duration::from_millis(config.lock_timeout_ms),
+            file_key.as_ref().map(crate::file_key::FileKey::as_bytes),
         )?;
         let transport = crate::transport::native::NativeTransport::new(
             std::time::Duration::from_millis(config.request_timeout_ms),

@@ -108,6 +108,12 @@ pub enum Error {
     /// before writing anything, and works once the key is given.
     #[error("table {table}: a value is sealed with column key {key_id}, which this replica does not have (a wrong or missing key)")]
     UnknownColumnKey { table: String, key_id: String },
+    /// The replica's file is encrypted at rest and the file key given at
+    /// open ([`crate::Config::file_key`]) is wrong or missing, or a key was
+    /// given for a plain file. Nothing was written: the file's bytes are as
+    /// they were, and opening with the right key works.
+    #[error("the replica's file does not open with this file key: {reason}")]
+    WrongFileKey { reason: String },
     /// `sync()` was called on a database that has no remote.
     #[error("no remote configured: the database is local-only until a URL is set")]
     NoRemote,
@@ -132,11 +138,14 @@ pub enum ErrorKind {
     Server,
     Protocol,
     NoRemote,
+    /// A key the app gave is wrong or missing: the file key of an encrypted
+    /// replica file, or the column key that sealed a pulled value.
+    WrongKey,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::InvalidInput,
         ErrorKind::SchemaChange,
         ErrorKind::Sql,
@@ -148,6 +157,7 @@ impl ErrorKind {
         ErrorKind::Server,
         ErrorKind::Protocol,
         ErrorKind::NoRemote,
+        ErrorKind::WrongKey,
     ];
 
     /// The kind's name, as every face spells it (`"DatabaseLocked"`): the
@@ -165,6 +175,7 @@ impl ErrorKind {
             ErrorKind::Server => "Server",
             ErrorKind::Protocol => "Protocol",
             ErrorKind::NoRemote => "NoRemote",
+            ErrorKind::WrongKey => "WrongKey",
         }
     }
 }
@@ -181,8 +192,8 @@ impl Error {
         match self {
             Error::InvalidInput(_)
             | Error::InvalidSchema { .. }
-            | Error::InvalidSubscription { .. }
-            | Error::UnknownColumnKey { .. } => ErrorKind::InvalidInput,
+            | Error::InvalidSubscription { .. } => ErrorKind::InvalidInput,
+            Error::UnknownColumnKey { .. } | Error::WrongFileKey { .. } => ErrorKind::WrongKey,
             Error::SchemaChange { .. } => ErrorKind::SchemaChange,
             Error::Sql { .. } | Error::WriteInReadOnlyCall { .. } => ErrorKind::Sql,
             Error::NotFound { .. } | Error::UnknownSubscription { .. } => ErrorKind::NotFound,
@@ -410,6 +421,8 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         if e.is_locked() {
             Error::DatabaseLocked(LockHolder::other())
+        } else if e.kind == crate::store::error::StoreErrorKind::WrongKey {
+            Error::WrongFileKey { reason: e.message }
         } else {
             Error::Storage(e)
         }

@@ -57,6 +57,7 @@ pub mod encrypted;
 pub mod endpoint;
 pub mod error;
 pub mod events;
+pub mod file_key;
 pub mod hlc;
 pub mod hrana;
 pub mod ids;

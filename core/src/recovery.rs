@@ -24,6 +24,10 @@ use sha2::Sha256;
 
 /// The HKDF info that makes a phrase's seed into a column key.
 const INFO: &[u8] = b"erth-sync column key v1";
+/// The HKDF info that makes a phrase's seed into a file key
+/// ([`crate::file_key`]): another info, so one phrase gives two keys that
+/// do not reveal each other.
+const FILE_INFO: &[u8] = b"erth-sync file key v1";
 
 /// A new recovery phrase: 24 lowercase English BIP-39 words separated by
 /// single spaces (256 random bits and an 8-bit checksum).
@@ -53,6 +57,17 @@ pub(crate) fn is_phrase(text: &str) -> bool {
 /// naming its place from 1, or a failed checksum); the message never shows
 /// the phrase or a word of it.
 pub fn key_from_recovery_phrase(phrase: &str) -> Result<[u8; 32]> {
+    derive(phrase, INFO)
+}
+
+/// The 32-byte file key ([`crate::file_key::FileKey`]) of a recovery
+/// phrase: the same seed as [`key_from_recovery_phrase`], HKDF info
+/// `"erth-sync file key v1"`. Errors: as [`key_from_recovery_phrase`].
+pub fn file_key_from_recovery_phrase(phrase: &str) -> Result<[u8; 32]> {
+    derive(phrase, FILE_INFO)
+}
+
+fn derive(phrase: &str, info: &[u8]) -> Result<[u8; 32]> {
     let words = phrase.to_lowercase();
     let mnemonic = Mnemonic::parse_in_normalized(Language::English, &words).map_err(|e| {
         let why = match e {
@@ -72,7 +87,7 @@ pub fn key_from_recovery_phrase(phrase: &str) -> Result<[u8; 32]> {
     let seed = mnemonic.to_seed_normalized("");
     let mut key = [0u8; 32];
     Hkdf::<Sha256>::new(None, &seed)
-        .expand(INFO, &mut key)
+        .expand(info, &mut key)
         .map_err(|_| Error::InvalidInput("recovery phrase: key derivation failed".into()))?;
     Ok(key)
 }
@@ -102,7 +117,15 @@ mod tests {
             crate::value::to_hex(&key_from_recovery_phrase(&ZERO_24.to_uppercase()).unwrap())
         );
         assert_eq!(crate::value::to_hex(&key), PINNED_KEY);
+        assert_eq!(
+            crate::value::to_hex(&file_key_from_recovery_phrase(ZERO_24).unwrap()),
+            PINNED_FILE_KEY
+        );
     }
+
+    /// As [`PINNED_KEY`], with the info `"erth-sync file key v1"`.
+    const PINNED_FILE_KEY: &str =
+        "bbd606a5441588c9400fdcb674216796d12532f0478de20ee1a91d4da8afa7f0";
 
     /// The same derivation computed outside Rust (Python's hashlib:
     /// `pbkdf2_hmac("sha512", phrase, b"mnemonic", 2048)`, then HKDF-SHA256

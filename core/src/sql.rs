@@ -52,6 +52,7 @@ pub(crate) fn app_error(e: StoreError) -> Error {
             call: "query()".into(),
         },
         StoreErrorKind::Corrupt => Error::Storage(e),
+        StoreErrorKind::WrongKey => Error::WrongFileKey { reason: e.message },
         // SQLite names the engine table (`NOT NULL constraint failed:
         // _erth_rows_items.list_id`); the app knows the table as `items`.
         StoreErrorKind::Refused => Error::Sql { message: e.message },

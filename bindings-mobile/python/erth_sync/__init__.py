@@ -72,7 +72,9 @@ __all__ = [
     "TOKEN_ENV",
     "WriteTransaction",
     "BlockingWriteTransaction",
+    "change_file_key",
     "column_key_from_recovery_phrase",
+    "file_key_from_recovery_phrase",
     "new_recovery_phrase",
     # Type aliases for annotating app code.
     "Params",
@@ -128,7 +130,9 @@ class ErthError(Exception):
     input (``InvalidInput``, ``Sql``, ``SchemaChange``, ``NotFound``), retry
     later (``Network``, ``Server``; local data is safe), set a valid token
     (``Auth``), set a server URL (``NoRemote``), close the other handle
-    (``DatabaseLocked``), or report a bug (``Internal``). ``message`` never
+    (``DatabaseLocked``), give the right key (``WrongKey``: a file key that
+    does not open the file, or a column key the server's values were not
+    sealed with), or report a bug (``Internal``). ``message`` never
     contains the auth token. ``server_code``: for kind ``Server``, the
     server's Hrana error code (``"SQLITE_BUSY"``, ...) when it sent one.
     """
@@ -193,6 +197,39 @@ def column_key_from_recovery_phrase(phrase: str) -> bytes:
     if not isinstance(phrase, str):
         raise TypeError("phrase must be a str")
     return bytes(_call_sync(_mobile.column_key_from_recovery_phrase, phrase))
+
+
+def file_key_from_recovery_phrase(phrase: str) -> bytes:
+    """The 32-byte file key of a recovery phrase, for ``file_key``:
+    HKDF-SHA256 (info ``erth-sync file key v1``) of the phrase's BIP-39
+    seed, so not the same phrase's column key. Errors as
+    :func:`column_key_from_recovery_phrase`."""
+    if not isinstance(phrase, str):
+        raise TypeError("phrase must be a str")
+    return bytes(_call_sync(_mobile.file_key_from_recovery_phrase, phrase))
+
+
+def change_file_key(
+    path: Union[str, "os.PathLike[str]"],
+    old_key: Optional[bytes],
+    new_key: Optional[bytes],
+) -> None:
+    """Rewrites the replica file at ``path`` from ``old_key`` to ``new_key``
+    (32 bytes each; ``None``: a plain file): encrypts a plain file, decrypts
+    one, or changes its key, keeping every row and the sync state. The file
+    must be closed everywhere (every :class:`Database` on it, in any
+    process).
+
+    Raises ``ErthError``: kind ``WrongKey`` if ``old_key`` does not open the
+    file (left unchanged), ``DatabaseLocked`` while it is open,
+    ``InvalidInput`` for a key that is not 32 bytes, ``Storage`` for I/O
+    errors (the old file stays)."""
+    _call_sync(
+        _mobile.change_file_key,
+        os.fspath(path),
+        None if old_key is None else bytes(old_key),
+        None if new_key is None else bytes(new_key),
+    )
 
 
 def _lower(value: Value, index: int) -> Any:
@@ -529,6 +566,7 @@ class Database:
         request_timeout_ms: Optional[int] = None,
         sync_timeout_ms: Optional[int] = None,
         column_keys: Optional[Sequence[bytes]] = None,
+        file_key: Optional[bytes] = None,
     ) -> "Database":
         """Opens (creating or migrating) the database at ``path``.
 
@@ -552,8 +590,12 @@ class Database:
         ``column_keys``: the keys of the schema's end-to-end encrypted
         columns (``"encrypted": True``), 32 bytes each, the one that seals
         new values first; required when a column is encrypted (kind
-        ``InvalidInput`` otherwise, and for a key the server's values were
-        not sealed with, at :meth:`sync`); never logged or shown.
+        ``InvalidInput`` otherwise; kind ``WrongKey`` for a key the server's
+        values were not sealed with, at :meth:`sync`); never logged or shown.
+        ``file_key``: the 32-byte key of the local file, encrypted at rest
+        (SQLCipher 4): a new file is created encrypted, an existing one must
+        have this key (kind ``WrongKey`` otherwise, the file untouched);
+        :func:`change_file_key` converts a file; never logged or shown.
         """
         if from_env:
             url = url if url is not None else os.environ.get(URL_ENV) or None
@@ -572,6 +614,7 @@ class Database:
             request_timeout_ms=request_timeout_ms,
             sync_timeout_ms=sync_timeout_ms,
             column_keys=[bytes(k) for k in column_keys or []],
+            file_key=None if file_key is None else bytes(file_key),
         )
         return cls(await _call(_mobile.ErthDb.open(config)))
 
@@ -860,6 +903,7 @@ class BlockingDatabase:
         request_timeout_ms: Optional[int] = None,
         sync_timeout_ms: Optional[int] = None,
         column_keys: Optional[Sequence[bytes]] = None,
+        file_key: Optional[bytes] = None,
     ) -> "BlockingDatabase":
         """Opens the database at ``path``: the arguments of :meth:`Database.open`."""
         return cls(
@@ -876,6 +920,7 @@ class BlockingDatabase:
                     request_timeout_ms=request_timeout_ms,
                     sync_timeout_ms=sync_timeout_ms,
                     column_keys=column_keys,
+                    file_key=file_key,
                 )
             )
         )

@@ -241,6 +241,8 @@ def connect(
     auto_sync: Union[bool, AutoSyncOptions, None] = None,
     request_timeout_ms: Optional[int] = None,
     sync_timeout_ms: Optional[int] = None,
+    column_keys: Optional[Sequence[bytes]] = None,
+    file_key: Optional[bytes] = None,
     lazy: bool = False,
     **ignored: Any,
 ) -> "Connection":
@@ -267,6 +269,8 @@ def connect(
         auto_sync=auto_sync,
         request_timeout_ms=request_timeout_ms,
         sync_timeout_ms=sync_timeout_ms,
+        column_keys=column_keys,
+        file_key=file_key,
     )
     with _registry_lock:
         shared = _registry.get(path)

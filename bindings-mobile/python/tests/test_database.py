@@ -585,7 +585,7 @@ def test_encrypted_columns_sync_between_key_holders_and_a_missing_or_wrong_key_i
         wrong = await opened("kw.db", [bytes(32)])
         with pytest.raises(ErthError) as refused:
             await wrong.sync()
-        assert refused.value.kind == "InvalidInput"
+        assert refused.value.kind == "WrongKey"
         assert "column key" in str(refused.value)
         # A recovery phrase gives the same key on another device.
         phrase = erth_sync.new_recovery_phrase()
@@ -605,5 +605,45 @@ def test_encrypted_columns_sync_between_key_holders_and_a_missing_or_wrong_key_i
             erth_sync.column_key_from_recovery_phrase(" ".join(words[:23] + ["zzzz"]))
         assert typo.value.kind == "InvalidInput"
         assert "word 24" in str(typo.value) and words[0] not in str(typo.value).split()
+
+    asyncio.run(main())
+
+
+def test_an_encrypted_file_opens_only_with_its_key_and_converts_to_plain(tmp_path):
+    async def main():
+        path = tmp_path / "at-rest.db"
+        marker = "python-at-rest-marker"
+        key = erth_sync.file_key_from_recovery_phrase(erth_sync.new_recovery_phrase())
+        assert len(key) == 32
+
+        def on_disk():
+            files = [path, tmp_path / "at-rest.db-wal"]
+            return any(f.exists() and marker.encode() in f.read_bytes() for f in files)
+
+        db = await Database.open(path, file_key=key)
+        await db.add_todo(marker)
+        assert not on_disk(), "the open file and its WAL are encrypted"
+        db.close()
+        assert not on_disk()
+        before = path.read_bytes()
+        for wrong in (None, bytes(32)):
+            with pytest.raises(ErthError) as refused:
+                await Database.open(path, file_key=wrong)
+            assert refused.value.kind == "WrongKey", refused.value
+        assert path.read_bytes() == before, "a wrong key changed the file"
+        with pytest.raises(ErthError) as short:
+            await Database.open(path, file_key=b"short")
+        assert short.value.kind == "InvalidInput"
+        with pytest.raises(ErthError) as wrong_old:
+            erth_sync.change_file_key(path, bytes(32), None)
+        assert wrong_old.value.kind == "WrongKey"
+        erth_sync.change_file_key(path, key, None)
+        assert on_disk(), "decrypted: the grep finds the value"
+        plain = await Database.open(path)
+        assert [t.title for t in await plain.list_active_todos()] == [marker]
+        with pytest.raises(ErthError) as busy:
+            erth_sync.change_file_key(path, None, key)
+        assert busy.value.kind == "DatabaseLocked"
+        plain.close()
 
     asyncio.run(main())

@@ -15,6 +15,11 @@ pub enum StoreErrorKind {
     Refused,
     /// A read-only call (a query, a live query) got a statement that writes.
     NotReadOnly,
+    /// The file is encrypted and the key given at open (or its absence)
+    /// does not open it, or a key was given for a file that is not
+    /// encrypted (SQLCipher reports both as SQLITE_NOTADB on the first
+    /// read). Nothing was written.
+    WrongKey,
     /// Anything else (I/O, misuse, full disk).
     Other,
 }

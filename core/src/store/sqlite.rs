@@ -131,6 +131,154 @@ fn prepare_file(path: &std::path::Path) -> Result<std::path::PathBuf, StoreError
     }
 }
 
+/// Gives `conn` its file key (none: a plain file) and proves it with a read
+/// of the schema, before any statement that writes (the WAL pragma writes
+/// the header of a new file). SQLCipher checks each page's HMAC, so a wrong
+/// key, a missing key or a key for a plain file all fail here with
+/// SQLITE_NOTADB, which becomes [`StoreErrorKind::WrongKey`]. Without a
+/// key, SQLITE_NOTADB means an encrypted file or bytes that are no
+/// database at all, which SQLite cannot tell apart: the message says both.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn apply_key(
+    conn: &rusqlite::Connection,
+    key: Option<&[u8; 32]>,
+) -> Result<(), StoreError> {
+    set_key(conn, key)?;
+    check_key(conn, key, "SELECT count(*) FROM sqlite_master")
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn set_key(conn: &rusqlite::Connection, key: Option<&[u8; 32]>) -> Result<(), StoreError> {
+    // SQLCipher writes its own errors (a failed HMAC on a wrong key) to
+    // stderr by default; the caller gets them as typed errors instead.
+    conn.execute_batch("PRAGMA cipher_log_level = NONE")
+        .map_err(err)?;
+    if let Some(key) = key {
+        // A raw key (`x'…'`, SQLCipher's "raw key data"): no PBKDF2 at
+        // open, the key being 256 random or derived bits already. Built
+        // from our own hex digits only, so nothing is interpolated.
+        conn.execute_batch(&format!(
+            "PRAGMA key = \"x'{}'\"",
+            crate::value::to_hex(key)
+        ))
+        .map_err(|_| StoreError::new(StoreErrorKind::Other, "setting the file key failed"))?;
+    }
+    Ok(())
+}
+
+/// Runs `read` (statements that read the schema) and reports SQLITE_NOTADB
+/// as [`StoreErrorKind::WrongKey`].
+#[cfg(not(target_arch = "wasm32"))]
+fn check_key(
+    conn: &rusqlite::Connection,
+    key: Option<&[u8; 32]>,
+    read: &str,
+) -> Result<(), StoreError> {
+    match conn.execute_batch(read) {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.extended_code & 0xff == 26 => {
+            Err(StoreError::new(
+                StoreErrorKind::WrongKey,
+                match key {
+                    Some(_) => "the key does not open this file (a wrong key, or a file that is not encrypted, or not a database)",
+                    None => "the file is encrypted (or is not a database): open it with its file key",
+                },
+            ))
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Rewrites the file at `path` from key `old` to key `new` (`None`: plain);
+/// the steps and guarantees are [`crate::file_key::change_file_key`]'s, which
+/// calls it with the file claimed in this process.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn rekey_file(
+    path: &std::path::Path,
+    old: Option<&[u8; 32]>,
+    new: Option<&[u8; 32]>,
+) -> Result<(), StoreError> {
+    let other = |what: &str, e: &dyn std::fmt::Display| {
+        StoreError::new(
+            StoreErrorKind::Other,
+            format!("{what} {}: {e}", path.display()),
+        )
+    };
+    let path = std::path::absolute(path).map_err(|e| other("cannot open", &e))?;
+    if !path.is_file() {
+        return Err(other("cannot rekey", &"no such file"));
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(".erth-rekey");
+    let tmp = std::path::PathBuf::from(name);
+    let tmp_text = tmp
+        .to_str()
+        .ok_or_else(|| other("cannot rekey", &"the path is not UTF-8"))?
+        .to_owned();
+    for leftover in [tmp.clone(), format!("{tmp_text}-journal").into()] {
+        match std::fs::remove_file(&leftover) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(other("cannot remove a leftover of", &e))
+            }
+            _ => {}
+        }
+    }
+    // CREATE for the attached copy; the file itself exists (checked above).
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(&path, flags).map_err(err)?;
+    set_key(&conn, old)?;
+    // Exclusive before the first read: in WAL mode the lock is then only
+    // granted when no other connection has the file open (each holds the
+    // shared-memory index), and it is kept until this one closes.
+    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE")
+        .map_err(err)?;
+    check_key(
+        &conn,
+        old,
+        "BEGIN EXCLUSIVE; SELECT count(*) FROM sqlite_master; COMMIT",
+    )?;
+    // Out of WAL mode (checkpointing it): closing this connection then
+    // deletes no `-wal`, which after the rename would be the new file's.
+    conn.execute_batch("PRAGMA journal_mode = DELETE")
+        .map_err(err)?;
+    let user_version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    let new_key = new
+        .map(|k| format!("x'{}'", crate::value::to_hex(k)))
+        .unwrap_or_default();
+    conn.execute(
+        "ATTACH DATABASE ?1 AS rekeyed KEY ?2",
+        rusqlite::params![tmp_text, new_key],
+    )
+    .map_err(err)?;
+    let exported = conn
+        .query_row("SELECT sqlcipher_export('rekeyed')", [], |_| Ok(()))
+        .and_then(|()| {
+            conn.execute_batch(&format!(
+                "PRAGMA rekeyed.user_version = {user_version}; DETACH DATABASE rekeyed"
+            ))
+        });
+    if let Err(e) = exported {
+        let _ = conn.execute_batch("DETACH DATABASE rekeyed");
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| other("cannot sync the rewritten copy of", &e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| other("cannot replace", &e))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| other("cannot sync the folder of", &e))?;
+    }
+    drop(conn);
+    Ok(())
+}
+
 /// How long a native store waits for another process's write lock
 /// (SQLite's busy timeout) before an operation fails as locked.
 pub const DEFAULT_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -274,6 +422,22 @@ impl SqliteStore {
         path: impl AsRef<std::path::Path>,
         busy_timeout: std::time::Duration,
     ) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_keyed(path, busy_timeout, None)
+    }
+
+    /// [`SqliteStore::open_with_timeout`] of a file encrypted at rest with
+    /// `key` (SQLCipher 4, raw 256-bit key: see [`crate::file_key`]); a new
+    /// file is created encrypted. `None`: a plain file.
+    ///
+    /// The key is checked by a read before anything is written: a wrong or
+    /// missing key, or a key for a plain file, fails with
+    /// [`StoreErrorKind::WrongKey`] and leaves the file's bytes as they were.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_keyed(
+        path: impl AsRef<std::path::Path>,
+        busy_timeout: std::time::Duration,
+        key: Option<&[u8; 32]>,
+    ) -> Result<SqliteStore, StoreError> {
         let path = &prepare_file(path.as_ref())?;
         // Without SQLITE_OPEN_URI (rusqlite's default has it): a name is a
         // file's name. The bundled SQLite is also built with
@@ -285,6 +449,7 @@ impl SqliteStore {
             | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(busy_timeout).map_err(err)?;
+        apply_key(&conn, key)?;
         let mut store = SqliteStore::from_connection(
             conn,
             &[

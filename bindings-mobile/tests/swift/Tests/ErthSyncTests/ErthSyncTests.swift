@@ -346,7 +346,7 @@ final class ErthSyncTests: XCTestCase {
             _ = try await ErthDb.open(config: config("kc.db", []))
         }
         let wrong = try await ErthDb.open(config: config("kw.db", [Data(count: 32)]))
-        await assertErth("a wrong key", { if case .InvalidInput = $0 { return true }; return false }) {
+        await assertErth("a wrong key", { if case .WrongKey = $0 { return true }; return false }) {
             _ = try await wrong.sync()
         }
         // A recovery phrase gives the same key on another device (the
@@ -365,6 +365,44 @@ final class ErthSyncTests: XCTestCase {
         XCTAssertEqual(seen.rows, [[.text("from a phrase")], [.text("the plan")]])
         await assertErth("a mistyped phrase", { if case .InvalidInput = $0 { return true }; return false }) {
             _ = try columnKeyFromRecoveryPhrase(phrase: phrase + " abandon")
+        }
+    }
+
+    func testAnEncryptedFileOpensOnlyWithItsKeyAndConvertsToPlain() async throws {
+        let path = dir.appendingPathComponent("at-rest.db").path
+        let marker = "swift-at-rest-marker"
+        let key = try fileKeyFromRecoveryPhrase(phrase: try newRecoveryPhrase())
+        XCTAssertEqual(key.count, 32)
+        func onDisk() -> Bool {
+            [path, path + "-wal"].contains { p in
+                guard let bytes = FileManager.default.contents(atPath: p) else { return false }
+                return bytes.range(of: Data(marker.utf8)) != nil
+            }
+        }
+        // The handle is released when this function returns, closing the file.
+        func write() async throws {
+            let db = try await ErthDb.open(config: ErthConfig(path: path, fileKey: key))
+            _ = try await db.addTodo(title: marker)
+            XCTAssertFalse(onDisk(), "the open file and its WAL are encrypted")
+        }
+        try await write()
+        let before = FileManager.default.contents(atPath: path)
+        let wrongKey = { (e: ErthError) -> Bool in if case .WrongKey = e { return true }; return false }
+        await assertErth("no key", wrongKey) { _ = try await ErthDb.open(config: ErthConfig(path: path)) }
+        await assertErth("a wrong key", wrongKey) {
+            _ = try await ErthDb.open(config: ErthConfig(path: path, fileKey: Data(count: 32)))
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: path), before, "a wrong key changed the file")
+        await assertErth("a wrong old key", wrongKey) {
+            try changeFileKey(path: path, oldKey: Data(count: 32), newKey: nil)
+        }
+        try changeFileKey(path: path, oldKey: key, newKey: nil)
+        XCTAssertTrue(onDisk(), "decrypted: the grep finds the value")
+        let plain = try await ErthDb.open(config: ErthConfig(path: path))
+        let titles = try await plain.listActiveTodos().map(\.title)
+        XCTAssertEqual(titles, [marker])
+        await assertErth("while open", { if case .DatabaseLocked = $0 { return true }; return false }) {
+            try changeFileKey(path: path, oldKey: nil, newKey: key)
         }
     }
 

@@ -293,7 +293,7 @@ class ErthSyncTest {
         assertEquals(listOf(listOf<SqlValue>(SqlValue.Text("the plan"))), b.query("SELECT body FROM $table", listOf()).rows)
         assertThrowsErth<ErthException.InvalidInput> { ErthDb.open(config("kc.db", listOf())) }
         val wrong = ErthDb.open(config("kw.db", listOf(ByteArray(32)))).also { opened.add(it) }
-        assertThrowsErth<ErthException.InvalidInput> { wrong.sync() }
+        assertThrowsErth<ErthException.WrongKey> { wrong.sync() }
         assertFalse(config("kd.db", listOf(key)).toString().contains("0, 1, 2"))
         // A recovery phrase gives the same key on another device (the
         // first key stays: the table holds a value sealed with it).
@@ -312,6 +312,32 @@ class ErthSyncTest {
             q.query("SELECT body FROM $table", listOf()).rows.toSet(),
         )
         assertThrowsErth<ErthException.InvalidInput> { columnKeyFromRecoveryPhrase("$phrase abandon") }
+    }
+
+    @Test
+    fun anEncryptedFileOpensOnlyWithItsKeyAndConvertsToPlain() = runBlocking<Unit> {
+        val path = dir.resolve("at-rest.db").toString()
+        val marker = "kotlin-at-rest-marker"
+        val key = fileKeyFromRecoveryPhrase(newRecoveryPhrase())
+        assertEquals(32, key.size)
+        fun onDisk() = listOf(path, "$path-wal").any { p ->
+            val f = java.io.File(p)
+            f.exists() && String(f.readBytes(), Charsets.ISO_8859_1).contains(marker)
+        }
+        val db = ErthDb.open(ErthConfig(path = path, fileKey = key))
+        db.addTodo(marker)
+        assertFalse(onDisk(), "the open file and its WAL are encrypted")
+        db.close()
+        val before = java.io.File(path).readBytes()
+        assertThrowsErth<ErthException.WrongKey> { ErthDb.open(ErthConfig(path = path)) }
+        assertThrowsErth<ErthException.WrongKey> { ErthDb.open(ErthConfig(path = path, fileKey = ByteArray(32))) }
+        assertTrue(before.contentEquals(java.io.File(path).readBytes()), "a wrong key changed the file")
+        assertThrowsErth<ErthException.WrongKey> { changeFileKey(path, ByteArray(32), null) }
+        changeFileKey(path, key, null)
+        assertTrue(onDisk(), "decrypted: the grep finds the value")
+        val plain = ErthDb.open(ErthConfig(path = path)).also { opened.add(it) }
+        assertEquals(listOf(marker), plain.listActiveTodos().map { it.title })
+        assertThrowsErth<ErthException.DatabaseLocked> { changeFileKey(path, null, key) }
     }
 
     @Test
