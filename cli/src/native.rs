@@ -15,7 +15,8 @@
 //! from data (titles, SQL results, the server's messages), so a value
 //! cannot drive the terminal; `--json` output is exact. Exit codes: 0 ok, 1 error, 2 usage or invalid
 //! input (bad SQL included), 3 not found, 4 auth, 5 network, 6 the replica
-//! file stayed locked by another process past the timeout.
+//! file stayed locked by another process past the timeout, 7 a wrong or
+//! missing key (the file key of an encrypted replica, or a column key).
 //!
 //! Several `erth` processes (and an app) may use one replica file at once:
 //! writes wait for each other, syncs wait for each other (see
