@@ -138,7 +138,12 @@ async fn a_plain_file_is_encrypted_rekeyed_and_decrypted_keeping_every_row() {
     assert_wrong_key(open(&path, Some(&k1)).await);
     assert_eq!(snapshot(&path), before, "a key for a plain file changed it");
 
+    // A copy left by a rewrite that crashed before its rename: the old file
+    // was whole, and the next rewrite starts over.
+    let leftover = dir.path().join("convert.db.erth-rekey");
+    std::fs::write(&leftover, b"half a copy").unwrap();
     change_file_key(&path, None, Some(&k1)).unwrap();
+    assert!(!leftover.exists(), "the rename consumed the new copy");
     assert_no_plaintext(&path, &written);
     assert!(!wal(&path).exists(), "no WAL is left beside the new file");
     assert_wrong_key(open(&path, None).await);
