@@ -16,10 +16,12 @@ fn wal(path: &Path) -> PathBuf {
     name.into()
 }
 
-/// Whether `needle` occurs in the file or in its `-wal` (missing files
-/// hold nothing).
+/// Whether `needle` occurs in the file, its `-wal` or its `-shm` (missing
+/// files hold nothing).
 fn on_disk(path: &Path, needle: &str) -> bool {
-    [path.to_path_buf(), wal(path)].iter().any(|p| {
+    let mut shm = path.as_os_str().to_owned();
+    shm.push("-shm");
+    [path.to_path_buf(), wal(path), shm.into()].iter().any(|p| {
         std::fs::read(p)
             .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
             .unwrap_or(false)

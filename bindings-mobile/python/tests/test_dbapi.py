@@ -221,3 +221,19 @@ def test_closing_the_last_connection_pushes_what_was_committed(tmp_path, server,
     again = dbapi.connect(path, schema=SCHEMA)
     assert again.status().pending_changes == 0
     again.close()
+
+
+def test_a_file_encrypted_at_rest_opens_with_its_key_and_refuses_another(tmp_path):
+    path = str(tmp_path / "at-rest.db")
+    key = bytes(range(32))
+    conn = dbapi.connect(path, schema=SCHEMA, file_key=key)
+    conn.execute("INSERT INTO items (id, name, qty) VALUES ('0190a4a0-0000-7000-8000-000000000031', 'dbapi-at-rest-marker', 3)")
+    conn.commit()
+    conn.close()
+    assert b"dbapi-at-rest-marker" not in open(path, "rb").read()
+    with pytest.raises(dbapi.OperationalError) as refused:
+        dbapi.connect(path, schema=SCHEMA, file_key=bytes(32))
+    assert "file key" in str(refused.value)
+    again = dbapi.connect(path, schema=SCHEMA, file_key=key)
+    assert again.execute("SELECT name, qty FROM items").fetchall() == [("dbapi-at-rest-marker", 3)]
+    again.close()
