@@ -810,7 +810,8 @@ async fn cli_replicas_with_column_keys_share_encrypted_values_the_server_cannot_
             None,
             &["--column-keys-file", &file_arg, "--json", "sync"],
         );
-        assert_eq!(lacking.status.code(), Some(2));
+        assert_eq!(lacking.status.code(), Some(7));
+        assert_eq!(error_kind(&lacking), "WrongKey");
         let said = String::from_utf8_lossy(&lacking.stderr).into_owned();
         assert!(
             said.contains("column key") && !said.contains(&phrase[..20]),

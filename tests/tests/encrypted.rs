@@ -177,7 +177,7 @@ async fn replicas_sharing_a_key_converge_and_the_server_holds_no_plaintext() {
         .await
         .unwrap();
     let err = wrong.sync().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(err.kind(), ErrorKind::WrongKey, "{err}");
     assert!(
         matches!(err, erth_core::Error::UnknownColumnKey { .. }),
         "{err}"
