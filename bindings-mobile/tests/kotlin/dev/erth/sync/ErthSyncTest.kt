@@ -326,15 +326,15 @@ class ErthSyncTest {
         }
         val db = ErthDb.open(ErthConfig(path = path, fileKey = key))
         db.addTodo(marker)
-        assertFalse(onDisk(), "the open file and its WAL are encrypted")
+        assertFalse("the open file and its WAL are encrypted", onDisk())
         db.close()
         val before = java.io.File(path).readBytes()
         assertThrowsErth<ErthException.WrongKey> { ErthDb.open(ErthConfig(path = path)) }
         assertThrowsErth<ErthException.WrongKey> { ErthDb.open(ErthConfig(path = path, fileKey = ByteArray(32))) }
-        assertTrue(before.contentEquals(java.io.File(path).readBytes()), "a wrong key changed the file")
+        assertTrue("a wrong key changed the file", before.contentEquals(java.io.File(path).readBytes()))
         assertThrowsErth<ErthException.WrongKey> { changeFileKey(path, ByteArray(32), null) }
         changeFileKey(path, key, null)
-        assertTrue(onDisk(), "decrypted: the grep finds the value")
+        assertTrue("decrypted: the grep finds the value", onDisk())
         val plain = ErthDb.open(ErthConfig(path = path)).also { opened.add(it) }
         assertEquals(listOf(marker), plain.listActiveTodos().map { it.title })
         assertThrowsErth<ErthException.DatabaseLocked> { changeFileKey(path, null, key) }
