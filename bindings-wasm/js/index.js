@@ -164,7 +164,7 @@ export class ErthDb {
     if (options === null || typeof options !== "object") throw invalid("options must be an object");
     // The worker checks the options (never showing a token's value); the
     // schema is stringified here.
-    const { name, url, authToken, encryptionKey, columnKeys, storage } = options;
+    const { name, url, authToken, encryptionKey, columnKeys, fileKey, storage } = options;
     checkString(name, "name");
     const schema = schemaText(options.schema);
     const problem = contextProblem(storage);
@@ -184,6 +184,7 @@ export class ErthDb {
           authToken,
           encryptionKey,
           columnKeys,
+          fileKey,
           schema,
           autoSync,
           storage,

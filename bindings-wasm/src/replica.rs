@@ -60,6 +60,16 @@ struct ReplicaOptions {
     /// encrypted. Never logged.
     #[serde(default)]
     column_keys: Option<Vec<String>>,
+    /// The key of the database's file in OPFS, encrypted at rest (SQLCipher
+    /// 4, the native files' format): 64 hex digits (32 bytes) or a recovery
+    /// phrase (`ErthDb.newRecoveryPhrase()`; the file key it gives is not
+    /// the same phrase's column key). A new database is created encrypted;
+    /// an existing one opens only with its key (`WrongKey` otherwise, the
+    /// file untouched). Needs OPFS: with `storage: "indexeddb"` or
+    /// `"memory"`, or where OPFS is missing, opening fails (`InvalidInput`).
+    /// Never logged.
+    #[serde(default)]
+    file_key: Option<String>,
     /// Allow `http://` to a public host (the token would travel in clear text).
     #[serde(default)]
     allow_insecure_http: Option<bool>,
@@ -98,7 +108,7 @@ enum AutoSyncOption {
 }
 
 /// Options the messages of bad ones never show (only the option's name).
-const SECRETS: &[&str] = &["authToken", "encryptionKey", "columnKeys"];
+const SECRETS: &[&str] = &["authToken", "encryptionKey", "columnKeys", "fileKey"];
 
 impl ReplicaOptions {
     fn from_js(options: JsValue) -> Result<ReplicaOptions, JsValue> {
@@ -230,9 +240,24 @@ impl Replica {
             config = config.with_schema_json(schema).map_err(|e| to_js(&e))?;
         }
         let (name, lock_ms) = (o.name.as_str(), config.lock_timeout_ms as u32);
+        let file_key = match &o.file_key {
+            None => None,
+            Some(text) => {
+                if matches!(
+                    o.storage,
+                    Some(StorageOption::IndexedDb | StorageOption::Memory)
+                ) {
+                    return Err(to_js(&erth_core::Error::InvalidInput(
+                        "fileKey (encryption at rest) needs OPFS storage".into(),
+                    )));
+                }
+                let key = erth_core::file_key::FileKey::from_text(text).map_err(|e| to_js(&e))?;
+                Some(*key.as_bytes())
+            }
+        };
         let store = match o.storage {
-            None => browser::open_persistent(name, lock_ms).await,
-            Some(StorageOption::Opfs) => browser::open_opfs(name, lock_ms).await,
+            None => browser::open_persistent(name, lock_ms, file_key).await,
+            Some(StorageOption::Opfs) => browser::open_opfs(name, lock_ms, file_key).await,
             Some(StorageOption::IndexedDb) => browser::open_indexeddb(name, lock_ms).await,
             Some(StorageOption::Memory) => {
                 browser::check_name(name).and_then(|()| browser::open_memory())

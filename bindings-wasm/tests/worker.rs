@@ -38,7 +38,7 @@ async fn persistent(name: &str, extra: &[(&str, JsValue)]) -> Result<Replica, Js
 /// sync access handle can be had (Chromium, Firefox), else IndexedDB
 /// (WebKitGTK).
 async fn expected_storage() -> Storage {
-    match open_opfs(&unique("probe"), 0).await {
+    match open_opfs(&unique("probe"), 0, None).await {
         Ok(_) => Storage::Opfs,
         Err(e)
             if e.to_string()
@@ -75,7 +75,7 @@ async fn store_conformance_on_the_persistent_store() {
     let name = unique("conf");
     let expected = expected_storage().await;
     {
-        let store = open_persistent(&name, 0)
+        let store = open_persistent(&name, 0, None)
             .await
             .expect("open the persistent store");
         assert_eq!(store.storage(), expected);
@@ -97,7 +97,7 @@ async fn store_conformance_on_the_persistent_store() {
     }
     // Closed and reopened: every committed row is still there. (The Web Lock
     // is released asynchronously after a close, so the reopen may wait a bit.)
-    let store = open_persistent(&name, 2000).await.expect("reopen");
+    let store = open_persistent(&name, 2000, None).await.expect("reopen");
     let rows = store
         .query(&Statement::plain("SELECT count(*) FROM conf_r"))
         .await
@@ -119,7 +119,7 @@ async fn an_opfs_database_in_a_rollback_journal_reopens_in_wal_with_its_rows() {
     }
     let name = unique("upgrade");
     {
-        let store = open_opfs(&name, 0).await.expect("open");
+        let store = open_opfs(&name, 0, None).await.expect("open");
         store
             .write(&[
                 Statement::plain("CREATE TABLE kept (v INTEGER)"),
@@ -137,7 +137,7 @@ async fn an_opfs_database_in_a_rollback_journal_reopens_in_wal_with_its_rows() {
             .await
             .unwrap();
     }
-    let store = open_opfs(&name, 2000).await.expect("reopen");
+    let store = open_opfs(&name, 2000, None).await.expect("reopen");
     let mode = store
         .query(&Statement::plain("PRAGMA journal_mode"))
         .await
@@ -326,4 +326,104 @@ async fn waiting_for_the_first_sync_ends_with_it() {
         0
     );
     assert_eq!(db.forget_quarantined().await.unwrap(), 0.0);
+}
+
+/// Every byte the database `name` keeps in OPFS (sahpool's files, each
+/// with its header), read through the OPFS API once the replica is closed.
+async fn opfs_bytes(name: &str) -> Vec<u8> {
+    let read = js_sys::Function::new_with_args(
+        "name",
+        "return (async () => {
+            const root = await navigator.storage.getDirectory();
+            const top = await (await root.getDirectoryHandle('.erth-sync')).getDirectoryHandle(name);
+            const parts = [];
+            const walk = async (dir) => {
+                for await (const [, h] of dir.entries()) {
+                    if (h.kind === 'directory') await walk(h);
+                    else parts.push(new Uint8Array(await (await h.getFile()).arrayBuffer()));
+                }
+            };
+            await walk(top);
+            const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+            let at = 0;
+            for (const p of parts) { all.set(p, at); at += p.length; }
+            return all;
+        })()",
+    );
+    let promise: js_sys::Promise = read.call1(&JsValue::NULL, &name.into()).unwrap().into();
+    let bytes = wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
+    js_sys::Uint8Array::new(&bytes).to_vec()
+}
+
+fn holds(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[wasm_bindgen_test]
+async fn an_opfs_file_encrypted_at_rest_holds_no_plaintext_and_refuses_a_wrong_key() {
+    let key = JsValue::from_str(&"5a".repeat(32));
+    if expected_storage().await != Storage::Opfs {
+        // No OPFS here (WebKitGTK): the persistent store would be
+        // IndexedDB, which keeps a plain copy, so a file key is refused
+        // rather than ignored.
+        let refused = persistent(&unique("atrest"), &[("fileKey", key.clone())]).await;
+        assert_eq!(code(refused), "InvalidInput");
+        return;
+    }
+    let name = unique("atrest");
+    let marker = "browser-at-rest-marker";
+    let db = Replica::open(options(&name, "opfs", &[("fileKey", key.clone())]))
+        .await
+        .unwrap();
+    db.add_todo(marker.into()).await.unwrap();
+    drop(db);
+    let stored = opfs_bytes(&name).await;
+    assert!(
+        stored.len() > 8192,
+        "the file is there ({} bytes)",
+        stored.len()
+    );
+    assert!(!holds(&stored, marker), "a value is readable in OPFS");
+    assert!(
+        !holds(&stored, "SQLite format 3"),
+        "a plain SQLite header in OPFS"
+    );
+    assert!(!holds(&stored, "CREATE TABLE"), "schema text in OPFS");
+
+    for wrong in [None, Some(JsValue::from_str(&"a5".repeat(32)))] {
+        let extra: Vec<(&str, JsValue)> = wrong.into_iter().map(|k| ("fileKey", k)).collect();
+        let refused = Replica::open(options(&name, "opfs", &extra)).await;
+        assert_eq!(code(refused), "WrongKey");
+        assert_eq!(
+            opfs_bytes(&name).await,
+            stored,
+            "a wrong key changed the file"
+        );
+    }
+    let db = Replica::open(options(&name, "opfs", &[("fileKey", key.clone())]))
+        .await
+        .unwrap();
+    assert_eq!(titles(&db.list_active().await.unwrap()), [marker]);
+    drop(db);
+
+    // A plain database grepped the same way shows its values: the check
+    // above can fail.
+    let plain = unique("plain");
+    let db = Replica::open(options(&plain, "opfs", &[])).await.unwrap();
+    db.add_todo(marker.into()).await.unwrap();
+    drop(db);
+    assert!(holds(&opfs_bytes(&plain).await, marker));
+}
+
+#[wasm_bindgen_test]
+async fn a_file_key_without_opfs_storage_is_refused_not_ignored() {
+    for storage in ["indexeddb", "memory"] {
+        let refused = Replica::open(options(
+            &unique("nokey"),
+            storage,
+            &[("fileKey", JsValue::from_str(&"5a".repeat(32)))],
+        ))
+        .await;
+        assert_eq!(code(refused), "InvalidInput", "{storage}");
+    }
 }

@@ -313,11 +313,28 @@ async fn lock_database(name: &str, lock_timeout_ms: u32) -> Result<Function> {
 /// ([`open_opfs`]), or, where this browser has no OPFS sync access handles
 /// (WebKitGTK; Safari and Firefox private windows), in IndexedDB
 /// ([`open_indexeddb`]).
-pub async fn open_persistent(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
+///
+/// `file_key`: the file is encrypted at rest (see [`open_opfs`]); there is
+/// no IndexedDB fallback then, the IndexedDB store keeping a plain copy:
+/// without OPFS it fails with [`Error::InvalidInput`].
+pub async fn open_persistent(
+    name: &str,
+    lock_timeout_ms: u32,
+    file_key: Option<[u8; 32]>,
+) -> Result<BrowserStore> {
     check_name(name)?;
     let release_lock = lock_database(name, lock_timeout_ms).await?;
-    match opfs_store(name, release_lock).await {
+    match opfs_store(name, release_lock, file_key).await {
         Ok(store) => Ok(store),
+        Err((Error::Storage(e), Some(release_lock)))
+            if e.message.starts_with(NO_OPFS) && file_key.is_some() =>
+        {
+            release(Some(&release_lock));
+            Err(Error::InvalidInput(format!(
+                "a file key needs OPFS (encryption at rest), and {e}: open without fileKey to \
+                 keep the database in IndexedDB, unencrypted"
+            )))
+        }
         // The lock is still held (no OPFS handle was taken): keep it.
         Err((Error::Storage(e), Some(release_lock))) if e.message.starts_with(NO_OPFS) => {
             tracing::info!(reason = %e, "no OPFS sync access handles here: keeping the database in IndexedDB");
@@ -337,10 +354,20 @@ const NO_OPFS: &str = "OPFS sync access handles are not available here";
 ///
 /// Must run in a dedicated Worker. Waits up to `lock_timeout_ms` for another
 /// owner (tab) to close it, then fails with [`Error::DatabaseLocked`].
-pub async fn open_opfs(name: &str, lock_timeout_ms: u32) -> Result<BrowserStore> {
+///
+/// `file_key`: the file (and its WAL) is encrypted at rest with SQLCipher 4
+/// under this raw 32-byte key, as native files are
+/// ([`crate::file_key`]); a new file is created encrypted, an existing one
+/// must have this key, else [`Error::WrongFileKey`] before anything is
+/// written.
+pub async fn open_opfs(
+    name: &str,
+    lock_timeout_ms: u32,
+    file_key: Option<[u8; 32]>,
+) -> Result<BrowserStore> {
     check_name(name)?;
     let release_lock = lock_database(name, lock_timeout_ms).await?;
-    opfs_store(name, release_lock)
+    opfs_store(name, release_lock, file_key)
         .await
         .map_err(|(e, release_lock)| {
             release(release_lock.as_ref());
@@ -361,6 +388,7 @@ fn release(release_lock: Option<&Function>) {
 async fn opfs_store(
     name: &str,
     release_lock: Function,
+    file_key: Option<[u8; 32]>,
 ) -> std::result::Result<BrowserStore, (Error, Option<Function>)> {
     let cfg = OpfsSAHPoolCfgBuilder::new()
         .vfs_name(&format!("erth-opfs-{name}"))
@@ -393,6 +421,12 @@ async fn opfs_store(
             vfs.as_str(),
         )
         .map_err(|e| Error::from(err(e)))?;
+        super::sqlite::apply_key(
+            &conn,
+            file_key.as_ref(),
+            &["PRAGMA locking_mode = EXCLUSIVE"],
+        )
+        .map_err(Error::from)?;
         let store = SqliteStore::from_connection(conn, OPFS_PRAGMAS).map_err(Error::from)?;
         check_journal_mode(&store).await.map_err(Error::from)?;
         Ok(store)

@@ -138,16 +138,22 @@ fn prepare_file(path: &std::path::Path) -> Result<std::path::PathBuf, StoreError
 /// SQLITE_NOTADB, which becomes [`StoreErrorKind::WrongKey`]. Without a
 /// key, SQLITE_NOTADB means an encrypted file or bytes that are no
 /// database at all, which SQLite cannot tell apart: the message says both.
-#[cfg(not(target_arch = "wasm32"))]
+///
+/// `before_read`: pragmas that must precede the first read and write
+/// nothing (the browser's `locking_mode = EXCLUSIVE`: its OPFS VFS has no
+/// shared memory, so a WAL file can only be read in exclusive mode).
 pub(crate) fn apply_key(
     conn: &rusqlite::Connection,
     key: Option<&[u8; 32]>,
+    before_read: &[&str],
 ) -> Result<(), StoreError> {
     set_key(conn, key)?;
+    for pragma in before_read {
+        conn.execute_batch(pragma).map_err(err)?;
+    }
     check_key(conn, key, "SELECT count(*) FROM sqlite_master")
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 fn set_key(conn: &rusqlite::Connection, key: Option<&[u8; 32]>) -> Result<(), StoreError> {
     // SQLCipher writes its own errors (a failed HMAC on a wrong key) to
     // stderr by default; the caller gets them as typed errors instead.
@@ -168,7 +174,6 @@ fn set_key(conn: &rusqlite::Connection, key: Option<&[u8; 32]>) -> Result<(), St
 
 /// Runs `read` (statements that read the schema) and reports SQLITE_NOTADB
 /// as [`StoreErrorKind::WrongKey`].
-#[cfg(not(target_arch = "wasm32"))]
 fn check_key(
     conn: &rusqlite::Connection,
     key: Option<&[u8; 32]>,
@@ -449,7 +454,7 @@ impl SqliteStore {
             | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(busy_timeout).map_err(err)?;
-        apply_key(&conn, key)?;
+        apply_key(&conn, key, &[])?;
         let mut store = SqliteStore::from_connection(
             conn,
             &[
