@@ -201,20 +201,24 @@ enum Command {
         older_than: u64,
     },
     /// Print a new recovery phrase (24 BIP-39 English words, 256 random
-    /// bits): put it in the column keys file instead of a hex key, and
-    /// write it down; the same phrase gives the same key on every device.
+    /// bits): put it in the column keys file or the file key file instead
+    /// of a hex key (one phrase gives a column key and a different file
+    /// key), and write it down; the same phrase gives the same keys on
+    /// every device.
     /// Needs no database.
     RecoveryPhrase,
     /// Rewrite the replica's file under another key: from its current key
     /// (--file-key-file, $ERTH_FILE_KEY; none: a plain file) to the key in
     /// --new-key-file (or $ERTH_NEW_FILE_KEY), or to a plain file with
-    /// --plain. Every row and the sync state are kept; the file must be
-    /// closed by every other program (exit 6 otherwise).
+    /// --plain. Every row, the sync state and the file's permissions are
+    /// kept; the file must be closed by every other program (exit 6
+    /// otherwise).
     ChangeFileKey {
         /// A file holding the new key (64 hex digits or a recovery phrase).
-        #[arg(long, env = "ERTH_NEW_FILE_KEY_FILE", conflicts_with = "plain")]
+        #[arg(long, env = "ERTH_NEW_FILE_KEY_FILE")]
         new_key_file: Option<std::path::PathBuf>,
-        /// Decrypt: the file becomes a plain SQLite file.
+        /// Decrypt: the file becomes a plain SQLite file (a new key given
+        /// by the environment is then ignored).
         #[arg(long)]
         plain: bool,
     },
@@ -331,15 +335,24 @@ fn esc(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Reads a secret from `path`, without surrounding whitespace.
+/// Reads a secret from `path`, without surrounding whitespace. A path that
+/// looks like a key itself (64 hex digits, or several words: a recovery
+/// phrase given where its file's path belongs) is not shown in the error.
 fn secret_file(path: &std::path::Path, what: &str) -> erth_core::Result<String> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_owned())
         .map_err(|e| {
-            Error::InvalidInput(format!(
-                "cannot read the {what} file {}: {e}",
-                path.display()
-            ))
+            let text = path.to_string_lossy();
+            let looks_like_a_key = text.split_whitespace().count() > 2
+                || (text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()));
+            Error::InvalidInput(if looks_like_a_key {
+                format!(
+                    "cannot read the {what} file: the argument looks like a key itself (not \
+                     shown); give the path of a file that holds it"
+                )
+            } else {
+                format!("cannot read the {what} file {}: {e}", path.display())
+            })
         })
 }
 
@@ -393,7 +406,11 @@ fn change_file_key(
             "--db FILE (or ERTH_DB) names the replica's file to rewrite".into(),
         ));
     };
-    let new = secret_key(new_key_file, "ERTH_NEW_FILE_KEY", "new file key")?;
+    let new = if plain {
+        None
+    } else {
+        secret_key(new_key_file, "ERTH_NEW_FILE_KEY", "new file key")?
+    };
     if new.is_none() && !plain {
         return Err(Error::InvalidInput(
             "give the new key (--new-key-file or ERTH_NEW_FILE_KEY), or --plain to decrypt".into(),

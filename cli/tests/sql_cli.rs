@@ -906,7 +906,24 @@ fn an_encrypted_replica_file_needs_its_key_and_change_file_key_converts_it() {
     assert!(changed.contains("encrypted with the new key"), "{changed}");
     assert_eq!(run(Some(&k1), &["list"]).status.code(), Some(7));
     assert!(ok(&run(Some(&k2), &["list"])).contains("cli-at-rest-marker"));
-    ok(&run(Some(&k2), &["change-file-key", "--plain"]));
+    // `--plain` decrypts even when the environment names a new key.
+    let mut plain = Command::new(ERTH);
+    plain
+        .arg("--db")
+        .arg(&db)
+        .args(["change-file-key", "--plain"])
+        .env("ERTH_FILE_KEY", &k2)
+        .env("ERTH_NEW_FILE_KEY", &k1)
+        .env("ERTH_NEW_FILE_KEY_FILE", &key_file);
+    assert!(ok(&plain.output().unwrap()).contains("now a plain file"));
+    // A key given where its file's path belongs is not echoed back.
+    let pasted = run(None, &["--file-key-file", &k1, "list"]);
+    assert_eq!(pasted.status.code(), Some(2), "{pasted:?}");
+    let said = String::from_utf8_lossy(&pasted.stderr);
+    assert!(
+        !said.contains(&k1[..16]) && said.contains("looks like a key"),
+        "{said}"
+    );
     assert!(
         on_disk("cli-at-rest-marker"),
         "decrypted: the grep finds the value"

@@ -112,7 +112,7 @@ pub enum Error {
     /// open ([`crate::Config::file_key`]) is wrong or missing, or a key was
     /// given for a plain file. Nothing was written: the file's bytes are as
     /// they were, and opening with the right key works.
-    #[error("the replica's file does not open with this file key: {reason}")]
+    #[error("the replica's file does not open: {reason}")]
     WrongFileKey { reason: String },
     /// `sync()` was called on a database that has no remote.
     #[error("no remote configured: the database is local-only until a URL is set")]

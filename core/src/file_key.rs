@@ -55,10 +55,17 @@ impl FileKey {
     /// the text.
     pub fn from_text(text: &str) -> Result<FileKey> {
         let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::InvalidInput("the file key is empty".into()));
+        }
         if crate::recovery::is_phrase(text) {
-            return Ok(FileKey(crate::recovery::file_key_from_recovery_phrase(
-                text,
-            )?));
+            let key = crate::recovery::file_key_from_recovery_phrase(text).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "a file key is 64 hex digits or a recovery phrase; read as a phrase: {}",
+                    e.to_string().trim_start_matches("invalid input: ")
+                ))
+            })?;
+            return Ok(FileKey(key));
         }
         let bytes = crate::value::from_hex(text).ok_or_else(|| {
             Error::InvalidInput(
@@ -128,6 +135,17 @@ mod tests {
         let key = FileKey::from_text(&format!("  {hex}\n")).unwrap();
         assert_eq!(crate::value::to_hex(key.as_bytes()), hex);
         assert_eq!(format!("{key:?}"), "FileKey(<redacted>)");
+        assert_eq!(
+            FileKey::from_text(" \n").unwrap_err().to_string(),
+            "invalid input: the file key is empty"
+        );
+        let words = FileKey::from_text("this is not a key").unwrap_err();
+        assert!(
+            words
+                .to_string()
+                .contains("64 hex digits or a recovery phrase"),
+            "{words}"
+        );
         for bad in ["00ff", "zz", &format!("{hex}00")] {
             let e = FileKey::from_text(bad).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{e}");

@@ -193,7 +193,21 @@ async fn a_plain_file_is_encrypted_rekeyed_and_decrypted_keeping_every_row() {
     // was whole, and the next rewrite starts over.
     let leftover = dir.path().join("convert.db.erth-rekey");
     std::fs::write(&leftover, b"half a copy").unwrap();
+    #[cfg(unix)]
+    let set_mode = |mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    #[cfg(unix)]
+    let mode = || {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777
+    };
+    #[cfg(unix)]
+    set_mode(0o640);
     change_file_key(&path, None, Some(&k1)).unwrap();
+    #[cfg(unix)]
+    assert_eq!(mode(), 0o640, "the file keeps its permissions");
     assert!(!leftover.exists(), "the rename consumed the new copy");
     assert_no_plaintext(&path, &written);
     assert!(!wal(&path).exists(), "no WAL is left beside the new file");
@@ -233,7 +247,11 @@ async fn a_plain_file_is_encrypted_rekeyed_and_decrypted_keeping_every_row() {
     assert_no_plaintext(&path, &["written under k2".to_owned()]);
 
     let under_k2 = dump(&path, Some(&k2));
+    #[cfg(unix)]
+    set_mode(0o600);
     change_file_key(&path, Some(&k2), None).unwrap();
+    #[cfg(unix)]
+    assert_eq!(mode(), 0o600, "a decrypted file stays owner-only");
     assert_eq!(dump(&path, None), under_k2, "every table moved over");
     assert!(on_disk(&path, &marker(0)), "decrypted: plain again");
     let db = open(&path, None).await.unwrap();

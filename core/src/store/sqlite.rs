@@ -185,7 +185,7 @@ fn check_key(
             Err(StoreError::new(
                 StoreErrorKind::WrongKey,
                 match key {
-                    Some(_) => "the key does not open this file (a wrong key, or a file that is not encrypted, or not a database)",
+                    Some(_) => "this file key does not open it (a wrong key, or a file that is not encrypted, or not a database)",
                     None => "the file is encrypted (or is not a database): open it with its file key",
                 },
             ))
@@ -228,6 +228,19 @@ pub fn rekey_file(
             _ => {}
         }
     }
+    // The copy is created by us, owner-only, before SQLite writes into it
+    // (a decrypted copy must not be readable by others even for a moment);
+    // it takes the file's own permissions before the rename.
+    let permissions = std::fs::metadata(&path)
+        .map_err(|e| other("cannot read", &e))?
+        .permissions();
+    let mut create = std::fs::OpenOptions::new();
+    create.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut create, 0o600);
+    create
+        .open(&tmp)
+        .map_err(|e| other("cannot create the rewritten copy of", &e))?;
     // CREATE for the attached copy; the file itself exists (checked above).
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
         | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
@@ -271,7 +284,8 @@ pub fn rekey_file(
         let _ = std::fs::remove_file(&tmp);
         return Err(err(e));
     }
-    std::fs::File::open(&tmp)
+    std::fs::set_permissions(&tmp, permissions)
+        .and_then(|()| std::fs::File::open(&tmp))
         .and_then(|f| f.sync_all())
         .map_err(|e| other("cannot sync the rewritten copy of", &e))?;
     std::fs::rename(&tmp, &path).map_err(|e| other("cannot replace", &e))?;
