@@ -197,6 +197,21 @@ export declare class ErthDb {
    * The same phrase gives the same key on every device.
    */
   static newRecoveryPhrase(): Promise<string>;
+  /**
+   * Changes the key database `name` is encrypted with at rest (OPFS): `oldKey` `null`
+   * encrypts a plain database, `newKey` `null` decrypts it; each key is 64 hex digits or a
+   * recovery phrase, as `fileKey`. Every row and the sync state are kept; the next `open`
+   * takes `newKey`. The database must be closed in every tab: waits up to `lockTimeoutMs`
+   * (default 5000), then rejects with `DatabaseLocked`. `WrongKey` if `oldKey` does not open
+   * it (it stays as it was); `InvalidInput` for a malformed key or where OPFS is missing.
+   * An interrupted change (a closed tab) is finished or undone by the next open.
+   */
+  static changeFileKey(
+    name: string,
+    oldKey: string | null,
+    newKey: string | null,
+    options?: { lockTimeoutMs?: number },
+  ): Promise<void>;
   readonly name: string;
   /** The typed todo API, on the built-in `todos` table (declare it, with `title` and `is_completed`, in a custom schema). */
   readonly todos: Todos;

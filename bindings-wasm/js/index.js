@@ -221,6 +221,33 @@ export class ErthDb {
     }
   }
 
+  /**
+   * Changes the key database `name` is encrypted with at rest (OPFS):
+   * `oldKey` null encrypts a plain database, `newKey` null decrypts it;
+   * each key is 64 hex digits or a recovery phrase, as `fileKey`. The
+   * database must be closed in every tab (waits up to `lockTimeoutMs`,
+   * then `DatabaseLocked`); `WrongKey` if `oldKey` does not open it, which
+   * then stays as it was. Runs in a short-lived worker.
+   */
+  static async changeFileKey(name, oldKey, newKey, options) {
+    checkString(name, "name");
+    checkOptionalString(oldKey, "oldKey");
+    checkOptionalString(newKey, "newKey");
+    const lockTimeoutMs = options?.lockTimeoutMs;
+    if (lockTimeoutMs !== undefined && !(Number.isInteger(lockTimeoutMs) && lockTimeoutMs >= 0)) {
+      throw invalid("lockTimeoutMs must be a non-negative integer");
+    }
+    const problem = contextProblem("opfs");
+    if (problem) throw new ErthError(ErrorCode.Storage, problem);
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    const helper = new ErthDb(CONSTRUCT, worker, name, workerHref());
+    try {
+      return await helper.#call("changeFileKey", [name, oldKey ?? null, newKey ?? null, lockTimeoutMs ?? null]);
+    } finally {
+      helper.#stop(new ErthError(ErrorCode.InvalidInput, "the file key helper is done"));
+    }
+  }
+
   /** The database name given to `open`. */
   get name() {
     return this.#name;

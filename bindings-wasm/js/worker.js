@@ -51,7 +51,7 @@
 //   { kind: "rows", to, watch, rows }           a client's live query
 //   { kind: "event", event }                    every change and status event
 
-import init, { Replica, canonicalRemote, canonicalSchema, newRecoveryPhrase } from "./erth_wasm.js";
+import init, { Replica, canonicalRemote, canonicalSchema, changeFileKey, newRecoveryPhrase } from "./erth_wasm.js";
 import { ErthError } from "./errors.js";
 
 /** This worker's id on the channel. */
@@ -796,6 +796,10 @@ async function fromPage(method, args) {
   if (method === "newRecoveryPhrase") {
     await loadWasm();
     return newRecoveryPhrase();
+  }
+  if (method === "changeFileKey") {
+    await loadWasm();
+    return changeFileKey(...args);
   }
   if (role === "idle" || role === "closed" || closing) throw closedError();
   const [id] = args;

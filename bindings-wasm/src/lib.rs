@@ -31,7 +31,8 @@ mod values;
 pub use error::ErthError;
 #[cfg(target_arch = "wasm32")]
 pub use replica::{
-    canonical_remote, canonical_schema, new_recovery_phrase, Replica, Subscription, Watch,
+    canonical_remote, canonical_schema, change_file_key, new_recovery_phrase, Replica,
+    Subscription, Watch,
 };
 #[cfg(target_arch = "wasm32")]
 pub use transaction::WriteTx;

@@ -652,6 +652,42 @@ pub fn new_recovery_phrase() -> Result<String, JsValue> {
     erth_core::recovery::new_recovery_phrase().map_err(|e| to_js(&e))
 }
 
+/// Changes the key database `name` is encrypted with at rest in OPFS:
+/// `oldKey` `null` encrypts a plain database, `newKey` `null` decrypts it;
+/// each key is 64 hex digits or a recovery phrase (as `fileKey`). The
+/// database must be closed in every tab (waits up to `lockTimeoutMs`, the
+/// open default if absent, then `DatabaseLocked`); the core's
+/// `store::browser::change_file_key` says how an interruption is survived.
+/// `WrongKey` if `oldKey` does not open it (nothing changed);
+/// `InvalidInput` for a malformed key (never showing it) or without OPFS.
+#[wasm_bindgen(js_name = changeFileKey)]
+pub async fn change_file_key(
+    name: String,
+    old_key: Option<String>,
+    new_key: Option<String>,
+    lock_timeout_ms: Option<u32>,
+) -> Result<(), JsValue> {
+    let key = |text: Option<String>, which: &str| -> Result<Option<[u8; 32]>, JsValue> {
+        text.map(|text| {
+            erth_core::file_key::FileKey::from_text(&text)
+                .map(|key| *key.as_bytes())
+                .map_err(|e| {
+                    let why = e.to_string();
+                    invalid(format!(
+                        "{which}: {}",
+                        why.trim_start_matches("invalid input: ")
+                    ))
+                })
+        })
+        .transpose()
+    };
+    let (old, new) = (key(old_key, "oldKey")?, key(new_key, "newKey")?);
+    let lock_ms = lock_timeout_ms.unwrap_or(Config::default().lock_timeout_ms as u32);
+    browser::change_file_key(&name, lock_ms, old, new)
+        .await
+        .map_err(|e| to_js(&e))
+}
+
 /// A change subscription; `unsubscribe()` (or `free()`) ends it.
 #[wasm_bindgen]
 pub struct Subscription(Cell<Option<erth_core::Subscription>>);

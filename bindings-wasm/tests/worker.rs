@@ -427,3 +427,186 @@ async fn a_file_key_without_opfs_storage_is_refused_not_ignored() {
         assert_eq!(code(refused), "InvalidInput", "{storage}");
     }
 }
+
+/// `ErthDb.changeFileKey` (the binding's `changeFileKey`), waiting up to
+/// 5 s for a replica just dropped to let go.
+async fn change_key(name: &str, old: Option<&str>, new: Option<&str>) -> Result<(), JsValue> {
+    erth_wasm::change_file_key(
+        name.into(),
+        old.map(Into::into),
+        new.map(Into::into),
+        Some(5_000),
+    )
+    .await
+}
+
+/// Waits until no one holds database `name`'s Web Lock (a dropped replica
+/// lets go of it once its last task ends).
+async fn settled(name: &str) {
+    let wait = js_sys::Function::new_with_args(
+        "name",
+        "return navigator.locks.request('erth-sync:' + name, () => {})",
+    );
+    let promise: js_sys::Promise = wait.call1(&JsValue::NULL, &name.into()).unwrap().into();
+    wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
+}
+
+/// The bytes of database `name`'s own file (not the pool's other slots).
+async fn file_bytes(name: &str) -> Vec<u8> {
+    use sqlite_wasm_rs::vfs::transfer::DbTransfer;
+    settled(name).await;
+    let pool = pool_of(name).await;
+    let bytes = pool.export_db(&format!("/{name}.sqlite3")).unwrap();
+    pool.pause().unwrap();
+    bytes
+}
+
+/// Opens `name` in OPFS with `key` (`None`: plain).
+async fn open_keyed(name: &str, key: Option<&str>) -> Result<Replica, JsValue> {
+    let extra: Vec<(&str, JsValue)> = key.into_iter().map(|k| ("fileKey", k.into())).collect();
+    Replica::open(options(name, "opfs", &extra)).await
+}
+
+/// The titles of `name` opened with `key`, and its pending changes.
+async fn contents(name: &str, key: Option<&str>) -> (Vec<String>, f64) {
+    let db = open_keyed(name, key).await.unwrap();
+    let list = titles(&db.list_active().await.unwrap());
+    let pending = number(&db.status().await.unwrap(), "pendingChanges");
+    (list, pending)
+}
+
+#[wasm_bindgen_test]
+async fn a_browser_database_is_encrypted_rekeyed_and_decrypted_in_place() {
+    let (k1, k2) = ("11".repeat(32), "22".repeat(32));
+    let name = unique("rekey");
+    if expected_storage().await != Storage::Opfs {
+        // No OPFS (WebKitGTK): nothing to encrypt, and it says why.
+        assert_eq!(
+            code(change_key(&name, None, Some(&k1)).await),
+            "InvalidInput"
+        );
+        return;
+    }
+    let db = open_keyed(&name, None).await.unwrap();
+    db.add_todo("written-plain".into()).await.unwrap();
+    drop(db);
+    let (before, pending) = contents(&name, None).await;
+    assert_eq!(pending, 1.0);
+
+    // Refusals change nothing: a malformed key (not shown), an open
+    // database, an unknown name, a wrong old key.
+    let bad = message(change_key(&name, None, Some("not-a-key-5a5a")).await);
+    assert!(bad.contains("newKey") && !bad.contains("5a5a"), "{bad}");
+    let open = open_keyed(&name, None).await.unwrap();
+    let busy = erth_wasm::change_file_key(name.clone(), None, Some(k1.clone()), Some(0)).await;
+    assert_eq!(code(busy), "DatabaseLocked");
+    drop(open);
+    assert_eq!(
+        code(change_key(&unique("absent"), None, Some(&k1)).await),
+        "Storage"
+    );
+    let stored = file_bytes(&name).await;
+    assert_eq!(
+        code(change_key(&name, Some(&k2), Some(&k1)).await),
+        "WrongKey"
+    );
+    assert!(file_bytes(&name).await == stored, "a refused change wrote");
+
+    // Plain -> k1: no plaintext left, the old way of opening refused.
+    change_key(&name, None, Some(&k1)).await.unwrap();
+    let stored = opfs_bytes(&name).await;
+    assert!(
+        !holds(&stored, "written-plain"),
+        "a value is readable in OPFS"
+    );
+    assert!(!holds(&stored, "SQLite format 3"), "a plain header in OPFS");
+    assert_eq!(code(open_keyed(&name, None).await), "WrongKey");
+    assert_eq!(contents(&name, Some(&k1)).await, (before.clone(), pending));
+    let db = open_keyed(&name, Some(&k1)).await.unwrap();
+    db.add_todo("written-under-k1".into()).await.unwrap();
+    drop(db);
+    let (after_k1, pending) = contents(&name, Some(&k1)).await;
+    assert_eq!(after_k1.len(), 2);
+
+    // k1 -> k2 (a phrase would do as well: `fileKey`'s parsing).
+    change_key(&name, Some(&k1), Some(&k2)).await.unwrap();
+    assert_eq!(code(open_keyed(&name, Some(&k1)).await), "WrongKey");
+    assert_eq!(
+        contents(&name, Some(&k2)).await,
+        (after_k1.clone(), pending)
+    );
+
+    // k2 -> plain: the values are readable bytes again (the greps above can fail).
+    change_key(&name, Some(&k2), None).await.unwrap();
+    let stored = opfs_bytes(&name).await;
+    assert!(holds(&stored, "written-under-k1") && holds(&stored, "written-plain"));
+    assert_eq!(code(open_keyed(&name, Some(&k2)).await), "WrongKey");
+    assert_eq!(contents(&name, None).await, (after_k1, pending));
+}
+
+/// The pool `store::browser` keeps database `name` in (same VFS name and
+/// directory, so this worker's registered pool), active.
+async fn pool_of(name: &str) -> sqlite_wasm_vfs::sahpool::OpfsSAHPoolUtil {
+    let cfg = sqlite_wasm_vfs::sahpool::OpfsSAHPoolCfgBuilder::new()
+        .vfs_name(&format!("erth-opfs-{name}"))
+        .directory(&format!(".erth-sync/{name}"))
+        .build();
+    let pool = sqlite_wasm_vfs::sahpool::install::<sqlite_wasm_rs::WasmOsCallback>(&cfg, false)
+        .await
+        .unwrap();
+    if pool.is_paused() {
+        pool.resume().await.unwrap();
+    }
+    pool
+}
+
+#[wasm_bindgen_test]
+async fn an_interrupted_key_change_is_finished_or_undone_by_the_next_open() {
+    use sqlite_wasm_rs::vfs::transfer::DbTransfer;
+    use sqlite_wasm_rs::vfs::VfsFilesManager;
+    if expected_storage().await != Storage::Opfs {
+        return; // No OPFS here: the test above checks the refusal.
+    }
+    let key = "33".repeat(32);
+    let name = unique("crash");
+    let db = open_keyed(&name, None).await.unwrap();
+    db.add_todo("kept".into()).await.unwrap();
+    drop(db);
+    change_key(&name, None, Some(&key)).await.unwrap();
+    // The pool files a change uses (`store::browser`'s names).
+    let (file, partial, copy) = (
+        format!("/{name}.sqlite3"),
+        format!("/{name}.erth-rekey-partial.sqlite3"),
+        format!("/{name}.erth-rekey.sqlite3"),
+    );
+
+    // Interrupted past its commit point: the database file removed, the
+    // complete copy (under the new key) published. The open finishes it.
+    settled(&name).await;
+    let pool = pool_of(&name).await;
+    let bytes = pool.export_db(&file).unwrap();
+    pool.import_db_unchecked(&copy, &bytes).unwrap();
+    pool.remove(&file).unwrap();
+    pool.pause().unwrap();
+    assert_eq!(contents(&name, Some(&key)).await.0, ["kept"]);
+    settled(&name).await;
+    let pool = pool_of(&name).await;
+    assert!(!pool.contains(&copy).unwrap(), "the copy stayed");
+
+    // Interrupted before it: a partial export and a published copy beside
+    // the database (here junk under no key). The open removes both and
+    // keeps the database.
+    pool.import_db_unchecked(&partial, &[7; 4096]).unwrap();
+    pool.import_db_unchecked(&copy, &[9; 4096]).unwrap();
+    pool.pause().unwrap();
+    assert_eq!(contents(&name, Some(&key)).await.0, ["kept"]);
+    settled(&name).await;
+    let pool = pool_of(&name).await;
+    assert!(!pool.contains(&copy).unwrap() && !pool.contains(&partial).unwrap());
+
+    // The same leftover before a change: it cleans it up and goes on.
+    pool.import_db_unchecked(&copy, &[9; 4096]).unwrap();
+    pool.pause().unwrap();
+    change_key(&name, Some(&key), None).await.unwrap();
+    assert_eq!(contents(&name, None).await.0, ["kept"]);
+}

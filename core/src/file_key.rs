@@ -1,4 +1,4 @@
-//! Encryption at rest of a native replica's file: the [`FileKey`] an app
+//! Encryption at rest of a replica's file: the [`FileKey`] an app
 //! gives at open ([`crate::Config::file_key`]), and [`change_file_key`],
 //! which encrypts a plain file, decrypts an encrypted one or changes its
 //! key.
@@ -21,8 +21,9 @@
 //!   wrong or missing key fails with [`Error::WrongFileKey`] and leaves the
 //!   file's bytes as they were.
 //!
-//! The browser's store is not encrypted at rest yet (its SQLite is not
-//! SQLCipher): a file key there is refused at open.
+//! The browser's store uses the same format (its SQLite is SQLCipher too,
+//! from `sqlite-wasm-rs`): a key given at open encrypts the OPFS file, and
+//! `store::browser::change_file_key` is [`change_file_key`] there.
 
 use crate::error::{Error, Result};
 

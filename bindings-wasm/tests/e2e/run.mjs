@@ -1104,6 +1104,54 @@ test("encrypted columns: the page seals with its key and a recovery phrase, a CL
   }
 });
 
+test("encryption at rest through the package: changeFileKey encrypts, rekeys and decrypts a closed database in place", async () => {
+  const ctx = await launch("atrest");
+  try {
+    const page = await openPage(ctx);
+    const out = await page.evaluate(async () => {
+      const { ErthDb } = erth;
+      const k1 = "11".repeat(32);
+      const open = (fileKey) => ErthDb.open({ name: "atrest", storage: "opfs", fileKey });
+      const titles = async (fileKey) => {
+        const db = await open(fileKey);
+        const list = (await db.todos.listActive()).map((t) => t.title);
+        await db.close();
+        return list;
+      };
+      const db = await open();
+      await db.todos.add("kept through every key");
+      const whileOpen = await erth.failure(() => ErthDb.changeFileKey("atrest", null, k1, { lockTimeoutMs: 0 }));
+      await db.close();
+      const notAString = await erth.failure(() => ErthDb.changeFileKey("atrest", 42, k1));
+      const badKey = await erth.failure(() => ErthDb.changeFileKey("atrest", null, "abcd"));
+      await ErthDb.changeFileKey("atrest", null, k1);
+      const plainOpen = await erth.failure(() => open());
+      const underK1 = await titles(k1);
+      const phrase = await ErthDb.newRecoveryPhrase();
+      const wrongOld = await erth.failure(() => ErthDb.changeFileKey("atrest", phrase, null));
+      await ErthDb.changeFileKey("atrest", k1, phrase);
+      const oldKeyOpen = await erth.failure(() => open(k1));
+      const underPhrase = await titles(phrase);
+      await ErthDb.changeFileKey("atrest", phrase, null);
+      return { whileOpen, notAString, badKey, plainOpen, underK1, wrongOld, oldKeyOpen, underPhrase, plain: await titles() };
+    });
+    const text = JSON.stringify(out);
+    assert.equal(out.whileOpen?.code, "DatabaseLocked", text);
+    assert.equal(out.notAString?.code, "InvalidInput", text);
+    assert.equal(out.badKey?.code, "InvalidInput", text);
+    assert.ok(!JSON.stringify(out.badKey).includes("abcd"), "the key is not shown");
+    for (const refused of [out.plainOpen, out.wrongOld, out.oldKeyOpen]) {
+      assert.equal(refused?.code, "WrongKey", text);
+      assert.ok(refused.isErthError, text);
+    }
+    for (const list of [out.underK1, out.underPhrase, out.plain]) {
+      assert.deepEqual(list, ["kept through every key"]);
+    }
+  } finally {
+    await ctx.close();
+  }
+});
+
 test("auto-sync: after local writes, on an interval, and when the browser comes back online", async () => {
   const devA = await launch("auto-a");
   const devB = await launch("auto-b");

@@ -47,6 +47,8 @@ use crate::transport::browser::describe_js;
 use crate::value::{Rows, SqlValue, Statement};
 use js_sys::futures::JsFuture;
 use js_sys::{Function, Promise};
+use sqlite_wasm_rs::vfs::transfer::DbTransfer;
+use sqlite_wasm_rs::vfs::VfsFilesManager;
 use sqlite_wasm_vfs::sahpool::{self, OpfsSAHError, OpfsSAHPoolCfgBuilder, OpfsSAHPoolUtil};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -390,11 +392,7 @@ async fn opfs_store(
     release_lock: Function,
     file_key: Option<[u8; 32]>,
 ) -> std::result::Result<BrowserStore, (Error, Option<Function>)> {
-    let cfg = OpfsSAHPoolCfgBuilder::new()
-        .vfs_name(&format!("erth-opfs-{name}"))
-        .directory(&format!(".erth-sync/{name}"))
-        .build();
-    let pool = match sahpool::install::<sqlite_wasm_rs::WasmOsCallback>(&cfg, false).await {
+    let pool = match install_pool(name).await {
         Ok(pool) => pool,
         Err(e) => return Err((opfs_error(e), Some(release_lock))),
     };
@@ -411,22 +409,12 @@ async fn opfs_store(
                 pool.resume().await.map_err(opfs_error)?;
             }
         }
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let vfs = format!("erth-opfs-{name}");
-        let conn = rusqlite::Connection::open_with_flags_and_vfs(
-            format!("/{name}.sqlite3"),
-            flags,
-            vfs.as_str(),
-        )
-        .map_err(|e| Error::from(err(e)))?;
-        super::sqlite::apply_key(
-            &conn,
-            file_key.as_ref(),
-            &["PRAGMA locking_mode = EXCLUSIVE"],
-        )
-        .map_err(Error::from)?;
+        // Before SQLite may create the file afresh: a key change that was
+        // interrupted after its commit point is finished first.
+        if let Some(pool) = &owner.pool {
+            finish_key_change(pool, name).map_err(opfs_error)?;
+        }
+        let conn = open_connection(name, file_key.as_ref())?;
         let store = SqliteStore::from_connection(conn, OPFS_PRAGMAS).map_err(Error::from)?;
         check_journal_mode(&store).await.map_err(Error::from)?;
         Ok(store)
@@ -440,6 +428,170 @@ async fn opfs_store(
         }),
         Err(e) => Err((e, None)),
     }
+}
+
+/// Installs (or finds, in this worker) the sahpool VFS of database `name`:
+/// its own VFS name and pool directory `.erth-sync/<name>`.
+async fn install_pool(name: &str) -> std::result::Result<OpfsSAHPoolUtil, OpfsSAHError> {
+    let cfg = OpfsSAHPoolCfgBuilder::new()
+        .vfs_name(&format!("erth-opfs-{name}"))
+        .directory(&format!(".erth-sync/{name}"))
+        .build();
+    sahpool::install::<sqlite_wasm_rs::WasmOsCallback>(&cfg, false).await
+}
+
+/// The pool's file of database `name` (SQLite adds `-wal` and `-journal`).
+fn db_file(name: &str) -> String {
+    format!("/{name}.sqlite3")
+}
+
+/// The copy [`change_file_key`] exports into (incomplete until published).
+fn partial_copy(name: &str) -> String {
+    format!("/{name}.erth-rekey-partial.sqlite3")
+}
+
+/// The complete copy [`change_file_key`] publishes before its commit point.
+fn complete_copy(name: &str) -> String {
+    format!("/{name}.erth-rekey.sqlite3")
+}
+
+/// Opens the connection to database `name` in its (installed, active) pool
+/// with `file_key`, checked by a read ([`super::sqlite::apply_key`]) under
+/// `locking_mode = EXCLUSIVE` (no shared memory in this VFS).
+fn open_connection(name: &str, file_key: Option<&[u8; 32]>) -> Result<rusqlite::Connection> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let vfs = format!("erth-opfs-{name}");
+    let conn = rusqlite::Connection::open_with_flags_and_vfs(db_file(name), flags, vfs.as_str())
+        .map_err(|e| Error::from(err(e)))?;
+    super::sqlite::apply_key(&conn, file_key, &["PRAGMA locking_mode = EXCLUSIVE"])?;
+    Ok(conn)
+}
+
+/// Removes pool file `file` and its journal and WAL, where present.
+fn remove_with_sidecars(
+    pool: &OpfsSAHPoolUtil,
+    file: &str,
+) -> std::result::Result<(), OpfsSAHError> {
+    for sidecar in [format!("{file}-wal"), format!("{file}-journal")] {
+        pool.remove(&sidecar)?;
+    }
+    pool.remove(file).map(drop)
+}
+
+/// Finishes or undoes a [`change_file_key`] that was interrupted (a closed
+/// tab, a crash): its partial copy goes; its complete copy replaces the
+/// database if the database file was already removed (past the commit
+/// point), and goes otherwise (the change did not happen).
+fn finish_key_change(pool: &OpfsSAHPoolUtil, name: &str) -> std::result::Result<(), OpfsSAHError> {
+    remove_with_sidecars(pool, &partial_copy(name))?;
+    let copy = complete_copy(name);
+    if !pool.contains(&copy)? {
+        return Ok(());
+    }
+    if !pool.contains(&db_file(name))? {
+        tracing::info!("finishing a file key change that was interrupted after its commit point");
+        let bytes = pool.export_db(&copy)?;
+        remove_with_sidecars(pool, &db_file(name))?;
+        pool.import_db_unchecked(&db_file(name), &bytes)?;
+    }
+    pool.remove(&copy).map(drop)
+}
+
+/// Changes the key the OPFS database `name` is encrypted with at rest,
+/// where `None` is a plain database: encrypts a plain one, decrypts an
+/// encrypted one, or changes the key. Every row, clock, sync state and the
+/// `user_version` migration counter are kept; the next open takes `new`.
+/// The browser's counterpart of the native `file_key::change_file_key`.
+///
+/// The database must be closed in every tab: this takes its Web Lock
+/// (`erth-sync:<name>`), waiting up to `lock_timeout_ms` for the tab that
+/// has it open, then fails with [`Error::DatabaseLocked`].
+///
+/// How (the sahpool VFS has no rename): the database is opened with `old`
+/// (checked before anything is written) and exported with SQLCipher's
+/// `sqlcipher_export` into the pool file `<name>.erth-rekey-partial`; once
+/// that copy is complete and closed, its bytes are published whole as
+/// `<name>.erth-rekey` (a sahpool import writes and flushes the bytes and
+/// names the file last, so that name never shows a part). Then the database
+/// file is removed (its WAL checkpointed and gone by then) and the copy
+/// imported under its name. Removing it is the commit point: interrupted
+/// before, the old database stays as it was (the copies are removed at the
+/// next open); after, the next open or change imports the copy first.
+/// Memory: the database's bytes are held once, during the two imports.
+///
+/// Errors: [`Error::WrongFileKey`] if `old` does not open the database (its
+/// bytes unchanged); [`Error::InvalidInput`] without OPFS sync access handles
+/// (WebKitGTK; private windows: a database kept in IndexedDB is never
+/// encrypted); [`Error::Storage`] if there is no database `name` in OPFS, or
+/// for a storage error (before the commit point, the old database stays).
+pub async fn change_file_key(
+    name: &str,
+    lock_timeout_ms: u32,
+    old: Option<[u8; 32]>,
+    new: Option<[u8; 32]>,
+) -> Result<()> {
+    check_name(name)?;
+    let release_lock = lock_database(name, lock_timeout_ms).await?;
+    let pool = match install_pool(name).await {
+        Ok(pool) => pool,
+        Err(e) => {
+            release(Some(&release_lock));
+            return Err(match opfs_error(e) {
+                Error::Storage(e) if e.message.starts_with(NO_OPFS) => {
+                    Error::InvalidInput(format!("encryption at rest needs OPFS, and {e}"))
+                }
+                e => e,
+            });
+        }
+    };
+    // Dropped last: gives the OPFS handles back, then the lock.
+    let owner = Owner {
+        pool: Some(pool.clone()),
+        release_lock: Some(release_lock),
+        saved_as: None,
+    };
+    if pool.is_paused() {
+        pool.resume().await.map_err(opfs_error)?;
+    }
+    // The database, its WAL and journal, the copy and its journal, the
+    // published copy.
+    pool.ensure_capacity(8).await.map_err(opfs_error)?;
+    finish_key_change(&pool, name).map_err(opfs_error)?;
+    if !pool.contains(&db_file(name)).map_err(opfs_error)? {
+        return Err(Error::Storage(StoreError::new(
+            StoreErrorKind::Other,
+            format!("there is no database {name:?} in this origin's OPFS to change the key of"),
+        )));
+    }
+    let partial = partial_copy(name);
+    let exported = open_connection(name, old.as_ref()).and_then(|conn| {
+        Ok(super::sqlite::export_rekeyed(
+            &conn,
+            &partial,
+            new.as_ref(),
+        )?)
+    });
+    if let Err(e) = exported {
+        // The connection is closed: its copy can go (the change did not happen).
+        if let Err(cleanup) = remove_with_sidecars(&pool, &partial) {
+            tracing::warn!(error = %cleanup, "could not remove the partial copy of a failed key change");
+        }
+        return Err(e);
+    }
+    let commit = || -> std::result::Result<(), OpfsSAHError> {
+        let bytes = pool.export_db(&partial)?;
+        pool.import_db_unchecked(&complete_copy(name), &bytes)?;
+        pool.remove(&partial)?;
+        // The commit point: the old database goes.
+        remove_with_sidecars(&pool, &db_file(name))?;
+        pool.import_db_unchecked(&db_file(name), &bytes)?;
+        pool.remove(&complete_copy(name)).map(drop)
+    };
+    let committed = commit().map_err(opfs_error);
+    drop(owner);
+    committed
 }
 
 /// The journal mode [`OPFS_PRAGMAS`] asks for. SQLite answers a

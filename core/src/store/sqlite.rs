@@ -194,6 +194,45 @@ fn check_key(
     }
 }
 
+/// Copies the database `conn` holds (opened with its key, under
+/// `locking_mode = EXCLUSIVE`) into the new file `dest`, encrypted under
+/// `new` (`None`: plain), with SQLCipher's `sqlcipher_export`: every table,
+/// index, trigger and view, and the `user_version` migration counter.
+/// First takes the database out of WAL mode (checkpointing it), so closing
+/// `conn` afterwards leaves no `-wal` beside the file that would be applied
+/// to its replacement. Removing `dest` after a failure is the caller's.
+pub(crate) fn export_rekeyed(
+    conn: &rusqlite::Connection,
+    dest: &str,
+    new: Option<&[u8; 32]>,
+) -> Result<(), StoreError> {
+    conn.execute_batch("PRAGMA journal_mode = DELETE")
+        .map_err(err)?;
+    let user_version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    let new_key = new
+        .map(|k| format!("x'{}'", crate::value::to_hex(k)))
+        .unwrap_or_default();
+    conn.execute(
+        "ATTACH DATABASE ?1 AS rekeyed KEY ?2",
+        rusqlite::params![dest, new_key],
+    )
+    .map_err(err)?;
+    let exported = conn
+        .query_row("SELECT sqlcipher_export('rekeyed')", [], |_| Ok(()))
+        .and_then(|()| {
+            conn.execute_batch(&format!(
+                "PRAGMA rekeyed.user_version = {user_version}; DETACH DATABASE rekeyed"
+            ))
+        });
+    if let Err(e) = exported {
+        let _ = conn.execute_batch("DETACH DATABASE rekeyed");
+        return Err(err(e));
+    }
+    Ok(())
+}
+
 /// Rewrites the file at `path` from key `old` to key `new` (`None`: plain);
 /// the steps and guarantees are [`crate::file_key::change_file_key`]'s, which
 /// calls it with the file claimed in this process.
@@ -257,32 +296,9 @@ pub fn rekey_file(
         old,
         "BEGIN EXCLUSIVE; SELECT count(*) FROM sqlite_master; COMMIT",
     )?;
-    // Out of WAL mode (checkpointing it): closing this connection then
-    // deletes no `-wal`, which after the rename would be the new file's.
-    conn.execute_batch("PRAGMA journal_mode = DELETE")
-        .map_err(err)?;
-    let user_version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(err)?;
-    let new_key = new
-        .map(|k| format!("x'{}'", crate::value::to_hex(k)))
-        .unwrap_or_default();
-    conn.execute(
-        "ATTACH DATABASE ?1 AS rekeyed KEY ?2",
-        rusqlite::params![tmp_text, new_key],
-    )
-    .map_err(err)?;
-    let exported = conn
-        .query_row("SELECT sqlcipher_export('rekeyed')", [], |_| Ok(()))
-        .and_then(|()| {
-            conn.execute_batch(&format!(
-                "PRAGMA rekeyed.user_version = {user_version}; DETACH DATABASE rekeyed"
-            ))
-        });
-    if let Err(e) = exported {
-        let _ = conn.execute_batch("DETACH DATABASE rekeyed");
+    if let Err(e) = export_rekeyed(&conn, &tmp_text, new) {
         let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
+        return Err(e);
     }
     std::fs::set_permissions(&tmp, permissions)
         .and_then(|()| std::fs::File::open(&tmp))
