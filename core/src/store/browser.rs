@@ -580,18 +580,34 @@ pub async fn change_file_key(
         }
         return Err(e);
     }
-    let commit = || -> std::result::Result<(), OpfsSAHError> {
+    // Before the commit point: a failure leaves the old database as it was.
+    let publish = || -> std::result::Result<Vec<u8>, OpfsSAHError> {
         let bytes = pool.export_db(&partial)?;
         pool.import_db_unchecked(&complete_copy(name), &bytes)?;
         pool.remove(&partial)?;
-        // The commit point: the old database goes.
+        Ok(bytes)
+    };
+    let bytes = publish().map_err(opfs_error)?;
+    let mut committed = false;
+    let mut finish = || -> std::result::Result<(), OpfsSAHError> {
         remove_with_sidecars(&pool, &db_file(name))?;
+        // The commit point: the old database is gone.
+        committed = true;
         pool.import_db_unchecked(&db_file(name), &bytes)?;
         pool.remove(&complete_copy(name)).map(drop)
     };
-    let committed = commit().map_err(opfs_error);
+    let finished = finish().map_err(|e| match committed {
+        false => opfs_error(e),
+        true => Error::Storage(StoreError::new(
+            StoreErrorKind::Other,
+            format!(
+                "the file key change is committed but not finished ({e}): the next open of \
+                 {name:?} finishes it, with the new key"
+            ),
+        )),
+    });
     drop(owner);
-    committed
+    finished
 }
 
 /// The journal mode [`OPFS_PRAGMAS`] asks for. SQLite answers a
