@@ -28,16 +28,20 @@
 //! at rest is a separate matter).
 
 use crate::error::{Error, Result};
+use crate::hlc::Timestamp;
 use crate::row::SyncRow;
 use crate::schema::TableDef;
 use crate::value::SqlValue;
 use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
+use std::io::Write;
 
 pub use crate::schema::SEALED_PREFIX;
 const NONCE: usize = 24;
+/// Poly1305's tag, at the end of a sealed value.
+const TAG: usize = 16;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// The keys of a replica's encrypted columns: the first seals new values,
@@ -156,38 +160,36 @@ struct Place<'a> {
     table: &'a str,
     id: &'a str,
     column: &'a str,
-    clock: String,
+    clock: &'a Timestamp,
 }
 
 impl Place<'_> {
     fn aad(&self, key: u32) -> Vec<u8> {
-        let mut out = Vec::with_capacity(96);
-        for part in [
-            "erth-e2e-v1",
-            self.db,
-            self.table,
-            self.id,
-            self.column,
-            &self.clock,
-        ] {
+        let mut out = Vec::with_capacity(160);
+        for part in ["erth-e2e-v1", self.db, self.table, self.id, self.column] {
             out.extend_from_slice(part.as_bytes());
             out.push(0);
         }
+        // The clock's text form (`Timestamp`'s `Display`), written in place.
+        let _ = write!(out, "{}", self.clock);
+        out.push(0);
         out.extend_from_slice(&key.to_be_bytes());
         out
     }
 }
 
 fn plaintext(value: &SqlValue) -> Vec<u8> {
-    let (tag, mut body) = match value {
-        SqlValue::Integer(i) => (b'i', i.to_le_bytes().to_vec()),
-        SqlValue::Real(r) => (b'r', r.to_le_bytes().to_vec()),
-        SqlValue::Text(t) => (b't', t.as_bytes().to_vec()),
-        SqlValue::Blob(b) => (b'b', b.clone()),
-        SqlValue::Null => (b'n', Vec::new()),
+    let (tag, body): (u8, &[u8]) = match value {
+        SqlValue::Integer(i) => (b'i', &i.to_le_bytes()),
+        SqlValue::Real(r) => (b'r', &r.to_le_bytes()),
+        SqlValue::Text(t) => (b't', t.as_bytes()),
+        SqlValue::Blob(b) => (b'b', b),
+        SqlValue::Null => (b'n', &[]),
     };
-    body.insert(0, tag);
-    body
+    let mut out = Vec::with_capacity(1 + body.len() + TAG);
+    out.push(tag);
+    out.extend_from_slice(body);
+    out
 }
 
 fn value_of(plain: &[u8]) -> std::result::Result<SqlValue, String> {
@@ -229,7 +231,7 @@ pub(crate) fn seal_row(
             table: &def.name,
             id: &row.id,
             column: &col.name,
-            clock: row.clocks[i].to_string(),
+            clock: &row.clocks[i],
         };
         let mut nonce = [0u8; NONCE];
         getrandom::fill(&mut nonce)
@@ -285,10 +287,10 @@ pub(crate) fn open_row(
             }
         };
         let refuse = |why: &str| format!("row {}: {}: {why}", row.id, col.name);
-        let Ok(wire) = B64.decode(sealed) else {
+        let Ok(mut wire) = B64.decode(sealed) else {
             return Ok(Err(refuse("the sealed value is not base64")));
         };
-        if wire.len() < 4 + NONCE + 16 {
+        if wire.len() < 4 + NONCE + TAG {
             return Ok(Err(refuse("the sealed value is too short")));
         }
         let key = u32::from_be_bytes([wire[0], wire[1], wire[2], wire[3]]);
@@ -303,23 +305,23 @@ pub(crate) fn open_row(
             table: &def.name,
             id: &row.id,
             column: &col.name,
-            clock: row.clocks[i].to_string(),
+            clock: &row.clocks[i],
         };
-        let Ok(nonce) = <[u8; NONCE]>::try_from(&wire[4..4 + NONCE]) else {
+        // Opened in place: `key id | nonce | ciphertext | tag`.
+        let (head, body) = wire.split_at_mut(4 + NONCE);
+        let (plain, tag) = body.split_at_mut(body.len() - TAG);
+        let (Ok(nonce), Ok(tag)) = (XNonce::try_from(&head[4..]), Tag::try_from(&*tag)) else {
             return Ok(Err(refuse("the sealed value is too short")));
         };
-        let Ok(plain) = cipher.decrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: &wire[4 + NONCE..],
-                aad: &place.aad(key),
-            },
-        ) else {
+        if cipher
+            .decrypt_inout_detached(&nonce, &place.aad(key), plain.into(), &tag)
+            .is_err()
+        {
             return Ok(Err(refuse(
                 "the value fails authentication (altered, moved from another cell, or paired with another clock)",
             )));
-        };
-        let value = match value_of(&plain) {
+        }
+        let value = match value_of(plain) {
             Ok(v) => v,
             Err(why) => return Ok(Err(refuse(&why))),
         };
@@ -369,6 +371,24 @@ mod tests {
 
     const A: &str = "0190a3b4-0000-7000-8000-000000000001";
     const B: &str = "0190a3b4-0000-7000-8000-000000000002";
+
+    /// Values sealed by an earlier build (the wire form and associated
+    /// data of format `e1`): a later build opens them, so a change to how a
+    /// value is sealed or its place is bound cannot strand data on servers.
+    #[test]
+    fn values_sealed_by_an_earlier_build_still_open() {
+        let keys = ColumnKeys::new(&[vec![7; 32]]).unwrap();
+        let mut sealed = row(A, "", 5);
+        sealed.values[0] =
+            "e1.XesAh5LV2ovCuBfKb_Nt86NDvowIQ6df3XLvuVnjMkP2k4tTarG8KS31hxe024-WFriGIAU5zw".into();
+        sealed.values[1] =
+            "e1.XesAh_l-VRMKESmEBpMWAay0jkY8lATYp5WvVxT6GcHN4NKD11D6_EFUDetl-jmFyXzVrDk".into();
+        let opened = open_row(&def(), &keys, "42", sealed.clone()).unwrap();
+        assert_eq!(opened, Ok(row(A, "top secret", 5)));
+        // The same bytes bound to another clock do not.
+        sealed.clocks[0] = clock(6);
+        assert!(open_row(&def(), &keys, "42", sealed).unwrap().is_err());
+    }
 
     #[test]
     fn sealed_values_open_only_in_their_place() {
