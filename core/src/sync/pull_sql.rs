@@ -289,13 +289,6 @@ impl PullQueries {
         let mut last = after;
         for cells in &cells {
             let seq = cells.get(width - 1).and_then(SqlValue::as_i64);
-            let id = cells
-                .first()
-                .map(|v| match v {
-                    SqlValue::Text(t) => clip(t, 64),
-                    other => format!("({})", other.type_name()),
-                })
-                .unwrap_or_default();
             let checked: std::result::Result<(SyncRow, i64), String> = match seq {
                 _ if cells.len() != width => {
                     Err(format!("expected {width} columns, got {}", cells.len()))
@@ -320,7 +313,13 @@ impl PullQueries {
                 }
                 Err(reason) => out.quarantined.push(Quarantined {
                     seq: seq.unwrap_or(last),
-                    id,
+                    id: cells
+                        .first()
+                        .map(|v| match v {
+                            SqlValue::Text(t) => clip(t, 64),
+                            other => format!("({})", other.type_name()),
+                        })
+                        .unwrap_or_default(),
                     reason,
                 }),
             }
